@@ -1,0 +1,151 @@
+"""`ims-sync emulator`: run the IMS ES emulator in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from sync.errors import ConfigError
+
+from .server import Emulator, EmulatorConfig
+
+__all__ = ["emulator", "serve"]
+
+_EPILOG = """\b
+Example:
+  export IMS_ES_USERNAME=demo IMS_ES_PASSWORD='choose-one'
+  ims-sync emulator --port 8443 --state /tmp/emulator.sqlite3 --strict
+  ims-sync run users.csv -m generic --state ./state \\
+      --endpoint https://127.0.0.1:8443/PersonManagementService.svc \\
+      --ca-bundle <the certificate path it prints>
+"""
+
+
+def serve(
+    config: EmulatorConfig,
+    *,
+    stop: threading.Event | None = None,
+    echo: Callable[[str], None] = click.echo,
+) -> None:
+    """Start an emulator, print where it is, serve until SIGINT/SIGTERM (or `stop` is set), stop cleanly.
+
+    Args:
+        config: the emulator's settings.
+        stop: an event that ends serving when set (signal handlers set it too, in the main thread).
+        echo: where the URLs and the certificate path are printed.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    stop = stop or threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        with Emulator(config) as running:
+            echo(f"PMS URL:      {running.pms_url}")
+            echo(f"Extended URL: {running.extended_url}")
+            echo(f"Certificate:  {running.ca_path}  (trust it with --ca-bundle)")
+            echo("Serving; stop with Ctrl-C (SIGINT) or SIGTERM.")
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@click.command("emulator", epilog=_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8443, show_default=True, type=int, help="TCP port (0: any free port).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="PEM certificate to serve.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM key of --tls-cert.")
+@click.option(
+    "--cert-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where a generated self-signed pair is written (default: a temporary directory).",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file that keeps persons across restarts (default: in memory).",
+)
+@click.option(
+    "--strict/--lenient",
+    default=False,
+    show_default=True,
+    help="Refuse requests that break the schema (lenient, like production, logs them).",
+)
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Delay added to every answer.")
+@click.option("--error-rate", default=0.0, show_default=True, type=float, help="Share answered HTTP 503.")
+@click.option(
+    "--drop-rate", default=0.0, show_default=True, type=float, help="Share applied, then dropped unanswered."
+)
+@click.option(
+    "--wrong-ref-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Share answered with a wrong messageIdRef.",
+)
+@click.option("--seed", type=int, help="Seed for reproducible fault draws.")
+def emulator(
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    cert_dir: Path | None,
+    state: Path | None,
+    strict: bool,
+    latency_ms: float,
+    error_rate: float,
+    drop_rate: float,
+    wrong_ref_rate: float,
+    seed: int | None,
+) -> None:
+    """Run a local IMS ES Person Management emulator over HTTPS.
+
+    It accepts the WS-Security credentials in IMS_ES_USERNAME and IMS_ES_PASSWORD, behaves like
+    itslearning's service and keeps its persons in memory or in --state. Use it to try a mapping
+    safely before pointing a run at production.
+    """
+    username = os.environ.get("IMS_ES_USERNAME", "")
+    password = os.environ.get("IMS_ES_PASSWORD", "")
+    if not username or not password:
+        raise click.UsageError(
+            "set IMS_ES_USERNAME and IMS_ES_PASSWORD: the credentials the emulator will accept"
+        )
+    try:
+        config = EmulatorConfig(
+            username=username,
+            password=password,
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            cert_dir=cert_dir,
+            state=state,
+            strict=strict,
+            latency_ms=latency_ms,
+            error_rate=error_rate,
+            drop_rate=drop_rate,
+            wrong_ref_rate=wrong_ref_rate,
+            seed=seed,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        serve(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,0 +1,275 @@
+"""SOAP 1.1 and IMS ES XML for the emulator: namespaces, Person ⇄ XML, statuses, envelopes and faults."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+from lxml import etree
+
+from sync.models import PERSON_FIELDS, Person, Status
+
+__all__ = [
+    "BIND",
+    "COMMON",
+    "DATA",
+    "MESS",
+    "RECOGNISED_ROLES",
+    "ROLE_TYPES",
+    "SOAP_ENV",
+    "WSSE",
+    "WSU",
+    "InvalidDataError",
+    "ParsedPerson",
+    "fault_envelope",
+    "parse_person",
+    "person_element",
+    "response_envelope",
+    "status_element",
+]
+
+SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
+MESS: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManMessSchema_v1p0"
+DATA: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManDataSchema_v1p0"
+COMMON: Final = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0"
+BIND: Final = "http://www.imsglobal.org/services/common/imsMessBindSchema_v1p0"
+WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+WSA: Final = "http://www.w3.org/2005/08/addressing"
+XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
+XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
+
+#: institutionRoleType values the schema allows (itslearning's WSDL enumeration).
+ROLE_TYPES: Final = frozenset(
+    {
+        "Student",
+        "Faculty",
+        "Member",
+        "Learner",
+        "Instructor",
+        "Mentor",
+        "Staff",
+        "Alumni",
+        "ProspectiveStudent",
+        "Guest",
+        "Other",
+        "Administrator",
+        "Observer",
+        "Carer",
+    }
+)
+#: Roles itslearning maps to a profile of its own; changePersonIdentifier needs one of them.
+RECOGNISED_ROLES: Final = frozenset({"Student", "Staff", "Guest", "Administrator", "Carer"})
+
+# itslearning's LangStringDType enumerates "en-US" and "en-GB" but not a bare "en": an answer with
+# "en" would not validate against the schema every client holds, so the emulator says "en-US".
+DESCRIPTION_LANGUAGE: Final = "en-US"
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NSMAP_RESPONSE: Final = {"s": SOAP_ENV, "u": WSU}
+
+
+class InvalidDataError(ValueError):
+    """A request value the service cannot deserialise or accept (answered as `invaliddata`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedPerson:
+    """The canonical fields a `person` element carries: only those present in it."""
+
+    fields: Mapping[str, str]
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def person_element(tag: str, person: Person, *, password: str = "") -> etree._Element:
+    """Build a `person` element (named `tag`) in the shared contract's shape.
+
+    Args:
+        tag: the element's qualified name, e.g. `{MESS}person`.
+        person: the values; "" means absent.
+        password: a create password (only createPerson(s) carries one); never stored or echoed.
+    """
+    root = etree.Element(tag, nsmap={"d": DATA, "c": COMMON})
+    format_name = f"{person.given_name} {person.family_name}".strip()
+    formatted = _sub(root, f"{{{DATA}}}formatName")
+    if format_name:
+        formatted.text = format_name
+    else:
+        formatted.set(f"{{{XSI}}}nil", "true")
+    _name(root, person)
+    if person.email:
+        _sub(root, f"{{{COMMON}}}email", person.email)
+    if person.username or password:
+        user_id = _sub(root, f"{{{DATA}}}userId")
+        if person.username:
+            _sub(user_id, f"{{{COMMON}}}userIdValue", person.username)
+        if password:
+            _sub(user_id, f"{{{COMMON}}}passWord", password)
+    if person.birth_date:
+        demographics = _sub(root, f"{{{DATA}}}demographics")
+        _sub(demographics, f"{{{DATA}}}gender", "Gender")
+        _sub(demographics, f"{{{DATA}}}bday", person.birth_date)
+    if person.role:
+        role = _sub(root, f"{{{DATA}}}institutionRole")
+        _sub(role, f"{{{DATA}}}institutionRoleType", person.role)
+        _sub(role, f"{{{DATA}}}primaryRoleType", "true")
+    for tel_type, value in (("Voice", person.phone), ("Mobile", person.mobile)):
+        if value:
+            tel = _sub(root, f"{{{DATA}}}tel")
+            _sub(tel, f"{{{DATA}}}telType", tel_type)
+            _sub(tel, f"{{{DATA}}}telValue", value)
+    return root
+
+
+def _name(root: etree._Element, person: Person) -> None:
+    if person.given_name or person.family_name:
+        name = _sub(root, f"{{{DATA}}}name")
+        for part_type, value in (("First", person.given_name), ("Last", person.family_name)):
+            if value:
+                part = _sub(name, f"{{{DATA}}}partName")
+                _sub(part, f"{{{DATA}}}namePartType", part_type)
+                _sub(part, f"{{{DATA}}}namePartValue", value)
+
+
+def _text(element: etree._Element | None) -> str:
+    return (element.text or "") if element is not None else ""
+
+
+def parse_person(element: etree._Element) -> ParsedPerson:
+    """Read the canonical fields present in a `person` element (the inverse of `person_element`).
+
+    Unknown elements are ignored; a password is read past and never kept.
+
+    Raises:
+        InvalidDataError: a value the service cannot deserialise (bday not a date, unknown role type).
+    """
+    fields: dict[str, str] = {}
+    for part in element.iterfind(f"{{{DATA}}}name/{{{DATA}}}partName"):
+        part_type = _text(part.find(f"{{{DATA}}}namePartType"))
+        value = _text(part.find(f"{{{DATA}}}namePartValue"))
+        if part_type == "First":
+            fields["given_name"] = value
+        elif part_type == "Last":
+            fields["family_name"] = value
+    email = element.find(f"{{{COMMON}}}email")
+    if email is not None:
+        fields["email"] = _text(email)
+    username = element.find(f"{{{DATA}}}userId/{{{COMMON}}}userIdValue")
+    if username is not None:
+        fields["username"] = _text(username)
+    bday = element.find(f"{{{DATA}}}demographics/{{{DATA}}}bday")
+    if bday is not None:
+        fields["birth_date"] = _check_date(_text(bday).strip())
+    roles = element.findall(f"{{{DATA}}}institutionRole")
+    if roles:
+        primary = [r for r in roles if _text(r.find(f"{{{DATA}}}primaryRoleType")).strip() in {"true", "1"}]
+        role = _text((primary or roles)[0].find(f"{{{DATA}}}institutionRoleType")).strip()
+        if role not in ROLE_TYPES:
+            raise InvalidDataError(f"institutionRoleType {role!r} is not a known role type")
+        fields["role"] = role
+    for tel in element.iterfind(f"{{{DATA}}}tel"):
+        tel_type = _text(tel.find(f"{{{DATA}}}telType")).strip()
+        target = {"Voice": "phone", "Mobile": "mobile"}.get(tel_type)
+        if target is not None:
+            fields[target] = _text(tel.find(f"{{{DATA}}}telValue"))
+    return ParsedPerson(fields={name: fields[name] for name in PERSON_FIELDS if name in fields})
+
+
+def _check_date(value: str) -> str:
+    if not _DATE.fullmatch(value):
+        raise InvalidDataError(f"bday {value!r} is not a date (yyyy-mm-dd)")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise InvalidDataError(f"bday {value!r} is not a date (yyyy-mm-dd)") from None
+    return value
+
+
+def status_element(tag: str, status: Status) -> etree._Element:
+    """Render a statusInfo (named `tag`, in the BIND namespace) from a `Status`."""
+    root = etree.Element(tag, nsmap={"h": BIND})
+    _sub(root, f"{{{BIND}}}codeMajor", status.code_major)
+    _sub(root, f"{{{BIND}}}severity", status.severity)
+    if status.code_minor:
+        code_minor = _sub(root, f"{{{BIND}}}codeMinor")
+        for name, value in status.code_minor:
+            field = _sub(code_minor, f"{{{BIND}}}codeMinorField")
+            _sub(field, f"{{{BIND}}}codeMinorName", name)
+            _sub(field, f"{{{BIND}}}codeMinorValue", value)
+    if status.message_id_ref is not None:
+        _sub(root, f"{{{BIND}}}messageIdRef", status.message_id_ref)
+    if status.description:
+        description = _sub(root, f"{{{BIND}}}description")
+        _sub(description, f"{{{COMMON}}}language", DESCRIPTION_LANGUAGE)
+        _sub(description, f"{{{COMMON}}}text", status.description)
+    return root
+
+
+def _timestamp(now: datetime) -> tuple[str, str]:
+    def fmt(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    return fmt(now), fmt(now + timedelta(minutes=5))
+
+
+def response_envelope(
+    body: etree._Element,
+    status: Status,
+    items: Sequence[Status] | None = None,
+    *,
+    now: datetime | None = None,
+) -> bytes:
+    """A complete answer: syncResponseHeaderInfo, then a mustUnderstand Security Timestamp, then the body.
+
+    Args:
+        body: the `<operation>Response` element.
+        status: the request's statusInfo (its messageIdRef already set).
+        items: one statusInfo per item of a mass request, in request order; None for a single request.
+        now: the answer's time (default: the clock).
+    """
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=_NSMAP_RESPONSE)
+    header = _sub(envelope, f"{{{SOAP_ENV}}}Header")
+    info = etree.SubElement(header, f"{{{BIND}}}syncResponseHeaderInfo", nsmap={"h": BIND})
+    _sub(info, f"{{{BIND}}}messageIdentifier", str(uuid.uuid4()))
+    info.append(status_element(f"{{{BIND}}}statusInfo", status))
+    if items is not None:
+        status_set = _sub(info, f"{{{BIND}}}statusInfoSet")
+        for item in items:
+            status_set.append(status_element(f"{{{BIND}}}statusInfo", item))
+    security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"o": WSSE})
+    security.set(f"{{{SOAP_ENV}}}mustUnderstand", "1")
+    timestamp = _sub(security, f"{{{WSU}}}Timestamp")
+    timestamp.set(f"{{{WSU}}}Id", "_0")
+    created, expires = _timestamp(now or datetime.now(UTC))
+    _sub(timestamp, f"{{{WSU}}}Created", created)
+    _sub(timestamp, f"{{{WSU}}}Expires", expires)
+    _sub(envelope, f"{{{SOAP_ENV}}}Body").append(body)
+    return bytes(etree.tostring(envelope, xml_declaration=False, encoding="utf-8"))
+
+
+def fault_envelope(code: str, code_namespace: tuple[str, str] | None, message: str) -> bytes:
+    """A SOAP 1.1 Fault as WCF writes it.
+
+    Args:
+        code: the faultcode's QName text, e.g. `a:InvalidSecurity` or `s:Client`.
+        code_namespace: (prefix, namespace) declared on faultcode for `code`'s prefix, if not `s`.
+        message: the faultstring.
+    """
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"s": SOAP_ENV})
+    fault = _sub(_sub(envelope, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
+    nsmap = {code_namespace[0]: code_namespace[1]} if code_namespace else None
+    faultcode = etree.SubElement(fault, "faultcode", nsmap=nsmap)
+    faultcode.text = code
+    faultstring = _sub(fault, "faultstring", message)
+    faultstring.set(f"{{{XML_NS}}}lang", "en-US")
+    return bytes(etree.tostring(envelope, encoding="utf-8"))
