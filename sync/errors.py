@@ -12,6 +12,7 @@ SyncError
     │   └── CircuitOpenError  too many transient failures in a row: the run stops
     ├── RejectedError      a SOAP fault about our request: not retried
     ├── AuthenticationError  the service refused our credentials: not retried
+    ├── CertificateError   the service's TLS certificate did not verify: not retried
     └── ProtocolError      an answer we cannot trust (malformed, wrong messageIdRef, wrong count)
 ```
 No exception text ever carries a password: build messages from names, never from credentials.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "CertificateError",
     "CircuitOpenError",
     "ConfigError",
     "ProtocolError",
@@ -77,6 +79,10 @@ class RejectedError(RemoteError):
 
 class AuthenticationError(RemoteError):
     """The service refused the WS-Security credentials."""
+
+
+class CertificateError(RemoteError):
+    """The service's TLS certificate did not verify against the trusted CAs."""
 
 
 class ProtocolError(RemoteError):
