@@ -1,0 +1,984 @@
+"""The state store: the snapshot of what IMS ES confirmed and the journal of every request, in SQLite.
+
+A state directory holds `state.sqlite3`, a run lock (`state.lock`) and, while a run holds the lock,
+`state.lock.info` naming that run's pid and start time. The database has two halves:
+
+- the **journal** (`runs`, `requests`, `request_items`): every request is written as *sent* and
+  committed before it goes out, then updated with its answer;
+- the **snapshot** (`persons`): one row per person IMS ES confirmed. A snapshot row changes only in the
+  same transaction as the journal answer that confirmed it, so a run killed at any moment leaves the two
+  consistent: requests sent but never answered stay visible as "unanswered" and the next run re-diffs.
+
+No password is stored anywhere: the schema has no column for one and `Person` cannot carry one.
+This is the only module of the sync engine that imports sqlite3; its errors become `StateError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeAlias
+
+import filelock
+import numpy as np
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+from sync.errors import StateError, StateLockedError
+from sync.models import PERSON_FIELDS, Outcome, Person, Status
+
+__all__ = [
+    "DB_NAME",
+    "LOCK_INFO_NAME",
+    "LOCK_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Answer",
+    "ItemAnswer",
+    "JournalEntry",
+    "JournalItemRow",
+    "Remove",
+    "Rename",
+    "RequestItem",
+    "RunInfo",
+    "SentRequest",
+    "SnapshotChange",
+    "StateStore",
+    "Upsert",
+]
+
+DB_NAME: Final = "state.sqlite3"
+LOCK_NAME: Final = "state.lock"
+LOCK_INFO_NAME: Final = "state.lock.info"
+
+#: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
+#: Never edit a released migration: append a new one.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE runs (
+        run_id      TEXT PRIMARY KEY,
+        started_at  TEXT NOT NULL,
+        ended_at    TEXT,
+        command     TEXT NOT NULL,
+        roster      TEXT NOT NULL DEFAULT '',
+        mapping     TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL DEFAULT 'running',
+        summary     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE requests (
+        message_identifier TEXT PRIMARY KEY,
+        run_id          TEXT NOT NULL REFERENCES runs (run_id),
+        operation       TEXT NOT NULL,
+        attempt         INTEGER NOT NULL,
+        sent_at         TEXT NOT NULL,
+        answered_at     TEXT,
+        message_id_ref  TEXT,
+        code_major      TEXT,
+        severity        TEXT,
+        code_minor      TEXT NOT NULL DEFAULT '[]',
+        description     TEXT NOT NULL DEFAULT '',
+        outcome         TEXT NOT NULL DEFAULT 'sent',
+        error           TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX requests_run_id ON requests (run_id, sent_at);
+    CREATE TABLE request_items (
+        message_identifier TEXT NOT NULL REFERENCES requests (message_identifier) ON DELETE CASCADE,
+        item_index      INTEGER NOT NULL,
+        sync_key        TEXT NOT NULL,
+        new_sync_key    TEXT NOT NULL DEFAULT '',
+        message_id_ref  TEXT,
+        code_major      TEXT,
+        severity        TEXT,
+        code_minor      TEXT NOT NULL DEFAULT '[]',
+        description     TEXT NOT NULL DEFAULT '',
+        outcome         TEXT NOT NULL DEFAULT 'sent',
+        PRIMARY KEY (message_identifier, item_index)
+    ) WITHOUT ROWID;
+    CREATE INDEX request_items_sync_key ON request_items (sync_key);
+    CREATE TABLE persons (
+        sync_key            TEXT PRIMARY KEY,
+        identity            TEXT NOT NULL DEFAULT '',
+        username            TEXT NOT NULL DEFAULT '',
+        given_name          TEXT NOT NULL DEFAULT '',
+        family_name         TEXT NOT NULL DEFAULT '',
+        email               TEXT NOT NULL DEFAULT '',
+        role                TEXT NOT NULL DEFAULT '',
+        birth_date          TEXT NOT NULL DEFAULT '',
+        phone               TEXT NOT NULL DEFAULT '',
+        mobile              TEXT NOT NULL DEFAULT '',
+        content_hash        TEXT NOT NULL,
+        confirmed_at        TEXT NOT NULL,
+        message_identifier  TEXT NOT NULL
+    );
+    CREATE INDEX persons_identity ON persons (identity);
+    """,
+)
+
+#: The schema version this code writes (SQLite `PRAGMA user_version`).
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_SENT: Final = "sent"
+_FRAME_COLUMNS: Final = ("identity", *PERSON_FIELDS)
+_PERSON_COLUMNS: Final = ("sync_key", *_FRAME_COLUMNS)
+_SEP: Final = "\x1f"  # ASCII unit separator: what person_hash uses, and never in a sane roster value
+# Rowids per packed read: keeps each group_concat result far below SQLite's 1 GB string limit.
+_LOAD_CHUNK: Final = 250_000
+_BUSY_TIMEOUT_S: Final = 10.0
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestItem:
+    """One object in a request: a single operation has one item (index 0), a mass operation N."""
+
+    index: int
+    sync_key: str
+    new_sync_key: str = ""  # changePersonIdentifier's target
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentRequest:
+    """A request about to go out, as the journal records it (committed before sending)."""
+
+    run_id: str
+    message_identifier: str
+    operation: str  # IMS ES operation name, e.g. "createPerson", "createPersons"
+    attempt: int  # 1-based
+    sent_at: datetime  # aware
+    items: tuple[RequestItem, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemAnswer:
+    """The answer for one item of a request (for a single operation, the request's own status)."""
+
+    index: int
+    status: Status | None  # None when there is no trustworthy answer
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """How a request ended: IMS ES's header status (if any), our verdict, and per-item answers."""
+
+    message_identifier: str
+    answered_at: datetime  # aware
+    status: Status | None  # the header statusInfo (None: no answer / transport error)
+    outcome: Outcome  # of the request as a whole
+    error: str = ""  # our error text when there was no trustworthy answer (never secrets)
+    items: tuple[ItemAnswer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upsert:
+    """Confirmed: IMS ES holds `person` (created or updated) with this identity value."""
+
+    person: Person
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rename:
+    """Confirmed: IMS ES moved a person from sync key `old_id` to `new_id`."""
+
+    old_id: str
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remove:
+    """Confirmed: IMS ES no longer holds the person with this sync key."""
+
+    sync_key: str
+
+
+SnapshotChange: TypeAlias = Upsert | Rename | Remove
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalItemRow:
+    """One item of a journalled request, with its answer (None/"sent" while unanswered)."""
+
+    index: int
+    sync_key: str
+    new_sync_key: str
+    code_major: str | None
+    severity: str | None
+    code_minor: tuple[tuple[str, str], ...]
+    description: str
+    message_id_ref: str | None
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEntry:
+    """A journalled request joined with its answer and items, for reconcile and reports."""
+
+    run_id: str
+    message_identifier: str
+    operation: str
+    attempt: int
+    sent_at: datetime
+    answered_at: datetime | None
+    message_id_ref: str | None
+    code_major: str | None
+    severity: str | None
+    code_minor: tuple[tuple[str, str], ...]
+    description: str
+    outcome: str
+    error: str
+    items: tuple[JournalItemRow, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    """One run as the journal knows it."""
+
+    run_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    command: str
+    roster: str
+    mapping: str
+    status: str  # "running" until end_run (a run killed before end_run stays "running")
+    summary: dict[str, int]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 UTC text with fixed width, so that text order is time order."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("the state store needs aware datetimes (UTC), got a naive one")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _content_hash(values: Sequence[str]) -> str:
+    """`person_hash` over (identity, *PERSON_FIELDS) values, without building a Person (bulk seeding).
+
+    person_hash feeds each value then a separator into sha256; one joined string is the same bytes.
+    """
+    return hashlib.sha256((_SEP.join(values) + _SEP).encode("utf-8")).hexdigest()
+
+
+def _code_minor_json(status: Status | None) -> str:
+    return json.dumps([list(pair) for pair in status.code_minor] if status else [], ensure_ascii=False)
+
+
+def _code_minor_tuple(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split an SQL script into complete statements (semicolons inside literals are respected)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                yield pending.strip()
+            pending = ""
+
+
+def _explain(exc: sqlite3.Error) -> str:
+    """A hint for the operator from SQLite's error code (the message alone is terse)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    hints = {
+        "SQLITE_NOTADB": "the file is not an SQLite database (corrupt, or not an ims-es-sync state file)",
+        "SQLITE_CORRUPT": "the database file is corrupt; restore it from a backup or start a new state",
+        "SQLITE_FULL": "the disk is full",
+        "SQLITE_READONLY": "the database is read-only (check the permissions of the state directory)",
+        "SQLITE_CANTOPEN": "the database cannot be opened (check the state directory and its permissions)",
+        "SQLITE_BUSY": "the database stayed locked by another process",
+        "SQLITE_IOERR": "an I/O error occurred (disk, permissions or file system)",
+        "SQLITE_PERM": "permission denied",
+    }
+    for prefix, hint in hints.items():
+        if name.startswith(prefix):
+            return f"{exc}: {hint}"
+    return str(exc)
+
+
+def _empty_frame() -> pd.DataFrame:
+    index = pd.Index([], dtype="str", name="sync_key")
+    return pd.DataFrame(
+        {name: pd.Series([], dtype="str", index=index) for name in _FRAME_COLUMNS}, index=index
+    )
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+class StateStore:
+    """Snapshot + journal of one state directory. Thread-safe: one connection behind a lock.
+
+    Open it with `StateStore.open(state_dir)`, use it as a context manager, or call `close()`.
+    """
+
+    def __init__(
+        self, *, path: Path, connection: sqlite3.Connection, lock: filelock.BaseFileLock | None
+    ) -> None:
+        """Wrap an open, migrated connection; use `StateStore.open` rather than this."""
+        self._path = path
+        self._connection: sqlite3.Connection | None = connection
+        self._file_lock = lock
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        """The database path and whether the store holds the run lock."""
+        return f"StateStore({str(self._path)!r}, exclusive={self._file_lock is not None})"
+
+    @property
+    def path(self) -> Path:
+        """The SQLite database file."""
+        return self._path
+
+    # --- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path, *, exclusive: bool = True) -> StateStore:
+        """Open (creating if needed) the state in `state_dir` and bring its schema up to date.
+
+        Args:
+            state_dir: the state directory; created with mode 0700 when missing.
+            exclusive: take the run lock (for `run`); False opens without it (plan, reconcile,
+                export), which is safe for reading while a run writes.
+
+        Raises:
+            StateLockedError: exclusive, and another process holds the lock.
+            StateError: the directory or database cannot be used, or was written by a newer version.
+        """
+        state_dir = Path(state_dir)
+        try:
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {state_dir}: {exc.strerror or exc}") from exc
+        if not state_dir.is_dir():
+            raise StateError(f"state directory {state_dir} is not a directory")
+        lock = _acquire_lock(state_dir) if exclusive else None
+        path = state_dir / DB_NAME
+        try:
+            connection = _connect(path)
+        except BaseException:
+            if lock is not None:
+                _release_lock(state_dir, lock)
+            raise
+        return cls(path=path, connection=connection, lock=lock)
+
+    def close(self) -> None:
+        """Close the database and release the run lock; closing twice is harmless."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+            if self._file_lock is not None:
+                _release_lock(self._path.parent, self._file_lock)
+                self._file_lock = None
+
+    def __enter__(self) -> StateStore:
+        """The store itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StateError(f"the state store {self._path} is closed")
+        return self._connection
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(f"{what} failed in {self._path}: {_explain(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._guard(what):
+            yield self._open_connection()
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
+        with self._lock, self._guard(what):
+            connection = self._open_connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back on its own (e.g. disk full); a failed COMMIT has not.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    # --- snapshot ------------------------------------------------------------------------------
+
+    def load_persons(self) -> pd.DataFrame:
+        """The snapshot as a DataFrame: index "sync_key"; columns "identity" and PERSON_FIELDS.
+
+        Every value is a string ("" for absent); rows are sorted by sync key. Fast: each chunk of rows
+        comes back from SQLite as one packed blob that numpy and Arrow split into columns, with no
+        Python object per value.
+
+        Raises:
+            StateError: the database cannot be read.
+        """
+        with self._reading("loading the snapshot") as connection:
+            frame = _load_packed(connection)
+            if frame is None:  # a value holds the separator: take the plain (slower) path
+                rows = connection.execute(_SELECT_PERSONS_SQL).fetchall()
+                frame = pd.DataFrame.from_records(rows, columns=list(_PERSON_COLUMNS), index="sync_key")
+                frame = frame.astype("str")
+                frame.index = frame.index.astype("str")
+                frame = frame.sort_index()
+        return frame
+
+    def person_count(self) -> int:
+        """How many persons the snapshot holds."""
+        with self._reading("counting the snapshot") as connection:
+            (count,) = connection.execute("SELECT count(*) FROM persons").fetchone()
+        return int(count)
+
+    def seed_persons(self, frame: pd.DataFrame, *, message_identifier: str = "seed") -> None:
+        """Insert or replace many snapshot rows in one transaction (benchmarks, adopting a site).
+
+        Args:
+            frame: indexed by sync key (or with a "sync_key" column); columns "identity" and
+                PERSON_FIELDS, missing ones taken as "". Other columns (a password) are ignored.
+            message_identifier: recorded as what confirmed these rows.
+
+        Raises:
+            ValueError: a sync key is empty or appears twice.
+            StateError: the database cannot be written.
+        """
+        if "sync_key" in frame.columns:
+            frame = frame.set_index("sync_key")
+        keys = [str(key) for key in frame.index]
+        if any(not key for key in keys):
+            raise ValueError("seed_persons: every row needs a sync key")
+        if len(set(keys)) != len(keys):
+            raise ValueError("seed_persons: a sync key appears twice")
+        n = len(keys)
+        columns = [
+            frame[name].fillna("").astype(str).tolist() if name in frame.columns else [""] * n
+            for name in _FRAME_COLUMNS
+        ]
+        confirmed_at = _iso(_now())
+        rows = (
+            (key, *values, _content_hash(values), confirmed_at, message_identifier)
+            for key, *values in zip(keys, *columns, strict=True)
+        )
+        with self._transaction("seeding the snapshot") as connection:
+            connection.executemany(_UPSERT_SQL, rows)
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def begin_run(self, *, command: str, roster: str, mapping: str) -> str:
+        """Record a new run and return its id (sortable: UTC timestamp, then a short uuid)."""
+        started = _now()
+        run_id = f"{started:%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:8]}"
+        with self._transaction("recording the run start") as connection:
+            connection.execute(
+                "INSERT INTO runs (run_id, started_at, command, roster, mapping) VALUES (?, ?, ?, ?, ?)",
+                (run_id, _iso(started), command, roster, mapping),
+            )
+        return run_id
+
+    def end_run(self, run_id: str, *, status: str, summary: Mapping[str, int]) -> None:
+        """Record how a run ended.
+
+        Raises:
+            StateError: no such run, or the database cannot be written.
+        """
+        with self._transaction("recording the run end") as connection:
+            cursor = connection.execute(
+                "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
+                (_iso(_now()), status, json.dumps(dict(summary), sort_keys=True), run_id),
+            )
+            if cursor.rowcount == 0:
+                raise StateError(f"no run {run_id!r} in {self._path}")
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        with self._reading("reading the runs") as connection:
+            rows = connection.execute(
+                "SELECT run_id, started_at, ended_at, command, roster, mapping, status, summary "
+                "FROM runs ORDER BY started_at, rowid"
+            ).fetchall()
+        return [
+            RunInfo(
+                run_id=run_id,
+                started_at=datetime.fromisoformat(started),
+                ended_at=_parse_time(ended),
+                command=command,
+                roster=roster,
+                mapping=mapping,
+                status=status,
+                summary={str(k): int(v) for k, v in json.loads(summary).items()},
+            )
+            for run_id, started, ended, command, roster, mapping, status, summary in rows
+        ]
+
+    def last_run_id(self) -> str | None:
+        """The id of the most recently started run, or None when there is none."""
+        with self._reading("reading the runs") as connection:
+            row = connection.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- journal -------------------------------------------------------------------------------
+
+    def record_sent(self, request: SentRequest) -> None:
+        """Journal a request as *sent*, with its items; committed before the request goes out.
+
+        Raises:
+            StateError: unknown run id, a messageIdentifier used before, or a database failure.
+        """
+        with self._transaction(f"journalling request {request.message_identifier}") as connection:
+            connection.execute(
+                "INSERT INTO requests (message_identifier, run_id, operation, attempt, sent_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    request.message_identifier,
+                    request.run_id,
+                    request.operation,
+                    request.attempt,
+                    _iso(request.sent_at),
+                    _SENT,
+                ),
+            )
+            connection.executemany(
+                "INSERT INTO request_items (message_identifier, item_index, sync_key, new_sync_key, outcome) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (request.message_identifier, item.index, item.sync_key, item.new_sync_key, _SENT)
+                    for item in request.items
+                ],
+            )
+
+    def record_answer(self, answer: Answer, changes: Sequence[SnapshotChange] = ()) -> None:
+        """Journal a request's answer and apply the snapshot changes it confirms, in one transaction.
+
+        Items without their own `ItemAnswer` take the request's status and outcome. Each change is
+        stamped with `answered_at` and the answer's messageIdentifier. Recording a second answer for
+        the same request replaces the first (e.g. a later read that confirms it).
+
+        Raises:
+            StateError: unknown request or item; changes with an answer that does not confirm them
+                (outcome not confirmed, or a messageIdRef that is not ours); a Rename whose old id is
+                missing or whose new id exists. Nothing is written then: journal and snapshot stay
+                as they were.
+        """
+        self.record_answers([(answer, changes)])
+
+    def record_answers(self, pairs: Sequence[tuple[Answer, Sequence[SnapshotChange]]]) -> None:
+        """`record_answer` for several answers in one transaction (all or nothing).
+
+        Raises:
+            StateError: as `record_answer`, for any pair; then none of the pairs is written.
+        """
+        if not pairs:
+            return
+        what = (
+            f"journalling the answer to {pairs[0][0].message_identifier}"
+            if len(pairs) == 1
+            else f"journalling {len(pairs)} answers"
+        )
+        with self._transaction(what) as connection:
+            for answer, changes in pairs:
+                self._apply_answer(connection, answer, changes)
+
+    def _apply_answer(
+        self, connection: sqlite3.Connection, answer: Answer, changes: Sequence[SnapshotChange]
+    ) -> None:
+        mid = answer.message_identifier
+        status = answer.status
+        answered_at = _iso(answer.answered_at)
+        if changes:
+            if answer.outcome is not Outcome.CONFIRMED:
+                raise StateError(
+                    f"snapshot changes with request {mid}, whose outcome is {answer.outcome.value}: "
+                    "only a confirmed answer may change the snapshot"
+                )
+            if status is not None and status.message_id_ref not in (None, mid):
+                raise StateError(f"snapshot changes with request {mid}, whose answer refers to another")
+        cursor = connection.execute(
+            "UPDATE requests SET answered_at = ?, message_id_ref = ?, code_major = ?, severity = ?, "
+            "code_minor = ?, description = ?, outcome = ?, error = ? WHERE message_identifier = ?",
+            (
+                answered_at,
+                status.message_id_ref if status else None,
+                status.code_major if status else None,
+                status.severity if status else None,
+                _code_minor_json(status),
+                status.description if status else "",
+                answer.outcome.value,
+                answer.error,
+                mid,
+            ),
+        )
+        if cursor.rowcount == 0:
+            raise StateError(f"no request {mid} in the journal {self._path}: record_sent comes first")
+        # Items without their own answer share the request's; explicit item answers then override.
+        connection.execute(
+            "UPDATE request_items SET message_id_ref = ?, code_major = ?, severity = ?, code_minor = ?, "
+            "description = ?, outcome = ? WHERE message_identifier = ?",
+            (
+                status.message_id_ref if status else None,
+                status.code_major if status else None,
+                status.severity if status else None,
+                _code_minor_json(status),
+                status.description if status else "",
+                answer.outcome.value,
+                mid,
+            ),
+        )
+        for item in answer.items:
+            item_status = item.status
+            cursor = connection.execute(
+                "UPDATE request_items SET message_id_ref = ?, code_major = ?, severity = ?, "
+                "code_minor = ?, description = ?, outcome = ? "
+                "WHERE message_identifier = ? AND item_index = ?",
+                (
+                    item_status.message_id_ref if item_status else None,
+                    item_status.code_major if item_status else None,
+                    item_status.severity if item_status else None,
+                    _code_minor_json(item_status),
+                    item_status.description if item_status else "",
+                    item.outcome.value,
+                    mid,
+                    item.index,
+                ),
+            )
+            if cursor.rowcount == 0:
+                raise StateError(f"request {mid} has no item {item.index} in the journal {self._path}")
+        for change in changes:
+            self._apply_change(connection, change, confirmed_at=answered_at, message_identifier=mid)
+
+    def _apply_change(
+        self,
+        connection: sqlite3.Connection,
+        change: SnapshotChange,
+        *,
+        confirmed_at: str,
+        message_identifier: str,
+    ) -> None:
+        match change:
+            case Upsert(person=person, identity=identity):
+                values = (identity, *person.values().values())
+                connection.execute(
+                    _UPSERT_SQL,
+                    (person.sync_key, *values, _content_hash(values), confirmed_at, message_identifier),
+                )
+            case Rename(old_id=old_id, new_id=new_id):
+                if connection.execute("SELECT 1 FROM persons WHERE sync_key = ?", (new_id,)).fetchone():
+                    raise StateError(
+                        f"cannot rename {old_id!r} to {new_id!r} in the snapshot: {new_id!r} exists already"
+                    )
+                cursor = connection.execute(
+                    "UPDATE persons SET sync_key = ?, confirmed_at = ?, message_identifier = ? "
+                    "WHERE sync_key = ?",
+                    (new_id, confirmed_at, message_identifier, old_id),
+                )
+                if cursor.rowcount == 0:
+                    raise StateError(
+                        f"cannot rename {old_id!r} to {new_id!r}: {old_id!r} is not in the snapshot"
+                    )
+            case Remove(sync_key=sync_key):
+                # Removing a key the snapshot lacks is a no-op: IMS ES and the snapshot agree it is gone.
+                connection.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,))
+
+    def journal(self, run_id: str | None = None) -> list[JournalEntry]:
+        """Journalled requests with their answers and items, in sent order.
+
+        Args:
+            run_id: one run's requests; None for every run.
+        """
+        params = (run_id,) if run_id is not None else ()
+        with self._reading("reading the journal") as connection:
+            requests = connection.execute(_JOURNAL_SQL[run_id is not None], params).fetchall()
+            item_rows = connection.execute(_JOURNAL_ITEMS_SQL[run_id is not None], params).fetchall()
+        items: dict[str, list[JournalItemRow]] = {}
+        for mid, index, key, new_key, major, severity, minor, description, ref, outcome in item_rows:
+            items.setdefault(mid, []).append(
+                JournalItemRow(
+                    index=index,
+                    sync_key=key,
+                    new_sync_key=new_key,
+                    code_major=major,
+                    severity=severity,
+                    code_minor=_code_minor_tuple(minor),
+                    description=description,
+                    message_id_ref=ref,
+                    outcome=outcome,
+                )
+            )
+        return [
+            JournalEntry(
+                run_id=run,
+                message_identifier=mid,
+                operation=operation,
+                attempt=attempt,
+                sent_at=datetime.fromisoformat(sent_at),
+                answered_at=_parse_time(answered_at),
+                message_id_ref=ref,
+                code_major=major,
+                severity=severity,
+                code_minor=_code_minor_tuple(minor),
+                description=description,
+                outcome=outcome,
+                error=error,
+                items=tuple(items.get(mid, ())),
+            )
+            for (
+                run,
+                mid,
+                operation,
+                attempt,
+                sent_at,
+                answered_at,
+                ref,
+                major,
+                severity,
+                minor,
+                description,
+                outcome,
+                error,
+            ) in requests
+        ]
+
+
+# The person columns are spelled out (not built from PERSON_FIELDS) so that every statement is a literal;
+# test_snapshot checks that they match PERSON_FIELDS.
+_SELECT_PERSONS_SQL: Final = (
+    "SELECT sync_key, identity, username, given_name, family_name, email, role, birth_date, phone, mobile "
+    "FROM persons"
+)
+
+_UPSERT_SQL: Final = (
+    "INSERT INTO persons (sync_key, identity, username, given_name, family_name, email, role, birth_date, "
+    "phone, mobile, content_hash, confirmed_at, message_identifier) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (sync_key) DO UPDATE SET identity = excluded.identity, username = excluded.username, "
+    "given_name = excluded.given_name, family_name = excluded.family_name, email = excluded.email, "
+    "role = excluded.role, birth_date = excluded.birth_date, phone = excluded.phone, "
+    "mobile = excluded.mobile, content_hash = excluded.content_hash, confirmed_at = excluded.confirmed_at, "
+    "message_identifier = excluded.message_identifier"
+)
+
+# One packed string per chunk: the row's values joined by char(31), rows joined by char(31) too.
+_PACKED_SQL: Final = (
+    "SELECT count(*), CAST(group_concat(printf(?, sync_key, identity, username, given_name, family_name, "
+    "email, role, birth_date, phone, mobile), char(31)) AS BLOB) FROM persons WHERE rowid BETWEEN ? AND ?"
+)
+_PACKED_FORMAT: Final = _SEP.join(["%s"] * len(_PERSON_COLUMNS))
+
+_JOURNAL_COLUMNS: Final = (
+    "SELECT r.run_id, r.message_identifier, r.operation, r.attempt, r.sent_at, r.answered_at, "
+    "r.message_id_ref, r.code_major, r.severity, r.code_minor, r.description, r.outcome, r.error "
+    "FROM requests AS r "
+)
+_JOURNAL_SQL: Final = {
+    False: _JOURNAL_COLUMNS + "ORDER BY r.sent_at, r.rowid",
+    True: _JOURNAL_COLUMNS + "WHERE r.run_id = ? ORDER BY r.sent_at, r.rowid",
+}
+_JOURNAL_ITEMS_COLUMNS: Final = (
+    "SELECT i.message_identifier, i.item_index, i.sync_key, i.new_sync_key, i.code_major, i.severity, "
+    "i.code_minor, i.description, i.message_id_ref, i.outcome "
+    "FROM request_items AS i JOIN requests AS r USING (message_identifier) "
+)
+_JOURNAL_ITEMS_SQL: Final = {
+    False: _JOURNAL_ITEMS_COLUMNS + "ORDER BY i.message_identifier, i.item_index",
+    True: _JOURNAL_ITEMS_COLUMNS + "WHERE r.run_id = ? ORDER BY i.message_identifier, i.item_index",
+}
+
+
+def _load_packed(connection: sqlite3.Connection) -> pd.DataFrame | None:
+    """The snapshot via packed rows split with numpy and Arrow; None when a value holds the separator.
+
+    SQLite packs each chunk of rows into one blob (values and rows joined by char(31)); numpy finds
+    the separators and Arrow views the rest as strings, so no Python object is made per value.
+    """
+    low, high = connection.execute("SELECT min(rowid), max(rowid) FROM persons").fetchone()
+    if low is None:
+        return _empty_frame()
+    width = len(_PERSON_COLUMNS)
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for start in range(low, high + 1, _LOAD_CHUNK):
+        count, blob = connection.execute(
+            _PACKED_SQL, (_PACKED_FORMAT, start, start + _LOAD_CHUNK - 1)
+        ).fetchone()
+        if not count:
+            continue
+        values = count * width
+        raw = np.frombuffer(blob, dtype=np.uint8)
+        is_sep = raw == ord(_SEP)
+        positions = np.flatnonzero(is_sep)
+        # Exactly values - 1 separators, unless a value itself holds one: then the split is ambiguous.
+        if len(positions) != values - 1:
+            return None
+        data = raw[~is_sep]
+        offsets = np.empty(values + 1, dtype=np.int64)
+        offsets[0] = 0
+        offsets[1:-1] = positions - np.arange(values - 1)  # each value starts where its separator was
+        offsets[-1] = len(data)
+        strings = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), values, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        ).cast(pa.large_string())  # the cast validates UTF-8
+        rows = pa.FixedSizeListArray.from_arrays(strings, width)
+        for i in range(width):
+            columns[i].append(pc.list_element(rows, i))
+    if not columns[0]:
+        return _empty_frame()
+    arrays = [pa.chunked_array(chunks) for chunks in columns]
+    keys = arrays[0]
+    # Rowid order is confirmation order; sort by sync key (unique) unless it already is, as after a seed.
+    if len(keys) > 1 and not pc.all(pc.greater(keys[1:], keys[:-1])).as_py():
+        order = pc.sort_indices(keys)
+        arrays = [array.take(order) for array in arrays]
+    frame_columns = {name: pd.array(arrays[i], dtype="str") for i, name in enumerate(_PERSON_COLUMNS)}
+    index = pd.Index(frame_columns.pop("sync_key"), name="sync_key")
+    return pd.DataFrame(frame_columns, index=index)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the database, set WAL and the pragmas, and migrate its schema."""
+
+    def fail(what: str, exc: sqlite3.Error) -> StateError:
+        return StateError(f"{what} failed for {path}: {_explain(exc)}")
+
+    if not path.exists():
+        # Create the file owner-only; SQLite gives its -wal and -shm files the same mode.
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StateError(f"cannot create {path}: {exc.strerror or exc}") from exc
+    try:
+        connection = sqlite3.connect(
+            path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise fail("opening the state database", exc) from exc
+    try:
+        _configure(connection, path)
+    except sqlite3.Error as exc:
+        connection.close()
+        raise fail("opening the state database", exc) from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _configure(connection: sqlite3.Connection, path: Path) -> None:
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    _check_version(version, path)
+    (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    if str(mode).lower() != "wal":
+        raise StateError(f"cannot switch {path} to WAL mode (got {mode!r}); is the file system local?")
+    # NORMAL in WAL mode: a commit survives a process kill; only a power loss may lose the last ones.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    if version == SCHEMA_VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated in the meantime.
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        _check_version(version, path)
+        for script in MIGRATIONS[version:]:
+            for statement in _statements(script):
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _check_version(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{path} has schema version {version}, written by a newer ims-es-sync "
+            f"(this one reads up to version {SCHEMA_VERSION}); upgrade ims-es-sync to use it"
+        )
+
+
+# --- the run lock ------------------------------------------------------------------------------
+
+
+def _acquire_lock(state_dir: Path) -> filelock.BaseFileLock:
+    """Take the run lock without waiting, and say who holds it in the side file."""
+    lock = filelock.FileLock(state_dir / LOCK_NAME, timeout=0, mode=0o600, thread_local=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise StateLockedError(_locked_message(state_dir)) from exc
+    except OSError as exc:
+        raise StateError(f"cannot lock state directory {state_dir}: {exc.strerror or exc}") from exc
+    info = {"pid": os.getpid(), "since": _iso(_now())}
+    try:
+        fd = os.open(state_dir / LOCK_INFO_NAME, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+    except OSError as exc:
+        lock.release()
+        raise StateError(f"cannot write {state_dir / LOCK_INFO_NAME}: {exc.strerror or exc}") from exc
+    return lock
+
+
+def _release_lock(state_dir: Path, lock: filelock.BaseFileLock) -> None:
+    # Remove the side file while still holding the lock, so it never describes the next holder.
+    with contextlib.suppress(OSError):
+        (state_dir / LOCK_INFO_NAME).unlink()
+    lock.release()
+
+
+def _locked_message(state_dir: Path) -> str:
+    try:
+        info = json.loads((state_dir / LOCK_INFO_NAME).read_text(encoding="utf-8"))
+        holder = f"pid {int(info['pid'])}, since {info['since']}"
+        pid = str(int(info["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        holder, pid = "pid unknown, just starting", "?"
+    return (
+        f"state directory {state_dir} is in use by another ims-es-sync run ({holder}); "
+        f"if no run is active, check that process {pid} has exited (the lock frees itself when it "
+        f"does; on a file system without locking, delete {state_dir / LOCK_NAME})"
+    )

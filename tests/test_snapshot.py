@@ -1,0 +1,720 @@
+"""The state store: schema, run lock, journal, confirmed snapshot changes and bulk loads, on real SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from sync import snapshot
+from sync.errors import StateError, StateLockedError
+from sync.models import PERSON_FIELDS, Outcome, Person, Status, person_hash
+from sync.snapshot import (
+    DB_NAME,
+    LOCK_INFO_NAME,
+    SCHEMA_VERSION,
+    Answer,
+    ItemAnswer,
+    Remove,
+    Rename,
+    RequestItem,
+    SentRequest,
+    SnapshotChange,
+    StateStore,
+    Upsert,
+)
+
+T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _person(key: str, **fields: str) -> Person:
+    values = {"username": f"u-{key}", "given_name": "Ada", "family_name": "Lovelace", "role": "Student"}
+    values.update(fields)
+    return Person(sync_key=key, **values)
+
+
+def _ok(mid: str) -> Status:
+    return Status(code_major="success", severity="status", message_id_ref=mid)
+
+
+def _sent(
+    run_id: str, mid: str, *keys: str, operation: str = "createPerson", at: datetime = T0
+) -> SentRequest:
+    return SentRequest(
+        run_id=run_id,
+        message_identifier=mid,
+        operation=operation,
+        attempt=1,
+        sent_at=at,
+        items=tuple(RequestItem(index=i, sync_key=key) for i, key in enumerate(keys)),
+    )
+
+
+def _confirmed(mid: str, at: datetime = T0) -> Answer:
+    status = _ok(mid)
+    return Answer(
+        message_identifier=mid,
+        answered_at=at,
+        status=status,
+        outcome=Outcome.CONFIRMED,
+        items=(ItemAnswer(index=0, status=status, outcome=Outcome.CONFIRMED),),
+    )
+
+
+def _rows(state: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the database behind the store's back, as an operator's sqlite3 shell would."""
+    connection = sqlite3.connect(state / DB_NAME)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.fixture(name="state")
+def fixture_state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture(name="store")
+def fixture_store(state: Path):
+    with StateStore.open(state) as store:
+        yield store
+
+
+@pytest.fixture(name="run_id")
+def fixture_run_id(store: StateStore) -> str:
+    return store.begin_run(command="run", roster="roster.csv", mapping="default")
+
+
+class TestSchema:
+    """Creating, versioning and rejecting state databases."""
+
+    def test_open_creates_private_directory_and_current_schema(self, state: Path) -> None:
+        """A new state directory is created owner-only, with a WAL database at the current version."""
+        StateStore.open(state).close()
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        assert stat.S_IMODE((state / DB_NAME).stat().st_mode) == 0o600
+        assert _rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert _rows(state, "PRAGMA journal_mode") == [("wal",)]
+        tables = {name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"runs", "requests", "request_items", "persons"}
+
+    def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
+        """The snapshot table holds the sync key, identity, every person field and the confirmation."""
+        StateStore.open(state).close()
+        columns = [row[1] for row in _rows(state, "PRAGMA table_info(persons)")]
+        assert columns == [
+            "sync_key",
+            "identity",
+            *PERSON_FIELDS,
+            "content_hash",
+            "confirmed_at",
+            "message_identifier",
+        ]
+        indexed = {row[0] for row in _rows(state, "SELECT sql FROM sqlite_master WHERE type = 'index'")}
+        assert any("persons (identity)" in (sql or "") for sql in indexed)
+        assert any("request_items (sync_key)" in (sql or "") for sql in indexed)
+
+    def test_no_password_column_anywhere(self, state: Path) -> None:
+        """No table of the state has a column that could hold a password."""
+        StateStore.open(state).close()
+        tables = [name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = [row[1].lower() for table in tables for row in _rows(state, f"PRAGMA table_info({table})")]
+        assert len(columns) > 30
+        assert not [c for c in columns if "pass" in c or "pwd" in c or "secret" in c]
+
+    def test_newer_schema_is_refused_untouched(self, state: Path) -> None:
+        """A database written by a newer version raises StateError and is left as it was."""
+        state.mkdir()
+        connection = sqlite3.connect(state / DB_NAME)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        connection.close()
+        with pytest.raises(StateError, match="newer ims-es-sync") as info:
+            StateStore.open(state)
+        assert str(state / DB_NAME) in str(info.value)
+        assert _rows(state, "SELECT name FROM sqlite_master") == []
+        # The refused open released the lock: another (current) tool could still take it.
+        assert not (state / LOCK_INFO_NAME).exists()
+
+    def test_reopen_keeps_data(self, state: Path) -> None:
+        """Opening an existing state again migrates nothing and keeps what was written."""
+        with StateStore.open(state) as store:
+            store.begin_run(command="run", roster="r.csv", mapping="m")
+        with StateStore.open(state) as store:
+            assert [run.roster for run in store.runs()] == ["r.csv"]
+
+    def test_corrupt_file_raises_state_error(self, state: Path) -> None:
+        """A state file that is not an SQLite database raises StateError naming the file."""
+        state.mkdir()
+        (state / DB_NAME).write_bytes(b"this is not a database, just bytes " * 200)
+        with pytest.raises(StateError, match="not an SQLite database") as info:
+            StateStore.open(state)
+        assert str(state / DB_NAME) in str(info.value)
+        assert not isinstance(info.value, StateLockedError)
+
+    def test_disk_full_raises_state_error_and_rolls_back(self, store: StateStore) -> None:
+        """A write that hits a full disk raises StateError saying so, and leaves the state as it was."""
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k0"])))
+        # SQLite reports SQLITE_FULL once a database reaches max_page_count: a disk full, on demand.
+        connection = store._connection
+        assert connection is not None
+        (pages,) = connection.execute("PRAGMA page_count").fetchone()
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+        keys = [f"k{i}" for i in range(1, 5000)]
+        with pytest.raises(StateError, match="disk is full") as info:
+            store.seed_persons(pd.DataFrame({"email": ["x" * 200] * len(keys)}, index=pd.Index(keys)))
+        assert str(store.path) in str(info.value)
+        assert store.person_count() == 1
+
+    def test_state_path_that_is_a_file_raises_state_error(self, tmp_path: Path) -> None:
+        """A state "directory" that is a regular file raises StateError, not OSError."""
+        path = tmp_path / "state"
+        path.write_text("oops", encoding="utf-8")
+        with pytest.raises(StateError, match="state directory"):
+            StateStore.open(path)
+
+    def test_closed_store_raises_state_error(self, state: Path) -> None:
+        """Using a store after close raises StateError; closing twice is harmless."""
+        store = StateStore.open(state)
+        store.close()
+        store.close()
+        with pytest.raises(StateError, match="closed"):
+            store.person_count()
+
+    def test_repr_names_the_path_only(self, store: StateStore, state: Path) -> None:
+        """The repr shows where the state is and whether it holds the lock."""
+        assert repr(store) == f"StateStore({str(state / DB_NAME)!r}, exclusive=True)"
+
+
+class TestLock:
+    """One run at a time per state directory."""
+
+    def test_second_exclusive_open_is_refused(self, store: StateStore, state: Path) -> None:
+        """A second exclusive open raises StateLockedError naming the directory and the holder's pid."""
+        with pytest.raises(StateLockedError) as info:
+            StateStore.open(state)
+        message = str(info.value)
+        assert str(state) in message
+        assert f"pid {os.getpid()}" in message
+        assert "if no run is active" in message
+
+    def test_non_exclusive_open_reads_while_locked(self, store: StateStore, state: Path) -> None:
+        """plan/reconcile/export open without the lock and see what the run committed."""
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"], name="sync_key")))
+        with StateStore.open(state, exclusive=False) as reader:
+            assert reader.person_count() == 1
+
+    def test_lock_is_released_on_close(self, state: Path) -> None:
+        """After close the lock can be taken again and the holder's side file is gone."""
+        with StateStore.open(state):
+            assert (state / LOCK_INFO_NAME).exists()
+        assert not (state / LOCK_INFO_NAME).exists()
+        StateStore.open(state).close()
+
+    def test_lock_across_processes_and_kill(self, state: Path) -> None:
+        """Another process's run holds the lock; once it is killed, its unanswered request is still there."""
+        child = textwrap.dedent(
+            f"""
+            import sys
+            from datetime import UTC, datetime
+            from pathlib import Path
+            from sync.snapshot import RequestItem, SentRequest, StateStore
+            store = StateStore.open(Path({str(state)!r}))
+            run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
+            store.record_sent(SentRequest(run_id=run_id, message_identifier="m-killed",
+                operation="createPerson", attempt=1, sent_at=datetime.now(UTC),
+                items=(RequestItem(index=0, sync_key="k1"),)))
+            print("ready", flush=True)
+            sys.stdin.read()
+            """
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", child],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            with pytest.raises(StateLockedError) as info:
+                StateStore.open(state)
+            assert f"pid {process.pid}," in str(info.value)
+            assert str(state) in str(info.value)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            if process.stdin is not None:
+                process.stdin.close()
+            if process.stdout is not None:
+                process.stdout.close()
+        with StateStore.open(state) as store:
+            [entry] = store.journal()
+        assert (entry.message_identifier, entry.outcome, entry.answered_at) == ("m-killed", "sent", None)
+        assert [item.sync_key for item in entry.items] == ["k1"]
+
+
+class TestRuns:
+    """Runs: ids, start and end."""
+
+    def test_run_ids_sort_in_start_order(self, store: StateStore) -> None:
+        """Run ids are unique and sort like their start times; last_run_id is the newest."""
+        ids = [store.begin_run(command="run", roster="r.csv", mapping="m") for _ in range(5)]
+        assert len(set(ids)) == 5
+        assert sorted(ids) == ids
+        assert store.last_run_id() == ids[-1]
+        assert [run.run_id for run in store.runs()] == ids
+
+    def test_end_run_records_status_and_summary(self, store: StateStore, run_id: str) -> None:
+        """end_run stores status, end time and summary; a run not ended stays "running"."""
+        other = store.begin_run(command="run", roster="r2.csv", mapping="m")
+        store.end_run(run_id, status="partial", summary={"confirmed": 3, "rejected": 1})
+        first, second = store.runs()
+        assert (first.status, first.summary, first.command, first.mapping) == (
+            "partial",
+            {"confirmed": 3, "rejected": 1},
+            "run",
+            "default",
+        )
+        assert first.ended_at is not None
+        assert first.ended_at >= first.started_at
+        assert (second.run_id, second.status, second.ended_at) == (other, "running", None)
+
+    def test_end_of_unknown_run_raises(self, store: StateStore) -> None:
+        """Ending a run that was never begun raises StateError."""
+        with pytest.raises(StateError, match="no run"):
+            store.end_run("nope", status="ok", summary={})
+
+    def test_empty_journal_has_no_last_run(self, store: StateStore) -> None:
+        """A fresh state has no runs."""
+        assert store.last_run_id() is None
+        assert store.runs() == []
+
+
+class TestJournal:
+    """Requests as sent and as answered."""
+
+    def test_sent_request_is_unanswered(self, store: StateStore, run_id: str) -> None:
+        """A recorded request reads back as sent, unanswered, with its items."""
+        request = SentRequest(
+            run_id=run_id,
+            message_identifier="m1",
+            operation="changePersonIdentifier",
+            attempt=2,
+            sent_at=T0,
+            items=(RequestItem(index=0, sync_key="old", new_sync_key="new"),),
+        )
+        store.record_sent(request)
+        [entry] = store.journal(run_id)
+        assert (entry.run_id, entry.operation, entry.attempt, entry.sent_at) == (
+            run_id,
+            "changePersonIdentifier",
+            2,
+            T0,
+        )
+        assert (entry.outcome, entry.answered_at, entry.code_major, entry.message_id_ref) == (
+            "sent",
+            None,
+            None,
+            None,
+        )
+        [item] = entry.items
+        assert (item.index, item.sync_key, item.new_sync_key, item.outcome) == (0, "old", "new", "sent")
+
+    def test_unanswered_requests_survive_reopening(self, state: Path) -> None:
+        """A request sent but never answered is still in the journal after the store is reopened."""
+        with StateStore.open(state) as store:
+            run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
+            store.record_sent(_sent(run_id, "m1", "k1"))
+            store.record_sent(_sent(run_id, "m2", "k2"))
+            store.record_answer(_confirmed("m2"), [Upsert(person=_person("k2"))])
+        with StateStore.open(state, exclusive=False) as store:
+            entries = {entry.message_identifier: entry for entry in store.journal(run_id)}
+            assert entries["m1"].outcome == "sent"
+            assert entries["m1"].answered_at is None
+            assert entries["m2"].outcome == "confirmed"
+            assert store.person_count() == 1
+
+    def test_answer_fills_request_and_items(self, store: StateStore, run_id: str) -> None:
+        """A mass answer records the header status and each item's own status and outcome."""
+        store.record_sent(_sent(run_id, "m1", "a", "b", "c", operation="createPersons"))
+        header = Status(
+            code_major="success",
+            severity="warning",
+            code_minor=(("partial", "1"), ("naïve", "ü")),
+            message_id_ref="m1",
+            description="one item failed",
+        )
+        bad = Status(code_major="failure", severity="error", description="invalid role")
+        answer = Answer(
+            message_identifier="m1",
+            answered_at=T0 + timedelta(seconds=1),
+            status=header,
+            outcome=Outcome.CONFIRMED,
+            items=(ItemAnswer(index=1, status=bad, outcome=Outcome.REJECTED),),
+        )
+        store.record_answer(answer)
+        [entry] = store.journal()
+        assert entry.answered_at == T0 + timedelta(seconds=1)
+        assert (entry.code_major, entry.severity, entry.message_id_ref, entry.description) == (
+            "success",
+            "warning",
+            "m1",
+            "one item failed",
+        )
+        assert entry.code_minor == (("partial", "1"), ("naïve", "ü"))
+        a, b, c = entry.items
+        # Items without their own answer share the request's; item 1 has its own.
+        assert (a.outcome, a.code_major, a.message_id_ref) == ("confirmed", "success", "m1")
+        assert (b.outcome, b.code_major, b.severity, b.description, b.message_id_ref) == (
+            "rejected",
+            "failure",
+            "error",
+            "invalid role",
+            None,
+        )
+        assert (c.outcome, c.code_minor) == ("confirmed", (("partial", "1"), ("naïve", "ü")))
+
+    def test_transport_error_answer(self, store: StateStore, run_id: str) -> None:
+        """An answer without a status keeps our error text and leaves the status columns empty."""
+        store.record_sent(_sent(run_id, "m1", "k1"))
+        store.record_answer(
+            Answer(
+                message_identifier="m1",
+                answered_at=T0,
+                status=None,
+                outcome=Outcome.UNCONFIRMED,
+                error="read timeout after 300 s",
+            )
+        )
+        [entry] = store.journal()
+        assert (entry.outcome, entry.error, entry.code_major, entry.code_minor) == (
+            "unconfirmed",
+            "read timeout after 300 s",
+            None,
+            (),
+        )
+        assert entry.answered_at == T0
+        assert entry.items[0].outcome == "unconfirmed"
+
+    def test_journal_is_in_sent_order_and_filters_runs(self, store: StateStore, run_id: str) -> None:
+        """journal(run) lists one run's requests by sent time; journal() lists every run."""
+        other = store.begin_run(command="run", roster="r.csv", mapping="m")
+        store.record_sent(_sent(run_id, "late", "k1", at=T0 + timedelta(seconds=5)))
+        store.record_sent(_sent(other, "other", "k2", at=T0 + timedelta(seconds=1)))
+        store.record_sent(_sent(run_id, "early", "k3", at=T0))
+        assert [e.message_identifier for e in store.journal(run_id)] == ["early", "late"]
+        assert [e.message_identifier for e in store.journal(other)] == ["other"]
+        assert [e.message_identifier for e in store.journal()] == ["early", "other", "late"]
+        assert store.journal("no-such-run") == []
+
+    def test_duplicate_message_identifier_is_refused(self, store: StateStore, run_id: str) -> None:
+        """A messageIdentifier can be journalled once only."""
+        store.record_sent(_sent(run_id, "m1", "k1"))
+        with pytest.raises(StateError, match="m1"):
+            store.record_sent(_sent(run_id, "m1", "k2"))
+        [entry] = store.journal()
+        assert [item.sync_key for item in entry.items] == ["k1"]
+
+    def test_request_of_unknown_run_is_refused(self, store: StateStore) -> None:
+        """A request must belong to a run begun in this state (foreign key)."""
+        with pytest.raises(StateError, match="FOREIGN KEY"):
+            store.record_sent(_sent("no-such-run", "m1", "k1"))
+        assert store.journal() == []
+
+    def test_answer_to_unknown_request_is_refused(self, store: StateStore, run_id: str) -> None:
+        """An answer needs its request journalled first; an unknown item index is refused too."""
+        with pytest.raises(StateError, match="no request m9"):
+            store.record_answer(_confirmed("m9"))
+        store.record_sent(_sent(run_id, "m1", "k1"))
+        answer = Answer(
+            message_identifier="m1",
+            answered_at=T0,
+            status=_ok("m1"),
+            outcome=Outcome.CONFIRMED,
+            items=(ItemAnswer(index=7, status=_ok("m1"), outcome=Outcome.CONFIRMED),),
+        )
+        with pytest.raises(StateError, match="no item 7"):
+            store.record_answer(answer)
+        assert store.journal()[0].outcome == "sent"
+
+    def test_naive_datetime_is_refused(self, store: StateStore, run_id: str) -> None:
+        """Times must be aware, so that the journal's UTC text is never a guess."""
+        with pytest.raises(ValueError, match="aware"):
+            store.record_sent(_sent(run_id, "m1", "k1", at=datetime(2025, 1, 1)))
+
+    def test_times_are_stored_as_utc_text(self, store: StateStore, run_id: str, state: Path) -> None:
+        """A time in another zone is stored as ISO 8601 UTC and reads back as the same instant."""
+        tz = datetime(2025, 3, 1, 8, 0).astimezone().tzinfo
+        local = datetime(2025, 3, 1, 8, 0, tzinfo=UTC).astimezone(tz)
+        store.record_sent(_sent(run_id, "m1", "k1", at=local))
+        assert _rows(state, "SELECT sent_at FROM requests") == [("2025-03-01T08:00:00.000000+00:00",)]
+        assert store.journal()[0].sent_at == local
+
+    def test_concurrent_writers(self, store: StateStore, run_id: str) -> None:
+        """Worker threads journalling and confirming at once lose nothing."""
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                for n in range(25):
+                    mid, key = f"m{worker}-{n}", f"k{worker}-{n}"
+                    store.record_sent(_sent(run_id, mid, key))
+                    store.record_answer(_confirmed(mid), [Upsert(person=_person(key))])
+            except Exception as exc:  # noqa: BLE001 - collected, then asserted on in the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        entries = store.journal(run_id)
+        assert len(entries) == 200
+        assert {e.outcome for e in entries} == {"confirmed"}
+        assert store.person_count() == 200
+
+
+class TestConfirm:
+    """Snapshot changes happen only with the journal answer that confirms them."""
+
+    def test_upsert_stores_person_with_confirmation(
+        self, store: StateStore, run_id: str, state: Path
+    ) -> None:
+        """An Upsert stores identity, fields, content hash, confirmation time and messageIdentifier."""
+        person = _person("k1", email="ada@example.org", birth_date="2010-12-10")
+        store.record_sent(_sent(run_id, "m1", "k1"))
+        store.record_answer(_confirmed("m1"), [Upsert(person=person, identity="ada")])
+        frame = store.load_persons()
+        assert frame.loc["k1"].to_dict() == {"identity": "ada", **person.values()}
+        [(content_hash, confirmed_at, mid)] = _rows(
+            state, "SELECT content_hash, confirmed_at, message_identifier FROM persons"
+        )
+        assert content_hash == person_hash(person, "ada")
+        assert (confirmed_at, mid) == (T0.isoformat(timespec="microseconds"), "m1")
+
+    def test_upsert_replaces_existing_person(self, store: StateStore, run_id: str) -> None:
+        """A second Upsert of a sync key replaces the fields, not adds a row."""
+        for n, name in enumerate(["Ada", "Augusta"]):
+            store.record_sent(_sent(run_id, f"m{n}", "k1"))
+            store.record_answer(_confirmed(f"m{n}"), [Upsert(person=_person("k1", given_name=name))])
+        frame = store.load_persons()
+        assert list(frame.index) == ["k1"]
+        assert frame.loc["k1", "given_name"] == "Augusta"
+
+    def test_rename_moves_the_row(self, store: StateStore, run_id: str, state: Path) -> None:
+        """A Rename changes the sync key and keeps the fields; the hash stays valid."""
+        store.record_sent(_sent(run_id, "m1", "old"))
+        store.record_answer(_confirmed("m1"), [Upsert(person=_person("old"), identity="ada")])
+        store.record_sent(_sent(run_id, "m2", "old", operation="changePersonIdentifier"))
+        store.record_answer(_confirmed("m2", T0 + timedelta(minutes=1)), [Rename(old_id="old", new_id="new")])
+        frame = store.load_persons()
+        assert list(frame.index) == ["new"]
+        assert frame.loc["new", "identity"] == "ada"
+        [(content_hash, mid)] = _rows(state, "SELECT content_hash, message_identifier FROM persons")
+        assert content_hash == person_hash(_person("new", username="u-old"), "ada")
+        assert mid == "m2"
+
+    def test_remove_deletes_the_row(self, store: StateStore, run_id: str) -> None:
+        """A Remove deletes the person; removing an absent key changes nothing else."""
+        store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
+        store.record_sent(_sent(run_id, "m1", "k1", operation="deletePerson"))
+        store.record_answer(_confirmed("m1"), [Remove(sync_key="k1"), Remove(sync_key="ghost")])
+        assert list(store.load_persons().index) == ["k2"]
+        assert store.journal()[0].outcome == "confirmed"
+
+    def test_rename_onto_existing_key_rolls_everything_back(self, store: StateStore, run_id: str) -> None:
+        """A failing change leaves the journal answer and the snapshot exactly as before."""
+        store.seed_persons(
+            pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["old", "taken"], name="sync_key"))
+        )
+        before = store.load_persons()
+        store.record_sent(_sent(run_id, "m1", "x", operation="createPerson"))
+        store.record_sent(_sent(run_id, "m2", "old", operation="changePersonIdentifier"))
+        changes: list[SnapshotChange] = [Upsert(person=_person("x")), Rename(old_id="old", new_id="taken")]
+        with pytest.raises(StateError, match="exists already"):
+            store.record_answer(_confirmed("m2"), changes)
+        pd.testing.assert_frame_equal(store.load_persons(), before)
+        assert {e.message_identifier: e.outcome for e in store.journal()} == {"m1": "sent", "m2": "sent"}
+
+    def test_rename_of_missing_key_raises(self, store: StateStore, run_id: str) -> None:
+        """Renaming a sync key the snapshot lacks raises StateError and writes nothing."""
+        store.record_sent(_sent(run_id, "m1", "old"))
+        with pytest.raises(StateError, match="not in the snapshot"):
+            store.record_answer(_confirmed("m1"), [Rename(old_id="old", new_id="new")])
+        assert store.journal()[0].answered_at is None
+        assert store.person_count() == 0
+
+    def test_changes_need_a_confirmed_answer(self, store: StateStore, run_id: str) -> None:
+        """Changes with a rejected answer, or an answer to another request, are refused."""
+        store.record_sent(_sent(run_id, "m1", "k1"))
+        rejected = Answer(
+            message_identifier="m1",
+            answered_at=T0,
+            status=Status(code_major="failure", severity="error", message_id_ref="m1"),
+            outcome=Outcome.REJECTED,
+        )
+        with pytest.raises(StateError, match="only a confirmed answer"):
+            store.record_answer(rejected, [Upsert(person=_person("k1"))])
+        foreign = Answer(message_identifier="m1", answered_at=T0, status=_ok("m0"), outcome=Outcome.CONFIRMED)
+        with pytest.raises(StateError, match="refers to another"):
+            store.record_answer(foreign, [Upsert(person=_person("k1"))])
+        assert store.person_count() == 0
+        assert store.journal()[0].outcome == "sent"
+
+    def test_record_answers_is_all_or_nothing(self, store: StateStore, run_id: str) -> None:
+        """A batch of answers commits together, or not at all when one of them fails."""
+        for mid in ("m1", "m2", "m3"):
+            store.record_sent(_sent(run_id, mid, mid))
+        good = [(_confirmed(m), [Upsert(person=_person(f"k-{m}"))]) for m in ("m1", "m2")]
+        bad = (_confirmed("m3"), [Rename(old_id="ghost", new_id="k3")])
+        with pytest.raises(StateError):
+            store.record_answers([*good, bad])
+        assert store.person_count() == 0
+        assert {e.outcome for e in store.journal()} == {"sent"}
+        store.record_answers(good)
+        assert sorted(store.load_persons().index) == ["k-m1", "k-m2"]
+        assert [e.outcome for e in store.journal()] == ["confirmed", "confirmed", "sent"]
+
+
+class TestLoad:
+    """Loading and seeding the snapshot as a DataFrame."""
+
+    def test_empty_snapshot_frame(self, store: StateStore) -> None:
+        """An empty snapshot loads as an empty frame with the right index and columns."""
+        frame = store.load_persons()
+        assert frame.empty
+        assert frame.index.name == "sync_key"
+        assert list(frame.columns) == ["identity", *PERSON_FIELDS]
+
+    def test_seed_and_load_round_trip_200k(self, store: StateStore, state: Path) -> None:
+        """200,000 seeded rows load back identical, as strings, with hashes that match person_hash."""
+        n = 200_000
+        numbers = pd.Series(range(n), dtype="int64").astype("str")
+        frame = pd.DataFrame(
+            {
+                "identity": ("user" + numbers + "@school.example").to_numpy(),
+                "username": ("user" + numbers).to_numpy(),
+                "given_name": ["Åsa", "Åsa", "Jean-Luc"] * (n // 3) + ["Åsa"] * (n % 3),
+                "family_name": ["Øvergård", "O'Neil"] * (n // 2),
+                "email": ("u" + numbers + "@school.example").to_numpy(),
+                "role": ["Student"] * 9 * (n // 10) + ["Staff"] * (n // 10),
+                "birth_date": "2011-04-0" + (numbers.str[-1:].replace("0", "9")).to_numpy(),
+                "phone": ["", "+47 22 33 44 55"] * (n // 2),
+                "mobile": [""] * n,
+            },
+            index=pd.Index(("S" + numbers.str.zfill(7)).to_numpy(), name="sync_key"),
+        )
+        store.seed_persons(frame)
+        started = time.perf_counter()
+        loaded = store.load_persons()
+        elapsed = time.perf_counter() - started
+        assert store.person_count() == n
+        assert loaded.index.name == "sync_key"
+        assert list(loaded.columns) == ["identity", *PERSON_FIELDS]
+        assert loaded.shape == (n, 9)
+        assert loaded.loc["S0199999", "given_name"] == "Åsa"
+        assert loaded.loc["S0199998", "family_name"] == "Øvergård"
+        assert loaded.equals(frame.astype("str").set_axis(frame.index.astype("str"), axis=0))
+        sample = _rows(state, "SELECT sync_key, content_hash FROM persons WHERE rowid IN (1, 777, 200000)")
+        for key, content_hash in sample:
+            row = {str(name): str(value) for name, value in frame.loc[str(key)].items()}
+            person = Person.from_values(str(key), row)
+            assert content_hash == person_hash(person, row["identity"])
+        assert elapsed < 30, f"load of {n} rows took {elapsed:.2f} s"
+
+    def test_load_is_sorted_by_sync_key(self, store: StateStore, run_id: str) -> None:
+        """Persons confirmed out of key order load sorted by sync key, on both load paths."""
+        for n, key in enumerate(["k3", "k1", "k4", "k2"]):
+            store.record_sent(_sent(run_id, f"m{n}", key))
+            store.record_answer(_confirmed(f"m{n}"), [Upsert(person=_person(key))])
+        assert list(store.load_persons().index) == ["k1", "k2", "k3", "k4"]
+        store.seed_persons(pd.DataFrame({"identity": ["odd\x1fone"]}, index=pd.Index(["k0"])))
+        frame = store.load_persons()
+        assert list(frame.index) == ["k0", "k1", "k2", "k3", "k4"]
+        assert frame.loc["k0", "identity"] == "odd\x1fone"
+
+    def test_load_across_chunks_with_gaps(self, store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Loading in several rowid chunks, some of them emptied by removals, loses and repeats no row."""
+        monkeypatch.setattr(snapshot, "_LOAD_CHUNK", 3)
+        keys = [f"k{i:02d}" for i in range(14)]
+        store.seed_persons(pd.DataFrame({"username": [f"u{k}" for k in keys]}, index=pd.Index(keys)))
+        run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
+        gone = ["k03", "k04", "k05", "k07", "k13"]  # rowids 4-6 make a whole chunk empty
+        store.record_sent(_sent(run_id, "m1", *gone, operation="deletePersons"))
+        store.record_answer(_confirmed("m1"), [Remove(sync_key=key) for key in gone])
+        frame = store.load_persons()
+        expected = [key for key in keys if key not in gone]
+        assert list(frame.index) == expected
+        assert list(frame["username"]) == [f"u{key}" for key in expected]
+
+    def test_values_with_the_separator_still_round_trip(self, store: StateStore) -> None:
+        """A value holding the packing separator makes the load take its plain path, with the same result."""
+        distinct = {name: [f"{name}-1", f"{name}-2"] for name in PERSON_FIELDS}
+        frame = pd.DataFrame(
+            {"identity": ["a\x1fb", "c"], **distinct, "given_name": ["x", "y\x1f"]},
+            index=pd.Index(["k1", "k2"]),
+        )
+        store.seed_persons(frame)
+        loaded = store.load_persons()
+        assert loaded.loc["k1"].to_dict() == {
+            "identity": "a\x1fb",
+            **{n: f"{n}-1" for n in PERSON_FIELDS},
+        } | {"given_name": "x"}
+        assert loaded.loc["k2", "given_name"] == "y\x1f"
+        assert loaded.loc["k2", "mobile"] == "mobile-2"
+        assert str(loaded.dtypes["email"]) == "str"
+        assert loaded.index.dtype == "str"
+
+    def test_seed_accepts_a_sync_key_column_and_fills_gaps(self, store: StateStore) -> None:
+        """Seeding takes a sync_key column, fills missing fields and NaN with "", and upserts."""
+        frame = pd.DataFrame({"sync_key": ["k1", "k2"], "email": ["a@x", None]})
+        store.seed_persons(frame)
+        store.seed_persons(pd.DataFrame({"sync_key": ["k2"], "email": ["b@x"]}))
+        loaded = store.load_persons()
+        assert loaded.loc["k1"].to_dict() == {"identity": "", **dict.fromkeys(PERSON_FIELDS, "")} | {
+            "email": "a@x"
+        }
+        assert loaded.loc["k2", "email"] == "b@x"
+        assert store.person_count() == 2
+
+    def test_seed_refuses_bad_keys(self, store: StateStore) -> None:
+        """Duplicate or empty sync keys are refused before anything is written."""
+        with pytest.raises(ValueError, match="twice"):
+            store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k", "k"])))
+        with pytest.raises(ValueError, match="sync key"):
+            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index([""])))
+        assert store.person_count() == 0
+
+    def test_password_never_reaches_the_files(self, state: Path) -> None:
+        """A password column in a seeded frame is ignored: no state file contains the password."""
+        secret = "Pa55-very-secret-word"
+        with StateStore.open(state) as store:
+            store.seed_persons(
+                pd.DataFrame({"username": ["ada"], "password": [secret]}, index=pd.Index(["k1"]))
+            )
+            run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
+            store.record_sent(_sent(run_id, "m1", "k2"))
+            store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+            assert "password" not in store.load_persons().columns
+        blobs = b"".join(path.read_bytes() for path in state.iterdir() if path.is_file())
+        assert b"ada" in blobs
+        assert secret.encode() not in blobs
