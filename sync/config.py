@@ -1,0 +1,141 @@
+"""Settings from a TOML file and credentials from the environment or an owner-only file.
+
+Precedence is flags > environment > config file > built-in defaults; click applies the first two,
+and the config file reaches click as its `default_map` (see `cli.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from sync.errors import ConfigError
+
+__all__ = [
+    "CONFIG_KEYS",
+    "Credentials",
+    "load_config_file",
+    "load_credentials",
+]
+
+#: Keys a config file may set, each the name of a command-line option (dashes as underscores).
+CONFIG_KEYS: Final = frozenset(
+    {
+        "mapping",
+        "state",
+        "endpoint",
+        "ca_bundle",
+        "concurrency",
+        "max_in_flight",
+        "connect_timeout",
+        "read_timeout",
+        "max_attempts",
+        "circuit_threshold",
+        "deletes",
+        "max_change_share",
+        "max_change_count",
+        "report",
+        "report_format",
+        "log_format",
+        "log_file",
+        "credentials_file",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """The IMS ES integration's WS-Security credentials. The password never shows in a repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+def _owner_only(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} holds a password but can be read by others (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {path}`"
+        )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a config file into option defaults (keys as option names, dashes as underscores).
+
+    The file has a `[sync]` table of options and an optional `[credentials]` table (username,
+    password); a file with a password must be readable by its owner only.
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, unknown key, or a password in a file others can read.
+    """
+    data = _read_toml(path)
+    unknown = set(data) - {"sync", "credentials"}
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown table(s) {sorted(unknown)}; expected [sync], [credentials]"
+        )
+    options = dict(data.get("sync", {}))
+    bad = {key.replace("-", "_") for key in options} - CONFIG_KEYS
+    if bad:
+        raise ConfigError(
+            f"config file {path}: unknown key(s) {sorted(bad)} in [sync]; known: {sorted(CONFIG_KEYS)}"
+        )
+    options = {key.replace("-", "_"): value for key, value in options.items()}
+    credentials = data.get("credentials", {})
+    if credentials:
+        if set(credentials) - {"username", "password"}:
+            raise ConfigError(f"config file {path}: [credentials] takes only username and password")
+        if "password" in credentials:
+            _owner_only(path)
+        options["_credentials"] = credentials
+    return options
+
+
+def load_credentials(
+    *,
+    environ: Mapping[str, str] = os.environ,
+    credentials_file: Path | None = None,
+    from_config: Mapping[str, str] | None = None,
+) -> Credentials:
+    """Find the IMS ES credentials: environment, then a credentials file, then the config file.
+
+    Raises:
+        ConfigError: no complete pair of username and password, or a file readable by others.
+    """
+    username = environ.get("IMS_ES_USERNAME", "")
+    password = environ.get("IMS_ES_PASSWORD", "")
+    if username and password:
+        return Credentials(username=username, password=password)
+    if credentials_file is not None:
+        data = _read_toml(credentials_file)
+        _owner_only(credentials_file)
+        section = data.get("credentials", data)
+        username = username or str(section.get("username", ""))
+        password = password or str(section.get("password", ""))
+    if from_config:
+        username = username or str(from_config.get("username", ""))
+        password = password or str(from_config.get("password", ""))
+    if not (username and password):
+        raise ConfigError(
+            "no IMS ES credentials: set IMS_ES_USERNAME and IMS_ES_PASSWORD, or give a credentials "
+            "file (owner-only, with username and password) with --credentials-file"
+        )
+    return Credentials(username=username, password=password)
