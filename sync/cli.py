@@ -1,0 +1,579 @@
+"""The `ims-sync` command line: argv, environment and config file in; wiring of the stages; exit codes.
+
+Exit codes (for schedulers): 0 all done; 1 some operations failed or rows were rejected (recorded);
+2 bad usage, config, input or state in use; 3 stopped by a safety limit; 4 IMS ES unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, NoReturn, TextIO
+
+import click
+import structlog
+
+from sync import __version__
+from sync.config import Credentials, load_config_file, load_credentials
+from sync.errors import (
+    AuthenticationError,
+    CertificateError,
+    ConfigError,
+    RemoteError,
+    RosterError,
+    StateError,
+    SyncError,
+)
+from sync.logs import configure_logging
+from sync.models import Outcome, Plan, RunResult
+from sync.safety import SafetyLimits, check_limits
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_SAFETY: Final = 3
+EXIT_UNREACHABLE: Final = 4
+
+_REPORT_FORMATS: Final = ("md", "json", "csv", "html")
+_log = structlog.get_logger("sync.cli")
+
+
+class _Exit(Exception):
+    """Leave the command with an exit code after printing `message` (if any) to stderr."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    raise _Exit(code, message)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- the group ------------------------------------------------------------------------------
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    try:
+        options = load_config_file(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    commands = ctx.command.commands if isinstance(ctx.command, click.Group) else {}
+    ctx.default_map = dict.fromkeys(commands, options)
+    ctx.default_map.update({"snapshot": {"export": options}})
+    ctx.meta["config_options"] = options
+    return value
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: ims-sync plan samples/oneroster/users.csv --mapping oneroster-users --state ./state",
+)
+@click.version_option(__version__, prog_name="ims-sync")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="IMS_SYNC_CONFIG",
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML config file ([sync] options, [credentials]); flags and environment override it.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    envvar="IMS_SYNC_LOG_FORMAT",
+    default=None,
+    help="json: one JSON event a line (default without a terminal); console: readable (default on one).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="IMS_SYNC_LOG_FILE",
+    default=None,
+    help="Append log events (JSON lines) to this file instead of standard error.",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_format: str | None, log_file: Path | None) -> None:
+    """Synchronise a school roster (CSV) into itslearning over IMS Enterprise Services v1.0.
+
+    Start with `validate`, review a dry run with `plan`, then `run`; `reconcile` checks the journal.
+    """
+    stream: TextIO | None = None
+    if log_file is not None:
+        stream = ctx.with_resource(log_file.open("a", encoding="utf-8"))
+        fmt = log_format or "json"
+    else:
+        fmt = log_format or ("console" if sys.stderr.isatty() else "json")
+    level = logging.WARNING if fmt == "console" and log_file is None else logging.INFO
+    configure_logging(fmt="json" if fmt == "json" else "console", stream=stream, level=level)
+
+
+# --- shared options ---------------------------------------------------------------------------
+
+_roster_arg = click.argument("roster", type=click.Path(path_type=Path, dir_okay=False))
+_mapping_opt = click.option(
+    "--mapping",
+    "-m",
+    envvar="IMS_SYNC_MAPPING",
+    required=True,
+    help="A built-in mapping name (oneroster-users, generic) or the path of a mapping TOML file.",
+)
+_state_opt = click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="IMS_SYNC_STATE",
+    required=True,
+    help="State directory: snapshot and journal (SQLite) and the run lock.",
+)
+
+
+def _read(roster_path: Path, mapping_name: str) -> Any:
+    from sync.mapping import load_mapping  # noqa: PLC0415 - pandas only for commands that need it
+    from sync.roster import read_roster  # noqa: PLC0415
+
+    mapping = load_mapping(mapping_name)
+    return read_roster(roster_path, mapping)
+
+
+def _plan(roster: Any, snapshot: Any) -> Plan:
+    from sync.diff import plan  # noqa: PLC0415
+
+    return plan(roster, snapshot)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(EXIT_USAGE, f"cannot write {output}: {exc.strerror}")
+    click.echo(f"report written to {output}", err=True)
+
+
+def _meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "") -> Any:
+    from sync.report import ReportMeta  # noqa: PLC0415
+
+    return ReportMeta(
+        title=title,
+        roster=str(roster or ""),
+        mapping=mapping,
+        state=str(state),
+        generated_at=_now_iso(),
+        endpoint=endpoint,
+        tool_version=__version__,
+    )
+
+
+def _report_format(output: Path | None, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    if output is not None and output.suffix.lstrip(".").lower() in _REPORT_FORMATS:
+        return output.suffix.lstrip(".").lower()
+    return "md"
+
+
+def _print_rejects(plan: Plan) -> None:
+    for reject in plan.rejects[:20]:
+        click.echo(f"rejected: {reject.file}:{reject.row} [{reject.field}] {reject.reason}", err=True)
+    if len(plan.rejects) > 20:
+        click.echo(f"... and {len(plan.rejects) - 20} more rejected rows (see the report)", err=True)
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+@cli.command(epilog="Example: ims-sync validate samples/generic/students.csv --mapping generic")
+@_roster_arg
+@_mapping_opt
+def validate(roster: Path, mapping: str) -> None:
+    """Check a roster against a mapping: no state, no network. Exit 1 when rows are rejected."""
+    result = _read(roster, mapping)
+    rejects = result.rejects
+    for reject in rejects:
+        click.echo(f"{reject.file}:{reject.row}: [{reject.field}] {reject.reason}")
+    click.echo(f"{len(result.frame)} valid persons, {len(rejects)} rejected rows in {roster}")
+    if rejects:
+        raise _Exit(EXIT_FAILED)
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="Example: ims-sync plan users.csv -m oneroster-users --state ./state --format html -o plan.html"
+)
+@_roster_arg
+@_mapping_opt
+@_state_opt
+@click.option("--format", "fmt", type=click.Choice(_REPORT_FORMATS), default=None, help="Report format.")
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Report file."
+)
+def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
+    """Dry run: show what a run would change. Sends nothing and changes no state."""
+    from sync.diff import empty_snapshot  # noqa: PLC0415
+    from sync.report import render_plan  # noqa: PLC0415
+    from sync.snapshot import StateStore  # noqa: PLC0415
+
+    result = _read(roster, mapping)
+    if (state / "state.sqlite3").exists():
+        with StateStore.open(state, exclusive=False) as store:
+            snapshot = store.load_persons()
+    else:
+        snapshot = empty_snapshot()
+    the_plan = _plan(result, snapshot)
+    meta = _meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
+    _write(render_plan(the_plan, fmt=_report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
+    _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
+    if output is not None:
+        click.echo(_summary_line(the_plan), err=True)
+
+
+def _summary_line(the_plan: Plan) -> str:
+    s = the_plan.summary
+    return (
+        f"plan: {s.create} create, {s.update} update, {s.change_identifier} changeIdentifier, "
+        f"{s.delete} deletion candidates, {s.rejected} rejected rows, {s.conflicts} conflicts, "
+        f"{s.unchanged} unchanged"
+    )
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _graceful_stop(stop: threading.Event) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop taking work and let requests in flight finish. Second: abort."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            f"{signal.Signals(signum).name}: finishing requests in flight, then stopping (again to abort)",
+            err=True,
+        )
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@cli.command(
+    epilog=(
+        "Example: IMS_ES_USERNAME=... IMS_ES_PASSWORD=... ims-sync run users.csv -m oneroster-users "
+        "--state /var/lib/ims-sync --endpoint https://host/PersonManagementService.svc --report run.html"
+    )
+)
+@_roster_arg
+@_mapping_opt
+@_state_opt
+@click.option(
+    "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="IMS_ES_CA_BUNDLE",
+    default=None,
+    help="PEM file of extra CA certificates to trust (e.g. the emulator's).",
+)
+@click.option(
+    "--credentials-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Owner-only TOML file with username and password (else IMS_ES_USERNAME / IMS_ES_PASSWORD).",
+)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=10, show_default=True, help="Workers.")
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 1024),
+    default=10,
+    show_default=True,
+    help="Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
+)
+@click.option("--connect-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--read-timeout", type=float, default=300.0, show_default=True, help="Seconds.")
+@click.option("--max-attempts", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option(
+    "--circuit-threshold",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Consecutive transient failures after which the run stops (exit 4).",
+)
+@click.option("--deletes/--no-deletes", default=False, help="Delete persons gone from the roster.")
+@click.option("--max-change-share", type=click.FloatRange(0, 1), default=0.10, show_default=True)
+@click.option("--max-change-count", type=click.IntRange(0), default=500, show_default=True)
+@click.option("--accept-changes", type=click.IntRange(0), default=0, help="Accept up to N updates.")
+@click.option("--accept-deletes", type=click.IntRange(0), default=0, help="Accept up to N deletes.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--report-format", type=click.Choice(_REPORT_FORMATS), default=None)
+def run(
+    roster: Path,
+    mapping: str,
+    state: Path,
+    endpoint: str,
+    ca_bundle: Path | None,
+    credentials_file: Path | None,
+    concurrency: int,
+    max_in_flight: int,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+    circuit_threshold: int,
+    deletes: bool,
+    max_change_share: float,
+    max_change_count: int,
+    accept_changes: int,
+    accept_deletes: int,
+    report: Path | None,
+    report_format: str | None,
+) -> None:
+    """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
+    from sync.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+    from sync.snapshot import StateStore  # noqa: PLC0415
+    from sync.transport import PersonClient, Timeouts  # noqa: PLC0415
+
+    if concurrency > max_in_flight:
+        _fail(
+            EXIT_USAGE,
+            f"--concurrency {concurrency} exceeds the in-flight budget {max_in_flight}; "
+            "raise --max-in-flight only where the service allows it",
+        )
+    if max_in_flight > 10:
+        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
+    ctx = click.get_current_context()
+    credentials: Credentials = load_credentials(
+        credentials_file=credentials_file,
+        from_config=ctx.find_root().meta.get("config_options", {}).get("_credentials"),
+    )
+    result = _read(roster, mapping)
+    started = _now_iso()
+    with StateStore.open(state) as store:
+        the_plan = _plan(result, store.load_persons())
+        _print_rejects(the_plan)
+        limits = SafetyLimits(
+            max_share=max_change_share,
+            max_count=max_change_count,
+            accept_changes=accept_changes,
+            accept_deletes=accept_deletes,
+        )
+        breaches = check_limits(the_plan, limits, deletes=deletes)
+        if breaches:
+            for breach in breaches:
+                _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
+            _fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
+        run_id = store.begin_run(command="run", roster=str(roster), mapping=mapping)
+        _log.info("run_start", run_id=run_id, endpoint=endpoint, **the_plan.summary.as_dict())
+        operations = [*the_plan.operations, *(the_plan.deletions if deletes else ())]
+        stop = threading.Event()
+        client = PersonClient(
+            url=endpoint,
+            username=credentials.username,
+            password=credentials.password,
+            ca_bundle=ca_bundle,
+            timeouts=Timeouts(connect=connect_timeout, read=read_timeout),
+            pool_size=max(concurrency, 1),
+        )
+        settings = ExecutorSettings(
+            max_in_flight=concurrency,
+            circuit_threshold=circuit_threshold,
+            retry=RetryPolicy(max_attempts=max_attempts),
+            deletes=deletes,
+        )
+        with client, _graceful_stop(stop), _progress(len(operations)) as tick:
+            execution = Executor(
+                client=client, store=store, run_id=run_id, settings=settings, stop=stop, on_result=tick
+            ).run(operations)
+        outcome = RunResult(
+            run_id=run_id,
+            plan=the_plan,
+            results=execution.results,
+            started_at=started,
+            finished_at=_now_iso(),
+            stopped=execution.stopped,
+        )
+        counts = {o.value: outcome.count(o) for o in Outcome}
+        store.end_run(run_id, status=_run_status(outcome), summary=counts)
+    _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
+    if report is not None:
+        from sync.report import render_run  # noqa: PLC0415
+
+        meta = _meta("Run report", roster=roster, mapping=mapping, state=state, endpoint=endpoint)
+        fmt = _report_format(report, report_format)
+        _write(render_run(outcome, fmt=fmt, meta=meta), report)  # type: ignore[arg-type]
+    _print_run_summary(outcome)
+    if execution.fatal is not None:
+        raise execution.fatal
+    if execution.stopped.startswith("circuit open"):
+        _fail(EXIT_UNREACHABLE, f"IMS ES unreachable: {execution.stopped}")
+    failed = counts["rejected"] + counts["unconfirmed"] + counts["skipped"]
+    if failed or the_plan.rejects:
+        raise _Exit(EXIT_FAILED)
+
+
+def _run_status(outcome: RunResult) -> str:
+    if outcome.stopped:
+        return "stopped"
+    if any(r.outcome is not Outcome.CONFIRMED for r in outcome.results):
+        return "partial"
+    return "ok"
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar on a terminal; nothing under cron."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda _result: None
+        return
+    from rich.progress import Progress  # noqa: PLC0415
+
+    lock = threading.Lock()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("sending to IMS ES", total=total)
+
+        def tick(_result: Any) -> None:
+            with lock:
+                progress.advance(task)
+
+        yield tick
+
+
+def _print_run_summary(outcome: RunResult) -> None:
+    counts = {o.value: outcome.count(o) for o in Outcome}
+    summary = outcome.plan.summary
+    line = (
+        f"run {outcome.run_id}: {counts['confirmed']} confirmed, {counts['rejected']} rejected, "
+        f"{counts['unconfirmed']} unconfirmed, {counts['skipped']} skipped "
+        f"(planned: {summary.create} create, {summary.update} update, "
+        f"{summary.change_identifier} changeIdentifier; {summary.rejected} rows rejected, "
+        f"{summary.conflicts} conflicts, {summary.delete} deletion candidates)"
+    )
+    click.echo(line)
+    if outcome.stopped:
+        click.echo(f"stopped early: {outcome.stopped}", err=True)
+    for result in outcome.results:
+        if result.outcome in (Outcome.REJECTED, Outcome.UNCONFIRMED):
+            reason = result.error or (result.status.description if result.status else "")
+            key = getattr(result.operation, "sync_key", "")
+            click.echo(f"{result.outcome.value}: {type(result.operation).__name__} {key}: {reason}", err=True)
+
+
+# --- reconcile ------------------------------------------------------------------------------
+
+
+@cli.command(epilog="Example: ims-sync reconcile --state ./state --format json")
+@_state_opt
+@click.option("--run", "run_id", default=None, help="Run id (default: the last run).")
+@click.option("--all", "all_runs", is_flag=True, help="Every run in the journal.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output: Path | None) -> None:
+    """Pair every request's messageIdentifier with its answer's messageIdRef; flag what is off.
+
+    Exit 1 when any request is unanswered, unmatched or failed.
+    """
+    from sync.reconcile import reconcile as check  # noqa: PLC0415
+    from sync.report import render_reconcile  # noqa: PLC0415
+    from sync.snapshot import StateStore  # noqa: PLC0415
+
+    if not (state / "state.sqlite3").exists():
+        _fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")
+    with StateStore.open(state, exclusive=False) as store:
+        chosen = None if all_runs else (run_id or store.last_run_id())
+        if chosen is None and not all_runs:
+            _fail(EXIT_USAGE, f"no run recorded in {state}")
+        rows = check(store.journal(chosen))
+    _write(render_reconcile(rows, fmt=fmt), output)
+    if any(row.flags - {"ok"} for row in rows):
+        raise _Exit(EXIT_FAILED)
+
+
+# --- snapshot -------------------------------------------------------------------------------
+
+
+@cli.group()
+def snapshot() -> None:
+    """Inspect the snapshot: what IMS ES last confirmed."""
+
+
+@snapshot.command("export", epilog="Example: ims-sync snapshot export --state ./state -o snapshot.csv")
+@_state_opt
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def snapshot_export(state: Path, output: Path | None) -> None:
+    """Write the snapshot as CSV (sync_key, identity and the person fields; never passwords)."""
+    from sync.report import frame_to_csv  # noqa: PLC0415
+    from sync.snapshot import StateStore  # noqa: PLC0415
+
+    if not (state / "state.sqlite3").exists():
+        _fail(EXIT_USAGE, f"no state in {state}")
+    with StateStore.open(state, exclusive=False) as store:
+        frame = store.load_persons()
+    _write(frame_to_csv(frame), output)
+
+
+def _register_emulator() -> None:
+    from sync.emulator.command import emulator  # noqa: PLC0415
+
+    cli.add_command(emulator)
+
+
+_register_emulator()
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (also for tests: `main([...])`)."""
+    try:
+        cli.main(args=argv, prog_name="ims-sync", standalone_mode=False)
+    except _Exit as exc:
+        if exc.message:
+            click.echo(f"ims-sync: {exc.message}", err=True)
+        return exc.code
+    except click.exceptions.Abort:
+        click.echo("ims-sync: aborted", err=True)
+        return EXIT_FAILED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except (AuthenticationError, CertificateError) as exc:
+        click.echo(f"ims-sync: {exc}", err=True)
+        return EXIT_USAGE
+    except RemoteError as exc:
+        click.echo(f"ims-sync: IMS ES unreachable: {exc}", err=True)
+        return EXIT_UNREACHABLE
+    except (ConfigError, RosterError, StateError) as exc:
+        click.echo(f"ims-sync: {exc}", err=True)
+        return EXIT_USAGE
+    except SyncError as exc:
+        click.echo(f"ims-sync: {exc}", err=True)
+        return EXIT_FAILED
+    return EXIT_OK
