@@ -31,7 +31,6 @@ from tenacity import (
 from sync.errors import (
     AuthenticationError,
     CertificateError,
-    ProtocolError,
     RejectedError,
     RemoteError,
     TransientError,
@@ -58,6 +57,7 @@ from sync.snapshot import (
     StateStore,
     Upsert,
 )
+from sync.transport import MassReply, new_message_id
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -71,6 +71,8 @@ __all__ = [
 #: codeMinor values that mean "try again later", not "your data is wrong".
 _BUSY_CODES: Final = frozenset({"serverbusy", "server_busy", "busy"})
 _UNKNOWN_OBJECT: Final = "unknownobject"
+#: itslearning strongly discourages mass requests of more than 50 objects.
+MAX_BATCH_SIZE: Final = 50
 
 
 class PersonService(Protocol):
@@ -100,6 +102,12 @@ class PersonService(Protocol):
         """changePersonIdentifier."""
         ...
 
+    def create_persons(
+        self, items: Sequence[tuple[Person, str]], *, message_id: str | None = None
+    ) -> MassReply:
+        """createPersons: one request, one status per item."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
@@ -119,7 +127,8 @@ DEFAULT_RETRY_POLICY: Final = RetryPolicy()
 class ExecutorSettings:
     """Limits of one run's execution."""
 
-    max_in_flight: int = 10
+    max_in_flight: int = 10  # objects unanswered at once (itslearning: fewer than 10)
+    batch_size: int = 1  # creates per createPersons request; 1 = createPerson calls
     circuit_threshold: int = 20  # consecutive transient failures that open the circuit
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
     deletes: bool = False  # execute deletion candidates (off by default: they are only listed)
@@ -152,6 +161,13 @@ class _Circuit:
             self._failures += 1
             if self._failures >= self._threshold:
                 self.open.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Creates sent together in one createPersons request."""
+
+    creates: tuple[Create, ...]
 
 
 class _Aborted(Exception):
@@ -208,6 +224,8 @@ class Executor:
     ) -> None:
         if settings.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if not 1 <= settings.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH_SIZE}")
         self._client = client
         self._store = store
         self._run_id = run_id
@@ -223,28 +241,37 @@ class Executor:
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, operations: Sequence[Operation]) -> ExecutionReport:
-        """Execute `operations` (deletions only when settings.deletes) and return their results in order."""
+        """Execute `operations` (deletions only when settings.deletes) and return their results in order.
+
+        Work is handed out in units (one operation, or a batch of creates for createPersons) while
+        the objects in flight stay within `max_in_flight`.
+        """
         todo = [op for op in operations if self._settings.deletes or not isinstance(op, Delete)]
+        units = self._units(todo)
         results: dict[int, OperationResult] = {}
         budget = self._settings.max_in_flight
         with ThreadPoolExecutor(max_workers=budget, thread_name_prefix="ims-es") as pool:
-            pending: dict[Future[OperationResult], int] = {}
-            index = 0
-            while index < len(todo) or pending:
-                while index < len(todo) and len(pending) < budget and not self._halted():
-                    pending[pool.submit(self._execute, todo[index])] = index
-                    index += 1
-                if self._halted() and index < len(todo) and not pending:
-                    break
+            pending: dict[Future[list[OperationResult]], tuple[int, ...]] = {}
+            in_flight = 0
+            next_unit = 0
+            while next_unit < len(units) or pending:
+                while next_unit < len(units) and not self._halted():
+                    positions, unit = units[next_unit]
+                    if pending and in_flight + len(positions) > budget:
+                        break
+                    pending[pool.submit(self._execute_unit, unit)] = positions
+                    in_flight += len(positions)
+                    next_unit += 1
                 if not pending:
-                    continue
+                    break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    position = pending.pop(future)
-                    result = future.result()
-                    results[position] = result
-                    if self._on_result is not None:
-                        self._on_result(result)
+                    positions = pending.pop(future)
+                    in_flight -= len(positions)
+                    for position, result in zip(positions, future.result(), strict=True):
+                        results[position] = result
+                        if self._on_result is not None:
+                            self._on_result(result)
         for position in range(len(todo)):
             if position not in results:
                 results[position] = OperationResult(operation=todo[position], outcome=Outcome.SKIPPED)
@@ -253,6 +280,36 @@ class Executor:
             stopped=self._stopped_reason(),
             fatal=self._fatal,
         )
+
+    def _units(self, todo: Sequence[Operation]) -> list[tuple[tuple[int, ...], Operation | _Batch]]:
+        """Group creates into createPersons batches (plan order kept); everything else goes alone."""
+        size = min(self._settings.batch_size, self._settings.max_in_flight)
+        units: list[tuple[tuple[int, ...], Operation | _Batch]] = []
+        batch: list[int] = []
+
+        def flush() -> None:
+            if len(batch) == 1:
+                units.append(((batch[0],), todo[batch[0]]))
+            elif batch:
+                ops = tuple(todo[i] for i in batch)
+                units.append((tuple(batch), _Batch(creates=ops)))  # type: ignore[arg-type]
+            batch.clear()
+
+        for position, op in enumerate(todo):
+            if size > 1 and isinstance(op, Create):
+                batch.append(position)
+                if len(batch) == size:
+                    flush()
+            else:
+                flush()
+                units.append(((position,), op))
+        flush()
+        return units
+
+    def _execute_unit(self, unit: Operation | _Batch) -> list[OperationResult]:
+        if isinstance(unit, _Batch):
+            return self._execute_batch(unit.creates)
+        return [self._execute(unit)]
 
     def _halted(self) -> bool:
         return self._stop.is_set() or self._circuit.open.is_set() or self._fatal is not None
@@ -424,18 +481,147 @@ class Executor:
             return None
         return step, found[-1]
 
+    # --- a batch of creates: createPersons ------------------------------------------------
+
+    def _execute_batch(self, creates: tuple[Create, ...]) -> list[OperationResult]:
+        """One createPersons for several creates; each item's statusInfo decides its person.
+
+        A transient failure of the whole request retries the whole batch: createPerson(s) upserts,
+        so items the lost answer had applied are harmless to send again.
+        """
+        items = tuple(RequestItem(index=i, sync_key=op.sync_key) for i, op in enumerate(creates))
+        pairs = [(op.person, op.password) for op in creates]
+        policy = self._settings.retry
+        attempt_no = 0
+        last: list[_Step] = []
+        for attempt in self._retrying("createPersons", items):
+            with attempt:
+                if self._halted():
+                    if attempt_no == 0:
+                        return [
+                            OperationResult(operation=op, outcome=Outcome.SKIPPED, error="run stopped")
+                            for op in creates
+                        ]
+                    break
+                attempt_no += 1
+                last, retry = self._mass_attempt(items, pairs, creates, attempt_no)
+                if retry and not self._halted() and attempt_no < policy.max_attempts:
+                    raise _Retry(last[0].error)
+        return [
+            OperationResult(
+                operation=op,
+                outcome=step.outcome,
+                message_identifier=step.message_identifier,
+                status=step.status,
+                error=step.error,
+                attempts=step.attempts,
+            )
+            for op, step in zip(creates, last, strict=True)
+        ]
+
+    def _mass_attempt(
+        self,
+        items: tuple[RequestItem, ...],
+        pairs: list[tuple[Person, str]],
+        creates: tuple[Create, ...],
+        attempt: int,
+    ) -> tuple[list[_Step], bool]:
+        mid = new_message_id()
+        self._store.record_sent(
+            SentRequest(
+                run_id=self._run_id,
+                message_identifier=mid,
+                operation="createPersons",
+                attempt=attempt,
+                sent_at=_now(),
+                items=items,
+            )
+        )
+        started = time.perf_counter()
+        reply: MassReply | None = None
+        error, retry, fallback = "", False, Outcome.UNCONFIRMED
+        try:
+            reply = self._client.create_persons(pairs, message_id=mid)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and journalled
+            error, fallback, retry = self._call_failed(exc, "createPersons", mid)
+        item_answers: list[ItemAnswer] = []
+        changes: list[SnapshotChange] = []
+        steps: list[_Step] = []
+        for index, create in enumerate(creates):
+            status = reply.items[index] if reply is not None else None
+            if status is None:
+                outcome = fallback
+            elif status.ok:
+                outcome = Outcome.CONFIRMED
+                changes.append(Upsert(person=create.person, identity=create.identity))
+            elif _is_busy(status):
+                outcome = Outcome.UNCONFIRMED
+            else:
+                outcome = Outcome.REJECTED
+            item_answers.append(ItemAnswer(index=index, status=status, outcome=outcome))
+            item_error = error or (status.description if status and not status.ok else "")
+            steps.append(
+                _Step(
+                    outcome=outcome,
+                    status=status,
+                    message_identifier=mid,
+                    error=item_error,
+                    attempts=attempt,
+                )
+            )
+        if reply is not None:
+            self._circuit.success()
+        confirmed = sum(a.outcome is Outcome.CONFIRMED for a in item_answers)
+        rejected = sum(a.outcome is Outcome.REJECTED for a in item_answers)
+        # The request outcome says whether its answer may change the snapshot; items say what did.
+        request_outcome = (
+            Outcome.CONFIRMED if confirmed else (Outcome.REJECTED if rejected else Outcome.UNCONFIRMED)
+        )
+        header = reply.status if reply is not None else None
+        self._store.record_answer(
+            Answer(
+                message_identifier=mid,
+                answered_at=_now(),
+                status=header,
+                outcome=request_outcome,
+                error=error,
+                items=tuple(item_answers),
+            ),
+            changes,
+        )
+        self._log.info(
+            "ims_request",
+            operation="createPersons",
+            items=len(items),
+            sync_key=items[0].sync_key,
+            message_identifier=mid,
+            message_id_ref=header.message_id_ref if header else None,
+            code_major=header.code_major if header else None,
+            severity=header.severity if header else None,
+            outcome=request_outcome.value,
+            confirmed=confirmed,
+            rejected=rejected,
+            attempt=attempt,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            error=error or None,
+        )
+        for step, item in zip(steps, items, strict=True):
+            if step.outcome is Outcome.REJECTED:
+                self._log.warning(
+                    "ims_item_rejected",
+                    operation="createPersons",
+                    sync_key=item.sync_key,
+                    index=item.index,
+                    message_identifier=mid,
+                    description=step.error,
+                )
+        return steps, retry
+
     # --- one step: a logical call, retried -------------------------------------------------
 
-    def _step(
-        self,
-        operation: str,
-        items: tuple[RequestItem, ...],
-        call: Callable[[str], Status],
-        changes: Callable[[], list[SnapshotChange]],
-    ) -> _Step:
+    def _retrying(self, operation: str, items: tuple[RequestItem, ...]) -> Retrying:
         policy = self._settings.retry
-        last = _Step(outcome=Outcome.UNCONFIRMED)
-        retrying = Retrying(
+        return Retrying(
             sleep=self._sleep,
             stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_seconds),
             wait=wait_exponential_jitter(
@@ -445,8 +631,17 @@ class Executor:
             before_sleep=self._log_retry(operation, items),
             reraise=True,
         )
+
+    def _step(
+        self,
+        operation: str,
+        items: tuple[RequestItem, ...],
+        call: Callable[[str], Status],
+        changes: Callable[[], list[SnapshotChange]],
+    ) -> _Step:
+        last = _Step(outcome=Outcome.UNCONFIRMED)
         try:
-            for attempt in retrying:
+            for attempt in self._retrying(operation, items):
                 with attempt:
                     if self._halted():
                         if last.attempts == 0:
@@ -467,8 +662,6 @@ class Executor:
         changes: Callable[[], list[SnapshotChange]],
         attempt: int,
     ) -> _Step:
-        from sync.transport import new_message_id  # noqa: PLC0415 - keep zeep out of import time
-
         mid = new_message_id()
         sent_at = _now()
         self._store.record_sent(
@@ -487,22 +680,8 @@ class Executor:
         retry = False
         try:
             status = call(mid)
-        except TransientError as exc:
-            retry, error, outcome = True, str(exc), Outcome.UNCONFIRMED
-            self._circuit.failure()
-        except (AuthenticationError, CertificateError) as exc:
-            error, outcome = str(exc), Outcome.UNCONFIRMED
-            with self._fatal_lock:
-                self._fatal = self._fatal or exc
-        except ProtocolError as exc:
-            error, outcome = str(exc), Outcome.UNCONFIRMED
-        except RejectedError as exc:
-            error, outcome = str(exc), Outcome.REJECTED
-        except RemoteError as exc:
-            error, outcome = str(exc), Outcome.UNCONFIRMED
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the journal's record of this request
-            error, outcome = f"internal error: {type(exc).__name__}: {exc}", Outcome.UNCONFIRMED
-            self._log.exception("ims_request_crashed", operation=operation, message_identifier=mid)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and journalled
+            error, outcome, retry = self._call_failed(exc, operation, mid)
         else:
             if status.ok:
                 outcome = Outcome.CONFIRMED
@@ -541,6 +720,23 @@ class Executor:
         return _Step(
             outcome=outcome, status=status, message_identifier=mid, error=error, attempts=attempt, retry=retry
         )
+
+    def _call_failed(self, exc: Exception, operation: str, mid: str) -> tuple[str, Outcome, bool]:
+        """Classify a failed call: (error text, outcome, retry?). Feeds the circuit; records fatal errors."""
+        if isinstance(exc, TransientError):
+            self._circuit.failure()
+            return str(exc), Outcome.UNCONFIRMED, True
+        if isinstance(exc, AuthenticationError | CertificateError):
+            with self._fatal_lock:
+                self._fatal = self._fatal or exc
+            return str(exc), Outcome.UNCONFIRMED, False
+        if isinstance(exc, RejectedError):
+            return str(exc), Outcome.REJECTED, False
+        if isinstance(exc, RemoteError):  # ProtocolError: an answer we cannot trust
+            return str(exc), Outcome.UNCONFIRMED, False
+        # A bug must not lose the journal's record of this request: record it as unconfirmed.
+        self._log.exception("ims_request_crashed", operation=operation, message_identifier=mid)
+        return f"internal error: {type(exc).__name__}: {exc}", Outcome.UNCONFIRMED, False
 
     def _log_retry(self, operation: str, items: tuple[RequestItem, ...]) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:

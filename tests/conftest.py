@@ -38,16 +38,14 @@ class ExchangeLog:
 
     def __call__(self, exchange: Exchange) -> None:
         """Record one exchange (called from the emulator's threads)."""
-        problem = ""
-        if self._validate:
-            try:
-                validate_exchange(exchange, request=self._validate_requests)
-            except AssertionError as exc:
-                problem = f"{exchange.soap_action}: {exc}"
+        # One at a time: an lxml XMLSchema is not safe to use from several threads at once.
         with self._lock:
             self.exchanges.append(exchange)
-            if problem:
-                self.failures.append(problem)
+            if self._validate:
+                try:
+                    validate_exchange(exchange, request=self._validate_requests)
+                except AssertionError as exc:
+                    self.failures.append(f"{exchange.soap_action}: {exc}")
 
 
 @pytest.fixture(name="tls_material", scope="session")

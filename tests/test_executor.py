@@ -259,3 +259,48 @@ class TestExecutor:
         assert store.person_count() == len(confirmed)
         assert len(emulator.persons()) == len(confirmed)
         structlog.reset_defaults()
+
+
+class TestMassCreates:
+    """Creates batched into createPersons: per-item outcomes, one journal request per batch."""
+
+    def test_batches_confirm_items_and_reject_the_bad_one(
+        self, emulator: Emulator, store: StateStore, execute: Execute
+    ) -> None:
+        """Twelve creates in batches of five: three requests, the bad item rejected, the rest confirmed."""
+        executor, _ = execute(emulator, batch_size=5)
+        ops = [Create(person=person(n), password="pw-secret") for n in range(12)]
+        ops[6] = Create(person=person(6, sync_key="y" * 65))
+        report = executor.run(ops)
+        outcomes = [r.outcome for r in report.results]
+        assert outcomes == [Outcome.REJECTED if i == 6 else Outcome.CONFIRMED for i in range(12)]
+        entries = store.journal()
+        assert [e.operation for e in entries] == ["createPersons"] * 3
+        assert sorted(len(e.items) for e in entries) == [2, 5, 5]
+        assert all(e.message_id_ref == e.message_identifier for e in entries)
+        rejected = [i for e in entries for i in e.items if i.code_major == "failure"]
+        assert [i.sync_key for i in rejected] == ["y" * 65]
+        assert store.person_count() == 11
+        assert len(emulator.persons()) == 11
+        assert report.results[0].message_identifier == report.results[4].message_identifier
+
+    def test_dropped_batch_is_resent_whole_without_duplicates(
+        self, emulator_factory: Callable[..., Emulator], store: StateStore, execute: Execute
+    ) -> None:
+        """A batch applied but unanswered is resent; createPersons upserts, so each person exists once."""
+        emulator = emulator_factory(drop_rate=0.5, seed=7)  # seed 7: the first request's answer is lost
+        executor, _ = execute(emulator, batch_size=4, max_in_flight=4, circuit_threshold=100)
+        report = executor.run([Create(person=person(n)) for n in range(8)])
+        assert {r.outcome for r in report.results} == {Outcome.CONFIRMED}
+        assert sorted(emulator.persons()) == [f"k{n:03d}" for n in range(8)]
+        assert sorted(store.load_persons().index) == [f"k{n:03d}" for n in range(8)]
+        entries = store.journal()
+        assert [e.outcome for e in entries] == ["unconfirmed", "confirmed", "confirmed"]
+        assert [e.attempt for e in entries] == [1, 2, 1]
+        creates = [e for e in emulator.history() if e.operation == "createPersons"]
+        assert len(creates) == 12  # the first batch applied twice (an upsert), nothing duplicated
+
+    def test_batch_size_is_bounded(self, store: StateStore, emulator: Emulator, execute: Execute) -> None:
+        """More than 50 objects per request (itslearning's ceiling) is refused at construction."""
+        with pytest.raises(ValueError, match="batch_size"):
+            execute(emulator, batch_size=51)
