@@ -60,6 +60,51 @@ def _fail(code: int, message: str) -> NoReturn:
     raise _Exit(code, message)
 
 
+class _Output:
+    """Where this invocation talks: JSON log lines only (cron, --log-format json) or a person at a terminal.
+
+    Set by the group callback; `main` resets it, so one process can run many commands (tests do).
+    """
+
+    json = False  # stderr (or the log file) carries structlog JSON lines only
+    log_file: TextIO | None = None  # --log-file, open until `main` has logged the exit
+    terminal = False  # console format on a TTY: progress bar and rich summary tables
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.json = cls.terminal = False
+        cls.log_file = None
+
+    @classmethod
+    def close(cls) -> None:
+        """Close the log file, pointing structlog back at stderr (for whatever logs after `main`)."""
+        if cls.log_file is not None:
+            configure_logging(fmt="json")
+            cls.log_file.close()
+        cls.reset()
+
+
+def _notice(event: str, message: str, **fields: Any) -> None:
+    """Tell the operator something: a plain stderr line on a console, a JSON event under cron."""
+    if _Output.json:
+        _log.info(event, message=message, **fields)
+    else:
+        click.echo(message, err=True)
+
+
+def _rich_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table on stderr (only ever called on a terminal)."""
+    from rich.console import Console  # noqa: PLC0415 - rich only for people at a terminal
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console(stderr=True).print(table)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -77,6 +122,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     commands = ctx.command.commands if isinstance(ctx.command, click.Group) else {}
     ctx.default_map = dict.fromkeys(commands, options)
     ctx.default_map.update({"snapshot": {"export": options}})
+    # The group's own options (log format and file) read the same file.
+    ctx.default_map.update({key: options[key] for key in ("log_format", "log_file") if key in options})
     ctx.meta["config_options"] = options
     return value
 
@@ -109,18 +156,25 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     default=None,
     help="Append log events (JSON lines) to this file instead of standard error.",
 )
-@click.pass_context
-def cli(ctx: click.Context, log_format: str | None, log_file: Path | None) -> None:
+def cli(log_format: str | None, log_file: Path | None) -> None:
     """Synchronise a school roster (CSV) into itslearning over IMS Enterprise Services v1.0.
 
     Start with `validate`, review a dry run with `plan`, then `run`; `reconcile` checks the journal.
     """
     stream: TextIO | None = None
     if log_file is not None:
-        stream = ctx.with_resource(log_file.open("a", encoding="utf-8"))
+        try:
+            # Closed by `main`, after the reason for a failure has been logged to it too.
+            stream = log_file.open("a", encoding="utf-8")
+        except OSError as exc:
+            _fail(EXIT_USAGE, f"cannot open log file {log_file}: {exc.strerror}")
         fmt = log_format or "json"
     else:
         fmt = log_format or ("console" if sys.stderr.isatty() else "json")
+    _Output.json = fmt == "json"
+    _Output.log_file = stream
+    _Output.terminal = fmt == "console" and sys.stderr.isatty()
+    # On a terminal only warnings interrupt the progress bar; a log file or cron gets every event.
     level = logging.WARNING if fmt == "console" and log_file is None else logging.INFO
     configure_logging(fmt="json" if fmt == "json" else "console", stream=stream, level=level)
 
@@ -166,7 +220,7 @@ def _write(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         _fail(EXIT_USAGE, f"cannot write {output}: {exc.strerror}")
-    click.echo(f"report written to {output}", err=True)
+    _notice("report_written", f"report written to {output}", path=str(output))
 
 
 def _meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "") -> Any:
@@ -191,11 +245,21 @@ def _report_format(output: Path | None, fmt: str | None) -> str:
     return "md"
 
 
+_SHOWN_LINES: Final = 20
+
+
 def _print_rejects(plan: Plan) -> None:
-    for reject in plan.rejects[:20]:
-        click.echo(f"rejected: {reject.file}:{reject.row} [{reject.field}] {reject.reason}", err=True)
-    if len(plan.rejects) > 20:
-        click.echo(f"... and {len(plan.rejects) - 20} more rejected rows (see the report)", err=True)
+    for reject in plan.rejects[:_SHOWN_LINES]:
+        _notice(
+            "row_rejected",
+            f"rejected: {reject.file}:{reject.row} [{reject.field}] {reject.reason}",
+            where=f"{reject.file}:{reject.row}",
+            field=reject.field,
+            reason=reject.reason,
+        )
+    if len(plan.rejects) > _SHOWN_LINES:
+        more = len(plan.rejects) - _SHOWN_LINES
+        _notice("rows_rejected_more", f"... and {more} more rejected rows (see the report)", more=more)
 
 
 # --- validate -------------------------------------------------------------------------------
@@ -224,9 +288,19 @@ def validate(roster: Path, mapping: str) -> None:
 @_roster_arg
 @_mapping_opt
 @_state_opt
-@click.option("--format", "fmt", type=click.Choice(_REPORT_FORMATS), default=None, help="Report format.")
 @click.option(
-    "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Report file."
+    "--format",
+    "fmt",
+    type=click.Choice(_REPORT_FORMATS),
+    default=None,
+    help="Report format (default: from the --output suffix, else md).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Report file (default: standard output).",
 )
 def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
@@ -244,8 +318,24 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
     meta = _meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
     _write(render_plan(the_plan, fmt=_report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
-    if output is not None:
+    if _Output.terminal:
+        _rich_table("Dry run", ("Kind", "Count"), [(k, f"{n:,}") for k, n in _plan_counts(the_plan)])
+    elif output is not None and not _Output.json:
         click.echo(_summary_line(the_plan), err=True)
+
+
+def _plan_counts(the_plan: Plan) -> list[tuple[str, int]]:
+    s = the_plan.summary
+    return [
+        ("create", s.create),
+        ("update", s.update),
+        ("changeIdentifier", s.change_identifier),
+        ("deletion candidates", s.delete),
+        ("conflicts", s.conflicts),
+        ("rejected rows", s.rejected),
+        ("unchanged", s.unchanged),
+        ("in snapshot", s.snapshot_size),
+    ]
 
 
 def _summary_line(the_plan: Plan) -> str:
@@ -268,9 +358,11 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo(
-            f"{signal.Signals(signum).name}: finishing requests in flight, then stopping (again to abort)",
-            err=True,
+        name = signal.Signals(signum).name
+        _notice(
+            "stop_requested",
+            f"{name}: finishing requests in flight, then stopping (again to abort)",
+            signal=name,
         )
 
     if threading.current_thread() is not threading.main_thread():
@@ -319,7 +411,13 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
 )
 @click.option("--connect-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--read-timeout", type=float, default=300.0, show_default=True, help="Seconds.")
-@click.option("--max-attempts", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="Tries per request for transient faults (timeouts, 503s); data errors are never retried.",
+)
 @click.option(
     "--circuit-threshold",
     type=click.IntRange(1, 10_000),
@@ -328,12 +426,34 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     help="Consecutive transient failures after which the run stops (exit 4).",
 )
 @click.option("--deletes/--no-deletes", default=False, help="Delete persons gone from the roster.")
-@click.option("--max-change-share", type=click.FloatRange(0, 1), default=0.10, show_default=True)
-@click.option("--max-change-count", type=click.IntRange(0), default=500, show_default=True)
+@click.option(
+    "--max-change-share",
+    type=click.FloatRange(0, 1),
+    default=0.10,
+    show_default=True,
+    help="Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
+)
+@click.option(
+    "--max-change-count",
+    type=click.IntRange(0),
+    default=500,
+    show_default=True,
+    help="Safety limit: at most this many persons changed or deleted in one run, whatever the share.",
+)
 @click.option("--accept-changes", type=click.IntRange(0), default=0, help="Accept up to N updates.")
 @click.option("--accept-deletes", type=click.IntRange(0), default=0, help="Accept up to N deletes.")
-@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--report-format", type=click.Choice(_REPORT_FORMATS), default=None)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write a run report here: every operation's outcome, failures with reasons.",
+)
+@click.option(
+    "--report-format",
+    type=click.Choice(_REPORT_FORMATS),
+    default=None,
+    help="Run report format (default: from the --report suffix, else md).",
+)
 def run(
     roster: Path,
     mapping: str,
@@ -407,7 +527,7 @@ def run(
             retry=RetryPolicy(max_attempts=max_attempts),
             deletes=deletes,
         )
-        with client, _graceful_stop(stop), _progress(len(operations)) as tick:
+        with client, _graceful_stop(stop), _progress(len(operations), enabled=_Output.terminal) as tick:
             execution = Executor(
                 client=client, store=store, run_id=run_id, settings=settings, stop=stop, on_result=tick
             ).run(operations)
@@ -447,9 +567,9 @@ def _run_status(outcome: RunResult) -> str:
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar on a terminal; nothing under cron."""
-    if not sys.stderr.isatty() or total == 0:
+def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar on a terminal; nothing under cron or with JSON logs."""
+    if not enabled or total == 0:
         yield lambda _result: None
         return
     from rich.progress import Progress  # noqa: PLC0415
@@ -477,12 +597,39 @@ def _print_run_summary(outcome: RunResult) -> None:
     )
     click.echo(line)
     if outcome.stopped:
-        click.echo(f"stopped early: {outcome.stopped}", err=True)
+        _notice("stopped_early", f"stopped early: {outcome.stopped}", reason=outcome.stopped)
+    if _Output.terminal:
+        _rich_table(
+            "Run " + outcome.run_id, ("Operation", "Planned", *_OUTCOME_NAMES), _outcome_rows(outcome)
+        )
+    if _Output.json:
+        return  # each request is already an ims_request event, and run_end has the counts
+    problems = [r for r in outcome.results if r.outcome is not Outcome.CONFIRMED]
+    for result in problems[:_SHOWN_LINES]:
+        reason = result.error or (result.status.description if result.status else "") or "not sent"
+        key = getattr(result.operation, "sync_key", "")
+        click.echo(f"{result.outcome.value}: {type(result.operation).__name__} {key}: {reason}", err=True)
+    if len(problems) > _SHOWN_LINES:
+        click.echo(f"... and {len(problems) - _SHOWN_LINES} more not confirmed (see --report)", err=True)
+
+
+_OUTCOME_NAMES: Final = tuple(o.value for o in Outcome)
+
+
+def _outcome_rows(outcome: RunResult) -> list[tuple[str, ...]]:
+    """Operations by kind (rows) and outcome (columns), with a total row."""
+    counts: dict[str, dict[str, int]] = {}
     for result in outcome.results:
-        if result.outcome in (Outcome.REJECTED, Outcome.UNCONFIRMED):
-            reason = result.error or (result.status.description if result.status else "")
-            key = getattr(result.operation, "sync_key", "")
-            click.echo(f"{result.outcome.value}: {type(result.operation).__name__} {key}: {reason}", err=True)
+        kind = type(result.operation).__name__
+        row = counts.setdefault(kind, dict.fromkeys(_OUTCOME_NAMES, 0))
+        row[result.outcome.value] += 1
+    rows = [
+        (kind, f"{sum(row.values()):,}", *(f"{row[name]:,}" for name in _OUTCOME_NAMES))
+        for kind, row in sorted(counts.items())
+    ]
+    totals = [outcome.count(o) for o in Outcome]
+    rows.append(("total", f"{len(outcome.results):,}", *(f"{n:,}" for n in totals)))
+    return rows
 
 
 # --- reconcile ------------------------------------------------------------------------------
@@ -492,8 +639,16 @@ def _print_run_summary(outcome: RunResult) -> None:
 @_state_opt
 @click.option("--run", "run_id", default=None, help="Run id (default: the last run).")
 @click.option("--all", "all_runs", is_flag=True, help="Every run in the journal.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", help="Output format."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write here (default: standard output).",
+)
 def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output: Path | None) -> None:
     """Pair every request's messageIdentifier with its answer's messageIdRef; flag what is off.
 
@@ -518,14 +673,20 @@ def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output:
 # --- snapshot -------------------------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(epilog="Example: ims-sync snapshot export --state /var/lib/ims-sync -o snapshot.csv")
 def snapshot() -> None:
     """Inspect the snapshot: what IMS ES last confirmed."""
 
 
 @snapshot.command("export", epilog="Example: ims-sync snapshot export --state ./state -o snapshot.csv")
 @_state_opt
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the CSV here (default: standard output).",
+)
 def snapshot_export(state: Path, output: Path | None) -> None:
     """Write the snapshot as CSV (sync_key, identity and the person fields; never passwords)."""
     from sync.report import frame_to_csv  # noqa: PLC0415
@@ -536,6 +697,64 @@ def snapshot_export(state: Path, output: Path | None) -> None:
     with StateStore.open(state, exclusive=False) as store:
         frame = store.load_persons()
     _write(frame_to_csv(frame), output)
+
+
+# --- mapping --------------------------------------------------------------------------------
+
+
+@cli.group(epilog="Example: ims-sync mapping init export.csv -o my-school.toml")
+def mapping() -> None:
+    """Built-in mappings, and a starter mapping for your own CSV export."""
+
+
+@mapping.command("init", epilog="Example: ims-sync mapping init export.csv -o my-school.toml")
+@_roster_arg
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the mapping here (default: standard output). An existing file is kept unless --force.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+def mapping_init(roster: Path, output: Path | None, force: bool) -> None:
+    """Guess a starter mapping TOML from a roster's header and values; review its TODOs, then validate.
+
+    Columns are recognised by common English, Norwegian, Swedish and OneRoster names; the delimiter and
+    encoding are detected; every role value seen is listed under [values.role].
+    """
+    from sync.mapping import load_mapping  # noqa: PLC0415
+    from sync.mapping_init import starter_mapping  # noqa: PLC0415
+
+    text = starter_mapping(roster)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        _fail(EXIT_USAGE, f"{output} exists; choose another --output or add --force")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(EXIT_USAGE, f"cannot write {output}: {exc.strerror}")
+    load_mapping(output)  # the guess must always load; a ConfigError here is a bug worth seeing
+    _notice(
+        "mapping_written",
+        f"mapping written to {output}; review its TODOs, then: ims-sync validate {roster} --mapping {output}",
+        path=str(output),
+    )
+
+
+@mapping.command("list", epilog="Example: ims-sync mapping list")
+def mapping_list() -> None:
+    """List the built-in mappings (usable by name with --mapping) and where their files are."""
+    import tomllib  # noqa: PLC0415
+
+    from sync.mapping import builtin_mappings  # noqa: PLC0415
+
+    for name, path in builtin_mappings().items():
+        with path.open("rb") as fh:
+            description = str(tomllib.load(fh).get("description", ""))
+        click.echo(f"{name:<20} {description}  ({path})")
 
 
 def _register_emulator() -> None:
@@ -552,28 +771,43 @@ _register_emulator()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (also for tests: `main([...])`)."""
+    _Output.reset()
+    try:
+        return _main(argv)
+    finally:
+        _Output.close()
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="ims-sync", standalone_mode=False)
     except _Exit as exc:
         if exc.message:
-            click.echo(f"ims-sync: {exc.message}", err=True)
+            _exit_message(exc.code, exc.message)
         return exc.code
     except click.exceptions.Abort:
-        click.echo("ims-sync: aborted", err=True)
-        return EXIT_FAILED
+        return _exit_message(EXIT_FAILED, "aborted")
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
     except (AuthenticationError, CertificateError) as exc:
-        click.echo(f"ims-sync: {exc}", err=True)
-        return EXIT_USAGE
+        return _exit_message(EXIT_USAGE, str(exc))
     except RemoteError as exc:
-        click.echo(f"ims-sync: IMS ES unreachable: {exc}", err=True)
-        return EXIT_UNREACHABLE
+        return _exit_message(EXIT_UNREACHABLE, f"IMS ES unreachable: {exc}")
     except (ConfigError, RosterError, StateError) as exc:
-        click.echo(f"ims-sync: {exc}", err=True)
-        return EXIT_USAGE
+        return _exit_message(EXIT_USAGE, str(exc))
     except SyncError as exc:
-        click.echo(f"ims-sync: {exc}", err=True)
-        return EXIT_FAILED
+        return _exit_message(EXIT_FAILED, str(exc))
     return EXIT_OK
+
+
+def _exit_message(code: int, message: str) -> int:
+    """Say why the command ends: a JSON `exit` event under JSON logging, a plain stderr line otherwise.
+
+    With --log-file the plain line goes to stderr as well, so cron mail and the systemd journal show it.
+    """
+    if _Output.json:
+        _log.error("exit", exit_code=code, message=message)
+    if not _Output.json or _Output.log_file is not None:
+        click.echo(f"ims-sync: {message}", err=True)
+    return code

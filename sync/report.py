@@ -778,10 +778,14 @@ def _result_row(r: OperationResult) -> tuple[str, ...]:
         _status_text(status),
         _code_minor_text(status),
         status.description if status else "",
-        r.error,
+        r.error or _NOT_SENT.get(r.outcome, ""),
         str(r.attempts),
         r.message_identifier,
     )
+
+
+# What the tables say for an operation that carries no error text of its own.
+_NOT_SENT: Final = {Outcome.SKIPPED: "not sent: the run stopped before reaching it"}
 
 
 def _run_sections(result: RunResult, max_rows: int) -> list[_Section]:
@@ -823,7 +827,22 @@ def _run_sections(result: RunResult, max_rows: int) -> list[_Section]:
             outcome_column=0,
         ),
         *_set_aside_sections(result.plan, max_rows),
+        _unsent_deletions_section(result, max_rows),
     ]
+
+
+def _unsent_deletions_section(result: RunResult, max_rows: int) -> _Section:
+    """Deletion candidates the run did not send (deletes off): an operator must still see them."""
+    sent = {r.operation.sync_key for r in result.results if isinstance(r.operation, Delete)}
+    unsent = [d for d in result.plan.deletions if d.sync_key not in sent]
+    return _Section(
+        anchor="unsent-deletions",
+        heading="Deletion candidates not sent",
+        hint="Gone from the roster or marked for deletion; deleted only by a run with --deletes.",
+        header=("Sync key", "Identity", "Reason"),
+        rows=[(d.sync_key, d.identity, d.reason) for d in unsent[:max_rows]],
+        total=len(unsent),
+    )
 
 
 def _run_counts(result: RunResult) -> list[tuple[str, int]]:
