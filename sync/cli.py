@@ -198,6 +198,33 @@ _state_opt = click.option(
 )
 
 
+_endpoint_opt = click.option(
+    "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
+)
+_ca_bundle_opt = click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="IMS_ES_CA_BUNDLE",
+    default=None,
+    help="PEM file of extra CA certificates to trust (e.g. the emulator's).",
+)
+_credentials_opt = click.option(
+    "--credentials-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Owner-only TOML file with username and password (else IMS_ES_USERNAME / IMS_ES_PASSWORD).",
+)
+
+
+def _credentials(credentials_file: Path | None) -> Credentials:
+    """Credentials from the environment, a credentials file or the config file, in that order."""
+    root = click.get_current_context().find_root()
+    return load_credentials(
+        credentials_file=credentials_file,
+        from_config=root.meta.get("config_options", {}).get("_credentials"),
+    )
+
+
 def _read(roster_path: Path, mapping_name: str) -> Any:
     from sync.mapping import load_mapping  # noqa: PLC0415 - pandas only for commands that need it
     from sync.roster import read_roster  # noqa: PLC0415
@@ -385,22 +412,9 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
 @_roster_arg
 @_mapping_opt
 @_state_opt
-@click.option(
-    "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    envvar="IMS_ES_CA_BUNDLE",
-    default=None,
-    help="PEM file of extra CA certificates to trust (e.g. the emulator's).",
-)
-@click.option(
-    "--credentials-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Owner-only TOML file with username and password (else IMS_ES_USERNAME / IMS_ES_PASSWORD).",
-)
+@_endpoint_opt
+@_ca_bundle_opt
+@_credentials_opt
 @click.option("--concurrency", type=click.IntRange(1, 256), default=10, show_default=True, help="Workers.")
 @click.option(
     "--max-in-flight",
@@ -408,6 +422,18 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     default=10,
     show_default=True,
     help="Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="Creates per createPersons request (1: one createPerson each). Counts against --max-in-flight.",
+)
+@click.option(
+    "--wsdl",
+    default=None,
+    help="Load the WSDL from this URL or file (e.g. ENDPOINT?singleWsdl) instead of the bundled one.",
 )
 @click.option("--connect-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--read-timeout", type=float, default=300.0, show_default=True, help="Seconds.")
@@ -463,6 +489,8 @@ def run(
     credentials_file: Path | None,
     concurrency: int,
     max_in_flight: int,
+    batch_size: int,
+    wsdl: str | None,
     connect_timeout: float,
     read_timeout: float,
     max_attempts: int,
@@ -486,13 +514,15 @@ def run(
             f"--concurrency {concurrency} exceeds the in-flight budget {max_in_flight}; "
             "raise --max-in-flight only where the service allows it",
         )
+    if batch_size > max_in_flight:
+        _fail(
+            EXIT_USAGE,
+            f"--batch-size {batch_size} exceeds the in-flight budget {max_in_flight}: one request "
+            "would carry more objects than may be unanswered at once",
+        )
     if max_in_flight > 10:
         _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
-    ctx = click.get_current_context()
-    credentials: Credentials = load_credentials(
-        credentials_file=credentials_file,
-        from_config=ctx.find_root().meta.get("config_options", {}).get("_credentials"),
-    )
+    credentials = _credentials(credentials_file)
     result = _read(roster, mapping)
     started = _now_iso()
     with StateStore.open(state) as store:
@@ -520,9 +550,12 @@ def run(
             ca_bundle=ca_bundle,
             timeouts=Timeouts(connect=connect_timeout, read=read_timeout),
             pool_size=max(concurrency, 1),
+            wsdl=wsdl,
         )
         settings = ExecutorSettings(
-            max_in_flight=concurrency,
+            # Objects in flight: never more than the budget, nor more than the workers can carry.
+            max_in_flight=min(max_in_flight, concurrency * batch_size),
+            batch_size=batch_size,
             circuit_threshold=circuit_threshold,
             retry=RetryPolicy(max_attempts=max_attempts),
             deletes=deletes,
@@ -697,6 +730,56 @@ def snapshot_export(state: Path, output: Path | None) -> None:
     with StateStore.open(state, exclusive=False) as store:
         frame = store.load_persons()
     _write(frame_to_csv(frame), output)
+
+
+@snapshot.command(
+    "adopt",
+    epilog=(
+        "Example: ims-sync snapshot adopt --state /var/lib/ims-sync -m oneroster-users "
+        "--endpoint https://host/PersonManagementService.svc"
+    ),
+)
+@_state_opt
+@_mapping_opt
+@_endpoint_opt
+@_ca_bundle_opt
+@_credentials_opt
+@click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
+def snapshot_adopt(
+    state: Path,
+    mapping: str,
+    endpoint: str,
+    ca_bundle: Path | None,
+    credentials_file: Path | None,
+    page_size: int,
+) -> None:
+    """Build the snapshot from the persons the site already holds (itslearning's readAllPersons).
+
+    Run it once before the first `run` against a populated site, so that people already there are
+    updated rather than created again. readAllPersons must be enabled for the integration.
+    """
+    from sync.adopt import adopt  # noqa: PLC0415
+    from sync.mapping import load_mapping  # noqa: PLC0415
+    from sync.snapshot import StateStore  # noqa: PLC0415
+    from sync.transport import PersonClient  # noqa: PLC0415
+
+    identity = load_mapping(mapping).identity
+    credentials = _credentials(credentials_file)
+    with StateStore.open(state) as store:
+        run_id = store.begin_run(command="adopt", roster="", mapping=mapping)
+        with PersonClient(
+            url=endpoint, username=credentials.username, password=credentials.password, ca_bundle=ca_bundle
+        ) as client:
+            try:
+                result = adopt(client, store, run_id=run_id, identity_field=identity, page_size=page_size)
+            except BaseException:
+                store.end_run(run_id, status="failed", summary={})
+                raise
+        store.end_run(run_id, status="ok", summary={"persons": result.persons, "pages": result.pages})
+    click.echo(
+        f"adopted {result.persons} persons in {result.pages} pages "
+        f"(the service reports {result.reported_total}) into {state}"
+    )
 
 
 # --- mapping --------------------------------------------------------------------------------

@@ -320,3 +320,73 @@ class TestCommands:
         """`--help` exits 0 and shows an example."""
         assert main([*command, "--help"]) == EXIT_OK
         assert "Example" in capsys.readouterr().out
+
+
+class TestRunOptions:
+    """Mass creates, the live WSDL and adoption through the command line."""
+
+    def test_batched_creates_use_create_persons(
+        self, emulator: Emulator, tmp_path: Path, sync_run: Callable[..., tuple[int, str, str]]
+    ) -> None:
+        """--batch-size 5 sends 23 creates as five createPersons requests and confirms everyone."""
+        roster = write_roster(tmp_path / "users.csv", [person_row(n) for n in range(1, 24)])
+        code, out, _ = sync_run(emulator, roster, "--batch-size", "5")
+        assert code == EXIT_OK, out
+        assert len(emulator.persons()) == 23
+        with StateStore.open(tmp_path / "state", exclusive=False) as store:
+            entries = store.journal(store.last_run_id())
+        assert [e.operation for e in entries] == ["createPersons"] * 5
+        assert sum(len(e.items) for e in entries) == 23
+
+    def test_batch_larger_than_the_budget_is_refused(
+        self, emulator: Emulator, tmp_path: Path, sync_run: Callable[..., tuple[int, str, str]]
+    ) -> None:
+        """A batch bigger than --max-in-flight would break itslearning's rule: usage error, nothing sent."""
+        roster = write_roster(tmp_path / "users.csv", [person_row(1)])
+        code, _, err = sync_run(emulator, roster, "--batch-size", "20")
+        assert code == EXIT_USAGE
+        assert "--batch-size 20" in err
+        assert emulator.history() == []
+
+    def test_live_wsdl_can_replace_the_bundled_one(
+        self, emulator: Emulator, tmp_path: Path, sync_run: Callable[..., tuple[int, str, str]]
+    ) -> None:
+        """--wsdl ENDPOINT?singleWsdl loads the service's own WSDL and the run works the same."""
+        roster = write_roster(tmp_path / "users.csv", [person_row(n) for n in range(1, 4)])
+        code, _, _ = sync_run(emulator, roster, "--wsdl", emulator.pms_url + "?singleWsdl")
+        assert code == EXIT_OK
+        assert len(emulator.persons()) == 3
+
+    def test_snapshot_adopt_then_run_creates_nobody_again(
+        self,
+        emulator: Emulator,
+        tmp_path: Path,
+        sync_run: Callable[..., tuple[int, str, str]],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """After adopting a populated site into a fresh state, the same roster sends no create at all."""
+        roster = write_roster(tmp_path / "users.csv", [person_row(n) for n in range(1, 8)])
+        assert sync_run(emulator, roster)[0] == EXIT_OK
+        fresh = tmp_path / "fresh-state"
+        code = main(
+            [
+                "snapshot",
+                "adopt",
+                "--state",
+                str(fresh),
+                "-m",
+                "oneroster-users",
+                "--endpoint",
+                emulator.pms_url,
+                "--ca-bundle",
+                str(emulator.ca_path),
+                "--page-size",
+                "3",
+            ]
+        )
+        assert code == EXIT_OK
+        assert "adopted 7 persons in 3 pages" in capsys.readouterr().out
+        seen = len(emulator.history())
+        code, out, _ = sync_run(emulator, roster, "--state", str(fresh))
+        assert code == EXIT_OK, out
+        assert [e.operation for e in emulator.history()[seen:]] == []
