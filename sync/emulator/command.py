@@ -61,6 +61,10 @@ def serve(
             echo("Serving; stop with Ctrl-C (SIGINT) or SIGTERM.")
             while not stop.wait(0.5):
                 pass
+            injected = running.faults_injected()
+        if injected:
+            kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(injected.items()))
+            echo(f"Faults injected: {kinds}")
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -90,6 +94,13 @@ def serve(
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Delay added to every answer.")
 @click.option("--error-rate", default=0.0, show_default=True, type=float, help="Share answered HTTP 503.")
 @click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Share answered with a SOAP fault s:Server (HTTP 500) before anything is done.",
+)
+@click.option(
     "--drop-rate", default=0.0, show_default=True, type=float, help="Share applied, then dropped unanswered."
 )
 @click.option(
@@ -98,6 +109,21 @@ def serve(
     show_default=True,
     type=float,
     help="Share answered with a wrong messageIdRef.",
+)
+@click.option(
+    "--slow-rate", default=0.0, show_default=True, type=float, help="Share applied, then answered late."
+)
+@click.option(
+    "--slow-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="How late a slow answer is (set it past the client's read timeout to lose the answer).",
+)
+@click.option(
+    "--fault-operations",
+    default=None,
+    help="Comma-separated operations that get the faults above (default: every operation).",
 )
 @click.option("--seed", type=int, help="Seed for reproducible fault draws.")
 def emulator(
@@ -110,8 +136,12 @@ def emulator(
     strict: bool,
     latency_ms: float,
     error_rate: float,
+    fault_rate: float,
     drop_rate: float,
     wrong_ref_rate: float,
+    slow_rate: float,
+    slow_ms: float,
+    fault_operations: str | None,
     seed: int | None,
 ) -> None:
     """Run a local IMS ES Person Management emulator over HTTPS.
@@ -139,8 +169,16 @@ def emulator(
             strict=strict,
             latency_ms=latency_ms,
             error_rate=error_rate,
+            fault_rate=fault_rate,
             drop_rate=drop_rate,
             wrong_ref_rate=wrong_ref_rate,
+            slow_rate=slow_rate,
+            slow_ms=slow_ms,
+            fault_operations=(
+                None
+                if fault_operations is None
+                else frozenset(name.strip() for name in fault_operations.split(",") if name.strip())
+            ),
             seed=seed,
         )
     except ConfigError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import random
 import shutil
@@ -13,7 +14,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +36,7 @@ from .store import Event, Store
 from .tls import TlsMaterial, generate_self_signed, server_context
 from .wsdl import EXTENDED_PATH, PMS_PATH, ServiceDescription, bundled_description
 
-__all__ = ["Emulator", "EmulatorConfig", "Exchange"]
+__all__ = ["FAULT_SETTINGS", "Emulator", "EmulatorConfig", "Exchange"]
 
 _log = structlog.get_logger("sync.emulator")
 
@@ -46,6 +48,16 @@ _XML: Final = "text/xml; charset=utf-8"
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _IDLE_TIMEOUT: Final = 60.0  # an idle keep-alive connection is closed after this long
 _STOP_TIMEOUT: Final = 5.0
+_RATES: Final = ("error_rate", "fault_rate", "drop_rate", "wrong_ref_rate", "slow_rate")
+#: The settings `Emulator.reconfigure` may change while serving: the injected faults.
+FAULT_SETTINGS: Final = frozenset({*_RATES, "latency_ms", "slow_ms", "fault_operations"})
+INTERNAL_ERROR: Final = (
+    "The server was unable to process the request due to an internal error. For more information about "
+    "the error, either turn on IncludeExceptionDetailInFaults (either from ServiceBehaviorAttribute or "
+    "from the <serviceDebug> configuration behavior) on the server in order to send the exception "
+    "information back to the client, or turn on tracing as per the Microsoft .NET Framework SDK "
+    "documentation and inspect the server trace logs."
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,16 +79,26 @@ class EmulatorConfig:
     strict: bool = False  # enforce the schema (production is lenient)
     latency_ms: float = 0.0  # added to every answer, sleeping
     error_rate: float = 0.0  # share of requests answered HTTP 503 before anything is done
+    fault_rate: float = 0.0  # share answered with a 500 SOAP fault s:Server before anything is done
     drop_rate: float = 0.0  # share of requests applied, then closed without an answer
     wrong_ref_rate: float = 0.0  # share of answers with a wrong messageIdRef (the request is applied)
+    slow_rate: float = 0.0  # share of answers delayed slow_ms more, after the request was applied
+    slow_ms: float = 0.0  # e.g. past a client's read timeout: the answer is lost, the change is not
+    fault_operations: frozenset[str] | None = None  # inject faults into these operations only (None: all)
     seed: int | None = None  # reproducible fault draws
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "wrong_ref_rate"):
+        for name in _RATES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1")
-        if self.latency_ms < 0:
-            raise ConfigError("latency_ms must not be negative")
+        if self.latency_ms < 0 or self.slow_ms < 0:
+            raise ConfigError("latency_ms and slow_ms must not be negative")
+        if self.fault_operations is not None:
+            unknown = set(self.fault_operations) - OPERATIONS
+            if unknown:
+                raise ConfigError(
+                    f"fault_operations: unknown operation(s) {sorted(unknown)}; known: {sorted(OPERATIONS)}"
+                )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("give both tls_cert and tls_key, or neither (to generate a pair)")
 
@@ -101,9 +123,11 @@ class _Reply:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Faults:
-    unavailable: bool
-    drop: bool
-    wrong_ref: bool
+    unavailable: bool = False
+    fault: bool = False
+    drop: bool = False
+    wrong_ref: bool = False
+    slow: bool = False
 
 
 def _client_fault(http_status: int, message: str) -> _Reply:
@@ -145,7 +169,11 @@ class Emulator:
         self.config = config
         self.on_exchange = None
         self._rng = random.Random(config.seed)  # noqa: S311  # fault draws, not cryptography
+        # The later faults draw from their own generator, so a seed gives the original three the
+        # same sequence as before they existed.
+        self._extra_rng = random.Random(f"{config.seed}/extra")  # noqa: S311
         self._rng_lock = threading.Lock()
+        self._injected: Counter[str] = Counter()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -292,27 +320,70 @@ class Emulator:
         assert self._store is not None
         return self._store.history()
 
+    # --- faults ----------------------------------------------------------------------------
+
+    def reconfigure(self, **changes: Any) -> None:
+        """Change the injected faults while serving (e.g. the service goes down, then recovers).
+
+        Args:
+            changes: new values for fault settings (FAULT_SETTINGS: the rates, latency_ms, slow_ms,
+                fault_operations); the fault draws' sequence continues.
+
+        Raises:
+            ConfigError: a setting that is not a fault setting, or an invalid value.
+        """
+        other = set(changes) - FAULT_SETTINGS
+        if other:
+            raise ConfigError(f"only fault settings can change while serving, not {sorted(other)}")
+        self.config = dataclasses.replace(self.config, **changes)
+
+    def faults_injected(self) -> Mapping[str, int]:
+        """How many faults took effect so far, by kind: unavailable, fault, drop, wrong_ref, slow."""
+        with self._rng_lock:
+            return dict(self._injected)
+
     # --- requests --------------------------------------------------------------------------
 
-    def _draw(self) -> _Faults:
-        # Always three draws per request, so one rate does not shift the others' sequence.
+    def _draw(self, path: str, action: str) -> _Faults:
+        # Always the same draws per request, so one rate does not shift the others' sequence.
+        config = self.config
         with self._rng_lock:
             error, drop, wrong = self._rng.random(), self._rng.random(), self._rng.random()
-        config = self.config
-        return _Faults(
-            unavailable=error < config.error_rate,
-            drop=drop < config.drop_rate,
-            wrong_ref=wrong < config.wrong_ref_rate,
-        )
+            fault, slow = self._extra_rng.random(), self._extra_rng.random()
+            if config.fault_operations is not None:
+                assert self._description is not None
+                operation = self._description.routes.get((path, action.strip().strip('"')))
+                if operation not in config.fault_operations:
+                    return _Faults()
+            faults = _Faults(
+                unavailable=error < config.error_rate,
+                fault=fault < config.fault_rate,
+                drop=drop < config.drop_rate,
+                wrong_ref=wrong < config.wrong_ref_rate,
+                slow=slow < config.slow_rate,
+            )
+            # What takes effect: a 503 comes before anything, a SOAP fault before processing; a drop
+            # and a wrong messageIdRef only for a processed request (a dropped answer carries no ref).
+            if faults.unavailable:
+                faults = _Faults(unavailable=True, slow=faults.slow)
+            elif faults.fault:
+                faults = _Faults(fault=True, slow=faults.slow)
+            elif faults.drop:
+                faults = _Faults(drop=True, slow=faults.slow)
+            for kind in ("unavailable", "fault", "drop", "wrong_ref", "slow"):
+                if getattr(faults, kind):
+                    self._injected[kind] += 1
+        return faults
 
     def _tap(self, exchange: Exchange) -> None:
         tap = self.on_exchange
         if tap is not None:
             tap(exchange)
 
-    def _sleep(self) -> None:
-        if self.config.latency_ms > 0:
-            time.sleep(self.config.latency_ms / 1000.0)
+    def _sleep(self, *, slow: bool) -> None:
+        delay = self.config.latency_ms + (self.config.slow_ms if slow else 0.0)
+        if delay > 0:
+            time.sleep(delay / 1000.0)
 
     def _process(self, path: str, action_header: str, raw: bytes, *, wrong_ref: bool) -> _Reply:
         """Decide the answer to one POST, in the documented order of checks."""
@@ -424,17 +495,19 @@ class Emulator:
     def handle_post(self, handler: _Handler, path: str, raw: bytes) -> None:
         """Answer one POST on `handler`'s connection: faults, processing, latency, tap, write."""
         action = handler.headers.get("SOAPAction", "")
-        faults = self._draw()
+        faults = self._draw(path, action)
         if faults.unavailable:
             reply = _Reply(status=503, body=b"Service Unavailable", content_type="text/plain; charset=utf-8")
+        elif faults.fault:
+            reply = _Reply(status=500, body=fault_envelope("s:Server", None, INTERNAL_ERROR))
         else:
             try:
                 reply = self._process(path, action, raw, wrong_ref=faults.wrong_ref)
             except Exception:  # noqa: BLE001  # a bug must cost one answer, not the server
                 _log.exception("emulator_internal_error", path=path)
                 reply = _Reply(status=500, body=fault_envelope("s:Server", None, "Internal error."))
-        self._sleep()
-        if faults.drop and not faults.unavailable:
+        self._sleep(slow=faults.slow)
+        if faults.drop:
             self._tap(Exchange(path=path, soap_action=action, request=raw, status=None, response=None))
             handler.drop()
             return
