@@ -158,8 +158,8 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
             known = ", ".join(builtins) or "none"
             raise ConfigError(f"mapping {str(name_or_path)!r} is neither a file nor a built-in ({known})")
     try:
-        with path.open("rb") as fh:
-            document = tomllib.load(fh)
+        # Windows editors (Notepad) save UTF-8 with a byte-order mark, which TOML does not allow.
+        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line N, column M)": the administrator needs exactly that.
         raise ConfigError(f"mapping {path}: not valid TOML: {exc}") from None

@@ -1,8 +1,11 @@
 """Roster CSV + mapping → canonical persons (a DataFrame) and the rows set aside as rejects.
 
-Reading is column-wise so that a million rows take about a second: the file is decoded to UTF-8 once,
-a vectorised scan (numpy) finds every record's first line and field count, pyarrow parses the values,
-and validation runs on whole columns. Python touches single rows only to describe the (few) rejects.
+Reading is column-wise so that a million rows take about a second: the file is checked (Arrow's UTF-8
+validator) or decoded to UTF-8 once, pyarrow parses the values into large strings that pandas wraps
+without a copy, record lines follow from row numbers (files without quotes), a count of line ends
+or a vectorised scan (numpy), and validation runs on whole columns, skipping work a cheap byte-level
+check shows is not needed (trimming, control characters) and hashing key columns on two threads.
+Python touches single rows only to describe the (few) rejects.
 Files whose quoting the scan cannot mirror exactly (a quote inside an unquoted value) are parsed with
 the standard csv module instead: slower, same answers.
 """
@@ -13,6 +16,7 @@ import codecs
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +33,7 @@ from sync.errors import RosterError
 from sync.mapping import DELIMITERS, MAX_SYNC_KEY_LENGTH, ColumnMapping
 from sync.models import PERSON_FIELDS, Reject
 
-__all__ = ["FRAME_COLUMNS", "ROW_FIELD", "Roster", "read_roster"]
+__all__ = ["FRAME_COLUMNS", "MAX_VALUE_LENGTH", "ROW_FIELD", "Roster", "read_roster"]
 
 #: The columns of `Roster.frame`, in order (the index is "sync_key").
 FRAME_COLUMNS: Final = ("identity", *PERSON_FIELDS, "password", "row", "delete")
@@ -41,9 +45,19 @@ _QUOTE: Final = 0x22
 _LF: Final = 0x0A
 _CR: Final = 0x0D
 _UTF8_BOM: Final = codecs.BOM_UTF8
-# Control characters (C0 without NUL, DEL, C1): not allowed in a sync key. NUL is reported on its own.
-_CONTROL_RE: Final = r"[\x01-\x1f\x7f-\x9f]"
+# Control characters (C0 without NUL, DEL, C1) and invisible format characters (soft hyphen,
+# zero-width and bidirectional marks, BOM): not allowed in a sync key. NUL is reported on its own.
+_CONTROL_RE: Final = r"[\x01-\x1f\x7f-\x9f\x{ad}\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}-\x{2064}\x{feff}]"
 _SHOWN_VALUE_LENGTH: Final = 40
+_SHOWN_LINES: Final = 5  # other lines named in a duplicate's reason
+_BLOCK_SIZE: Final = 1 << 20  # pyarrow's default: blocks parsed in parallel
+_SHOWN_CELLS: Final = 12  # header cells named when a required column is missing
+#: The longest value (in characters) a mapped field may hold: no person field needs more, and a
+#: runaway field (a broken export, a pasted document) must not reach IMS ES.
+MAX_VALUE_LENGTH: Final = 1024
+# Characters XML 1.0 forbids (NUL is reported on its own): a value holding one cannot be sent.
+_XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+_PARALLEL_ROWS: Final = 50_000  # below this, a thread costs more than it saves
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -103,44 +117,56 @@ def _to_utf8(raw: bytes, encoding: str, file: str) -> bytes:
             return _transcode(raw, "utf-16", file)  # Excel's "Unicode text"
         if _is_utf8(raw):
             return raw
-        return _transcode(raw, "cp1252", file)
+        try:
+            codecs.decode(raw, "utf-8")
+        except UnicodeDecodeError as exc:
+            # Valid multi-byte UTF-8 before the bad byte: a damaged UTF-8 file. Read as Windows-1252
+            # it would turn every "å" into "Ã¥" and rename people; better to stop and say where.
+            if not raw[: exc.start].isascii():
+                raise _undecodable(raw, exc, "utf-8", file) from None
+        return _transcode(raw, "cp1252", file, auto=True)
     if codecs.lookup(encoding).name == "utf-8":
         return _checked_utf8(raw.removeprefix(_UTF8_BOM), encoding, file)
     return _transcode(raw, encoding, file)
 
 
 def _is_utf8(raw: bytes) -> bool:
+    """Whether `raw` is valid UTF-8, checked by Arrow's validator (8x faster than decoding)."""
     if raw.isascii():
         return True
+    offsets = pa.py_buffer(np.asarray([0, len(raw)], dtype=np.int64))
     try:
-        codecs.decode(raw, "utf-8")
-    except UnicodeDecodeError:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(raw)]).validate(full=True)
+    except pa.ArrowInvalid:
         return False
     return True
 
 
 def _checked_utf8(raw: bytes, encoding: str, file: str) -> bytes:
-    try:
+    if _is_utf8(raw):
+        return raw
+    try:  # only to find the offending byte for the message
         codecs.decode(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise _undecodable(raw, exc, encoding, file) from None
-    return raw
+    raise RosterError(f"roster {file} is not valid UTF-8")  # pragma: no cover - the validators disagree
 
 
-def _transcode(raw: bytes, encoding: str, file: str) -> bytes:
+def _transcode(raw: bytes, encoding: str, file: str, *, auto: bool = False) -> bytes:
     try:
         text = codecs.decode(raw, encoding)
     except UnicodeDecodeError as exc:
-        raise _undecodable(raw, exc, encoding, file) from None
+        raise _undecodable(raw, exc, "auto" if auto else encoding, file) from None
     return text.removeprefix("\ufeff").encode("utf-8")
 
 
 def _undecodable(raw: bytes, exc: UnicodeDecodeError, encoding: str, file: str) -> RosterError:
     line = raw.count(b"\n", 0, exc.start) + 1
-    shown = "UTF-8 or Windows-1252" if encoding == "auto" else encoding
+    shown = "UTF-8 nor Windows-1252 text" if encoding == "auto" else f"valid {encoding}"
+    article = "neither" if encoding == "auto" else "not"
     return RosterError(
-        f"roster {file} is not valid {shown}: byte 0x{raw[exc.start]:02x} on line {line} "
-        "(set [csv] encoding in the mapping)"
+        f"roster {file} is {article} {shown}: byte 0x{raw[exc.start]:02x} on line {line} "
+        "(a binary file? else set [csv] encoding in the mapping)"
     )
 
 
@@ -164,6 +190,7 @@ class _BadRow:
 
     line: int
     cells: list[str]
+    last_line: int = 0  # the line the record ends on, when it spans lines (an unbalanced quote?)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,10 +226,16 @@ def _header_positions(cells: Sequence[str], mapping: ColumnMapping, file: str, l
         if hits:
             positions[canonical] = hits[0]
         elif canonical in required:
-            shown = ", ".join(repr(cell.strip()) for cell in cells)
+            if any("\x00" in cell for cell in cells):
+                raise RosterError(
+                    f"roster {file}: the header on line {line} holds NUL bytes: UTF-16 text without a "
+                    "byte-order mark? (set [csv] encoding = 'utf-16-le' in the mapping)"
+                )
+            shown = ", ".join(repr(_shown(cell.strip())) for cell in cells[:_SHOWN_CELLS])
+            more = f" and {len(cells) - _SHOWN_CELLS} more" if len(cells) > _SHOWN_CELLS else ""
             raise RosterError(
                 f"roster {file}: required column {column!r} (for {canonical}) is missing from the "
-                f"header on line {line}; found: {shown}"
+                f"header on line {line}; found: {shown}{more}"
             )
     return positions
 
@@ -227,11 +260,16 @@ def _parse(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) -> _P
     if header is None:
         return _parse_slow(data, delimiter, mapping, file)
     positions = _header_positions(header.cells, mapping, file, header.line)
-    read = _read_arrow(data, header, delimiter, positions)
+    # Without a quote no value can span lines, so every line is one record (blank lines too, as
+    # rows of empty values): the line numbers follow from the row numbers without counting, and
+    # pyarrow may split the file into blocks at any line end, which parses twice as fast.
+    quoted = data.find(b'"', header.body_start, header.body_end) >= 0
+    read = _read_arrow(data, header, delimiter, positions, quoted=quoted)
     if read is None:
         return _parse_slow(data, delimiter, mapping, file)
     table, invalid = read
-    located = _locate_simple(data, header, table.num_rows, invalid) or _locate_scanned(
+    records = None if quoted else table.num_rows + len(invalid)
+    located = _locate_simple(data, header, table.num_rows, invalid, records) or _locate_scanned(
         data, header, delimiter, table.num_rows, invalid
     )
     if located is None:
@@ -243,8 +281,8 @@ def _parse(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) -> _P
         columns={canonical: table.column(f"c{index}") for canonical, index in positions.items()},
         lines=lines,
         bad=[
-            _BadRow(line=line, cells=_split(text, delimiter))
-            for line, text in zip(bad_lines, invalid, strict=True)
+            _BadRow(line=line, cells=_split(text, delimiter), last_line=last)
+            for (line, last), text in zip(bad_lines, invalid, strict=True)
         ],
         has_nul=b"\x00" in data,
     )
@@ -252,10 +290,12 @@ def _parse(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) -> _P
 
 def _terminators(data: bytes, start: int, end: int) -> int:
     """How many line terminators ("\r\n", "\n" or a lone "\r") data[start:end] holds."""
+    if data.find(b"\r", start, end) < 0:  # a fast memchr spares two counting passes
+        return data.count(b"\n", start, end)
     lf = data.count(b"\n", start, end)
     cr = data.count(b"\r", start, end)
-    if not cr or not lf:
-        return lf + cr
+    if not lf:
+        return cr
     return lf + cr - data.count(b"\r\n", start, end)
 
 
@@ -288,46 +328,80 @@ def _find_header(data: bytes, delimiter: str, file: str) -> _Header | None:
 
 
 def _read_arrow(
-    data: bytes, header: _Header, delimiter: str, positions: Mapping[str, int]
+    data: bytes, header: _Header, delimiter: str, positions: Mapping[str, int], *, quoted: bool
 ) -> tuple[Any, list[str]] | None:
-    """The mapped columns of every well-formed record, and the text of the others, in file order."""
+    """The mapped columns of every well-formed record, and the text of the others, in file order.
+
+    Values are large strings: pandas' "str" dtype wraps them without a copy. None when pyarrow
+    cannot parse the file (left to the csv module).
+    """
     names = [f"c{i}" for i in range(len(header.cells))]
+    include = [names[i] for i in sorted(set(positions.values()))]
+    size = header.body_end - header.body_start
+    if size <= 0:
+        return pa.table({name: pa.array([], type=pa.large_string()) for name in include}), []
+    try:
+        return _read_blocks(data, header, delimiter, names, include, quoted=quoted, block_size=_BLOCK_SIZE)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc) or size <= _BLOCK_SIZE:
+            return None
+    # A record longer than a block (an enormous field): one block, one thread.
+    try:
+        return _read_blocks(data, header, delimiter, names, include, quoted=quoted, block_size=size + 1)
+    except pa.ArrowInvalid:
+        return None
+
+
+def _read_blocks(
+    data: bytes,
+    header: _Header,
+    delimiter: str,
+    names: list[str],
+    include: list[str],
+    *,
+    quoted: bool,
+    block_size: int,
+) -> tuple[Any, list[str]]:
     invalid: list[str] = []
 
     def on_invalid(row: Any) -> str:
         invalid.append(row.text)
         return "skip"
 
-    include = [names[i] for i in sorted(set(positions.values()))]
-    if header.body_end <= header.body_start:
-        return pa.table({name: pa.array([], type=pa.string()) for name in include}), invalid
-    try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(pa.py_buffer(data)[header.body_start : header.body_end]),
-            read_options=pa_csv.ReadOptions(column_names=names, use_threads=True),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=include,
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
+    table = pa_csv.read_csv(
+        pa.BufferReader(pa.py_buffer(data)[header.body_start : header.body_end]),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=True, block_size=block_size),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=quoted,
+            ignore_empty_lines=quoted,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=include,
+            column_types=dict.fromkeys(names, pa.large_string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
     return table, invalid
 
 
 def _locate_simple(
-    data: bytes, header: _Header, rows: int, invalid: Sequence[str]
-) -> tuple[IntArray, list[int]] | None:
-    """Lines of the records when each takes exactly one line (no blank lines, no quoted newlines)."""
+    data: bytes, header: _Header, rows: int, invalid: Sequence[str], records: int | None
+) -> tuple[IntArray, list[tuple[int, int]]] | None:
+    """Lines of the records when each takes exactly one line (no blank lines, no quoted newlines).
+
+    `records` is the number of lines when it is known to equal the number of records; otherwise
+    (None) the line terminators are counted to prove it.
+    """
     start, end = header.body_start, header.body_end
-    lines = _terminators(data, start, end) + 1 if end > start else 0
-    if lines != rows + len(invalid):
-        return None
+    if records is not None:
+        lines = records
+    else:
+        lines = _terminators(data, start, end) + 1 if end > start else 0
+        if lines != rows + len(invalid):
+            return None
     first = header.line + 1
     bad_lines: list[int] = []
     cursor, cursor_line = start, first
@@ -346,12 +420,14 @@ def _locate_simple(
         bad_lines.append(cursor_line)
         cursor = position + len(needle)
     every = np.arange(first, first + lines, dtype=np.int64)
-    return np.delete(every, np.asarray(bad_lines, dtype=np.int64) - first), bad_lines
+    return np.delete(every, np.asarray(bad_lines, dtype=np.int64) - first), [
+        (line, line) for line in bad_lines
+    ]
 
 
 def _locate_scanned(
     data: bytes, header: _Header, delimiter: str, rows: int, invalid: Sequence[str]
-) -> tuple[IntArray, list[int]] | None:
+) -> tuple[IntArray, list[tuple[int, int]]] | None:
     """Lines of the records found by a vectorised scan of terminators, quotes and delimiters.
 
     Returns None when the file's quoting is outside what the scan mirrors (a quote that neither
@@ -361,6 +437,8 @@ def _locate_scanned(
     buf = np.frombuffer(data, dtype=np.uint8, count=size, offset=offset)
     delim = ord(delimiter)
     quotes = np.flatnonzero(buf == _QUOTE)
+    if len(quotes) % 2:
+        return None  # a quote never closed: the csv module says where
     if len(quotes):
         before = np.where(quotes > 0, buf[np.maximum(quotes - 1, 0)], _LF)
         after = np.where(quotes < size - 1, buf[np.minimum(quotes + 1, size - 1)], _LF)
@@ -389,19 +467,56 @@ def _locate_scanned(
     texts = [data[offset + rec_start[i] : offset + rec_end[i]].decode("utf-8") for i in bad]
     if rows != len(good) or list(invalid) != texts:
         return None
-    return rec_line[good], [int(line) for line in rec_line[bad]]
+    # The line a record ends on: one more than the terminators before its end.
+    last_line = np.searchsorted(ends, rec_end[bad], side="right") + header.line + 1
+    return rec_line[good], [(int(a), int(b)) for a, b in zip(rec_line[bad], last_line, strict=True)]
 
 
 def _parse_slow(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) -> _Parsed:
-    """Parse with the csv module, record by record (files with unusual quoting)."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter)
+    """Parse with the csv module, record by record (files with unusual quoting).
+
+    A strict reader first, to notice a quote that is never closed (it would swallow the rest of
+    the file, rows that then are neither read nor rejected); a lenient one where strictness objects
+    only to text after a closing quote (`"a"b` reads as `ab`).
+    """
+    text = data.decode("utf-8")
+    try:
+        return _parse_records(text, delimiter, mapping, file, strict=True)
+    except csv.Error as exc:
+        if "expected after" not in str(exc):
+            raise _csv_error(exc, file) from None
+    try:
+        return _parse_records(text, delimiter, mapping, file, strict=False)
+    except csv.Error as exc:
+        raise _csv_error(exc, file) from None
+
+
+def _csv_error(exc: csv.Error, file: str) -> RosterError:
+    line = getattr(exc, "line", 0)
+    if "unexpected end of data" in str(exc):
+        return RosterError(
+            f"roster {file}: a quote opened in the record on line {line} is never closed, so the rest "
+            "of the file cannot be read (truncated or hand-edited export?)"
+        )
+    return RosterError(f"roster {file}: cannot be parsed from line {line}: {exc}")
+
+
+def _parse_records(text: str, delimiter: str, mapping: ColumnMapping, file: str, *, strict: bool) -> _Parsed:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
     header: list[str] | None = None
     positions: dict[str, int] = {}
     values: dict[str, list[str]] = {}
     lines: list[int] = []
     bad: list[_BadRow] = []
     consumed = 0
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            exc.line = consumed + 1  # type: ignore[attr-defined]  # carried to the message
+            raise
         line, consumed = consumed + 1, reader.line_num
         if _is_blank(record) and (header is None or len(record) <= 1):
             continue  # a blank line, or whitespace only
@@ -410,7 +525,7 @@ def _parse_slow(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) 
             positions = _header_positions(header, mapping, file, line)
             values = {canonical: [] for canonical in positions}
         elif len(record) != len(header):
-            bad.append(_BadRow(line=line, cells=record))
+            bad.append(_BadRow(line=line, cells=record, last_line=consumed))
         else:
             lines.append(line)
             for canonical, index in positions.items():
@@ -421,11 +536,12 @@ def _parse_slow(data: bytes, delimiter: str, mapping: ColumnMapping, file: str) 
         header_length=len(header),
         positions=positions,
         columns={
-            canonical: pa.chunked_array([cells], type=pa.string()) for canonical, cells in values.items()
+            canonical: pa.chunked_array([cells], type=pa.large_string())
+            for canonical, cells in values.items()
         },
         lines=np.asarray(lines, dtype=np.int64),
         bad=bad,
-        has_nul=b"\x00" in data,
+        has_nul="\x00" in text,
     )
 
 
@@ -442,8 +558,97 @@ def _map_unique(values: Any, function: Callable[[str], str | None]) -> Any:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     encoded = pc.dictionary_encode(values)
-    results = pa.array([function(value) for value in encoded.dictionary.to_pylist()], type=pa.string())
+    results = pa.array([function(value) for value in encoded.dictionary.to_pylist()], type=pa.large_string())
     return pc.take(results, encoded.indices)
+
+
+def _byte_table(chars: Sequence[int]) -> BoolArray:
+    table = np.zeros(256, dtype=bool)
+    table[list(chars)] = True
+    return table
+
+
+# The whitespace pyarrow's utf8_trim_whitespace removes is exactly str.isspace (a test checks), all of it
+# below U+3001. A value needs trimming only if it starts with a first byte or ends with a last byte of
+# one of those characters; the tables allow a cheap, conservative check on the raw UTF-8 bytes.
+_WHITESPACE: Final = [chr(code).encode() for code in range(0x3001) if chr(code).isspace()]
+_TRIM_FIRST: Final = _byte_table([ws[0] for ws in _WHITESPACE])
+_TRIM_LAST: Final = _byte_table([ws[-1] for ws in _WHITESPACE])
+
+
+def _string_bytes(values: Any) -> tuple[Any, Any]:
+    """The offsets and UTF-8 bytes (numpy views, no copy) of a string or large-string array."""
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    _, offsets, data = values.buffers()
+    offsets = np.frombuffer(offsets, dtype=width)[values.offset : values.offset + len(values) + 1]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def _trimmed(values: Any) -> Any:
+    """The values without surrounding whitespace; trimmed only when some value may need it."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not len(values) or values.null_count:
+        return pc.utf8_trim_whitespace(values)
+    offsets, data = _string_bytes(values)
+    if not len(data):
+        return values  # every value is empty
+    # An empty value reads a neighbour's byte here: at worst a needless trim, never a missed one.
+    first = _TRIM_FIRST[data.take(offsets[:-1], mode="clip")]
+    if first.any() or _TRIM_LAST[data.take(offsets[1:] - 1, mode="clip")].any():
+        return pc.utf8_trim_whitespace(values)
+    return values
+
+
+def _value_bytes(values: Any) -> Any:
+    """The UTF-8 bytes of all values, back to back (a numpy view)."""
+    offsets, data = _string_bytes(values)
+    return data[offsets[0] : offsets[-1]] if len(values) else data[:0]
+
+
+def _may_hold(values: Any, lead_bytes: Sequence[int]) -> bool:
+    """False when no value holds a byte below 0x20 or one of `lead_bytes`: a few fast passes that
+    spare the (slow) regular expression on clean columns."""
+    if values.null_count:
+        return True
+    data = _value_bytes(values)
+    return bool((data < 0x20).any() or any((data == lead).any() for lead in lead_bytes))
+
+
+def _claimed_twice(values: Any, claims: BoolArray) -> BoolArray | None:
+    """The claiming rows whose value another claiming row has too; None when there are none.
+
+    A column whose claims are in strictly ascending order (as exports sorted by key are) proves
+    uniqueness without hashing. Otherwise the claims are split in two by a bit of their first and
+    last bytes (equal values fall on the same side) and the halves are hashed on two threads:
+    pyarrow's kernels release the GIL.
+    """
+    claimed = values if claims.all() else values.filter(pa.array(claims))
+    if len(claimed) < 2 or pc.all(pc.less(claimed[:-1], claimed[1:])).as_py():
+        return None
+    positions = np.flatnonzero(claims)
+    if len(positions) < _PARALLEL_ROWS:
+        parts = [positions]
+    else:
+        offsets, data = _string_bytes(claimed)
+        # Claimed values are never empty, so both bytes exist.
+        side = ((data[offsets[:-1]] ^ data[offsets[1:] - 1]) & 1).astype(bool)
+        parts = [positions[~side], positions[side]]
+    mask = np.zeros(len(claims), dtype=bool)
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        for part, twice in zip(
+            parts, pool.map(lambda p: _repeated(values.take(pa.array(p))), parts), strict=True
+        ):
+            mask[part[twice]] = True
+    return mask if mask.any() else None
+
+
+def _repeated(values: Any) -> BoolArray:
+    """Which values occur more than once."""
+    if len(pc.unique(values)) == len(values):
+        return np.zeros(len(values), dtype=bool)
+    encoded = pc.dictionary_encode(values)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(np.bincount(codes, minlength=len(encoded.dictionary))[codes] > 1)
 
 
 def _always(reason: str) -> Callable[[int], str]:
@@ -478,11 +683,9 @@ class _Validator:
         self.positions = parsed.positions
         self.header_length = parsed.header_length
         count = len(parsed.lines)
-        empty = pa.array([""] * count, type=pa.string()) if count else pa.array([], type=pa.string())
+        empty = pa.array([""] * count, type=pa.large_string())
         raw = {
-            canonical: pc.utf8_trim_whitespace(parsed.columns[canonical]).combine_chunks()
-            if canonical in parsed.columns
-            else empty
+            canonical: _trimmed(parsed.columns[canonical]) if canonical in parsed.columns else empty
             for canonical in mapping.columns
         }
         # Rows with nothing in any mapped column are spreadsheet leftovers (";;;;"), not persons.
@@ -513,15 +716,14 @@ class _Validator:
         delete = self.deletions()
         self.check_nul()
         self.check_sync_key()
+        self.check_values()
         self.check_required(delete)
         values = dict(self.raw)
         for canonical, table in self.mapping.value_maps.items():
             values[canonical] = self.map_values(canonical, table, delete)
         if "birth_date" in values:
             values["birth_date"] = self.parse_dates(values["birth_date"], delete)
-        self.check_duplicates("sync_key", np.ones(self.count, dtype=bool))
-        if self.mapping.identity:
-            self.check_duplicates(self.mapping.identity, ~delete)
+        self.check_duplicates(delete)
         return self.build(values, delete)
 
     def deletions(self) -> BoolArray:
@@ -543,19 +745,49 @@ class _Validator:
         keys = self.raw["sync_key"]
         column = self.column("sync_key")
         self.flag("sync_key", _mask(pc.equal(keys, "")), lambda _: f"missing sync key in column {column!r}")
-        lengths = np.asarray(pc.utf8_length(keys).to_numpy(zero_copy_only=False))
-        self.flag(
-            "sync_key",
-            lengths > MAX_SYNC_KEY_LENGTH,
-            lambda i: (
-                f"sync key in column {column!r} has {lengths[i]} characters; "
-                f"IMS ES allows at most {MAX_SYNC_KEY_LENGTH}"
-            ),
-        )
-        self.flag(
-            "sync_key",
-            _mask(pc.match_substring_regex(keys, _CONTROL_RE)),
-            lambda _: f"sync key in column {column!r} contains control characters",
+        # A key has at least as many bytes as characters: count characters only when bytes exceed.
+        if _mask(pc.greater(pc.binary_length(keys), MAX_SYNC_KEY_LENGTH)).any():
+            lengths = np.asarray(pc.utf8_length(keys).to_numpy(zero_copy_only=False))
+            self.flag(
+                "sync_key",
+                lengths > MAX_SYNC_KEY_LENGTH,
+                lambda i: (
+                    f"sync key in column {column!r} has {lengths[i]} characters; "
+                    f"IMS ES allows at most {MAX_SYNC_KEY_LENGTH}"
+                ),
+            )
+        # C1 and U+00AD start with 0xC2, the marks with 0xE2, BOM with 0xEF.
+        if _may_hold(keys, (0x7F, 0xC2, 0xE2, 0xEF)):
+            self.flag(
+                "sync_key",
+                _mask(pc.match_substring_regex(keys, _CONTROL_RE)),
+                lambda _: f"sync key in column {column!r} contains control characters or invisible marks",
+            )
+
+    def check_values(self) -> None:
+        """Values that cannot be sent: too long, or holding characters XML forbids.
+
+        The sync key has its own, stricter checks.
+        """
+        for canonical, values in self.raw.items():
+            if canonical == "sync_key" or not len(values):
+                continue
+            column = self.column(canonical)
+            # A value has at least as many bytes as characters: count characters only when bytes exceed.
+            if pc.max(pc.binary_length(values)).as_py() > MAX_VALUE_LENGTH:
+                lengths = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False))
+                self.flag(canonical, lengths > MAX_VALUE_LENGTH, self._too_long(column, lengths))
+            if _may_hold(values, (0xEF,)):  # U+FFFE and U+FFFF start with 0xEF
+                self.flag(
+                    canonical,
+                    _mask(pc.match_substring_regex(values, _XML_INVALID_RE)),
+                    _always(f"control character in column {column!r} (XML cannot carry it)"),
+                )
+
+    @staticmethod
+    def _too_long(column: str, lengths: IntArray) -> Callable[[int], str]:
+        return lambda i: (
+            f"value in column {column!r} has {lengths[i]} characters; at most {MAX_VALUE_LENGTH} are allowed"
         )
 
     def check_required(self, delete: BoolArray) -> None:
@@ -605,25 +837,35 @@ class _Validator:
         )
         return pc.fill_null(parsed, "")
 
-    def check_duplicates(self, canonical: str, eligible: BoolArray) -> None:
-        values = self.raw[canonical]
-        encoded = pc.dictionary_encode(values)
-        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        claims = eligible & ~_mask(pc.equal(values, ""))
-        counts = np.bincount(codes[claims], minlength=len(encoded.dictionary))
-        mask = claims & (counts[codes] > 1)
-        if not mask.any():
-            return
+    def check_duplicates(self, delete: BoolArray) -> None:
+        """Sync keys on two rows; identities claimed by two rows not marked for deletion."""
+        checks = {"sync_key": np.ones(self.count, dtype=bool)}
+        if self.mapping.identity:
+            checks[self.mapping.identity] = ~delete
+        for canonical, eligible in checks.items():
+            claims = eligible & ~_mask(pc.equal(self.raw[canonical], ""))
+            mask = _claimed_twice(self.raw[canonical], claims)
+            if mask is not None:
+                self.flag_duplicates(canonical, mask)
+
+    def flag_duplicates(self, canonical: str, mask: BoolArray) -> None:
         positions = np.flatnonzero(mask)
-        lines_of: dict[int, list[int]] = {}
-        for position in positions:
-            lines_of.setdefault(int(codes[position]), []).append(int(self.lines[position]))
+        texts = self.raw[canonical].take(pa.array(positions)).to_pylist()
+        lines_of: dict[str, list[int]] = {}
+        for text, position in zip(texts, positions, strict=True):
+            lines_of.setdefault(text, []).append(int(self.lines[position]))
         column = self.column(canonical)
         what = "sync key" if canonical == "sync_key" else canonical
 
         def reason(i: int) -> str:
-            also = ", ".join(str(line) for line in lines_of[int(codes[i])] if line != self.lines[i])
-            return f"{what} {_shown(self.text(canonical, i))!r} in column {column!r} is also on line {also}"
+            text = self.text(canonical, i)
+            lines = lines_of[text]
+            # A value repeated on thousands of rows must not make each message thousands of lines long.
+            others = [line for line in lines[: _SHOWN_LINES + 1] if line != self.lines[i]][:_SHOWN_LINES]
+            also = ", ".join(str(line) for line in others)
+            if len(lines) - 1 > len(others):
+                also += f" and {len(lines) - 1 - len(others)} more"
+            return f"{what} {_shown(text)!r} in column {column!r} is also on line {also}"
 
         self.flag(canonical, mask, reason)
 
@@ -642,16 +884,17 @@ class _Validator:
             self.bad_row_reject(bad, rejected_identities) for bad in self.bad if not _is_blank(bad.cells)
         )
         rejects.sort(key=lambda r: (r.row, r.field))
-        accepted = pa.array(~rejected)
-        index = pd.Index(pd.array(self.raw["sync_key"].filter(accepted), dtype="str"), name="sync_key")
-        empty = pd.array([""] * len(index), dtype="str")
-        frame_values: dict[str, Any] = {
-            "identity": pd.array(self.raw[identity].filter(accepted), dtype="str") if identity else empty
-        }
+        accepted = pa.array(~rejected) if rejected.any() else None
+
+        def column(values: Any) -> Any:
+            # Large strings become pandas' "str" dtype without a copy; filter only if rows were rejected.
+            return pd.array(values if accepted is None else values.filter(accepted), dtype="str")
+
+        index = pd.Index(column(self.raw["sync_key"]), name="sync_key")
+        empty = pd.array(pa.array([""] * len(index), type=pa.large_string()), dtype="str")
+        frame_values: dict[str, Any] = {"identity": column(self.raw[identity]) if identity else empty}
         for name in (*PERSON_FIELDS, "password"):
-            frame_values[name] = (
-                pd.array(values[name].filter(accepted), dtype="str") if name in values else empty
-            )
+            frame_values[name] = column(values[name]) if name in values else empty
         frame_values["row"] = self.lines[~rejected]
         frame_values["delete"] = delete[~rejected]
         frame = pd.DataFrame(frame_values, index=index)
@@ -685,6 +928,11 @@ class _Validator:
             file=self.file,
             row=bad.line,
             field=ROW_FIELD,
-            reason=f"line has {len(bad.cells)} fields; the header has {self.header_length}",
+            reason=f"line has {len(bad.cells)} fields; the header has {self.header_length}"
+            + (
+                f" (the record runs over lines {bad.line}-{bad.last_line}: an unbalanced quote?)"
+                if bad.last_line > bad.line
+                else ""
+            ),
             sync_key=_shown(cell("sync_key")),
         )
