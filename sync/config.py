@@ -73,6 +73,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
@@ -92,6 +94,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path}: unknown table(s) {sorted(unknown)}; expected [sync], [credentials]"
         )
+    for table in ("sync", "credentials"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(
+                f"config file {path}: [{table}] must be a table, e.g. [{table}] on its own line"
+            )
     options = dict(data.get("sync", {}))
     bad = {key.replace("-", "_") for key in options} - CONFIG_KEYS
     if bad:
@@ -101,8 +108,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
     options = {key.replace("-", "_"): value for key, value in options.items()}
     credentials = data.get("credentials", {})
     if credentials:
-        if set(credentials) - {"username", "password"}:
-            raise ConfigError(f"config file {path}: [credentials] takes only username and password")
+        unknown_keys = sorted(set(credentials) - {"username", "password"})
+        if unknown_keys:
+            raise ConfigError(
+                f"config file {path}: unknown key(s) {unknown_keys} in [credentials]; "
+                "it takes only username and password"
+            )
+        if not all(isinstance(value, str) for value in credentials.values()):
+            raise ConfigError(f"config file {path}: [credentials] username and password must be strings")
         if "password" in credentials:
             _owner_only(path)
         options["_credentials"] = credentials
