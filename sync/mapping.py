@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from sync.errors import ConfigError
-from sync.models import PERSON_FIELDS
+from sync.models import INSTITUTION_ROLE_TYPES, PERSON_FIELDS
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -61,23 +61,6 @@ DELIMITERS: Final = (",", ";", "\t", "|")
 #: itslearning's sourcedId limit.
 MAX_SYNC_KEY_LENGTH: Final = 64
 
-#: The institutionRoleType values itslearning's PMS schema allows (InstitutionRoleDType).
-INSTITUTION_ROLE_TYPES: Final = (
-    "Student",
-    "Faculty",
-    "Member",
-    "Learner",
-    "Instructor",
-    "Mentor",
-    "Staff",
-    "Alumni",
-    "ProspectiveStudent",
-    "Guest",
-    "Other",
-    "Administrator",
-    "Observer",
-    "Carer",
-)
 
 # Names the roster frame uses for its own columns: an extra field may not shadow them.
 _RESERVED: Final = frozenset({"identity", "row", "delete"})

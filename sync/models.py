@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Final, TypeAlias
 
 __all__ = [
+    "INSTITUTION_ROLE_TYPES",
     "PERSON_FIELDS",
     "ChangeIdentifier",
     "CodeMajor",
@@ -42,6 +43,24 @@ PERSON_FIELDS: Final = (
     "birth_date",
     "phone",
     "mobile",
+)
+
+#: The institutionRoleType values itslearning's PMS schema allows (InstitutionRoleDType), in its order.
+INSTITUTION_ROLE_TYPES: Final = (
+    "Student",
+    "Faculty",
+    "Member",
+    "Learner",
+    "Instructor",
+    "Mentor",
+    "Staff",
+    "Alumni",
+    "ProspectiveStudent",
+    "Guest",
+    "Other",
+    "Administrator",
+    "Observer",
+    "Carer",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +14,8 @@ from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_U
 from sync.emulator import Emulator
 from sync.models import Person
 from sync.snapshot import StateStore
+from tests.checks import person_row, write_roster
 from tests.conftest import PASSWORD, USERNAME
-
-HEADER = ["sourcedId", "status", "role", "username", "givenName", "familyName", "email", "sms", "password"]
-
-
-def person_row(n: int, **overrides: str) -> dict[str, str]:
-    """A OneRoster users.csv row for person number n."""
-    row = {
-        "sourcedId": f"p{n:04d}",
-        "status": "active",
-        "role": "student" if n % 5 else "teacher",
-        "username": f"user{n:04d}",
-        "givenName": f"Given{n}",
-        "familyName": f"Family{n}",
-        "email": f"user{n:04d}@school.example",
-        "sms": "",
-        "password": f"Secret-{n}-pw",
-    }
-    row.update(overrides)
-    return row
-
-
-def write_roster(path: Path, rows: Sequence[dict[str, str]]) -> Path:
-    """Write OneRoster users.csv rows to `path`."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HEADER)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture(name="env")
