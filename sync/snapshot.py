@@ -9,6 +9,13 @@ A state directory holds `state.sqlite3`, a run lock (`state.lock`) and, while a 
   same transaction as the journal answer that confirmed it, so a run killed at any moment leaves the two
   consistent: requests sent but never answered stay visible as "unanswered" and the next run re-diffs.
 
+Loading the snapshot is what a plan of a million people waits on, so the state directory may also hold
+`persons.arrow`, a derived Arrow IPC copy of the persons table. It is a cache, never a source of truth:
+every change to `persons` bumps a generation counter (and a random nonce) in the same transaction, by
+SQLite triggers, and the cache is used only when its stamp equals the database's; a missing, stale or
+unreadable cache is ignored and rebuilt from SQLite (on load, and when a run that changed the snapshot
+closes the store).
+
 No password is stored anywhere: the schema has no column for one and `Person` cannot carry one.
 This is the only module of the sync engine that imports sqlite3; its errors become `StateError`.
 """
@@ -34,11 +41,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow.ipc  # type: ignore[import-untyped]  # makes pa.ipc available
 
 from sync.errors import StateError, StateLockedError
 from sync.models import PERSON_FIELDS, Outcome, Person, Status
 
 __all__ = [
+    "CACHE_NAME",
     "DB_NAME",
     "LOCK_INFO_NAME",
     "LOCK_NAME",
@@ -61,6 +70,8 @@ __all__ = [
 DB_NAME: Final = "state.sqlite3"
 LOCK_NAME: Final = "state.lock"
 LOCK_INFO_NAME: Final = "state.lock.info"
+#: The derived Arrow IPC copy of the persons table (see the module docstring).
+CACHE_NAME: Final = "persons.arrow"
 
 #: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
 #: Never edit a released migration: append a new one.
@@ -122,6 +133,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         message_identifier  TEXT NOT NULL
     );
     CREATE INDEX persons_identity ON persons (identity);
+    """,
+    # The snapshot's generation: bumped by triggers in the very transaction that changes a person, so
+    # no code path can change the snapshot without invalidating the Arrow cache. The random nonce keeps
+    # a restored backup (same counter, other history) from matching a cache of another history.
+    """
+    CREATE TABLE snapshot_generation (
+        id          INTEGER PRIMARY KEY CHECK (id = 0),
+        generation  INTEGER NOT NULL,
+        nonce       INTEGER NOT NULL
+    );
+    INSERT INTO snapshot_generation (id, generation, nonce) VALUES (0, 0, random());
+    CREATE TRIGGER persons_inserted AFTER INSERT ON persons BEGIN
+        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
+    END;
+    CREATE TRIGGER persons_updated AFTER UPDATE ON persons BEGIN
+        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
+    END;
+    CREATE TRIGGER persons_deleted AFTER DELETE ON persons BEGIN
+        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
+    END;
     """,
 )
 
@@ -321,13 +352,6 @@ def _explain(exc: sqlite3.Error) -> str:
     return str(exc)
 
 
-def _empty_frame() -> pd.DataFrame:
-    index = pd.Index([], dtype="str", name="sync_key")
-    return pd.DataFrame(
-        {name: pd.Series([], dtype="str", index=index) for name in _FRAME_COLUMNS}, index=index
-    )
-
-
 # --- the store ---------------------------------------------------------------------------------
 
 
@@ -345,6 +369,12 @@ class StateStore:
         self._connection: sqlite3.Connection | None = connection
         self._file_lock = lock
         self._lock = threading.Lock()
+        # With the run lock, the stamp at open tells close() whether the snapshot changed meanwhile.
+        try:
+            self._opened_stamp = self._stamp() if lock is not None else ""
+        except BaseException:
+            self._close()
+            raise
 
     def __repr__(self) -> str:
         """The database path and whether the store holds the run lock."""
@@ -388,7 +418,22 @@ class StateStore:
         return cls(path=path, connection=connection, lock=lock)
 
     def close(self) -> None:
-        """Close the database and release the run lock; closing twice is harmless."""
+        """Close the database and release the run lock; closing twice is harmless.
+
+        A store opened with the run lock whose snapshot changed since it was opened first rewrites the
+        Arrow cache, so that the next plan starts from it; a failure there is ignored (the next load
+        rebuilds the cache).
+        """
+        try:
+            if self._connection is not None and self._file_lock is not None and self._opened_stamp:
+                # Only an optimisation: nothing here may keep the lock from being released.
+                with contextlib.suppress(StateError, pa.ArrowException):
+                    if self._stamp() != self._opened_stamp:
+                        self.refresh_cache()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         with self._lock:
             connection, self._connection = self._connection, None
             if connection is not None:
@@ -450,22 +495,66 @@ class StateStore:
     def load_persons(self) -> pd.DataFrame:
         """The snapshot as a DataFrame: index "sync_key"; columns "identity" and PERSON_FIELDS.
 
-        Every value is a string ("" for absent); rows are sorted by sync key. Fast: each chunk of rows
-        comes back from SQLite as one packed blob that numpy and Arrow split into columns, with no
-        Python object per value.
+        Every value is a string ("" for absent); rows are sorted by sync key. Fast: from the Arrow
+        cache when its generation stamp matches the database's (memory-mapped, no copy), else from
+        SQLite in packed chunks that numpy and Arrow split into columns (no Python object per value),
+        after which the cache is rewritten. The stamp and the rows are read in one read transaction,
+        so a cache always describes exactly one committed state.
 
         Raises:
             StateError: the database cannot be read.
         """
+        table, stamp, cached = self._load_table()
+        if not cached:
+            _write_cache(self.cache_path, table, stamp)
+        return _frame(table)
+
+    @property
+    def cache_path(self) -> Path:
+        """The derived Arrow copy of the persons table (`CACHE_NAME` in the state directory)."""
+        return self._path.parent / CACHE_NAME
+
+    def _load_table(self) -> tuple[Any, str, bool]:
+        """(persons as an Arrow table sorted by sync key, its generation stamp, True when from the cache)."""
         with self._reading("loading the snapshot") as connection:
-            frame = _load_packed(connection)
-            if frame is None:  # a value holds the separator: take the plain (slower) path
-                rows = connection.execute(_SELECT_PERSONS_SQL).fetchall()
-                frame = pd.DataFrame.from_records(rows, columns=list(_PERSON_COLUMNS), index="sync_key")
-                frame = frame.astype("str")
-                frame.index = frame.index.astype("str")
-                frame = frame.sort_index()
-        return frame
+            connection.execute("BEGIN")  # one read transaction: the stamp belongs to exactly these rows
+            try:
+                stamp = _stamp(connection)
+                table = _read_cache(self.cache_path, stamp)
+                if table is not None:
+                    return table, stamp, True
+                table = _load_packed(connection)
+                if table is None:  # a value holds the separator: take the plain (slower) path
+                    rows = connection.execute(_SELECT_PERSONS_SQL).fetchall()
+                    table = _sorted(
+                        pa.table(
+                            [
+                                pa.array([row[i] for row in rows], type=pa.large_string())
+                                for i in range(len(_PERSON_COLUMNS))
+                            ],
+                            names=list(_PERSON_COLUMNS),
+                        )
+                    )
+                return table, stamp, False
+            finally:
+                connection.execute("COMMIT")
+
+    def _stamp(self) -> str:
+        with self._reading("reading the snapshot generation") as connection:
+            return _stamp(connection)
+
+    def refresh_cache(self) -> bool:
+        """Rewrite the Arrow cache if it does not match the database; True when it was rewritten.
+
+        Raises:
+            StateError: the database cannot be read.
+        """
+        if _read_cache_stamp(self.cache_path) == self._stamp():
+            return False
+        table, stamp, cached = self._load_table()
+        if not cached:
+            _write_cache(self.cache_path, table, stamp)
+        return not cached
 
     def person_count(self) -> int:
         """How many persons the snapshot holds."""
@@ -828,18 +917,16 @@ _JOURNAL_ITEMS_SQL: Final = {
 }
 
 
-def _load_packed(connection: sqlite3.Connection) -> pd.DataFrame | None:
-    """The snapshot via packed rows split with numpy and Arrow; None when a value holds the separator.
+def _load_packed(connection: sqlite3.Connection) -> Any:
+    """The persons as an Arrow table via packed rows split with numpy; None when a value holds the separator.
 
     SQLite packs each chunk of rows into one blob (values and rows joined by char(31)); numpy finds
     the separators and Arrow views the rest as strings, so no Python object is made per value.
     """
     low, high = connection.execute("SELECT min(rowid), max(rowid) FROM persons").fetchone()
-    if low is None:
-        return _empty_frame()
     width = len(_PERSON_COLUMNS)
     columns: list[list[Any]] = [[] for _ in range(width)]
-    for start in range(low, high + 1, _LOAD_CHUNK):
+    for start in range(low if low is not None else 1, (high or 0) + 1, _LOAD_CHUNK):
         count, blob = connection.execute(
             _PACKED_SQL, (_PACKED_FORMAT, start, start + _LOAD_CHUNK - 1)
         ).fetchone()
@@ -863,17 +950,87 @@ def _load_packed(connection: sqlite3.Connection) -> pd.DataFrame | None:
         rows = pa.FixedSizeListArray.from_arrays(strings, width)
         for i in range(width):
             columns[i].append(pc.list_element(rows, i))
-    if not columns[0]:
-        return _empty_frame()
-    arrays = [pa.chunked_array(chunks) for chunks in columns]
-    keys = arrays[0]
-    # Rowid order is confirmation order; sort by sync key (unique) unless it already is, as after a seed.
+    arrays = [pa.chunked_array(chunks, type=pa.large_string()) for chunks in columns]
+    return _sorted(pa.table(arrays, names=list(_PERSON_COLUMNS)))
+
+
+def _sorted(table: Any) -> Any:
+    """`table` in sync key order (unique keys), one chunk per column; rowid order is confirmation order."""
+    table = table.combine_chunks()  # take() on one chunk per column is several times faster
+    keys = table.column("sync_key")
     if len(keys) > 1 and not pc.all(pc.greater(keys[1:], keys[:-1])).as_py():
-        order = pc.sort_indices(keys)
-        arrays = [array.take(order) for array in arrays]
-    frame_columns = {name: pd.array(arrays[i], dtype="str") for i, name in enumerate(_PERSON_COLUMNS)}
-    index = pd.Index(frame_columns.pop("sync_key"), name="sync_key")
-    return pd.DataFrame(frame_columns, index=index)
+        table = table.take(pc.sort_indices(keys))
+    return table
+
+
+def _frame(table: Any) -> pd.DataFrame:
+    """The snapshot frame of a persons table (pandas' Arrow-backed text columns: no copy)."""
+    columns = {name: pd.array(table.column(name), dtype="str") for name in _PERSON_COLUMNS}
+    index = pd.Index(columns.pop("sync_key"), name="sync_key")
+    return pd.DataFrame(columns, index=index)
+
+
+def _stamp(connection: sqlite3.Connection) -> str:
+    """The snapshot's generation stamp: schema version, change counter and nonce."""
+    generation, nonce = connection.execute(
+        "SELECT generation, nonce FROM snapshot_generation WHERE id = 0"
+    ).fetchone()
+    return f"{SCHEMA_VERSION}:{generation}:{nonce}"
+
+
+_CACHE_SCHEMA: Final = pa.schema([(name, pa.string()) for name in _PERSON_COLUMNS])  # 32-bit offsets: smaller
+_STAMP_KEY: Final = b"ims-es-sync.snapshot.generation"
+
+
+def _read_cache_stamp(path: Path) -> str | None:
+    """The stamp a cache file was written for, or None when it is missing or unreadable."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            metadata = pa.ipc.open_file(source).schema.metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    stamp = metadata.get(_STAMP_KEY)
+    return stamp.decode("utf-8", "replace") if stamp is not None else None
+
+
+def _read_cache(path: Path, stamp: str) -> Any:
+    """The cached persons table when the file exists, is intact and was written for `stamp`; else None.
+
+    The file is memory-mapped: the frame's text columns point into it, nothing is copied. The cache is
+    replaced only by rename, so a mapped file never changes under a reader.
+    """
+    try:
+        source = pa.memory_map(str(path))
+        reader = pa.ipc.open_file(source)
+        metadata = reader.schema.metadata or {}
+        if metadata.get(_STAMP_KEY) != stamp.encode() or not reader.schema.remove_metadata().equals(
+            _CACHE_SCHEMA
+        ):
+            return None
+        table = reader.read_all()
+        # Cheap structural checks (lengths, buffer sizes): a damaged file is rebuilt, never trusted.
+        table.validate()
+    except (OSError, pa.ArrowException):
+        return None
+    return table
+
+
+def _write_cache(path: Path, table: Any, stamp: str) -> None:
+    """Write the cache next to the database (owner-only, atomically by rename); failures are ignored.
+
+    The cache is an optimisation: a read-only state directory or a full disk costs the next load its
+    speed, never its answer.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        schema = _CACHE_SCHEMA.with_metadata({_STAMP_KEY: stamp.encode()})
+        with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            writer.write_table(table.cast(_CACHE_SCHEMA))
+        temporary.replace(path)
+    except (OSError, pa.ArrowException):
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -24,8 +24,8 @@ from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from sync.clidoc import BEGIN, END, commands, options_reference
 from sync.emulator import Emulator
 from sync.mapping import load_mapping
+from tests.checks import person_row, write_roster
 from tests.conftest import PASSWORD, USERNAME
-from tests.test_cli import person_row, write_roster
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
 from sync import snapshot
 from sync.errors import StateError, StateLockedError
 from sync.models import PERSON_FIELDS, Outcome, Person, Status, person_hash
 from sync.snapshot import (
+    CACHE_NAME,
     DB_NAME,
     LOCK_INFO_NAME,
     SCHEMA_VERSION,
@@ -110,7 +112,7 @@ class TestSchema:
         assert _rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert _rows(state, "PRAGMA journal_mode") == [("wal",)]
         tables = {name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"runs", "requests", "request_items", "persons"}
+        assert tables == {"runs", "requests", "request_items", "persons", "snapshot_generation"}
 
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
         """The snapshot table holds the sync key, identity, every person field and the confirmation."""
@@ -718,3 +720,110 @@ class TestLoad:
         blobs = b"".join(path.read_bytes() for path in state.iterdir() if path.is_file())
         assert b"ada" in blobs
         assert secret.encode() not in blobs
+
+
+def _write(state: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Change the database behind the store's back, as an operator's sqlite3 shell would."""
+    connection = sqlite3.connect(state / DB_NAME)
+    try:
+        with connection:
+            connection.execute(sql, params)
+    finally:
+        connection.close()
+
+
+class TestPersonsCache:
+    """The Arrow copy of the persons table: used only while its generation stamp matches SQLite's."""
+
+    def test_load_writes_an_owner_only_cache_that_matches(self, store: StateStore, state: Path) -> None:
+        """The first load writes persons.arrow (mode 0600); loading again gives the same frame."""
+        store.seed_persons(pd.DataFrame({"username": ["b", "a"]}, index=pd.Index(["k2", "k1"])))
+        first = store.load_persons()
+        assert stat.S_IMODE((state / CACHE_NAME).stat().st_mode) == 0o600
+        assert snapshot._read_cache_stamp(state / CACHE_NAME) == store._stamp()
+        second = store.load_persons()
+        pd.testing.assert_frame_equal(second, first)
+        assert list(second.index) == ["k1", "k2"]
+        assert [path.name for path in state.iterdir() if path.name.endswith(".tmp")] == []
+
+    def test_the_stamp_decides_whether_the_cache_is_used(self, store: StateStore, state: Path) -> None:
+        """A cache written for the current stamp is what load returns; with another stamp it is ignored."""
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        stamp = store._stamp()
+        planted = store.load_persons().rename(index={"k1": "from-cache"})
+        table = pa.Table.from_pandas(planted.reset_index(), preserve_index=False)
+        snapshot._write_cache(state / CACHE_NAME, table, stamp)
+        assert list(store.load_persons().index) == ["from-cache"]
+        snapshot._write_cache(state / CACHE_NAME, table, stamp + "-other")
+        assert list(store.load_persons().index) == ["k1"]
+        assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp  # rebuilt for the current stamp
+
+    def test_every_change_to_persons_moves_the_stamp(
+        self, store: StateStore, run_id: str, state: Path
+    ) -> None:
+        """Seeds, upserts, renames, removes and raw SQL writes all move the stamp; journal writes do not."""
+        stamps = [store._stamp()]
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        stamps.append(store._stamp())
+        store.record_sent(_sent(run_id, "m1", "k2"))
+        assert store._stamp() == stamps[-1]
+        store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+        stamps.append(store._stamp())
+        store.record_sent(_sent(run_id, "m2", "k2", operation="changePersonIdentifier"))
+        store.record_answer(_confirmed("m2"), [Rename(old_id="k2", new_id="k3")])
+        stamps.append(store._stamp())
+        store.record_sent(_sent(run_id, "m3", "k1", operation="deletePerson"))
+        store.record_answer(_confirmed("m3"), [Remove(sync_key="k1")])
+        stamps.append(store._stamp())
+        _write(state, "UPDATE persons SET email = 'x@y' WHERE sync_key = 'k3'")
+        stamps.append(store._stamp())
+        assert len(set(stamps)) == len(stamps)
+
+    def test_a_change_by_another_process_is_seen(self, store: StateStore, state: Path) -> None:
+        """After another writer changes a person, load returns the new value, not the cached one."""
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        assert store.load_persons().loc["k1", "username"] == "a"
+        _write(state, "UPDATE persons SET username = 'changed' WHERE sync_key = 'k1'")
+        assert store.load_persons().loc["k1", "username"] == "changed"
+
+    def test_a_damaged_cache_is_ignored_and_rebuilt(self, store: StateStore, state: Path) -> None:
+        """A truncated or garbage cache file never reaches the plan: load reads SQLite and rewrites it."""
+        store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
+        expected = store.load_persons()
+        cache = state / CACHE_NAME
+        for damage in (cache.read_bytes()[: cache.stat().st_size // 2], b"not arrow at all"):
+            cache.write_bytes(damage)
+            pd.testing.assert_frame_equal(store.load_persons(), expected)
+            assert snapshot._read_cache_stamp(cache) == store._stamp()
+
+    def test_a_cache_that_cannot_be_written_costs_only_speed(self, store: StateStore, state: Path) -> None:
+        """When the cache path cannot be replaced (here: a directory), load still answers from SQLite."""
+        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        (state / CACHE_NAME).mkdir()
+        assert list(store.load_persons().index) == ["k1"]
+        assert (state / CACHE_NAME).is_dir()
+        assert [path.name for path in state.iterdir() if path.name.endswith(".tmp")] == []
+
+    def test_closing_a_run_that_changed_persons_refreshes_the_cache(self, state: Path) -> None:
+        """A store with the run lock rewrites the cache on close when its snapshot changed meanwhile."""
+        with StateStore.open(state) as store:
+            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+            store.load_persons()
+            run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
+            store.record_sent(_sent(run_id, "m1", "k2"))
+            store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+            stamp = store._stamp()
+            assert snapshot._read_cache_stamp(state / CACHE_NAME) != stamp
+        assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp
+        cached = snapshot._read_cache(state / CACHE_NAME, stamp)
+        assert cached is not None
+        assert cached.column("sync_key").to_pylist() == ["k1", "k2"]
+
+    def test_a_reader_does_not_write_on_close(self, state: Path) -> None:
+        """A store opened without the run lock (plan) writes the cache only when it loads."""
+        with StateStore.open(state) as store:
+            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        (state / CACHE_NAME).unlink()
+        with StateStore.open(state, exclusive=False):
+            pass
+        assert not (state / CACHE_NAME).exists()
