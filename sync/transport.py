@@ -265,6 +265,9 @@ def translate_exception(  # noqa: PLR0912  # one flat ladder is the point: every
             text = f"{where}: SOAP fault {exc.code or '(no code)'}: {exc.message}"
             if code in _AUTH_FAULTS:
                 return AuthenticationError(text)
+            if code == "Server":
+                # SOAP 1.1: the server failed, not our message. itslearning: retry server errors.
+                return TransientError(text)
             return RejectedError(text)
         case zeep.exceptions.TransportError():
             return _http_status_error(exc.status_code, where)

@@ -12,7 +12,7 @@ import pytest
 
 from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
 from sync.emulator import Emulator, Exchange
-from sync.errors import ConfigError, RejectedError, TransientError
+from sync.errors import ConfigError, TransientError
 from sync.executor import Executor, ExecutorSettings, RetryPolicy
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
 from sync.snapshot import StateStore
@@ -150,7 +150,7 @@ class TestEmulatorFaults:
     ) -> None:
         """fault_rate answers HTTP 500 with a SOAP fault s:Server and applies nothing; it is counted."""
         emulator = emulator_factory(fault_rate=1.0, seed=1)
-        with client_for(emulator) as client, pytest.raises(RejectedError, match="s:Server"):
+        with client_for(emulator) as client, pytest.raises(TransientError, match="s:Server"):
             client.create_person(person(1))
         assert emulator.persons() == {}
         assert emulator.history() == []
@@ -209,7 +209,7 @@ class TestEmulatorFaults:
 #: Each fault alone, at rate 1: what the client sees, whether the service applied the request first.
 SINGLE_FAULTS = [
     pytest.param({"error_rate": 1.0}, Outcome.UNCONFIRMED, "HTTP 503", False, id="http-503"),
-    pytest.param({"fault_rate": 1.0}, Outcome.REJECTED, "s:Server", False, id="soap-fault"),
+    pytest.param({"fault_rate": 1.0}, Outcome.UNCONFIRMED, "s:Server", False, id="soap-fault"),
     pytest.param({"drop_rate": 1.0}, Outcome.UNCONFIRMED, "dropped", True, id="dropped-after-applying"),
     pytest.param({"latency_ms": 500.0}, Outcome.UNCONFIRMED, "timed out", True, id="past-read-timeout"),
     pytest.param({"wrong_ref_rate": 1.0}, Outcome.UNCONFIRMED, "messageIdRef", True, id="wrong-messageidref"),
@@ -292,7 +292,7 @@ class TestEveryOperationEndsAccountedFor:
             f"\nmixed faults: runs {len(first)}+{len(second)}, outcomes {dict(outcomes)}, injected {injected}"
         )
         assert set(injected) == {"unavailable", "fault", "drop", "wrong_ref", "slow"}, injected
-        assert outcomes["rejected"] > 0
+        assert outcomes["rejected"] == 0  # every fault here is the service's: none is blamed on the data
         assert outcomes["unconfirmed"] > 0
 
 

@@ -913,10 +913,21 @@ def _build(cls: type[BaseException]) -> BaseException:
     if cls is zeep.exceptions.TransportError:
         return make("HTTP 500", status_code=500)
     if cls is zeep.exceptions.Fault:
-        return make("something", code="s:Server")
+        return make("something", code="s:Client")
     if cls is requests.exceptions.JSONDecodeError:
         return make("message", "document", 0)
     return make("message")
+
+
+def test_server_fault_is_transient() -> None:
+    """A SOAP 1.1 Server fault is the service failing, not our data: retried like a 503."""
+    fault = zeep.exceptions.Fault("internal error", code="s:Server")  # type: ignore[no-untyped-call]
+    mapped = translate_exception(fault, operation="createPerson", endpoint="https://x/")
+    assert isinstance(mapped, TransientError)
+    client_fault = zeep.exceptions.Fault("bad", code="s:Client")  # type: ignore[no-untyped-call]
+    assert isinstance(
+        translate_exception(client_fault, operation="createPerson", endpoint="https://x/"), RejectedError
+    )
 
 
 # What each class maps to. A class added by a new zeep or requests version fails the test below
