@@ -392,11 +392,37 @@ class Executor:
                 new_present=op.new_id,
                 changes=[Rename(old_id=op.old_id, new_id=op.new_id)],
             )
+        if step.outcome is Outcome.REJECTED and step.status is not None and _is_unknown(step.status):
+            step = self._follow_lost_rename(op, step)
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
         follow = self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
         follow.attempts += step.attempts
         return follow
+
+    def _follow_lost_rename(self, op: ChangeIdentifier, failed: _Step) -> _Step:
+        """The person may sit under the target of an earlier rename whose answer was lost.
+
+        The journal names those targets; where a read finds the person under one, it is renamed
+        from there to the planned id, and the snapshot moves from the old id to the new one.
+        """
+        for lost_target in self._store.unconfirmed_renames(op.old_id):
+            if lost_target == op.new_id:
+                continue
+            read = self._read(lost_target)
+            if read is None or read[1] is None:
+                continue
+            return self._rename_from(lost_target, op)
+        return failed
+
+    def _rename_from(self, source: str, op: ChangeIdentifier) -> _Step:
+        """changePersonIdentifier source -> op.new_id; confirmed, the snapshot renames op.old_id."""
+        return self._step(
+            "changePersonIdentifier",
+            (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
+            lambda mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
+            lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
+        )
 
     def _delete(self, op: Delete) -> _Step:
         step = self._step(

@@ -652,6 +652,23 @@ class StateStore:
 
     # --- journal -------------------------------------------------------------------------------
 
+    def unconfirmed_renames(self, old_id: str) -> list[str]:
+        """Targets of changePersonIdentifier requests from `old_id` that were never confirmed.
+
+        Such a request may have been applied with its answer lost; the executor reads these ids to
+        find where the person went. Most recent first, each target once.
+        """
+        with self._reading(f"reading unconfirmed renames of {old_id}") as connection:
+            rows = connection.execute(
+                "SELECT i.new_sync_key FROM request_items AS i "
+                "JOIN requests AS r ON r.message_identifier = i.message_identifier "
+                "WHERE i.sync_key = ? AND r.operation = 'changePersonIdentifier' "
+                "AND i.outcome IN ('sent', 'unconfirmed') AND i.new_sync_key != '' "
+                "ORDER BY r.sent_at DESC",
+                (old_id,),
+            ).fetchall()
+        return list(dict.fromkeys(str(row[0]) for row in rows))
+
     def record_sent(self, request: SentRequest) -> None:
         """Journal a request as *sent*, with its items; committed before the request goes out.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.executor import Executor, ExecutorSettings, RetryPolicy
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
-from sync.snapshot import StateStore
+from sync.snapshot import RequestItem, SentRequest, StateStore
 from sync.transport import PersonClient, Timeouts
 from tests.checks import (
     as_fields,
@@ -401,22 +402,30 @@ class TestAmbiguousOutcomes:
         assert sorted(snapshot_persons(state)) == ["k007", "k008"]
         assert journal_problems(state) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="known gap: _resolve reads the planned new id only, not that of an unconfirmed earlier rename",
-    )
     def test_unconfirmed_rename_then_renamed_again(
         self, emulator: Emulator, execute: Callable[..., list[Any]], state: Path
     ) -> None:
-        """k001 -> k501 applied but unanswered, then the roster says k601: the person should end as k601."""
+        """k001 -> k501 applied but unanswered, then the roster says k601: the person ends as k601."""
         execute(emulator, [Create(person=person(1), identity="u001")])
-        with client_for(emulator) as other:  # the earlier request whose answer was lost
-            assert other.change_person_identifier("k001", "k501").ok
+        # The earlier run sent k001 -> k501 (journalled as sent), the service applied it, the run died.
+        with StateStore.open(state) as store:
+            store.record_sent(
+                SentRequest(
+                    run_id=store.begin_run(command="run", roster="-", mapping="-"),
+                    message_identifier="lost-rename",
+                    operation="changePersonIdentifier",
+                    attempt=1,
+                    sent_at=datetime.now(UTC),
+                    items=(RequestItem(index=0, sync_key="k001", new_sync_key="k501"),),
+                )
+            )
+        with client_for(emulator) as other:
+            assert other.change_person_identifier("k001", "k501", message_id="lost-rename").ok
         op = ChangeIdentifier(old_id="k001", new_id="k601", person=person(1, sync_key="k601"))
         results = execute(emulator, [op])
-        # Today: rejected as unknown k001 on every run, while the service keeps k501 for good.
         assert results[0].outcome is Outcome.CONFIRMED
         assert sorted(emulator.persons()) == ["k601"]
+        assert sorted(snapshot_persons(state)) == ["k601"]
 
     def test_every_rule_through_the_cli_with_drop_rate(
         self, emulator_factory: Callable[..., Emulator], tmp_path: Path, state: Path, cli_run: Any
