@@ -128,7 +128,22 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     return value
 
 
+class _Commands(click.Group):
+    """The command group; `emulator` is imported only when asked for (it loads TLS and HTTP code)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "emulator"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "emulator" and cmd_name not in self.commands:
+            from sync.emulator.command import emulator  # noqa: PLC0415
+
+            self.add_command(emulator)
+        return super().get_command(ctx, cmd_name)
+
+
 @click.group(
+    cls=_Commands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Example: ims-sync plan samples/oneroster/users.csv --mapping oneroster-users --state ./state",
 )
@@ -838,15 +853,6 @@ def mapping_list() -> None:
         with path.open("rb") as fh:
             description = str(tomllib.load(fh).get("description", ""))
         click.echo(f"{name:<20} {description}  ({path})")
-
-
-def _register_emulator() -> None:
-    from sync.emulator.command import emulator  # noqa: PLC0415
-
-    cli.add_command(emulator)
-
-
-_register_emulator()
 
 
 # --- entry point ----------------------------------------------------------------------------
