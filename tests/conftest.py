@@ -10,7 +10,7 @@ import pytest
 
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.tls import TlsMaterial, generate_self_signed
-from tests.itslearning import ITSLEARNING_WSDL_DIR, validate_exchange
+from tests.itslearning import IMSGLOBAL_DIR, ITSLEARNING_WSDL_DIR, validate_exchange
 
 #: The WS-Security credentials every test emulator accepts.
 USERNAME: Final = "sync-test-user"
@@ -56,9 +56,13 @@ def fixture_tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMateria
 
 @pytest.fixture(name="exchange_log")
 def fixture_exchange_log(request: pytest.FixtureRequest) -> Iterator[ExchangeLog]:
-    """Every exchange of the test's emulators; fails the test at teardown if one broke the schemas."""
+    """Every exchange of the test's emulators; fails the test at teardown if one broke the schemas.
+
+    PMS and MMS exchanges are checked against itslearning's WSDLs, GMS ones against our gms.wsdl and
+    IMS's official group data schema (tests/itslearning.py).
+    """
     log = ExchangeLog(
-        validate=ITSLEARNING_WSDL_DIR.is_dir(),
+        validate=ITSLEARNING_WSDL_DIR.is_dir() and IMSGLOBAL_DIR.is_dir(),
         validate_requests=request.node.get_closest_marker("invalid_requests") is None,
     )
     yield log

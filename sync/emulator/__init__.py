@@ -1,8 +1,8 @@
-"""A stateful IMS ES Person Management emulator on HTTPS: the demo's target and the tests' peer."""
+"""A stateful IMS ES emulator on HTTPS (persons, groups, memberships): the demo target and test peer."""
 
 from __future__ import annotations
 
 from .server import Emulator, EmulatorConfig, Exchange
-from .store import Event
+from .store import Event, Group, Membership
 
-__all__ = ["Emulator", "EmulatorConfig", "Event", "Exchange"]
+__all__ = ["Emulator", "EmulatorConfig", "Event", "Exchange", "Group", "Membership"]

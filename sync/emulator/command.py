@@ -57,6 +57,8 @@ def serve(
         with Emulator(config) as running:
             echo(f"PMS URL:      {running.pms_url}")
             echo(f"Extended URL: {running.extended_url}")
+            echo(f"GMS URL:      {running.gms_url}")
+            echo(f"MMS URL:      {running.mms_url}")
             echo(f"Certificate:  {running.ca_path}  (trust it with --ca-bundle)")
             echo("Serving; stop with Ctrl-C (SIGINT) or SIGTERM.")
             while not stop.wait(0.5):

@@ -21,20 +21,22 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 from lxml import etree
 
 from sync.errors import ConfigError
-from sync.models import Person
+from sync.models import Person, Status
 from sync.xsd import safe_parser
 
-from .service import OPERATIONS, PersonService, failure, with_ref
+from .groups import GMS_MESS, GROUP_OPERATIONS, GroupService
+from .memberships import MEMBERSHIP_OPERATIONS, MMS_MESS, MembershipService
+from .service import OPERATIONS, Answer, PersonService, failure, with_ref
 from .soap import BIND, COMMON, MESS, SOAP_ENV, WSA, WSSE, WSU, fault_envelope, response_envelope
-from .store import Event, Store
+from .store import Event, Group, Membership, Store
 from .tls import TlsMaterial, generate_self_signed, server_context
-from .wsdl import EXTENDED_PATH, PMS_PATH, ServiceDescription, bundled_description
+from .wsdl import EXTENDED_PATH, GMS_PATH, MMS_PATH, PATHS, PMS_PATH, Catalog, bundled_catalog
 
 __all__ = ["FAULT_SETTINGS", "Emulator", "EmulatorConfig", "Exchange"]
 
@@ -51,6 +53,8 @@ _STOP_TIMEOUT: Final = 5.0
 _RATES: Final = ("error_rate", "fault_rate", "drop_rate", "wrong_ref_rate", "slow_rate")
 #: The settings `Emulator.reconfigure` may change while serving: the injected faults.
 FAULT_SETTINGS: Final = frozenset({*_RATES, "latency_ms", "slow_ms", "fault_operations"})
+#: Every operation the emulator implements, over PMS (with readAllPersons), GMS and MMS.
+ALL_OPERATIONS: Final = OPERATIONS | GROUP_OPERATIONS | MEMBERSHIP_OPERATIONS
 INTERNAL_ERROR: Final = (
     "The server was unable to process the request due to an internal error. For more information about "
     "the error, either turn on IncludeExceptionDetailInFaults (either from ServiceBehaviorAttribute or "
@@ -94,11 +98,10 @@ class EmulatorConfig:
         if self.latency_ms < 0 or self.slow_ms < 0:
             raise ConfigError("latency_ms and slow_ms must not be negative")
         if self.fault_operations is not None:
-            unknown = set(self.fault_operations) - OPERATIONS
+            unknown = set(self.fault_operations) - ALL_OPERATIONS
             if unknown:
-                raise ConfigError(
-                    f"fault_operations: unknown operation(s) {sorted(unknown)}; known: {sorted(OPERATIONS)}"
-                )
+                known = sorted(ALL_OPERATIONS)
+                raise ConfigError(f"fault_operations: unknown operation(s) {sorted(unknown)}; known: {known}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("give both tls_cert and tls_key, or neither (to generate a pair)")
 
@@ -130,6 +133,14 @@ class _Faults:
     slow: bool = False
 
 
+class _Service(Protocol):
+    """What the emulator asks of a service (persons, groups, memberships)."""
+
+    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer: ...
+
+    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer: ...
+
+
 def _client_fault(http_status: int, message: str) -> _Reply:
     return _Reply(status=http_status, body=fault_envelope("s:Client", None, message))
 
@@ -156,7 +167,7 @@ def _parse_instant(text: str) -> datetime:
 
 
 class Emulator:
-    """A stateful IMS ES Person Management service on HTTPS (see DESIGN §6).
+    """A stateful IMS ES service on HTTPS: Person, Group and Membership Management (DESIGN §6).
 
     Use as a context manager, or call `start()` and `stop()`. URLs and `ca_path` are known once
     started. `on_exchange`, if set, is called with every POST's Exchange before its answer is written.
@@ -177,11 +188,12 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
-        self._service: PersonService | None = None
-        self._description: ServiceDescription | None = None
+        # operation -> (service, the namespace its request element must be in)
+        self._services: dict[str, tuple[_Service, str]] = {}
+        self._description: Catalog | None = None
         self._temp_dir: Path | None = None
         self._ca_path: Path | None = None
-        self._wsdl: bytes = b""
+        self._wsdl: dict[str, bytes] = {}  # endpoint path -> its ?wsdl document
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "stopped"
@@ -199,7 +211,7 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         config = self.config
-        self._description = bundled_description()
+        self._description = bundled_catalog()
         if config.tls_cert is not None and config.tls_key is not None:
             material = TlsMaterial(cert=config.tls_cert, key=config.tls_key)
         else:
@@ -209,13 +221,24 @@ class Emulator:
             material = generate_self_signed(directory, host=config.host)
         self._ca_path = material.cert
         self._store = Store(config.state)
-        self._service = PersonService(self._store)
+        persons, groups = PersonService(self._store), GroupService(self._store)
+        memberships = MembershipService(self._store)
+        self._services = {
+            **dict.fromkeys(OPERATIONS, (persons, MESS)),
+            **dict.fromkeys(GROUP_OPERATIONS, (groups, GMS_MESS)),
+            **dict.fromkeys(MEMBERSHIP_OPERATIONS, (memberships, MMS_MESS)),
+        }
         try:
             self._server = _Server((config.host, config.port), server_context(material), self)
         except BaseException:
             self._cleanup()
             raise
-        self._wsdl = self._description.render(pms_url=self.pms_url, extended_url=self.extended_url)
+        self._wsdl = {
+            path: document
+            for description in self._description.descriptions
+            for document in (description.render(self.base_url),)
+            for path in description.paths
+        }
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -285,6 +308,16 @@ class Emulator:
         return self.base_url + EXTENDED_PATH
 
     @property
+    def gms_url(self) -> str:
+        """The Group Management service's endpoint."""
+        return self.base_url + GMS_PATH
+
+    @property
+    def mms_url(self) -> str:
+        """The Membership Management service's endpoint."""
+        return self.base_url + MMS_PATH
+
+    @property
     def ca_path(self) -> Path:
         """The certificate clients must trust (PEM)."""
         self._running()
@@ -313,6 +346,18 @@ class Emulator:
         self._running()
         assert self._store is not None
         return self._store.persons()
+
+    def groups(self) -> dict[str, Group]:
+        """The groups held now, by sync key."""
+        self._running()
+        assert self._store is not None
+        return self._store.groups()
+
+    def memberships(self) -> dict[str, Membership]:
+        """The memberships held now, by sync key."""
+        self._running()
+        assert self._store is not None
+        return {m.sync_key: m for m in self._store.memberships()}
 
     def history(self) -> list[Event]:
         """Every operation decided so far (one event per item of a mass request), oldest first."""
@@ -404,7 +449,8 @@ class Emulator:
         action = action_header.strip().strip('"')
         assert self._description is not None
         operation = self._description.routes.get((path, action))
-        if operation not in OPERATIONS or request.tag != f"{{{MESS}}}{operation}Request":
+        service, namespace = self._services.get(operation or "", (None, ""))
+        if operation is None or service is None or request.tag != f"{{{namespace}}}{operation}Request":
             return _action_not_supported(action)
 
         header = root.find(f"{{{SOAP_ENV}}}Header")
@@ -414,16 +460,15 @@ class Emulator:
         if not_understood is not None:
             return not_understood
 
-        assert self._service is not None
         info = header.find(f"{{{BIND}}}syncRequestHeaderInfo") if header is not None else None
         message_id = (info.findtext(f"{{{BIND}}}messageIdentifier") or "").strip() if info is not None else ""
         if not message_id:
             missing = failure("invaliddata", "", "syncRequestHeaderInfo/messageIdentifier is missing")
-            answer = self._service.reject(operation, request, missing)
+            answer = service.reject(operation, request, missing)
         else:
-            problem = self._schema_problem(request, info)
+            problem = self._schema_problem(path, request, info)
             if problem is not None and self.config.strict:
-                answer = self._service.reject(
+                answer = service.reject(
                     operation, request, failure("invaliddata", "", f"Schema violation: {problem}")
                 )
             else:
@@ -431,7 +476,7 @@ class Emulator:
                     _log.warning(
                         "schema_deviation", operation=operation, message_identifier=message_id, error=problem
                     )
-                answer = self._service.handle(operation, request, message_id)
+                answer = service.handle(operation, request, message_id)
         ref: str | None = str(uuid.uuid4()) if wrong_ref else (message_id or None)
         items = None if answer.items is None else tuple(with_ref(item, ref) for item in answer.items)
         _log.debug(
@@ -480,9 +525,11 @@ class Emulator:
                 return _Reply(status=500, body=fault_envelope("s:MustUnderstand", None, message))
         return None
 
-    def _schema_problem(self, request: etree._Element, info: etree._Element | None) -> str | None:
+    def _schema_problem(self, path: str, request: etree._Element, info: etree._Element | None) -> str | None:
         assert self._description is not None
-        validator = self._description.validator
+        description = self._description.description(path)
+        assert description is not None  # routed requests come to paths a WSDL serves
+        validator = description.validator
         problem = validator.error(request) or (validator.error(info) if info is not None else None)
         if problem is None:
             return None
@@ -528,8 +575,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
-        if path in (PMS_PATH, EXTENDED_PATH) and query.lower() in ("wsdl", "singlewsdl"):
-            self.send(200, self.server.emulator._wsdl, _XML)
+        document = self.server.emulator._wsdl.get(path)
+        if document is not None and query.lower() in ("wsdl", "singlewsdl"):
+            self.send(200, document, _XML)
         else:
             self.send(404, b"Not Found", "text/plain; charset=utf-8")
 
@@ -541,7 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(int(length))
         path = self.path.partition("?")[0]
-        if path not in (PMS_PATH, EXTENDED_PATH):
+        if path not in PATHS:
             self.send(404, b"Not Found", "text/plain; charset=utf-8")
             return
         self.server.emulator.handle_post(self, path, raw)

@@ -1,4 +1,4 @@
-"""The emulator's state: persons and the history of applied operations, in SQLite behind one lock."""
+"""The emulator's state: persons, groups, memberships and the operations history, in SQLite behind a lock."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Final
 
 from sync.models import PERSON_FIELDS, Person
 
-__all__ = ["Event", "Store"]
+__all__ = ["Event", "Group", "Membership", "Store"]
 
 _COLUMNS: Final = ", ".join(PERSON_FIELDS)
 # Column names come from PERSON_FIELDS (constants), never from input: the f-strings below are safe.
@@ -26,6 +26,25 @@ CREATE TABLE IF NOT EXISTS persons (
     sync_key TEXT PRIMARY KEY,
     {", ".join(f"{name} TEXT NOT NULL DEFAULT ''" for name in PERSON_FIELDS)}
 );
+CREATE TABLE IF NOT EXISTS groups (
+    sync_key TEXT PRIMARY KEY,
+    scheme TEXT NOT NULL,
+    type TEXT NOT NULL,
+    level TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    desc_short TEXT NOT NULL,
+    desc_long TEXT NOT NULL,
+    desc_full TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS groups_parent ON groups (parent);
+CREATE TABLE IF NOT EXISTS memberships (
+    sync_key TEXT PRIMARY KEY,
+    group_key TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    role TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memberships_group ON memberships (group_key);
+CREATE INDEX IF NOT EXISTS memberships_person ON memberships (person_key);
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     operation TEXT NOT NULL,
@@ -47,6 +66,34 @@ class Event:
     new_key: str
     message_identifier: str
     code_major: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """A group as the emulator holds it ("" means absent)."""
+
+    sync_key: str
+    scheme: str
+    type: str
+    level: str = ""
+    parent: str = ""  # the sync key of the group related as Parent; "" for a top-level group
+    desc_short: str = ""
+    desc_long: str = ""
+    desc_full: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Membership:
+    """A person's membership of a group, with the member's role (an IMS ES roletype)."""
+
+    sync_key: str
+    group_key: str
+    person_key: str
+    role: str
+
+
+_GROUP_COLUMNS: Final = "sync_key, scheme, type, level, parent, desc_short, desc_long, desc_full"
+_MEMBERSHIP_COLUMNS: Final = "sync_key, group_key, person_key, role"
 
 
 class Store:
@@ -110,14 +157,119 @@ class Store:
             )
 
     def delete(self, sync_key: str) -> bool:
-        """Remove a person; False when there was none."""
+        """Remove a person, and the memberships that were theirs; False when there was none."""
         with self._lock:
-            return self._db.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,)).rowcount > 0
+            if self._db.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,)).rowcount == 0:
+                return False
+            self._db.execute("DELETE FROM memberships WHERE person_key = ?", (sync_key,))
+            return True
 
     def rename(self, old_key: str, new_key: str) -> None:
-        """Move a person to a new sync key (the caller checked that `new_key` is free)."""
+        """Move a person to a new sync key, memberships too (the caller checked that `new_key` is free)."""
         with self._lock:
             self._db.execute("UPDATE persons SET sync_key = ? WHERE sync_key = ?", (new_key, old_key))
+            self._db.execute("UPDATE memberships SET person_key = ? WHERE person_key = ?", (new_key, old_key))
+
+    # --- groups ------------------------------------------------------------------------------
+
+    def get_group(self, sync_key: str) -> Group | None:
+        """The group stored under `sync_key`, or None."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_GROUP_COLUMNS} FROM groups WHERE sync_key = ?",  # noqa: S608  # constant columns
+                (sync_key,),
+            ).fetchone()
+        return None if row is None else Group(**dict(zip(_GROUP_COLUMNS.split(", "), row, strict=True)))
+
+    def put_group(self, group: Group) -> None:
+        """Insert or overwrite a group."""
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                (
+                    group.sync_key,
+                    group.scheme,
+                    group.type,
+                    group.level,
+                    group.parent,
+                    group.desc_short,
+                    group.desc_long,
+                    group.desc_full,
+                ),
+            )
+
+    def children(self, sync_key: str) -> list[str]:
+        """The sync keys of the groups whose parent is `sync_key`, in key order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sync_key FROM groups WHERE parent = ? ORDER BY sync_key", (sync_key,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def delete_group(self, sync_key: str) -> list[str]:
+        """Remove a group (the caller checked it has no children) and its memberships; their keys."""
+        with self._lock:
+            gone = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT sync_key FROM memberships WHERE group_key = ? ORDER BY sync_key", (sync_key,)
+                )
+            ]
+            self._db.execute("DELETE FROM memberships WHERE group_key = ?", (sync_key,))
+            self._db.execute("DELETE FROM groups WHERE sync_key = ?", (sync_key,))
+        return gone
+
+    def rename_group(self, old_key: str, new_key: str) -> None:
+        """Move a group to a new sync key; its children and memberships follow (`new_key` is free)."""
+        with self._lock:
+            self._db.execute("UPDATE groups SET sync_key = ? WHERE sync_key = ?", (new_key, old_key))
+            self._db.execute("UPDATE groups SET parent = ? WHERE parent = ?", (new_key, old_key))
+            self._db.execute("UPDATE memberships SET group_key = ? WHERE group_key = ?", (new_key, old_key))
+
+    def groups(self) -> dict[str, Group]:
+        """Every group, by sync key, in key order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY sync_key"  # noqa: S608  # constant columns
+            ).fetchall()
+        names = _GROUP_COLUMNS.split(", ")
+        return {row[0]: Group(**dict(zip(names, row, strict=True))) for row in rows}
+
+    # --- memberships -------------------------------------------------------------------------
+
+    def get_membership(self, sync_key: str) -> Membership | None:
+        """The membership stored under `sync_key`, or None."""
+        found = self._memberships("WHERE sync_key = ?", (sync_key,))
+        return found[0] if found else None
+
+    def put_membership(self, membership: Membership) -> None:
+        """Insert or overwrite a membership."""
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO memberships ({_MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?)",  # noqa: S608
+                (membership.sync_key, membership.group_key, membership.person_key, membership.role),
+            )
+
+    def delete_membership(self, sync_key: str) -> bool:
+        """Remove a membership; False when there was none."""
+        with self._lock:
+            return self._db.execute("DELETE FROM memberships WHERE sync_key = ?", (sync_key,)).rowcount > 0
+
+    def memberships(self, *, person: str | None = None, group: str | None = None) -> list[Membership]:
+        """The memberships (of one person or one group, if given), in key order."""
+        if person is not None:
+            return self._memberships("WHERE person_key = ?", (person,))
+        if group is not None:
+            return self._memberships("WHERE group_key = ?", (group,))
+        return self._memberships("", ())
+
+    def _memberships(self, where: str, parameters: tuple[str, ...]) -> list[Membership]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships {where} ORDER BY sync_key",  # noqa: S608
+                parameters,
+            ).fetchall()
+        return [Membership(sync_key=r[0], group_key=r[1], person_key=r[2], role=r[3]) for r in rows]
 
     def persons(self) -> dict[str, Person]:
         """Every person, by sync key, in key order."""

@@ -1,4 +1,4 @@
-"""Our WSDL as the emulator uses it: the offered operations, the schema validator and the ?wsdl document."""
+"""Our WSDLs as the emulator uses them: the offered operations, the schema validators and ?wsdl documents."""
 
 from __future__ import annotations
 
@@ -17,14 +17,23 @@ from sync.xsd import load_wsdl_schema, safe_parser
 
 __all__ = [
     "EXTENDED_PATH",
+    "GMS_PATH",
+    "MMS_PATH",
+    "PATHS",
     "PMS_PATH",
+    "Catalog",
     "SchemaValidator",
     "ServiceDescription",
+    "bundled_catalog",
     "bundled_description",
 ]
 
 PMS_PATH: Final = "/PersonManagementService.svc"
 EXTENDED_PATH: Final = "/ExtendedPersonManagementService.svc"
+GMS_PATH: Final = "/GroupManagementService.svc"
+MMS_PATH: Final = "/MembershipManagementService.svc"
+#: Every endpoint the emulator serves.
+PATHS: Final = (PMS_PATH, EXTENDED_PATH, GMS_PATH, MMS_PATH)
 
 _WSDL: Final = "http://schemas.xmlsoap.org/wsdl/"
 _SOAP: Final = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -51,9 +60,12 @@ class SchemaValidator:
 
 
 def _path_of(location: str) -> str:
-    """Which of our two endpoints a WSDL address names (by its last path segment)."""
+    """Which of our endpoints a WSDL address names (by its last path segment)."""
     segment = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
-    return EXTENDED_PATH if segment.startswith("Extended") else PMS_PATH
+    for prefix, path in (("Extended", EXTENDED_PATH), ("Group", GMS_PATH), ("Membership", MMS_PATH)):
+        if segment.startswith(prefix):
+            return path
+    return PMS_PATH
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,18 +101,56 @@ class ServiceDescription:
                         routes[(endpoint, action)] = operation.get("name", "")
         return cls(document=document, routes=routes, validator=SchemaValidator(load_wsdl_schema(path)))
 
-    def render(self, *, pms_url: str, extended_url: str) -> bytes:
-        """The WSDL with every soap:address pointing at this server's endpoints."""
+    @property
+    def paths(self) -> frozenset[str]:
+        """The endpoint paths this WSDL's services are at."""
+        return frozenset(path for path, _ in self.routes)
+
+    def render(self, base_url: str) -> bytes:
+        """The WSDL with every soap:address pointing at this server's endpoints under `base_url`."""
         root = etree.fromstring(self.document, safe_parser())
         for address in root.iterfind(f"{{{_WSDL}}}service/{{{_WSDL}}}port/{{{_SOAP}}}address"):
-            endpoint = _path_of(address.get("location", ""))
-            address.set("location", extended_url if endpoint == EXTENDED_PATH else pms_url)
+            address.set("location", base_url + _path_of(address.get("location", "")))
         return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Catalog:
+    """Several WSDLs served side by side (PMS, GMS, MMS), each validated by its own schemas.
+
+    Each WSDL keeps its own validator: our GMS and PMS WSDLs declare the common namespace with different
+    contents, so their schemas cannot be compiled into one.
+    """
+
+    descriptions: tuple[ServiceDescription, ...]
+    routes: Mapping[tuple[str, str], str]  # (path, soapAction) -> operation name, over every WSDL
+
+    @classmethod
+    def of(cls, *descriptions: ServiceDescription) -> Catalog:
+        """Serve these WSDLs together."""
+        merged: dict[tuple[str, str], str] = {}
+        for description in descriptions:
+            merged.update(description.routes)
+        return cls(descriptions=descriptions, routes=merged)
+
+    def description(self, path: str) -> ServiceDescription | None:
+        """The WSDL that serves `path`, or None."""
+        return next((d for d in self.descriptions if path in d.paths), None)
+
+
 @functools.cache
-def bundled_description() -> ServiceDescription:
-    """Our own WSDL, `sync/wsdl/pms.wsdl` (package data), loaded once per process."""
-    resource = importlib.resources.files("sync") / "wsdl" / "pms.wsdl"
+def _load(name: str) -> ServiceDescription:
+    resource = importlib.resources.files("sync") / "wsdl" / name
     with importlib.resources.as_file(resource) as path:
         return ServiceDescription.load(path)
+
+
+def bundled_description() -> ServiceDescription:
+    """Our own PMS WSDL, `sync/wsdl/pms.wsdl` (package data), loaded once per process."""
+    return _load("pms.wsdl")
+
+
+@functools.cache
+def bundled_catalog() -> Catalog:
+    """Our PMS (with ExtendedPersonManagement), GMS and MMS WSDLs, loaded once per process."""
+    return Catalog.of(_load("pms.wsdl"), _load("gms.wsdl"), _load("mms.wsdl"))

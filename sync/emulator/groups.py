@@ -1,0 +1,313 @@
+"""The Group Management (GMS) behaviour of itslearning's IMS ES, applied to the emulator's Store.
+
+Semantics (docs/emulator.md): createGroup of an existing id updates it; updateGroup, readGroup, deleteGroup
+and changeGroupIdentifier of an unknown id fail with `unknownobject`; a group whose Parent does not exist
+fails with `unknownobject` naming the parent; a group with child groups cannot be deleted (`deletefailure`),
+one with memberships can and takes them along; changeGroupIdentifier onto an id in use fails with
+`objectexists`; createGroups answers one statusInfo per item, applied in order (parents first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final
+
+from lxml import etree
+
+from sync.models import Severity, Status
+
+from .service import Answer, _check_key, _overall, failure, success
+from .soap import COMMON, InvalidDataError
+from .store import Group, Store
+
+__all__ = [
+    "GMS_DATA",
+    "GMS_MESS",
+    "GROUP_OPERATIONS",
+    "MASS_ITEMS",
+    "Events",
+    "GroupService",
+    "group_element",
+    "parse_group",
+]
+
+GMS_MESS: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSchema_v1p0"
+GMS_DATA: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
+_PARENT: Final = "Parent"
+_GROUP_FIELDS: Final = ("scheme", "type", "level", "parent", "desc_short", "desc_long", "desc_full")
+
+#: Every GMS operation the service implements.
+GROUP_OPERATIONS: Final = frozenset(
+    {
+        "createGroup",
+        "updateGroup",
+        "deleteGroup",
+        "readGroup",
+        "changeGroupIdentifier",
+        "createGroups",
+        "readGroupsForPerson",
+    }
+)
+#: Mass operations and where their items are: (set element, item element).
+MASS_ITEMS: Final = {"createGroups": (f"{{{GMS_MESS}}}groupIdPairSet", f"{{{GMS_MESS}}}groupIdPair")}
+
+#: What a handler records: (sync_key, new_key, code_major) per decided item.
+Events = list[tuple[str, str, str]]
+
+
+def _text(element: etree._Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def parse_group(element: etree._Element) -> dict[str, str]:
+    """The group fields a `group` element carries (only those present; "" clears a description part).
+
+    A `relationship` list replaces the parent: the one with relation Parent, or none.
+
+    Raises:
+        InvalidDataError: a groupType without scheme or type, or a Parent without an identifier.
+    """
+    fields: dict[str, str] = {}
+    group_type = element.find(f"{{{GMS_DATA}}}groupType")
+    if group_type is not None:
+        value = group_type.find(f"{{{GMS_DATA}}}typeValue")
+        fields["scheme"] = _text(group_type.find(f"{{{GMS_DATA}}}scheme"))
+        fields["type"] = _text(value.find(f"{{{GMS_DATA}}}type") if value is not None else None)
+        fields["level"] = _text(value.find(f"{{{GMS_DATA}}}level") if value is not None else None)
+        if not fields["scheme"] or not fields["type"]:
+            raise InvalidDataError("groupType needs a scheme and a typeValue/type")
+    relationships = element.findall(f"{{{GMS_DATA}}}relationship")
+    if relationships:
+        parents = [r for r in relationships if _text(r.find(f"{{{GMS_DATA}}}relation")) == _PARENT]
+        if len(parents) > 1:
+            raise InvalidDataError("a group has at most one Parent relationship")
+        fields["parent"] = ""
+        if parents:
+            parent = _text(parents[0].find(f"{{{GMS_DATA}}}sourceId/{{{COMMON}}}identifier"))
+            if not parent:
+                raise InvalidDataError("the Parent relationship has no sourceId/identifier")
+            fields["parent"] = parent
+    description = element.find(f"{{{GMS_DATA}}}description")
+    if description is not None:
+        for name in ("descShort", "descLong", "descFull"):
+            fields[f"desc_{name[4:].lower()}"] = _text(description.find(f"{{{GMS_DATA}}}{name}"))
+    return fields
+
+
+def group_element(tag: str, group: Group) -> etree._Element:
+    """Build a `group` element (named `tag`) as IMS's GroupDType orders it.
+
+    Args:
+        tag: the element's qualified name, e.g. `{GMS_MESS}group`.
+        group: the values; "" means absent.
+    """
+    root = etree.Element(tag, nsmap={"gd": GMS_DATA, "c": COMMON})
+    group_type = _sub(root, f"{{{GMS_DATA}}}groupType")
+    _sub(group_type, f"{{{GMS_DATA}}}scheme", group.scheme)
+    value = _sub(group_type, f"{{{GMS_DATA}}}typeValue")
+    _sub(value, f"{{{GMS_DATA}}}type", group.type)
+    if group.level:
+        _sub(value, f"{{{GMS_DATA}}}level", group.level)
+    if group.parent:
+        relationship = _sub(root, f"{{{GMS_DATA}}}relationship")
+        _sub(relationship, f"{{{GMS_DATA}}}relation", _PARENT)
+        _sub(_sub(relationship, f"{{{GMS_DATA}}}sourceId"), f"{{{COMMON}}}identifier", group.parent)
+        _sub(relationship, f"{{{GMS_DATA}}}label", _PARENT)
+    if group.desc_short:
+        description = _sub(root, f"{{{GMS_DATA}}}description")
+        _sub(description, f"{{{GMS_DATA}}}descShort", group.desc_short)
+        if group.desc_long:
+            _sub(description, f"{{{GMS_DATA}}}descLong", group.desc_long)
+        if group.desc_full:
+            _sub(description, f"{{{GMS_DATA}}}descFull", group.desc_full)
+    return root
+
+
+class GroupService:
+    """Applies GMS requests to a Store with itslearning's semantics and records each decision."""
+
+    namespace: Final = GMS_MESS
+
+    def __init__(self, store: Store) -> None:
+        """Serve groups held in `store`."""
+        self._store = store
+        self._handlers: dict[str, Callable[[etree._Element, Events], Answer]] = {
+            "createGroup": self._single_write,
+            "updateGroup": self._single_write,
+            "deleteGroup": self._delete_group,
+            "readGroup": self._read_group,
+            "changeGroupIdentifier": self._change_identifier,
+            "createGroups": self._create_groups,
+            "readGroupsForPerson": self._read_groups_for_person,
+        }
+
+    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
+        """Apply one request atomically and record what was decided, item by item.
+
+        Args:
+            operation: one of GROUP_OPERATIONS.
+            request: the body's `<operation>Request` element.
+            message_id: the request's messageIdentifier (for the history).
+        """
+        events: Events = []
+        with self._store.transaction() as store:
+            answer = self._handlers[operation](request, events)
+            store.record((operation, key, new, message_id, code) for key, new, code in events)
+        return answer
+
+    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
+        """Refuse a whole request with `status`; a mass request gets it once per item."""
+        items = None
+        if operation in MASS_ITEMS:
+            set_tag, item_tag = MASS_ITEMS[operation]
+            items = tuple(status for _ in request.iterfind(f"{set_tag}/{item_tag}"))
+        return Answer(body=_response(operation), status=status, items=items)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def _single_write(self, request: etree._Element, events: Events) -> Answer:
+        operation = etree.QName(request).localname.removesuffix("Request")
+        key = _key(request, "sourcedId")
+        status = self._write(operation, key, request.find(f"{{{GMS_MESS}}}group"))
+        events.append((key or "", "", status.code_major))
+        return Answer(body=_response(operation), status=status)
+
+    def _create_groups(self, request: etree._Element, events: Events) -> Answer:
+        items: list[Status] = []
+        set_tag, item_tag = MASS_ITEMS["createGroups"]
+        for pair in request.iterfind(f"{set_tag}/{item_tag}"):
+            key = _key(pair, "sourcedId")
+            status = self._write("createGroup", key, pair.find(f"{{{GMS_MESS}}}group"))
+            events.append((key or "", "", status.code_major))
+            items.append(status)
+        frozen = tuple(items)
+        return Answer(body=_response("createGroups"), status=_overall(frozen), items=frozen)
+
+    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            return bad or failure("invaliddata", "", "sourcedId is missing")
+        if element is None:
+            return failure("invaliddata", key, "group is missing")
+        try:
+            fields = parse_group(element)
+        except InvalidDataError as exc:
+            return failure("invaliddata", key, str(exc))
+        current = self._store.get_group(key)
+        if current is None:
+            if operation == "updateGroup":
+                return failure("unknownobject", key, f"Group {key!r} does not exist")
+            if "scheme" not in fields:
+                return failure("invaliddata", key, "groupType is missing (a new group needs one)")
+            current = Group(sync_key=key, scheme="", type="")
+        group = replace(current, **{name: fields[name] for name in _GROUP_FIELDS if name in fields})
+        problem = self._parent_problem(key, group.parent)
+        if problem is not None:
+            return problem
+        self._store.put_group(group)
+        return success(key)
+
+    def _parent_problem(self, key: str, parent: str) -> Status | None:
+        """Why `parent` cannot be `key`'s parent (unknown, itself, or a descendant), or None."""
+        if not parent:
+            return None
+        bad = _check_key(parent, "Parent sourceId")
+        if bad is not None:
+            return replace(bad, code_minor=(("invaliddata", key),))
+        seen = {key}
+        ancestor: str = parent
+        while ancestor:
+            if ancestor in seen:
+                return failure("invaliddata", key, f"Parent {parent!r} would make a cycle of groups")
+            seen.add(ancestor)
+            found = self._store.get_group(ancestor)
+            if found is None:
+                if ancestor == parent:
+                    return failure("unknownobject", parent, f"Parent group {parent!r} does not exist")
+                break  # an ancestor further up vanished: not this request's business
+            ancestor = found.parent
+        return None
+
+    def _delete_group(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "sourcedId")
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            status = bad or failure("invaliddata", "", "sourcedId is missing")
+        elif self._store.get_group(key) is None:
+            status = failure("unknownobject", key, f"Group {key!r} does not exist")
+        elif children := self._store.children(key):
+            status = failure(
+                "deletefailure",
+                key,
+                f"Group {key!r} has {len(children)} child group(s) (e.g. {children[0]!r}): delete them first",
+            )
+        else:
+            removed = self._store.delete_group(key)
+            note = f"{len(removed)} membership(s) removed with the group" if removed else ""
+            status = success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
+        events.append((key or "", "", status.code_major))
+        return Answer(body=_response("deleteGroup"), status=status)
+
+    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
+        old, new = _key(request, "sourcedId"), _key(request, "newSourcedId")
+        bad = _check_key(old) or _check_key(new, "newSourcedId")
+        if bad is not None or old is None or new is None:
+            status = bad or failure("invaliddata", "", "sourcedId is missing")
+        elif self._store.get_group(old) is None:
+            status = failure("unknownobject", old, f"Group {old!r} does not exist")
+        elif self._store.get_group(new) is not None:
+            status = failure("objectexists", new, f"Group {new!r} already exists")
+        else:
+            self._store.rename_group(old, new)
+            status = success(old)
+        events.append((old or "", new or "", status.code_major))
+        return Answer(body=_response("changeGroupIdentifier"), status=status)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _read_group(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "sourcedId")
+        body = _response("readGroup")
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            status = bad or failure("invaliddata", "", "sourcedId is missing")
+        elif (group := self._store.get_group(key)) is None:
+            status = failure("unknownobject", key, f"Group {key!r} does not exist")
+        else:
+            body.append(group_element(f"{{{GMS_MESS}}}group", group))
+            status = success(key)
+        events.append((key or "", "", status.code_major))
+        return Answer(body=body, status=status)
+
+    def _read_groups_for_person(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "personSourcedId")
+        body = _response("readGroupsForPerson")
+        bad = _check_key(key, "personSourcedId")
+        if bad is not None or key is None:
+            status = bad or failure("invaliddata", "", "personSourcedId is missing")
+        elif self._store.get(key) is None:
+            status = failure("unknownobject", key, f"Person {key!r} does not exist")
+        else:
+            id_set = _sub(body, f"{{{GMS_MESS}}}groupIdSet")
+            for group_key in sorted({m.group_key for m in self._store.memberships(person=key)}):
+                _sub(id_set, f"{{{COMMON}}}identifier", group_key)
+            status = success(key)
+        events.append((key or "", "", status.code_major))
+        return Answer(body=body, status=status)
+
+
+def _key(parent: etree._Element, name: str) -> str | None:
+    element = parent.find(f"{{{GMS_MESS}}}{name}/{{{COMMON}}}identifier")
+    return None if element is None else (element.text or "")
+
+
+def _response(operation: str) -> etree._Element:
+    return etree.Element(f"{{{GMS_MESS}}}{operation}Response", nsmap={"gm": GMS_MESS})

@@ -1,0 +1,299 @@
+"""The Membership Management (MMS) behaviour of itslearning's IMS ES, applied to the emulator's Store.
+
+Semantics (docs/emulator.md): createMembership of an existing id updates it; updateMembership,
+readMembership and deleteMembership of an unknown id fail with `unknownobject`; a membership whose person or
+group does not exist fails with `unknownobject` naming which; the member is a person (idType Person or 1)
+with one role, an IMS ES roletype; createMemberships/deleteMemberships answer one statusInfo per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final
+
+from lxml import etree
+
+from sync.models import Status
+
+from .groups import Events
+from .service import Answer, _check_key, _overall, failure, success
+from .soap import COMMON
+from .store import Membership, Store
+
+__all__ = [
+    "MEMBERSHIP_OPERATIONS",
+    "MMS_DATA",
+    "MMS_MESS",
+    "ROLE_TYPES",
+    "MembershipService",
+    "membership_element",
+]
+
+MMS_MESS: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSchema_v1p0"
+MMS_DATA: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
+
+#: roleType values itslearning's MMS schema allows (IMS ES roletypes, their codes, Default and Guest).
+#: itslearning maps Learner to Student and Instructor to Teacher in a course; ContentDeveloper and Member
+#: to Guest.
+ROLE_TYPES: Final = frozenset(
+    {
+        "Learner",
+        "Instructor",
+        "ContentDeveloper",
+        "Member",
+        "Manager",
+        "Mentor",
+        "Administrator",
+        "TeachingAssistant",
+        *(f"{n:02d}" for n in range(1, 9)),
+        "Default",
+        "Guest",
+    }
+)
+_PERSON_ID_TYPES: Final = frozenset({"Person", "1"})
+
+#: Every MMS operation the service implements.
+MEMBERSHIP_OPERATIONS: Final = frozenset(
+    {
+        "createMembership",
+        "updateMembership",
+        "deleteMembership",
+        "readMembership",
+        "readMembershipsForPerson",
+        "readMembershipsForGroup",
+        "createMemberships",
+        "deleteMemberships",
+    }
+)
+#: Mass operations and where their items are: (set element, item element).
+_MASS_ITEMS: Final = {
+    "createMemberships": (f"{{{MMS_MESS}}}membershipIdPairSet", f"{{{MMS_MESS}}}membershipIdPair"),
+    "deleteMemberships": (f"{{{MMS_MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier"),
+}
+
+
+class _Invalid(ValueError):
+    """A membership element the service cannot accept (answered as `invaliddata`)."""
+
+
+def _text(element: etree._Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _parse(element: etree._Element) -> dict[str, str]:
+    """The fields a `membership` element carries: group_key, person_key, role (only those present)."""
+    fields: dict[str, str] = {}
+    group = element.find(f"{{{MMS_DATA}}}groupSourcedId/{{{COMMON}}}identifier")
+    if group is not None:
+        fields["group_key"] = group.text or ""
+    member = element.find(f"{{{MMS_DATA}}}member")
+    if member is not None:
+        person = member.find(f"{{{MMS_DATA}}}memberSourcedId/{{{COMMON}}}identifier")
+        if person is not None:
+            fields["person_key"] = person.text or ""
+        id_type = member.find(f"{{{MMS_DATA}}}idType")
+        if id_type is not None and _text(id_type) not in _PERSON_ID_TYPES:
+            raise _Invalid(f"idType {_text(id_type)!r}: only persons can be members here")
+        roles = member.findall(f"{{{MMS_DATA}}}role")
+        if roles:
+            role = _text(roles[0].find(f"{{{MMS_DATA}}}roleType"))
+            if role not in ROLE_TYPES:
+                raise _Invalid(f"roleType {role!r} is not a known role type")
+            fields["role"] = role
+    return fields
+
+
+def membership_element(tag: str, membership: Membership) -> etree._Element:
+    """Build a `membership` element (named `tag`) in itslearning's MMS shape."""
+    root = etree.Element(tag, nsmap={"d": MMS_DATA, "c": COMMON})
+    group = _sub(root, f"{{{MMS_DATA}}}groupSourcedId")
+    _sub(group, f"{{{COMMON}}}identifier", membership.group_key)
+    member = _sub(root, f"{{{MMS_DATA}}}member")
+    _sub(_sub(member, f"{{{MMS_DATA}}}memberSourcedId"), f"{{{COMMON}}}identifier", membership.person_key)
+    _sub(member, f"{{{MMS_DATA}}}idType", "Person")
+    _sub(_sub(member, f"{{{MMS_DATA}}}role"), f"{{{MMS_DATA}}}roleType", membership.role)
+    return root
+
+
+class MembershipService:
+    """Applies MMS requests to a Store with itslearning's semantics and records each decision."""
+
+    namespace: Final = MMS_MESS
+
+    def __init__(self, store: Store) -> None:
+        """Serve memberships held in `store`."""
+        self._store = store
+        self._handlers: dict[str, Callable[[etree._Element, Events], Answer]] = {
+            "createMembership": self._single_write,
+            "updateMembership": self._single_write,
+            "deleteMembership": self._delete_membership,
+            "readMembership": self._read_membership,
+            "readMembershipsForPerson": self._read_for_person,
+            "readMembershipsForGroup": self._read_for_group,
+            "createMemberships": self._create_memberships,
+            "deleteMemberships": self._delete_memberships,
+        }
+
+    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
+        """Apply one request atomically and record what was decided, item by item.
+
+        Args:
+            operation: one of MEMBERSHIP_OPERATIONS.
+            request: the body's `<operation>Request` element.
+            message_id: the request's messageIdentifier (for the history).
+        """
+        events: Events = []
+        with self._store.transaction() as store:
+            answer = self._handlers[operation](request, events)
+            store.record((operation, key, new, message_id, code) for key, new, code in events)
+        return answer
+
+    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
+        """Refuse a whole request with `status`; a mass request gets it once per item."""
+        items = None
+        if operation in _MASS_ITEMS:
+            set_tag, item_tag = _MASS_ITEMS[operation]
+            items = tuple(status for _ in request.iterfind(f"{set_tag}/{item_tag}"))
+        return Answer(body=_response(operation), status=status, items=items)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def _single_write(self, request: etree._Element, events: Events) -> Answer:
+        operation = etree.QName(request).localname.removesuffix("Request")
+        key = _key(request, "sourcedId")
+        status = self._write(operation, key, request.find(f"{{{MMS_MESS}}}membership"))
+        events.append((key or "", "", status.code_major))
+        return Answer(body=_response(operation), status=status)
+
+    def _create_memberships(self, request: etree._Element, events: Events) -> Answer:
+        items: list[Status] = []
+        set_tag, item_tag = _MASS_ITEMS["createMemberships"]
+        for pair in request.iterfind(f"{set_tag}/{item_tag}"):
+            key = _key(pair, "sourcedId")
+            status = self._write("createMembership", key, pair.find(f"{{{MMS_MESS}}}membership"))
+            events.append((key or "", "", status.code_major))
+            items.append(status)
+        return _mass_answer("createMemberships", items)
+
+    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            return bad or failure("invaliddata", "", "sourcedId is missing")
+        if element is None:
+            return failure("invaliddata", key, "membership is missing")
+        try:
+            fields = _parse(element)
+        except _Invalid as exc:
+            return failure("invaliddata", key, str(exc))
+        current = self._store.get_membership(key)
+        if current is None:
+            if operation == "updateMembership":
+                return failure("unknownobject", key, f"Membership {key!r} does not exist")
+            missing = [name for name in ("group_key", "person_key", "role") if not fields.get(name)]
+            if missing:
+                wanted = {"group_key": "groupSourcedId", "person_key": "memberSourcedId", "role": "roleType"}
+                return failure("invaliddata", key, f"a new membership needs {wanted[missing[0]]}")
+            current = Membership(sync_key=key, group_key="", person_key="", role="")
+        membership = replace(current, **fields)
+        if self._store.get(membership.person_key) is None:
+            person = membership.person_key
+            return failure("unknownobject", person, f"Person {person!r} of membership {key!r} does not exist")
+        if self._store.get_group(membership.group_key) is None:
+            group = membership.group_key
+            return failure("unknownobject", group, f"Group {group!r} of membership {key!r} does not exist")
+        self._store.put_membership(membership)
+        return success(key)
+
+    def _delete(self, key: str | None) -> Status:
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            return bad or failure("invaliddata", "", "sourcedId is missing")
+        if not self._store.delete_membership(key):
+            return failure("unknownobject", key, f"Membership {key!r} does not exist")
+        return success(key)
+
+    def _delete_membership(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "sourcedId")
+        status = self._delete(key)
+        events.append((key or "", "", status.code_major))
+        return Answer(body=_response("deleteMembership"), status=status)
+
+    def _delete_memberships(self, request: etree._Element, events: Events) -> Answer:
+        items: list[Status] = []
+        set_tag, item_tag = _MASS_ITEMS["deleteMemberships"]
+        for identifier in request.iterfind(f"{set_tag}/{item_tag}"):
+            key = identifier.text or ""
+            status = self._delete(key)
+            events.append((key, "", status.code_major))
+            items.append(status)
+        return _mass_answer("deleteMemberships", items)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _read_membership(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "sourcedId")
+        body = _response("readMembership")
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            status = bad or failure("invaliddata", "", "sourcedId is missing")
+        elif (membership := self._store.get_membership(key)) is None:
+            status = failure("unknownobject", key, f"Membership {key!r} does not exist")
+        else:
+            body.append(membership_element(f"{{{MMS_MESS}}}membership", membership))
+            status = success(key)
+        events.append((key or "", "", status.code_major))
+        return Answer(body=body, status=status)
+
+    def _read_for_person(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "personSourcedId")
+        status = _check_key(key, "personSourcedId")
+        if status is None and key is not None and self._store.get(key) is None:
+            status = failure("unknownobject", key, f"Person {key!r} does not exist")
+        found = self._store.memberships(person=key) if status is None and key else []
+        return self._pairs("readMembershipsForPerson", key, status, found, events)
+
+    def _read_for_group(self, request: etree._Element, events: Events) -> Answer:
+        key = _key(request, "groupSourcedId")
+        status = _check_key(key, "groupSourcedId")
+        if status is None and key is not None and self._store.get_group(key) is None:
+            status = failure("unknownobject", key, f"Group {key!r} does not exist")
+        found = self._store.memberships(group=key) if status is None and key else []
+        return self._pairs("readMembershipsForGroup", key, status, found, events)
+
+    @staticmethod
+    def _pairs(
+        operation: str, key: str | None, status: Status | None, found: list[Membership], events: Events
+    ) -> Answer:
+        body = _response(operation)
+        if status is None:
+            pairs = _sub(body, f"{{{MMS_MESS}}}membershipIDPairSet")
+            for membership in found:
+                pair = _sub(pairs, f"{{{MMS_MESS}}}membershipIdPair")
+                _sub(_sub(pair, f"{{{MMS_MESS}}}sourcedId"), f"{{{COMMON}}}identifier", membership.sync_key)
+                pair.append(membership_element(f"{{{MMS_MESS}}}membership", membership))
+            status = success(key or "")
+        events.append((key or "", "", status.code_major))
+        return Answer(body=body, status=status)
+
+
+def _key(parent: etree._Element, name: str) -> str | None:
+    # readMembershipsForGroup's groupSourcedId extends the data schema's BaseId: same wire form.
+    element = parent.find(f"{{{MMS_MESS}}}{name}/{{{COMMON}}}identifier")
+    return None if element is None else (element.text or "")
+
+
+def _response(operation: str) -> etree._Element:
+    return etree.Element(f"{{{MMS_MESS}}}{operation}Response", nsmap={"m": MMS_MESS})
+
+
+def _mass_answer(operation: str, items: list[Status]) -> Answer:
+    frozen = tuple(items)
+    return Answer(body=_response(operation), status=_overall(frozen), items=frozen)
