@@ -11,7 +11,7 @@ from typing import Final
 
 from lxml import etree
 
-from sync.models import PERSON_FIELDS, Person, Status
+from sync.models import INSTITUTION_ROLE_TYPES, PERSON_FIELDS, Person, Status
 
 __all__ = [
     "BIND",
@@ -44,24 +44,7 @@ XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 
 #: institutionRoleType values the schema allows (itslearning's WSDL enumeration).
-ROLE_TYPES: Final = frozenset(
-    {
-        "Student",
-        "Faculty",
-        "Member",
-        "Learner",
-        "Instructor",
-        "Mentor",
-        "Staff",
-        "Alumni",
-        "ProspectiveStudent",
-        "Guest",
-        "Other",
-        "Administrator",
-        "Observer",
-        "Carer",
-    }
-)
+ROLE_TYPES: Final = frozenset(INSTITUTION_ROLE_TYPES)
 #: Roles itslearning maps to a profile of its own; changePersonIdentifier needs one of them.
 RECOGNISED_ROLES: Final = frozenset({"Student", "Staff", "Guest", "Administrator", "Carer"})
 
