@@ -9,18 +9,36 @@ from enum import StrEnum
 from typing import Final, TypeAlias
 
 __all__ = [
+    "GROUP_FIELDS",
+    "GROUP_TYPES",
     "INSTITUTION_ROLE_TYPES",
+    "MEMBERSHIP_FIELDS",
+    "MEMBERSHIP_ROLE_TYPES",
     "PERSON_FIELDS",
+    "ChangeGroupIdentifier",
     "ChangeIdentifier",
+    "ChangeOperation",
     "CodeMajor",
     "Conflict",
     "Create",
+    "CreateGroup",
+    "CreateMembership",
+    "DeactivateMembership",
     "Delete",
+    "DeleteGroup",
+    "DeleteMembership",
+    "DeleteOperation",
+    "DeletesMode",
     "FieldChange",
+    "Group",
+    "GroupOperation",
+    "Membership",
+    "MembershipOperation",
     "Operation",
     "OperationResult",
     "Outcome",
     "Person",
+    "PersonOperation",
     "Plan",
     "PlanSummary",
     "Reject",
@@ -28,6 +46,8 @@ __all__ = [
     "Severity",
     "Status",
     "Update",
+    "UpdateGroup",
+    "UpdateMembership",
     "person_hash",
 ]
 
@@ -64,6 +84,33 @@ INSTITUTION_ROLE_TYPES: Final = (
 )
 
 
+#: The canonical group fields (the sync key is separate). name is IMS's description/descShort,
+#: description its descLong; type is an itslearning organisation type (GROUP_TYPES); parent is the
+#: sync key of the parent group ("" for a group at the top of the hierarchy).
+GROUP_FIELDS: Final = ("name", "type", "parent", "description")
+
+#: itslearning's organisation types (groupType scheme ItslearningOrganisationTypes).
+GROUP_TYPES: Final = ("Unspecified", "Site", "School", "Course", "CourseGroup")
+
+#: The canonical membership fields (the membership's own sync key is separate): the group's and the
+#: person's sync keys, the member's roleType, and "true"/"false" for an active/deactivated membership.
+MEMBERSHIP_FIELDS: Final = ("group", "person", "role", "active")
+
+#: The IMS ES membership roleType values itslearning's MMS schema allows by name (it also allows
+#: their numeric codes 01-08). itslearning maps Learner to Student and Instructor to Teacher in a
+#: course, ContentDeveloper and Member to Guest.
+MEMBERSHIP_ROLE_TYPES: Final = (
+    "Learner",
+    "Instructor",
+    "ContentDeveloper",
+    "Member",
+    "Manager",
+    "Mentor",
+    "Administrator",
+    "TeachingAssistant",
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Person:
     """One person as IMS ES holds it. Never carries a password."""
@@ -86,6 +133,46 @@ class Person:
     def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Person:
         """Build a Person from a mapping that holds (at least) every canonical field."""
         return cls(sync_key=sync_key, **{name: values[name] for name in PERSON_FIELDS})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """One group (school, course, ...) as IMS ES GMS holds it."""
+
+    sync_key: str
+    name: str = ""
+    type: str = ""
+    parent: str = ""
+    description: str = ""
+
+    def values(self) -> dict[str, str]:
+        """The canonical fields (without the sync key), in GROUP_FIELDS order."""
+        return {name: getattr(self, name) for name in GROUP_FIELDS}
+
+    @classmethod
+    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Group:
+        """Build a Group from a mapping that holds (at least) every canonical group field."""
+        return cls(sync_key=sync_key, **{name: values[name] for name in GROUP_FIELDS})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Membership:
+    """One membership: a person in a group with a role, as IMS ES MMS holds it."""
+
+    sync_key: str
+    group: str
+    person: str
+    role: str
+    active: str = "true"
+
+    def values(self) -> dict[str, str]:
+        """The canonical fields (without the sync key), in MEMBERSHIP_FIELDS order."""
+        return {name: getattr(self, name) for name in MEMBERSHIP_FIELDS}
+
+    @classmethod
+    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Membership:
+        """Build a Membership from a mapping that holds (at least) every canonical membership field."""
+        return cls(sync_key=sync_key, **{name: values[name] for name in MEMBERSHIP_FIELDS})
 
 
 def person_hash(person: Person, identity: str = "") -> str:
@@ -199,7 +286,136 @@ class Delete:
     reason: str = ""
 
 
-Operation: TypeAlias = Create | Update | ChangeIdentifier | Delete
+PersonOperation: TypeAlias = Create | Update | ChangeIdentifier | Delete
+
+
+# --- group operations (GMS) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateGroup:
+    """A group in the roster that IMS ES does not hold yet: createGroup (or an item of createGroups)."""
+
+    group: Group
+    identity: str = ""
+
+    @property
+    def sync_key(self) -> str:
+        """The group's sync key."""
+        return self.group.sync_key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateGroup:
+    """A group whose mapped fields changed: updateGroup with the whole new group."""
+
+    group: Group
+    identity: str = ""
+    changes: tuple[FieldChange, ...]
+
+    @property
+    def sync_key(self) -> str:
+        """The group's sync key."""
+        return self.group.sync_key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeGroupIdentifier:
+    """A group whose sync key changed (matched by identity): changeGroupIdentifier, then updateGroup
+    when `changes` is not empty."""
+
+    old_id: str
+    new_id: str
+    group: Group
+    identity: str = ""
+    changes: tuple[FieldChange, ...] = ()
+
+    @property
+    def sync_key(self) -> str:
+        """The group's new sync key."""
+        return self.new_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteGroup:
+    """A group in the snapshot that left the roster (or is marked for deletion): deleteGroup."""
+
+    sync_key: str
+    identity: str = ""
+    reason: str = ""
+    parent: str = ""  # the snapshot's parent: children are deleted before their parents
+
+
+GroupOperation: TypeAlias = CreateGroup | UpdateGroup | ChangeGroupIdentifier | DeleteGroup
+
+
+# --- membership operations (MMS) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateMembership:
+    """A membership in the roster that IMS ES does not hold yet: createMembership(s)."""
+
+    membership: Membership
+
+    @property
+    def sync_key(self) -> str:
+        """The membership's sync key."""
+        return self.membership.sync_key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateMembership:
+    """A membership whose group, person, role or active flag changed: updateMembership."""
+
+    membership: Membership
+    changes: tuple[FieldChange, ...]
+
+    @property
+    def sync_key(self) -> str:
+        """The membership's sync key."""
+        return self.membership.sync_key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteMembership:
+    """A membership in the snapshot that left the roster: deleteMembership(s). `membership` is the
+    snapshot's record (a deactivation sends it back with active "false")."""
+
+    membership: Membership
+    reason: str = ""
+
+    @property
+    def sync_key(self) -> str:
+        """The membership's sync key."""
+        return self.membership.sync_key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeactivateMembership:
+    """`--deletes deactivate`: a membership that left the roster is kept, marked inactive
+    (updateMembership with role status false), so the course keeps the member's history."""
+
+    membership: Membership  # as it will be held: active "false"
+    reason: str = ""
+
+    @property
+    def sync_key(self) -> str:
+        """The membership's sync key."""
+        return self.membership.sync_key
+
+
+MembershipOperation: TypeAlias = CreateMembership | UpdateMembership | DeleteMembership | DeactivateMembership
+
+Operation: TypeAlias = PersonOperation | GroupOperation | MembershipOperation
+
+
+class DeletesMode(StrEnum):
+    """What a run does with deletion candidates (`--deletes`)."""
+
+    OFF = "off"  # nothing is deleted; candidates are listed
+    DEACTIVATE = "deactivate"  # memberships are deactivated; persons and groups are kept
+    DELETE = "delete"  # memberships, then groups (children first), then persons are deleted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +441,7 @@ class Conflict:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanSummary:
-    """Counts of a plan, as the reports show them."""
+    """Counts of a plan, as the reports show them. The unprefixed counts are about persons."""
 
     create: int
     update: int
@@ -235,6 +451,17 @@ class PlanSummary:
     conflicts: int
     unchanged: int
     snapshot_size: int
+    group_create: int = 0
+    group_update: int = 0
+    group_change_identifier: int = 0
+    group_delete: int = 0
+    group_unchanged: int = 0
+    group_snapshot_size: int = 0
+    membership_create: int = 0
+    membership_update: int = 0
+    membership_delete: int = 0
+    membership_unchanged: int = 0
+    membership_snapshot_size: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The summary under the names the JSON report uses."""
@@ -247,37 +474,83 @@ class PlanSummary:
             "conflicts": self.conflicts,
             "unchanged": self.unchanged,
             "snapshot": self.snapshot_size,
+            "groupCreate": self.group_create,
+            "groupUpdate": self.group_update,
+            "groupChangeIdentifier": self.group_change_identifier,
+            "groupDelete": self.group_delete,
+            "groupUnchanged": self.group_unchanged,
+            "groupSnapshot": self.group_snapshot_size,
+            "membershipCreate": self.membership_create,
+            "membershipUpdate": self.membership_update,
+            "membershipDelete": self.membership_delete,
+            "membershipUnchanged": self.membership_unchanged,
+            "membershipSnapshot": self.membership_snapshot_size,
         }
+
+
+#: Operations a run sends whatever `--deletes` says.
+ChangeOperation: TypeAlias = (
+    Create
+    | Update
+    | ChangeIdentifier
+    | CreateGroup
+    | UpdateGroup
+    | ChangeGroupIdentifier
+    | CreateMembership
+    | UpdateMembership
+)
+#: Deletion candidates: sent only as `--deletes` allows.
+DeleteOperation: TypeAlias = Delete | DeleteGroup | DeleteMembership
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """What a run would do: ordered operations plus what was set aside.
 
-    `operations` holds creates, changeIdentifiers and updates (executed by `run`); `deletions` holds
-    deletion candidates, listed always and executed only when deletes are enabled.
+    `operations` holds creates, changeIdentifiers and updates in execution order: groups (parents
+    before children), then persons, then memberships. `deletions` holds deletion candidates in
+    execution order (memberships, then groups children first, then persons), listed always and
+    executed only as `--deletes` allows. The `group_*` and `membership_*` counts are 0 for a plan of
+    persons only.
     """
 
-    operations: tuple[Create | Update | ChangeIdentifier, ...]
-    deletions: tuple[Delete, ...]
+    operations: tuple[ChangeOperation, ...]
+    deletions: tuple[DeleteOperation, ...]
     rejects: tuple[Reject, ...]
     conflicts: tuple[Conflict, ...]
     unchanged: int
     snapshot_size: int
+    group_unchanged: int = 0
+    group_snapshot_size: int = 0
+    membership_unchanged: int = 0
+    membership_snapshot_size: int = 0
 
     @property
     def summary(self) -> PlanSummary:
         """Counts by kind."""
-        ops = self.operations
+        kinds: dict[type, int] = {}
+        for op in (*self.operations, *self.deletions):
+            kinds[type(op)] = kinds.get(type(op), 0) + 1
         return PlanSummary(
-            create=sum(isinstance(op, Create) for op in ops),
-            update=sum(isinstance(op, Update) for op in ops),
-            change_identifier=sum(isinstance(op, ChangeIdentifier) for op in ops),
-            delete=len(self.deletions),
+            create=kinds.get(Create, 0),
+            update=kinds.get(Update, 0),
+            change_identifier=kinds.get(ChangeIdentifier, 0),
+            delete=kinds.get(Delete, 0),
             rejected=len(self.rejects),
             conflicts=len(self.conflicts),
             unchanged=self.unchanged,
             snapshot_size=self.snapshot_size,
+            group_create=kinds.get(CreateGroup, 0),
+            group_update=kinds.get(UpdateGroup, 0),
+            group_change_identifier=kinds.get(ChangeGroupIdentifier, 0),
+            group_delete=kinds.get(DeleteGroup, 0),
+            group_unchanged=self.group_unchanged,
+            group_snapshot_size=self.group_snapshot_size,
+            membership_create=kinds.get(CreateMembership, 0),
+            membership_update=kinds.get(UpdateMembership, 0),
+            membership_delete=kinds.get(DeleteMembership, 0),
+            membership_unchanged=self.membership_unchanged,
+            membership_snapshot_size=self.membership_snapshot_size,
         )
 
     @property
