@@ -17,8 +17,8 @@ and only the rows that become operations turn into dataclasses. Rules (DESIGN §
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -26,23 +26,53 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
+from sync.links import check_group_parents, check_membership_links
 from sync.models import (
+    GROUP_FIELDS,
+    MEMBERSHIP_FIELDS,
     PERSON_FIELDS,
+    ChangeGroupIdentifier,
     ChangeIdentifier,
     Conflict,
     Create,
+    CreateGroup,
+    CreateMembership,
     Delete,
+    DeleteGroup,
+    DeleteMembership,
     FieldChange,
+    Group,
+    Membership,
     Person,
     Plan,
+    Reject,
     Update,
+    UpdateGroup,
+    UpdateMembership,
 )
+from sync.ordering import depths
 from sync.roster import Roster
 
-__all__ = ["SNAPSHOT_COLUMNS", "DiffPolicy", "apply_plan", "empty_snapshot", "plan"]
+__all__ = [
+    "GROUP_SNAPSHOT_COLUMNS",
+    "MEMBERSHIP_SNAPSHOT_COLUMNS",
+    "SNAPSHOT_COLUMNS",
+    "DiffPolicy",
+    "Snapshots",
+    "apply_plan",
+    "empty_group_snapshot",
+    "empty_membership_snapshot",
+    "empty_snapshot",
+    "plan",
+    "plan_set",
+]
 
 #: The columns of a snapshot frame (index "sync_key"), all text.
 SNAPSHOT_COLUMNS: Final = ("identity", *PERSON_FIELDS)
+#: The columns of a groups snapshot frame (index "sync_key"), all text.
+GROUP_SNAPSHOT_COLUMNS: Final = ("identity", *GROUP_FIELDS)
+#: The columns of a memberships snapshot frame (index "sync_key"), all text.
+MEMBERSHIP_SNAPSHOT_COLUMNS: Final = MEMBERSHIP_FIELDS
 
 REASON_NOT_IN_ROSTER: Final = "not in roster"
 REASON_MARKED: Final = "marked tobedeleted"
@@ -66,10 +96,33 @@ class DiffPolicy:
 _DEFAULT_POLICY: Final = DiffPolicy()
 
 
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    index = pd.Index([], dtype="str", name="sync_key")
+    return pd.DataFrame({name: pd.Series([], dtype="str", index=index) for name in columns})
+
+
 def empty_snapshot() -> pd.DataFrame:
     """A snapshot frame with no persons: index "sync_key", columns SNAPSHOT_COLUMNS, all text."""
-    index = pd.Index([], dtype="str", name="sync_key")
-    return pd.DataFrame({name: pd.Series([], dtype="str", index=index) for name in SNAPSHOT_COLUMNS})
+    return _empty(SNAPSHOT_COLUMNS)
+
+
+def empty_group_snapshot() -> pd.DataFrame:
+    """A snapshot frame with no groups: index "sync_key", columns GROUP_SNAPSHOT_COLUMNS, all text."""
+    return _empty(GROUP_SNAPSHOT_COLUMNS)
+
+
+def empty_membership_snapshot() -> pd.DataFrame:
+    """A snapshot frame with no memberships: index "sync_key", columns MEMBERSHIP_SNAPSHOT_COLUMNS."""
+    return _empty(MEMBERSHIP_SNAPSHOT_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshots:
+    """What IMS ES confirmed, one frame per kind of record (see the empty_* functions for shapes)."""
+
+    persons: pd.DataFrame
+    groups: pd.DataFrame = field(default_factory=empty_group_snapshot)
+    memberships: pd.DataFrame = field(default_factory=empty_membership_snapshot)
 
 
 def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,8 +146,9 @@ def _mask(values: Any) -> BoolArray:
     return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _changes(old: dict[str, str], new: dict[str, str]) -> tuple[FieldChange, ...]:
-    fields = (*PERSON_FIELDS, "identity")
+def _changes(old: dict[str, str], new: dict[str, str], columns: Sequence[str]) -> tuple[FieldChange, ...]:
+    """The fields that differ, identity last (as the reports list them)."""
+    fields = (*(c for c in columns if c != "identity"), *(c for c in columns if c == "identity"))
     return tuple(
         FieldChange(field=name, old=old[name], new=new[name]) for name in fields if old[name] != new[name]
     )
@@ -126,7 +180,7 @@ class _Side:
 
 
 class _NewRows:
-    """Decides what each roster row with a new sync key becomes: Create, ChangeIdentifier or Conflict."""
+    """Decides what each row with a new sync key becomes: a create, an identifier change or a Conflict."""
 
     def __init__(
         self,
@@ -134,37 +188,38 @@ class _NewRows:
         new: list[tuple[str, dict[str, str]]],
         protected: BoolArray,
         protected_snapshot_keys: set[str],
+        noun: str,
     ) -> None:
         self.new = new
         self.protected = protected
         self.protected_snapshot_keys = protected_snapshot_keys
+        self.noun = noun
         self.claims: dict[str, list[str]] = {}  # identity -> new roster keys claiming it
         for key, values in new:
-            if values["identity"]:
+            if values.get("identity"):
                 self.claims.setdefault(values["identity"], []).append(key)
-        # identity -> snapshot persons with it whose keys left the roster
+        # identity -> snapshot records with it whose keys left the roster
         self.candidates: dict[str, list[tuple[str, dict[str, str]]]] = {}
 
     def add_candidates(self, records: list[tuple[str, dict[str, str]]]) -> None:
-        """Register snapshot persons (gone from the roster) that a new row's identity may match."""
+        """Register snapshot records (gone from the roster) that a new row's identity may match."""
         for key, values in records:
             self.candidates.setdefault(values["identity"], []).append((key, values))
 
-    def match(self, conflicts: list[Conflict]) -> tuple[list[ChangeIdentifier], list[Create], set[str]]:
+    def match(self, conflicts: list[Conflict]) -> tuple[list[_Renamed], list[_Record], set[str]]:
         """The renames and creates, appending conflicts; plus the snapshot keys they consume."""
-        renames: list[ChangeIdentifier] = []
-        creates: list[Create] = []
+        renames: list[_Renamed] = []
+        creates: list[_Record] = []
         consumed: set[str] = set()  # snapshot keys renamed or in conflict: not deletion candidates
         for (key, values), is_protected in zip(self.new, self.protected, strict=True):
-            identity = values["identity"]
+            identity = values.get("identity", "")
             matches = self.candidates.get(identity, []) if identity else []
             snapshot_keys = tuple(sorted(k for k, _ in matches))
             consumed.update(snapshot_keys)
             if is_protected:
-                conflicts.append(_held(key, identity, snapshot_keys=snapshot_keys))
+                conflicts.append(_held(key, identity, snapshot_keys=snapshot_keys, noun=self.noun))
             elif not matches:
-                person = Person.from_values(key, values)
-                creates.append(Create(person=person, identity=identity, password=values["password"]))
+                creates.append((key, values))
             elif len(matches) > 1 or len(self.claims[identity]) > 1:
                 conflicts.append(
                     Conflict(
@@ -172,7 +227,7 @@ class _NewRows:
                         roster_keys=tuple(sorted(self.claims[identity])),
                         snapshot_keys=snapshot_keys,
                         reason=f"identity {identity!r} matches {len(self.claims[identity])} new roster "
-                        f"row(s) and {len(matches)} snapshot person(s) whose sync keys left the roster",
+                        f"row(s) and {len(matches)} snapshot {self.noun}(s) whose sync keys left the roster",
                     )
                 )
             elif snapshot_keys[0] in self.protected_snapshot_keys:
@@ -181,38 +236,56 @@ class _NewRows:
                         identity=identity,
                         roster_keys=(key,),
                         snapshot_keys=snapshot_keys,
-                        reason=f"identity {identity!r} belongs to snapshot person {snapshot_keys[0]!r}, "
+                        reason=f"identity {identity!r} belongs to snapshot {self.noun} {snapshot_keys[0]!r}, "
                         "who has a rejected row: fix that row first",
                     )
                 )
             else:
                 old_key, old_values = matches[0]
-                renames.append(
-                    ChangeIdentifier(
-                        old_id=old_key,
-                        new_id=key,
-                        person=Person.from_values(key, values),
-                        identity=identity,
-                        changes=_changes(old_values, values),
-                    )
-                )
+                renames.append((old_key, key, values, old_values))
         return renames, creates, consumed
 
 
-def plan(roster: Roster, snapshot: pd.DataFrame, policy: DiffPolicy = _DEFAULT_POLICY) -> Plan:
-    """Compare a roster with the snapshot and plan the operations that make IMS ES match the roster.
+#: (sync key, values) of one row.
+_Record: TypeAlias = tuple[str, dict[str, str]]
+#: (old key, new key, new values, old values) of an identifier change.
+_Renamed: TypeAlias = tuple[str, str, dict[str, str], dict[str, str]]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Found:
+    """What the column diff of one kind of record found, before it becomes operations."""
+
+    updates: list[tuple[str, dict[str, str], dict[str, str]]]  # key, new values, old values
+    creates: list[_Record]
+    renames: list[_Renamed]
+    deletions: list[tuple[str, dict[str, str], str]]  # key, snapshot values, reason
+    conflicts: list[Conflict]
+    unchanged: int
+
+
+def _diff(
+    roster: Roster,
+    snapshot: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    extra: Sequence[str] = (),
+    renames: bool,
+    noun: str,
+) -> _Found:
+    """The column-wise diff of one kind of record (see the module docstring for the rules).
 
     Args:
-        roster: the roster as read by `sync.roster.read_roster` (accepted rows plus rejects).
-        snapshot: what IMS ES confirmed: index "sync_key", columns SNAPSHOT_COLUMNS, all text.
-        policy: the operator's choices.
-
-    Returns:
-        A deterministic Plan: changeIdentifiers, updates, creates (each by sync key), deletion
-        candidates (by sync key), rejects (by row) and conflicts (sorted).
+        roster: accepted rows (frame indexed by sync key with `columns`, `extra` and "delete") + rejects.
+        snapshot: what IMS ES confirmed: index "sync_key", `columns`, all text.
+        columns: the compared columns; "identity" among them enables protection by identity.
+        extra: roster columns carried to creates but never compared (the password).
+        renames: recognise changed sync keys by identity.
+        noun: what a record is, for conflict texts ("person", "group", "membership").
     """
-    rows = _Side(roster.frame, (*SNAPSHOT_COLUMNS, "password"))
-    snap = _Side(snapshot, SNAPSHOT_COLUMNS)
+    with_identity = "identity" in columns
+    rows = _Side(roster.frame, (*columns, *extra))
+    snap = _Side(snapshot, columns)
     marked = np.asarray(roster.frame["delete"], dtype=bool)
     # The one hash join: where each roster key sits in the snapshot (-1: not there).
     position = np.asarray(
@@ -223,66 +296,120 @@ def plan(roster: Roster, snapshot: pd.DataFrame, policy: DiffPolicy = _DEFAULT_P
     in_roster[position[position >= 0]] = True
 
     protected_keys = frozenset(r.sync_key for r in roster.rejects if r.sync_key)
-    protected_ids = frozenset(i for i in roster.rejected_identities if i)
-    snap_protected = snap.is_in(protected_keys) | snap.is_in(protected_ids, "identity")
-    row_protected = rows.is_in(protected_keys) | rows.is_in(protected_ids, "identity")
+    protected_ids = frozenset(i for i in roster.rejected_identities if i) if with_identity else frozenset()
+    snap_protected = snap.is_in(protected_keys)
+    row_protected = rows.is_in(protected_keys)
+    if with_identity:
+        snap_protected |= snap.is_in(protected_ids, "identity")
+        row_protected |= rows.is_in(protected_ids, "identity")
     protected_snapshot_keys = {key for key, _ in snap.records(np.flatnonzero(snap_protected), ())}
 
     conflicts: list[Conflict] = []
+    identity_of: tuple[str, ...] = ("identity",) if with_identity else ()
 
     # --- keys in both: update, unchanged, or held ----------------------------------------------
     present = ~marked & (position >= 0)
     changed = np.zeros(len(rows), dtype=bool)
     if present.any():
         aligned = pa.array(np.where(present, position, 0), type=pa.int64())
-        for name in SNAPSHOT_COLUMNS:
+        for name in columns:
             changed |= _mask(pc.not_equal(rows.columns[name], snap.columns[name].take(aligned)))
     held = present & row_protected
     held[present] |= snap_protected[position[present]]
     changed &= present & ~held
     unchanged = int((present & ~changed & ~held).sum())
-    updates = []
     changed_at = np.flatnonzero(changed)
-    for (key, new_values), (_, old_values) in zip(
-        rows.records(changed_at, SNAPSHOT_COLUMNS),
-        snap.records(position[changed_at], SNAPSHOT_COLUMNS),
-        strict=True,
-    ):
-        updates.append(
-            Update(
-                person=Person.from_values(key, new_values),
-                identity=new_values["identity"],
-                changes=_changes(old_values, new_values),
-            )
+    updates = [
+        (key, new_values, old_values)
+        for (key, new_values), (_, old_values) in zip(
+            rows.records(changed_at, columns), snap.records(position[changed_at], columns), strict=True
         )
-    for key, values in rows.records(np.flatnonzero(held), ("identity",)):
-        conflicts.append(_held(key, values["identity"], snapshot_keys=(key,)))
+    ]
+    for key, values in rows.records(np.flatnonzero(held), identity_of):
+        conflicts.append(_held(key, values.get("identity", ""), snapshot_keys=(key,), noun=noun))
 
     # --- new keys: create, changeIdentifier, or conflict ----------------------------------------
     new_at = np.flatnonzero(~marked & (position < 0))
     gone = ~in_roster
     matcher = _NewRows(
-        new=rows.records(new_at, (*SNAPSHOT_COLUMNS, "password")),
+        new=rows.records(new_at, (*columns, *extra)),
         protected=row_protected[new_at],
         protected_snapshot_keys=protected_snapshot_keys,
+        noun=noun,
     )
-    if policy.detect_identifier_changes and matcher.claims:
+    if renames and with_identity and matcher.claims:
         wanted = gone & snap.is_in(frozenset(matcher.claims), "identity")
-        matcher.add_candidates(snap.records(np.flatnonzero(wanted), SNAPSHOT_COLUMNS))
-    renames, creates, consumed = matcher.match(conflicts)
+        matcher.add_candidates(snap.records(np.flatnonzero(wanted), columns))
+    renamed, creates, consumed = matcher.match(conflicts)
 
     # --- deletion candidates --------------------------------------------------------------------
     deletions = [
-        Delete(sync_key=key, identity=values["identity"], reason=REASON_NOT_IN_ROSTER)
-        for key, values in snap.records(np.flatnonzero(gone & ~snap_protected), ("identity",))
+        (key, values, REASON_NOT_IN_ROSTER)
+        for key, values in snap.records(np.flatnonzero(gone & ~snap_protected), columns)
         if key not in consumed
     ]
     marked_at = position[marked & (position >= 0)]
-    for key, values in snap.records(marked_at, ("identity",)):
+    for key, values in snap.records(marked_at, columns):
         if key not in protected_snapshot_keys:
-            deletions.append(Delete(sync_key=key, identity=values["identity"], reason=REASON_MARKED))
+            deletions.append((key, values, REASON_MARKED))
+    return _Found(
+        updates=updates,
+        creates=creates,
+        renames=renamed,
+        deletions=deletions,
+        conflicts=conflicts,
+        unchanged=unchanged,
+    )
 
-    conflicts = _unique_conflicts(conflicts)
+
+def plan(roster: Roster, snapshot: pd.DataFrame, policy: DiffPolicy = _DEFAULT_POLICY) -> Plan:
+    """Compare a roster of persons with the snapshot and plan what makes IMS ES match the roster.
+
+    Args:
+        roster: the roster as read by `sync.roster.read_roster` (accepted rows plus rejects).
+        snapshot: what IMS ES confirmed: index "sync_key", columns SNAPSHOT_COLUMNS, all text.
+        policy: the operator's choices.
+
+    Returns:
+        A deterministic Plan: changeIdentifiers, updates, creates (each by sync key), deletion
+        candidates (by sync key), rejects (by row) and conflicts (sorted).
+    """
+    found = _diff(
+        roster,
+        snapshot,
+        columns=SNAPSHOT_COLUMNS,
+        extra=("password",),
+        renames=policy.detect_identifier_changes,
+        noun="person",
+    )
+    renames = [
+        ChangeIdentifier(
+            old_id=old_key,
+            new_id=key,
+            person=Person.from_values(key, values),
+            identity=values["identity"],
+            changes=_changes(old_values, values, SNAPSHOT_COLUMNS),
+        )
+        for old_key, key, values, old_values in found.renames
+    ]
+    updates = [
+        Update(
+            person=Person.from_values(key, new),
+            identity=new["identity"],
+            changes=_changes(old, new, SNAPSHOT_COLUMNS),
+        )
+        for key, new, old in found.updates
+    ]
+    creates = [
+        Create(
+            person=Person.from_values(key, values), identity=values["identity"], password=values["password"]
+        )
+        for key, values in found.creates
+    ]
+    deletions = [
+        Delete(sync_key=key, identity=values["identity"], reason=reason)
+        for key, values, reason in found.deletions
+    ]
     return Plan(
         operations=(
             *sorted(renames, key=lambda op: op.new_id),
@@ -291,19 +418,193 @@ def plan(roster: Roster, snapshot: pd.DataFrame, policy: DiffPolicy = _DEFAULT_P
         ),
         deletions=tuple(sorted(deletions, key=lambda op: op.sync_key)),
         rejects=tuple(sorted(roster.rejects, key=lambda r: (r.row, r.field, r.reason))),
-        conflicts=tuple(conflicts),
-        unchanged=unchanged,
+        conflicts=tuple(_unique_conflicts(found.conflicts)),
+        unchanged=found.unchanged,
         snapshot_size=len(snapshot),
     )
 
 
-def _held(key: str, identity: str, *, snapshot_keys: tuple[str, ...]) -> Conflict:
+def plan_set(
+    persons: Roster,
+    snapshots: Snapshots,
+    *,
+    groups: Roster | None = None,
+    memberships: Roster | None = None,
+    policy: DiffPolicy = _DEFAULT_POLICY,
+) -> Plan:
+    """Plan persons, and the groups and memberships when the roster set has them.
+
+    A kind the roster set does not read (groups or memberships None) is left alone: none of its
+    records is created, changed or listed for deletion. References between the files are checked
+    first (sync.links): a row that names a missing or rejected parent, group or person is rejected.
+
+    Returns:
+        One Plan. Operations run groups (parents before children), then persons, then memberships;
+        deletions run memberships, then groups (children before parents), then persons.
+    """
+    person_plan = plan(persons, snapshots.persons, policy)
+    person_renames = {
+        op.old_id: op.new_id for op in person_plan.operations if isinstance(op, ChangeIdentifier)
+    }
+    group_part = _GroupPart.empty()
+    checked_groups = None
+    if groups is not None:
+        checked_groups = check_group_parents(groups, files=groups.file)
+        group_part = _plan_groups(checked_groups, snapshots.groups, policy)
+    membership_part = _MembershipPart.empty()
+    if memberships is not None:
+        checked = check_membership_links(
+            memberships,
+            persons=persons,
+            groups=checked_groups,
+            snapshot_groups=frozenset(snapshots.groups.index),
+            person_files=persons.file,
+            group_files=groups.file if groups is not None else "",
+        )
+        snapshot = _renamed(snapshots.memberships, "person", person_renames)
+        snapshot = _renamed(snapshot, "group", group_part.renames)
+        membership_part = _plan_memberships(checked, snapshot)
+    return Plan(
+        operations=(*group_part.operations, *person_plan.operations, *membership_part.operations),
+        deletions=(*membership_part.deletions, *group_part.deletions, *person_plan.deletions),
+        rejects=(*person_plan.rejects, *group_part.rejects, *membership_part.rejects),
+        conflicts=(*person_plan.conflicts, *group_part.conflicts, *membership_part.conflicts),
+        unchanged=person_plan.unchanged,
+        snapshot_size=person_plan.snapshot_size,
+        group_unchanged=group_part.unchanged,
+        group_snapshot_size=len(snapshots.groups),
+        membership_unchanged=membership_part.unchanged,
+        membership_snapshot_size=len(snapshots.memberships),
+    )
+
+
+def _renamed(frame: pd.DataFrame, column: str, renames: dict[str, str]) -> pd.DataFrame:
+    """`frame` with the keys in `column` moved by planned renames, as the snapshot will hold them."""
+    if not renames or not len(frame):
+        return frame
+    values = frame[column]
+    hit = values.isin(list(renames))
+    if not hit.any():
+        return frame
+    out = frame.copy()
+    out.loc[hit, column] = values[hit].map(renames)
+    return out
+
+
+def _sorted_rejects(rejects: Iterable[Reject]) -> tuple[Reject, ...]:
+    return tuple(sorted(rejects, key=lambda r: (r.file, r.row, r.field, r.reason)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _GroupPart:
+    operations: tuple[CreateGroup | UpdateGroup | ChangeGroupIdentifier, ...]
+    deletions: tuple[DeleteGroup, ...]
+    rejects: tuple[Reject, ...]
+    conflicts: tuple[Conflict, ...]
+    unchanged: int
+    renames: dict[str, str]
+
+    @classmethod
+    def empty(cls) -> _GroupPart:
+        return cls(operations=(), deletions=(), rejects=(), conflicts=(), unchanged=0, renames={})
+
+
+def _plan_groups(groups: Roster, snapshot: pd.DataFrame, policy: DiffPolicy) -> _GroupPart:
+    columns = GROUP_SNAPSHOT_COLUMNS
+    detect = policy.detect_identifier_changes
+    found = _diff(groups, snapshot, columns=columns, renames=detect, noun="group")
+    renames = {old: new for old, new, _, _ in found.renames}
+    if renames:  # children of a renamed group name its new key: compare them with the moved snapshot
+        found = _diff(
+            groups, _renamed(snapshot, "parent", renames), columns=columns, renames=detect, noun="group"
+        )
+    depth = depths(dict(zip(groups.frame.index, groups.frame["parent"], strict=True)))
+    ops: list[tuple[tuple[int, int, str], CreateGroup | UpdateGroup | ChangeGroupIdentifier]] = []
+    for old_key, key, values, old_values in found.renames:
+        op = ChangeGroupIdentifier(
+            old_id=old_key,
+            new_id=key,
+            group=Group.from_values(key, values),
+            identity=values["identity"],
+            changes=_changes(old_values, values, columns),
+        )
+        ops.append(((depth.get(key, 0), 0, key), op))
+    for key, new, old in found.updates:
+        update = UpdateGroup(
+            group=Group.from_values(key, new), identity=new["identity"], changes=_changes(old, new, columns)
+        )
+        ops.append(((depth.get(key, 0), 1, key), update))
+    for key, values in found.creates:
+        ops.append(
+            (
+                (depth.get(key, 0), 2, key),
+                CreateGroup(group=Group.from_values(key, values), identity=values["identity"]),
+            )
+        )
+    snap_depth = depths(dict(zip(snapshot.index, snapshot["parent"], strict=True)))
+    deletions = sorted(
+        (
+            DeleteGroup(sync_key=key, identity=values["identity"], reason=reason, parent=values["parent"])
+            for key, values, reason in found.deletions
+        ),
+        key=lambda d: (-snap_depth.get(d.sync_key, 0), d.sync_key),
+    )
+    return _GroupPart(
+        operations=tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])),
+        deletions=tuple(deletions),
+        rejects=_sorted_rejects(groups.rejects),
+        conflicts=tuple(_unique_conflicts(found.conflicts)),
+        unchanged=found.unchanged,
+        renames=renames,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MembershipPart:
+    operations: tuple[CreateMembership | UpdateMembership, ...]
+    deletions: tuple[DeleteMembership, ...]
+    rejects: tuple[Reject, ...]
+    conflicts: tuple[Conflict, ...]
+    unchanged: int
+
+    @classmethod
+    def empty(cls) -> _MembershipPart:
+        return cls(operations=(), deletions=(), rejects=(), conflicts=(), unchanged=0)
+
+
+def _plan_memberships(memberships: Roster, snapshot: pd.DataFrame) -> _MembershipPart:
+    columns = MEMBERSHIP_SNAPSHOT_COLUMNS
+    found = _diff(memberships, snapshot, columns=columns, renames=False, noun="membership")
+    updates = [
+        UpdateMembership(membership=Membership.from_values(key, new), changes=_changes(old, new, columns))
+        for key, new, old in found.updates
+    ]
+    creates = [
+        CreateMembership(membership=Membership.from_values(key, values)) for key, values in found.creates
+    ]
+    deletions = [
+        DeleteMembership(membership=Membership.from_values(key, values), reason=reason)
+        for key, values, reason in found.deletions
+    ]
+    return _MembershipPart(
+        operations=(
+            *sorted(updates, key=lambda op: op.sync_key),
+            *sorted(creates, key=lambda op: op.sync_key),
+        ),
+        deletions=tuple(sorted(deletions, key=lambda op: op.sync_key)),
+        rejects=_sorted_rejects(memberships.rejects),
+        conflicts=tuple(_unique_conflicts(found.conflicts)),
+        unchanged=found.unchanged,
+    )
+
+
+def _held(key: str, identity: str, *, snapshot_keys: tuple[str, ...], noun: str) -> Conflict:
+    what = "sync key or identity" if identity else "sync key"
     return Conflict(
         identity=identity,
         roster_keys=(key,),
         snapshot_keys=tuple(sorted(snapshot_keys)),
-        reason="a rejected row shares this person's sync key or identity: nothing is changed until "
-        "it is fixed",
+        reason=f"a rejected row shares this {noun}'s {what}: nothing is changed until it is fixed",
     )
 
 
@@ -323,9 +624,11 @@ def apply_plan(snapshot: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         plan: a plan made against this snapshot.
     """
     snap = _text_frame(snapshot)
-    dropped: set[str] = {d.sync_key for d in plan.deletions}
+    dropped: set[str] = {d.sync_key for d in plan.deletions if isinstance(d, Delete)}
     added: list[tuple[str, str, Person]] = []
     for op in plan.operations:
+        if not isinstance(op, Create | Update | ChangeIdentifier):
+            continue  # groups and memberships have their own snapshots
         if isinstance(op, ChangeIdentifier):
             dropped.add(op.old_id)
         dropped.add(op.sync_key)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sync.models import ChangeIdentifier, Plan, Update
+from sync.models import (
+    ChangeGroupIdentifier,
+    ChangeIdentifier,
+    Delete,
+    DeleteGroup,
+    DeleteMembership,
+    DeletesMode,
+    Plan,
+    Update,
+    UpdateGroup,
+    UpdateMembership,
+)
 
 __all__ = ["DEFAULT_LIMITS", "Breach", "SafetyLimits", "check_limits"]
 
@@ -37,6 +48,8 @@ class Breach:
     limit: int
     snapshot_size: int
     flag: str  # the flag that accepts it
+    noun: str = "persons"  # what is changed: persons, groups or memberships
+    verb: str = ""  # what happens to them ("" = update or re-identify / delete by kind)
 
     def message(self) -> str:
         """What an operator reads: which limit, by how much, and how to accept it."""
@@ -45,9 +58,9 @@ class Breach:
             if self.snapshot_size
             else ""
         )
-        what = "update or re-identify" if self.kind == "changes" else "delete"
+        what = self.verb or ("update or re-identify" if self.kind == "changes" else "delete")
         return (
-            f"the plan would {what} {self.count:,} persons{share}, over the safety limit of "
+            f"the plan would {what} {self.count:,} {self.noun}{share}, over the safety limit of "
             f"{self.limit:,} by {self.count - self.limit:,}; nothing was sent. Review it with "
             f"`ims-sync plan`, then accept it with {self.flag} {self.count}"
         )
@@ -57,19 +70,63 @@ def _limit(limits: SafetyLimits, snapshot_size: int) -> int:
     return min(limits.max_count, max(limits.floor, math.ceil(limits.max_share * snapshot_size)))
 
 
-def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool) -> list[Breach]:
-    """The limits `plan` breaches (empty when it may run). Deletions count only when `deletes`."""
-    size = plan.snapshot_size
-    limit = _limit(limits, size)
+def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMode) -> list[Breach]:
+    """The limits `plan` breaches (empty when it may run).
+
+    Persons, groups and memberships are each measured against their own snapshot. Deletions count
+    only when the run sends them: all of them under `delete` (or True), memberships only under
+    `deactivate` (deactivating is also a removal from the course, and as easy to get wrong in bulk).
+    """
+    mode = (
+        deletes if isinstance(deletes, DeletesMode) else (DeletesMode.DELETE if deletes else DeletesMode.OFF)
+    )
+    ops, gone = plan.operations, plan.deletions
+    kinds = (
+        ("persons", plan.snapshot_size, (Update, ChangeIdentifier), Delete, mode is DeletesMode.DELETE),
+        (
+            "groups",
+            plan.group_snapshot_size,
+            (UpdateGroup, ChangeGroupIdentifier),
+            DeleteGroup,
+            mode is DeletesMode.DELETE,
+        ),
+        (
+            "memberships",
+            plan.membership_snapshot_size,
+            (UpdateMembership,),
+            DeleteMembership,
+            mode is not DeletesMode.OFF,
+        ),
+    )
     breaches: list[Breach] = []
-    changes = sum(isinstance(op, Update | ChangeIdentifier) for op in plan.operations)
-    if changes > limit and changes > limits.accept_changes:
-        breaches.append(
-            Breach(kind="changes", count=changes, limit=limit, snapshot_size=size, flag="--accept-changes")
-        )
-    removed = len(plan.deletions)
-    if deletes and removed > limit and removed > limits.accept_deletes:
-        breaches.append(
-            Breach(kind="deletes", count=removed, limit=limit, snapshot_size=size, flag="--accept-deletes")
-        )
+    for noun, size, changing, deleting, counted in kinds:
+        limit = _limit(limits, size)
+        changes = sum(isinstance(op, changing) for op in ops)
+        if changes > limit and changes > limits.accept_changes:
+            breaches.append(
+                Breach(
+                    kind="changes",
+                    count=changes,
+                    limit=limit,
+                    snapshot_size=size,
+                    flag="--accept-changes",
+                    noun=noun,
+                )
+            )
+        removed = sum(isinstance(op, deleting) for op in gone)
+        if noun == "memberships" and mode is DeletesMode.DEACTIVATE:
+            removed = sum(isinstance(op, DeleteMembership) and op.membership.active != "false" for op in gone)
+        if counted and removed > limit and removed > limits.accept_deletes:
+            verb = "deactivate" if noun == "memberships" and mode is DeletesMode.DEACTIVATE else ""
+            breaches.append(
+                Breach(
+                    kind="deletes",
+                    count=removed,
+                    limit=limit,
+                    snapshot_size=size,
+                    flag="--accept-deletes",
+                    noun=noun,
+                    verb=verb,
+                )
+            )
     return breaches

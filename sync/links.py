@@ -1,0 +1,159 @@
+"""Pure checks of the references between roster files: a group's parent, a membership's group and person.
+
+A row whose reference cannot be satisfied by this run is rejected like any bad row (file, row, field,
+reason) and so never sent; as a reject it also protects what the snapshot holds under its key. Rules:
+
+- a group's parent must be an accepted group of the roster, not marked for deletion, and the parent
+  chain must not loop (every group of a loop is rejected);
+- a membership's person must be an accepted person of the roster, not marked for deletion;
+- a membership's group must be an accepted, unmarked group of the roster; when the roster set has no
+  group files, groups are managed elsewhere and the group must be in the snapshot instead.
+
+Rejects cascade: a class whose school was rejected is rejected, and so are its memberships.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from sync.models import Reject
+from sync.roster import Roster
+
+__all__ = ["check_group_parents", "check_membership_links"]
+
+_PARENT: Final = "parent"
+
+
+def _why(key: str, what: str, *, rejected: Collection[str], marked: Collection[str], where: str) -> str:
+    if key in rejected:
+        return f"{what} {key!r} has a rejected row in {where}: fix that row first"
+    if key in marked:
+        return f"{what} {key!r} is marked for deletion in {where}"
+    return f"{what} {key!r} is not in {where}"
+
+
+def _split(roster: Roster, bad: pd.Series, reasons: Mapping[str, tuple[str, str]]) -> Roster:
+    """`roster` without the rows flagged in `bad`, each added as a Reject (field, reason by sync key)."""
+    if not bad.any():
+        return roster
+    frame = roster.frame
+    dropped = frame.loc[bad.to_numpy()]
+    files = dropped["file"] if "file" in dropped.columns else pd.Series(roster.file, index=dropped.index)
+    rejects = [
+        Reject(file=str(file), row=int(row), field=reasons[key][0], reason=reasons[key][1], sync_key=str(key))
+        for key, file, row in zip(dropped.index, files, dropped["row"], strict=True)
+    ]
+    return dataclasses.replace(
+        roster,
+        frame=frame.loc[~bad.to_numpy()],
+        rejects=(*roster.rejects, *rejects),
+    )
+
+
+def _usable(roster: Roster) -> tuple[set[str], set[str], set[str]]:
+    """(accepted and not marked, marked, rejected) sync keys of a roster."""
+    marked_mask = np.asarray(roster.frame["delete"], dtype=bool)
+    keys = roster.frame.index
+    return (
+        set(keys[~marked_mask]),
+        set(keys[marked_mask]),
+        {r.sync_key for r in roster.rejects if r.sync_key},
+    )
+
+
+def check_group_parents(groups: Roster, *, files: str) -> Roster:
+    """Reject groups whose parent is not a usable group of the roster, or whose parent chain loops.
+
+    Args:
+        groups: the groups roster (frame with "parent", "file", "row", "delete").
+        files: how the group files are named in reasons, e.g. "orgs.csv, classes.csv".
+    """
+    roster = groups
+    loops = _loops(dict(zip(roster.frame.index, roster.frame[_PARENT], strict=True)))
+    if loops:
+        bad = pd.Series(roster.frame.index.isin(list(loops)), index=roster.frame.index)
+        roster = _split(
+            roster, bad, {key: (_PARENT, f"the parent chain loops: {text}") for key, text in loops.items()}
+        )
+    while True:  # each pass rejects the children of the groups the pass before rejected
+        usable, marked, rejected = _usable(roster)
+        parents = roster.frame[_PARENT]
+        active = ~np.asarray(roster.frame["delete"], dtype=bool)
+        bad = (parents != "") & ~parents.isin(usable) & active
+        if not bad.any():
+            return roster
+        reasons = {
+            str(key): (_PARENT, _why(str(p), "parent group", rejected=rejected, marked=marked, where=files))
+            for key, p in parents[bad].items()
+        }
+        roster = _split(roster, bad, reasons)
+
+
+def _loops(parent_of: Mapping[str, str]) -> dict[str, str]:
+    """Groups on a parent loop, each with the loop written out ("a -> b -> a")."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found: dict[str, str] = {}
+    for start in parent_of:
+        path: list[str] = []
+        key = start
+        while key in parent_of and state.get(key, 0) == 0:
+            state[key] = 1
+            path.append(key)
+            key = parent_of[key]
+        if state.get(key) == 1:  # walked back onto this path: a loop from `key`
+            cycle = path[path.index(key) :]
+            text = " -> ".join([*cycle, key])
+            found.update(dict.fromkeys(cycle, text))
+        for visited in path:
+            state[visited] = 2
+    return found
+
+
+def check_membership_links(
+    memberships: Roster,
+    *,
+    persons: Roster,
+    groups: Roster | None,
+    snapshot_groups: Collection[str],
+    person_files: str,
+    group_files: str,
+) -> Roster:
+    """Reject memberships whose person or group this run cannot rely on.
+
+    Args:
+        memberships: the memberships roster (frame with "group", "person", "file", "row", "delete").
+        persons: the persons roster (after its own validation).
+        groups: the groups roster after `check_group_parents`, or None when groups are not managed
+            by this roster set (then the group must be in `snapshot_groups`).
+        snapshot_groups: the sync keys of the groups the snapshot holds.
+        person_files, group_files: file names for the reasons.
+    """
+    usable_p, marked_p, rejected_p = _usable(persons)
+    frame = memberships.frame
+    active = ~np.asarray(frame["delete"], dtype=bool)
+    bad_person = ~frame["person"].isin(usable_p) & active
+    if groups is not None:
+        usable_g, marked_g, rejected_g = _usable(groups)
+        bad_group = ~frame["group"].isin(usable_g) & active & ~bad_person
+        where = group_files
+    else:
+        usable_g, marked_g, rejected_g = set(snapshot_groups), set(), set()
+        bad_group = ~frame["group"].isin(usable_g) & active & ~bad_person
+        where = "IMS ES (the snapshot): no group file is read"
+    reasons: dict[str, tuple[str, str]] = {}
+    for key, person in frame.loc[bad_person.to_numpy(), "person"].items():
+        reasons[str(key)] = (
+            "person",
+            _why(str(person), "person", rejected=rejected_p, marked=marked_p, where=person_files),
+        )
+    for key, group in frame.loc[bad_group.to_numpy(), "group"].items():
+        reasons[str(key)] = (
+            "group",
+            _why(str(group), "group", rejected=rejected_g, marked=marked_g, where=where),
+        )
+    return _split(memberships, bad_person | bad_group, reasons)
