@@ -1,9 +1,12 @@
-"""The IMS ES Person Management client: zeep builds the SOAP messages, requests carries them over HTTPS.
+"""The IMS ES clients (PMS, GMS, MMS): zeep builds the SOAP messages, requests carries them over HTTPS.
 
 This is the only module that imports zeep and requests; their exceptions are translated here, once, in
-`translate_exception`, and never escape. One `PersonClient` parses its WSDL once, holds one pooled
-`requests.Session`, and is safe to call from many threads at once: every piece of per-call state (the
-messageIdentifier, the WS-Security nonce and timestamps, the envelope) lives in the call's locals.
+`translate_exception`, and never escape. `ServiceClient` holds what the clients of every IMS ES service
+share (WS-Security, HTTPS, rendering, the exchange, the status and messageIdRef checks); `PersonClient`
+is the PMS one, `GroupClient` and `MembershipClient` the GMS and MMS ones. One client parses its WSDL
+once, holds one pooled `requests.Session`, and is safe to call from many threads at once: every piece of
+per-call state (the messageIdentifier, the WS-Security nonce and timestamps, the envelope) lives in the
+call's locals.
 
 A call goes: Person → zeep value → envelope (zeep, from the WSDL) → WS-Security header (ours) → bytes →
 HTTPS POST (requests) → status check → safe parse (zeep's `parse_xml`: no DTD, no entities, no network) →
@@ -15,7 +18,7 @@ parsed WSDL is read-only once loaded except for `functools.cached_property` cach
 constructor builds one message of every kind first, so those are filled before threads share it. zeep's
 own send path (`Client.service`, its Transport's `post`, which logs whole envelopes, passwords included,
 at DEBUG) is not used. requests' Session and urllib3's pool are shared; nothing per call is stored on
-them. The bundled WSDL is parsed once per process and shared by all clients.
+them. Each bundled WSDL is parsed once per process and shared by all clients of its service.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -52,16 +55,34 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.models import Person, Status
+from sync.models import Group, Membership, Person, Status
 
 __all__ = [
+    "BUNDLED_GMS_WSDL",
+    "BUNDLED_MMS_WSDL",
     "BUNDLED_WSDL",
     "DEFAULT_TIMEOUTS",
+    "GMS_SPEC",
+    "GROUP_SCHEME",
+    "MMS_SPEC",
+    "PMS_SPEC",
+    "GroupClient",
     "MassReply",
+    "MembershipClient",
     "Page",
     "PersonClient",
+    "RequestBody",
+    "ServiceClient",
+    "ServiceSpec",
     "Timeouts",
+    "display_url",
+    "group_from_xml",
+    "group_value",
+    "membership_from_xml",
+    "membership_value",
     "new_message_id",
+    "require_https",
+    "service_urls",
     "translate_exception",
 ]
 
@@ -255,7 +276,7 @@ def translate_exception(  # noqa: PLR0912  # one flat ladder is the point: every
         operation: The IMS ES operation (e.g. "createPerson").
         endpoint: The URL that was called (user info is dropped before it is shown).
     """
-    where = f"{operation} to {_display_url(endpoint)}"
+    where = f"{operation} to {display_url(endpoint)}"
     match exc:
         case SyncError():
             return exc
@@ -398,12 +419,11 @@ def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
 
 
 XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
-_ENVELOPE_NSMAP: Final = {"soap-env": SOAP_ENV, **_PREFIXES}  # as zeep declares them, in its order
 _XSI_NSMAP: Final = {"xsi": XSI}
 
 
 @dataclass(frozen=True, slots=True)
-class _Body:
+class RequestBody:
     """A request body two ways: zeep's value (`value()`) and a direct builder (`build(request)`).
 
     The builder appends the request element's children with lxml, exactly as zeep would render them
@@ -468,7 +488,7 @@ def _person_xml(parent: etree._Element, person: Person, password: str) -> None:
             _text(tel, f"{{{DATA}}}telValue", number)
 
 
-def _person_body(person: Person, password: str = "") -> _Body:
+def _person_body(person: Person, password: str = "") -> RequestBody:
     def value() -> Mapping[str, Any]:
         return {
             "sourcedId": {"identifier": person.sync_key},
@@ -479,10 +499,10 @@ def _person_body(person: Person, password: str = "") -> _Body:
         _identifier(request, "sourcedId", person.sync_key)
         _person_xml(request, person, password)
 
-    return _Body(value, build)
+    return RequestBody(value, build)
 
 
-def _pairs_body(items: Sequence[tuple[Person, str]]) -> _Body:
+def _pairs_body(items: Sequence[tuple[Person, str]]) -> RequestBody:
     def value() -> Mapping[str, Any]:
         pairs = [
             {"sourcedId": {"identifier": p.sync_key}, "person": person_value(p, password=pw)}
@@ -497,25 +517,27 @@ def _pairs_body(items: Sequence[tuple[Person, str]]) -> _Body:
             _identifier(pair, "sourcedId", person.sync_key)
             _person_xml(pair, person, password)
 
-    return _Body(value, build)
+    return RequestBody(value, build)
 
 
-def _key_body(sync_key: str) -> _Body:
+def _key_body(sync_key: str) -> RequestBody:
     def build(request: etree._Element) -> None:
         _identifier(request, "sourcedId", sync_key)
 
-    return _Body(lambda: {"sourcedId": {"identifier": sync_key}}, build)
+    return RequestBody(lambda: {"sourcedId": {"identifier": sync_key}}, build)
 
 
-def _rename_body(old_id: str, new_id: str) -> _Body:
+def _rename_body(old_id: str, new_id: str) -> RequestBody:
     def build(request: etree._Element) -> None:
         _identifier(request, "sourcedId", old_id)
         _identifier(request, "newSourcedId", new_id)
 
-    return _Body(lambda: {"sourcedId": {"identifier": old_id}, "newSourcedId": {"identifier": new_id}}, build)
+    return RequestBody(
+        lambda: {"sourcedId": {"identifier": old_id}, "newSourcedId": {"identifier": new_id}}, build
+    )
 
 
-def _keys_body(sync_keys: Sequence[str]) -> _Body:
+def _keys_body(sync_keys: Sequence[str]) -> RequestBody:
     keys = list(sync_keys)
 
     def build(request: etree._Element) -> None:
@@ -523,10 +545,10 @@ def _keys_body(sync_keys: Sequence[str]) -> _Body:
         for key in keys:
             _text(identifiers, f"{{{COMMON}}}identifier", key)
 
-    return _Body(lambda: {"sourcedIdSet": {"identifier": keys}}, build)
+    return RequestBody(lambda: {"sourcedIdSet": {"identifier": keys}}, build)
 
 
-def _page_body(page_index: int, page_size: int) -> _Body:
+def _page_body(page_index: int, page_size: int) -> RequestBody:
     def value() -> Mapping[str, Any]:
         return {
             "PageIndex": page_index,
@@ -542,7 +564,7 @@ def _page_body(page_index: int, page_size: int) -> _Body:
         for name in ("CreatedFrom", "OnlyManuallyCreatedUsers", "ConvertFromManual"):
             _nil(request, f"{{{MESS}}}{name}")
 
-    return _Body(value, build)
+    return RequestBody(value, build)
 
 
 _PHONE_TYPES: Final = {"Voice": "phone", "1": "phone", "Mobile": "mobile", "3": "mobile"}
@@ -590,10 +612,10 @@ def _status_from_xml(element: etree._Element) -> Status:
     )
 
 
-# --- the client ---------------------------------------------------------------------------------
+# --- the clients --------------------------------------------------------------------------------
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """The URL without user info or query, safe to show."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -602,12 +624,17 @@ def _display_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _require_https(url: str, what: str) -> str:
+def require_https(url: str, what: str) -> str:
+    """`url` itself when it is an https:// URL without user info.
+
+    Raises:
+        ConfigError: another scheme, no host, or credentials in the URL (`what` names the setting).
+    """
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ConfigError(
             f"{what} must be an https:// URL (IMS ES carries credentials in every request); "
-            f"got {_display_url(url)!r}"
+            f"got {display_url(url)!r}"
         )
     if parts.username or parts.password:
         raise ConfigError(f"{what} must not carry credentials; pass them as username and password")
@@ -632,25 +659,48 @@ class _Operation:
     where: str  # "<operation> to <endpoint>", for error messages
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSpec:
+    """What sets one IMS ES service apart for `ServiceClient`: its WSDL, binding and namespaces.
+
+    Attributes:
+        wsdl: The bundled WSDL.
+        binding: The local name of the SOAP binding whose operations the client calls.
+        operations: Those operations.
+        message_namespace: The namespace of the `<op>Request` body elements.
+        prefixes: Namespace prefixes declared once on the envelope (zeep's `set_ns_prefix`), in order.
+        soap_action_base: The SOAPAction prefix, used when the WSDL gives an operation none.
+    """
+
+    wsdl: Path
+    binding: str
+    operations: tuple[str, ...]
+    message_namespace: str
+    prefixes: tuple[tuple[str, str], ...]
+    soap_action_base: str
+
+
 # Answers are parsed strictly (no recovery from broken XML) and refuse DTDs, entities and external refs.
 _SETTINGS: Final = zeep.Settings(
     strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=False
 )
 
 
-def _open_wsdl(source: str, transport: zeep.Transport | None) -> zeep.Client:
+def _open_wsdl(
+    source: str, transport: zeep.Transport | None, prefixes: Mapping[str, str] = _PREFIXES
+) -> zeep.Client:
     """Parse a WSDL (the costly step: once per client, or once per process for the bundled one)."""
     client = zeep.Client(source, transport=transport, settings=_SETTINGS)  # type: ignore[no-untyped-call]
     # Declared once on the envelope instead of on every element: a third smaller, a quarter faster.
-    for prefix, namespace in _PREFIXES.items():
+    for prefix, namespace in prefixes.items():
         client.set_ns_prefix(prefix, namespace)  # type: ignore[no-untyped-call]
     return client
 
 
 @functools.cache
-def _bundled_wsdl() -> zeep.Client:
-    """The bundled WSDL, parsed once per process; zeep's parsed WSDL is read-only after loading."""
-    return _open_wsdl(str(BUNDLED_WSDL), None)
+def _bundled_service_wsdl(spec: ServiceSpec) -> zeep.Client:
+    """A service's bundled WSDL, parsed once per process; zeep's parsed WSDL is read-only after loading."""
+    return _open_wsdl(str(spec.wsdl), None, dict(spec.prefixes))
 
 
 def _find_binding(client: zeep.Client, local_name: str) -> Any:
@@ -660,32 +710,48 @@ def _find_binding(client: zeep.Client, local_name: str) -> Any:
     return None
 
 
-class PersonClient:
-    """A thread-safe IMS ES PMS client (plus itslearning's readAllPersons).
+#: Person Management: the binding PersonClient calls at its main URL (readAllPersons is apart).
+PMS_SPEC: Final = ServiceSpec(
+    wsdl=BUNDLED_WSDL,
+    binding=_PMS_BINDING,
+    operations=_PMS_OPERATIONS,
+    message_namespace=MESS,
+    prefixes=tuple(_PREFIXES.items()),
+    soap_action_base=SOAP_ACTION_BASE,
+)
 
-    Every method sends one request and returns the service's verdict as `Status` values (also when
-    codeMajor is failure: the caller decides). It raises only `sync.errors` classes:
-    `TransientError` (timeouts, connection trouble, HTTP 502/503/504, 5xx without a SOAP fault),
-    `AuthenticationError`, `CertificateError`, `RejectedError` (any other SOAP fault) and
-    `ProtocolError` (unparsable answer, DTD/entities, missing or wrong messageIdRef, wrong item count).
+
+def _bundled_wsdl() -> zeep.Client:
+    """The bundled PMS WSDL, parsed once per process."""
+    return _bundled_service_wsdl(PMS_SPEC)
+
+
+class ServiceClient:
+    """What the IMS ES clients share: WS-Security, HTTPS, rendering, the exchange and the status checks.
+
+    A subclass sets `spec` and adds the operations, each one `_simple`, `_mass` or `_exchange` + `_check`
+    call. Every call raises only `sync.errors` classes: `TransientError` (timeouts, connection trouble,
+    HTTP 502/503/504, 5xx without a SOAP fault, a SOAP Server fault), `AuthenticationError`,
+    `CertificateError`, `RejectedError` (any other SOAP fault) and `ProtocolError` (unparsable answer,
+    DTD/entities, missing or wrong messageIdRef, wrong item count). Thread-safe as described in the
+    module's docstring: all per-call state lives in the call's locals.
 
     Args:
-        url: The PMS endpoint, `https://.../PersonManagementService.svc`.
+        url: The service's endpoint (https only).
         username: The integration's IMS ES user name.
         password: Its password (sent in the WS-Security UsernameToken; never logged or shown).
         ca_bundle: A PEM file to trust instead of the system CAs (requests `verify=`), e.g. the
             emulator's or a private CA.
         timeouts: Connect and read timeouts.
         pool_size: Connections kept open (set it to the number of threads calling the client).
-        wsdl: None for the bundled WSDL, a file path, or an https:// URL (the live `?wsdl`). When that
-            WSDL has no ExtendedPersonManagement binding, readAllPersons uses the bundled one.
-        extended_url: The ExtendedPersonManagement endpoint; default: `url` with its last path
-            segment prefixed "Extended".
+        wsdl: None for the bundled WSDL, a file path, or an https:// URL (the live `?wsdl`).
         adapter: A requests transport adapter to use instead of the pooled HTTPS one (tests).
 
     Raises:
         ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
     """
+
+    spec: ClassVar[ServiceSpec]
 
     def __init__(
         self,
@@ -697,11 +763,9 @@ class PersonClient:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         pool_size: int = 10,
         wsdl: str | Path | None = None,
-        extended_url: str | None = None,
         adapter: requests.adapters.BaseAdapter | None = None,
     ) -> None:
-        self._url = _require_https(url, "the IMS ES URL")
-        self._extended = _require_https(extended_url or _extended_url(url), "the Extended URL")
+        self._url = require_https(url, "the IMS ES URL")
         self._username = username
         if ca_bundle is not None and not Path(ca_bundle).is_file():
             raise ConfigError(f"the CA bundle {str(ca_bundle)!r} does not exist")
@@ -709,6 +773,7 @@ class PersonClient:
         self._timeout = (timeouts.connect, timeouts.read)
         self._wsse = UsernameTokenSecurity(username, password)
         self._direct: frozenset[str] = frozenset()  # operations the direct builder renders (see _warm_up)
+        self._envelope_nsmap = {"soap-env": SOAP_ENV, **dict(self.spec.prefixes)}  # as zeep declares them
 
         session = requests.Session()
         session.headers["User-Agent"] = "ims-es-sync"
@@ -739,7 +804,7 @@ class PersonClient:
             raise
 
     def __repr__(self) -> str:
-        return f"PersonClient(url={_display_url(self._url)!r}, username={self._username!r})"
+        return f"{type(self).__name__}(url={display_url(self._url)!r}, username={self._username!r})"
 
     def __enter__(self) -> Self:
         return self
@@ -757,9 +822,9 @@ class PersonClient:
 
     def _load(self, wsdl: str | Path | None, session: requests.Session) -> zeep.Client:
         if wsdl is None:
-            return _bundled_wsdl()
+            return _bundled_service_wsdl(self.spec)
         if isinstance(wsdl, str) and "://" in wsdl:
-            source = _require_https(wsdl, "the WSDL URL")
+            source = require_https(wsdl, "the WSDL URL")
         elif Path(wsdl).is_file():
             source = str(wsdl)
         else:
@@ -768,35 +833,36 @@ class PersonClient:
             session=session, timeout=self._timeout[1], operation_timeout=self._timeout
         )
         try:
-            return _open_wsdl(source, transport)
+            return _open_wsdl(source, transport, dict(self.spec.prefixes))
         except _FOREIGN as exc:
             error = translate_exception(exc, operation="load WSDL", endpoint=source)
             raise error from exc
 
     def _resolve(self, wsdl: str | Path | None) -> dict[str, _Operation]:
-        pms = _find_binding(self._zeep, _PMS_BINDING)
-        extended = _find_binding(self._zeep, _EXTENDED_BINDING)
-        if extended is None:  # itslearning's PMS ?wsdl has no readAllPersons: use ours for it
-            extended = _find_binding(_bundled_wsdl(), _EXTENDED_BINDING)
-        if pms is None or extended is None:
-            raise ConfigError(f"the WSDL lacks the {_PMS_BINDING} or {_EXTENDED_BINDING} binding")
+        """The operations of `spec.binding`, sent to the client's URL."""
+        binding = _find_binding(self._zeep, self.spec.binding)
+        if binding is None:
+            raise ConfigError(f"the WSDL lacks the {self.spec.binding} binding")
+        return self._operations_of(binding, self.spec.operations, self._url, self.spec.soap_action_base)
+
+    @staticmethod
+    def _operations_of(
+        binding: Any, names: Sequence[str], address: str, soap_action_base: str
+    ) -> dict[str, _Operation]:
         operations: dict[str, _Operation] = {}
-        for binding, names, address in (
-            (pms, _PMS_OPERATIONS, self._url),
-            (extended, _EXTENDED_OPERATIONS, self._extended),
-        ):
-            for name in names:
-                soap = binding.get(name)
-                action = soap.soapaction or SOAP_ACTION_BASE + name
-                headers = {"SOAPAction": f'"{action}"', "Content-Type": "text/xml; charset=utf-8"}
-                operations[name] = _Operation(
-                    name=name,
-                    soap=soap,
-                    address=address,
-                    headers=headers,
-                    where=f"{name} to {_display_url(address)}",
-                )
+        for name in names:
+            soap = binding.get(name)
+            action = soap.soapaction or soap_action_base + name
+            headers = {"SOAPAction": f'"{action}"', "Content-Type": "text/xml; charset=utf-8"}
+            operations[name] = _Operation(
+                name=name, soap=soap, address=address, headers=headers,
+                where=f"{name} to {display_url(address)}",
+            )  # fmt: skip
         return operations
+
+    def _samples(self) -> Mapping[str, tuple[RequestBody, ...]]:
+        """One or more sample bodies per operation, rendered both ways by `_warm_up`."""
+        raise NotImplementedError
 
     def _warm_up(self) -> None:
         """Render one message of each kind both ways: fills zeep's lazy caches before threads share it,
@@ -806,26 +872,9 @@ class PersonClient:
         zeep stays the reference: with another WSDL (say, one that adds WS-Addressing headers) the
         renderings differ and zeep renders that operation.
         """
-        person = Person(
-            sync_key="warm-up", username="u & <v>", given_name="G\u00e5", family_name="f", email="e",
-            role="Student", birth_date="2000-01-01", phone="1", mobile="2",
-        )  # fmt: skip
-        bare = Person(sync_key="bare")
-        samples: dict[str, tuple[_Body, ...]] = {
-            "createPerson": (_person_body(person, "p&w"), _person_body(bare)),
-            "updatePerson": (_person_body(person), _person_body(bare)),
-            "replacePerson": (_person_body(person), _person_body(bare)),
-            "deletePerson": (_key_body("k"),),
-            "readPerson": (_key_body("k"),),
-            "changePersonIdentifier": (_rename_body("a", "b"),),
-            "createPersons": (_pairs_body([(person, "p"), (bare, "")]),),
-            "deletePersons": (_keys_body(["a", "b"]),),
-            "readPersons": (_keys_body(["a", "b"]),),
-            "readAllPersons": (_page_body(0, 1),),
-        }
         security = self._wsse.security_element()
         fast = set()
-        for name, bodies in samples.items():
+        for name, bodies in self._samples().items():
             operation = self._operations[name]
             if all(
                 self._render(operation, body, "warm-up", security, direct=False)
@@ -840,7 +889,7 @@ class PersonClient:
     def _render(
         self,
         operation: _Operation,
-        body: _Body,
+        body: RequestBody,
         message_id: str,
         security: etree._Element | None = None,
         *,
@@ -857,13 +906,14 @@ class PersonClient:
         """
         security = self._wsse.security_element() if security is None else copy.deepcopy(security)
         if operation.name in self._direct if direct is None else direct:
-            envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=_ENVELOPE_NSMAP)
+            envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=self._envelope_nsmap)
             header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
             header.append(security)
             info = etree.SubElement(header, f"{{{BIND}}}syncRequestHeaderInfo")
             _text(info, f"{{{BIND}}}messageIdentifier", message_id)
             request = etree.SubElement(
-                etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body"), f"{{{MESS}}}{operation.name}Request"
+                etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body"),
+                f"{{{self.spec.message_namespace}}}{operation.name}Request",
             )
             body.build(request)
         else:
@@ -879,8 +929,12 @@ class PersonClient:
 
     # --- the exchange
 
+    def _where(self, name: str) -> str:
+        """The "<operation> to <endpoint>" text of error messages."""
+        return self._operations[name].where
+
     def _exchange(
-        self, name: str, body: _Body, message_id: str | None
+        self, name: str, body: RequestBody, message_id: str | None
     ) -> tuple[str, etree._Element, etree._Element]:
         """Send one request; return (message id, syncResponseHeaderInfo, SOAP Body) of a 200 SOAP answer."""
         operation = self._operations[name]
@@ -959,16 +1013,99 @@ class PersonClient:
                     )
         return status, statuses
 
-    def _simple(self, name: str, body: _Body, message_id: str | None) -> Status:
+    def _simple(self, name: str, body: RequestBody, message_id: str | None) -> Status:
         mid, info, _ = self._exchange(name, body, message_id)
         return self._check(name, info, mid)[0]
 
     def _mass(
-        self, name: str, body: _Body, count: int, message_id: str | None
+        self, name: str, body: RequestBody, count: int, message_id: str | None
     ) -> tuple[MassReply, etree._Element]:
         mid, info, soap_body = self._exchange(name, body, message_id)
         status, items = self._check(name, info, mid, count)
         return MassReply(status=status, items=items), soap_body
+
+
+class PersonClient(ServiceClient):
+    """A thread-safe IMS ES PMS client (plus itslearning's readAllPersons).
+
+    Every method sends one request and returns the service's verdict as `Status` values (also when
+    codeMajor is failure: the caller decides). It raises only `sync.errors` classes:
+    `TransientError` (timeouts, connection trouble, HTTP 502/503/504, 5xx without a SOAP fault),
+    `AuthenticationError`, `CertificateError`, `RejectedError` (any other SOAP fault) and
+    `ProtocolError` (unparsable answer, DTD/entities, missing or wrong messageIdRef, wrong item count).
+
+    Args:
+        url: The PMS endpoint, `https://.../PersonManagementService.svc`.
+        username: The integration's IMS ES user name.
+        password: Its password (sent in the WS-Security UsernameToken; never logged or shown).
+        ca_bundle: A PEM file to trust instead of the system CAs (requests `verify=`), e.g. the
+            emulator's or a private CA.
+        timeouts: Connect and read timeouts.
+        pool_size: Connections kept open (set it to the number of threads calling the client).
+        wsdl: None for the bundled WSDL, a file path, or an https:// URL (the live `?wsdl`). When that
+            WSDL has no ExtendedPersonManagement binding, readAllPersons uses the bundled one.
+        extended_url: The ExtendedPersonManagement endpoint; default: `url` with its last path
+            segment prefixed "Extended".
+        adapter: A requests transport adapter to use instead of the pooled HTTPS one (tests).
+
+    Raises:
+        ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
+    """
+
+    spec: ClassVar[ServiceSpec] = PMS_SPEC
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        username: str,
+        password: str,
+        ca_bundle: Path | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        pool_size: int = 10,
+        wsdl: str | Path | None = None,
+        extended_url: str | None = None,
+        adapter: requests.adapters.BaseAdapter | None = None,
+    ) -> None:
+        require_https(url, "the IMS ES URL")
+        self._extended = require_https(extended_url or _extended_url(url), "the Extended URL")
+        super().__init__(
+            url=url, username=username, password=password, ca_bundle=ca_bundle, timeouts=timeouts,
+            pool_size=pool_size, wsdl=wsdl, adapter=adapter,
+        )  # fmt: skip
+
+    # --- set-up
+
+    def _resolve(self, wsdl: str | Path | None) -> dict[str, _Operation]:
+        pms = _find_binding(self._zeep, _PMS_BINDING)
+        extended = _find_binding(self._zeep, _EXTENDED_BINDING)
+        if extended is None:  # itslearning's PMS ?wsdl has no readAllPersons: use ours for it
+            extended = _find_binding(_bundled_wsdl(), _EXTENDED_BINDING)
+        if pms is None or extended is None:
+            raise ConfigError(f"the WSDL lacks the {_PMS_BINDING} or {_EXTENDED_BINDING} binding")
+        return {
+            **self._operations_of(pms, _PMS_OPERATIONS, self._url, SOAP_ACTION_BASE),
+            **self._operations_of(extended, _EXTENDED_OPERATIONS, self._extended, SOAP_ACTION_BASE),
+        }
+
+    def _samples(self) -> Mapping[str, tuple[RequestBody, ...]]:
+        person = Person(
+            sync_key="warm-up", username="u & <v>", given_name="G\u00e5", family_name="f", email="e",
+            role="Student", birth_date="2000-01-01", phone="1", mobile="2",
+        )  # fmt: skip
+        bare = Person(sync_key="bare")
+        return {
+            "createPerson": (_person_body(person, "p&w"), _person_body(bare)),
+            "updatePerson": (_person_body(person), _person_body(bare)),
+            "replacePerson": (_person_body(person), _person_body(bare)),
+            "deletePerson": (_key_body("k"),),
+            "readPerson": (_key_body("k"),),
+            "changePersonIdentifier": (_rename_body("a", "b"),),
+            "createPersons": (_pairs_body([(person, "p"), (bare, "")]),),
+            "deletePersons": (_keys_body(["a", "b"]),),
+            "readPersons": (_keys_body(["a", "b"]),),
+            "readAllPersons": (_page_body(0, 1),),
+        }
 
     # --- operations
 
@@ -1069,3 +1206,533 @@ class PersonClient:
         except ValueError as exc:
             raise ProtocolError(f"{where}: missing or bad virtualCount") from exc
         return Page(status=status, persons=tuple(persons), virtual_count=count)
+
+
+# --- Group and Membership Management (GMS, MMS) ---------------------------------------------------
+
+#: The bundled GMS WSDL (ours: itslearning publishes no GMS message schema; see docs/emulator.md).
+BUNDLED_GMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "gms.wsdl"
+#: The bundled MMS WSDL (itslearning's MembershipManagementServiceSync shapes, schemas inline).
+BUNDLED_MMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "mms.wsdl"
+
+GMS_MESS: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSchema_v1p0"
+GMS_DATA: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
+MMS_MESS: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSchema_v1p0"
+MMS_DATA: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
+
+#: The groupType scheme itslearning reads (School, Course, CourseGroup, ... are its types).
+GROUP_SCHEME: Final = "ItslearningOrganisationTypes"
+# IMS's official imsGroupManDataSchema_v1p0 requires typeValue/level (1-2 characters); itslearning's
+# production clients send none and itslearning ignores it. We send "1" so that the group is valid
+# against the official schema as well.
+_GROUP_LEVEL: Final = "1"
+_PARENT: Final = "Parent"
+_PMS_PATH_SEGMENT: Final = "personmanagementservice.svc"
+
+GMS_SPEC: Final = ServiceSpec(
+    wsdl=BUNDLED_GMS_WSDL,
+    binding="BasicHttpBinding_GroupManagementServiceSync",
+    operations=(
+        "createGroup",
+        "updateGroup",
+        "deleteGroup",
+        "readGroup",
+        "changeGroupIdentifier",
+        "createGroups",
+        "readGroupsForPerson",
+    ),
+    message_namespace=GMS_MESS,
+    prefixes=(("ims", BIND), ("ims1", GMS_MESS), ("ims2", COMMON), ("ims3", GMS_DATA)),
+    soap_action_base="http://www.imsglobal.org/soap/gms/",
+)
+MMS_SPEC: Final = ServiceSpec(
+    wsdl=BUNDLED_MMS_WSDL,
+    binding="BasicHttpBinding_MembershipManagementServiceSync",
+    operations=(
+        "createMembership",
+        "updateMembership",
+        "deleteMembership",
+        "readMembership",
+        "createMemberships",
+        "deleteMemberships",
+        "readMembershipsForPerson",
+        "readMembershipsForGroup",
+    ),
+    message_namespace=MMS_MESS,
+    prefixes=(("ims", BIND), ("ims1", MMS_MESS), ("ims2", COMMON), ("ims3", MMS_DATA)),
+    soap_action_base="http://www.imsglobal.org/soap/mms/",
+)
+
+
+def service_urls(pms_url: str) -> tuple[str, str]:
+    """The GMS and MMS endpoints next to a PMS endpoint: (`.../GroupManagementService.svc`,
+    `.../MembershipManagementService.svc`), replacing the last path segment `PersonManagementService.svc`
+    (in any case).
+
+    Raises:
+        ConfigError: `pms_url` is not https, carries credentials, or does not end that way (then the
+            GMS and MMS endpoints must be given explicitly).
+    """
+    require_https(pms_url, "the IMS ES URL")
+    parts = urlsplit(pms_url)
+    head, _, last = parts.path.rpartition("/")
+    if last.lower() != _PMS_PATH_SEGMENT:
+        raise ConfigError(
+            f"cannot derive the GMS and MMS endpoints from {display_url(pms_url)!r}: its path does not "
+            "end in PersonManagementService.svc"
+        )
+
+    def sibling(name: str) -> str:
+        return urlunsplit((parts.scheme, parts.netloc, f"{head}/{name}", parts.query, ""))
+
+    return sibling("GroupManagementService.svc"), sibling("MembershipManagementService.svc")
+
+
+# --- bodies shared by GMS and MMS
+
+
+def _id_body(namespace: str, tag: str, key: str) -> RequestBody:
+    """`<tag><identifier>key</identifier></tag>` in the service's message namespace."""
+
+    def build(request: etree._Element) -> None:
+        _text(etree.SubElement(request, f"{{{namespace}}}{tag}"), f"{{{COMMON}}}identifier", key)
+
+    return RequestBody(lambda: {tag: {"identifier": key}}, build)
+
+
+def _id_set_body(namespace: str, keys: Sequence[str]) -> RequestBody:
+    """`sourcedIdSet/identifier*` in the service's message namespace."""
+    frozen = list(keys)
+
+    def build(request: etree._Element) -> None:
+        identifiers = etree.SubElement(request, f"{{{namespace}}}sourcedIdSet")
+        for key in frozen:
+            _text(identifiers, f"{{{COMMON}}}identifier", key)
+
+    return RequestBody(lambda: {"sourcedIdSet": {"identifier": frozen}}, build)
+
+
+# --- Group <-> zeep value / XML
+
+
+def group_value(group: Group) -> dict[str, Any]:
+    """The zeep value of a `group` element (IMS's GroupDType: groupType, relationship*, description?)."""
+    value: dict[str, Any] = {
+        "groupType": {"scheme": GROUP_SCHEME, "typeValue": [{"type": group.type, "level": _GROUP_LEVEL}]}
+    }
+    if group.parent:
+        value["relationship"] = [
+            {"relation": _PARENT, "sourceId": {"identifier": group.parent}, "label": _PARENT}
+        ]
+    if group.name:
+        description = {"descShort": group.name}
+        if group.description:
+            description["descLong"] = group.description
+        value["description"] = description
+    return value
+
+
+def _group_xml(parent: etree._Element, group: Group) -> None:
+    """The `group` element as zeep renders `group_value(group)`."""
+    element = etree.SubElement(parent, f"{{{GMS_MESS}}}group")
+    group_type = etree.SubElement(element, f"{{{GMS_DATA}}}groupType")
+    _text(group_type, f"{{{GMS_DATA}}}scheme", GROUP_SCHEME)
+    type_value = etree.SubElement(group_type, f"{{{GMS_DATA}}}typeValue")
+    _text(type_value, f"{{{GMS_DATA}}}type", group.type)
+    _text(type_value, f"{{{GMS_DATA}}}level", _GROUP_LEVEL)
+    if group.parent:
+        relationship = etree.SubElement(element, f"{{{GMS_DATA}}}relationship")
+        _text(relationship, f"{{{GMS_DATA}}}relation", _PARENT)
+        source = etree.SubElement(relationship, f"{{{GMS_DATA}}}sourceId")
+        _text(source, f"{{{COMMON}}}identifier", group.parent)
+        _text(relationship, f"{{{GMS_DATA}}}label", _PARENT)
+    if group.name:
+        description = etree.SubElement(element, f"{{{GMS_DATA}}}description")
+        _text(description, f"{{{GMS_DATA}}}descShort", group.name)
+        if group.description:
+            _text(description, f"{{{GMS_DATA}}}descLong", group.description)
+
+
+def _group_body(group: Group) -> RequestBody:
+    def value() -> Mapping[str, Any]:
+        return {"sourcedId": {"identifier": group.sync_key}, "group": group_value(group)}
+
+    def build(request: etree._Element) -> None:
+        _text(
+            etree.SubElement(request, f"{{{GMS_MESS}}}sourcedId"), f"{{{COMMON}}}identifier", group.sync_key
+        )
+        _group_xml(request, group)
+
+    return RequestBody(value, build)
+
+
+def _group_pairs_body(groups: Sequence[Group]) -> RequestBody:
+    frozen = list(groups)
+
+    def value() -> Mapping[str, Any]:
+        pairs = [{"sourcedId": {"identifier": g.sync_key}, "group": group_value(g)} for g in frozen]
+        return {"groupIdPairSet": {"groupIdPair": pairs}}
+
+    def build(request: etree._Element) -> None:
+        pairs = etree.SubElement(request, f"{{{GMS_MESS}}}groupIdPairSet")
+        for group in frozen:
+            pair = etree.SubElement(pairs, f"{{{GMS_MESS}}}groupIdPair")
+            _text(
+                etree.SubElement(pair, f"{{{GMS_MESS}}}sourcedId"), f"{{{COMMON}}}identifier", group.sync_key
+            )
+            _group_xml(pair, group)
+
+    return RequestBody(value, build)
+
+
+def _group_rename_body(old_id: str, new_id: str) -> RequestBody:
+    def build(request: etree._Element) -> None:
+        _text(etree.SubElement(request, f"{{{GMS_MESS}}}sourcedId"), f"{{{COMMON}}}identifier", old_id)
+        _text(etree.SubElement(request, f"{{{GMS_MESS}}}newSourcedId"), f"{{{COMMON}}}identifier", new_id)
+
+    return RequestBody(
+        lambda: {"sourcedId": {"identifier": old_id}, "newSourcedId": {"identifier": new_id}}, build
+    )
+
+
+def group_from_xml(element: etree._Element, sync_key: str) -> Group:
+    """Read a `group` element (any namespace for the element itself); unknown children are ignored.
+
+    The first typeValue's type, the Parent relationship's id, descShort as the name and descLong as the
+    description; the scheme and level are not kept.
+    """
+    parent = ""
+    for relationship in element.iterfind(f"{{{GMS_DATA}}}relationship"):
+        if (relationship.findtext(f"{{{GMS_DATA}}}relation") or "").strip() == _PARENT:
+            parent = relationship.findtext(f"{{{GMS_DATA}}}sourceId/{{{COMMON}}}identifier") or ""
+            break
+    description = element.find(f"{{{GMS_DATA}}}description")
+    return Group(
+        sync_key=sync_key,
+        name=description.findtext(f"{{{GMS_DATA}}}descShort") or "" if description is not None else "",
+        type=element.findtext(f"{{{GMS_DATA}}}groupType/{{{GMS_DATA}}}typeValue/{{{GMS_DATA}}}type") or "",
+        parent=parent,
+        description=description.findtext(f"{{{GMS_DATA}}}descLong") or "" if description is not None else "",
+    )
+
+
+# --- Membership <-> zeep value / XML
+
+_ACTIVE: Final = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _active(membership: Membership) -> bool:
+    """The membership's IMS status flag from its `active` text ("true"/"false"; "1"/"0" accepted).
+
+    Raises:
+        RejectedError: any other text (nothing is sent).
+    """
+    flag = _ACTIVE.get(membership.active.strip().lower())
+    if flag is None:
+        raise RejectedError(
+            f"membership {membership.sync_key!r}: active must be 'true' or 'false', got {membership.active!r}"
+        )
+    return flag
+
+
+def membership_value(membership: Membership) -> dict[str, Any]:
+    """The zeep value of a `membership` element, in itslearning's MMS order.
+
+    `role/status` is IMS's active flag: a deactivated membership is kept by the service with status false.
+    """
+    return {
+        "groupSourcedId": {"identifier": membership.group},
+        "member": {
+            "memberSourcedId": {"identifier": membership.person},
+            "idType": "Person",
+            "role": [{"roleType": membership.role, "status": _active(membership)}],
+        },
+    }
+
+
+def _membership_xml(parent: etree._Element, membership: Membership) -> None:
+    """The `membership` element as zeep renders `membership_value(membership)`."""
+    active = _active(membership)
+    element = etree.SubElement(parent, f"{{{MMS_MESS}}}membership")
+    group = etree.SubElement(element, f"{{{MMS_DATA}}}groupSourcedId")
+    _text(group, f"{{{COMMON}}}identifier", membership.group)
+    member = etree.SubElement(element, f"{{{MMS_DATA}}}member")
+    _text(
+        etree.SubElement(member, f"{{{MMS_DATA}}}memberSourcedId"),
+        f"{{{COMMON}}}identifier",
+        membership.person,
+    )
+    _text(member, f"{{{MMS_DATA}}}idType", "Person")
+    role = etree.SubElement(member, f"{{{MMS_DATA}}}role")
+    _text(role, f"{{{MMS_DATA}}}roleType", membership.role)
+    _text(role, f"{{{MMS_DATA}}}status", "true" if active else "false")
+
+
+def _membership_body(membership: Membership) -> RequestBody:
+    _active(membership)  # refuse a bad flag before anything is rendered
+
+    def value() -> Mapping[str, Any]:
+        return {"sourcedId": {"identifier": membership.sync_key}, "membership": membership_value(membership)}
+
+    def build(request: etree._Element) -> None:
+        sourced = etree.SubElement(request, f"{{{MMS_MESS}}}sourcedId")
+        _text(sourced, f"{{{COMMON}}}identifier", membership.sync_key)
+        _membership_xml(request, membership)
+
+    return RequestBody(value, build)
+
+
+def _membership_pairs_body(memberships: Sequence[Membership]) -> RequestBody:
+    frozen = list(memberships)
+    for membership in frozen:
+        _active(membership)
+
+    def value() -> Mapping[str, Any]:
+        pairs = [{"sourcedId": {"identifier": m.sync_key}, "membership": membership_value(m)} for m in frozen]
+        return {"membershipIdPairSet": {"membershipIdPair": pairs}}
+
+    def build(request: etree._Element) -> None:
+        pairs = etree.SubElement(request, f"{{{MMS_MESS}}}membershipIdPairSet")
+        for membership in frozen:
+            pair = etree.SubElement(pairs, f"{{{MMS_MESS}}}membershipIdPair")
+            sourced = etree.SubElement(pair, f"{{{MMS_MESS}}}sourcedId")
+            _text(sourced, f"{{{COMMON}}}identifier", membership.sync_key)
+            _membership_xml(pair, membership)
+
+    return RequestBody(value, build)
+
+
+def membership_from_xml(element: etree._Element, sync_key: str) -> Membership:
+    """Read a `membership` element (any namespace for the element itself); unknown children are ignored.
+
+    The first role's roleType and its status ("false" only for false or 0; absent means active).
+    """
+    member = element.find(f"{{{MMS_DATA}}}member")
+    role = member.find(f"{{{MMS_DATA}}}role") if member is not None else None
+    status = (role.findtext(f"{{{MMS_DATA}}}status") or "").strip() if role is not None else ""
+    return Membership(
+        sync_key=sync_key,
+        group=element.findtext(f"{{{MMS_DATA}}}groupSourcedId/{{{COMMON}}}identifier") or "",
+        person=(
+            member.findtext(f"{{{MMS_DATA}}}memberSourcedId/{{{COMMON}}}identifier") or ""
+            if member is not None
+            else ""
+        ),
+        role=role.findtext(f"{{{MMS_DATA}}}roleType") or "" if role is not None else "",
+        active="false" if status in {"false", "0"} else "true",
+    )
+
+
+# --- the GMS and MMS clients
+
+
+class GroupClient(ServiceClient):
+    """A thread-safe IMS ES Group Management (GMS) client, shaped like `PersonClient`.
+
+    Each method sends one request and returns the service's verdict as `Status` values (failures too:
+    the caller decides); it raises only `sync.errors` classes, as `ServiceClient` describes. A group is
+    sent with groupType scheme `ItslearningOrganisationTypes`, its type, a `Parent` relationship when it
+    has a parent, and description descShort = name, descLong = description. A group without a name is
+    sent without a description (IMS requires descShort in one).
+
+    Args:
+        url: The GMS endpoint, `https://.../GroupManagementService.svc` (see `service_urls`).
+        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `PersonClient`
+            (`wsdl`: None for the bundled gms.wsdl).
+
+    Raises:
+        ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
+    """
+
+    spec: ClassVar[ServiceSpec] = GMS_SPEC
+
+    def _samples(self) -> Mapping[str, tuple[RequestBody, ...]]:
+        full = Group(sync_key="warm-up", name="N & <m>", type="Course", parent="p", description="D\u00e5")
+        bare = Group(sync_key="bare", type="School")
+        return {
+            "createGroup": (_group_body(full), _group_body(bare)),
+            "updateGroup": (_group_body(full), _group_body(bare)),
+            "deleteGroup": (_id_body(GMS_MESS, "sourcedId", "k"),),
+            "readGroup": (_id_body(GMS_MESS, "sourcedId", "k"),),
+            "changeGroupIdentifier": (_group_rename_body("a", "b"),),
+            "createGroups": (_group_pairs_body([full, bare]),),
+            "readGroupsForPerson": (_id_body(GMS_MESS, "personSourcedId", "k"),),
+        }
+
+    def create_group(self, group: Group, *, message_id: str | None = None) -> Status:
+        """createGroup: create `group` (IMS ES updates it when the sync key exists)."""
+        return self._simple("createGroup", _group_body(group), message_id)
+
+    def update_group(self, group: Group, *, message_id: str | None = None) -> Status:
+        """updateGroup: replace the elements sent (a missing group is `unknownobject`).
+
+        An empty parent sends no relationship, which leaves the parent held as it is.
+        """
+        return self._simple("updateGroup", _group_body(group), message_id)
+
+    def delete_group(self, sync_key: str, *, message_id: str | None = None) -> Status:
+        """deleteGroup (itslearning refuses a group with child groups: delete bottom-up)."""
+        return self._simple("deleteGroup", _id_body(GMS_MESS, "sourcedId", sync_key), message_id)
+
+    def read_group(self, sync_key: str, *, message_id: str | None = None) -> tuple[Status, Group | None]:
+        """readGroup: the status and, on success, the group (its sync key is the one asked for).
+
+        Raises:
+            ProtocolError: also when a success carries no group.
+        """
+        mid, info, soap_body = self._exchange(
+            "readGroup", _id_body(GMS_MESS, "sourcedId", sync_key), message_id
+        )
+        status = self._check("readGroup", info, mid)[0]
+        if not status.ok:
+            return status, None
+        element = soap_body.find(f"{{{GMS_MESS}}}readGroupResponse/{{{GMS_MESS}}}group")
+        if element is None:
+            raise ProtocolError(f"{self._where('readGroup')}: success without a group")
+        return status, group_from_xml(element, sync_key)
+
+    def change_group_identifier(self, old_id: str, new_id: str, *, message_id: str | None = None) -> Status:
+        """changeGroupIdentifier: give the group `old_id` the sync key `new_id` (children follow)."""
+        return self._simple("changeGroupIdentifier", _group_rename_body(old_id, new_id), message_id)
+
+    def create_groups(self, groups: Sequence[Group], *, message_id: str | None = None) -> MassReply:
+        """createGroups: one request for many groups, applied in order (parents first)."""
+        frozen = list(groups)
+        return self._mass("createGroups", _group_pairs_body(frozen), len(frozen), message_id)[0]
+
+    def read_groups_for_person(
+        self, person_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, list[str]]:
+        """readGroupsForPerson: the status and the sync keys of the person's groups ([] on failure).
+
+        Raises:
+            ProtocolError: also when a success carries no readGroupsForPersonResponse.
+        """
+        body = _id_body(GMS_MESS, "personSourcedId", person_key)
+        mid, info, soap_body = self._exchange("readGroupsForPerson", body, message_id)
+        status = self._check("readGroupsForPerson", info, mid)[0]
+        if not status.ok:
+            return status, []
+        answer = soap_body.find(f"{{{GMS_MESS}}}readGroupsForPersonResponse")
+        if answer is None:
+            raise ProtocolError(
+                f"{self._where('readGroupsForPerson')}: success without readGroupsForPersonResponse"
+            )
+        keys = [e.text or "" for e in answer.iterfind(f"{{{GMS_MESS}}}groupIdSet/{{{COMMON}}}identifier")]
+        return status, keys
+
+
+class MembershipClient(ServiceClient):
+    """A thread-safe IMS ES Membership Management (MMS) client, shaped like `PersonClient`.
+
+    A membership is sent as itslearning's MMS schema orders it: groupSourcedId, member (memberSourcedId,
+    idType Person, role (roleType, status)); `status` is IMS's active flag from `Membership.active`.
+    Membership ids cannot be listed without knowing a person or group: keep them in the snapshot.
+
+    Args:
+        url: The MMS endpoint, `https://.../MembershipManagementService.svc` (see `service_urls`).
+        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `PersonClient`
+            (`wsdl`: None for the bundled mms.wsdl).
+
+    Raises:
+        ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
+        RejectedError: (from the calls) a membership whose `active` is neither "true" nor "false".
+    """
+
+    spec: ClassVar[ServiceSpec] = MMS_SPEC
+
+    def _samples(self) -> Mapping[str, tuple[RequestBody, ...]]:
+        on = Membership(sync_key="warm-up", group="g & <h>", person="p\u00e5", role="Learner")
+        off = Membership(sync_key="off", group="g", person="p", role="Instructor", active="false")
+        return {
+            "createMembership": (_membership_body(on), _membership_body(off)),
+            "updateMembership": (_membership_body(on), _membership_body(off)),
+            "deleteMembership": (_id_body(MMS_MESS, "sourcedId", "k"),),
+            "readMembership": (_id_body(MMS_MESS, "sourcedId", "k"),),
+            "createMemberships": (_membership_pairs_body([on, off]),),
+            "deleteMemberships": (_id_set_body(MMS_MESS, ["a", "b"]),),
+            "readMembershipsForPerson": (_id_body(MMS_MESS, "personSourcedId", "k"),),
+            "readMembershipsForGroup": (_id_body(MMS_MESS, "groupSourcedId", "k"),),
+        }
+
+    def create_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
+        """createMembership (IMS ES updates it when the sync key exists)."""
+        return self._simple("createMembership", _membership_body(membership), message_id)
+
+    def update_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
+        """updateMembership: new group, person, role or active flag (a missing one is `unknownobject`)."""
+        return self._simple("updateMembership", _membership_body(membership), message_id)
+
+    def delete_membership(self, sync_key: str, *, message_id: str | None = None) -> Status:
+        """deleteMembership."""
+        return self._simple("deleteMembership", _id_body(MMS_MESS, "sourcedId", sync_key), message_id)
+
+    def read_membership(
+        self, sync_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, Membership | None]:
+        """readMembership: the status and, on success, the membership (its sync key is the one asked for).
+
+        Raises:
+            ProtocolError: also when a success carries no membership.
+        """
+        body = _id_body(MMS_MESS, "sourcedId", sync_key)
+        mid, info, soap_body = self._exchange("readMembership", body, message_id)
+        status = self._check("readMembership", info, mid)[0]
+        if not status.ok:
+            return status, None
+        element = soap_body.find(f"{{{MMS_MESS}}}readMembershipResponse/{{{MMS_MESS}}}membership")
+        if element is None:
+            raise ProtocolError(f"{self._where('readMembership')}: success without a membership")
+        return status, membership_from_xml(element, sync_key)
+
+    def create_memberships(
+        self, memberships: Sequence[Membership], *, message_id: str | None = None
+    ) -> MassReply:
+        """createMemberships: one request for many memberships, one status per item in order."""
+        frozen = list(memberships)
+        return self._mass("createMemberships", _membership_pairs_body(frozen), len(frozen), message_id)[0]
+
+    def delete_memberships(self, sync_keys: Sequence[str], *, message_id: str | None = None) -> MassReply:
+        """deleteMemberships: one request for many sync keys, one status per item in order."""
+        keys = list(sync_keys)
+        return self._mass("deleteMemberships", _id_set_body(MMS_MESS, keys), len(keys), message_id)[0]
+
+    def read_memberships_for_person(
+        self, person_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, list[Membership]]:
+        """readMembershipsForPerson: the status and the person's memberships ([] on failure)."""
+        return self._pairs(
+            "readMembershipsForPerson", _id_body(MMS_MESS, "personSourcedId", person_key), message_id
+        )
+
+    def read_memberships_for_group(
+        self, group_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, list[Membership]]:
+        """readMembershipsForGroup: the status and the group's memberships ([] on failure)."""
+        return self._pairs(
+            "readMembershipsForGroup", _id_body(MMS_MESS, "groupSourcedId", group_key), message_id
+        )
+
+    def _pairs(self, name: str, body: RequestBody, message_id: str | None) -> tuple[Status, list[Membership]]:
+        """A readMembershipsFor* call: `membershipIDPairSet/membershipIdPair*` (sourcedId + membership).
+
+        Raises:
+            ProtocolError: a success without its response element, or a pair without id or membership.
+        """
+        mid, info, soap_body = self._exchange(name, body, message_id)
+        status = self._check(name, info, mid)[0]
+        if not status.ok:
+            return status, []
+        answer = soap_body.find(f"{{{MMS_MESS}}}{name}Response")
+        if answer is None:
+            raise ProtocolError(f"{self._where(name)}: success without {name}Response")
+        found = []
+        for pair in answer.iterfind(f"{{{MMS_MESS}}}membershipIDPairSet/{{{MMS_MESS}}}membershipIdPair"):
+            key = pair.findtext(f"{{{MMS_MESS}}}sourcedId/{{{COMMON}}}identifier")
+            element = pair.find(f"{{{MMS_MESS}}}membership")
+            if not key or element is None:
+                raise ProtocolError(
+                    f"{self._where(name)}: a membershipIdPair lacks its sourcedId or membership"
+                )
+            found.append(membership_from_xml(element, key))
+        return status, found

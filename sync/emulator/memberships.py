@@ -3,7 +3,8 @@
 Semantics (docs/emulator.md): createMembership of an existing id updates it; updateMembership,
 readMembership and deleteMembership of an unknown id fail with `unknownobject`; a membership whose person or
 group does not exist fails with `unknownobject` naming which; the member is a person (idType Person or 1)
-with one role, an IMS ES roletype; createMemberships/deleteMemberships answer one statusInfo per item.
+with one role, an IMS ES roletype, whose `status` (IMS's active flag, true when absent) is kept: a deactivated
+membership stays, with status false; createMemberships/deleteMemberships answer one statusInfo per item.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ ROLE_TYPES: Final = frozenset(
     }
 )
 _PERSON_ID_TYPES: Final = frozenset({"Person", "1"})
+#: xs:boolean's lexical forms.
+_BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
 
 #: Every MMS operation the service implements.
 MEMBERSHIP_OPERATIONS: Final = frozenset(
@@ -88,9 +91,13 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._El
     return element
 
 
-def _parse(element: etree._Element) -> dict[str, str]:
-    """The fields a `membership` element carries: group_key, person_key, role (only those present)."""
+def _parse(element: etree._Element) -> tuple[dict[str, str], bool | None]:
+    """The fields a `membership` element carries (group_key, person_key, role: only those present) and its
+    `active` flag: the role's status, true when the role has none, None when no role is sent (the role
+    element is replaced whole).
+    """
     fields: dict[str, str] = {}
+    active: bool | None = None
     group = element.find(f"{{{MMS_DATA}}}groupSourcedId/{{{COMMON}}}identifier")
     if group is not None:
         fields["group_key"] = group.text or ""
@@ -108,7 +115,11 @@ def _parse(element: etree._Element) -> dict[str, str]:
             if role not in ROLE_TYPES:
                 raise _Invalid(f"roleType {role!r} is not a known role type")
             fields["role"] = role
-    return fields
+            status = roles[0].find(f"{{{MMS_DATA}}}status")
+            active = _BOOLEANS.get(_text(status)) if status is not None else True
+            if active is None:
+                raise _Invalid(f"role status {_text(status)!r} is not a boolean")
+    return fields, active
 
 
 def membership_element(tag: str, membership: Membership) -> etree._Element:
@@ -119,7 +130,9 @@ def membership_element(tag: str, membership: Membership) -> etree._Element:
     member = _sub(root, f"{{{MMS_DATA}}}member")
     _sub(_sub(member, f"{{{MMS_DATA}}}memberSourcedId"), f"{{{COMMON}}}identifier", membership.person_key)
     _sub(member, f"{{{MMS_DATA}}}idType", "Person")
-    _sub(_sub(member, f"{{{MMS_DATA}}}role"), f"{{{MMS_DATA}}}roleType", membership.role)
+    role = _sub(member, f"{{{MMS_DATA}}}role")
+    _sub(role, f"{{{MMS_DATA}}}roleType", membership.role)
+    _sub(role, f"{{{MMS_DATA}}}status", "true" if membership.active else "false")
     return root
 
 
@@ -190,7 +203,7 @@ class MembershipService:
         if element is None:
             return failure("invaliddata", key, "membership is missing")
         try:
-            fields = _parse(element)
+            fields, active = _parse(element)
         except _Invalid as exc:
             return failure("invaliddata", key, str(exc))
         current = self._store.get_membership(key)
@@ -202,7 +215,13 @@ class MembershipService:
                 wanted = {"group_key": "groupSourcedId", "person_key": "memberSourcedId", "role": "roleType"}
                 return failure("invaliddata", key, f"a new membership needs {wanted[missing[0]]}")
             current = Membership(sync_key=key, group_key="", person_key="", role="")
-        membership = replace(current, **fields)
+        membership = replace(
+            current,
+            group_key=fields.get("group_key", current.group_key),
+            person_key=fields.get("person_key", current.person_key),
+            role=fields.get("role", current.role),
+            active=current.active if active is None else active,
+        )
         if self._store.get(membership.person_key) is None:
             person = membership.person_key
             return failure("unknownobject", person, f"Person {person!r} of membership {key!r} does not exist")

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS memberships (
     sync_key TEXT PRIMARY KEY,
     group_key TEXT NOT NULL,
     person_key TEXT NOT NULL,
-    role TEXT NOT NULL
+    role TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS memberships_group ON memberships (group_key);
 CREATE INDEX IF NOT EXISTS memberships_person ON memberships (person_key);
@@ -84,16 +85,20 @@ class Group:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Membership:
-    """A person's membership of a group, with the member's role (an IMS ES roletype)."""
+    """A person's membership of a group, with the member's role (an IMS ES roletype).
+
+    `active` is the role's IMS status flag: a deactivated membership is kept, with status false.
+    """
 
     sync_key: str
     group_key: str
     person_key: str
     role: str
+    active: bool = True
 
 
 _GROUP_COLUMNS: Final = "sync_key, scheme, type, level, parent, desc_short, desc_long, desc_full"
-_MEMBERSHIP_COLUMNS: Final = "sync_key, group_key, person_key, role"
+_MEMBERSHIP_COLUMNS: Final = "sync_key, group_key, person_key, role, active"
 
 
 class Store:
@@ -115,6 +120,9 @@ class Store:
             ":memory:" if path is None else str(path), check_same_thread=False, isolation_level=None
         )
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(memberships)")}
+        if "active" not in columns:  # a state file written before memberships kept their status
+            self._db.execute("ALTER TABLE memberships ADD COLUMN active INTEGER NOT NULL DEFAULT 1")
         self._depth = 0
 
     def close(self) -> None:
@@ -246,8 +254,14 @@ class Store:
         """Insert or overwrite a membership."""
         with self._lock:
             self._db.execute(
-                f"INSERT OR REPLACE INTO memberships ({_MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?)",  # noqa: S608
-                (membership.sync_key, membership.group_key, membership.person_key, membership.role),
+                f"INSERT OR REPLACE INTO memberships ({_MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+                (
+                    membership.sync_key,
+                    membership.group_key,
+                    membership.person_key,
+                    membership.role,
+                    int(membership.active),
+                ),
             )
 
     def delete_membership(self, sync_key: str) -> bool:
@@ -269,7 +283,10 @@ class Store:
                 f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships {where} ORDER BY sync_key",  # noqa: S608
                 parameters,
             ).fetchall()
-        return [Membership(sync_key=r[0], group_key=r[1], person_key=r[2], role=r[3]) for r in rows]
+        return [
+            Membership(sync_key=r[0], group_key=r[1], person_key=r[2], role=r[3], active=bool(r[4]))
+            for r in rows
+        ]
 
     def persons(self) -> dict[str, Person]:
         """Every person, by sync key, in key order."""
