@@ -22,16 +22,20 @@ elev = "Student"
 [delete_when]            # rows whose field holds one of these values are deletion candidates
 status = ["tobedeleted"]
 ```
+A top-level `kind` says what the file holds: "persons" (the default), "groups" or "memberships"; a
+`[constants]` table gives a field the same value on every row. `kind = "set"` names the files of a
+roster folder and the mapping of each (`SetMapping`, see `load_any_mapping`).
 `docs/mapping.md` is the full reference.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import importlib.resources
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,21 +43,47 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from sync.errors import ConfigError
-from sync.models import INSTITUTION_ROLE_TYPES, PERSON_FIELDS
+from sync.models import (
+    GROUP_FIELDS,
+    GROUP_TYPES,
+    INSTITUTION_ROLE_TYPES,
+    MEMBERSHIP_ROLE_TYPES,
+    PERSON_FIELDS,
+)
 
 __all__ = [
     "CANONICAL_FIELDS",
     "DELIMITERS",
+    "GROUP_CANONICAL_FIELDS",
     "INSTITUTION_ROLE_TYPES",
+    "KINDS",
     "MAX_SYNC_KEY_LENGTH",
+    "MAX_VALUE_LENGTH",
+    "MEMBERSHIP_CANONICAL_FIELDS",
     "ColumnMapping",
+    "SetEntry",
+    "SetMapping",
     "builtin_mappings",
+    "canonical_fields",
+    "load_any_mapping",
     "load_mapping",
 ]
 
-#: Fields every mapping may name in [columns]; a mapping may add one more: the field named by
+#: Fields every persons mapping may name in [columns]; a mapping may add one more: the field named by
 #: `rules.identity` (e.g. national_id), which identifies persons but is never sent to IMS ES.
 CANONICAL_FIELDS: Final = ("sync_key", *PERSON_FIELDS, "password", "status")
+
+#: Fields a groups mapping may name (plus the identity field, as for persons).
+GROUP_CANONICAL_FIELDS: Final = ("sync_key", *GROUP_FIELDS, "status")
+
+#: Fields a memberships mapping may name. `active` is never read: a membership in the roster is active.
+#: sync_key is optional: without it the key is group + ":" + person.
+MEMBERSHIP_CANONICAL_FIELDS: Final = ("sync_key", "group", "person", "role", "status")
+
+#: What a (non-set) mapping may read.
+KINDS: Final = ("persons", "groups", "memberships")
+
+_SET_KIND: Final = "set"
 
 #: Delimiters a mapping may name (besides "auto").
 DELIMITERS: Final = (",", ";", "\t", "|")
@@ -61,11 +91,27 @@ DELIMITERS: Final = (",", ";", "\t", "|")
 #: itslearning's sourcedId limit.
 MAX_SYNC_KEY_LENGTH: Final = 64
 
+#: The longest value (in characters) a mapped field may hold: no field needs more, and a runaway field
+#: (a broken export, a pasted document) must not reach IMS ES.
+MAX_VALUE_LENGTH: Final = 1024
 
 # Names the roster frame uses for its own columns: an extra field may not shadow them.
 _RESERVED: Final = frozenset({"identity", "row", "delete"})
+_RESERVED_GROUPS: Final = _RESERVED | {"file"}
 _FIELD_NAME: Final = re.compile(r"[a-z][a-z0-9_]*\Z")
-_SECTIONS: Final = frozenset({"description", "csv", "columns", "rules", "values", "delete_when"})
+_SECTIONS: Final = frozenset(
+    {"kind", "description", "csv", "columns", "constants", "rules", "values", "delete_when"}
+)
+_SET_SECTIONS: Final = frozenset({"kind", "description", "persons", "groups", "memberships"})
+_SET_ENTRY_KEYS: Final = frozenset({"file", "mapping", "optional"})
+# Fields that hold sync keys (their own or another object's): no value map, no constant.
+_KEY_FIELDS: Final = frozenset({"sync_key", "parent", "group", "person"})
+# Value-mapped fields per kind, and the values their maps may produce.
+_TARGETS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
+    "persons": ("role", INSTITUTION_ROLE_TYPES, "is not an IMS ES institutionRoleType"),
+    "groups": ("type", GROUP_TYPES, "is not an itslearning organisation type"),
+    "memberships": ("role", MEMBERSHIP_ROLE_TYPES, "is not an IMS ES membership roleType"),
+}
 _SECTION_KEYS: Final = {
     "csv": frozenset({"delimiter", "encoding"}),
     "rules": frozenset({"required", "identity", "date_formats"}),
@@ -77,11 +123,14 @@ _PROBE_DATE: Final = date(1987, 11, 23)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ColumnMapping:
-    """How to read one kind of roster CSV into canonical persons.
+    """How to read one kind of roster CSV into canonical persons, groups or memberships.
 
-    Field names are canonical (`sync_key`, `PERSON_FIELDS`, `password`, `status`, plus the identity
-    field when it is an extra one); CSV column names are matched case-insensitively after stripping.
-    Value-map keys and `delete_when` values are stored casefolded.
+    Field names are canonical (for persons `sync_key`, `PERSON_FIELDS`, `password`, `status`; for
+    groups `sync_key`, `GROUP_FIELDS`, `status`; for memberships `sync_key`, `group`, `person`,
+    `role`, `status`), plus the identity field when it is an extra one; CSV column names are matched
+    case-insensitively after stripping. Value-map keys and `delete_when` values are stored casefolded.
+    `constants` gives fields the same value on every row (a field is a column or a constant, never
+    both). A memberships mapping without a sync_key column derives the key as group + ":" + person.
     """
 
     name: str
@@ -94,17 +143,61 @@ class ColumnMapping:
     date_formats: tuple[str, ...]
     identity: str
     delete_when: Mapping[str, frozenset[str]]
+    kind: str = "persons"
+    constants: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
     def required_columns(self) -> frozenset[str]:
         """Canonical fields whose CSV column must be present in the header.
 
         The required fields, the identity field (without it renames would silently go undetected) and
-        every `delete_when` field (without it deletions would silently go unmarked).
+        every `delete_when` field (without it deletions would silently go unmarked); constants are
+        not columns.
         """
         fields = set(self.required) | set(self.delete_when)
         if self.identity:
             fields.add(self.identity)
-        return frozenset(fields)
+        return frozenset(fields & set(self.columns))
+
+    @property
+    def derived_key(self) -> bool:
+        """True for a memberships mapping without a sync_key column: the key is group:person."""
+        return "sync_key" not in self.columns
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetEntry:
+    """One file of a set mapping: its name in the roster folder and the mapping that reads it."""
+
+    file: str
+    mapping: ColumnMapping
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMapping:
+    """A set mapping (`kind = "set"`): the files of a roster folder and the mapping of each."""
+
+    name: str
+    source: str
+    description: str
+    persons: SetEntry
+    groups: tuple[SetEntry, ...] = ()
+    memberships: SetEntry | None = None
+
+    @property
+    def entries(self) -> tuple[SetEntry, ...]:
+        """Every file of the set: persons, groups, memberships."""
+        rest = () if self.memberships is None else (self.memberships,)
+        return (self.persons, *self.groups, *rest)
+
+
+def canonical_fields(kind: str) -> tuple[str, ...]:
+    """The fields a mapping of `kind` may name in [columns] or [constants] (besides the identity field)."""
+    return {
+        "persons": CANONICAL_FIELDS,
+        "groups": GROUP_CANONICAL_FIELDS,
+        "memberships": MEMBERSHIP_CANONICAL_FIELDS,
+    }[kind]
 
 
 def _mappings_dir() -> Path:
@@ -116,7 +209,8 @@ def _mappings_dir() -> Path:
 
 
 def builtin_mappings() -> dict[str, Path]:
-    """The built-in mappings by name (the file stem), e.g. `oneroster-users` and `generic`."""
+    """The built-in mappings by name (the file stem), e.g. `oneroster-users`, `generic` and the set
+    `oneroster`."""
     folder = _mappings_dir()
     if not folder.is_dir():
         return {}
@@ -124,13 +218,32 @@ def builtin_mappings() -> dict[str, Path]:
 
 
 def load_mapping(name_or_path: str | Path) -> ColumnMapping:
-    """Load a built-in mapping by name, or a mapping TOML file by path.
+    """Load a built-in mapping by name, or a mapping TOML file by path (persons, groups or memberships).
 
     Args:
         name_or_path: a built-in name (see `builtin_mappings`) or the path of a `.toml` file.
 
     Raises:
-        ConfigError: the mapping does not exist or is invalid; the message names the file and the key.
+        ConfigError: the mapping does not exist or is invalid, or it is a set mapping (read those
+            with `sync.roster_set.read_roster_set`); the message names the file and the key.
+    """
+    mapping = load_any_mapping(name_or_path)
+    if isinstance(mapping, SetMapping):
+        raise ConfigError(
+            f"mapping {mapping.source}: {mapping.name} is a set mapping: give the folder holding "
+            f"{_listed(e.file for e in mapping.entries)}"
+        )
+    return mapping
+
+
+def load_any_mapping(name_or_path: str | Path) -> ColumnMapping | SetMapping:
+    """Load a mapping of any kind, set mappings included.
+
+    The mappings a set names resolve like `load_mapping`: a built-in name, else a path relative to the
+    set mapping's own folder (".toml" may be left out).
+
+    Raises:
+        ConfigError: the mapping (or one a set names) does not exist or is invalid.
     """
     builtins = builtin_mappings()
     if isinstance(name_or_path, str) and name_or_path in builtins:
@@ -140,9 +253,16 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
         if not path.is_file():
             known = ", ".join(builtins) or "none"
             raise ConfigError(f"mapping {str(name_or_path)!r} is neither a file nor a built-in ({known})")
+    document = _read_document(path)
+    if document.get("kind") == _SET_KIND:
+        return _SetParser(path).parse(document)
+    return _Parser(path).parse(document)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
     try:
         # Windows editors (Notepad) save UTF-8 with a byte-order mark, which TOML does not allow.
-        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line N, column M)": the administrator needs exactly that.
         raise ConfigError(f"mapping {path}: not valid TOML: {exc}") from None
@@ -150,7 +270,12 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
         raise ConfigError(f"mapping {path}: not UTF-8 text (TOML files are UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"mapping {path}: cannot be read: {exc.strerror}") from None
-    return _Parser(path).parse(document)
+
+
+def _listed(names: Iterable[str]) -> str:
+    """Names joined as "a", "a and b", "a, b and c"."""
+    items = list(names)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 class _Parser:
@@ -182,6 +307,7 @@ class _Parser:
         for key in document:
             if key not in _SECTIONS:
                 raise self.fail(key, f"unknown section; known: {', '.join(sorted(_SECTIONS))}")
+        kind = self.kind(document)
         if "description" in document:
             self.string(document["description"], "description")
         csv_table = self.table(document, "csv")
@@ -191,8 +317,15 @@ class _Parser:
                 if key not in allowed:
                     raise self.fail(f"{section}.{key}", f"unknown key; known: {', '.join(sorted(allowed))}")
         identity = self.string(rules.get("identity", ""), "rules.identity").strip()
-        columns = self.columns(self.table(document, "columns"), identity)
-        required = self.required(rules, columns)
+        if identity and kind == "memberships":
+            raise self.fail(
+                "rules.identity", "memberships have no identity field (their key is the sync key)"
+            )
+        columns = self.columns(self.table(document, "columns"), identity, kind)
+        constants = self.constants(self.table(document, "constants"), columns, identity, kind)
+        required = self.required(rules, columns, constants, kind)
+        value_maps = self.value_maps(self.table(document, "values"), columns, {*columns, *constants}, kind)
+        self.check_constants(constants, value_maps, kind)
         return ColumnMapping(
             name=self.path.stem,
             source=str(self.path),
@@ -200,11 +333,19 @@ class _Parser:
             encoding=self.encoding(csv_table),
             columns=MappingProxyType(columns),
             required=required,
-            value_maps=self.value_maps(self.table(document, "values"), columns),
+            value_maps=value_maps,
             date_formats=self.date_formats(rules),
             identity=identity,
             delete_when=self.delete_when(self.table(document, "delete_when"), columns),
+            kind=kind,
+            constants=MappingProxyType(constants),
         )
+
+    def kind(self, document: Mapping[str, Any]) -> str:
+        kind = self.string(document.get("kind", "persons"), "kind").strip()
+        if kind not in KINDS:
+            raise self.fail("kind", f"{kind!r} is not one of {', '.join(KINDS)} or {_SET_KIND}")
+        return kind
 
     def delimiter(self, csv_table: Mapping[str, Any]) -> str:
         value = self.string(csv_table.get("delimiter", "auto"), "csv.delimiter")
@@ -222,66 +363,116 @@ class _Parser:
             raise self.fail("csv.encoding", f"unknown encoding {value!r}") from None
         return codec.name
 
-    def columns(self, table: Mapping[str, Any], identity: str) -> dict[str, str]:
+    def columns(self, table: Mapping[str, Any], identity: str, kind: str) -> dict[str, str]:
+        known = canonical_fields(kind)
+        reserved = _RESERVED if kind == "persons" else _RESERVED_GROUPS
         columns: dict[str, str] = {}
-        for field, column in table.items():
-            if field not in CANONICAL_FIELDS and field != identity:
+        for field_name, column in table.items():
+            if field_name not in known and field_name != identity:
+                extra = "" if kind == "memberships" else " (or the field named by rules.identity)"
                 raise self.fail(
-                    f"columns.{field}",
-                    f"unknown canonical field; known: {', '.join(CANONICAL_FIELDS)} "
-                    "(or the field named by rules.identity)",
+                    f"columns.{field_name}",
+                    f"unknown canonical field; known: {', '.join(known)}{extra}",
                 )
-            if field in _RESERVED or not _FIELD_NAME.match(field):
-                raise self.fail(f"columns.{field}", "is not a usable field name")
-            name = self.string(column, f"columns.{field}").strip()
+            if field_name in reserved or not _FIELD_NAME.match(field_name):
+                raise self.fail(f"columns.{field_name}", "is not a usable field name")
+            name = self.string(column, f"columns.{field_name}").strip()
             if not name:
-                raise self.fail(f"columns.{field}", "names an empty column")
-            columns[field] = name
-        if "sync_key" not in columns:
+                raise self.fail(f"columns.{field_name}", "names an empty column")
+            columns[field_name] = name
+        if "sync_key" not in columns and kind != "memberships":
             raise self.fail("columns.sync_key", "missing: every mapping must name the sync key column")
         if identity and identity not in columns:
             raise self.fail("rules.identity", f"names {identity!r}, which [columns] does not map")
         if identity == "password":
             raise self.fail("rules.identity", "cannot be the password")
+        if identity in {"parent", "group", "person"}:
+            raise self.fail("rules.identity", f"cannot be {identity}: it holds another object's sync key")
         return columns
 
-    def required(self, rules: Mapping[str, Any], columns: Mapping[str, str]) -> frozenset[str]:
+    def constants(
+        self, table: Mapping[str, Any], columns: Mapping[str, str], identity: str, kind: str
+    ) -> dict[str, str]:
+        constants: dict[str, str] = {}
+        for field_name, value in table.items():
+            key = f"constants.{field_name}"
+            if field_name not in canonical_fields(kind):
+                raise self.fail(key, f"unknown canonical field; known: {', '.join(canonical_fields(kind))}")
+            if field_name in {"sync_key", "password", "status"} or field_name == identity:
+                raise self.fail(key, f"{field_name} cannot be a constant")
+            if field_name in columns:
+                raise self.fail(
+                    key, f"{field_name} is also mapped in [columns]: a field is a column or a constant"
+                )
+            text = self.string(value, key).strip()
+            if not text:
+                raise self.fail(key, "is empty")
+            if len(text) > MAX_VALUE_LENGTH or not text.isprintable():
+                raise self.fail(key, f"must be printable text of at most {MAX_VALUE_LENGTH} characters")
+            if field_name in _KEY_FIELDS and len(text) > MAX_SYNC_KEY_LENGTH:
+                raise self.fail(key, f"holds a sync key: at most {MAX_SYNC_KEY_LENGTH} characters")
+            constants[field_name] = text
+        if kind == "memberships":
+            if "group" in constants and "person" in constants:
+                raise self.fail("constants.person", "group and person cannot both be constants")
+            for field_name in ("group", "person"):
+                if field_name not in columns and field_name not in constants:
+                    raise self.fail(
+                        f"columns.{field_name}",
+                        f"missing: a memberships mapping must name the {field_name} column",
+                    )
+        return constants
+
+    def required(
+        self, rules: Mapping[str, Any], columns: Mapping[str, str], constants: Mapping[str, str], kind: str
+    ) -> frozenset[str]:
         fields = self.strings(rules.get("required", []), "rules.required")
-        for field in fields:
-            if field not in columns:
-                raise self.fail("rules.required", f"names {field!r}, which [columns] does not map")
-        return frozenset({"sync_key", *fields})
+        for field_name in fields:
+            if field_name not in columns and field_name not in constants:
+                raise self.fail("rules.required", f"names {field_name!r}, which [columns] does not map")
+        always = {"sync_key"} if "sync_key" in columns else set()
+        if kind == "memberships":
+            always |= {"group", "person"}
+        return frozenset({*always, *fields})
 
     def value_maps(
-        self, table: Mapping[str, Any], columns: Mapping[str, str]
+        self, table: Mapping[str, Any], columns: Mapping[str, str], fields: set[str], kind: str
     ) -> Mapping[str, Mapping[str, str]]:
+        target_field, targets, described = _TARGETS[kind]
         maps: dict[str, Mapping[str, str]] = {}
-        for field, entries in table.items():
-            key = f"values.{field}"
-            if field not in columns:
-                raise self.fail(key, f"{field!r} is not mapped in [columns]")
-            if field in {"sync_key", "password"}:
-                raise self.fail(key, f"{field} takes no value map")
+        for field_name, entries in table.items():
+            key = f"values.{field_name}"
+            if field_name not in columns:
+                raise self.fail(key, f"{field_name!r} is not mapped in [columns]")
+            if field_name in _KEY_FIELDS or field_name == "password":
+                raise self.fail(key, f"{field_name} takes no value map")
             if not isinstance(entries, dict):
                 raise self.fail(key, "must be a table of CSV value = canonical value")
             folded: dict[str, str] = {}
             for raw, value in entries.items():
                 target = self.string(value, f"{key}.{raw}").strip()
-                if field == "role" and target not in INSTITUTION_ROLE_TYPES:
-                    raise self.fail(
-                        f"{key}.{raw}",
-                        f"{target!r} is not an IMS ES institutionRoleType; known: "
-                        f"{', '.join(INSTITUTION_ROLE_TYPES)}",
-                    )
+                if field_name == target_field and target not in targets:
+                    raise self.fail(f"{key}.{raw}", f"{target!r} {described}; known: {', '.join(targets)}")
                 fold = raw.strip().casefold()
                 if fold in folded and folded[fold] != target:
                     raise self.fail(f"{key}.{raw}", "is given twice (keys ignore case) with different values")
                 folded[fold] = target
-            maps[field] = MappingProxyType(folded)
-        if "role" in columns and "role" not in maps:
-            # Without a value map the CSV must hold IMS ES role types already (in any letter case).
-            maps["role"] = MappingProxyType({role.casefold(): role for role in INSTITUTION_ROLE_TYPES})
+            maps[field_name] = MappingProxyType(folded)
+        if target_field in fields and target_field not in maps:
+            # Without a value map the CSV (or a constant) must hold the target values already (any case).
+            maps[target_field] = MappingProxyType({value.casefold(): value for value in targets})
         return MappingProxyType(maps)
+
+    def check_constants(
+        self, constants: Mapping[str, str], value_maps: Mapping[str, Mapping[str, str]], kind: str
+    ) -> None:
+        """A constant must pass the checks its column would: a value-mapped field's value is a target."""
+        target_field, targets, described = _TARGETS[kind]
+        value = constants.get(target_field)
+        if value is not None and value.casefold() not in value_maps[target_field]:
+            raise self.fail(
+                f"constants.{target_field}", f"{value!r} {described}; known: {', '.join(targets)}"
+            )
 
     def date_formats(self, rules: Mapping[str, Any]) -> tuple[str, ...]:
         formats = self.strings(rules.get("date_formats", list(_DEFAULT_DATE_FORMATS)), "rules.date_formats")
@@ -309,3 +500,102 @@ class _Parser:
                 raise self.fail(key, f"{field} cannot mark deletions")
             result[field] = frozenset(v.strip().casefold() for v in self.strings(values, key))
         return MappingProxyType(result)
+
+
+class _SetParser:
+    """Turns a `kind = "set"` document into a SetMapping, naming the file and key in every error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"mapping {self.path}: [{key}] {problem}")
+
+    def parse(self, document: Mapping[str, Any]) -> SetMapping:
+        for key in document:
+            if key not in _SET_SECTIONS:
+                raise self.fail(key, f"unknown section; known: {', '.join(sorted(_SET_SECTIONS))}")
+        description = document.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", f"must be a string, not {type(description).__name__}")
+        if "persons" not in document:
+            raise self.fail("persons", "missing: a set names its persons file and mapping")
+        persons = self.entry(document["persons"], "persons", "persons")
+        if persons.optional:
+            raise self.fail("persons.optional", "the persons file cannot be optional")
+        groups_value = document.get("groups", [])
+        if isinstance(groups_value, dict):
+            groups_value = [groups_value]
+        if not isinstance(groups_value, list):
+            raise self.fail("groups", "must be a table or an array of tables ([[groups]])")
+        groups = tuple(
+            self.entry(value, f"groups.{number}", "groups") for number, value in enumerate(groups_value, 1)
+        )
+        memberships = None
+        if "memberships" in document:
+            memberships = self.entry(document["memberships"], "memberships", "memberships")
+        files: dict[str, str] = {}
+        for entry, key in zip(
+            (persons, *groups, *(() if memberships is None else (memberships,))),
+            ("persons", *(f"groups.{n}" for n in range(1, len(groups) + 1)), "memberships"),
+            strict=False,
+        ):
+            fold = entry.file.casefold()
+            if fold in files:
+                raise self.fail(f"{key}.file", f"{entry.file!r} is also the file of [{files[fold]}]")
+            files[fold] = key
+        return SetMapping(
+            name=self.path.stem,
+            source=str(self.path),
+            description=description,
+            persons=persons,
+            groups=groups,
+            memberships=memberships,
+        )
+
+    def entry(self, value: object, key: str, kind: str) -> SetEntry:
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table with file and mapping")
+        for name in value:
+            if name not in _SET_ENTRY_KEYS:
+                raise self.fail(f"{key}.{name}", f"unknown key; known: {', '.join(sorted(_SET_ENTRY_KEYS))}")
+        for name in ("file", "mapping"):
+            if not isinstance(value.get(name), str) or not value[name].strip():
+                raise self.fail(f"{key}.{name}", "missing: must be a non-empty string")
+        file = value["file"].strip()
+        parts = Path(file).parts
+        if Path(file).is_absolute() or ".." in parts or "\\" in file:
+            raise self.fail(f"{key}.file", f"{file!r} must be a file name inside the roster folder")
+        optional = value.get("optional", False)
+        if not isinstance(optional, bool):
+            raise self.fail(f"{key}.optional", "must be true or false")
+        mapping = self.mapping(value["mapping"].strip(), f"{key}.mapping")
+        if mapping.kind != kind:
+            raise self.fail(
+                f"{key}.mapping",
+                f"{mapping.name!r} is a {mapping.kind} mapping; this entry needs a {kind} mapping",
+            )
+        return SetEntry(file=file, mapping=mapping, optional=optional)
+
+    def mapping(self, name: str, key: str) -> ColumnMapping:
+        builtins = builtin_mappings()
+        if name in builtins:
+            path = builtins[name]
+        else:
+            folder = self.path.parent
+            candidates = [folder / name, folder / f"{name}.toml"]
+            found = next((c for c in candidates if c.is_file()), None)
+            if found is None:
+                raise self.fail(
+                    key,
+                    f"{name!r} is neither a built-in nor a file next to this mapping ({', '.join(builtins)})",
+                )
+            path = found
+        if path.resolve() == self.path.resolve():
+            raise self.fail(key, "names this set mapping itself")
+        document = _read_document(path)
+        if document.get("kind") == _SET_KIND:
+            raise self.fail(
+                key, f"{name!r} is a set mapping; a set names persons, groups or memberships mappings"
+            )
+        return _Parser(path).parse(document)

@@ -1,4 +1,5 @@
-"""Roster CSV + mapping → canonical persons (a DataFrame) and the rows set aside as rejects.
+"""Roster CSV + mapping → canonical persons, groups or memberships (a DataFrame) and the rows set
+aside as rejects.
 
 Reading is column-wise so that a million rows take about a second: the file is checked (Arrow's UTF-8
 validator) or decoded to UTF-8 once, pyarrow parses the values into large strings that pandas wraps
@@ -30,13 +31,29 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
 from sync.errors import RosterError
-from sync.mapping import DELIMITERS, MAX_SYNC_KEY_LENGTH, ColumnMapping
-from sync.models import PERSON_FIELDS, Reject
+from sync.mapping import DELIMITERS, MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH, ColumnMapping
+from sync.models import GROUP_FIELDS, MEMBERSHIP_FIELDS, PERSON_FIELDS, Reject
 
-__all__ = ["FRAME_COLUMNS", "MAX_VALUE_LENGTH", "ROW_FIELD", "Roster", "read_roster"]
+__all__ = [
+    "FRAME_COLUMNS",
+    "GROUP_FRAME_COLUMNS",
+    "MAX_VALUE_LENGTH",
+    "MEMBERSHIP_FRAME_COLUMNS",
+    "ROW_FIELD",
+    "Roster",
+    "read_groups",
+    "read_roster",
+]
 
-#: The columns of `Roster.frame`, in order (the index is "sync_key").
+#: The columns of a persons `Roster.frame`, in order (the index is "sync_key").
 FRAME_COLUMNS: Final = ("identity", *PERSON_FIELDS, "password", "row", "delete")
+
+#: The columns of a groups `Roster.frame` (index "sync_key"): text, except row (int) and delete (bool).
+GROUP_FRAME_COLUMNS: Final = ("identity", *GROUP_FIELDS, "file", "row", "delete")
+
+#: The columns of a memberships `Roster.frame` (index "sync_key"): text ("active" is always "true"),
+#: except row (int) and delete (bool).
+MEMBERSHIP_FRAME_COLUMNS: Final = (*MEMBERSHIP_FIELDS, "file", "row", "delete")
 
 #: `Reject.field` of a row that could not be split into the header's columns.
 ROW_FIELD: Final = "row"
@@ -52,9 +69,6 @@ _SHOWN_VALUE_LENGTH: Final = 40
 _SHOWN_LINES: Final = 5  # other lines named in a duplicate's reason
 _BLOCK_SIZE: Final = 1 << 20  # pyarrow's default: blocks parsed in parallel
 _SHOWN_CELLS: Final = 12  # header cells named when a required column is missing
-#: The longest value (in characters) a mapped field may hold: no person field needs more, and a
-#: runaway field (a broken export, a pasted document) must not reach IMS ES.
-MAX_VALUE_LENGTH: Final = 1024
 # Characters XML 1.0 forbids (NUL is reported on its own): a value holding one cannot be sent.
 _XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 _PARALLEL_ROWS: Final = 50_000  # below this, a thread costs more than it saves
@@ -67,11 +81,14 @@ BoolArray = npt.NDArray[np.bool_]
 class Roster:
     """A roster file read through a mapping.
 
-    `frame` is indexed by "sync_key" (unique) and holds the accepted rows only, in file order, with
-    the columns `FRAME_COLUMNS`: "identity", the PERSON_FIELDS, "password" (text, "" = absent), "row"
-    (the record's 1-based line number in the file) and "delete" (True for rows the mapping's
-    `delete_when` marks). `rejected_identities` holds the identity values of rejected rows, so that
-    the diff can protect the persons they belong to. The repr leaves out the frame: it holds passwords.
+    `frame` is indexed by "sync_key" (unique) and holds the accepted rows only, in file order. For
+    persons its columns are `FRAME_COLUMNS`: "identity", the PERSON_FIELDS, "password" (text, "" =
+    absent), "row" (the record's 1-based line number in the file) and "delete" (True for rows the
+    mapping's `delete_when` marks). For groups they are `GROUP_FRAME_COLUMNS` and for memberships
+    `MEMBERSHIP_FRAME_COLUMNS`, both with a "file" column naming the file each row came from (a groups
+    roster may combine several files; `file` then joins their names with ", "). `rejected_identities`
+    holds the identity values of rejected rows, so that the diff can protect the persons (groups) they
+    belong to. The repr leaves out the frame: it holds passwords.
     """
 
     file: str
@@ -81,7 +98,7 @@ class Roster:
 
 
 def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
-    """Read and validate a roster CSV file.
+    """Read and validate a roster CSV file of the mapping's kind (persons, groups or memberships).
 
     Args:
         path: the CSV file.
@@ -92,6 +109,48 @@ def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
             encoding, no header, or a required column missing from the header. Bad rows are not
             errors: they come back as `Roster.rejects`.
     """
+    if mapping.kind == "groups":
+        return read_groups([(path, mapping)])
+    validator = _validator(path, mapping)
+    validator.check()
+    return validator.build()
+
+
+def read_groups(sources: Sequence[tuple[Path, ColumnMapping]]) -> Roster:
+    """Read several group files (e.g. OneRoster's orgs.csv and classes.csv) into one groups roster.
+
+    Each file is read with its own mapping and validated as `read_roster` does; then a sync key used
+    in more than one file rejects every row that holds it (so does an identity value claimed in more
+    than one file). The frame holds the accepted rows file by file; its "file" column names each
+    row's file, and `Roster.file` joins the file names with ", ".
+
+    Raises:
+        RosterError: as `read_roster`, for any of the files.
+        ValueError: no sources, or a mapping that does not read groups.
+    """
+    if not sources:
+        raise ValueError("read_groups needs at least one file")
+    for _, mapping in sources:
+        if mapping.kind != "groups":
+            raise ValueError(f"mapping {mapping.name} reads {mapping.kind}, not groups")
+    validators = [_validator(path, mapping) for path, mapping in sources]
+    for validator in validators:
+        validator.check()
+    if len(validators) > 1:
+        _flag_across(validators)
+    rosters = [validator.build() for validator in validators]
+    if len(rosters) == 1:
+        return rosters[0]
+    return Roster(
+        file=", ".join(roster.file for roster in rosters),
+        frame=pd.concat([roster.frame for roster in rosters]),
+        rejects=tuple(reject for roster in rosters for reject in roster.rejects),
+        rejected_identities=frozenset().union(*(roster.rejected_identities for roster in rosters)),
+    )
+
+
+def _validator(path: Path, mapping: ColumnMapping) -> _Validator:
+    """Read, decode and parse a file: a validator ready to check it."""
     file = str(path)
     try:
         raw = path.read_bytes()
@@ -102,7 +161,38 @@ def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
     data = _to_utf8(raw, mapping.encoding, file)
     delimiter = _delimiter(data, mapping, file)
     parsed = _parse(data, delimiter, mapping, file)
-    return _Validator(parsed, mapping, file).roster()
+    return _Validator(parsed, mapping, file)
+
+
+def _flag_across(validators: Sequence[_Validator]) -> None:
+    """Reject every row of a sync key (or identity value) that more than one file holds."""
+    for canonical in ("sync_key", "identity"):
+        claims: list[tuple[_Validator, str, BoolArray]] = []
+        for validator in validators:
+            name = "sync_key" if canonical == "sync_key" else validator.mapping.identity
+            if not name:
+                continue
+            eligible = np.ones(validator.count, dtype=bool) if canonical == "sync_key" else ~validator.delete
+            claims.append((validator, name, eligible & ~_mask(pc.equal(validator.raw[name], ""))))
+        files_of: dict[str, int] = {}
+        for validator, name, claimed in claims:
+            for value in set(validator.raw[name].filter(pa.array(claimed)).to_pylist()):
+                files_of[value] = files_of.get(value, 0) + 1
+        shared = [value for value, files in files_of.items() if files > 1]
+        if not shared:
+            continue
+        hits = [
+            (validator, name, claimed & _mask(pc.is_in(validator.raw[name], value_set=pa.array(shared))))
+            for validator, name, claimed in claims
+        ]
+        where: dict[str, list[tuple[str, int]]] = {}
+        for validator, name, mask in hits:
+            for position in np.flatnonzero(mask):
+                where.setdefault(validator.text(name, int(position)), []).append(
+                    (validator.file, int(validator.lines[position]))
+                )
+        for validator, name, mask in hits:
+            validator.flag_across(name, mask, where)
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -688,22 +778,36 @@ class _Validator:
             canonical: _trimmed(parsed.columns[canonical]) if canonical in parsed.columns else empty
             for canonical in mapping.columns
         }
-        # Rows with nothing in any mapped column are spreadsheet leftovers (";;;;"), not persons.
+        # Rows with nothing in any mapped column are spreadsheet leftovers (";;;;"), not records.
         # Only a row without a sync key can be one, so the other columns are checked only then.
-        blank = _mask(pc.equal(raw["sync_key"], ""))
+        lead = "sync_key" if "sync_key" in raw else next(iter(raw))
+        blank = _mask(pc.equal(raw[lead], ""))
         if blank.any():
             for values in raw.values():
                 blank &= _mask(pc.equal(values, ""))
         if blank.any():
             keep = pa.array(~blank)
             raw = {canonical: values.filter(keep) for canonical, values in raw.items()}
-        self.raw = raw
         self.lines = parsed.lines[~blank]
         self.count = len(self.lines)
+        for canonical, constant in mapping.constants.items():
+            raw[canonical] = pa.repeat(pa.scalar(constant, type=pa.large_string()), self.count)
+        if mapping.derived_key:
+            raw["sync_key"] = pc.binary_join_element_wise(
+                raw["group"], raw["person"], pa.scalar(":", type=pa.large_string())
+            )
+        self.raw = raw
         self.problems: list[_Problem] = []
+        self.values: dict[str, Any] = {}
+        self.delete = np.zeros(self.count, dtype=bool)
+        self.pairs_twice: BoolArray | None = None
 
     def column(self, canonical: str) -> str:
-        return self.mapping.columns[canonical]
+        if canonical in self.mapping.columns:
+            return self.mapping.columns[canonical]
+        if canonical == "sync_key":  # derived
+            return f"{self.column('group')}:{self.column('person')}"
+        return f"[constants] {canonical}"
 
     def text(self, canonical: str, position: int) -> str:
         return str(self.raw[canonical][position].as_py())
@@ -712,19 +816,27 @@ class _Validator:
         if mask.any():
             self.problems.append(_Problem(field=canonical, mask=mask, reason=reason))
 
-    def roster(self) -> Roster:
+    def check(self) -> None:
+        """Run every check of the file's own rows; `build` then makes the roster."""
+        kind = self.mapping.kind
         delete = self.deletions()
         self.check_nul()
         self.check_sync_key()
+        self.check_references()
         self.check_values()
         self.check_required(delete)
         values = dict(self.raw)
         for canonical, table in self.mapping.value_maps.items():
             values[canonical] = self.map_values(canonical, table, delete)
-        if "birth_date" in values:
+        if "birth_date" in values and kind == "persons":
             values["birth_date"] = self.parse_dates(values["birth_date"], delete)
+        if kind == "groups":
+            self.check_own_parent(delete)
+        if kind == "memberships":
+            self.check_pairs(delete)
         self.check_duplicates(delete)
-        return self.build(values, delete)
+        self.values = values
+        self.delete = delete
 
     def deletions(self) -> BoolArray:
         delete = np.zeros(self.count, dtype=bool)
@@ -742,27 +854,85 @@ class _Validator:
             self.flag(canonical, mask, _always(f"NUL byte in column {self.column(canonical)!r}"))
 
     def check_sync_key(self) -> None:
-        keys = self.raw["sync_key"]
+        if self.mapping.derived_key:
+            # group and person are checked as keys on their own; only the joined length is new here.
+            keys = self.raw["sync_key"]
+            if _mask(pc.greater(pc.binary_length(keys), MAX_SYNC_KEY_LENGTH)).any():
+                lengths = np.asarray(pc.utf8_length(keys).to_numpy(zero_copy_only=False))
+                columns = f"{self.column('group')!r} and {self.column('person')!r}"
+                self.flag(
+                    "sync_key",
+                    lengths > MAX_SYNC_KEY_LENGTH,
+                    lambda i: (
+                        f"sync key group:person derived from the fields group and person (columns "
+                        f"{columns}) has {lengths[i]} characters; IMS ES allows at most "
+                        f"{MAX_SYNC_KEY_LENGTH} (map a sync_key column)"
+                    ),
+                )
+            return
         column = self.column("sync_key")
+        keys = self.raw["sync_key"]
         self.flag("sync_key", _mask(pc.equal(keys, "")), lambda _: f"missing sync key in column {column!r}")
+        self.check_key("sync_key", "sync key")
+
+    def check_references(self) -> None:
+        """Fields that hold another object's sync key obey the sync key's rules."""
+        for canonical in ("parent", "group", "person"):
+            if canonical in self.mapping.columns and self.mapping.kind != "persons":
+                self.check_key(canonical, canonical)
+
+    def check_key(self, canonical: str, what: str) -> None:
+        """At most MAX_SYNC_KEY_LENGTH characters, no control characters or invisible marks."""
+        keys = self.raw[canonical]
+        column = self.column(canonical)
         # A key has at least as many bytes as characters: count characters only when bytes exceed.
         if _mask(pc.greater(pc.binary_length(keys), MAX_SYNC_KEY_LENGTH)).any():
             lengths = np.asarray(pc.utf8_length(keys).to_numpy(zero_copy_only=False))
             self.flag(
-                "sync_key",
+                canonical,
                 lengths > MAX_SYNC_KEY_LENGTH,
                 lambda i: (
-                    f"sync key in column {column!r} has {lengths[i]} characters; "
+                    f"{what} in column {column!r} has {lengths[i]} characters; "
                     f"IMS ES allows at most {MAX_SYNC_KEY_LENGTH}"
                 ),
             )
         # C1 and U+00AD start with 0xC2, the marks with 0xE2, BOM with 0xEF.
         if _may_hold(keys, (0x7F, 0xC2, 0xE2, 0xEF)):
             self.flag(
-                "sync_key",
+                canonical,
                 _mask(pc.match_substring_regex(keys, _CONTROL_RE)),
-                lambda _: f"sync key in column {column!r} contains control characters or invisible marks",
+                lambda _: f"{what} in column {column!r} contains control characters or invisible marks",
             )
+
+    def check_own_parent(self, delete: BoolArray) -> None:
+        """A group cannot be its own parent."""
+        if "parent" not in self.raw:
+            return
+        parents = self.raw["parent"]
+        mask = _mask(pc.and_(pc.equal(parents, self.raw["sync_key"]), pc.not_equal(parents, ""))) & ~delete
+        column = self.column("parent")
+
+        def reason(i: int) -> str:
+            return f"group {_shown(self.text('sync_key', i))!r} names itself as parent in column {column!r}"
+
+        self.flag("parent", mask, reason)
+
+    def check_pairs(self, delete: BoolArray) -> None:
+        """Two rows (not marked for deletion) with the same group and person: every such row."""
+        groups, persons = self.raw["group"], self.raw["person"]
+        claims = ~delete & ~_mask(pc.equal(groups, "")) & ~_mask(pc.equal(persons, ""))
+        pairs = pc.binary_join_element_wise(groups, persons, pa.scalar("\x1f", type=pa.large_string()))
+        mask = _claimed_twice(pairs, claims)
+        self.pairs_twice = mask
+        if mask is None:
+            return
+        columns = f"columns {self.column('group')!r} and {self.column('person')!r}"
+
+        def describe(text: str) -> str:
+            group, _, person = text.partition("\x1f")
+            return f"membership of {_shown(person)!r} in group {_shown(group)!r} ({columns})"
+
+        self.flag_duplicates("person", mask, pairs, describe)
 
     def check_values(self) -> None:
         """Values that cannot be sent: too long, or holding characters XML forbids.
@@ -791,9 +961,13 @@ class _Validator:
         )
 
     def check_required(self, delete: BoolArray) -> None:
-        # A row marked for deletion needs only its sync key: exports often blank the rest.
+        # A row marked for deletion needs only its sync key: exports often blank the rest. A derived
+        # key needs its group and person.
+        key_fields = {"group", "person"} if self.mapping.derived_key else set()
         for canonical in sorted(self.mapping.required - {"sync_key"}):
-            mask = _mask(pc.equal(self.raw[canonical], "")) & ~delete
+            mask = _mask(pc.equal(self.raw[canonical], ""))
+            if canonical not in key_fields:
+                mask &= ~delete
             reason = f"missing required value in column {self.column(canonical)!r}"
             self.flag(canonical, mask, _always(reason))
 
@@ -845,31 +1019,66 @@ class _Validator:
         for canonical, eligible in checks.items():
             claims = eligible & ~_mask(pc.equal(self.raw[canonical], ""))
             mask = _claimed_twice(self.raw[canonical], claims)
-            if mask is not None:
+            if canonical == "sync_key" and self.mapping.derived_key and self.pairs_twice is not None:
+                # A derived key repeats with its group and person: those rows need not be told twice.
+                mask = None if mask is None else mask & ~self.pairs_twice
+            if mask is not None and mask.any():
                 self.flag_duplicates(canonical, mask)
 
-    def flag_duplicates(self, canonical: str, mask: BoolArray) -> None:
+    def flag_duplicates(
+        self,
+        canonical: str,
+        mask: BoolArray,
+        values: Any = None,
+        describe: Callable[[str], str] | None = None,
+    ) -> None:
+        """Flag the rows of `mask`, naming the other lines that hold the same value (of `values`, by
+        default the field's own)."""
+        values = self.raw[canonical] if values is None else values
         positions = np.flatnonzero(mask)
-        texts = self.raw[canonical].take(pa.array(positions)).to_pylist()
+        texts = values.take(pa.array(positions)).to_pylist()
         lines_of: dict[str, list[int]] = {}
         for text, position in zip(texts, positions, strict=True):
             lines_of.setdefault(text, []).append(int(self.lines[position]))
-        column = self.column(canonical)
-        what = "sync key" if canonical == "sync_key" else canonical
+        if describe is None:
+            column = self.column(canonical)
+            what = "sync key" if canonical == "sync_key" else canonical
+
+            def describe(text: str) -> str:
+                return f"{what} {_shown(text)!r} in column {column!r}"
+
+        shown = describe
 
         def reason(i: int) -> str:
-            text = self.text(canonical, i)
+            text = str(values[i].as_py())
             lines = lines_of[text]
             # A value repeated on thousands of rows must not make each message thousands of lines long.
             others = [line for line in lines[: _SHOWN_LINES + 1] if line != self.lines[i]][:_SHOWN_LINES]
             also = ", ".join(str(line) for line in others)
             if len(lines) - 1 > len(others):
                 also += f" and {len(lines) - 1 - len(others)} more"
-            return f"{what} {_shown(text)!r} in column {column!r} is also on line {also}"
+            return f"{shown(text)} is also on line {also}"
 
         self.flag(canonical, mask, reason)
 
-    def build(self, values: Mapping[str, Any], delete: BoolArray) -> Roster:
+    def flag_across(
+        self, canonical: str, mask: BoolArray, where: Mapping[str, list[tuple[str, int]]]
+    ) -> None:
+        """Flag the rows of `mask` whose value another file holds too; `where` lists every holder."""
+        column = self.column(canonical)
+        what = "sync key" if canonical == "sync_key" else canonical
+
+        def reason(i: int) -> str:
+            text = self.text(canonical, i)
+            others = [(file, line) for file, line in where[text] if file != self.file][:_SHOWN_LINES]
+            also = "; ".join(f"line {line} of {file}" for file, line in others)
+            return f"{what} {_shown(text)!r} in column {column!r} is also on {also}"
+
+        self.flag(canonical, mask, reason)
+
+    def build(self) -> Roster:
+        """The roster of the accepted rows and the rejects (after `check`)."""
+        values, delete = self.values, self.delete
         rejected = np.zeros(self.count, dtype=bool)
         for problem in self.problems:
             rejected |= problem.mask
@@ -891,10 +1100,25 @@ class _Validator:
             return pd.array(values if accepted is None else values.filter(accepted), dtype="str")
 
         index = pd.Index(column(self.raw["sync_key"]), name="sync_key")
-        empty = pd.array(pa.array([""] * len(index), type=pa.large_string()), dtype="str")
-        frame_values: dict[str, Any] = {"identity": column(self.raw[identity]) if identity else empty}
-        for name in (*PERSON_FIELDS, "password"):
-            frame_values[name] = column(values[name]) if name in values else empty
+
+        def constant(text: str) -> Any:
+            return pd.array(pa.repeat(pa.scalar(text, type=pa.large_string()), len(index)), dtype="str")
+
+        frame_values: dict[str, Any] = {}
+        kind = self.mapping.kind
+        if kind != "memberships":
+            frame_values["identity"] = column(self.raw[identity]) if identity else constant("")
+        if kind == "persons":
+            for name in (*PERSON_FIELDS, "password"):
+                frame_values[name] = column(values[name]) if name in values else constant("")
+        else:
+            fields = GROUP_FIELDS if kind == "groups" else MEMBERSHIP_FIELDS
+            for name in fields:
+                if name == "active":
+                    frame_values[name] = constant("true")  # a membership in the roster is active
+                else:
+                    frame_values[name] = column(values[name]) if name in values else constant("")
+            frame_values["file"] = constant(self.file)
         frame_values["row"] = self.lines[~rejected]
         frame_values["delete"] = delete[~rejected]
         frame = pd.DataFrame(frame_values, index=index)
@@ -934,5 +1158,7 @@ class _Validator:
                 if bad.last_line > bad.line
                 else ""
             ),
-            sync_key=_shown(cell("sync_key")),
+            sync_key=_shown(
+                f"{cell('group')}:{cell('person')}" if self.mapping.derived_key else cell("sync_key")
+            ),
         )

@@ -247,6 +247,43 @@ CASES = [
         ],
         values={("p13", "given_name"): "Spaced", ("p13", "email"): "u13@school.example"},
     ),
+    # --- groups and memberships ----------------------------------------------------------------
+    Case(
+        "orgs-hostile.csv",
+        "oneroster-orgs",
+        rows=[2, 12],
+        rejects=[
+            (4, "parent"),
+            (5, "identifier"),
+            (6, "sync_key"),
+            (8, "type"),
+            (9, ROW_FIELD),
+            (10, "identifier"),
+            (11, "sync_key"),
+        ],
+        reasons={4: "group 's1' names itself as parent in column 'parentSourcedId'", 6: "is also on line 11"},
+        values={("d1", "name"): "Bergvik\r\nkommune", ("d1", "type"): "Unspecified", ("s7", "parent"): "d1"},
+    ),
+    Case(
+        "enrollments-hostile.csv",
+        "oneroster-enrollments",
+        rows=[4, 9],  # line 4 marks u1's membership in c1 for deletion: no claim on the pair
+        rejects=[(2, "person"), (3, "person"), (5, "role"), (6, "person"), (7, "group"), (8, "group")],
+        reasons={
+            2: "membership of 'u1' in group 'c1' (columns 'classSourcedId' and 'userSourcedId') is also on",
+            6: "NUL byte in column 'userSourcedId'",
+            7: "contains control characters or invisible marks",
+        },
+        values={("e8", "role"): "Instructor", ("e8", "active"): "true", ("e3", "role"): ""},
+    ),
+    Case(
+        "memberships-cp1252.csv",
+        "generic-memberships",
+        rows=[3],
+        rejects=[(2, "person"), (4, "person"), (6, "sync_key"), (7, "role")],
+        reasons={6: "has 71 characters; IMS ES allows at most 64 (map a sync_key column)"},
+        values={("5a:10002", "role"): "Instructor"},
+    ),
 ]
 
 

@@ -153,3 +153,145 @@ def test_unreadable_file(tmp_path):
     path.write_bytes(b"\xff\xfe[columns]")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_mapping(path)
+
+
+class TestKinds:
+    def test_default_kind_is_persons(self, tmp_path):
+        """A mapping without `kind` reads persons, with no constants: every existing mapping is unchanged."""
+        mapping = load_mapping(mapping_file(tmp_path, MINIMAL))
+        assert (mapping.kind, dict(mapping.constants)) == ("persons", {})
+        assert {load_mapping(name).kind for name in ("generic", "oneroster-users")} == {"persons"}
+
+    def test_builtin_group_and_membership_mappings(self):
+        """The OneRoster orgs, classes and enrollments mappings map types and roles as documented."""
+        assert {
+            "oneroster",
+            "oneroster-orgs",
+            "oneroster-classes",
+            "oneroster-enrollments",
+            "generic-groups",
+            "generic-memberships",
+            "generic-set",
+        } <= set(builtin_mappings())
+        orgs = load_mapping("oneroster-orgs")
+        assert (orgs.kind, orgs.identity, orgs.columns["parent"]) == (
+            "groups",
+            "identifier",
+            "parentSourcedId",
+        )
+        assert orgs.value_maps["type"]["school"] == "School"
+        assert {
+            orgs.value_maps["type"][t] for t in ("district", "state", "national", "local", "department")
+        } == {"Unspecified"}
+        assert orgs.delete_when == {"status": frozenset({"tobedeleted"})}
+        classes = load_mapping("oneroster-classes")
+        assert dict(classes.constants) == {"type": "Course"}
+        assert (classes.columns["name"], classes.columns["description"], classes.columns["parent"]) == (
+            "title",
+            "classCode",
+            "schoolSourcedId",
+        )
+        assert "type" not in classes.required_columns()
+        enrollments = load_mapping("oneroster-enrollments")
+        assert enrollments.kind == "memberships"
+        assert dict(enrollments.value_maps["role"]) == {
+            "student": "Learner",
+            "teacher": "Instructor",
+            "administrator": "Administrator",
+            "aide": "TeachingAssistant",
+            "proctor": "Mentor",
+        }
+        assert {"sync_key", "group", "person", "role"} <= enrollments.required
+        generic = load_mapping("generic-memberships")
+        assert generic.derived_key
+        assert "sync_key" not in generic.required_columns()
+
+    def test_membership_role_without_map_accepts_ims_membership_roles(self, tmp_path):
+        """A memberships role column without a value map must hold IMS ES membership roleTypes."""
+        text = 'kind = "memberships"\n[columns]\ngroup = "G"\nperson = "P"\nrole = "R"\n'
+        mapping = load_mapping(mapping_file(tmp_path, text))
+        assert mapping.value_maps["role"]["contentdeveloper"] == "ContentDeveloper"
+        assert mapping.required == frozenset({"group", "person"})
+
+    def test_constants_are_not_columns(self, tmp_path):
+        """A constant is stored stripped, and is never a required header column."""
+        text = '[columns]\nsync_key = "ID"\n[constants]\nrole = " Staff "\n[rules]\nrequired = ["role"]\n'
+        mapping = load_mapping(mapping_file(tmp_path, text))
+        assert dict(mapping.constants) == {"role": "Staff"}
+        assert mapping.required_columns() == frozenset({"sync_key"})
+
+
+GROUPS = 'kind = "groups"\n[columns]\nsync_key = "ID"\n'
+MEMBERSHIPS = 'kind = "memberships"\n[columns]\ngroup = "G"\nperson = "P"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'kind = "teachers"\n' + MINIMAL,
+            r"\[kind\] 'teachers' is not one of persons, groups, memberships or set",
+        ),
+        ("kind = 3\n" + MINIMAL, r"\[kind\] must be a string"),
+        (
+            GROUPS + 'username = "U"\n',
+            r"\[columns\.username\] unknown canonical field; known: sync_key, name",
+        ),
+        (MINIMAL + 'parent = "P"\n', r"\[columns\.parent\] unknown canonical field"),
+        (MEMBERSHIPS + 'active = "A"\n', r"\[columns\.active\] unknown canonical field"),
+        ('kind = "groups"\n[columns]\nname = "N"\n', r"\[columns\.sync_key\] missing"),
+        (
+            'kind = "memberships"\n[columns]\ngroup = "G"\n',
+            r"\[columns\.person\] missing: a memberships mapping",
+        ),
+        (MEMBERSHIPS + '[rules]\nidentity = "group"\n', r"\[rules\.identity\] memberships have no identity"),
+        (GROUPS + 'parent = "P"\n[rules]\nidentity = "parent"\n', r"\[rules\.identity\] cannot be parent"),
+        (
+            GROUPS + 'file = "F"\n[rules]\nidentity = "file"\n',
+            r"\[columns\.file\] is not a usable field name",
+        ),
+        (
+            GROUPS + 'type = "T"\n[values.type]\nklasse = "Class"\n',
+            r"\[values\.type\.klasse\] 'Class' is not an itslearning",
+        ),
+        (
+            GROUPS + 'parent = "P"\n[values.parent]\na = "b"\n',
+            r"\[values\.parent\] parent takes no value map",
+        ),
+        (
+            MEMBERSHIPS + 'role = "R"\n[values.role]\nelev = "Student"\n',
+            r"\[values\.role\.elev\] 'Student' is not an IMS ES membership roleType; known: Learner",
+        ),
+        (MEMBERSHIPS + '[values.group]\na = "b"\n', r"\[values\.group\] group takes no value map"),
+        (MINIMAL + '[constants]\nnickname = "x"\n', r"\[constants\.nickname\] unknown canonical field"),
+        (GROUPS + '[constants]\nusername = "x"\n', r"\[constants\.username\] unknown canonical field"),
+        (MEMBERSHIPS + '[constants]\nactive = "false"\n', r"\[constants\.active\] unknown canonical field"),
+        (MINIMAL + '[constants]\nsync_key = "x"\n', r"\[constants\.sync_key\] sync_key cannot be a constant"),
+        (MINIMAL + '[constants]\npassword = "x"\n', r"\[constants\.password\] password cannot be a constant"),
+        (
+            MINIMAL + 'role = "R"\n[constants]\nrole = "Staff"\n',
+            r"\[constants\.role\] role is also mapped in",
+        ),
+        (
+            MINIMAL + '[constants]\nrole = "Pupil"\n',
+            r"\[constants\.role\] 'Pupil' is not an IMS ES institution",
+        ),
+        (GROUPS + '[constants]\ntype = "Klasse"\n', r"\[constants\.type\] 'Klasse' is not an itslearning"),
+        (MINIMAL + '[constants]\nemail = ""\n', r"\[constants\.email\] is empty"),
+        (MINIMAL + "[constants]\nemail = 3\n", r"\[constants\.email\] must be a string"),
+        (MINIMAL + '[constants]\nemail = "a\\u0007b"\n', r"\[constants\.email\] must be printable text"),
+        (GROUPS + f'[constants]\nparent = "{"p" * 65}"\n', r"\[constants\.parent\] holds a sync key"),
+        ("constants = 1\n" + MINIMAL, r"\[constants\] must be a table"),
+        (
+            'kind = "memberships"\n[columns]\nrole = "R"\n[constants]\ngroup = "g"\nperson = "p"\n',
+            r"\[constants\.person\] group and person cannot both be constants",
+        ),
+        (GROUPS + '[rules]\nrequired = ["type"]\n', r"\[rules\.required\] names 'type'"),
+    ],
+)
+def test_bad_kind_mapping_names_file_and_key(tmp_path, text, message):
+    """Every kind, constant and role-target error is a ConfigError naming the file and the key."""
+    path = mapping_file(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_mapping(path)
+    assert str(caught.value).startswith(f"mapping {path}: [")

@@ -431,3 +431,18 @@ class TestLargeAndHostileInputs:
         text = generic_rows("1;ada;Ada  Maria;Lovelace;;elev;;", "2;bo; Bo ;Ek;;elev;;")
         frame = read_roster(write(tmp_path, text), generic).frame
         assert list(frame["given_name"]) == ["Ada  Maria", "Bo"]
+
+
+def test_persons_constant_fills_every_row(tmp_path):
+    """A [constants] field of a persons mapping is in every row, value-mapped like a column."""
+    mapping = tmp_path / "staff.toml"
+    mapping.write_text(
+        '[columns]\nsync_key = "ID"\nusername = "U"\n'
+        '[constants]\nrole = "staff"\n[rules]\nrequired = ["role"]\n',
+        encoding="utf-8",
+    )
+    roster = read_roster(write(tmp_path, "ID,U\nk1,u1\n,\nk2,u2\n"), load_mapping(mapping))
+    assert roster.rejects == ()
+    assert tuple(roster.frame.columns) == FRAME_COLUMNS
+    assert list(roster.frame["role"]) == ["Staff", "Staff"]
+    assert list(roster.frame["row"]) == [2, 4]
