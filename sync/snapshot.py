@@ -5,16 +5,18 @@ A state directory holds `state.sqlite3`, a run lock (`state.lock`) and, while a 
 
 - the **journal** (`runs`, `requests`, `request_items`): every request is written as *sent* and
   committed before it goes out, then updated with its answer;
-- the **snapshot** (`persons`): one row per person IMS ES confirmed. A snapshot row changes only in the
-  same transaction as the journal answer that confirmed it, so a run killed at any moment leaves the two
-  consistent: requests sent but never answered stay visible as "unanswered" and the next run re-diffs.
+- the **snapshot** (`persons`, `groups`, `memberships`): one row per person, group and membership IMS ES
+  confirmed. A snapshot row changes only in the same transaction as the journal answer that confirmed
+  it, so a run killed at any moment leaves the two consistent: requests sent but never answered stay
+  visible as "unanswered" and the next run re-diffs. Changes cascade as they do in IMS ES: removing a
+  person or a group removes its memberships; renaming one moves its memberships (and a group's children).
 
 Loading the snapshot is what a plan of a million people waits on, so the state directory may also hold
 `persons.arrow`, a derived Arrow IPC copy of the persons table. It is a cache, never a source of truth:
 every change to `persons` bumps a generation counter (and a random nonce) in the same transaction, by
 SQLite triggers, and the cache is used only when its stamp equals the database's; a missing, stale or
 unreadable cache is ignored and rebuilt from SQLite (on load, and when a run that changed the snapshot
-closes the store).
+closes the store). Groups and memberships have no cache: they load straight from SQLite.
 
 No password is stored anywhere: the schema has no column for one and `Person` cannot carry one.
 This is the only module of the sync engine that imports sqlite3; its errors become `StateError`.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypedDict, assert_never
 
 import filelock
 import numpy as np
@@ -44,7 +46,16 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.ipc  # type: ignore[import-untyped]  # makes pa.ipc available
 
 from sync.errors import StateError, StateLockedError
-from sync.models import PERSON_FIELDS, Outcome, Person, Status
+from sync.models import (
+    GROUP_FIELDS,
+    MEMBERSHIP_FIELDS,
+    PERSON_FIELDS,
+    Group,
+    Membership,
+    Outcome,
+    Person,
+    Status,
+)
 
 __all__ = [
     "CACHE_NAME",
@@ -54,9 +65,14 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Answer",
+    "GroupRemove",
+    "GroupRename",
+    "GroupUpsert",
     "ItemAnswer",
     "JournalEntry",
     "JournalItemRow",
+    "MembershipRemove",
+    "MembershipUpsert",
     "Remove",
     "Rename",
     "RequestItem",
@@ -154,18 +170,53 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
     END;
     """,
+    # Groups and memberships (issue 7). A membership's group_key and person_key are sync keys of the
+    # groups and persons tables, without foreign keys: the snapshot records what IMS ES confirmed, and
+    # the cascades IMS ES applies (delete, change of identifier) are applied by the store itself.
+    # Memberships (small rows, up to millions) are stored WITHOUT ROWID, i.e. in sync key order, so
+    # that a load reads them sorted instead of sorting a million keys afterwards.
+    """
+    CREATE TABLE groups (
+        sync_key            TEXT PRIMARY KEY,
+        identity            TEXT NOT NULL DEFAULT '',
+        name                TEXT NOT NULL DEFAULT '',
+        type                TEXT NOT NULL DEFAULT '',
+        parent              TEXT NOT NULL DEFAULT '',
+        description         TEXT NOT NULL DEFAULT '',
+        content_hash        TEXT NOT NULL,
+        confirmed_at        TEXT NOT NULL,
+        message_identifier  TEXT NOT NULL
+    );
+    CREATE INDEX groups_identity ON groups (identity);
+    CREATE INDEX groups_parent ON groups (parent);
+    CREATE TABLE memberships (
+        sync_key            TEXT PRIMARY KEY,
+        group_key           TEXT NOT NULL DEFAULT '',
+        person_key          TEXT NOT NULL DEFAULT '',
+        role                TEXT NOT NULL DEFAULT '',
+        active              TEXT NOT NULL DEFAULT 'true',
+        content_hash        TEXT NOT NULL,
+        confirmed_at        TEXT NOT NULL,
+        message_identifier  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX memberships_group_key ON memberships (group_key);
+    CREATE INDEX memberships_person_key ON memberships (person_key);
+    """,
 )
 
 #: The schema version this code writes (SQLite `PRAGMA user_version`).
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _SENT: Final = "sent"
-_FRAME_COLUMNS: Final = ("identity", *PERSON_FIELDS)
-_PERSON_COLUMNS: Final = ("sync_key", *_FRAME_COLUMNS)
+# Each snapshot table's frame columns, with the sync key (the frame's index) first.
+_PERSON_COLUMNS: Final = ("sync_key", "identity", *PERSON_FIELDS)
+_GROUP_COLUMNS: Final = ("sync_key", "identity", *GROUP_FIELDS)
+_MEMBERSHIP_COLUMNS: Final = ("sync_key", *MEMBERSHIP_FIELDS)
 _SEP: Final = "\x1f"  # ASCII unit separator: what person_hash uses, and never in a sane roster value
 # Rowids per packed read: keeps each group_concat result far below SQLite's 1 GB string limit.
 _LOAD_CHUNK: Final = 250_000
 _BUSY_TIMEOUT_S: Final = 10.0
+_SEED_CACHE_KIB: Final = -262_144  # SQLite's page cache while seeding: 256 MiB (negative: KiB)
 
 
 # --- values ------------------------------------------------------------------------------------
@@ -177,7 +228,7 @@ class RequestItem:
 
     index: int
     sync_key: str
-    new_sync_key: str = ""  # changePersonIdentifier's target
+    new_sync_key: str = ""  # changePersonIdentifier's or changeGroupIdentifier's target
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +274,7 @@ class Upsert:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rename:
-    """Confirmed: IMS ES moved a person from sync key `old_id` to `new_id`."""
+    """Confirmed: IMS ES moved a person from sync key `old_id` to `new_id` (its memberships follow)."""
 
     old_id: str
     new_id: str
@@ -231,12 +282,51 @@ class Rename:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Remove:
-    """Confirmed: IMS ES no longer holds the person with this sync key."""
+    """Confirmed: IMS ES no longer holds the person with this sync key (nor its memberships)."""
 
     sync_key: str
 
 
-SnapshotChange: TypeAlias = Upsert | Rename | Remove
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupUpsert:
+    """Confirmed: IMS ES holds `group` (created or updated) with this identity value."""
+
+    group: Group
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRename:
+    """Confirmed: IMS ES moved a group from sync key `old_id` to `new_id` (children and members follow)."""
+
+    old_id: str
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRemove:
+    """Confirmed: IMS ES no longer holds the group with this sync key (nor its memberships)."""
+
+    sync_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipUpsert:
+    """Confirmed: IMS ES holds `membership` (created or updated)."""
+
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipRemove:
+    """Confirmed: IMS ES no longer holds the membership with this sync key."""
+
+    sync_key: str
+
+
+SnapshotChange: TypeAlias = (
+    Upsert | Rename | Remove | GroupUpsert | GroupRename | GroupRemove | MembershipUpsert | MembershipRemove
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,19 +397,46 @@ def _now() -> datetime:
 
 
 def _content_hash(values: Sequence[str]) -> str:
-    """`person_hash` over (identity, *PERSON_FIELDS) values, without building a Person (bulk seeding).
+    """sha256 (hex) over `values`, each followed by the separator: `person_hash`'s scheme.
 
-    person_hash feeds each value then a separator into sha256; one joined string is the same bytes.
+    Persons hash (identity, *PERSON_FIELDS) (equal to person_hash, without building a Person), groups
+    (identity, *GROUP_FIELDS), memberships MEMBERSHIP_FIELDS. person_hash feeds each value then a
+    separator into sha256; one joined string is the same bytes.
     """
     return hashlib.sha256((_SEP.join(values) + _SEP).encode("utf-8")).hexdigest()
 
 
-def _code_minor_json(status: Status | None) -> str:
-    return json.dumps([list(pair) for pair in status.code_minor] if status else [], ensure_ascii=False)
+def _status_columns(status: Status | None) -> tuple[str | None, str | None, str | None, str, str]:
+    """(message_id_ref, code_major, severity, code_minor as JSON, description) of a status, as stored."""
+    if status is None:
+        return None, None, None, "[]", ""
+    code_minor = json.dumps([list(pair) for pair in status.code_minor], ensure_ascii=False)
+    return status.message_id_ref, status.code_major, status.severity, code_minor, status.description
 
 
-def _code_minor_tuple(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(name), str(value)) for name, value in json.loads(text))
+class _AnswerFields(TypedDict):
+    """The answer fields JournalEntry and JournalItemRow share."""
+
+    message_id_ref: str | None
+    code_major: str | None
+    severity: str | None
+    code_minor: tuple[tuple[str, str], ...]
+    description: str
+    outcome: str
+
+
+def _answer_fields(columns: Sequence[Any]) -> _AnswerFields:
+    """The answer columns ending each journal row (message_id_ref, code_major, severity, code_minor,
+    description, outcome) as JournalEntry/JournalItemRow fields."""
+    message_id_ref, code_major, severity, code_minor, description, outcome = columns
+    return _AnswerFields(
+        message_id_ref=message_id_ref,
+        code_major=code_major,
+        severity=severity,
+        code_minor=tuple((str(name), str(value)) for name, value in json.loads(code_minor)),
+        description=description,
+        outcome=outcome,
+    )
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -507,7 +624,7 @@ class StateStore:
         table, stamp, cached = self._load_table()
         if not cached:
             _write_cache(self.cache_path, table, stamp)
-        return _frame(table)
+        return _frame(table, _PERSON_COLUMNS)
 
     @property
     def cache_path(self) -> Path:
@@ -523,19 +640,7 @@ class StateStore:
                 table = _read_cache(self.cache_path, stamp)
                 if table is not None:
                     return table, stamp, True
-                table = _load_packed(connection)
-                if table is None:  # a value holds the separator: take the plain (slower) path
-                    rows = connection.execute(_SELECT_PERSONS_SQL).fetchall()
-                    table = _sorted(
-                        pa.table(
-                            [
-                                pa.array([row[i] for row in rows], type=pa.large_string())
-                                for i in range(len(_PERSON_COLUMNS))
-                            ],
-                            names=list(_PERSON_COLUMNS),
-                        )
-                    )
-                return table, stamp, False
+                return _read_table(connection, _PERSONS), stamp, False
             finally:
                 connection.execute("COMMIT")
 
@@ -556,10 +661,51 @@ class StateStore:
             _write_cache(self.cache_path, table, stamp)
         return not cached
 
+    def load_groups(self) -> pd.DataFrame:
+        """The groups of the snapshot: index "sync_key"; columns "identity" and GROUP_FIELDS.
+
+        Every value is a string ("" for absent, all pandas "str" dtype); rows are sorted by sync key.
+
+        Raises:
+            StateError: the database cannot be read.
+        """
+        return _frame(self._read_table("loading the groups", _GROUPS), _GROUP_COLUMNS)
+
+    def load_memberships(self) -> pd.DataFrame:
+        """The memberships of the snapshot: index "sync_key"; columns MEMBERSHIP_FIELDS.
+
+        "group" and "person" are sync keys of the snapshot's groups and persons; "active" is "true" or
+        "false". Every value is a string (pandas "str" dtype); rows are sorted by sync key. Read in
+        packed chunks like `load_persons` (no Python object per value), without a cache.
+
+        Raises:
+            StateError: the database cannot be read.
+        """
+        return _frame(self._read_table("loading the memberships", _MEMBERSHIPS), _MEMBERSHIP_COLUMNS)
+
+    def _read_table(self, what: str, table: _Table) -> Any:
+        with self._reading(what) as connection:
+            connection.execute("BEGIN")  # one read transaction: every chunk sees the same state
+            try:
+                return _read_table(connection, table)
+            finally:
+                connection.execute("COMMIT")
+
     def person_count(self) -> int:
         """How many persons the snapshot holds."""
+        return self._count("SELECT count(*) FROM persons")
+
+    def group_count(self) -> int:
+        """How many groups the snapshot holds."""
+        return self._count("SELECT count(*) FROM groups")
+
+    def membership_count(self) -> int:
+        """How many memberships the snapshot holds."""
+        return self._count("SELECT count(*) FROM memberships")
+
+    def _count(self, sql: str) -> int:
         with self._reading("counting the snapshot") as connection:
-            (count,) = connection.execute("SELECT count(*) FROM persons").fetchone()
+            (count,) = connection.execute(sql).fetchone()
         return int(count)
 
     def seed_persons(self, frame: pd.DataFrame, *, message_identifier: str = "seed") -> None:
@@ -574,25 +720,69 @@ class StateStore:
             ValueError: a sync key is empty or appears twice.
             StateError: the database cannot be written.
         """
+        self._seed("seed_persons", frame, _PERSONS, message_identifier=message_identifier)
+
+    def seed_groups(self, frame: pd.DataFrame, *, message_identifier: str = "seed") -> None:
+        """Insert or replace many groups in one transaction (benchmarks, tests, adopting a site).
+
+        Args:
+            frame: indexed by sync key (or with a "sync_key" column); columns "identity" and
+                GROUP_FIELDS, missing ones (and missing values) taken as "". Other columns are ignored.
+            message_identifier: recorded as what confirmed these rows.
+
+        Raises:
+            ValueError: a sync key is empty or appears twice.
+            StateError: the database cannot be written.
+        """
+        self._seed("seed_groups", frame, _GROUPS, message_identifier=message_identifier)
+
+    def seed_memberships(self, frame: pd.DataFrame, *, message_identifier: str = "seed") -> None:
+        """Insert or replace many memberships in one transaction (benchmarks, tests, adopting a site).
+
+        Args:
+            frame: indexed by sync key (or with a "sync_key" column); columns MEMBERSHIP_FIELDS, a
+                missing "active" (or missing value) taken as "true", other missing ones as "". Nothing
+                checks that the groups and persons named exist. Other columns are ignored.
+            message_identifier: recorded as what confirmed these rows.
+
+        Raises:
+            ValueError: a sync key is empty or appears twice.
+            StateError: the database cannot be written.
+        """
+        self._seed("seed_memberships", frame, _MEMBERSHIPS, message_identifier=message_identifier)
+
+    def _seed(self, caller: str, frame: pd.DataFrame, table: _Table, *, message_identifier: str) -> None:
         if "sync_key" in frame.columns:
             frame = frame.set_index("sync_key")
         keys = [str(key) for key in frame.index]
         if any(not key for key in keys):
-            raise ValueError("seed_persons: every row needs a sync key")
+            raise ValueError(f"{caller}: every row needs a sync key")
         if len(set(keys)) != len(keys):
-            raise ValueError("seed_persons: a sync key appears twice")
+            raise ValueError(f"{caller}: a sync key appears twice")
         n = len(keys)
-        columns = [
-            frame[name].fillna("").astype(str).tolist() if name in frame.columns else [""] * n
-            for name in _FRAME_COLUMNS
-        ]
+        columns = []
+        for name in table.columns[1:]:
+            default = table.defaults.get(name, "")
+            columns.append(
+                frame[name].fillna(default).astype(str).tolist() if name in frame.columns else [default] * n
+            )
         confirmed_at = _iso(_now())
+        # Inserted in key order, the table's B-tree pages fill up in order instead of being split at
+        # random (a denser file, read faster); keys are unique, so the tuples compare by key alone.
+        # Every snapshot table hashes all its values but the sync key, in column order.
         rows = (
             (key, *values, _content_hash(values), confirmed_at, message_identifier)
-            for key, *values in zip(keys, *columns, strict=True)
+            for key, *values in sorted(zip(keys, *columns, strict=True))
         )
-        with self._transaction("seeding the snapshot") as connection:
-            connection.executemany(_UPSERT_SQL, rows)
+        with self._transaction(f"seeding the snapshot ({caller})") as connection:
+            # The secondary indexes take their keys in random order: with SQLite's default 2 MB page
+            # cache a million memberships spend most of their time re-reading index pages.
+            (cache_size,) = connection.execute("PRAGMA cache_size").fetchone()
+            connection.execute(f"PRAGMA cache_size = {_SEED_CACHE_KIB:d}")
+            try:
+                connection.executemany(table.upsert_sql, rows)
+            finally:
+                connection.execute(f"PRAGMA cache_size = {int(cache_size):d}")
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -658,14 +848,24 @@ class StateStore:
         Such a request may have been applied with its answer lost; the executor reads these ids to
         find where the person went. Most recent first, each target once.
         """
+        return self._unconfirmed_renames(old_id, "changePersonIdentifier")
+
+    def unconfirmed_group_renames(self, old_id: str) -> list[str]:
+        """Targets of changeGroupIdentifier requests from `old_id` that were never confirmed.
+
+        As `unconfirmed_renames`, for groups: most recent first, each target once.
+        """
+        return self._unconfirmed_renames(old_id, "changeGroupIdentifier")
+
+    def _unconfirmed_renames(self, old_id: str, operation: str) -> list[str]:
         with self._reading(f"reading unconfirmed renames of {old_id}") as connection:
             rows = connection.execute(
                 "SELECT i.new_sync_key FROM request_items AS i "
                 "JOIN requests AS r ON r.message_identifier = i.message_identifier "
-                "WHERE i.sync_key = ? AND r.operation = 'changePersonIdentifier' "
+                "WHERE i.sync_key = ? AND r.operation = ? "
                 "AND i.outcome IN ('sent', 'unconfirmed') AND i.new_sync_key != '' "
                 "ORDER BY r.sent_at DESC",
-                (old_id,),
+                (old_id, operation),
             ).fetchall()
         return list(dict.fromkeys(str(row[0]) for row in rows))
 
@@ -706,9 +906,9 @@ class StateStore:
 
         Raises:
             StateError: unknown request or item; changes with an answer that does not confirm them
-                (outcome not confirmed, or a messageIdRef that is not ours); a Rename whose old id is
-                missing or whose new id exists. Nothing is written then: journal and snapshot stay
-                as they were.
+                (outcome not confirmed, or a messageIdRef that is not ours); a Rename or GroupRename
+                whose old id is missing or whose new id exists. Nothing is written then: journal and
+                snapshot stay as they were.
         """
         self.record_answers([(answer, changes)])
 
@@ -746,17 +946,7 @@ class StateStore:
         cursor = connection.execute(
             "UPDATE requests SET answered_at = ?, message_id_ref = ?, code_major = ?, severity = ?, "
             "code_minor = ?, description = ?, outcome = ?, error = ? WHERE message_identifier = ?",
-            (
-                answered_at,
-                status.message_id_ref if status else None,
-                status.code_major if status else None,
-                status.severity if status else None,
-                _code_minor_json(status),
-                status.description if status else "",
-                answer.outcome.value,
-                answer.error,
-                mid,
-            ),
+            (answered_at, *_status_columns(status), answer.outcome.value, answer.error, mid),
         )
         if cursor.rowcount == 0:
             raise StateError(f"no request {mid} in the journal {self._path}: record_sent comes first")
@@ -764,32 +954,14 @@ class StateStore:
         connection.execute(
             "UPDATE request_items SET message_id_ref = ?, code_major = ?, severity = ?, code_minor = ?, "
             "description = ?, outcome = ? WHERE message_identifier = ?",
-            (
-                status.message_id_ref if status else None,
-                status.code_major if status else None,
-                status.severity if status else None,
-                _code_minor_json(status),
-                status.description if status else "",
-                answer.outcome.value,
-                mid,
-            ),
+            (*_status_columns(status), answer.outcome.value, mid),
         )
         for item in answer.items:
-            item_status = item.status
             cursor = connection.execute(
                 "UPDATE request_items SET message_id_ref = ?, code_major = ?, severity = ?, "
                 "code_minor = ?, description = ?, outcome = ? "
                 "WHERE message_identifier = ? AND item_index = ?",
-                (
-                    item_status.message_id_ref if item_status else None,
-                    item_status.code_major if item_status else None,
-                    item_status.severity if item_status else None,
-                    _code_minor_json(item_status),
-                    item_status.description if item_status else "",
-                    item.outcome.value,
-                    mid,
-                    item.index,
-                ),
+                (*_status_columns(item.status), item.outcome.value, mid, item.index),
             )
             if cursor.rowcount == 0:
                 raise StateError(f"request {mid} has no item {item.index} in the journal {self._path}")
@@ -804,30 +976,44 @@ class StateStore:
         confirmed_at: str,
         message_identifier: str,
     ) -> None:
+        confirmation = (confirmed_at, message_identifier)
         match change:
             case Upsert(person=person, identity=identity):
                 values = (identity, *person.values().values())
                 connection.execute(
-                    _UPSERT_SQL,
-                    (person.sync_key, *values, _content_hash(values), confirmed_at, message_identifier),
+                    _UPSERT_SQL, (person.sync_key, *values, _content_hash(values), *confirmation)
                 )
             case Rename(old_id=old_id, new_id=new_id):
-                if connection.execute("SELECT 1 FROM persons WHERE sync_key = ?", (new_id,)).fetchone():
-                    raise StateError(
-                        f"cannot rename {old_id!r} to {new_id!r} in the snapshot: {new_id!r} exists already"
-                    )
-                cursor = connection.execute(
-                    "UPDATE persons SET sync_key = ?, confirmed_at = ?, message_identifier = ? "
-                    "WHERE sync_key = ?",
-                    (new_id, confirmed_at, message_identifier, old_id),
-                )
-                if cursor.rowcount == 0:
-                    raise StateError(
-                        f"cannot rename {old_id!r} to {new_id!r}: {old_id!r} is not in the snapshot"
-                    )
+                _rename(connection, "person", old_id, new_id, confirmation)
+                _move_memberships(connection, "person", old_id, new_id, confirmation)
             case Remove(sync_key=sync_key):
                 # Removing a key the snapshot lacks is a no-op: IMS ES and the snapshot agree it is gone.
                 connection.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,))
+                connection.execute("DELETE FROM memberships WHERE person_key = ?", (sync_key,))
+            case GroupUpsert(group=group, identity=identity):
+                values = (identity, *group.values().values())
+                connection.execute(
+                    _UPSERT_GROUP_SQL, (group.sync_key, *values, _content_hash(values), *confirmation)
+                )
+            case GroupRename(old_id=old_id, new_id=new_id):
+                _rename(connection, "group", old_id, new_id, confirmation)
+                _move_children(connection, old_id, new_id, confirmation)
+                _move_memberships(connection, "group", old_id, new_id, confirmation)
+            case GroupRemove(sync_key=sync_key):
+                # Child groups stay: IMS ES refuses to delete a group with children, so a confirmed
+                # delete means the executor deleted (and the snapshot removed) them first.
+                connection.execute("DELETE FROM groups WHERE sync_key = ?", (sync_key,))
+                connection.execute("DELETE FROM memberships WHERE group_key = ?", (sync_key,))
+            case MembershipUpsert(membership=membership):
+                values = tuple(membership.values().values())
+                connection.execute(
+                    _UPSERT_MEMBERSHIP_SQL,
+                    (membership.sync_key, *values, _content_hash(values), *confirmation),
+                )
+            case MembershipRemove(sync_key=sync_key):
+                connection.execute("DELETE FROM memberships WHERE sync_key = ?", (sync_key,))
+            case _:
+                assert_never(change)
 
     def journal(self, run_id: str | None = None) -> list[JournalEntry]:
         """Journalled requests with their answers and items, in sent order.
@@ -840,19 +1026,9 @@ class StateStore:
             requests = connection.execute(_JOURNAL_SQL[run_id is not None], params).fetchall()
             item_rows = connection.execute(_JOURNAL_ITEMS_SQL[run_id is not None], params).fetchall()
         items: dict[str, list[JournalItemRow]] = {}
-        for mid, index, key, new_key, major, severity, minor, description, ref, outcome in item_rows:
+        for mid, index, key, new_key, *answer in item_rows:
             items.setdefault(mid, []).append(
-                JournalItemRow(
-                    index=index,
-                    sync_key=key,
-                    new_sync_key=new_key,
-                    code_major=major,
-                    severity=severity,
-                    code_minor=_code_minor_tuple(minor),
-                    description=description,
-                    message_id_ref=ref,
-                    outcome=outcome,
-                )
+                JournalItemRow(index=index, sync_key=key, new_sync_key=new_key, **_answer_fields(answer))
             )
         return [
             JournalEntry(
@@ -862,39 +1038,94 @@ class StateStore:
                 attempt=attempt,
                 sent_at=datetime.fromisoformat(sent_at),
                 answered_at=_parse_time(answered_at),
-                message_id_ref=ref,
-                code_major=major,
-                severity=severity,
-                code_minor=_code_minor_tuple(minor),
-                description=description,
-                outcome=outcome,
                 error=error,
                 items=tuple(items.get(mid, ())),
+                **_answer_fields(answer),
             )
-            for (
-                run,
-                mid,
-                operation,
-                attempt,
-                sent_at,
-                answered_at,
-                ref,
-                major,
-                severity,
-                minor,
-                description,
-                outcome,
-                error,
-            ) in requests
+            for run, mid, operation, attempt, sent_at, answered_at, error, *answer in requests
         ]
 
 
-# The person columns are spelled out (not built from PERSON_FIELDS) so that every statement is a literal;
-# test_snapshot checks that they match PERSON_FIELDS.
+_Kind: TypeAlias = Literal["person", "group"]
+_Confirmation: TypeAlias = tuple[str, str]  # (confirmed_at, message_identifier) of a change
+
+
+def _rename(
+    connection: sqlite3.Connection, kind: _Kind, old_id: str, new_id: str, confirmation: _Confirmation
+) -> None:
+    """Move a person's or group's row to `new_id`; never onto an existing row (that would merge two)."""
+    exists_sql, rename_sql = _RENAME_SQL[kind]
+    label = "" if kind == "person" else "group "
+    if connection.execute(exists_sql, (new_id,)).fetchone():
+        raise StateError(
+            f"cannot rename {label}{old_id!r} to {new_id!r} in the snapshot: {new_id!r} exists already"
+        )
+    if connection.execute(rename_sql, (new_id, *confirmation, old_id)).rowcount == 0:
+        raise StateError(f"cannot rename {label}{old_id!r} to {new_id!r}: {old_id!r} is not in the snapshot")
+
+
+def _move_memberships(
+    connection: sqlite3.Connection, kind: _Kind, old_id: str, new_id: str, confirmation: _Confirmation
+) -> None:
+    """Point the memberships of person or group `old_id` at `new_id`, as IMS ES carries them along.
+
+    Each moved row is rehashed (its group and person are part of its content) and stamped with the
+    confirming answer. Rows already pointing at `new_id` (the snapshot lacked that person or group) stay:
+    they are distinct memberships, nothing is merged.
+    """
+    rows = connection.execute(_MEMBERSHIPS_OF_SQL[kind], (old_id,)).fetchall()
+    moved = []
+    for sync_key, group, person, role, active in rows:
+        values = (new_id, person, role, active) if kind == "group" else (group, new_id, role, active)
+        moved.append((values[0], values[1], _content_hash(values), *confirmation, sync_key))
+    connection.executemany(_MOVE_MEMBERSHIP_SQL, moved)
+
+
+def _move_children(
+    connection: sqlite3.Connection, old_id: str, new_id: str, confirmation: _Confirmation
+) -> None:
+    """Point the child groups of `old_id` at `new_id` as their parent, rehashed and stamped."""
+    rows = connection.execute(
+        "SELECT sync_key, identity, name, type, description FROM groups WHERE parent = ?", (old_id,)
+    ).fetchall()
+    moved = []
+    for sync_key, identity, name, type_, description in rows:
+        values = (identity, name, type_, new_id, description)  # ("identity", *GROUP_FIELDS)
+        moved.append((new_id, _content_hash(values), *confirmation, sync_key))
+    connection.executemany(
+        "UPDATE groups SET parent = ?, content_hash = ?, confirmed_at = ?, message_identifier = ? "
+        "WHERE sync_key = ?",
+        moved,
+    )
+
+
+_RENAME_SQL: Final[dict[_Kind, tuple[str, str]]] = {
+    "person": (
+        "SELECT 1 FROM persons WHERE sync_key = ?",
+        "UPDATE persons SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?",
+    ),
+    "group": (
+        "SELECT 1 FROM groups WHERE sync_key = ?",
+        "UPDATE groups SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?",
+    ),
+}
+_MEMBERSHIPS_OF_SQL: Final[dict[_Kind, str]] = {
+    "person": "SELECT sync_key, group_key, person_key, role, active FROM memberships WHERE person_key = ?",
+    "group": "SELECT sync_key, group_key, person_key, role, active FROM memberships WHERE group_key = ?",
+}
+_MOVE_MEMBERSHIP_SQL: Final = (
+    "UPDATE memberships SET group_key = ?, person_key = ?, content_hash = ?, confirmed_at = ?, "
+    "message_identifier = ? WHERE sync_key = ?"
+)
+
+# The columns are spelled out (not built from PERSON_FIELDS etc.) so that every statement is a literal;
+# test_snapshot checks that they match the fields (round trips with a distinct value in every column).
 _SELECT_PERSONS_SQL: Final = (
     "SELECT sync_key, identity, username, given_name, family_name, email, role, birth_date, phone, mobile "
     "FROM persons"
 )
+_SELECT_GROUPS_SQL: Final = "SELECT sync_key, identity, name, type, parent, description FROM groups"
+_SELECT_MEMBERSHIPS_SQL: Final = "SELECT sync_key, group_key, person_key, role, active FROM memberships"
 
 _UPSERT_SQL: Final = (
     "INSERT INTO persons (sync_key, identity, username, given_name, family_name, email, role, birth_date, "
@@ -906,17 +1137,90 @@ _UPSERT_SQL: Final = (
     "mobile = excluded.mobile, content_hash = excluded.content_hash, confirmed_at = excluded.confirmed_at, "
     "message_identifier = excluded.message_identifier"
 )
+_UPSERT_GROUP_SQL: Final = (
+    "INSERT INTO groups (sync_key, identity, name, type, parent, description, content_hash, confirmed_at, "
+    "message_identifier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (sync_key) DO UPDATE SET identity = excluded.identity, name = excluded.name, "
+    "type = excluded.type, parent = excluded.parent, description = excluded.description, "
+    "content_hash = excluded.content_hash, confirmed_at = excluded.confirmed_at, "
+    "message_identifier = excluded.message_identifier"
+)
+_UPSERT_MEMBERSHIP_SQL: Final = (
+    "INSERT INTO memberships (sync_key, group_key, person_key, role, active, content_hash, confirmed_at, "
+    "message_identifier) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (sync_key) DO UPDATE SET group_key = excluded.group_key, "
+    "person_key = excluded.person_key, role = excluded.role, active = excluded.active, "
+    "content_hash = excluded.content_hash, confirmed_at = excluded.confirmed_at, "
+    "message_identifier = excluded.message_identifier"
+)
 
 # One packed string per chunk: the row's values joined by char(31), rows joined by char(31) too.
 _PACKED_SQL: Final = (
     "SELECT count(*), CAST(group_concat(printf(?, sync_key, identity, username, given_name, family_name, "
     "email, role, birth_date, phone, mobile), char(31)) AS BLOB) FROM persons WHERE rowid BETWEEN ? AND ?"
 )
-_PACKED_FORMAT: Final = _SEP.join(["%s"] * len(_PERSON_COLUMNS))
+_PACKED_GROUPS_SQL: Final = (
+    "SELECT count(*), CAST(group_concat(printf(?, sync_key, identity, name, type, parent, description), "
+    "char(31)) AS BLOB) FROM groups WHERE rowid BETWEEN ? AND ?"
+)
+# Memberships have no rowid: chunks are sync key ranges [low, high), the last one open-ended.
+_PACKED_MEMBERSHIPS_SQL: Final = (
+    "SELECT count(*), CAST(group_concat(printf(?, sync_key, group_key, person_key, role, active), "
+    "char(31)) AS BLOB) FROM memberships WHERE sync_key >= ? AND sync_key < ?"
+)
+_PACKED_MEMBERSHIPS_TAIL_SQL: Final = (
+    "SELECT count(*), CAST(group_concat(printf(?, sync_key, group_key, person_key, role, active), "
+    "char(31)) AS BLOB) FROM memberships WHERE sync_key >= ?"
+)
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Table:
+    """One snapshot table: its frame columns (sync key first) and the statements that read and seed it."""
+
+    columns: tuple[str, ...]
+    bounds_sql: str  # rowid tables: (min rowid, max rowid); key ranges: (min sync key,)
+    packed_sql: str  # (count, packed blob) of a rowid range, or of a sync key range [low, high)
+    select_sql: str
+    upsert_sql: str  # columns, then content hash, confirmed_at, message_identifier
+    defaults: Mapping[str, str]  # seeding: the value of a missing column or cell ("" when not named)
+    # A WITHOUT ROWID table is read in sync key ranges: (the next bound, the open-ended last chunk).
+    key_ranges: tuple[str, str] | None = None
+
+
+_PERSONS: Final = _Table(
+    columns=_PERSON_COLUMNS,
+    bounds_sql="SELECT min(rowid), max(rowid) FROM persons",
+    packed_sql=_PACKED_SQL,
+    select_sql=_SELECT_PERSONS_SQL,
+    upsert_sql=_UPSERT_SQL,
+    defaults={},
+)
+_GROUPS: Final = _Table(
+    columns=_GROUP_COLUMNS,
+    bounds_sql="SELECT min(rowid), max(rowid) FROM groups",
+    packed_sql=_PACKED_GROUPS_SQL,
+    select_sql=_SELECT_GROUPS_SQL,
+    upsert_sql=_UPSERT_GROUP_SQL,
+    defaults={},
+)
+_MEMBERSHIPS: Final = _Table(
+    columns=_MEMBERSHIP_COLUMNS,
+    bounds_sql="SELECT min(sync_key) FROM memberships",
+    packed_sql=_PACKED_MEMBERSHIPS_SQL,
+    select_sql=_SELECT_MEMBERSHIPS_SQL,
+    upsert_sql=_UPSERT_MEMBERSHIP_SQL,
+    defaults={"active": "true"},
+    key_ranges=(
+        "SELECT sync_key FROM memberships WHERE sync_key >= ? ORDER BY sync_key LIMIT 1 OFFSET ?",
+        _PACKED_MEMBERSHIPS_TAIL_SQL,
+    ),
+)
+
+# Both journal queries end with the same six answer columns, which _answer_fields turns into fields.
 _JOURNAL_COLUMNS: Final = (
-    "SELECT r.run_id, r.message_identifier, r.operation, r.attempt, r.sent_at, r.answered_at, "
-    "r.message_id_ref, r.code_major, r.severity, r.code_minor, r.description, r.outcome, r.error "
+    "SELECT r.run_id, r.message_identifier, r.operation, r.attempt, r.sent_at, r.answered_at, r.error, "
+    "r.message_id_ref, r.code_major, r.severity, r.code_minor, r.description, r.outcome "
     "FROM requests AS r "
 )
 _JOURNAL_SQL: Final = {
@@ -924,8 +1228,8 @@ _JOURNAL_SQL: Final = {
     True: _JOURNAL_COLUMNS + "WHERE r.run_id = ? ORDER BY r.sent_at, r.rowid",
 }
 _JOURNAL_ITEMS_COLUMNS: Final = (
-    "SELECT i.message_identifier, i.item_index, i.sync_key, i.new_sync_key, i.code_major, i.severity, "
-    "i.code_minor, i.description, i.message_id_ref, i.outcome "
+    "SELECT i.message_identifier, i.item_index, i.sync_key, i.new_sync_key, "
+    "i.message_id_ref, i.code_major, i.severity, i.code_minor, i.description, i.outcome "
     "FROM request_items AS i JOIN requests AS r USING (message_identifier) "
 )
 _JOURNAL_ITEMS_SQL: Final = {
@@ -934,19 +1238,32 @@ _JOURNAL_ITEMS_SQL: Final = {
 }
 
 
-def _load_packed(connection: sqlite3.Connection) -> Any:
-    """The persons as an Arrow table via packed rows split with numpy; None when a value holds the separator.
+def _read_table(connection: sqlite3.Connection, table: _Table) -> Any:
+    """A snapshot table as an Arrow table sorted by sync key (packed read; plain when that cannot split)."""
+    arrow = _load_packed(connection, table)
+    if arrow is None:  # a value holds the separator: take the plain (slower) path
+        rows = connection.execute(table.select_sql).fetchall()
+        arrow = _sorted(
+            pa.table(
+                [
+                    pa.array([row[i] for row in rows], type=pa.large_string())
+                    for i in range(len(table.columns))
+                ],
+                names=list(table.columns),
+            )
+        )
+    return arrow
+
+
+def _load_packed(connection: sqlite3.Connection, table: _Table) -> Any:
+    """A table as an Arrow table via packed rows split with numpy; None when a value holds the separator.
 
     SQLite packs each chunk of rows into one blob (values and rows joined by char(31)); numpy finds
     the separators and Arrow views the rest as strings, so no Python object is made per value.
     """
-    low, high = connection.execute("SELECT min(rowid), max(rowid) FROM persons").fetchone()
-    width = len(_PERSON_COLUMNS)
+    width = len(table.columns)
     columns: list[list[Any]] = [[] for _ in range(width)]
-    for start in range(low if low is not None else 1, (high or 0) + 1, _LOAD_CHUNK):
-        count, blob = connection.execute(
-            _PACKED_SQL, (_PACKED_FORMAT, start, start + _LOAD_CHUNK - 1)
-        ).fetchone()
+    for count, blob in _packed_chunks(connection, table, _SEP.join(["%s"] * width)):
         if not count:
             continue
         values = count * width
@@ -968,7 +1285,29 @@ def _load_packed(connection: sqlite3.Connection) -> Any:
         for i in range(width):
             columns[i].append(pc.list_element(rows, i))
     arrays = [pa.chunked_array(chunks, type=pa.large_string()) for chunks in columns]
-    return _sorted(pa.table(arrays, names=list(_PERSON_COLUMNS)))
+    return _sorted(pa.table(arrays, names=list(table.columns)))
+
+
+def _packed_chunks(
+    connection: sqlite3.Connection, table: _Table, packed_format: str
+) -> Iterator[tuple[int, Any]]:
+    """(row count, packed rows as bytes; None when empty) for each chunk: rowid or sync key ranges."""
+    if table.key_ranges is None:
+        low, high = connection.execute(table.bounds_sql).fetchone()
+        for start in range(low if low is not None else 1, (high or 0) + 1, _LOAD_CHUNK):
+            yield connection.execute(
+                table.packed_sql, (packed_format, start, start + _LOAD_CHUNK - 1)
+            ).fetchone()
+        return
+    next_bound_sql, tail_sql = table.key_ranges
+    (low,) = connection.execute(table.bounds_sql).fetchone()
+    while low is not None:
+        bound = connection.execute(next_bound_sql, (low, _LOAD_CHUNK)).fetchone()
+        if bound is None:
+            yield connection.execute(tail_sql, (packed_format, low)).fetchone()
+            return
+        yield connection.execute(table.packed_sql, (packed_format, low, bound[0])).fetchone()
+        low = bound[0]
 
 
 def _sorted(table: Any) -> Any:
@@ -980,9 +1319,10 @@ def _sorted(table: Any) -> Any:
     return table
 
 
-def _frame(table: Any) -> pd.DataFrame:
-    """The snapshot frame of a persons table (pandas' Arrow-backed text columns: no copy)."""
-    columns = {name: pd.array(table.column(name), dtype="str") for name in _PERSON_COLUMNS}
+def _frame(table: Any, names: Sequence[str]) -> pd.DataFrame:
+    """The frame of a snapshot table, `names` its columns with "sync_key" first (pandas' Arrow-backed
+    text columns: no copy)."""
+    columns = {name: pd.array(table.column(name), dtype="str") for name in names}
     index = pd.Index(columns.pop("sync_key"), name="sync_key")
     return pd.DataFrame(columns, index=index)
 

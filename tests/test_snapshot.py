@@ -112,7 +112,15 @@ class TestSchema:
         assert _rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert _rows(state, "PRAGMA journal_mode") == [("wal",)]
         tables = {name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"runs", "requests", "request_items", "persons", "snapshot_generation"}
+        assert tables == {
+            "runs",
+            "requests",
+            "request_items",
+            "persons",
+            "snapshot_generation",
+            "groups",
+            "memberships",
+        }
 
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
         """The snapshot table holds the sync key, identity, every person field and the confirmation."""
