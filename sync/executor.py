@@ -1,8 +1,12 @@
 """Run a Plan against IMS ES: a bounded pool of workers, tenacity retries, a journal entry per request.
 
-Each operation is one person's work (a changeIdentifier may be followed by an update of the same
-person), so per-person order holds inside a worker while different persons run concurrently. At
+Each operation is one object's work (a changeIdentifier may be followed by an update of the same
+object), so per-object order holds inside a worker while different objects run concurrently. At
 most `max_in_flight` objects are unanswered at any time: itslearning asks for fewer than 10.
+
+Operations run in phases (sync.ordering): groups parents first, persons, memberships, then deletions
+the other way round. An operation whose group, parent or person was not confirmed by an earlier
+phase of the run is skipped, not sent: IMS ES would refuse it anyway.
 
 Every attempt is its own request with a fresh messageIdentifier, written to the journal as *sent*
 before it goes out and answered after, in the same transaction as the snapshot change it confirms.
@@ -36,19 +40,35 @@ from sync.errors import (
     TransientError,
 )
 from sync.models import (
+    ChangeGroupIdentifier,
     ChangeIdentifier,
     Create,
+    CreateGroup,
+    CreateMembership,
+    DeactivateMembership,
     Delete,
+    DeleteGroup,
+    DeleteMembership,
+    Group,
+    Membership,
     Operation,
     OperationResult,
     Outcome,
     Person,
     Status,
     Update,
+    UpdateGroup,
+    UpdateMembership,
 )
+from sync.ordering import phases
 from sync.snapshot import (
     Answer,
+    GroupRemove,
+    GroupRename,
+    GroupUpsert,
     ItemAnswer,
+    MembershipRemove,
+    MembershipUpsert,
     Remove,
     Rename,
     RequestItem,
@@ -64,6 +84,8 @@ __all__ = [
     "ExecutionReport",
     "Executor",
     "ExecutorSettings",
+    "GroupService",
+    "MembershipService",
     "PersonService",
     "RetryPolicy",
 ]
@@ -109,6 +131,66 @@ class PersonService(Protocol):
         ...
 
 
+class GroupService(Protocol):
+    """What the executor needs of an IMS ES GMS client (`sync.transport.GroupClient` is one)."""
+
+    def create_group(self, group: Group, *, message_id: str | None = None) -> Status:
+        """createGroup."""
+        ...
+
+    def update_group(self, group: Group, *, message_id: str | None = None) -> Status:
+        """updateGroup."""
+        ...
+
+    def delete_group(self, sync_key: str, *, message_id: str | None = None) -> Status:
+        """deleteGroup."""
+        ...
+
+    def read_group(self, sync_key: str, *, message_id: str | None = None) -> tuple[Status, Group | None]:
+        """readGroup."""
+        ...
+
+    def change_group_identifier(self, old_id: str, new_id: str, *, message_id: str | None = None) -> Status:
+        """changeGroupIdentifier."""
+        ...
+
+    def create_groups(self, groups: Sequence[Group], *, message_id: str | None = None) -> MassReply:
+        """createGroups: one request, one status per item."""
+        ...
+
+
+class MembershipService(Protocol):
+    """What the executor needs of an IMS ES MMS client (`sync.transport.MembershipClient` is one)."""
+
+    def create_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
+        """createMembership."""
+        ...
+
+    def update_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
+        """updateMembership."""
+        ...
+
+    def delete_membership(self, sync_key: str, *, message_id: str | None = None) -> Status:
+        """deleteMembership."""
+        ...
+
+    def read_membership(
+        self, sync_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, Membership | None]:
+        """readMembership."""
+        ...
+
+    def create_memberships(
+        self, memberships: Sequence[Membership], *, message_id: str | None = None
+    ) -> MassReply:
+        """createMemberships: one request, one status per item."""
+        ...
+
+    def delete_memberships(self, sync_keys: Sequence[str], *, message_id: str | None = None) -> MassReply:
+        """deleteMemberships: one request, one status per item."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How transient faults are retried: exponential backoff with jitter, capped in count and time."""
@@ -128,10 +210,10 @@ class ExecutorSettings:
     """Limits of one run's execution."""
 
     max_in_flight: int = 10  # objects unanswered at once (itslearning: fewer than 10)
-    batch_size: int = 1  # creates per createPersons request; 1 = createPerson calls
+    batch_size: int = 1  # objects per mass request (createPersons, createGroups, ...); 1 = single calls
     circuit_threshold: int = 20  # consecutive transient failures that open the circuit
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
-    deletes: bool = False  # execute deletion candidates (off by default: they are only listed)
+    deletes: bool = False  # execute deletions and deactivations (off by default: they are only listed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,11 +245,22 @@ class _Circuit:
                 self.open.set()
 
 
+#: Operations that may travel together in one mass request, by the mass operation's name.
+_MASS: Final = {
+    Create: "createPersons",
+    CreateGroup: "createGroups",
+    CreateMembership: "createMemberships",
+    DeleteMembership: "deleteMemberships",
+}
+_DELETIONS: Final = (Delete, DeleteGroup, DeleteMembership, DeactivateMembership)
+
+
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """Creates sent together in one createPersons request."""
+    """Operations of one kind sent together in one mass request (see _MASS)."""
 
-    creates: tuple[Create, ...]
+    operation: str
+    ops: tuple[Create | CreateGroup | CreateMembership | DeleteMembership, ...]
 
 
 class _Aborted(Exception):
@@ -198,6 +291,43 @@ def _is_unknown(status: Status) -> bool:
     return any(name.lower() == _UNKNOWN_OBJECT for name, _ in status.code_minor)
 
 
+def _is_unknown_answer(step: _Step) -> bool:
+    """IMS ES answered "unknown object" (failure/unknownobject) to this step."""
+    return step.outcome is Outcome.REJECTED and step.status is not None and _is_unknown(step.status)
+
+
+def _one(sync_key: str) -> tuple[RequestItem, ...]:
+    return (RequestItem(index=0, sync_key=sync_key),)
+
+
+def _missing_dependency(op: Operation, failed: dict[str, set[str]]) -> str:
+    """Why `op` cannot be sent: a group or person it needs was not confirmed earlier in this run."""
+    match op:
+        case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier():
+            if op.group.parent in failed["group"]:
+                return f"not sent: parent group {op.group.parent!r} was not confirmed in this run"
+        case CreateMembership() | UpdateMembership():
+            membership = op.membership
+            if membership.group in failed["group"]:
+                return f"not sent: group {membership.group!r} was not confirmed in this run"
+            if membership.person in failed["person"]:
+                return f"not sent: person {membership.person!r} was not confirmed in this run"
+        case _:
+            pass
+    return ""
+
+
+def _note_failure(op: Operation, failed: dict[str, set[str]]) -> None:
+    """Remember the group or person an unconfirmed change was about (deletions leave no gap)."""
+    match op:
+        case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier():
+            failed["group"].add(op.sync_key)
+        case Create() | Update() | ChangeIdentifier():
+            failed["person"].add(op.sync_key)
+        case _:
+            pass
+
+
 class Executor:
     """Sends a plan's operations to IMS ES and records every request and answer.
 
@@ -206,6 +336,8 @@ class Executor:
         store: the state store of this run (journal + snapshot).
         run_id: the journal's run id.
         settings: concurrency, retry and circuit limits.
+        groups: the GMS client, needed when the operations include groups.
+        memberships: the MMS client, needed when the operations include memberships.
         sleep: how to wait between retries (tests pass a recorder).
         stop: set it to stop taking new work (SIGTERM/Ctrl-C); requests in flight finish.
         on_result: called (from worker threads) with each operation's result, e.g. for a progress bar.
@@ -218,6 +350,8 @@ class Executor:
         store: StateStore,
         run_id: str,
         settings: ExecutorSettings = ExecutorSettings(),
+        groups: GroupService | None = None,
+        memberships: MembershipService | None = None,
         sleep: Callable[[float], None] = time.sleep,
         stop: threading.Event | None = None,
         on_result: Callable[[OperationResult], None] | None = None,
@@ -227,6 +361,8 @@ class Executor:
         if not 1 <= settings.batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_SIZE}")
         self._client = client
+        self._groups = groups
+        self._memberships = memberships
         self._store = store
         self._run_id = run_id
         self._settings = settings
@@ -238,40 +374,58 @@ class Executor:
         self._fatal_lock = threading.Lock()
         self._log = structlog.get_logger("sync.executor").bind(run_id=run_id)
 
+    @property
+    def _gms(self) -> GroupService:
+        if self._groups is None:
+            raise ValueError("the operations include groups, but the executor has no GMS client")
+        return self._groups
+
+    @property
+    def _mms(self) -> MembershipService:
+        if self._memberships is None:
+            raise ValueError("the operations include memberships, but the executor has no MMS client")
+        return self._memberships
+
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, operations: Sequence[Operation]) -> ExecutionReport:
         """Execute `operations` (deletions only when settings.deletes) and return their results in order.
 
-        Work is handed out in units (one operation, or a batch of creates for createPersons) while
-        the objects in flight stay within `max_in_flight`.
+        The operations run in phases (sync.ordering.phases); inside a phase, work is handed out in
+        units (one operation, or a batch for a mass request) while the objects in flight stay within
+        `max_in_flight`.
         """
-        todo = [op for op in operations if self._settings.deletes or not isinstance(op, Delete)]
-        units = self._units(todo)
+        todo = [op for op in operations if self._settings.deletes or not isinstance(op, _DELETIONS)]
+        if any(
+            isinstance(op, CreateGroup | UpdateGroup | ChangeGroupIdentifier | DeleteGroup) for op in todo
+        ):
+            _ = self._gms
+        if any(
+            isinstance(op, CreateMembership | UpdateMembership | DeleteMembership | DeactivateMembership)
+            for op in todo
+        ):
+            _ = self._mms
         results: dict[int, OperationResult] = {}
-        budget = self._settings.max_in_flight
-        with ThreadPoolExecutor(max_workers=budget, thread_name_prefix="ims-es") as pool:
-            pending: dict[Future[list[OperationResult]], tuple[int, ...]] = {}
-            in_flight = 0
-            next_unit = 0
-            while next_unit < len(units) or pending:
-                while next_unit < len(units) and not self._halted():
-                    positions, unit = units[next_unit]
-                    if pending and in_flight + len(positions) > budget:
-                        break
-                    pending[pool.submit(self._execute_unit, unit)] = positions
-                    in_flight += len(positions)
-                    next_unit += 1
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    positions = pending.pop(future)
-                    in_flight -= len(positions)
-                    for position, result in zip(positions, future.result(), strict=True):
-                        results[position] = result
-                        if self._on_result is not None:
-                            self._on_result(result)
+        failed: dict[str, set[str]] = {"group": set(), "person": set()}
+        with ThreadPoolExecutor(
+            max_workers=self._settings.max_in_flight, thread_name_prefix="ims-es"
+        ) as pool:
+            for phase in phases(todo):
+                runnable: list[int] = []
+                for position in phase:
+                    missing = _missing_dependency(todo[position], failed)
+                    if missing:
+                        results[position] = OperationResult(
+                            operation=todo[position], outcome=Outcome.SKIPPED, error=missing
+                        )
+                        self._report(results[position])
+                    else:
+                        runnable.append(position)
+                self._run_phase(pool, todo, runnable, results)
+                for position in phase:
+                    result = results.get(position)
+                    if result is None or result.outcome is not Outcome.CONFIRMED:
+                        _note_failure(todo[position], failed)
         for position in range(len(todo)):
             if position not in results:
                 results[position] = OperationResult(operation=todo[position], outcome=Outcome.SKIPPED)
@@ -281,8 +435,44 @@ class Executor:
             fatal=self._fatal,
         )
 
-    def _units(self, todo: Sequence[Operation]) -> list[tuple[tuple[int, ...], Operation | _Batch]]:
-        """Group creates into createPersons batches (plan order kept); everything else goes alone."""
+    def _report(self, result: OperationResult) -> None:
+        if self._on_result is not None:
+            self._on_result(result)
+
+    def _run_phase(
+        self,
+        pool: ThreadPoolExecutor,
+        todo: Sequence[Operation],
+        positions: Sequence[int],
+        results: dict[int, OperationResult],
+    ) -> None:
+        units = self._units(todo, positions)
+        budget = self._settings.max_in_flight
+        pending: dict[Future[list[OperationResult]], tuple[int, ...]] = {}
+        in_flight = 0
+        next_unit = 0
+        while next_unit < len(units) or pending:
+            while next_unit < len(units) and not self._halted():
+                unit_positions, unit = units[next_unit]
+                if pending and in_flight + len(unit_positions) > budget:
+                    break
+                pending[pool.submit(self._execute_unit, unit)] = unit_positions
+                in_flight += len(unit_positions)
+                next_unit += 1
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                unit_positions = pending.pop(future)
+                in_flight -= len(unit_positions)
+                for position, result in zip(unit_positions, future.result(), strict=True):
+                    results[position] = result
+                    self._report(result)
+
+    def _units(
+        self, todo: Sequence[Operation], positions: Sequence[int]
+    ) -> list[tuple[tuple[int, ...], Operation | _Batch]]:
+        """Group batchable operations into mass requests (order kept); everything else goes alone."""
         size = min(self._settings.batch_size, self._settings.max_in_flight)
         units: list[tuple[tuple[int, ...], Operation | _Batch]] = []
         batch: list[int] = []
@@ -292,11 +482,14 @@ class Executor:
                 units.append(((batch[0],), todo[batch[0]]))
             elif batch:
                 ops = tuple(todo[i] for i in batch)
-                units.append((tuple(batch), _Batch(creates=ops)))  # type: ignore[arg-type]
+                units.append((tuple(batch), _Batch(_MASS[type(ops[0])], ops)))  # type: ignore[arg-type]
             batch.clear()
 
-        for position, op in enumerate(todo):
-            if size > 1 and isinstance(op, Create):
+        for position in positions:
+            op = todo[position]
+            if size > 1 and type(op) in _MASS:
+                if batch and type(todo[batch[0]]) is not type(op):
+                    flush()
                 batch.append(position)
                 if len(batch) == size:
                     flush()
@@ -308,7 +501,7 @@ class Executor:
 
     def _execute_unit(self, unit: Operation | _Batch) -> list[OperationResult]:
         if isinstance(unit, _Batch):
-            return self._execute_batch(unit.creates)
+            return self._execute_batch(unit)
         return [self._execute(unit)]
 
     def _halted(self) -> bool:
@@ -330,24 +523,7 @@ class Executor:
 
     def _execute(self, op: Operation) -> OperationResult:
         try:
-            match op:
-                case Create():
-                    step = self._step(
-                        "createPerson",
-                        (RequestItem(index=0, sync_key=op.sync_key),),
-                        lambda mid: self._client.create_person(
-                            op.person, password=op.password, message_id=mid
-                        ),
-                        lambda: [Upsert(person=op.person, identity=op.identity)],
-                    )
-                case Update():
-                    step = self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
-                case ChangeIdentifier():
-                    step = self._change_identifier(op)
-                case Delete():
-                    step = self._delete(op)
-                case _:
-                    assert_never(op)
+            step = self._dispatch(op)
         except _Aborted:
             return OperationResult(operation=op, outcome=Outcome.SKIPPED, error="run stopped before sending")
         return OperationResult(
@@ -359,9 +535,51 @@ class Executor:
             attempts=step.attempts,
         )
 
+    def _dispatch(self, op: Operation) -> _Step:
+        match op:
+            case Create():
+                return self._step(
+                    "createPerson",
+                    _one(op.sync_key),
+                    lambda mid: self._client.create_person(op.person, password=op.password, message_id=mid),
+                    lambda: [Upsert(person=op.person, identity=op.identity)],
+                )
+            case Update():
+                return self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
+            case ChangeIdentifier():
+                return self._change_identifier(op)
+            case Delete():
+                return self._delete(op)
+            case CreateGroup():
+                return self._step(
+                    "createGroup",
+                    _one(op.sync_key),
+                    lambda mid: self._gms.create_group(op.group, message_id=mid),
+                    lambda: [GroupUpsert(group=op.group, identity=op.identity)],
+                )
+            case UpdateGroup():
+                return self._update_group(op.group, op.identity)
+            case ChangeGroupIdentifier():
+                return self._change_group_identifier(op)
+            case DeleteGroup():
+                return self._delete_group(op)
+            case CreateMembership():
+                return self._step(
+                    "createMembership",
+                    _one(op.sync_key),
+                    lambda mid: self._mms.create_membership(op.membership, message_id=mid),
+                    lambda: [MembershipUpsert(membership=op.membership)],
+                )
+            case UpdateMembership() | DeactivateMembership():
+                return self._update_membership(op.membership)
+            case DeleteMembership():
+                return self._delete_membership(op.sync_key)
+            case _:
+                assert_never(op)
+
     def _update(self, person: Person, identity: str, *, clears: bool) -> _Step:
         # updatePerson merges what it is given, so a cleared field needs replacePerson.
-        items = (RequestItem(index=0, sync_key=person.sync_key),)
+        items = _one(person.sync_key)
         if clears:
             return self._step(
                 "replacePerson",
@@ -383,16 +601,17 @@ class Executor:
             lambda mid: self._client.change_person_identifier(op.old_id, op.new_id, message_id=mid),
             lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
         )
-        if step.outcome is Outcome.REJECTED and step.status is not None and _is_unknown(step.status):
+        if _is_unknown_answer(step):
             # An earlier request whose answer was lost may have applied the change already:
             # the old id is gone and the new one exists. Reads (journalled) decide.
             step = self._resolve(
                 step,
+                reader=self._person_reader,
                 old_gone=op.old_id,
                 new_present=op.new_id,
                 changes=[Rename(old_id=op.old_id, new_id=op.new_id)],
             )
-        if step.outcome is Outcome.REJECTED and step.status is not None and _is_unknown(step.status):
+        if _is_unknown_answer(step):
             step = self._follow_lost_rename(op, step)
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
@@ -409,7 +628,7 @@ class Executor:
         for lost_target in self._store.unconfirmed_renames(op.old_id):
             if lost_target == op.new_id:
                 continue
-            read = self._read(lost_target)
+            read = self._person_reader(lost_target)
             if read is None or read[1] is None:
                 continue
             return self._rename_from(lost_target, op)
@@ -427,18 +646,108 @@ class Executor:
     def _delete(self, op: Delete) -> _Step:
         step = self._step(
             "deletePerson",
-            (RequestItem(index=0, sync_key=op.sync_key),),
+            _one(op.sync_key),
             lambda mid: self._client.delete_person(op.sync_key, message_id=mid),
             lambda: [Remove(sync_key=op.sync_key)],
         )
-        if step.outcome is Outcome.REJECTED and step.status is not None and _is_unknown(step.status):
-            step = self._resolve(step, old_gone=op.sync_key, changes=[Remove(sync_key=op.sync_key)])
+        if _is_unknown_answer(step):
+            step = self._resolve(
+                step, reader=self._person_reader, old_gone=op.sync_key, changes=[Remove(sync_key=op.sync_key)]
+            )
         return step
+
+    # --- groups ----------------------------------------------------------------------------
+
+    def _update_group(self, group: Group, identity: str) -> _Step:
+        return self._step(
+            "updateGroup",
+            _one(group.sync_key),
+            lambda mid: self._gms.update_group(group, message_id=mid),
+            lambda: [GroupUpsert(group=group, identity=identity)],
+        )
+
+    def _change_group_identifier(self, op: ChangeGroupIdentifier) -> _Step:
+        step = self._step(
+            "changeGroupIdentifier",
+            (RequestItem(index=0, sync_key=op.old_id, new_sync_key=op.new_id),),
+            lambda mid: self._gms.change_group_identifier(op.old_id, op.new_id, message_id=mid),
+            lambda: [GroupRename(old_id=op.old_id, new_id=op.new_id)],
+        )
+        if _is_unknown_answer(step):
+            step = self._resolve(
+                step,
+                reader=self._group_reader,
+                old_gone=op.old_id,
+                new_present=op.new_id,
+                changes=[GroupRename(old_id=op.old_id, new_id=op.new_id)],
+            )
+        if step.outcome is not Outcome.CONFIRMED or not op.changes:
+            return step
+        follow = self._update_group(op.group, op.identity)
+        follow.attempts += step.attempts
+        return follow
+
+    def _delete_group(self, op: DeleteGroup) -> _Step:
+        step = self._step(
+            "deleteGroup",
+            _one(op.sync_key),
+            lambda mid: self._gms.delete_group(op.sync_key, message_id=mid),
+            lambda: [GroupRemove(sync_key=op.sync_key)],
+        )
+        if _is_unknown_answer(step):
+            step = self._resolve(
+                step,
+                reader=self._group_reader,
+                old_gone=op.sync_key,
+                changes=[GroupRemove(sync_key=op.sync_key)],
+            )
+        return step
+
+    # --- memberships -----------------------------------------------------------------------
+
+    def _update_membership(self, membership: Membership) -> _Step:
+        step = self._step(
+            "updateMembership",
+            _one(membership.sync_key),
+            lambda mid: self._mms.update_membership(membership, message_id=mid),
+            lambda: [MembershipUpsert(membership=membership)],
+        )
+        if _is_unknown_answer(step):
+            # Unlike updatePerson, updateMembership does not create: the membership was removed in
+            # IMS ES (by hand, or with its group). The roster still wants it, so create it again.
+            follow = self._step(
+                "createMembership",
+                _one(membership.sync_key),
+                lambda mid: self._mms.create_membership(membership, message_id=mid),
+                lambda: [MembershipUpsert(membership=membership)],
+            )
+            follow.attempts += step.attempts
+            return follow
+        return step
+
+    def _delete_membership(self, sync_key: str) -> _Step:
+        step = self._step(
+            "deleteMembership",
+            _one(sync_key),
+            lambda mid: self._mms.delete_membership(sync_key, message_id=mid),
+            lambda: [MembershipRemove(sync_key=sync_key)],
+        )
+        if _is_unknown_answer(step):
+            step = self._resolve(
+                step,
+                reader=self._membership_reader,
+                old_gone=sync_key,
+                changes=[MembershipRemove(sync_key=sync_key)],
+            )
+        return step
+
+    # --- resolving "unknown object" answers by reading ----------------------------------------
 
     def _resolve(
         self,
         failed: _Step,
         *,
+        reader: Callable[[str], tuple[_Step, object | None] | None],
         old_gone: str,
         new_present: str | None = None,
         changes: list[SnapshotChange],
@@ -448,23 +757,23 @@ class Executor:
         When the reads show the change in place, the last read's answer confirms it in the snapshot.
         When a read gets no trustworthy answer, the outcome is unconfirmed: the next run re-diffs.
         """
-        reads: list[tuple[_Step, Person | None]] = []
+        reads: list[tuple[_Step, object | None]] = []
         for key in (old_gone, new_present):
             if key is None:
                 continue
-            read = self._read(key)
+            read = reader(key)
             if read is None:
                 return _Step(
                     outcome=Outcome.UNCONFIRMED,
                     status=failed.status,
                     message_identifier=failed.message_identifier,
-                    error=f"{failed.error or 'unknown object'}; could not verify by readPerson",
+                    error=f"{failed.error or 'unknown object'}; could not verify by reading it back",
                     attempts=failed.attempts,
                 )
             reads.append(read)
-        old_step, old_person = reads[0]
+        old_step, old_found = reads[0]
         assert old_step.status is not None
-        applied = old_person is None and _is_unknown(old_step.status)
+        applied = old_found is None and _is_unknown(old_step.status)
         if new_present is not None:
             applied = applied and reads[1][1] is not None
         if not applied:
@@ -489,50 +798,109 @@ class Executor:
             attempts=failed.attempts + len(reads),
         )
 
-    def _read(self, sync_key: str) -> tuple[_Step, Person | None] | None:
-        """A readPerson that resolves an ambiguous outcome, journalled like any request.
+    def _read(
+        self, operation: str, sync_key: str, call: Callable[[str], tuple[Status, object | None]]
+    ) -> tuple[_Step, object | None] | None:
+        """A read that resolves an ambiguous outcome, journalled like any request.
 
         Returns None when the read itself got no trustworthy answer.
         """
-        found: list[Person | None] = []
+        found: list[object | None] = []
 
-        def call(mid: str) -> Status:
-            status, person = self._client.read_person(sync_key, message_id=mid)
-            found.append(person)
+        def send(mid: str) -> Status:
+            status, value = call(mid)
+            found.append(value)
             return status
 
         # A read is confirmed (ok) or rejected (unknown): both answer the question.
-        step = self._step("readPerson", (RequestItem(index=0, sync_key=sync_key),), call, list)
+        step = self._step(operation, _one(sync_key), send, list)
         if step.status is None or step.outcome is Outcome.UNCONFIRMED or not found:
             return None
         return step, found[-1]
 
-    # --- a batch of creates: createPersons ------------------------------------------------
+    def _person_reader(self, sync_key: str) -> tuple[_Step, object | None] | None:
+        return self._read(
+            "readPerson", sync_key, lambda mid: self._client.read_person(sync_key, message_id=mid)
+        )
 
-    def _execute_batch(self, creates: tuple[Create, ...]) -> list[OperationResult]:
-        """One createPersons for several creates; each item's statusInfo decides its person.
+    def _group_reader(self, sync_key: str) -> tuple[_Step, object | None] | None:
+        return self._read("readGroup", sync_key, lambda mid: self._gms.read_group(sync_key, message_id=mid))
 
-        A transient failure of the whole request retries the whole batch: createPerson(s) upserts,
-        so items the lost answer had applied are harmless to send again.
+    def _membership_reader(self, sync_key: str) -> tuple[_Step, object | None] | None:
+        return self._read(
+            "readMembership", sync_key, lambda mid: self._mms.read_membership(sync_key, message_id=mid)
+        )
+
+    # --- mass requests: createPersons, createGroups, createMemberships, deleteMemberships ----------
+
+    def _mass_call(self, batch: _Batch) -> Callable[[str], MassReply]:
+        ops = batch.ops
+        match batch.operation:
+            case "createPersons":
+                pairs = [(op.person, op.password) for op in ops if isinstance(op, Create)]
+                return lambda mid: self._client.create_persons(pairs, message_id=mid)
+            case "createGroups":
+                groups = [op.group for op in ops if isinstance(op, CreateGroup)]
+                return lambda mid: self._gms.create_groups(groups, message_id=mid)
+            case "createMemberships":
+                members = [op.membership for op in ops if isinstance(op, CreateMembership)]
+                return lambda mid: self._mms.create_memberships(members, message_id=mid)
+            case _:
+                keys = [op.sync_key for op in ops]
+                return lambda mid: self._mms.delete_memberships(keys, message_id=mid)
+
+    @staticmethod
+    def _mass_change(op: Create | CreateGroup | CreateMembership | DeleteMembership) -> SnapshotChange:
+        match op:
+            case Create():
+                return Upsert(person=op.person, identity=op.identity)
+            case CreateGroup():
+                return GroupUpsert(group=op.group, identity=op.identity)
+            case CreateMembership():
+                return MembershipUpsert(membership=op.membership)
+            case DeleteMembership():
+                return MembershipRemove(sync_key=op.sync_key)
+            case _:
+                assert_never(op)
+
+    def _execute_batch(self, batch: _Batch) -> list[OperationResult]:
+        """One mass request for several operations; each item's statusInfo decides its object.
+
+        A transient failure of the whole request retries the whole batch: the creates upsert and
+        a deleted membership answers "unknown object", so items the lost answer had applied are
+        harmless to send again. A delete item answered "unknown object" is checked by reading it.
         """
-        items = tuple(RequestItem(index=i, sync_key=op.sync_key) for i, op in enumerate(creates))
-        pairs = [(op.person, op.password) for op in creates]
+        ops = batch.ops
+        items = tuple(RequestItem(index=i, sync_key=op.sync_key) for i, op in enumerate(ops))
+        call = self._mass_call(batch)
         policy = self._settings.retry
         attempt_no = 0
         last: list[_Step] = []
-        for attempt in self._retrying("createPersons", items):
+        for attempt in self._retrying(batch.operation, items):
             with attempt:
                 if self._halted():
                     if attempt_no == 0:
                         return [
                             OperationResult(operation=op, outcome=Outcome.SKIPPED, error="run stopped")
-                            for op in creates
+                            for op in ops
                         ]
                     break
                 attempt_no += 1
-                last, retry = self._mass_attempt(items, pairs, creates, attempt_no)
+                last, retry = self._mass_attempt(batch.operation, items, call, ops, attempt_no)
                 if retry and not self._halted() and attempt_no < policy.max_attempts:
                     raise _Retry(last[0].error)
+        if batch.operation == "deleteMemberships":
+            last = [
+                self._resolve(
+                    step,
+                    reader=self._membership_reader,
+                    old_gone=op.sync_key,
+                    changes=[MembershipRemove(sync_key=op.sync_key)],
+                )
+                if _is_unknown_answer(step)
+                else step
+                for op, step in zip(ops, last, strict=True)
+            ]
         return [
             OperationResult(
                 operation=op,
@@ -542,14 +910,15 @@ class Executor:
                 error=step.error,
                 attempts=step.attempts,
             )
-            for op, step in zip(creates, last, strict=True)
+            for op, step in zip(ops, last, strict=True)
         ]
 
     def _mass_attempt(
         self,
+        operation: str,
         items: tuple[RequestItem, ...],
-        pairs: list[tuple[Person, str]],
-        creates: tuple[Create, ...],
+        call: Callable[[str], MassReply],
+        ops: tuple[Create | CreateGroup | CreateMembership | DeleteMembership, ...],
         attempt: int,
     ) -> tuple[list[_Step], bool]:
         mid = new_message_id()
@@ -557,7 +926,7 @@ class Executor:
             SentRequest(
                 run_id=self._run_id,
                 message_identifier=mid,
-                operation="createPersons",
+                operation=operation,
                 attempt=attempt,
                 sent_at=_now(),
                 items=items,
@@ -567,19 +936,19 @@ class Executor:
         reply: MassReply | None = None
         error, retry, fallback = "", False, Outcome.UNCONFIRMED
         try:
-            reply = self._client.create_persons(pairs, message_id=mid)
+            reply = call(mid)
         except Exception as exc:  # noqa: BLE001 - every failure is classified and journalled
-            error, fallback, retry = self._call_failed(exc, "createPersons", mid)
+            error, fallback, retry = self._call_failed(exc, operation, mid)
         item_answers: list[ItemAnswer] = []
         changes: list[SnapshotChange] = []
         steps: list[_Step] = []
-        for index, create in enumerate(creates):
+        for index, op in enumerate(ops):
             status = reply.items[index] if reply is not None else None
             if status is None:
                 outcome = fallback
             elif status.ok:
                 outcome = Outcome.CONFIRMED
-                changes.append(Upsert(person=create.person, identity=create.identity))
+                changes.append(self._mass_change(op))
             elif _is_busy(status):
                 outcome = Outcome.UNCONFIRMED
             else:
@@ -617,7 +986,7 @@ class Executor:
         )
         self._log.info(
             "ims_request",
-            operation="createPersons",
+            operation=operation,
             items=len(items),
             sync_key=items[0].sync_key,
             message_identifier=mid,
@@ -635,7 +1004,7 @@ class Executor:
             if step.outcome is Outcome.REJECTED:
                 self._log.warning(
                     "ims_item_rejected",
-                    operation="createPersons",
+                    operation=operation,
                     sync_key=item.sync_key,
                     index=item.index,
                     message_identifier=mid,
