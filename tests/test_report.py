@@ -317,6 +317,17 @@ class TestPlanJson:
             "conflicts": 1,
             "unchanged": 40,
             "snapshot": 45,
+            # a plan of persons only counts no groups or memberships
+            **dict.fromkeys(
+                (
+                    *(
+                        f"group{k}"
+                        for k in ("Create", "Update", "ChangeIdentifier", "Delete", "Unchanged", "Snapshot")
+                    ),
+                    *(f"membership{k}" for k in ("Create", "Update", "Delete", "Unchanged", "Snapshot")),
+                ),
+                0,
+            ),
         }
         ops = [op["op"] for op in data["operations"]]
         assert ops == ["create", "update", "changeIdentifier", "changeIdentifier"]
@@ -340,7 +351,15 @@ class TestPlanJson:
     def test_set_aside(self, plan: Plan, meta: ReportMeta) -> None:
         """Deletions, rejects and conflicts appear with their details."""
         data = json.loads(render_plan(plan, fmt="json", meta=meta))
-        assert data["deletions"] == [{"syncKey": "k9", "identity": "id-9", "reason": "not in roster"}]
+        assert data["deletions"] == [
+            {
+                "op": "delete",
+                "object": "person",
+                "syncKey": "k9",
+                "identity": "id-9",
+                "reason": "not in roster",
+            }
+        ]
         assert data["rejects"][0] == {
             "file": "students.csv",
             "row": 7,
@@ -606,9 +625,29 @@ class TestRun:
         assert data == run_to_dict(run, meta=meta)
 
     def test_csv(self, run: RunResult, meta: ReportMeta) -> None:
-        """The run CSV has one row per operation with its outcome and status fields."""
+        """The run CSV has one row per operation with its outcome and status fields, then the plan's
+        rejected rows and conflicts."""
         rows = list(csv.DictReader(io.StringIO(render_run(run, fmt="csv", meta=meta))))
-        assert [r["outcome"] for r in rows] == ["confirmed", "rejected", "unconfirmed", "skipped", "skipped"]
+        assert [r["kind"] for r in rows[5:]] == ["reject", "reject", "conflict"]
+        assert [r["outcome"] for r in rows[:5]] == [
+            "confirmed",
+            "rejected",
+            "unconfirmed",
+            "skipped",
+            "skipped",
+        ]
+        assert {r["object"] for r in rows[:5]} == {"person"}
+        assert (rows[5]["file"], rows[5]["row"], rows[5]["field"], rows[5]["sync_key"]) == (
+            "students.csv",
+            "7",
+            "role",
+            "k7",
+        )
+        assert (rows[7]["identity"], rows[7]["roster_keys"], rows[7]["snapshot_keys"]) == (
+            "id-5",
+            "k5",
+            "a5 b5",
+        )
         assert (rows[1]["code_major"], rows[1]["code_minor"]) == ("failure", "invaliddata=email")
         assert rows[2]["error"] == "timeout"
 
