@@ -3,23 +3,51 @@
 Without this, the first run against a populated site would plan a create for everyone. Pages of
 itslearning's readAllPersons are journalled like every request, and each page's persons enter the
 snapshot in the same transaction as the answer that reported them.
+
+Groups and memberships cannot be listed: they are found from the persons. `adopt_memberships` asks
+readMembershipsForPerson for every person in the snapshot, then readGroup for every group those
+memberships name and for their parents, up to the top. Each read is journalled and confirms its
+records in the snapshot in the same transaction.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import structlog
 
 from sync.errors import RemoteError
-from sync.models import Outcome, Person
-from sync.snapshot import Answer, ItemAnswer, RequestItem, SentRequest, StateStore, Upsert
+from sync.models import Group, Membership, Outcome, Person, Status
+from sync.snapshot import (
+    Answer,
+    GroupUpsert,
+    ItemAnswer,
+    MembershipUpsert,
+    RequestItem,
+    SentRequest,
+    SnapshotChange,
+    StateStore,
+    Upsert,
+)
 from sync.transport import Page, new_message_id
 
-__all__ = ["MAX_PAGE_SIZE", "AdoptResult", "PageReader", "adopt"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "AdoptResult",
+    "GroupAdoptResult",
+    "GroupReader",
+    "MembershipReader",
+    "PageReader",
+    "adopt",
+    "adopt_memberships",
+]
+
+_T = TypeVar("_T")
 
 #: itslearning answers readAllPersons with at most 100 persons a page.
 MAX_PAGE_SIZE: Final = 100
@@ -136,3 +164,172 @@ def adopt(
         if not page.persons or page_index >= math.ceil(total / page_size):
             break
     return AdoptResult(persons=adopted, pages=pages, reported_total=total)
+
+
+class GroupReader(Protocol):
+    """What group adoption needs of a GMS client (`sync.transport.GroupClient` is one)."""
+
+    def read_group(self, sync_key: str, *, message_id: str | None = None) -> tuple[Status, Group | None]:
+        """readGroup."""
+        ...
+
+
+class MembershipReader(Protocol):
+    """What membership adoption needs of an MMS client (`sync.transport.MembershipClient` is one)."""
+
+    def read_memberships_for_person(
+        self, person_key: str, *, message_id: str | None = None
+    ) -> tuple[Status, list[Membership]]:
+        """readMembershipsForPerson."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupAdoptResult:
+    """What group and membership adoption found, and what it could not read."""
+
+    memberships: int
+    groups: int
+    failed_reads: tuple[str, ...]  # "readGroup k: reason", for the operator to look at
+
+
+def _journalled_read(
+    store: StateStore,
+    run_id: str,
+    operation: str,
+    key: str,
+    call: Callable[[str], tuple[Status, _T]],
+    changes: Callable[[_T], Sequence[SnapshotChange]],
+) -> tuple[Status | None, _T | None, str]:
+    """One read, journalled; confirmed records enter the snapshot with its answer. (status, value, error)."""
+    mid = new_message_id()
+    store.record_sent(
+        SentRequest(
+            run_id=run_id,
+            message_identifier=mid,
+            operation=operation,
+            attempt=1,
+            sent_at=datetime.now(UTC),
+            items=(RequestItem(index=0, sync_key=key),),
+        )
+    )
+    try:
+        status, value = call(mid)
+    except RemoteError as exc:
+        store.record_answer(
+            Answer(
+                message_identifier=mid,
+                answered_at=datetime.now(UTC),
+                status=None,
+                outcome=Outcome.UNCONFIRMED,
+                error=str(exc),
+            )
+        )
+        return None, None, str(exc)
+    outcome = Outcome.CONFIRMED if status.ok else Outcome.REJECTED
+    store.record_answer(
+        Answer(
+            message_identifier=mid,
+            answered_at=datetime.now(UTC),
+            status=status,
+            outcome=outcome,
+            items=(ItemAnswer(index=0, status=status, outcome=outcome),),
+        ),
+        changes(value) if outcome is Outcome.CONFIRMED else (),
+    )
+    _log.info(
+        "ims_request",
+        operation=operation,
+        sync_key=key,
+        message_identifier=mid,
+        message_id_ref=status.message_id_ref,
+        code_major=status.code_major,
+        outcome=outcome.value,
+    )
+    return (
+        status,
+        value if status.ok else None,
+        "" if status.ok else f"{status.code_major} {status.description}",
+    )
+
+
+def adopt_memberships(
+    groups: GroupReader,
+    memberships: MembershipReader,
+    store: StateStore,
+    *,
+    run_id: str,
+    persons: Iterable[str],
+    also_groups: Iterable[str] = (),
+    group_identity_field: str = "",
+    max_in_flight: int = 10,
+) -> GroupAdoptResult:
+    """Read the memberships of `persons` and the groups they name (with their parents) into the snapshot.
+
+    Args:
+        groups, memberships: GMS and MMS clients of the site.
+        store: the state store, opened exclusively.
+        run_id: the journal run the reads belong to.
+        persons: the sync keys of the persons whose memberships to read (the adopted persons).
+        also_groups: groups to read even if no membership names them (e.g. the roster's groups: a
+            school without members of its own is found no other way); unknown ones are skipped.
+        group_identity_field: the group field the groups mapping uses as identity ("" when none or
+            a field the service does not hold).
+        max_in_flight: reads in flight at once (itslearning asks for fewer than 10).
+
+    A read that fails is listed in the result and leaves its records out: the first run then plans
+    to create them, which IMS ES answers as an update (createGroup and createMembership upsert).
+    """
+    failed: list[str] = []
+
+    def membership_changes(found: list[Membership] | None) -> list[SnapshotChange]:
+        return [MembershipUpsert(membership=m) for m in found or ()]
+
+    def group_changes(found: Group | None) -> list[SnapshotChange]:
+        if found is None:
+            return []
+        identity = str(getattr(found, group_identity_field, "")) if group_identity_field else ""
+        return [GroupUpsert(group=found, identity=identity)]
+
+    def read_memberships(key: str) -> list[Membership]:
+        _, found, error = _journalled_read(
+            store,
+            run_id,
+            "readMembershipsForPerson",
+            key,
+            lambda mid: memberships.read_memberships_for_person(key, message_id=mid),
+            membership_changes,
+        )
+        if error:
+            failed.append(f"readMembershipsForPerson {key}: {error}")
+        return found or []
+
+    optional = set(also_groups)
+
+    def read_group(key: str) -> Group | None:
+        status, found, error = _journalled_read(
+            store, run_id, "readGroup", key, lambda mid: groups.read_group(key, message_id=mid), group_changes
+        )
+        if error and not (key in optional and status is not None):  # a roster group not yet created
+            failed.append(f"readGroup {key}: {error}")
+        return found
+
+    adopted_memberships = 0
+    wanted: set[str] = set(optional)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_in_flight, 10)), thread_name_prefix="adopt") as pool:
+        for found_memberships in pool.map(read_memberships, list(persons)):
+            adopted_memberships += len(found_memberships)
+            wanted.update(m.group for m in found_memberships)
+        seen: set[str] = set()
+        adopted_groups = 0
+        while wanted - seen:
+            batch = sorted(wanted - seen)
+            seen.update(batch)
+            for found_group in pool.map(read_group, batch):
+                if found_group is not None:
+                    adopted_groups += 1
+                    if found_group.parent:
+                        wanted.add(found_group.parent)
+    return GroupAdoptResult(
+        memberships=adopted_memberships, groups=adopted_groups, failed_reads=tuple(sorted(failed))
+    )

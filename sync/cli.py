@@ -32,7 +32,7 @@ from sync.errors import (
     SyncError,
 )
 from sync.logs import configure_logging
-from sync.models import Outcome, Plan, RunResult
+from sync.models import DeletesMode, Outcome, Plan, RunResult
 from sync.safety import SafetyLimits, check_limits
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
@@ -196,13 +196,14 @@ def cli(log_format: str | None, log_file: Path | None) -> None:
 
 # --- shared options ---------------------------------------------------------------------------
 
-_roster_arg = click.argument("roster", type=click.Path(path_type=Path, dir_okay=False))
+_roster_arg = click.argument("roster", type=click.Path(path_type=Path))
 _mapping_opt = click.option(
     "--mapping",
     "-m",
     envvar="IMS_SYNC_MAPPING",
     required=True,
-    help="A built-in mapping name (oneroster-users, generic) or the path of a mapping TOML file.",
+    help="A built-in mapping name (oneroster, oneroster-users, generic) or the path of a mapping TOML "
+    "file. A set mapping (oneroster) reads a folder: persons, groups and memberships.",
 )
 _state_opt = click.option(
     "--state",
@@ -241,17 +242,24 @@ def _credentials(credentials_file: Path | None) -> Credentials:
 
 
 def _read(roster_path: Path, mapping_name: str) -> Any:
-    from sync.mapping import load_mapping  # noqa: PLC0415 - pandas only for commands that need it
-    from sync.roster import read_roster  # noqa: PLC0415
+    """The roster set: persons, and groups and memberships when the mapping is a set mapping."""
+    from sync.roster_set import read_roster_set  # noqa: PLC0415 - pandas only for commands that need it
 
-    mapping = load_mapping(mapping_name)
-    return read_roster(roster_path, mapping)
+    return read_roster_set(roster_path, mapping_name)
 
 
-def _plan(roster: Any, snapshot: Any) -> Plan:
-    from sync.diff import plan  # noqa: PLC0415
+def _snapshots(store: Any) -> Any:
+    from sync.diff import Snapshots  # noqa: PLC0415
 
-    return plan(roster, snapshot)
+    return Snapshots(
+        persons=store.load_persons(), groups=store.load_groups(), memberships=store.load_memberships()
+    )
+
+
+def _plan(roster: Any, snapshots: Any) -> Plan:
+    from sync.diff import plan_set  # noqa: PLC0415
+
+    return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -316,7 +324,12 @@ def validate(roster: Path, mapping: str) -> None:
     rejects = result.rejects
     for reject in rejects:
         click.echo(f"{reject.file}:{reject.row}: [{reject.field}] {reject.reason}")
-    click.echo(f"{len(result.frame)} valid persons, {len(rejects)} rejected rows in {roster}")
+    counts = [f"{len(result.persons.frame)} valid persons"]
+    if result.groups is not None:
+        counts.append(f"{len(result.groups.frame)} valid groups")
+    if result.memberships is not None:
+        counts.append(f"{len(result.memberships.frame)} valid memberships")
+    click.echo(f"{', '.join(counts)}, {len(rejects)} rejected rows in {roster}")
     if rejects:
         raise _Exit(EXIT_FAILED)
 
@@ -346,17 +359,17 @@ def validate(roster: Path, mapping: str) -> None:
 )
 def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
-    from sync.diff import empty_snapshot  # noqa: PLC0415
+    from sync.diff import Snapshots, empty_snapshot  # noqa: PLC0415
     from sync.report import render_plan  # noqa: PLC0415
     from sync.snapshot import StateStore  # noqa: PLC0415
 
     result = _read(roster, mapping)
     if (state / "state.sqlite3").exists():
         with StateStore.open(state, exclusive=False) as store:
-            snapshot = store.load_persons()
+            snapshots = _snapshots(store)
     else:
-        snapshot = empty_snapshot()
-    the_plan = _plan(result, snapshot)
+        snapshots = Snapshots(persons=empty_snapshot())
+    the_plan = _plan(result, snapshots)
     meta = _meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
     _write(render_plan(the_plan, fmt=_report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
@@ -366,9 +379,19 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
         click.echo(_summary_line(the_plan), err=True)
 
 
+def _has_groups(the_plan: Plan) -> bool:
+    s = the_plan.summary
+    return bool(
+        s.group_snapshot_size or s.group_unchanged or s.membership_snapshot_size or s.membership_unchanged
+    ) or any(
+        type(op).__name__.endswith(("Group", "Membership"))
+        for op in (*the_plan.operations, *the_plan.deletions)
+    )
+
+
 def _plan_counts(the_plan: Plan) -> list[tuple[str, int]]:
     s = the_plan.summary
-    return [
+    counts = [
         ("create", s.create),
         ("update", s.update),
         ("changeIdentifier", s.change_identifier),
@@ -378,15 +401,38 @@ def _plan_counts(the_plan: Plan) -> list[tuple[str, int]]:
         ("unchanged", s.unchanged),
         ("in snapshot", s.snapshot_size),
     ]
+    if _has_groups(the_plan):
+        counts += [
+            ("groups: create", s.group_create),
+            ("groups: update", s.group_update),
+            ("groups: changeIdentifier", s.group_change_identifier),
+            ("groups: deletion candidates", s.group_delete),
+            ("groups: unchanged", s.group_unchanged),
+            ("groups: in snapshot", s.group_snapshot_size),
+            ("memberships: create", s.membership_create),
+            ("memberships: update", s.membership_update),
+            ("memberships: deletion candidates", s.membership_delete),
+            ("memberships: unchanged", s.membership_unchanged),
+            ("memberships: in snapshot", s.membership_snapshot_size),
+        ]
+    return counts
 
 
 def _summary_line(the_plan: Plan) -> str:
     s = the_plan.summary
-    return (
+    line = (
         f"plan: {s.create} create, {s.update} update, {s.change_identifier} changeIdentifier, "
         f"{s.delete} deletion candidates, {s.rejected} rejected rows, {s.conflicts} conflicts, "
         f"{s.unchanged} unchanged"
     )
+    if _has_groups(the_plan):
+        line += (
+            f"; groups: {s.group_create} create, {s.group_update} update, "
+            f"{s.group_change_identifier} changeIdentifier, {s.group_delete} deletion candidates; "
+            f"memberships: {s.membership_create} create, {s.membership_update} update, "
+            f"{s.membership_delete} deletion candidates"
+        )
+    return line
 
 
 # --- run ------------------------------------------------------------------------------------
@@ -443,7 +489,8 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     type=click.IntRange(1, 50),
     default=1,
     show_default=True,
-    help="Creates per createPersons request (1: one createPerson each). Counts against --max-in-flight.",
+    help="Objects per mass request (createPersons, createGroups, createMemberships, deleteMemberships; "
+    "1: single calls). Counts against --max-in-flight.",
 )
 @click.option(
     "--wsdl",
@@ -466,7 +513,28 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     show_default=True,
     help="Consecutive transient failures after which the run stops (exit 4).",
 )
-@click.option("--deletes/--no-deletes", default=False, help="Delete persons gone from the roster.")
+@click.option(
+    "--deletes",
+    type=click.Choice([m.value for m in DeletesMode]),
+    default=DeletesMode.OFF.value,
+    is_flag=False,
+    flag_value=DeletesMode.DELETE.value,
+    show_default=True,
+    help="What to do with what left the roster. off: only list it; deactivate: memberships set "
+    "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
+)
+@click.option(
+    "--gms-endpoint",
+    envvar="IMS_ES_GMS_ENDPOINT",
+    default=None,
+    help="The Group Management endpoint (default: next to --endpoint, GroupManagementService.svc).",
+)
+@click.option(
+    "--mms-endpoint",
+    envvar="IMS_ES_MMS_ENDPOINT",
+    default=None,
+    help="The Membership Management endpoint (default: next to --endpoint, MembershipManagementService.svc).",
+)
 @click.option(
     "--max-change-share",
     type=click.FloatRange(0, 1),
@@ -510,7 +578,9 @@ def run(
     read_timeout: float,
     max_attempts: int,
     circuit_threshold: int,
-    deletes: bool,
+    deletes: str,
+    gms_endpoint: str | None,
+    mms_endpoint: str | None,
     max_change_share: float,
     max_change_count: int,
     accept_changes: int,
@@ -520,28 +590,18 @@ def run(
 ) -> None:
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
     from sync.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+    from sync.ordering import deletion_operations  # noqa: PLC0415
     from sync.snapshot import StateStore  # noqa: PLC0415
-    from sync.transport import PersonClient, Timeouts  # noqa: PLC0415
+    from sync.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
 
-    if concurrency > max_in_flight:
-        _fail(
-            EXIT_USAGE,
-            f"--concurrency {concurrency} exceeds the in-flight budget {max_in_flight}; "
-            "raise --max-in-flight only where the service allows it",
-        )
-    if batch_size > max_in_flight:
-        _fail(
-            EXIT_USAGE,
-            f"--batch-size {batch_size} exceeds the in-flight budget {max_in_flight}: one request "
-            "would carry more objects than may be unanswered at once",
-        )
-    if max_in_flight > 10:
-        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
+    deletes_mode = DeletesMode(deletes)
+    _check_budget(concurrency=concurrency, max_in_flight=max_in_flight, batch_size=batch_size)
     credentials = _credentials(credentials_file)
     result = _read(roster, mapping)
+    gms_url, mms_url = _group_endpoints(result, endpoint, gms_endpoint, mms_endpoint)
     started = _now_iso()
     with StateStore.open(state) as store:
-        the_plan = _plan(result, store.load_persons())
+        the_plan = _plan(result, _snapshots(store))
         _print_rejects(the_plan)
         limits = SafetyLimits(
             max_share=max_change_share,
@@ -549,35 +609,49 @@ def run(
             accept_changes=accept_changes,
             accept_deletes=accept_deletes,
         )
-        breaches = check_limits(the_plan, limits, deletes=deletes)
+        breaches = check_limits(the_plan, limits, deletes=deletes_mode)
         if breaches:
             for breach in breaches:
                 _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
             _fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
         run_id = store.begin_run(command="run", roster=str(roster), mapping=mapping)
         _log.info("run_start", run_id=run_id, endpoint=endpoint, **the_plan.summary.as_dict())
-        operations = [*the_plan.operations, *(the_plan.deletions if deletes else ())]
+        operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes_mode)]
         stop = threading.Event()
-        client = PersonClient(
-            url=endpoint,
-            username=credentials.username,
-            password=credentials.password,
-            ca_bundle=ca_bundle,
-            timeouts=Timeouts(connect=connect_timeout, read=read_timeout),
-            pool_size=max(concurrency, 1),
-            wsdl=wsdl,
-        )
+        connection: dict[str, Any] = {
+            "username": credentials.username,
+            "password": credentials.password,
+            "ca_bundle": ca_bundle,
+            "timeouts": Timeouts(connect=connect_timeout, read=read_timeout),
+            "pool_size": max(concurrency, 1),
+        }
+        client = PersonClient(url=endpoint, wsdl=wsdl, **connection)
+        groups_client = GroupClient(url=gms_url, **connection) if gms_url else None
+        memberships_client = MembershipClient(url=mms_url, **connection) if mms_url else None
         settings = ExecutorSettings(
             # Objects in flight: never more than the budget, nor more than the workers can carry.
             max_in_flight=min(max_in_flight, concurrency * batch_size),
             batch_size=batch_size,
             circuit_threshold=circuit_threshold,
             retry=RetryPolicy(max_attempts=max_attempts),
-            deletes=deletes,
+            deletes=deletes_mode is not DeletesMode.OFF,
         )
-        with client, _graceful_stop(stop), _progress(len(operations), enabled=_Output.terminal) as tick:
+        with (
+            client,
+            _closing(groups_client),
+            _closing(memberships_client),
+            _graceful_stop(stop),
+            _progress(len(operations), enabled=_Output.terminal) as tick,
+        ):
             execution = Executor(
-                client=client, store=store, run_id=run_id, settings=settings, stop=stop, on_result=tick
+                client=client,
+                groups=groups_client,
+                memberships=memberships_client,
+                store=store,
+                run_id=run_id,
+                settings=settings,
+                stop=stop,
+                on_result=tick,
             ).run(operations)
         outcome = RunResult(
             run_id=run_id,
@@ -604,6 +678,52 @@ def run(
     failed = counts["rejected"] + counts["unconfirmed"] + counts["skipped"]
     if failed or the_plan.rejects:
         raise _Exit(EXIT_FAILED)
+
+
+def _check_budget(*, concurrency: int, max_in_flight: int, batch_size: int) -> None:
+    """Refuse settings that would put more objects in flight than the budget allows."""
+    if concurrency > max_in_flight:
+        _fail(
+            EXIT_USAGE,
+            f"--concurrency {concurrency} exceeds the in-flight budget {max_in_flight}; "
+            "raise --max-in-flight only where the service allows it",
+        )
+    if batch_size > max_in_flight:
+        _fail(
+            EXIT_USAGE,
+            f"--batch-size {batch_size} exceeds the in-flight budget {max_in_flight}: one request "
+            "would carry more objects than may be unanswered at once",
+        )
+    if max_in_flight > 10:
+        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
+
+
+def _group_endpoints(
+    roster: Any, endpoint: str, gms_endpoint: str | None, mms_endpoint: str | None
+) -> tuple[str, str]:
+    """The GMS and MMS endpoint URLs a roster set needs ("" for a service it does not use)."""
+    from sync.transport import service_urls  # noqa: PLC0415
+
+    needs_gms = roster.groups is not None
+    needs_mms = roster.memberships is not None
+    if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
+        try:
+            derived_gms, derived_mms = service_urls(endpoint)
+        except ConfigError as exc:
+            _fail(EXIT_USAGE, f"{exc}; give --gms-endpoint and --mms-endpoint")
+        gms_endpoint = gms_endpoint or derived_gms
+        mms_endpoint = mms_endpoint or derived_mms
+    return (gms_endpoint or "") if needs_gms else "", (mms_endpoint or "") if needs_mms else ""
+
+
+@contextmanager
+def _closing(client: Any) -> Iterator[None]:
+    """Close an optional client (None: nothing to close)."""
+    try:
+        yield
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _run_status(outcome: RunResult) -> str:
@@ -635,13 +755,10 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
 
 def _print_run_summary(outcome: RunResult) -> None:
     counts = {o.value: outcome.count(o) for o in Outcome}
-    summary = outcome.plan.summary
+    planned = _summary_line(outcome.plan).removeprefix("plan: ")
     line = (
         f"run {outcome.run_id}: {counts['confirmed']} confirmed, {counts['rejected']} rejected, "
-        f"{counts['unconfirmed']} unconfirmed, {counts['skipped']} skipped "
-        f"(planned: {summary.create} create, {summary.update} update, "
-        f"{summary.change_identifier} changeIdentifier; {summary.rejected} rows rejected, "
-        f"{summary.conflicts} conflicts, {summary.delete} deletion candidates)"
+        f"{counts['unconfirmed']} unconfirmed, {counts['skipped']} skipped (planned: {planned})"
     )
     click.echo(line)
     if outcome.stopped:
@@ -735,15 +852,29 @@ def snapshot() -> None:
     default=None,
     help="Write the CSV here (default: standard output).",
 )
-def snapshot_export(state: Path, output: Path | None) -> None:
-    """Write the snapshot as CSV (sync_key, identity and the person fields; never passwords)."""
+@click.option(
+    "--kind",
+    type=click.Choice(["persons", "groups", "memberships"]),
+    default="persons",
+    show_default=True,
+    help="Which records to export.",
+)
+def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
+    """Write the snapshot as CSV: persons (sync_key, identity, person fields; never passwords), groups
+    (sync_key, identity, name, type, parent, description) or memberships (sync_key, group, person, role,
+    active)."""
     from sync.report import frame_to_csv  # noqa: PLC0415
     from sync.snapshot import StateStore  # noqa: PLC0415
 
     if not (state / "state.sqlite3").exists():
         _fail(EXIT_USAGE, f"no state in {state}")
     with StateStore.open(state, exclusive=False) as store:
-        frame = store.load_persons()
+        loaders = {
+            "persons": store.load_persons,
+            "groups": store.load_groups,
+            "memberships": store.load_memberships,
+        }
+        frame = loaders[kind]()
     _write(frame_to_csv(frame), output)
 
 
@@ -760,6 +891,25 @@ def snapshot_export(state: Path, output: Path | None) -> None:
 @_ca_bundle_opt
 @_credentials_opt
 @click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option(
+    "--roster",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="With a set mapping: the roster folder, whose groups are read too (a group without members "
+    "is found no other way).",
+)
+@click.option(
+    "--gms-endpoint",
+    envvar="IMS_ES_GMS_ENDPOINT",
+    default=None,
+    help="The Group Management endpoint (default: next to --endpoint).",
+)
+@click.option(
+    "--mms-endpoint",
+    envvar="IMS_ES_MMS_ENDPOINT",
+    default=None,
+    help="The Membership Management endpoint (default: next to --endpoint).",
+)
 def snapshot_adopt(
     state: Path,
     mapping: str,
@@ -767,34 +917,85 @@ def snapshot_adopt(
     ca_bundle: Path | None,
     credentials_file: Path | None,
     page_size: int,
+    roster: Path | None,
+    gms_endpoint: str | None,
+    mms_endpoint: str | None,
 ) -> None:
-    """Build the snapshot from the persons the site already holds (itslearning's readAllPersons).
+    """Build the snapshot from what the site already holds.
 
-    Run it once before the first `run` against a populated site, so that people already there are
-    updated rather than created again. readAllPersons must be enabled for the integration.
+    Persons come from itslearning's readAllPersons (it must be enabled for the integration). With a
+    set mapping (e.g. oneroster) the memberships of every adopted person (readMembershipsForPerson)
+    and their groups with all parents (readGroup) follow; --roster adds the roster's own groups.
+    Run it once before the first `run` against a populated site, so that what is already there is
+    updated rather than created again.
     """
-    from sync.adopt import adopt  # noqa: PLC0415
-    from sync.mapping import load_mapping  # noqa: PLC0415
+    from sync.adopt import adopt, adopt_memberships  # noqa: PLC0415
+    from sync.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
+    from sync.models import GROUP_FIELDS  # noqa: PLC0415
     from sync.snapshot import StateStore  # noqa: PLC0415
-    from sync.transport import PersonClient  # noqa: PLC0415
+    from sync.transport import GroupClient, MembershipClient, PersonClient, service_urls  # noqa: PLC0415
 
-    identity = load_mapping(mapping).identity
+    loaded = load_any_mapping(mapping)
+    with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or loaded.memberships is not None)
+    if isinstance(loaded, SetMapping):
+        identity = loaded.persons.mapping.identity
+        group_identities = {entry.mapping.identity for entry in loaded.groups}
+        group_identity = group_identities.pop() if len(group_identities) == 1 else ""
+        group_identity = group_identity if group_identity in GROUP_FIELDS else ""
+    else:
+        identity, group_identity = loaded.identity, ""
+    if with_groups and not (gms_endpoint and mms_endpoint):
+        try:
+            derived = service_urls(endpoint)
+        except ConfigError as exc:
+            _fail(EXIT_USAGE, f"{exc}; give --gms-endpoint and --mms-endpoint")
+        gms_endpoint, mms_endpoint = gms_endpoint or derived[0], mms_endpoint or derived[1]
+    roster_groups: list[str] = []
+    if roster is not None and with_groups:
+        roster_set = _read(roster, mapping)
+        if roster_set.groups is not None:
+            roster_groups = list(roster_set.groups.frame.index)
     credentials = _credentials(credentials_file)
+    connection: dict[str, Any] = {
+        "username": credentials.username,
+        "password": credentials.password,
+        "ca_bundle": ca_bundle,
+    }
+    summary: dict[str, int] = {}
     with StateStore.open(state) as store:
         run_id = store.begin_run(command="adopt", roster="", mapping=mapping)
-        with PersonClient(
-            url=endpoint, username=credentials.username, password=credentials.password, ca_bundle=ca_bundle
-        ) as client:
-            try:
+        try:
+            with PersonClient(url=endpoint, **connection) as client:
                 result = adopt(client, store, run_id=run_id, identity_field=identity, page_size=page_size)
-            except BaseException:
-                store.end_run(run_id, status="failed", summary={})
-                raise
-        store.end_run(run_id, status="ok", summary={"persons": result.persons, "pages": result.pages})
-    click.echo(
-        f"adopted {result.persons} persons in {result.pages} pages "
-        f"(the service reports {result.reported_total}) into {state}"
-    )
+            summary = {"persons": result.persons, "pages": result.pages}
+            click.echo(
+                f"adopted {result.persons} persons in {result.pages} pages "
+                f"(the service reports {result.reported_total}) into {state}"
+            )
+            if with_groups:
+                with (
+                    GroupClient(url=str(gms_endpoint), **connection) as groups,
+                    MembershipClient(url=str(mms_endpoint), **connection) as memberships,
+                ):
+                    found = adopt_memberships(
+                        groups,
+                        memberships,
+                        store,
+                        run_id=run_id,
+                        persons=list(store.load_persons().index),
+                        also_groups=roster_groups,
+                        group_identity_field=group_identity,
+                    )
+                summary.update(
+                    groups=found.groups, memberships=found.memberships, failed_reads=len(found.failed_reads)
+                )
+                click.echo(f"adopted {found.groups} groups and {found.memberships} memberships into {state}")
+                for failure in found.failed_reads[:_SHOWN_LINES]:
+                    _notice("adopt_read_failed", f"not adopted: {failure}", failure=failure)
+        except BaseException:
+            store.end_run(run_id, status="failed", summary=summary)
+            raise
+        store.end_run(run_id, status="ok", summary=summary)
 
 
 # --- mapping --------------------------------------------------------------------------------
