@@ -29,6 +29,8 @@ CONFIG_KEYS: Final = frozenset(
         "mapping",
         "state",
         "endpoint",
+        "gms_endpoint",
+        "mms_endpoint",
         "ca_bundle",
         "concurrency",
         "max_in_flight",
@@ -79,6 +81,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
+_DELETES_MODES: Final = ("off", "deactivate", "delete")
+
+
+def _deletes_mode(value: object, path: Path) -> str:
+    """`deletes` as `--deletes` takes it; true/false (the older boolean form) mean delete/off."""
+    if isinstance(value, bool):
+        return "delete" if value else "off"
+    if isinstance(value, str) and value in _DELETES_MODES:
+        return value
+    raise ConfigError(
+        f"config file {path}: [sync] deletes = {value!r}; expected one of {', '.join(_DELETES_MODES)}"
+    )
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a config file into option defaults (keys as option names, dashes as underscores).
 
@@ -106,6 +122,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
             f"config file {path}: unknown key(s) {sorted(bad)} in [sync]; known: {sorted(CONFIG_KEYS)}"
         )
     options = {key.replace("-", "_"): value for key, value in options.items()}
+    if "deletes" in options:
+        options["deletes"] = _deletes_mode(options["deletes"], path)
     credentials = data.get("credentials", {})
     if credentials:
         unknown_keys = sorted(set(credentials) - {"username", "password"})

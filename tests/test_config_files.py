@@ -135,6 +135,23 @@ class TestBadConfigFiles:
         with pytest.raises(ConfigError, match=r"c\.toml is not valid TOML: .*\(at line 1, column 6\)"):
             load_config_file(path)
 
+    @pytest.mark.parametrize(
+        ("written", "read"),
+        [("true", "delete"), ("false", "off"), ('"deactivate"', "deactivate"), ('"delete"', "delete")],
+    )
+    def test_deletes_takes_a_mode_or_the_older_boolean(self, tmp_path: Path, written: str, read: str):
+        """`deletes = true/false` (configs written before the modes) keeps meaning delete/off."""
+        path = write(tmp_path / "c.toml", f"[sync]\ndeletes = {written}\n")
+        assert load_config_file(path)["deletes"] == read
+
+    @pytest.mark.parametrize("written", ['"yes"', "1", '"Delete"'])
+    def test_an_unknown_deletes_mode_is_named(self, tmp_path: Path, written: str):
+        path = write(tmp_path / "c.toml", f"[sync]\ndeletes = {written}\n")
+        with pytest.raises(
+            ConfigError, match=r"c\.toml: \[sync\] deletes = .*expected one of off, deactivate, delete"
+        ):
+            load_config_file(path)
+
     def test_missing_config_file(self, tmp_path: Path):
         """A config file that does not exist is named."""
         with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist"):
