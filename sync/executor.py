@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Protocol, assert_never
+from typing import Final, Protocol, TypeAlias, assert_never
 
 import structlog
 from tenacity import (
@@ -261,6 +261,10 @@ class _Batch:
 
     operation: str
     ops: tuple[Create | CreateGroup | CreateMembership | DeleteMembership, ...]
+
+
+#: A journalled read by sync key: (the read's step, the object or None), or None without a trustworthy answer.
+_Reader: TypeAlias = Callable[[str], "tuple[_Step, object | None] | None"]
 
 
 class _Aborted(Exception):
@@ -595,22 +599,14 @@ class Executor:
         )
 
     def _change_identifier(self, op: ChangeIdentifier) -> _Step:
-        step = self._step(
+        step = self._rename(
             "changePersonIdentifier",
-            (RequestItem(index=0, sync_key=op.old_id, new_sync_key=op.new_id),),
+            op.old_id,
+            op.new_id,
             lambda mid: self._client.change_person_identifier(op.old_id, op.new_id, message_id=mid),
-            lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
+            Rename(old_id=op.old_id, new_id=op.new_id),
+            self._person_reader,
         )
-        if _is_unknown_answer(step):
-            # An earlier request whose answer was lost may have applied the change already:
-            # the old id is gone and the new one exists. Reads (journalled) decide.
-            step = self._resolve(
-                step,
-                reader=self._person_reader,
-                old_gone=op.old_id,
-                new_present=op.new_id,
-                changes=[Rename(old_id=op.old_id, new_id=op.new_id)],
-            )
         if _is_unknown_answer(step):
             step = self._follow_lost_rename(op, step)
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
@@ -618,6 +614,39 @@ class Executor:
         follow = self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
         follow.attempts += step.attempts
         return follow
+
+    def _rename(
+        self,
+        operation: str,
+        old_id: str,
+        new_id: str,
+        call: Callable[[str], Status],
+        change: SnapshotChange,
+        reader: _Reader,
+    ) -> _Step:
+        """An identifier change. "Unknown object" may mean an earlier request whose answer was lost
+        applied it already (the old id gone, the new one there): reads, journalled, decide."""
+        step = self._step(
+            operation, (RequestItem(index=0, sync_key=old_id, new_sync_key=new_id),), call, lambda: [change]
+        )
+        if _is_unknown_answer(step):
+            step = self._resolve(step, reader=reader, old_gone=old_id, new_present=new_id, changes=[change])
+        return step
+
+    def _remove(
+        self,
+        operation: str,
+        sync_key: str,
+        call: Callable[[str], Status],
+        change: SnapshotChange,
+        reader: _Reader,
+    ) -> _Step:
+        """A deletion. "Unknown object" may mean it happened already (a lost answer, or IMS ES removed
+        it along with something else): a read, journalled, decides."""
+        step = self._step(operation, _one(sync_key), call, lambda: [change])
+        if _is_unknown_answer(step):
+            step = self._resolve(step, reader=reader, old_gone=sync_key, changes=[change])
+        return step
 
     def _follow_lost_rename(self, op: ChangeIdentifier, failed: _Step) -> _Step:
         """The person may sit under the target of an earlier rename whose answer was lost.
@@ -644,17 +673,13 @@ class Executor:
         )
 
     def _delete(self, op: Delete) -> _Step:
-        step = self._step(
+        return self._remove(
             "deletePerson",
-            _one(op.sync_key),
+            op.sync_key,
             lambda mid: self._client.delete_person(op.sync_key, message_id=mid),
-            lambda: [Remove(sync_key=op.sync_key)],
+            Remove(sync_key=op.sync_key),
+            self._person_reader,
         )
-        if _is_unknown_answer(step):
-            step = self._resolve(
-                step, reader=self._person_reader, old_gone=op.sync_key, changes=[Remove(sync_key=op.sync_key)]
-            )
-        return step
 
     # --- groups ----------------------------------------------------------------------------
 
@@ -667,20 +692,14 @@ class Executor:
         )
 
     def _change_group_identifier(self, op: ChangeGroupIdentifier) -> _Step:
-        step = self._step(
+        step = self._rename(
             "changeGroupIdentifier",
-            (RequestItem(index=0, sync_key=op.old_id, new_sync_key=op.new_id),),
+            op.old_id,
+            op.new_id,
             lambda mid: self._gms.change_group_identifier(op.old_id, op.new_id, message_id=mid),
-            lambda: [GroupRename(old_id=op.old_id, new_id=op.new_id)],
+            GroupRename(old_id=op.old_id, new_id=op.new_id),
+            self._group_reader,
         )
-        if _is_unknown_answer(step):
-            step = self._resolve(
-                step,
-                reader=self._group_reader,
-                old_gone=op.old_id,
-                new_present=op.new_id,
-                changes=[GroupRename(old_id=op.old_id, new_id=op.new_id)],
-            )
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
         follow = self._update_group(op.group, op.identity)
@@ -688,20 +707,13 @@ class Executor:
         return follow
 
     def _delete_group(self, op: DeleteGroup) -> _Step:
-        step = self._step(
+        return self._remove(
             "deleteGroup",
-            _one(op.sync_key),
+            op.sync_key,
             lambda mid: self._gms.delete_group(op.sync_key, message_id=mid),
-            lambda: [GroupRemove(sync_key=op.sync_key)],
+            GroupRemove(sync_key=op.sync_key),
+            self._group_reader,
         )
-        if _is_unknown_answer(step):
-            step = self._resolve(
-                step,
-                reader=self._group_reader,
-                old_gone=op.sync_key,
-                changes=[GroupRemove(sync_key=op.sync_key)],
-            )
-        return step
 
     # --- memberships -----------------------------------------------------------------------
 
@@ -726,20 +738,13 @@ class Executor:
         return step
 
     def _delete_membership(self, sync_key: str) -> _Step:
-        step = self._step(
+        return self._remove(
             "deleteMembership",
-            _one(sync_key),
+            sync_key,
             lambda mid: self._mms.delete_membership(sync_key, message_id=mid),
-            lambda: [MembershipRemove(sync_key=sync_key)],
+            MembershipRemove(sync_key=sync_key),
+            self._membership_reader,
         )
-        if _is_unknown_answer(step):
-            step = self._resolve(
-                step,
-                reader=self._membership_reader,
-                old_gone=sync_key,
-                changes=[MembershipRemove(sync_key=sync_key)],
-            )
-        return step
 
     # --- resolving "unknown object" answers by reading ----------------------------------------
 
@@ -747,7 +752,7 @@ class Executor:
         self,
         failed: _Step,
         *,
-        reader: Callable[[str], tuple[_Step, object | None] | None],
+        reader: _Reader,
         old_gone: str,
         new_present: str | None = None,
         changes: list[SnapshotChange],
