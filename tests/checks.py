@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests: OneRoster rosters, state readers, the invariants every run keeps."""
+"""Test helpers: OneRoster rosters, `run` arguments, state readers, the invariants every run keeps."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+import pytest
+
+from sync.emulator import Emulator
 from sync.models import PERSON_FIELDS, Person
 from sync.snapshot import DB_NAME, StateStore
+from tests.conftest import PASSWORD, USERNAME
 
 HEADER: Final = [
     "sourcedId",
@@ -27,6 +31,8 @@ HEADER: Final = [
 ROLES: Final = {"student": "Student", "teacher": "Staff"}
 #: Journal outcomes that account for a request: answered one way or another.
 ACCOUNTED: Final = frozenset({"confirmed", "rejected", "unconfirmed"})
+#: The emulator's credentials, as the environment variables an operator sets.
+CREDENTIALS: Final = {"IMS_ES_USERNAME": USERNAME, "IMS_ES_PASSWORD": PASSWORD}
 
 
 def person_row(n: int, **overrides: str) -> dict[str, str]:
@@ -53,6 +59,31 @@ def write_roster(path: Path, rows: Sequence[Mapping[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def set_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the emulator's credentials in the environment, as an operator would set them."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+def run_args(emulator: Emulator, roster: Path, state: Path, *extra: str) -> list[str]:
+    """The arguments of `ims-sync run` against `emulator`: one attempt per request, `extra` appended."""
+    return [
+        "run",
+        str(roster),
+        "-m",
+        "oneroster-users",
+        "--state",
+        str(state),
+        "--endpoint",
+        emulator.pms_url,
+        "--ca-bundle",
+        str(emulator.ca_path),
+        "--max-attempts",
+        "1",
+        *extra,
+    ]
 
 
 def expected_persons(rows: Sequence[Mapping[str, str]]) -> dict[str, Person]:

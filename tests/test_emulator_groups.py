@@ -439,6 +439,57 @@ class TestMemberships:
         call(emulator, "pms", "deletePerson", sid("sourcedId", "p2"))
         assert set(emulator.memberships()) == {"m1"}
 
+    def test_change_identifier(self, emulator: Emulator) -> None:
+        """changeMembershipIdentifier moves a membership (group, person, role, flag) to a new id; an unknown
+        old id is unknownobject, a new id in use objectexists, an empty or over-long id invaliddata."""
+        school_with_class(emulator)
+        call(
+            emulator, "mms", "createMembership", sid("sourcedId", "m1") + membership_xml("c1", "p1", "Mentor")
+        )
+        call(emulator, "mms", "createMembership", sid("sourcedId", "m2") + membership_xml("c1", "p2"))
+        off = membership_xml("c1", "p1", "Mentor").replace(
+            "</d:roleType>", "</d:roleType><d:status>false</d:status>"
+        )
+        assert call(emulator, "mms", "updateMembership", sid("sourcedId", "m1") + off).status[0] == "success"
+
+        def change(old: str, new: str) -> Reply:
+            return call(
+                emulator,
+                "mms",
+                "changeMembershipIdentifier",
+                sid("sourcedId", old) + sid("newSourcedId", new),
+                message_id="chg-1",
+            )
+
+        unknown = change("ghost", "m9")
+        assert (unknown.status, unknown.minor_value) == (("failure", "error", "unknownobject"), "ghost")
+        taken = change("m1", "m2")
+        assert (taken.status, taken.minor_value) == (("failure", "error", "objectexists"), "m2")
+        for old, new in (("", "m9"), ("m1", ""), ("x" * 65, "m9"), ("m1", "y" * 65)):
+            assert change(old, new).status == ("failure", "error", "invaliddata")
+        assert set(emulator.memberships()) == {"m1", "m2"}
+        moved = change("m1", "m9")
+        assert moved.status == ("success", "status", "fullsuccess")
+        assert moved.body.tag == f"{{{MMS}}}changeMembershipIdentifierResponse"
+        assert len(moved.body) == 0
+        assert emulator.memberships() == {
+            "m2": Membership(sync_key="m2", group_key="c1", person_key="p2", role="Learner"),
+            "m9": Membership(sync_key="m9", group_key="c1", person_key="p1", role="Mentor", active=False),
+        }
+        assert call(emulator, "mms", "readMembership", sid("sourcedId", "m1")).status[2] == "unknownobject"
+        found = call(emulator, "mms", "readMembershipsForGroup", sid("groupSourcedId", "c1"))
+        ids = found.body.xpath(
+            "mm:membershipIDPairSet/mm:membershipIdPair/mm:sourcedId/c:identifier/text()", namespaces=NS
+        )
+        assert ids == ["m2", "m9"]
+        event = next(e for e in reversed(emulator.history()) if e.operation == "changeMembershipIdentifier")
+        assert (event.sync_key, event.new_key, event.message_identifier, event.code_major) == (
+            "m1",
+            "m9",
+            "chg-1",
+            "success",
+        )
+
 
 # --- protocol: auth, strictness, routing, faults, WSDL ---------------------------------------
 
@@ -520,6 +571,11 @@ class TestProtocol:
         )
         faulted = call(emulator, "mms", "deleteMemberships", "<m:sourcedIdSet/>")
         assert (faulted.http, faulted.body.findtext("faultcode")) == (500, "s:Server")
+        emulator.reconfigure(fault_operations=frozenset({"changeMembershipIdentifier"}))
+        change = sid("sourcedId", "m1") + sid("newSourcedId", "m2")
+        faulted = call(emulator, "mms", "changeMembershipIdentifier", change)
+        assert (faulted.http, faulted.body.findtext("faultcode")) == (500, "s:Server")
+        assert call(emulator, "mms", "deleteMemberships", "<m:sourcedIdSet/>").http == 200
         with pytest.raises(ConfigError, match="createGroupp"):
             emulator.reconfigure(fault_operations=frozenset({"createGroupp"}))
 

@@ -25,7 +25,14 @@ from sync.executor import Executor
 from sync.models import CodeMajor, Create, Person, Severity, Status
 from sync.snapshot import StateStore
 from sync.transport import PersonClient, UsernameTokenSecurity
-from tests.checks import journal_problems, person_row, snapshot_persons, write_roster
+from tests.checks import (
+    journal_problems,
+    person_row,
+    run_args,
+    set_credentials,
+    snapshot_persons,
+    write_roster,
+)
 from tests.conftest import PASSWORD, USERNAME
 
 #: Person passwords in the rosters below: `Secret-<n>-pw` (see person_row).
@@ -48,8 +55,7 @@ def fixture_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., tuple[int, str]]:
     """`cli(*argv)`: `ims-sync` in-process with the emulator's credentials; (exit code, stdout + stderr)."""
-    monkeypatch.setenv("IMS_ES_USERNAME", USERNAME)
-    monkeypatch.setenv("IMS_ES_PASSWORD", PASSWORD)
+    set_credentials(monkeypatch)
 
     def run(*argv: str) -> tuple[int, str]:
         code = main(list(argv))
@@ -57,25 +63,6 @@ def fixture_cli(
         return code, out + err
 
     return run
-
-
-def run_args(emulator: Emulator, roster: Path, state: Path, *extra: str) -> list[str]:
-    """`run` arguments against `emulator`."""
-    return [
-        "run",
-        str(roster),
-        "-m",
-        "oneroster-users",
-        "--state",
-        str(state),
-        "--endpoint",
-        emulator.pms_url,
-        "--ca-bundle",
-        str(emulator.ca_path),
-        "--max-attempts",
-        "1",
-        *extra,
-    ]
 
 
 class TestNoSecretLeaks:

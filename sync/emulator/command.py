@@ -85,7 +85,7 @@ def serve(
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file that keeps persons across restarts (default: in memory).",
+    help="SQLite file that keeps persons, groups and memberships across restarts (default: in memory).",
 )
 @click.option(
     "--strict/--lenient",
@@ -146,7 +146,7 @@ def emulator(
     fault_operations: str | None,
     seed: int | None,
 ) -> None:
-    """Run a local IMS ES Person Management emulator over HTTPS.
+    """Run a local IMS ES emulator (Person, Group and Membership Management) over HTTPS.
 
     It accepts the WS-Security credentials in IMS_ES_USERNAME and IMS_ES_PASSWORD, behaves like
     itslearning's service and keeps its persons in memory or in --state. Use it to try a mapping

@@ -9,16 +9,16 @@ one with memberships can and takes them along; changeGroupIdentifier onto an id 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Final
 
 from lxml import etree
 
 from sync.models import Severity, Status
 
-from .service import Answer, _check_key, _overall, failure, success
-from .soap import COMMON, InvalidDataError
+from .service import Answer, Events, Service, _check_key, _text, failure, success
+from .soap import COMMON, InvalidDataError, _sub
 from .store import Group, Store
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "GMS_MESS",
     "GROUP_OPERATIONS",
     "MASS_ITEMS",
-    "Events",
     "GroupService",
     "group_element",
     "parse_group",
@@ -51,20 +50,6 @@ GROUP_OPERATIONS: Final = frozenset(
 )
 #: Mass operations and where their items are: (set element, item element).
 MASS_ITEMS: Final = {"createGroups": (f"{{{GMS_MESS}}}groupIdPairSet", f"{{{GMS_MESS}}}groupIdPair")}
-
-#: What a handler records: (sync_key, new_key, code_major) per decided item.
-Events = list[tuple[str, str, str]]
-
-
-def _text(element: etree._Element | None) -> str:
-    return (element.text or "").strip() if element is not None else ""
-
-
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, tag)
-    if text is not None:
-        element.text = text
-    return element
 
 
 def parse_group(element: etree._Element) -> dict[str, str]:
@@ -131,65 +116,33 @@ def group_element(tag: str, group: Group) -> etree._Element:
     return root
 
 
-class GroupService:
+class GroupService(Service):
     """Applies GMS requests to a Store with itslearning's semantics and records each decision."""
 
-    namespace: Final = GMS_MESS
+    namespace = GMS_MESS
+    prefix = "gm"
+    object_name = "group"
+    mass_items = MASS_ITEMS
 
     def __init__(self, store: Store) -> None:
         """Serve groups held in `store`."""
-        self._store = store
-        self._handlers: dict[str, Callable[[etree._Element, Events], Answer]] = {
-            "createGroup": self._single_write,
-            "updateGroup": self._single_write,
-            "deleteGroup": self._delete_group,
-            "readGroup": self._read_group,
-            "changeGroupIdentifier": self._change_identifier,
-            "createGroups": self._create_groups,
-            "readGroupsForPerson": self._read_groups_for_person,
-        }
-
-    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
-        """Apply one request atomically and record what was decided, item by item.
-
-        Args:
-            operation: one of GROUP_OPERATIONS.
-            request: the body's `<operation>Request` element.
-            message_id: the request's messageIdentifier (for the history).
-        """
-        events: Events = []
-        with self._store.transaction() as store:
-            answer = self._handlers[operation](request, events)
-            store.record((operation, key, new, message_id, code) for key, new, code in events)
-        return answer
-
-    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
-        """Refuse a whole request with `status`; a mass request gets it once per item."""
-        items = None
-        if operation in MASS_ITEMS:
-            set_tag, item_tag = MASS_ITEMS[operation]
-            items = tuple(status for _ in request.iterfind(f"{set_tag}/{item_tag}"))
-        return Answer(body=_response(operation), status=status, items=items)
+        super().__init__(
+            store,
+            {
+                "createGroup": self._single_write,
+                "updateGroup": self._single_write,
+                "deleteGroup": self._single_delete,
+                "readGroup": self._read_group,
+                "changeGroupIdentifier": self._change_identifier,
+                "createGroups": self._create_groups,
+                "readGroupsForPerson": self._read_groups_for_person,
+            },
+        )
 
     # --- writes ------------------------------------------------------------------------------
 
-    def _single_write(self, request: etree._Element, events: Events) -> Answer:
-        operation = etree.QName(request).localname.removesuffix("Request")
-        key = _key(request, "sourcedId")
-        status = self._write(operation, key, request.find(f"{{{GMS_MESS}}}group"))
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response(operation), status=status)
-
     def _create_groups(self, request: etree._Element, events: Events) -> Answer:
-        items: list[Status] = []
-        set_tag, item_tag = MASS_ITEMS["createGroups"]
-        for pair in request.iterfind(f"{set_tag}/{item_tag}"):
-            key = _key(pair, "sourcedId")
-            status = self._write("createGroup", key, pair.find(f"{{{GMS_MESS}}}group"))
-            events.append((key or "", "", status.code_major))
-            items.append(status)
-        frozen = tuple(items)
-        return Answer(body=_response("createGroups"), status=_overall(frozen), items=frozen)
+        return self._apply_items("createGroups", request, events, partial(self._write_item, "createGroup"))
 
     def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
         bad = _check_key(key)
@@ -236,28 +189,24 @@ class GroupService:
             ancestor = found.parent
         return None
 
-    def _delete_group(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "sourcedId")
+    def _delete(self, key: str | None) -> Status:
         bad = _check_key(key)
         if bad is not None or key is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif self._store.get_group(key) is None:
-            status = failure("unknownobject", key, f"Group {key!r} does not exist")
-        elif children := self._store.children(key):
-            status = failure(
+            return bad or failure("invaliddata", "", "sourcedId is missing")
+        if self._store.get_group(key) is None:
+            return failure("unknownobject", key, f"Group {key!r} does not exist")
+        if children := self._store.children(key):
+            return failure(
                 "deletefailure",
                 key,
                 f"Group {key!r} has {len(children)} child group(s) (e.g. {children[0]!r}): delete them first",
             )
-        else:
-            removed = self._store.delete_group(key)
-            note = f"{len(removed)} membership(s) removed with the group" if removed else ""
-            status = success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response("deleteGroup"), status=status)
+        removed = self._store.delete_group(key)
+        note = f"{len(removed)} membership(s) removed with the group" if removed else ""
+        return success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
 
     def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
-        old, new = _key(request, "sourcedId"), _key(request, "newSourcedId")
+        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
         bad = _check_key(old) or _check_key(new, "newSourcedId")
         if bad is not None or old is None or new is None:
             status = bad or failure("invaliddata", "", "sourcedId is missing")
@@ -268,28 +217,16 @@ class GroupService:
         else:
             self._store.rename_group(old, new)
             status = success(old)
-        events.append((old or "", new or "", status.code_major))
-        return Answer(body=_response("changeGroupIdentifier"), status=status)
+        return self._answer(request, events, (old or "", new or "", status))
 
     # --- reads -------------------------------------------------------------------------------
 
     def _read_group(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "sourcedId")
-        body = _response("readGroup")
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif (group := self._store.get_group(key)) is None:
-            status = failure("unknownobject", key, f"Group {key!r} does not exist")
-        else:
-            body.append(group_element(f"{{{GMS_MESS}}}group", group))
-            status = success(key)
-        events.append((key or "", "", status.code_major))
-        return Answer(body=body, status=status)
+        return self._single_read(request, events, self._store.get_group, group_element)
 
     def _read_groups_for_person(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "personSourcedId")
-        body = _response("readGroupsForPerson")
+        key = self._key(request, "personSourcedId")
+        body = self._response("readGroupsForPerson")
         bad = _check_key(key, "personSourcedId")
         if bad is not None or key is None:
             status = bad or failure("invaliddata", "", "personSourcedId is missing")
@@ -302,12 +239,3 @@ class GroupService:
             status = success(key)
         events.append((key or "", "", status.code_major))
         return Answer(body=body, status=status)
-
-
-def _key(parent: etree._Element, name: str) -> str | None:
-    element = parent.find(f"{{{GMS_MESS}}}{name}/{{{COMMON}}}identifier")
-    return None if element is None else (element.text or "")
-
-
-def _response(operation: str) -> etree._Element:
-    return etree.Element(f"{{{GMS_MESS}}}{operation}Response", nsmap={"gm": GMS_MESS})

@@ -4,22 +4,23 @@ Semantics (docs/emulator.md): createMembership of an existing id updates it; upd
 readMembership and deleteMembership of an unknown id fail with `unknownobject`; a membership whose person or
 group does not exist fails with `unknownobject` naming which; the member is a person (idType Person or 1)
 with one role, an IMS ES roletype, whose `status` (IMS's active flag, true when absent) is kept: a deactivated
-membership stays, with status false; createMemberships/deleteMemberships answer one statusInfo per item.
+membership stays, with status false; createMemberships/deleteMemberships answer one statusInfo per item;
+changeMembershipIdentifier moves a membership (group, person, role, flag) to a new id: an unknown old id is
+`unknownobject`, a new id in use `objectexists`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Final
 
 from lxml import etree
 
-from sync.models import Status
+from sync.models import MEMBERSHIP_ROLE_TYPES, Status
 
-from .groups import Events
-from .service import Answer, _check_key, _overall, failure, success
-from .soap import COMMON
+from .service import Answer, Events, Service, _check_key, _text, failure, success
+from .soap import COMMON, _sub
 from .store import Membership, Store
 
 __all__ = [
@@ -35,18 +36,9 @@ MMS_MESS: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSch
 MMS_DATA: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
 
 #: roleType values itslearning's MMS schema allows (IMS ES roletypes, their codes, Default and Guest).
-#: itslearning maps Learner to Student and Instructor to Teacher in a course; ContentDeveloper and Member
-#: to Guest.
 ROLE_TYPES: Final = frozenset(
     {
-        "Learner",
-        "Instructor",
-        "ContentDeveloper",
-        "Member",
-        "Manager",
-        "Mentor",
-        "Administrator",
-        "TeachingAssistant",
+        *MEMBERSHIP_ROLE_TYPES,
         *(f"{n:02d}" for n in range(1, 9)),
         "Default",
         "Guest",
@@ -55,6 +47,11 @@ ROLE_TYPES: Final = frozenset(
 _PERSON_ID_TYPES: Final = frozenset({"Person", "1"})
 #: xs:boolean's lexical forms.
 _BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
+#: Mass operations and where their items are: (set element, item element).
+_MASS_ITEMS: Final = {
+    "createMemberships": (f"{{{MMS_MESS}}}membershipIdPairSet", f"{{{MMS_MESS}}}membershipIdPair"),
+    "deleteMemberships": (f"{{{MMS_MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier"),
+}
 
 #: Every MMS operation the service implements.
 MEMBERSHIP_OPERATIONS: Final = frozenset(
@@ -63,32 +60,17 @@ MEMBERSHIP_OPERATIONS: Final = frozenset(
         "updateMembership",
         "deleteMembership",
         "readMembership",
+        "changeMembershipIdentifier",
         "readMembershipsForPerson",
         "readMembershipsForGroup",
         "createMemberships",
         "deleteMemberships",
     }
 )
-#: Mass operations and where their items are: (set element, item element).
-_MASS_ITEMS: Final = {
-    "createMemberships": (f"{{{MMS_MESS}}}membershipIdPairSet", f"{{{MMS_MESS}}}membershipIdPair"),
-    "deleteMemberships": (f"{{{MMS_MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier"),
-}
 
 
 class _Invalid(ValueError):
     """A membership element the service cannot accept (answered as `invaliddata`)."""
-
-
-def _text(element: etree._Element | None) -> str:
-    return (element.text or "").strip() if element is not None else ""
-
-
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, tag)
-    if text is not None:
-        element.text = text
-    return element
 
 
 def _parse(element: etree._Element) -> tuple[dict[str, str], bool | None]:
@@ -136,65 +118,37 @@ def membership_element(tag: str, membership: Membership) -> etree._Element:
     return root
 
 
-class MembershipService:
+class MembershipService(Service):
     """Applies MMS requests to a Store with itslearning's semantics and records each decision."""
 
-    namespace: Final = MMS_MESS
+    namespace = MMS_MESS
+    prefix = "m"
+    object_name = "membership"
+    mass_items = _MASS_ITEMS
 
     def __init__(self, store: Store) -> None:
         """Serve memberships held in `store`."""
-        self._store = store
-        self._handlers: dict[str, Callable[[etree._Element, Events], Answer]] = {
-            "createMembership": self._single_write,
-            "updateMembership": self._single_write,
-            "deleteMembership": self._delete_membership,
-            "readMembership": self._read_membership,
-            "readMembershipsForPerson": self._read_for_person,
-            "readMembershipsForGroup": self._read_for_group,
-            "createMemberships": self._create_memberships,
-            "deleteMemberships": self._delete_memberships,
-        }
-
-    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
-        """Apply one request atomically and record what was decided, item by item.
-
-        Args:
-            operation: one of MEMBERSHIP_OPERATIONS.
-            request: the body's `<operation>Request` element.
-            message_id: the request's messageIdentifier (for the history).
-        """
-        events: Events = []
-        with self._store.transaction() as store:
-            answer = self._handlers[operation](request, events)
-            store.record((operation, key, new, message_id, code) for key, new, code in events)
-        return answer
-
-    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
-        """Refuse a whole request with `status`; a mass request gets it once per item."""
-        items = None
-        if operation in _MASS_ITEMS:
-            set_tag, item_tag = _MASS_ITEMS[operation]
-            items = tuple(status for _ in request.iterfind(f"{set_tag}/{item_tag}"))
-        return Answer(body=_response(operation), status=status, items=items)
+        super().__init__(
+            store,
+            {
+                "createMembership": self._single_write,
+                "updateMembership": self._single_write,
+                "deleteMembership": self._single_delete,
+                "readMembership": self._read_membership,
+                "changeMembershipIdentifier": self._change_identifier,
+                "readMembershipsForPerson": self._read_for_person,
+                "readMembershipsForGroup": self._read_for_group,
+                "createMemberships": self._create_memberships,
+                "deleteMemberships": self._delete_memberships,
+            },
+        )
 
     # --- writes ------------------------------------------------------------------------------
 
-    def _single_write(self, request: etree._Element, events: Events) -> Answer:
-        operation = etree.QName(request).localname.removesuffix("Request")
-        key = _key(request, "sourcedId")
-        status = self._write(operation, key, request.find(f"{{{MMS_MESS}}}membership"))
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response(operation), status=status)
-
     def _create_memberships(self, request: etree._Element, events: Events) -> Answer:
-        items: list[Status] = []
-        set_tag, item_tag = _MASS_ITEMS["createMemberships"]
-        for pair in request.iterfind(f"{set_tag}/{item_tag}"):
-            key = _key(pair, "sourcedId")
-            status = self._write("createMembership", key, pair.find(f"{{{MMS_MESS}}}membership"))
-            events.append((key or "", "", status.code_major))
-            items.append(status)
-        return _mass_answer("createMemberships", items)
+        return self._apply_items(
+            "createMemberships", request, events, partial(self._write_item, "createMembership")
+        )
 
     def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
         bad = _check_key(key)
@@ -239,40 +193,32 @@ class MembershipService:
             return failure("unknownobject", key, f"Membership {key!r} does not exist")
         return success(key)
 
-    def _delete_membership(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "sourcedId")
-        status = self._delete(key)
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response("deleteMembership"), status=status)
-
     def _delete_memberships(self, request: etree._Element, events: Events) -> Answer:
-        items: list[Status] = []
-        set_tag, item_tag = _MASS_ITEMS["deleteMemberships"]
-        for identifier in request.iterfind(f"{set_tag}/{item_tag}"):
-            key = identifier.text or ""
-            status = self._delete(key)
-            events.append((key, "", status.code_major))
-            items.append(status)
-        return _mass_answer("deleteMemberships", items)
+        return self._apply_items("deleteMemberships", request, events, self._delete_item)
+
+    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
+        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
+        bad = _check_key(old) or _check_key(new, "newSourcedId")
+        if bad is not None or old is None or new is None:
+            status = bad or failure("invaliddata", "", "sourcedId is missing")
+        elif (current := self._store.get_membership(old)) is None:
+            status = failure("unknownobject", old, f"Membership {old!r} does not exist")
+        elif self._store.get_membership(new) is not None:
+            status = failure("objectexists", new, f"Membership {new!r} already exists")
+        else:
+            self._store.delete_membership(old)
+            self._store.put_membership(replace(current, sync_key=new))
+            status = success(old)
+        events.append((old or "", new or "", status.code_major))
+        return Answer(body=self._response("changeMembershipIdentifier"), status=status)
 
     # --- reads -------------------------------------------------------------------------------
 
     def _read_membership(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "sourcedId")
-        body = _response("readMembership")
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif (membership := self._store.get_membership(key)) is None:
-            status = failure("unknownobject", key, f"Membership {key!r} does not exist")
-        else:
-            body.append(membership_element(f"{{{MMS_MESS}}}membership", membership))
-            status = success(key)
-        events.append((key or "", "", status.code_major))
-        return Answer(body=body, status=status)
+        return self._single_read(request, events, self._store.get_membership, membership_element)
 
     def _read_for_person(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "personSourcedId")
+        key = self._key(request, "personSourcedId")
         status = _check_key(key, "personSourcedId")
         if status is None and key is not None and self._store.get(key) is None:
             status = failure("unknownobject", key, f"Person {key!r} does not exist")
@@ -280,18 +226,18 @@ class MembershipService:
         return self._pairs("readMembershipsForPerson", key, status, found, events)
 
     def _read_for_group(self, request: etree._Element, events: Events) -> Answer:
-        key = _key(request, "groupSourcedId")
+        # readMembershipsForGroup's groupSourcedId extends the data schema's BaseId: same wire form.
+        key = self._key(request, "groupSourcedId")
         status = _check_key(key, "groupSourcedId")
         if status is None and key is not None and self._store.get_group(key) is None:
             status = failure("unknownobject", key, f"Group {key!r} does not exist")
         found = self._store.memberships(group=key) if status is None and key else []
         return self._pairs("readMembershipsForGroup", key, status, found, events)
 
-    @staticmethod
     def _pairs(
-        operation: str, key: str | None, status: Status | None, found: list[Membership], events: Events
+        self, operation: str, key: str | None, status: Status | None, found: list[Membership], events: Events
     ) -> Answer:
-        body = _response(operation)
+        body = self._response(operation)
         if status is None:
             pairs = _sub(body, f"{{{MMS_MESS}}}membershipIDPairSet")
             for membership in found:
@@ -301,18 +247,3 @@ class MembershipService:
             status = success(key or "")
         events.append((key or "", "", status.code_major))
         return Answer(body=body, status=status)
-
-
-def _key(parent: etree._Element, name: str) -> str | None:
-    # readMembershipsForGroup's groupSourcedId extends the data schema's BaseId: same wire form.
-    element = parent.find(f"{{{MMS_MESS}}}{name}/{{{COMMON}}}identifier")
-    return None if element is None else (element.text or "")
-
-
-def _response(operation: str) -> etree._Element:
-    return etree.Element(f"{{{MMS_MESS}}}{operation}Response", nsmap={"m": MMS_MESS})
-
-
-def _mass_answer(operation: str, items: list[Status]) -> Answer:
-    frozen = tuple(items)
-    return Answer(body=_response(operation), status=_overall(frozen), items=frozen)

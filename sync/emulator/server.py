@@ -21,19 +21,19 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import structlog
 from lxml import etree
 
 from sync.errors import ConfigError
-from sync.models import Person, Status
+from sync.models import Person
 from sync.xsd import safe_parser
 
-from .groups import GMS_MESS, GROUP_OPERATIONS, GroupService
-from .memberships import MEMBERSHIP_OPERATIONS, MMS_MESS, MembershipService
-from .service import OPERATIONS, Answer, PersonService, failure, with_ref
-from .soap import BIND, COMMON, MESS, SOAP_ENV, WSA, WSSE, WSU, fault_envelope, response_envelope
+from .groups import GROUP_OPERATIONS, GroupService
+from .memberships import MEMBERSHIP_OPERATIONS, MembershipService
+from .service import OPERATIONS, PersonService, Service, failure, with_ref
+from .soap import BIND, COMMON, SOAP_ENV, WSA, WSSE, WSU, fault_envelope, response_envelope
 from .store import Event, Group, Membership, Store
 from .tls import TlsMaterial, generate_self_signed, server_context
 from .wsdl import EXTENDED_PATH, GMS_PATH, MMS_PATH, PATHS, PMS_PATH, Catalog, bundled_catalog
@@ -133,14 +133,6 @@ class _Faults:
     slow: bool = False
 
 
-class _Service(Protocol):
-    """What the emulator asks of a service (persons, groups, memberships)."""
-
-    def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer: ...
-
-    def reject(self, operation: str, request: etree._Element, status: Status) -> Answer: ...
-
-
 def _client_fault(http_status: int, message: str) -> _Reply:
     return _Reply(status=http_status, body=fault_envelope("s:Client", None, message))
 
@@ -188,8 +180,8 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
-        # operation -> (service, the namespace its request element must be in)
-        self._services: dict[str, tuple[_Service, str]] = {}
+        # operation -> its service (persons, groups, memberships), whose namespace its request element is in
+        self._services: dict[str, Service] = {}
         self._description: Catalog | None = None
         self._temp_dir: Path | None = None
         self._ca_path: Path | None = None
@@ -224,9 +216,9 @@ class Emulator:
         persons, groups = PersonService(self._store), GroupService(self._store)
         memberships = MembershipService(self._store)
         self._services = {
-            **dict.fromkeys(OPERATIONS, (persons, MESS)),
-            **dict.fromkeys(GROUP_OPERATIONS, (groups, GMS_MESS)),
-            **dict.fromkeys(MEMBERSHIP_OPERATIONS, (memberships, MMS_MESS)),
+            **dict.fromkeys(OPERATIONS, persons),
+            **dict.fromkeys(GROUP_OPERATIONS, groups),
+            **dict.fromkeys(MEMBERSHIP_OPERATIONS, memberships),
         }
         try:
             self._server = _Server((config.host, config.port), server_context(material), self)
@@ -449,8 +441,12 @@ class Emulator:
         action = action_header.strip().strip('"')
         assert self._description is not None
         operation = self._description.routes.get((path, action))
-        service, namespace = self._services.get(operation or "", (None, ""))
-        if operation is None or service is None or request.tag != f"{{{namespace}}}{operation}Request":
+        service = self._services.get(operation or "")
+        if (
+            operation is None
+            or service is None
+            or request.tag != f"{{{service.namespace}}}{operation}Request"
+        ):
             return _action_not_supported(action)
 
         header = root.find(f"{{{SOAP_ENV}}}Header")

@@ -1,10 +1,15 @@
-"""The Person Management behaviour of itslearning's IMS ES (DESIGN §5), applied to the emulator's Store."""
+"""The Person Management behaviour of itslearning's IMS ES (DESIGN §5), applied to the emulator's Store.
+
+Also what every service (persons here, groups, memberships) shares: statuses, answers, the Service base.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Final
+from functools import partial
+from typing import ClassVar, Final, TypeVar
 
 from lxml import etree
 
@@ -13,7 +18,16 @@ from sync.models import PERSON_FIELDS, CodeMajor, Person, Severity, Status
 from .soap import COMMON, MESS, RECOGNISED_ROLES, InvalidDataError, parse_person, person_element
 from .store import Store
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_PAGE_SIZE", "OPERATIONS", "Answer", "PersonService"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PAGE_SIZE",
+    "OPERATIONS",
+    "Answer",
+    "Decision",
+    "Events",
+    "PersonService",
+    "Service",
+]
 
 MAX_KEY_LENGTH: Final = 64
 MAX_PAGE_SIZE: Final = 100
@@ -31,6 +45,12 @@ _MASS_ITEMS: Final = {
     "readPersons": _ID_SET,
     "changePersonsIdentifier": _PAIR_ID_SET,
 }
+
+#: What a handler records: (sync_key, new_key, code_major) per decided item.
+Events = list[tuple[str, str, str]]
+#: What one item came to: (sync_key, new_key, status).
+Decision = tuple[str, str, Status]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,11 +82,6 @@ def failure(code: str, key: str, description: str) -> Status:
     )
 
 
-def _key(parent: etree._Element, name: str) -> str | None:
-    element = parent.find(f"{{{MESS}}}{name}/{{{COMMON}}}identifier")
-    return None if element is None else (element.text or "")
-
-
 def _check_key(key: str | None, what: str = "sourcedId") -> Status | None:
     if not key:
         return failure("invaliddata", "", f"{what} is missing or empty")
@@ -88,38 +103,38 @@ def _overall(items: tuple[Status, ...]) -> Status:
     )
 
 
-class PersonService:
-    """Applies PMS requests to a Store with itslearning's semantics and records each decision."""
+def _text(element: etree._Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
 
-    def __init__(self, store: Store) -> None:
-        """Serve persons held in `store`."""
+
+class Service(ABC):
+    """What the PMS, GMS and MMS services share: each operation dispatched to its handler and recorded
+    atomically, mass requests applied item by item, whole requests refused, writes and deletes by key."""
+
+    #: The message namespace of requests and answers, and the prefix answers declare for it.
+    namespace: ClassVar[str]
+    prefix: ClassVar[str]
+    #: The element of a write request that carries the object, e.g. `person`.
+    object_name: ClassVar[str]
+    #: Mass operations and where their items are: (set element, item element).
+    mass_items: ClassVar[Mapping[str, tuple[str, str]]]
+
+    def __init__(
+        self, store: Store, handlers: Mapping[str, Callable[[etree._Element, Events], Answer]]
+    ) -> None:
+        """Serve objects held in `store`, each operation by its handler."""
         self._store = store
-        self._handlers: dict[str, Callable[[etree._Element, list[tuple[str, str, str]]], Answer]] = {
-            "createPerson": self._single_write,
-            "updatePerson": self._single_write,
-            "replacePerson": self._single_write,
-            "deletePerson": self._delete_person,
-            "readPerson": self._read_person,
-            "changePersonIdentifier": self._change_identifier,
-            "readPersonsForGroup": self._read_persons_for_group,
-            "createPersons": self._mass_write,
-            "updatePersons": self._mass_write,
-            "replacePersons": self._mass_write,
-            "deletePersons": self._delete_persons,
-            "readPersons": self._read_persons,
-            "changePersonsIdentifier": self._change_identifiers,
-            "readAllPersons": self._read_all_persons,
-        }
+        self._handlers = handlers
 
     def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
         """Apply one request atomically and record what was decided, item by item.
 
         Args:
-            operation: the operation name (e.g. `createPerson`); must be one of OPERATIONS.
+            operation: the operation name (e.g. `createPerson`); one the service implements.
             request: the body's `<operation>Request` element.
             message_id: the request's messageIdentifier (for the history).
         """
-        events: list[tuple[str, str, str]] = []  # (sync_key, new_key, code_major)
+        events: Events = []
         with self._store.transaction() as store:
             answer = self._handlers[operation](request, events)
             store.record((operation, key, new, message_id, code) for key, new, code in events)
@@ -128,28 +143,137 @@ class PersonService:
     def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
         """Refuse a whole request with `status`; a mass request gets it once per item, so counts match."""
         items = None
-        if operation in _MASS_ITEMS:
-            set_tag, item_tag = _MASS_ITEMS[operation]
-            items = tuple(status for _ in request.iterfind(f"{set_tag}/{item_tag}"))
-        return Answer(body=_response(operation, request), status=status, items=items)
+        if operation in self.mass_items:
+            items = tuple(status for _ in self._items(operation, request))
+        return Answer(body=self._response(operation), status=status, items=items)
+
+    @abstractmethod
+    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
+        """Create, update or replace the object `element` under `key`, as `operation` says."""
+
+    @abstractmethod
+    def _delete(self, key: str | None) -> Status:
+        """Delete the object under `key`."""
+
+    def _response(self, operation: str) -> etree._Element:
+        return etree.Element(f"{{{self.namespace}}}{operation}Response", nsmap={self.prefix: self.namespace})
+
+    def _key(self, parent: etree._Element, name: str) -> str | None:
+        element = parent.find(f"{{{self.namespace}}}{name}/{{{COMMON}}}identifier")
+        return None if element is None else (element.text or "")
+
+    def _items(self, operation: str, request: etree._Element) -> list[etree._Element]:
+        set_tag, item_tag = self.mass_items[operation]
+        return request.findall(f"{set_tag}/{item_tag}")
+
+    def _apply_items(
+        self,
+        operation: str,
+        request: etree._Element,
+        events: Events,
+        decide: Callable[[etree._Element], Decision],
+    ) -> Answer:
+        """Decide a mass request's items in order; the answer has one statusInfo per item."""
+        items: list[Status] = []
+        for item in self._items(operation, request):
+            key, new, status = decide(item)
+            events.append((key, new, status.code_major))
+            items.append(status)
+        frozen = tuple(items)
+        return Answer(body=self._response(operation), status=_overall(frozen), items=frozen)
+
+    def _write_item(self, operation: str, item: etree._Element) -> Decision:
+        """Write the object an element carries under its sourcedId (a request, or a mass request's pair)."""
+        key = self._key(item, "sourcedId")
+        element = item.find(f"{{{self.namespace}}}{self.object_name}")
+        return key or "", "", self._write(operation, key, element)
+
+    def _delete_item(self, identifier: etree._Element) -> Decision:
+        key = identifier.text or ""
+        return key, "", self._delete(key)
+
+    def _single_write(self, request: etree._Element, events: Events) -> Answer:
+        return self._answer(request, events, self._write_item(_operation(request), request))
+
+    def _single_delete(self, request: etree._Element, events: Events) -> Answer:
+        key = self._key(request, "sourcedId")
+        return self._answer(request, events, (key or "", "", self._delete(key)))
+
+    def _single_read(
+        self,
+        request: etree._Element,
+        events: Events,
+        get: Callable[[str], _T | None],
+        element: Callable[[str, _T], etree._Element],
+    ) -> Answer:
+        """Answer a read of the object under the request's sourcedId: `get` finds it, `element` renders it."""
+        key = self._key(request, "sourcedId")
+        status, found = self._lookup(key, get)
+        body = self._response(_operation(request))
+        if found is not None:
+            # Answers carry no sourcedId inside the object: the client knows which key it asked for.
+            body.append(element(f"{{{self.namespace}}}{self.object_name}", found))
+        events.append((key or "", "", status.code_major))
+        return Answer(body=body, status=status)
+
+    def _lookup(self, key: str | None, get: Callable[[str], _T | None]) -> tuple[Status, _T | None]:
+        """The object under `key` that `get` finds, and the status of looking: bad key, unknown, success."""
+        bad = _check_key(key)
+        if bad is not None or key is None:
+            return bad or failure("invaliddata", "", "sourcedId is missing"), None
+        found = get(key)
+        if found is None:
+            what = self.object_name.capitalize()
+            return failure("unknownobject", key, f"{what} {key!r} does not exist"), None
+        return success(key), found
+
+    def _answer(self, request: etree._Element, events: Events, decision: Decision) -> Answer:
+        """Record a single request's decision and answer it with an empty response."""
+        key, new, status = decision
+        events.append((key, new, status.code_major))
+        return Answer(body=self._response(_operation(request)), status=status)
+
+
+class PersonService(Service):
+    """Applies PMS requests to a Store with itslearning's semantics and records each decision."""
+
+    namespace = MESS
+    prefix = "m"
+    object_name = "person"
+    mass_items = _MASS_ITEMS
+
+    def __init__(self, store: Store) -> None:
+        """Serve persons held in `store`."""
+        super().__init__(
+            store,
+            {
+                "createPerson": self._single_write,
+                "updatePerson": self._single_write,
+                "replacePerson": self._single_write,
+                "deletePerson": self._single_delete,
+                "readPerson": self._read_person,
+                "changePersonIdentifier": self._change_identifier,
+                "readPersonsForGroup": self._read_persons_for_group,
+                "createPersons": self._mass_write,
+                "updatePersons": self._mass_write,
+                "replacePersons": self._mass_write,
+                "deletePersons": self._delete_persons,
+                "readPersons": self._read_persons,
+                "changePersonsIdentifier": self._change_identifiers,
+                "readAllPersons": self._read_all_persons,
+            },
+        )
 
     # --- single requests ------------------------------------------------------------------
 
-    def _single_write(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        operation = etree.QName(request).localname.removesuffix("Request")
-        key = _key(request, "sourcedId")
-        status = self._write(operation, key, request.find(f"{{{MESS}}}person"))
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response(operation, request), status=status)
-
-    def _write(self, operation: str, key: str | None, person: etree._Element | None) -> Status:
+    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
         bad = _check_key(key)
         if bad is not None or key is None:
             return bad or failure("invaliddata", "", "sourcedId is missing")
-        if person is None:
+        if element is None:
             return failure("invaliddata", key, "person is missing")
         try:
-            fields = parse_person(person).fields
+            fields = parse_person(element).fields
         except InvalidDataError as exc:
             return failure("invaliddata", key, str(exc))
         current = self._store.get(key)
@@ -164,12 +288,6 @@ class PersonService:
         self._store.put(Person.from_values(key, values))
         return success(key)
 
-    def _delete_person(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        key = _key(request, "sourcedId")
-        status = self._delete(key)
-        events.append((key or "", "", status.code_major))
-        return Answer(body=_response("deletePerson", request), status=status)
-
     def _delete(self, key: str | None) -> Status:
         bad = _check_key(key)
         if bad is not None or key is None:
@@ -178,30 +296,12 @@ class PersonService:
             return failure("unknownobject", key, f"Person {key!r} does not exist")
         return success(key)
 
-    def _read_person(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        key = _key(request, "sourcedId")
-        status, person = self._read(key)
-        events.append((key or "", "", status.code_major))
-        body = _response("readPerson", request)
-        if person is not None:
-            # Answers carry no sourcedId inside the person: the client knows which key it asked for.
-            body.append(person_element(f"{{{MESS}}}person", person))
-        return Answer(body=body, status=status)
+    def _read_person(self, request: etree._Element, events: Events) -> Answer:
+        return self._single_read(request, events, self._store.get, person_element)
 
-    def _read(self, key: str | None) -> tuple[Status, Person | None]:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing"), None
-        person = self._store.get(key)
-        if person is None:
-            return failure("unknownobject", key, f"Person {key!r} does not exist"), None
-        return success(key), person
-
-    def _change_identifier(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        old, new = _key(request, "sourcedId"), _key(request, "newSourcedId")
-        status = self._change(old, new)
-        events.append((old or "", new or "", status.code_major))
-        return Answer(body=_response("changePersonIdentifier", request), status=status)
+    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
+        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
+        return self._answer(request, events, (old or "", new or "", self._change(old, new)))
 
     def _change(self, old: str | None, new: str | None) -> Status:
         bad = _check_key(old) or _check_key(new, "newSourcedId")
@@ -219,66 +319,51 @@ class PersonService:
         self._store.rename(old, new)
         return success(old)
 
-    def _read_persons_for_group(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
+    def _read_persons_for_group(self, request: etree._Element, events: Events) -> Answer:
         # The emulator holds no groups, so every group is unknown (as an unknown group is in production).
-        key = _key(request, "groupSourcedId") or ""
+        key = self._key(request, "groupSourcedId") or ""
         status = _check_key(key, "groupSourcedId") or failure(
             "unknownobject", key, f"Group {key!r} does not exist"
         )
-        events.append((key, "", status.code_major))
-        return Answer(body=_response("readPersonsForGroup", request), status=status)
+        return self._answer(request, events, (key, "", status))
 
     # --- mass requests --------------------------------------------------------------------
 
-    def _mass_write(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        operation = etree.QName(request).localname.removesuffix("Request")
-        items: list[Status] = []
-        for pair in request.iterfind(f"{_PAIR_SET[0]}/{_PAIR_SET[1]}"):
-            key = _key(pair, "sourcedId")
-            status = self._write(operation, key, pair.find(f"{{{MESS}}}person"))
-            events.append((key or "", "", status.code_major))
-            items.append(status)
-        return _mass_answer(operation, request, items)
+    def _mass_write(self, request: etree._Element, events: Events) -> Answer:
+        operation = _operation(request)
+        return self._apply_items(operation, request, events, partial(self._write_item, operation))
 
-    def _delete_persons(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        items: list[Status] = []
-        for identifier in request.iterfind(f"{_ID_SET[0]}/{_ID_SET[1]}"):
-            key = identifier.text or ""
-            status = self._delete(key)
-            events.append((key, "", status.code_major))
-            items.append(status)
-        return _mass_answer("deletePersons", request, items)
+    def _delete_persons(self, request: etree._Element, events: Events) -> Answer:
+        return self._apply_items("deletePersons", request, events, self._delete_item)
 
-    def _read_persons(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        items: list[Status] = []
+    def _read_persons(self, request: etree._Element, events: Events) -> Answer:
         found: list[Person] = []
-        for identifier in request.iterfind(f"{_ID_SET[0]}/{_ID_SET[1]}"):
+
+        def read(identifier: etree._Element) -> Decision:
             key = identifier.text or ""
-            status, person = self._read(key)
-            events.append((key, "", status.code_major))
-            items.append(status)
+            status, person = self._lookup(key, self._store.get)
             if person is not None:
                 found.append(person)
-        answer = _mass_answer("readPersons", request, items)
+            return key, "", status
+
+        answer = self._apply_items("readPersons", request, events, read)
         person_set = etree.SubElement(answer.body, f"{{{MESS}}}personSet")
         for person in found:
             person_set.append(person_element(f"{{{MESS}}}person", person))
         return answer
 
-    def _change_identifiers(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        items: list[Status] = []
-        for pair in request.iterfind(f"{_PAIR_ID_SET[0]}/{_PAIR_ID_SET[1]}"):
+    def _change_identifiers(self, request: etree._Element, events: Events) -> Answer:
+        def change(pair: etree._Element) -> Decision:
             old = pair.findtext(f"{{{COMMON}}}firstId")
             new = pair.findtext(f"{{{COMMON}}}secondId")
-            status = self._change(old, new)
-            events.append((old or "", new or "", status.code_major))
-            items.append(status)
-        return _mass_answer("changePersonsIdentifier", request, items)
+            return old or "", new or "", self._change(old, new)
+
+        return self._apply_items("changePersonsIdentifier", request, events, change)
 
     # --- itslearning's ExtendedPersonManagement -------------------------------------------
 
-    def _read_all_persons(self, request: etree._Element, events: list[tuple[str, str, str]]) -> Answer:
-        body = _response("readAllPersons", request)
+    def _read_all_persons(self, request: etree._Element, events: Events) -> Answer:
+        body = self._response("readAllPersons")
         try:
             page_index = _int_or_default(request, "PageIndex", 0)
             page_size = _int_or_default(request, "PageSize", MAX_PAGE_SIZE)
@@ -337,14 +422,9 @@ def _int_or_default(request: etree._Element, name: str, default: int) -> int:
         raise InvalidDataError(f"{name} {text!r} is not an integer") from None
 
 
-def _response(operation: str, request: etree._Element) -> etree._Element:
-    del request  # the answer's shape depends on the operation only
-    return etree.Element(f"{{{MESS}}}{operation}Response", nsmap={"m": MESS})
-
-
-def _mass_answer(operation: str, request: etree._Element, items: list[Status]) -> Answer:
-    frozen = tuple(items)
-    return Answer(body=_response(operation, request), status=_overall(frozen), items=frozen)
+def _operation(request: etree._Element) -> str:
+    """The operation a `<operation>Request` element asks for."""
+    return etree.QName(request).localname.removesuffix("Request")
 
 
 def with_ref(status: Status, message_id_ref: str | None) -> Status:
