@@ -20,6 +20,7 @@ from sync.errors import (
     StateLockedError,
     SyncError,
     TransientError,
+    UnmatchedAnswerError,
 )
 from sync.models import (
     PERSON_FIELDS,
@@ -69,6 +70,7 @@ __all__ = [
     "Status",
     "SyncError",
     "TransientError",
+    "UnmatchedAnswerError",
     "Update",
     "__version__",
 ]

@@ -14,11 +14,17 @@ SyncError
     ├── AuthenticationError  the service refused our credentials: not retried
     ├── CertificateError   the service's TLS certificate did not verify: not retried
     └── ProtocolError      an answer we cannot trust (malformed, wrong messageIdRef, wrong count)
+        └── UnmatchedAnswerError  its messageIdRef names another request (the statuses are kept)
 ```
 No exception text ever carries a password: build messages from names, never from credentials.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sync.models import Status
 
 __all__ = [
     "AuthenticationError",
@@ -34,6 +40,7 @@ __all__ = [
     "StateLockedError",
     "SyncError",
     "TransientError",
+    "UnmatchedAnswerError",
 ]
 
 
@@ -87,3 +94,16 @@ class CertificateError(RemoteError):
 
 class ProtocolError(RemoteError):
     """An answer that cannot be trusted: malformed, missing or wrong messageIdRef, wrong item count."""
+
+
+class UnmatchedAnswerError(ProtocolError):
+    """An answer whose messageIdRef (header or item) is not our messageIdentifier.
+
+    It confirms nothing, but the journal keeps what it said (`status`, and `items` for a mass
+    request), so that reconcile can show the request as unmatched.
+    """
+
+    def __init__(self, message: str, *, status: Status, items: tuple[Status, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.items = items

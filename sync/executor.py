@@ -38,10 +38,12 @@ from sync.errors import (
     RejectedError,
     RemoteError,
     TransientError,
+    UnmatchedAnswerError,
 )
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
+    ChangeMembershipIdentifier,
     Create,
     CreateGroup,
     CreateMembership,
@@ -50,11 +52,14 @@ from sync.models import (
     DeleteGroup,
     DeleteMembership,
     Group,
+    GroupOperation,
     Membership,
+    MembershipOperation,
     Operation,
     OperationResult,
     Outcome,
     Person,
+    PersonOperation,
     Status,
     Update,
     UpdateGroup,
@@ -68,6 +73,7 @@ from sync.snapshot import (
     GroupUpsert,
     ItemAnswer,
     MembershipRemove,
+    MembershipRename,
     MembershipUpsert,
     Remove,
     Rename,
@@ -190,6 +196,12 @@ class MembershipService(Protocol):
         """deleteMemberships: one request, one status per item."""
         ...
 
+    def change_membership_identifier(
+        self, old_id: str, new_id: str, *, message_id: str | None = None
+    ) -> Status:
+        """changeMembershipIdentifier."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
@@ -253,6 +265,14 @@ _MASS: Final = {
     DeleteMembership: "deleteMemberships",
 }
 _DELETIONS: Final = (Delete, DeleteGroup, DeleteMembership, DeactivateMembership)
+_GROUP_OPERATIONS: Final = (CreateGroup, UpdateGroup, ChangeGroupIdentifier, DeleteGroup)
+_MEMBERSHIP_OPERATIONS: Final = (
+    CreateMembership,
+    UpdateMembership,
+    ChangeMembershipIdentifier,
+    DeleteMembership,
+    DeactivateMembership,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,24 +330,33 @@ def _missing_dependency(op: Operation, failed: dict[str, set[str]]) -> str:
         case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier():
             if op.group.parent in failed["group"]:
                 return f"not sent: parent group {op.group.parent!r} was not confirmed in this run"
-        case CreateMembership() | UpdateMembership():
+        case CreateMembership() | UpdateMembership() | ChangeMembershipIdentifier():
             membership = op.membership
             if membership.group in failed["group"]:
                 return f"not sent: group {membership.group!r} was not confirmed in this run"
             if membership.person in failed["person"]:
                 return f"not sent: person {membership.person!r} was not confirmed in this run"
+        case DeleteGroup():
+            if op.sync_key in failed["kept_parent"]:
+                return (
+                    f"not sent: a child group of {op.sync_key!r} was not deleted in this run, and IMS ES "
+                    "refuses to delete a group with children"
+                )
         case _:
             pass
     return ""
 
 
 def _note_failure(op: Operation, failed: dict[str, set[str]]) -> None:
-    """Remember the group or person an unconfirmed change was about (deletions leave no gap)."""
+    """Remember what an unconfirmed operation leaves missing: a group or person later operations
+    need, or a child group that keeps its parent from being deleted."""
     match op:
         case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier():
             failed["group"].add(op.sync_key)
         case Create() | Update() | ChangeIdentifier():
             failed["person"].add(op.sync_key)
+        case DeleteGroup() if op.parent:
+            failed["kept_parent"].add(op.parent)
         case _:
             pass
 
@@ -400,17 +429,12 @@ class Executor:
         `max_in_flight`.
         """
         todo = [op for op in operations if self._settings.deletes or not isinstance(op, _DELETIONS)]
-        if any(
-            isinstance(op, CreateGroup | UpdateGroup | ChangeGroupIdentifier | DeleteGroup) for op in todo
-        ):
+        if any(isinstance(op, _GROUP_OPERATIONS) for op in todo):
             _ = self._gms
-        if any(
-            isinstance(op, CreateMembership | UpdateMembership | DeleteMembership | DeactivateMembership)
-            for op in todo
-        ):
+        if any(isinstance(op, _MEMBERSHIP_OPERATIONS) for op in todo):
             _ = self._mms
         results: dict[int, OperationResult] = {}
-        failed: dict[str, set[str]] = {"group": set(), "person": set()}
+        failed: dict[str, set[str]] = {"group": set(), "person": set(), "kept_parent": set()}
         with ThreadPoolExecutor(
             max_workers=self._settings.max_in_flight, thread_name_prefix="ims-es"
         ) as pool:
@@ -541,6 +565,15 @@ class Executor:
 
     def _dispatch(self, op: Operation) -> _Step:
         match op:
+            case Create() | Update() | ChangeIdentifier() | Delete():
+                return self._dispatch_person(op)
+            case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier() | DeleteGroup():
+                return self._dispatch_group(op)
+            case _:
+                return self._dispatch_membership(op)
+
+    def _dispatch_person(self, op: PersonOperation) -> _Step:
+        match op:
             case Create():
                 return self._step(
                     "createPerson",
@@ -554,6 +587,11 @@ class Executor:
                 return self._change_identifier(op)
             case Delete():
                 return self._delete(op)
+            case _:
+                assert_never(op)
+
+    def _dispatch_group(self, op: GroupOperation) -> _Step:
+        match op:
             case CreateGroup():
                 return self._step(
                     "createGroup",
@@ -567,6 +605,11 @@ class Executor:
                 return self._change_group_identifier(op)
             case DeleteGroup():
                 return self._delete_group(op)
+            case _:
+                assert_never(op)
+
+    def _dispatch_membership(self, op: MembershipOperation) -> _Step:
+        match op:
             case CreateMembership():
                 return self._step(
                     "createMembership",
@@ -574,8 +617,12 @@ class Executor:
                     lambda mid: self._mms.create_membership(op.membership, message_id=mid),
                     lambda: [MembershipUpsert(membership=op.membership)],
                 )
-            case UpdateMembership() | DeactivateMembership():
+            case UpdateMembership():
                 return self._update_membership(op.membership)
+            case DeactivateMembership():
+                return self._deactivate_membership(op.membership)
+            case ChangeMembershipIdentifier():
+                return self._change_membership_identifier(op)
             case DeleteMembership():
                 return self._delete_membership(op.sync_key)
             case _:
@@ -608,7 +655,18 @@ class Executor:
             self._person_reader,
         )
         if _is_unknown_answer(step):
-            step = self._follow_lost_rename(op, step)
+            step = self._follow_lost_rename(
+                step,
+                targets=self._store.unconfirmed_renames(op.old_id),
+                new_id=op.new_id,
+                reader=self._person_reader,
+                rename_from=lambda source: self._step(
+                    "changePersonIdentifier",
+                    (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
+                    lambda mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
+                    lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
+                ),
+            )
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
         follow = self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
@@ -640,37 +698,39 @@ class Executor:
         call: Callable[[str], Status],
         change: SnapshotChange,
         reader: _Reader,
+        *,
+        resolved: SnapshotChange | None = None,
     ) -> _Step:
         """A deletion. "Unknown object" may mean it happened already (a lost answer, or IMS ES removed
-        it along with something else): a read, journalled, decides."""
+        it along with something else): a read, journalled, decides; confirmed, the snapshot takes
+        `resolved` (default: `change`)."""
         step = self._step(operation, _one(sync_key), call, lambda: [change])
         if _is_unknown_answer(step):
-            step = self._resolve(step, reader=reader, old_gone=sync_key, changes=[change])
+            step = self._resolve(step, reader=reader, old_gone=sync_key, changes=[resolved or change])
         return step
 
-    def _follow_lost_rename(self, op: ChangeIdentifier, failed: _Step) -> _Step:
-        """The person may sit under the target of an earlier rename whose answer was lost.
+    def _follow_lost_rename(
+        self,
+        failed: _Step,
+        *,
+        targets: Sequence[str],
+        new_id: str,
+        reader: _Reader,
+        rename_from: Callable[[str], _Step],
+    ) -> _Step:
+        """The object may sit under the target of an earlier rename whose answer was lost.
 
-        The journal names those targets; where a read finds the person under one, it is renamed
-        from there to the planned id, and the snapshot moves from the old id to the new one.
+        The journal names those targets; where a read finds the object under one, it is renamed from
+        there to the planned id (`rename_from`), and the snapshot moves from the old id to the new one.
         """
-        for lost_target in self._store.unconfirmed_renames(op.old_id):
-            if lost_target == op.new_id:
+        for lost_target in targets:
+            if lost_target == new_id:
                 continue
-            read = self._person_reader(lost_target)
+            read = reader(lost_target)
             if read is None or read[1] is None:
                 continue
-            return self._rename_from(lost_target, op)
+            return rename_from(lost_target)
         return failed
-
-    def _rename_from(self, source: str, op: ChangeIdentifier) -> _Step:
-        """changePersonIdentifier source -> op.new_id; confirmed, the snapshot renames op.old_id."""
-        return self._step(
-            "changePersonIdentifier",
-            (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
-            lambda mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
-            lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
-        )
 
     def _delete(self, op: Delete) -> _Step:
         return self._remove(
@@ -700,6 +760,20 @@ class Executor:
             GroupRename(old_id=op.old_id, new_id=op.new_id),
             self._group_reader,
         )
+        if _is_unknown_answer(step):
+            # As for persons: the group may sit under the target of an earlier lost rename.
+            step = self._follow_lost_rename(
+                step,
+                targets=self._store.unconfirmed_group_renames(op.old_id),
+                new_id=op.new_id,
+                reader=self._group_reader,
+                rename_from=lambda source: self._step(
+                    "changeGroupIdentifier",
+                    (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
+                    lambda mid: self._gms.change_group_identifier(source, op.new_id, message_id=mid),
+                    lambda: [GroupRename(old_id=op.old_id, new_id=op.new_id)],
+                ),
+            )
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
         follow = self._update_group(op.group, op.identity)
@@ -736,6 +810,34 @@ class Executor:
             follow.attempts += step.attempts
             return follow
         return step
+
+    def _deactivate_membership(self, membership: Membership) -> _Step:
+        """updateMembership with active false. "Unknown object": it is gone from IMS ES already (by
+        hand, or with its group), so nothing is left to deactivate; a read confirms, and the snapshot
+        lets it go instead of creating it again only to mark it inactive."""
+        return self._remove(
+            "updateMembership",
+            membership.sync_key,
+            lambda mid: self._mms.update_membership(membership, message_id=mid),
+            MembershipUpsert(membership=membership),
+            self._membership_reader,
+            resolved=MembershipRemove(sync_key=membership.sync_key),
+        )
+
+    def _change_membership_identifier(self, op: ChangeMembershipIdentifier) -> _Step:
+        step = self._rename(
+            "changeMembershipIdentifier",
+            op.old_id,
+            op.new_id,
+            lambda mid: self._mms.change_membership_identifier(op.old_id, op.new_id, message_id=mid),
+            MembershipRename(old_id=op.old_id, new_id=op.new_id),
+            self._membership_reader,
+        )
+        if step.outcome is not Outcome.CONFIRMED or not op.changes:
+            return step
+        follow = self._update_membership(op.membership)
+        follow.attempts += step.attempts
+        return follow
 
     def _delete_membership(self, sync_key: str) -> _Step:
         return self._remove(
@@ -940,10 +1042,13 @@ class Executor:
         started = time.perf_counter()
         reply: MassReply | None = None
         error, retry, fallback = "", False, Outcome.UNCONFIRMED
+        heard: UnmatchedAnswerError | None = None  # an answer to another request: journalled only
         try:
             reply = call(mid)
         except Exception as exc:  # noqa: BLE001 - every failure is classified and journalled
             error, fallback, retry = self._call_failed(exc, operation, mid)
+            if isinstance(exc, UnmatchedAnswerError):
+                heard = exc
         item_answers: list[ItemAnswer] = []
         changes: list[SnapshotChange] = []
         steps: list[_Step] = []
@@ -958,7 +1063,10 @@ class Executor:
                 outcome = Outcome.UNCONFIRMED
             else:
                 outcome = Outcome.REJECTED
-            item_answers.append(ItemAnswer(index=index, status=status, outcome=outcome))
+            if heard is not None and index < len(heard.items):
+                item_answers.append(ItemAnswer(index=index, status=heard.items[index], outcome=outcome))
+            else:
+                item_answers.append(ItemAnswer(index=index, status=status, outcome=outcome))
             item_error = error or (status.description if status and not status.ok else "")
             steps.append(
                 _Step(
@@ -977,7 +1085,7 @@ class Executor:
         request_outcome = (
             Outcome.CONFIRMED if confirmed else (Outcome.REJECTED if rejected else Outcome.UNCONFIRMED)
         )
-        header = reply.status if reply is not None else None
+        header = reply.status if reply is not None else (heard.status if heard is not None else None)
         self._store.record_answer(
             Answer(
                 message_identifier=mid,
@@ -1078,10 +1186,13 @@ class Executor:
         status: Status | None = None
         error = ""
         retry = False
+        heard: Status | None = None  # an answer to another request: journalled, trusted for nothing
         try:
             status = call(mid)
         except Exception as exc:  # noqa: BLE001 - every failure is classified and journalled
             error, outcome, retry = self._call_failed(exc, operation, mid)
+            if isinstance(exc, UnmatchedAnswerError):
+                heard = exc.status
         else:
             if status.ok:
                 outcome = Outcome.CONFIRMED
@@ -1092,13 +1203,14 @@ class Executor:
             else:
                 outcome = Outcome.REJECTED
                 self._circuit.success()
+        journalled = status or heard
         answer = Answer(
             message_identifier=mid,
             answered_at=_now(),
-            status=status,
+            status=journalled,
             outcome=outcome,
             error=error,
-            items=tuple(ItemAnswer(index=item.index, status=status, outcome=outcome) for item in items),
+            items=tuple(ItemAnswer(index=item.index, status=journalled, outcome=outcome) for item in items),
         )
         self._store.record_answer(answer, changes() if outcome is Outcome.CONFIRMED else ())
         self._log.info(
@@ -1107,7 +1219,7 @@ class Executor:
             sync_key=items[0].sync_key if items else "",
             new_sync_key=items[0].new_sync_key if items else "",
             message_identifier=mid,
-            message_id_ref=status.message_id_ref if status else None,
+            message_id_ref=journalled.message_id_ref if journalled else None,
             code_major=status.code_major if status else None,
             severity=status.severity if status else None,
             code_minor=[f"{n}={v}" for n, v in status.code_minor] if status else [],

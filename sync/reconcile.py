@@ -24,6 +24,9 @@ class Flag(StrEnum):
 
 _SENT: Final = "sent"
 _FAILED_OUTCOMES: Final = frozenset({Outcome.REJECTED.value, Outcome.UNCONFIRMED.value})
+_CONFIRMED: Final = Outcome.CONFIRMED.value
+#: How the executor marks a read whose answer proved an earlier, unanswered request applied.
+_CONFIRMS: Final = "confirms "
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,13 +49,16 @@ def _unmatched(entry: JournalEntry) -> bool:
 
 
 def _failed(entry: JournalEntry) -> bool:
+    # A status other than success counts, unless our verdict was "confirmed" all the same: a read
+    # answered "unknown object" that proved a lost delete or rename had been applied (its error
+    # says "confirms <messageIdentifier>").
     if entry.outcome in _FAILED_OUTCOMES:
         return True
-    if entry.code_major is not None and entry.code_major != CodeMajor.SUCCESS:
+    proof = entry.outcome == _CONFIRMED and entry.error.startswith(_CONFIRMS)
+    if entry.code_major not in (None, CodeMajor.SUCCESS) and not proof:
         return True
     return any(
-        item.outcome in _FAILED_OUTCOMES
-        or (item.code_major is not None and item.code_major != CodeMajor.SUCCESS)
+        item.outcome in _FAILED_OUTCOMES or (item.code_major not in (None, CodeMajor.SUCCESS) and not proof)
         for item in entry.items
     )
 
@@ -74,7 +80,9 @@ def reconcile(entries: Sequence[JournalEntry]) -> list[ReconcileRow]:
     A request is *unanswered* when no answer was recorded (outcome "sent"); *unmatched* when a status
     was recorded whose messageIdRef is missing (header) or names another request (header or item);
     *failed* when its outcome is rejected or unconfirmed, or a codeMajor other than success was
-    recorded for it or any of its items. Unmatched and failed can come together; *ok* stands alone.
+    recorded for it or any of its items (except where that answer confirmed the operation: a read
+    answering "unknown object" that proves a lost delete was applied). Unmatched and failed can come
+    together; *ok* stands alone.
     """
     return [ReconcileRow(entry=entry, flags=_flags(entry)) for entry in entries]
 

@@ -54,6 +54,7 @@ from sync.errors import (
     RejectedError,
     SyncError,
     TransientError,
+    UnmatchedAnswerError,
 )
 from sync.models import Group, Membership, Person, Status
 
@@ -997,19 +998,25 @@ class ServiceClient:
             )
         except ProtocolError as exc:
             raise ProtocolError(f"{where}: {exc}") from exc
+        # An answer to another request confirms nothing; what it said is kept for the journal.
+        kept = statuses if items is not None and len(statuses) == items else ()
         if status.message_id_ref != message_id:
-            raise ProtocolError(
+            raise UnmatchedAnswerError(
                 f"{where}: messageIdRef {status.message_id_ref!r} does not answer our messageIdentifier "
-                f"{message_id!r}"
+                f"{message_id!r}",
+                status=status,
+                items=kept,
             )
         if items is not None:
             if len(statuses) != items:
                 raise ProtocolError(f"{where}: {len(statuses)} statusInfo items for {items} request items")
             for index, item in enumerate(statuses):
                 if item.message_id_ref != message_id:
-                    raise ProtocolError(
+                    raise UnmatchedAnswerError(
                         f"{where}: item {index} has messageIdRef {item.message_id_ref!r}, "
-                        f"not our messageIdentifier {message_id!r}"
+                        f"not our messageIdentifier {message_id!r}",
+                        status=status,
+                        items=kept,
                     )
         return status, statuses
 
@@ -1253,6 +1260,7 @@ MMS_SPEC: Final = ServiceSpec(
         "updateMembership",
         "deleteMembership",
         "readMembership",
+        "changeMembershipIdentifier",
         "createMemberships",
         "deleteMemberships",
         "readMembershipsForPerson",
@@ -1310,6 +1318,18 @@ def _id_set_body(namespace: str, keys: Sequence[str]) -> RequestBody:
             _text(identifiers, f"{{{COMMON}}}identifier", key)
 
     return RequestBody(lambda: {"sourcedIdSet": {"identifier": frozen}}, build)
+
+
+def _id_change_body(namespace: str, old_id: str, new_id: str) -> RequestBody:
+    """changeGroupIdentifier's and changeMembershipIdentifier's `sourcedId` + `newSourcedId`."""
+
+    def build(request: etree._Element) -> None:
+        _text(etree.SubElement(request, f"{{{namespace}}}sourcedId"), f"{{{COMMON}}}identifier", old_id)
+        _text(etree.SubElement(request, f"{{{namespace}}}newSourcedId"), f"{{{COMMON}}}identifier", new_id)
+
+    return RequestBody(
+        lambda: {"sourcedId": {"identifier": old_id}, "newSourcedId": {"identifier": new_id}}, build
+    )
 
 
 # --- Group <-> zeep value / XML
@@ -1383,16 +1403,6 @@ def _group_pairs_body(groups: Sequence[Group]) -> RequestBody:
             _group_xml(pair, group)
 
     return RequestBody(value, build)
-
-
-def _group_rename_body(old_id: str, new_id: str) -> RequestBody:
-    def build(request: etree._Element) -> None:
-        _text(etree.SubElement(request, f"{{{GMS_MESS}}}sourcedId"), f"{{{COMMON}}}identifier", old_id)
-        _text(etree.SubElement(request, f"{{{GMS_MESS}}}newSourcedId"), f"{{{COMMON}}}identifier", new_id)
-
-    return RequestBody(
-        lambda: {"sourcedId": {"identifier": old_id}, "newSourcedId": {"identifier": new_id}}, build
-    )
 
 
 def group_from_xml(element: etree._Element, sync_key: str) -> Group:
@@ -1554,7 +1564,7 @@ class GroupClient(ServiceClient):
             "updateGroup": (_group_body(full), _group_body(bare)),
             "deleteGroup": (_id_body(GMS_MESS, "sourcedId", "k"),),
             "readGroup": (_id_body(GMS_MESS, "sourcedId", "k"),),
-            "changeGroupIdentifier": (_group_rename_body("a", "b"),),
+            "changeGroupIdentifier": (_id_change_body(GMS_MESS, "a", "b"),),
             "createGroups": (_group_pairs_body([full, bare]),),
             "readGroupsForPerson": (_id_body(GMS_MESS, "personSourcedId", "k"),),
         }
@@ -1593,7 +1603,7 @@ class GroupClient(ServiceClient):
 
     def change_group_identifier(self, old_id: str, new_id: str, *, message_id: str | None = None) -> Status:
         """changeGroupIdentifier: give the group `old_id` the sync key `new_id` (children follow)."""
-        return self._simple("changeGroupIdentifier", _group_rename_body(old_id, new_id), message_id)
+        return self._simple("changeGroupIdentifier", _id_change_body(GMS_MESS, old_id, new_id), message_id)
 
     def create_groups(self, groups: Sequence[Group], *, message_id: str | None = None) -> MassReply:
         """createGroups: one request for many groups, applied in order (parents first)."""
@@ -1649,6 +1659,7 @@ class MembershipClient(ServiceClient):
             "updateMembership": (_membership_body(on), _membership_body(off)),
             "deleteMembership": (_id_body(MMS_MESS, "sourcedId", "k"),),
             "readMembership": (_id_body(MMS_MESS, "sourcedId", "k"),),
+            "changeMembershipIdentifier": (_id_change_body(MMS_MESS, "a & <b>", "b\u00e5"),),
             "createMemberships": (_membership_pairs_body([on, off]),),
             "deleteMemberships": (_id_set_body(MMS_MESS, ["a", "b"]),),
             "readMembershipsForPerson": (_id_body(MMS_MESS, "personSourcedId", "k"),),
@@ -1684,6 +1695,17 @@ class MembershipClient(ServiceClient):
         if element is None:
             raise ProtocolError(f"{self._where('readMembership')}: success without a membership")
         return status, membership_from_xml(element, sync_key)
+
+    def change_membership_identifier(
+        self, old_id: str, new_id: str, *, message_id: str | None = None
+    ) -> Status:
+        """changeMembershipIdentifier: give the membership `old_id` the sync key `new_id`.
+
+        Its group, person, role and active flag stay: no second membership in the course. An unknown
+        `old_id` is `unknownobject`, a `new_id` in use `objectexists`.
+        """
+        body = _id_change_body(MMS_MESS, old_id, new_id)
+        return self._simple("changeMembershipIdentifier", body, message_id)
 
     def create_memberships(
         self, memberships: Sequence[Membership], *, message_id: str | None = None

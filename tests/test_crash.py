@@ -122,7 +122,13 @@ def fixture_emulator_process(tmp_path: Path, tls_material: TlsMaterial) -> Itera
 
 
 def run_argv(
-    state: Path, roster: Path, url: str, ca: Path, *extra: str, log: Path | None = None
+    state: Path,
+    roster: Path,
+    url: str,
+    ca: Path,
+    *extra: str,
+    log: Path | None = None,
+    mapping: str = "oneroster-users",
 ) -> list[str]:
     """The `ims-sync run` arguments of these tests (logging to `log` when given)."""
     return [
@@ -132,7 +138,7 @@ def run_argv(
         "run",
         str(roster),
         "-m",
-        "oneroster-users",
+        mapping,
         "--state",
         str(state),
         "--endpoint",

@@ -13,6 +13,7 @@ from sync.emulator import Emulator
 from sync.executor import Executor, ExecutorSettings, RetryPolicy
 from sync.models import (
     ChangeGroupIdentifier,
+    ChangeMembershipIdentifier,
     Create,
     CreateGroup,
     CreateMembership,
@@ -20,6 +21,7 @@ from sync.models import (
     Delete,
     DeleteGroup,
     DeleteMembership,
+    FieldChange,
     Group,
     Membership,
     Operation,
@@ -198,6 +200,30 @@ class TestChanges:
         assert results[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e1"].role == "Instructor"
         assert store.membership_count() == store_before + 1
+
+    def test_a_membership_rename_keeps_one_enrolment_and_applies_its_changes(
+        self, emulator: Emulator, store: StateStore, run: Run
+    ) -> None:
+        run(emulator, first_night())
+        renamed = replace(M1, sync_key="e1-2026", role="Instructor")
+        op = ChangeMembershipIdentifier(
+            old_id="e1",
+            new_id="e1-2026",
+            membership=renamed,
+            changes=(FieldChange(field="role", old="Learner", new="Instructor"),),
+        )
+        results = run(emulator, [op])
+        assert results[0][1] is Outcome.CONFIRMED
+        held = emulator.memberships()
+        assert "e1" not in held
+        assert (held["e1-2026"].person_key, held["e1-2026"].role) == ("p1", "Instructor")
+        snapshot = store.load_memberships()
+        assert "e1" not in snapshot.index
+        assert snapshot.loc["e1-2026", "role"] == "Instructor"
+        assert [e.operation for e in emulator.history()][-2:] == [
+            "changeMembershipIdentifier",
+            "updateMembership",
+        ]
 
     def test_a_group_rename_carries_children_and_memberships_in_the_snapshot(
         self, emulator: Emulator, store: StateStore, run: Run

@@ -30,6 +30,7 @@ from sync.transport import (
     RequestBody,
     ServiceClient,
 )
+from tests.conftest import ExchangeLog
 
 C = TypeVar("C", bound=ServiceClient)
 
@@ -261,6 +262,84 @@ class TestMass:
         assert client.read_membership(ANN.sync_key)[1] == ANN
 
 
+class TestChangeIdentifier:
+    """changeMembershipIdentifier: a new sync key for a membership whose group and person stay."""
+
+    def test_moves_to_the_new_id(
+        self, client: MembershipClient, world: Emulator, exchange_log: ExchangeLog
+    ) -> None:
+        """Group, person, role and flag stay under the new id; the old id is gone; no second membership.
+
+        The exchange is validated against itslearning's MMS schemas (the `exchange_log` fixture).
+        """
+        client.create_memberships([ANN_2, BOB])
+        status = client.change_membership_identifier(ANN_2.sync_key, "M-3b", message_id="c-1")
+        assert (status.code_major, status.message_id_ref, minor(status)) == (
+            "success",
+            "c-1",
+            ("fullsuccess", ANN_2.sync_key),
+        )
+        moved = Membership(**{**ANN_2.values(), "sync_key": "M-3b"})
+        assert client.read_membership("M-3b")[1] == moved
+        assert moved.active == "false"
+        assert minor(client.read_membership(ANN_2.sync_key)[0]) == ("unknownobject", ANN_2.sync_key)
+        assert client.read_memberships_for_group("CRS-2")[1] == [moved]
+        assert set(world.memberships()) == {"M-2", "M-3b"}
+        events = [e for e in world.history() if e.operation == "changeMembershipIdentifier"]
+        assert [(e.sync_key, e.new_key, e.message_identifier, e.code_major) for e in events] == [
+            (ANN_2.sync_key, "M-3b", "c-1", "success")
+        ]
+        changes = [
+            e
+            for e in exchange_log.exchanges
+            if e.soap_action.strip('"').endswith("/changeMembershipIdentifier")
+        ]
+        assert len(changes) == 1
+        assert changes[0].status == 200
+        assert not exchange_log.failures
+
+    def test_unknown_old_id(self, client: MembershipClient, world: Emulator) -> None:
+        """An old id that does not exist is unknownobject naming it; nothing changes."""
+        client.create_membership(ANN)
+        status = client.change_membership_identifier("ghost", "M-9")
+        assert (status.code_major, status.severity, minor(status)) == (
+            "failure",
+            "error",
+            ("unknownobject", "ghost"),
+        )
+        assert set(world.memberships()) == {ANN.sync_key}
+
+    def test_new_id_in_use(self, client: MembershipClient, world: Emulator) -> None:
+        """A new id another membership holds is objectexists naming it; both stay as they were."""
+        client.create_memberships([ANN, BOB])
+        status = client.change_membership_identifier(ANN.sync_key, BOB.sync_key)
+        assert (status.code_major, minor(status)) == ("failure", ("objectexists", BOB.sync_key))
+        assert client.read_membership(ANN.sync_key)[1] == ANN
+        assert client.read_membership(BOB.sync_key)[1] == BOB
+
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [("", "M-9"), ("M-1", ""), ("x" * 65, "M-9"), ("M-1", "y" * 65)],
+        ids=["empty-old", "empty-new", "long-old", "long-new"],
+    )
+    def test_invalid_ids(self, client: MembershipClient, world: Emulator, old: str, new: str) -> None:
+        """An empty id or one over 64 characters is invaliddata; nothing changes."""
+        client.create_membership(ANN)
+        status = client.change_membership_identifier(old, new)
+        assert (status.code_major, minor(status)[0]) == ("failure", "invaliddata")
+        assert set(world.memberships()) == {ANN.sync_key}
+
+    def test_faults_apply(self, emulator_factory: Any) -> None:
+        """fault_operations may name changeMembershipIdentifier: a 503 there is a TransientError."""
+        emulator = emulator_factory(
+            error_rate=1.0, fault_operations=frozenset({"changeMembershipIdentifier"})
+        )
+        with connect(emulator, MembershipClient, emulator.mms_url) as client:
+            assert minor(client.delete_membership("M-1")) == ("unknownobject", "M-1")
+            with pytest.raises(TransientError, match=r"changeMembershipIdentifier to .*503"):
+                client.change_membership_identifier("M-1", "M-2")
+
+
 class TestFailures:
     """Faults on the wire become the documented exceptions, as for PersonClient."""
 
@@ -315,6 +394,20 @@ class TestRendering:
             ("Learner", "true"),
             ("Learner", "false"),
             ("07", "true"),
+        ]
+
+    def test_change_identifier_rendering(self, client: MembershipClient) -> None:
+        """changeMembershipIdentifier sends sourcedId then newSourcedId, escaped, the same bytes as zeep."""
+        security = client._wsse.security_element()
+        operation = client._operations["changeMembershipIdentifier"]
+        body = transport._id_change_body(MMS_MESS, "m & <1>", "m\u00e5-2")
+        direct = client._render(operation, body, "mid", security, direct=True)
+        assert direct == client._render(operation, body, "mid", security, direct=False)
+        request = etree.fromstring(direct).find(f".//{{{MMS_MESS}}}changeMembershipIdentifierRequest")
+        assert request is not None
+        assert [(etree.QName(e).localname, e.findtext(f"{{{COMMON}}}identifier")) for e in request] == [
+            ("sourcedId", "m & <1>"),
+            ("newSourcedId", "m\u00e5-2"),
         ]
 
 

@@ -133,6 +133,19 @@ class TestFlags:
         """A codeMajor other than success on the request is failed even if recorded as confirmed."""
         assert _flags(_entry(code_major="unsupported")) == {Flag.FAILED}
 
+    def test_a_read_proving_a_lost_delete_is_ok(self) -> None:
+        """A read answered "unknown object" that confirms an earlier, unanswered delete is no failure:
+        the executor recorded it confirmed, with "confirms <id>"; the same answer without it fails."""
+        proof = _entry(
+            _item(0, code_major="failure", severity="error"),
+            operation="readMembership",
+            code_major="failure",
+            severity="error",
+            error="confirms m-lost: already applied",
+        )
+        assert _flags(proof) == {Flag.OK}
+        assert _flags(replace(proof, error="")) == {Flag.FAILED}
+
     def test_one_failed_item_fails_the_request(self) -> None:
         """A mass request with one rejected item is failed though its header says success."""
         entry = _entry(
