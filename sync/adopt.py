@@ -74,6 +74,35 @@ class AdoptResult:
     reported_total: int
 
 
+def _record_sent(store: StateStore, run_id: str, operation: str, key: str) -> str:
+    """Journal a read about to go out (one item, `key`); its new messageIdentifier."""
+    mid = new_message_id()
+    store.record_sent(
+        SentRequest(
+            run_id=run_id,
+            message_identifier=mid,
+            operation=operation,
+            attempt=1,
+            sent_at=datetime.now(UTC),
+            items=(RequestItem(index=0, sync_key=key),),
+        )
+    )
+    return mid
+
+
+def _record_unanswered(store: StateStore, mid: str, exc: RemoteError) -> None:
+    """Journal a read that got no trustworthy answer."""
+    store.record_answer(
+        Answer(
+            message_identifier=mid,
+            answered_at=datetime.now(UTC),
+            status=None,
+            outcome=Outcome.UNCONFIRMED,
+            error=str(exc),
+        )
+    )
+
+
 def _identity(person: Person, identity_field: str) -> str:
     """The identity value the diff matches on, when the service holds that field."""
     if not identity_field:
@@ -107,29 +136,11 @@ def adopt(
         raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}")
     page_index, pages, adopted, total = 0, 0, 0, 0
     while True:
-        mid = new_message_id()
-        store.record_sent(
-            SentRequest(
-                run_id=run_id,
-                message_identifier=mid,
-                operation="readAllPersons",
-                attempt=1,
-                sent_at=datetime.now(UTC),
-                items=(RequestItem(index=0, sync_key=f"page {page_index}"),),
-            )
-        )
+        mid = _record_sent(store, run_id, "readAllPersons", f"page {page_index}")
         try:
             page = client.read_all_persons(page_index=page_index, page_size=page_size, message_id=mid)
         except RemoteError as exc:
-            store.record_answer(
-                Answer(
-                    message_identifier=mid,
-                    answered_at=datetime.now(UTC),
-                    status=None,
-                    outcome=Outcome.UNCONFIRMED,
-                    error=str(exc),
-                )
-            )
+            _record_unanswered(store, mid, exc)
             raise
         outcome = Outcome.CONFIRMED if page.status.ok else Outcome.REJECTED
         changes = [Upsert(person=p, identity=_identity(p, identity_field)) for p in page.persons]
@@ -202,29 +213,11 @@ def _journalled_read(
     changes: Callable[[_T], Sequence[SnapshotChange]],
 ) -> tuple[Status | None, _T | None, str]:
     """One read, journalled; confirmed records enter the snapshot with its answer. (status, value, error)."""
-    mid = new_message_id()
-    store.record_sent(
-        SentRequest(
-            run_id=run_id,
-            message_identifier=mid,
-            operation=operation,
-            attempt=1,
-            sent_at=datetime.now(UTC),
-            items=(RequestItem(index=0, sync_key=key),),
-        )
-    )
+    mid = _record_sent(store, run_id, operation, key)
     try:
         status, value = call(mid)
     except RemoteError as exc:
-        store.record_answer(
-            Answer(
-                message_identifier=mid,
-                answered_at=datetime.now(UTC),
-                status=None,
-                outcome=Outcome.UNCONFIRMED,
-                error=str(exc),
-            )
-        )
+        _record_unanswered(store, mid, exc)
         return None, None, str(exc)
     outcome = Outcome.CONFIRMED if status.ok else Outcome.REJECTED
     store.record_answer(

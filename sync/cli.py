@@ -121,7 +121,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
         raise click.BadParameter(str(exc)) from None
     commands = ctx.command.commands if isinstance(ctx.command, click.Group) else {}
     ctx.default_map = dict.fromkeys(commands, options)
-    ctx.default_map.update({"snapshot": {"export": options}})
+    ctx.default_map.update({"snapshot": {"export": options, "adopt": options}})
     # The group's own options (log format and file) read the same file.
     ctx.default_map.update({key: options[key] for key in ("log_format", "log_file") if key in options})
     ctx.meta["config_options"] = options
@@ -248,6 +248,29 @@ def _read(roster_path: Path, mapping_name: str) -> Any:
     return read_roster_set(roster_path, mapping_name)
 
 
+def _checked(roster: Any) -> Any:
+    """The roster set with the references between its files checked (sync.links), as a plan does."""
+    import dataclasses  # noqa: PLC0415
+
+    from sync.links import check_group_parents, check_membership_links  # noqa: PLC0415
+
+    groups = roster.groups
+    if groups is not None:
+        groups = check_group_parents(groups, files=groups.file)
+    memberships = roster.memberships
+    if memberships is not None:
+        memberships = check_membership_links(
+            memberships,
+            persons=roster.persons,
+            groups=groups,
+            # without group files the groups live in IMS ES: only a plan (with the snapshot) can tell
+            snapshot_groups=frozenset(memberships.frame["group"]),
+            person_files=roster.persons.file,
+            group_files=groups.file if groups is not None else "",
+        )
+    return dataclasses.replace(roster, groups=groups, memberships=memberships)
+
+
 def _snapshots(store: Any) -> Any:
     from sync.diff import Snapshots  # noqa: PLC0415
 
@@ -319,8 +342,12 @@ def _print_rejects(plan: Plan) -> None:
 @_roster_arg
 @_mapping_opt
 def validate(roster: Path, mapping: str) -> None:
-    """Check a roster against a mapping: no state, no network. Exit 1 when rows are rejected."""
-    result = _read(roster, mapping)
+    """Check a roster against a mapping: no state, no network. Exit 1 when rows are rejected.
+
+    With a set mapping the references between the files are checked too (a class's school, an
+    enrolment's class and person); without group files, enrolments' groups are checked at plan time.
+    """
+    result = _checked(_read(roster, mapping))
     rejects = result.rejects
     for reject in rejects:
         click.echo(f"{reject.file}:{reject.row}: [{reject.field}] {reject.reason}")
@@ -411,6 +438,7 @@ def _plan_counts(the_plan: Plan) -> list[tuple[str, int]]:
             ("groups: in snapshot", s.group_snapshot_size),
             ("memberships: create", s.membership_create),
             ("memberships: update", s.membership_update),
+            ("memberships: changeIdentifier", s.membership_change_identifier),
             ("memberships: deletion candidates", s.membership_delete),
             ("memberships: unchanged", s.membership_unchanged),
             ("memberships: in snapshot", s.membership_snapshot_size),
@@ -430,6 +458,7 @@ def _summary_line(the_plan: Plan) -> str:
             f"; groups: {s.group_create} create, {s.group_update} update, "
             f"{s.group_change_identifier} changeIdentifier, {s.group_delete} deletion candidates; "
             f"memberships: {s.membership_create} create, {s.membership_update} update, "
+            f"{s.membership_change_identifier} changeIdentifier, "
             f"{s.membership_delete} deletion candidates"
         )
     return line
@@ -547,10 +576,21 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     type=click.IntRange(0),
     default=500,
     show_default=True,
-    help="Safety limit: at most this many persons changed or deleted in one run, whatever the share.",
+    help="Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
+    "or deleted in one run, whatever the share.",
 )
-@click.option("--accept-changes", type=click.IntRange(0), default=0, help="Accept up to N updates.")
-@click.option("--accept-deletes", type=click.IntRange(0), default=0, help="Accept up to N deletes.")
+@click.option(
+    "--accept-changes",
+    type=click.IntRange(0),
+    default=0,
+    help="Accept up to N updates and identifier changes of each kind (after reviewing the plan).",
+)
+@click.option(
+    "--accept-deletes",
+    type=click.IntRange(0),
+    default=0,
+    help="Accept up to N deletions (or deactivations) of each kind (after reviewing the plan).",
+)
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -890,7 +930,13 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
 @_endpoint_opt
 @_ca_bundle_opt
 @_credentials_opt
-@click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 100),
+    default=100,
+    show_default=True,
+    help="Persons per readAllPersons page (itslearning allows at most 100).",
+)
 @click.option(
     "--roster",
     type=click.Path(path_type=Path, exists=True),

@@ -15,11 +15,15 @@ Rejects cascade: a class whose school was rejected is rejected, and so are its m
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection, Mapping
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.models import Reject
 from sync.roster import Roster
@@ -27,6 +31,8 @@ from sync.roster import Roster
 __all__ = ["check_group_parents", "check_membership_links"]
 
 _PARENT: Final = "parent"
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _why(key: str, what: str, *, rejected: Collection[str], marked: Collection[str], where: str) -> str:
@@ -55,15 +61,43 @@ def _split(roster: Roster, bad: pd.Series, reasons: Mapping[str, tuple[str, str]
     )
 
 
-def _usable(roster: Roster) -> tuple[set[str], set[str], set[str]]:
-    """(accepted and not marked, marked, rejected) sync keys of a roster."""
-    marked_mask = np.asarray(roster.frame["delete"], dtype=bool)
-    keys = roster.frame.index
-    return (
-        set(keys[~marked_mask]),
-        set(keys[marked_mask]),
-        {r.sync_key for r in roster.rejects if r.sync_key},
-    )
+class _Keys:
+    """A roster's sync keys for reference checks: usable ones as an Arrow value set; the marked and
+    rejected ones as sets, built only when a reason needs them (a few rows, in practice)."""
+
+    def __init__(self, roster: Roster) -> None:
+        self._roster = roster
+        marked = roster.frame["delete"].to_numpy(dtype=bool)
+        self._marked_mask = marked
+        self.usable = _arrow(roster.frame.index[~marked] if marked.any() else roster.frame.index)
+
+    @functools.cached_property
+    def marked(self) -> set[str]:
+        return set(self._roster.frame.index[self._marked_mask])
+
+    @functools.cached_property
+    def rejected(self) -> set[str]:
+        return {r.sync_key for r in self._roster.rejects if r.sync_key}
+
+
+def _arrow(values: pd.Series | pd.Index | Collection[str]) -> Any:
+    """Text values as one Arrow large_string array (no copy for pandas' own text columns)."""
+    if isinstance(values, pd.Series | pd.Index):
+        array = pa.array(values.array) if values.dtype == "str" else pa.array(values.astype("str").array)
+    else:
+        array = pa.array(list(values), type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def _is_in(values: pd.Series, value_set: Any) -> BoolArray:
+    """Per value of `values`: is it in the Arrow `value_set`? (pandas' isin makes a Python object per
+    element of the set: seconds for a million keys.)"""
+    if not len(value_set) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    found = pc.is_in(_arrow(values), value_set=value_set)
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def check_group_parents(groups: Roster, *, files: str) -> Roster:
@@ -81,15 +115,21 @@ def check_group_parents(groups: Roster, *, files: str) -> Roster:
             roster, bad, {key: (_PARENT, f"the parent chain loops: {text}") for key, text in loops.items()}
         )
     while True:  # each pass rejects the children of the groups the pass before rejected
-        usable, marked, rejected = _usable(roster)
+        keys = _Keys(roster)
         parents = roster.frame[_PARENT]
-        active = ~np.asarray(roster.frame["delete"], dtype=bool)
-        bad = (parents != "") & ~parents.isin(usable) & active
+        active = ~roster.frame["delete"].to_numpy(dtype=bool)
+        bad = pd.Series(
+            (parents != "").to_numpy(dtype=bool) & ~_is_in(parents, keys.usable) & active,
+            index=roster.frame.index,
+        )
         if not bad.any():
             return roster
         reasons = {
-            str(key): (_PARENT, _why(str(p), "parent group", rejected=rejected, marked=marked, where=files))
-            for key, p in parents[bad].items()
+            str(key): (
+                _PARENT,
+                _why(str(p), "parent group", rejected=keys.rejected, marked=keys.marked, where=files),
+            )
+            for key, p in parents[bad.to_numpy()].items()
         }
         roster = _split(roster, bad, reasons)
 
@@ -133,27 +173,28 @@ def check_membership_links(
         snapshot_groups: the sync keys of the groups the snapshot holds.
         person_files, group_files: file names for the reasons.
     """
-    usable_p, marked_p, rejected_p = _usable(persons)
+    person_keys = _Keys(persons)
     frame = memberships.frame
-    active = ~np.asarray(frame["delete"], dtype=bool)
-    bad_person = ~frame["person"].isin(usable_p) & active
-    if groups is not None:
-        usable_g, marked_g, rejected_g = _usable(groups)
-        bad_group = ~frame["group"].isin(usable_g) & active & ~bad_person
-        where = group_files
-    else:
-        usable_g, marked_g, rejected_g = set(snapshot_groups), set(), set()
-        bad_group = ~frame["group"].isin(usable_g) & active & ~bad_person
-        where = "IMS ES (the snapshot): no group file is read"
+    active = ~frame["delete"].to_numpy(dtype=bool)
+    bad_person = ~_is_in(frame["person"], person_keys.usable) & active
+    group_keys = _Keys(groups) if groups is not None else None
+    usable_g = group_keys.usable if group_keys is not None else _arrow(snapshot_groups)
+    bad_group = ~_is_in(frame["group"], usable_g) & active & ~bad_person
+    where = group_files if groups is not None else "IMS ES (the snapshot): no group file is read"
     reasons: dict[str, tuple[str, str]] = {}
-    for key, person in frame.loc[bad_person.to_numpy(), "person"].items():
+    for key, person in frame.loc[bad_person, "person"].items():
         reasons[str(key)] = (
             "person",
-            _why(str(person), "person", rejected=rejected_p, marked=marked_p, where=person_files),
-        )
-    for key, group in frame.loc[bad_group.to_numpy(), "group"].items():
+            _why(
+                str(person), "person", rejected=person_keys.rejected, marked=person_keys.marked,
+                where=person_files,
+            ),
+        )  # fmt: skip
+    for key, group in frame.loc[bad_group, "group"].items():
+        rejected_g = group_keys.rejected if group_keys is not None else set()
+        marked_g = group_keys.marked if group_keys is not None else set()
         reasons[str(key)] = (
             "group",
             _why(str(group), "group", rejected=rejected_g, marked=marked_g, where=where),
         )
-    return _split(memberships, bad_person | bad_group, reasons)
+    return _split(memberships, pd.Series(bad_person | bad_group, index=frame.index), reasons)

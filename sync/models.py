@@ -17,6 +17,7 @@ __all__ = [
     "PERSON_FIELDS",
     "ChangeGroupIdentifier",
     "ChangeIdentifier",
+    "ChangeMembershipIdentifier",
     "ChangeOperation",
     "CodeMajor",
     "Conflict",
@@ -378,6 +379,23 @@ class UpdateMembership:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeMembershipIdentifier:
+    """A membership whose sync key changed while its group and person stayed (the same enrolment under
+    a new id): changeMembershipIdentifier, then updateMembership when `changes` is not empty. Without
+    it, a create under the new id would put the person in the course twice."""
+
+    old_id: str
+    new_id: str
+    membership: Membership
+    changes: tuple[FieldChange, ...] = ()
+
+    @property
+    def sync_key(self) -> str:
+        """The membership's new sync key."""
+        return self.new_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteMembership:
     """A membership in the snapshot that left the roster: deleteMembership(s). `membership` is the
     snapshot's record (a deactivation sends it back with active "false")."""
@@ -405,7 +423,9 @@ class DeactivateMembership:
         return self.membership.sync_key
 
 
-MembershipOperation: TypeAlias = CreateMembership | UpdateMembership | DeleteMembership | DeactivateMembership
+MembershipOperation: TypeAlias = (
+    CreateMembership | UpdateMembership | ChangeMembershipIdentifier | DeleteMembership | DeactivateMembership
+)
 
 Operation: TypeAlias = PersonOperation | GroupOperation | MembershipOperation
 
@@ -459,6 +479,7 @@ class PlanSummary:
     group_snapshot_size: int = 0
     membership_create: int = 0
     membership_update: int = 0
+    membership_change_identifier: int = 0
     membership_delete: int = 0
     membership_unchanged: int = 0
     membership_snapshot_size: int = 0
@@ -482,6 +503,7 @@ class PlanSummary:
             "groupSnapshot": self.group_snapshot_size,
             "membershipCreate": self.membership_create,
             "membershipUpdate": self.membership_update,
+            "membershipChangeIdentifier": self.membership_change_identifier,
             "membershipDelete": self.membership_delete,
             "membershipUnchanged": self.membership_unchanged,
             "membershipSnapshot": self.membership_snapshot_size,
@@ -498,6 +520,7 @@ ChangeOperation: TypeAlias = (
     | ChangeGroupIdentifier
     | CreateMembership
     | UpdateMembership
+    | ChangeMembershipIdentifier
 )
 #: Deletion candidates: sent only as `--deletes` allows.
 DeleteOperation: TypeAlias = Delete | DeleteGroup | DeleteMembership
@@ -548,6 +571,7 @@ class Plan:
             group_snapshot_size=self.group_snapshot_size,
             membership_create=kinds.get(CreateMembership, 0),
             membership_update=kinds.get(UpdateMembership, 0),
+            membership_change_identifier=kinds.get(ChangeMembershipIdentifier, 0),
             membership_delete=kinds.get(DeleteMembership, 0),
             membership_unchanged=self.membership_unchanged,
             membership_snapshot_size=self.membership_snapshot_size,

@@ -15,6 +15,7 @@ from typing import Final
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
+    ChangeMembershipIdentifier,
     Create,
     CreateGroup,
     CreateMembership,
@@ -78,7 +79,7 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
                 key = (_GROUPS, change_depth[op.sync_key])
             case Create() | Update() | ChangeIdentifier():
                 key = (_PERSONS, 0)
-            case CreateMembership() | UpdateMembership():
+            case CreateMembership() | UpdateMembership() | ChangeMembershipIdentifier():
                 key = (_MEMBERSHIPS, 0)
             case DeleteMembership() | DeactivateMembership():
                 key = (_MEMBERSHIP_DELETES, 0)

@@ -31,6 +31,7 @@ from sync.models import (
     PERSON_FIELDS,
     ChangeGroupIdentifier,
     ChangeIdentifier,
+    ChangeMembershipIdentifier,
     ChangeOperation,
     Conflict,
     Create,
@@ -179,6 +180,7 @@ _DESCRIPTIONS: Final[Mapping[type[Operation], tuple[str, ObjectKind]]] = {
     DeleteGroup: ("delete", "group"),
     CreateMembership: ("create", "membership"),
     UpdateMembership: ("update", "membership"),
+    ChangeMembershipIdentifier: ("changeIdentifier", "membership"),
     DeleteMembership: ("delete", "membership"),
     DeactivateMembership: ("deactivate", "membership"),
 }
@@ -202,6 +204,7 @@ _OP_LABELS: Final[Mapping[tuple[str, ObjectKind], str]] = {
     ("delete", "group"): "Delete group",
     ("create", "membership"): "Create membership",
     ("update", "membership"): "Update membership",
+    ("changeIdentifier", "membership"): "Change membership identifier",
     ("delete", "membership"): "Delete membership",
     ("deactivate", "membership"): "Deactivate membership",
 }
@@ -220,7 +223,7 @@ _PERSON_LABELS: Final[Mapping[str, str]] = {
 def _op_keys(op: Operation) -> dict[str, str]:
     """The keys naming an operation's object: syncKey, plus oldId/newId for an identifier change."""
     match op:
-        case ChangeIdentifier() | ChangeGroupIdentifier():
+        case ChangeIdentifier() | ChangeGroupIdentifier() | ChangeMembershipIdentifier():
             return {"syncKey": op.new_id, "oldId": op.old_id, "newId": op.new_id}
         case _:
             return {"syncKey": op.sync_key}
@@ -228,7 +231,14 @@ def _op_keys(op: Operation) -> dict[str, str]:
 
 def _changes_of(op: Operation) -> tuple[FieldChange, ...]:
     match op:
-        case Update() | ChangeIdentifier() | UpdateGroup() | ChangeGroupIdentifier() | UpdateMembership():
+        case (
+            Update()
+            | ChangeIdentifier()
+            | UpdateGroup()
+            | ChangeGroupIdentifier()
+            | UpdateMembership()
+            | ChangeMembershipIdentifier()
+        ):
             return op.changes
         case _:
             return ()
@@ -237,7 +247,13 @@ def _changes_of(op: Operation) -> tuple[FieldChange, ...]:
 def _identity_of(op: Operation) -> str:
     """The identity value of a person or group operation ("" for memberships, which have none)."""
     match op:
-        case CreateMembership() | UpdateMembership() | DeleteMembership() | DeactivateMembership():
+        case (
+            CreateMembership()
+            | UpdateMembership()
+            | ChangeMembershipIdentifier()
+            | DeleteMembership()
+            | DeactivateMembership()
+        ):
             return ""
         case _:
             return op.identity
@@ -245,7 +261,13 @@ def _identity_of(op: Operation) -> str:
 
 def _membership_of(op: Operation) -> Membership | None:
     match op:
-        case CreateMembership() | UpdateMembership() | DeleteMembership() | DeactivateMembership():
+        case (
+            CreateMembership()
+            | UpdateMembership()
+            | ChangeMembershipIdentifier()
+            | DeleteMembership()
+            | DeactivateMembership()
+        ):
             return op.membership
         case _:
             return None
@@ -304,7 +326,7 @@ def _operation_dict(op: ChangeOperation) -> dict[str, object]:
         case CreateGroup() | UpdateGroup() | ChangeGroupIdentifier():
             out["identity"] = op.identity
             out["group"] = op.group.values()
-        case CreateMembership() | UpdateMembership():
+        case CreateMembership() | UpdateMembership() | ChangeMembershipIdentifier():
             out["membership"] = op.membership.values()
         case _:  # pragma: no cover - exhaustive
             assert_never(op)
@@ -897,7 +919,9 @@ def _kinds_present(plan: Plan) -> tuple[bool, bool]:
     """Whether the plan deals with groups, and with memberships (held in the snapshot, or changed)."""
     s = plan.summary
     groups = s.group_create + s.group_update + s.group_change_identifier + s.group_delete
-    memberships = s.membership_create + s.membership_update + s.membership_delete
+    memberships = (
+        s.membership_create + s.membership_update + s.membership_change_identifier + s.membership_delete
+    )
     return (
         groups + s.group_unchanged + s.group_snapshot_size > 0,
         memberships + s.membership_unchanged + s.membership_snapshot_size > 0,
@@ -905,11 +929,13 @@ def _kinds_present(plan: Plan) -> tuple[bool, bool]:
 
 
 def _kind_counts(
-    kind: str, create: int, update: int, change: int | None, delete: int, unchanged: int, snapshot: int
+    kind: str, create: int, update: int, change: int, delete: int, unchanged: int, snapshot: int
 ) -> list[_Count]:
-    rows = [(f"{kind}: create", create, _CREATE), (f"{kind}: update", update, _UPDATE)]
-    if change is not None:
-        rows.append((f"{kind}: change identifier", change, _CHANGE))
+    rows = [
+        (f"{kind}: create", create, _CREATE),
+        (f"{kind}: update", update, _UPDATE),
+        (f"{kind}: change identifier", change, _CHANGE),
+    ]
     rows += [
         (f"{kind}: deletion candidates", delete, _DELETE),
         (f"{kind}: unchanged", unchanged, ""),
@@ -951,7 +977,7 @@ def _plan_counts(plan: Plan) -> list[_Count]:
             "Memberships",
             s.membership_create,
             s.membership_update,
-            None,
+            s.membership_change_identifier,
             s.membership_delete,
             s.membership_unchanged,
             s.membership_snapshot_size,
@@ -1104,6 +1130,23 @@ def _membership_change_sections(ops: Sequence[ChangeOperation], max_rows: int) -
             heading="Changed memberships (update)",
             hint="Each changed field, before → after.",
             header=("Sync key", "Group", "Person", "Role", "Changes"),
+            changes_column=4,
+            changes=_changes_of,
+        ),
+        _section(
+            [op for op in ops if isinstance(op, ChangeMembershipIdentifier)],
+            lambda op: (
+                op.old_id,
+                op.new_id,
+                op.membership.group,
+                op.membership.person,
+                _changes_text(op.changes),
+            ),
+            max_rows,
+            anchor="membership-identifiers",
+            heading="Membership identifier changes",
+            hint="The same person in the same group under a new enrolment id: renamed, not enrolled twice.",
+            header=("Old sync key", "New sync key", "Group", "Person", "Changes"),
             changes_column=4,
             changes=_changes_of,
         ),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
+    ChangeMembershipIdentifier,
     Delete,
     DeleteGroup,
     DeleteMembership,
@@ -93,7 +94,7 @@ def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMod
         (
             "memberships",
             plan.membership_snapshot_size,
-            (UpdateMembership,),
+            (UpdateMembership, ChangeMembershipIdentifier),
             DeleteMembership,
             mode is not DeletesMode.OFF,
         ),

@@ -72,6 +72,7 @@ __all__ = [
     "JournalEntry",
     "JournalItemRow",
     "MembershipRemove",
+    "MembershipRename",
     "MembershipUpsert",
     "Remove",
     "Rename",
@@ -318,6 +319,14 @@ class MembershipUpsert:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipRename:
+    """Confirmed: IMS ES moved a membership from sync key `old_id` to `new_id` (group, person, role kept)."""
+
+    old_id: str
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MembershipRemove:
     """Confirmed: IMS ES no longer holds the membership with this sync key."""
 
@@ -325,7 +334,15 @@ class MembershipRemove:
 
 
 SnapshotChange: TypeAlias = (
-    Upsert | Rename | Remove | GroupUpsert | GroupRename | GroupRemove | MembershipUpsert | MembershipRemove
+    Upsert
+    | Rename
+    | Remove
+    | GroupUpsert
+    | GroupRename
+    | GroupRemove
+    | MembershipUpsert
+    | MembershipRename
+    | MembershipRemove
 )
 
 
@@ -1010,6 +1027,8 @@ class StateStore:
                     _UPSERT_MEMBERSHIP_SQL,
                     (membership.sync_key, *values, _content_hash(values), *confirmation),
                 )
+            case MembershipRename(old_id=old_id, new_id=new_id):
+                _rename(connection, "membership", old_id, new_id, confirmation)
             case MembershipRemove(sync_key=sync_key):
                 connection.execute("DELETE FROM memberships WHERE sync_key = ?", (sync_key,))
             case _:
@@ -1047,15 +1066,17 @@ class StateStore:
 
 
 _Kind: TypeAlias = Literal["person", "group"]
+_RenamedKind: TypeAlias = Literal["person", "group", "membership"]
 _Confirmation: TypeAlias = tuple[str, str]  # (confirmed_at, message_identifier) of a change
 
 
 def _rename(
-    connection: sqlite3.Connection, kind: _Kind, old_id: str, new_id: str, confirmation: _Confirmation
+    connection: sqlite3.Connection, kind: _RenamedKind, old_id: str, new_id: str, confirmation: _Confirmation
 ) -> None:
-    """Move a person's or group's row to `new_id`; never onto an existing row (that would merge two)."""
+    """Move a person's, group's or membership's row to `new_id`; never onto an existing row (that would
+    merge two)."""
     exists_sql, rename_sql = _RENAME_SQL[kind]
-    label = "" if kind == "person" else "group "
+    label = "" if kind == "person" else f"{kind} "
     if connection.execute(exists_sql, (new_id,)).fetchone():
         raise StateError(
             f"cannot rename {label}{old_id!r} to {new_id!r} in the snapshot: {new_id!r} exists already"
@@ -1099,7 +1120,7 @@ def _move_children(
     )
 
 
-_RENAME_SQL: Final[dict[_Kind, tuple[str, str]]] = {
+_RENAME_SQL: Final[dict[_RenamedKind, tuple[str, str]]] = {
     "person": (
         "SELECT 1 FROM persons WHERE sync_key = ?",
         "UPDATE persons SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?",
@@ -1107,6 +1128,10 @@ _RENAME_SQL: Final[dict[_Kind, tuple[str, str]]] = {
     "group": (
         "SELECT 1 FROM groups WHERE sync_key = ?",
         "UPDATE groups SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?",
+    ),
+    "membership": (
+        "SELECT 1 FROM memberships WHERE sync_key = ?",
+        "UPDATE memberships SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?",
     ),
 }
 _MEMBERSHIPS_OF_SQL: Final[dict[_Kind, str]] = {

@@ -34,6 +34,7 @@ SENT_AS = {
     ("person", "delete"): "deletePerson",
     ("membership", "create"): "createMembership",
     ("membership", "update"): "updateMembership",
+    ("membership", "changeIdentifier"): "changeMembershipIdentifier",
     ("membership", "delete"): "deleteMembership",
 }
 
@@ -136,6 +137,7 @@ class TestOneRosterFolder:
         assert planned["summary"]["groupCreate"] == 1
         assert planned["summary"]["groupUpdate"] == 1
         assert planned["summary"]["groupDelete"] == 1
+        assert planned["summary"]["membershipChangeIdentifier"] == 2
         expected = Counter(
             (
                 SENT_AS[(op["object"], op["op"])],
@@ -181,23 +183,24 @@ class TestOneRosterFolder:
     ) -> None:
         common = ["--mapping", "oneroster", "--state", str(tmp_path / "state")]
         assert cli("run", str(BASE), *common, *remote(emulator))[0] == EXIT_OK
-        code, _, err = cli("run", str(CHANGED), *common, *remote(emulator), "--deletes", "deactivate")
+        before = len(emulator.history())
+        deactivate = ["run", str(CHANGED), *common, *remote(emulator), "--deletes", "deactivate"]
+        code, _, err = cli(*deactivate, "--max-change-count", "5")
         assert code == EXIT_SAFETY
-        assert "deactivate 11 memberships" in err
-        code, _, _ = cli(
-            "run",
-            str(CHANGED),
-            *common,
-            *remote(emulator),
-            "--deletes",
-            "deactivate",
-            "--accept-deletes",
-            "11",
-        )
-        assert code == EXIT_FAILED
+        assert "the plan would deactivate 9 memberships" in err
+        assert "--accept-deletes 9" in err
+        assert sent(emulator, before) == []  # a breach sends nothing at all
+        code, _, _ = cli(*deactivate)
+        assert code == EXIT_FAILED  # the one bad row
         memberships = emulator.memberships()
         assert memberships["enr-kor-1001"].active is False
         assert memberships["enr-nat6-1002"].active is True
+        # Nora's sourcedId changed, and with it her enrolments' ids: renamed, not enrolled twice
+        assert "enr-6a-1005" not in memberships
+        assert (memberships["enr-6a-2005"].person_key, memberships["enr-6a-2005"].active) == (
+            "usr-2005",
+            True,
+        )
         assert "cls-kor" in emulator.groups()  # groups are kept under deactivate
         assert "usr-1008" in emulator.persons()  # and so are persons
 

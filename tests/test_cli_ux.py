@@ -24,8 +24,8 @@ from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from sync.clidoc import BEGIN, END, commands, options_reference
 from sync.emulator import Emulator
 from sync.mapping import load_mapping
-from tests.checks import person_row, write_roster
-from tests.conftest import PASSWORD, USERNAME
+from tests.checks import CREDENTIALS, person_row, run_args, set_credentials, write_roster
+from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -35,27 +35,7 @@ SAMPLES = ROOT / "samples"
 @pytest.fixture(name="env")
 def fixture_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The emulator's credentials in the environment, as an operator would set them."""
-    monkeypatch.setenv("IMS_ES_USERNAME", USERNAME)
-    monkeypatch.setenv("IMS_ES_PASSWORD", PASSWORD)
-
-
-def run_args(emulator: Emulator, roster: Path, state: Path, *extra: str) -> list[str]:
-    """The arguments of `ims-sync run` against `emulator`."""
-    return [
-        "run",
-        str(roster),
-        "-m",
-        "oneroster-users",
-        "--state",
-        str(state),
-        "--endpoint",
-        emulator.pms_url,
-        "--ca-bundle",
-        str(emulator.ca_path),
-        "--max-attempts",
-        "1",
-        *extra,
-    ]
+    set_credentials(monkeypatch)
 
 
 def in_terminal(
@@ -122,8 +102,7 @@ class TestTerminal:
         """`run` on a TTY ends with a table of operations by outcome; problems are listed in plain text."""
         rows = [person_row(n) for n in range(1, 6)] + [person_row(6, role="wizard")]
         roster = write_roster(tmp_path / "users.csv", rows)
-        credentials = {"IMS_ES_USERNAME": USERNAME, "IMS_ES_PASSWORD": PASSWORD}
-        code, screen = in_terminal(run_args(emulator, roster, tmp_path / "s"), env=credentials)
+        code, screen = in_terminal(run_args(emulator, roster, tmp_path / "s"), env=CREDENTIALS)
         assert code == EXIT_FAILED, screen  # a rejected row
         assert re.search(r"│ Create\s+│\s+5 │\s+5 │\s+0 │\s+0 │\s+0 │", screen), screen
         assert "rejected: " in screen
@@ -479,6 +458,18 @@ MESSAGES = (
     "statusInfo items for",
     "the request does not fit the schema",
     "not sent: the run stopped before reaching it",
+    # groups and memberships: references between files, dependants, set mappings, endpoints
+    "has a rejected row in",
+    "is marked for deletion in",
+    "the parent chain loops",
+    "no group file is read",
+    "was not confirmed in this run",
+    "refuses to delete a group with children",
+    "could not verify by reading it back",
+    "is a set mapping: give the folder holding",
+    "give --gms-endpoint and --mms-endpoint",
+    "[sync] deletes = ",
+    "not adopted:",
 )
 
 

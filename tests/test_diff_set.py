@@ -12,6 +12,7 @@ from sync.diff import GROUP_SNAPSHOT_COLUMNS, MEMBERSHIP_SNAPSHOT_COLUMNS, Snaps
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
+    ChangeMembershipIdentifier,
     Create,
     CreateGroup,
     CreateMembership,
@@ -278,6 +279,61 @@ class TestSecondRun:
         assert isinstance(rename, ChangeGroupIdentifier)
         assert (rename.old_id, rename.changes) == ("c1", ())
         assert result.deletions == ()
+
+    def test_a_rekeyed_enrolment_is_an_identifier_change_not_a_second_membership(self) -> None:
+        memberships = {
+            "e1-2026": enrol("c1", "p1"),
+            "e2": MEMBERSHIPS["e2"],
+            "e3-2026": enrol("c2", "p2", "Instructor"),
+        }
+        result = plan_of(
+            memberships=memberships,
+            snapshot_persons=PERSONS,
+            snapshot_groups=GROUPS,
+            snapshot_memberships=MEMBERSHIPS,
+        )
+        assert kinds(result.operations) == [
+            ("ChangeMembershipIdentifier", "e1-2026"),
+            ("ChangeMembershipIdentifier", "e3-2026"),
+        ]
+        first, second = result.operations
+        assert isinstance(first, ChangeMembershipIdentifier)
+        assert isinstance(second, ChangeMembershipIdentifier)
+        assert (first.old_id, first.changes) == ("e1", ())
+        assert [(c.field, c.old, c.new) for c in second.changes] == [("role", "Learner", "Instructor")]
+        assert result.deletions == ()
+        assert result.summary.membership_change_identifier == 2
+
+    def test_a_rekeyed_person_with_rekeyed_enrolments_is_two_renames(self) -> None:
+        persons = {"p1-new": PERSONS["p1"], "p2": PERSONS["p2"], "t1": PERSONS["t1"]}
+        memberships = {**MEMBERSHIPS, "e1-new": enrol("c1", "p1-new")}
+        del memberships["e1"]
+        result = plan_of(
+            persons=persons,
+            memberships=memberships,
+            snapshot_persons=PERSONS,
+            snapshot_groups=GROUPS,
+            snapshot_memberships=MEMBERSHIPS,
+        )
+        assert kinds(result.operations) == [
+            ("ChangeIdentifier", "p1-new"),
+            ("ChangeMembershipIdentifier", "e1-new"),
+        ]
+        assert result.deletions == ()
+
+    def test_two_snapshot_memberships_of_one_pair_make_a_conflict_not_a_guess(self) -> None:
+        snapshot_memberships = {**MEMBERSHIPS, "e1-dup": enrol("c1", "p1")}
+        memberships = {"e1-2026": enrol("c1", "p1"), "e2": MEMBERSHIPS["e2"], "e3": MEMBERSHIPS["e3"]}
+        result = plan_of(
+            memberships=memberships,
+            snapshot_persons=PERSONS,
+            snapshot_groups=GROUPS,
+            snapshot_memberships=snapshot_memberships,
+        )
+        assert [c.snapshot_keys for c in result.conflicts] == [("e1", "e1-dup")]
+        assert result.conflicts[0].identity == "c1 / p1"
+        assert "\x1f" not in result.conflicts[0].reason
+        assert result.operations == ()
 
     def test_a_deactivated_membership_back_in_the_roster_is_reactivated(self) -> None:
         snapshot_memberships = {**MEMBERSHIPS, "e3": enrol("c2", "p2", active="false")}

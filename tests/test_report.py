@@ -324,7 +324,10 @@ class TestPlanJson:
                         f"group{k}"
                         for k in ("Create", "Update", "ChangeIdentifier", "Delete", "Unchanged", "Snapshot")
                     ),
-                    *(f"membership{k}" for k in ("Create", "Update", "Delete", "Unchanged", "Snapshot")),
+                    *(
+                        f"membership{k}"
+                        for k in ("Create", "Update", "ChangeIdentifier", "Delete", "Unchanged", "Snapshot")
+                    ),
                 ),
                 0,
             ),

@@ -382,6 +382,7 @@ class TestPlanMarkdown:
             "Groups: in snapshot",
             "Memberships: create",
             "Memberships: update",
+            "Memberships: change identifier",
             "Memberships: deletion candidates",
             "Memberships: unchanged",
             "Memberships: in snapshot",
@@ -405,6 +406,7 @@ class TestPlanMarkdown:
             "Identifier changes",
             "New memberships (create)",
             "Changed memberships (update)",
+            "Membership identifier changes",
             "Membership deletion candidates",
             "Group deletion candidates",
             "Deletion candidates",
@@ -500,7 +502,7 @@ class TestPlanHtml:
         """The summary has a row per object kind and count; the chart a bar per operation count."""
         page = _parse(render_plan(plan, fmt="html", meta=meta))
         labels = [a for t, a in page.tags if t == "rect"]
-        assert len(labels) == 4 + 4 + 3 + 2  # people, groups, memberships, conflicts and rejects
+        assert len(labels) == 4 + 4 + 4 + 2  # people, groups, memberships, conflicts and rejects
         assert "Groups: change identifier" in page.sections["summary"]
         assert "Memberships: deletion candidates" in page.sections["summary"]
 

@@ -26,6 +26,7 @@ from sync.snapshot import (
     GroupUpsert,
     ItemAnswer,
     MembershipRemove,
+    MembershipRename,
     MembershipUpsert,
     Remove,
     Rename,
@@ -419,6 +420,25 @@ class TestMembershipChanges:
         )
         assert list(store.load_memberships().index) == ["m2"]
         assert store.membership_count() == 1
+
+    def test_rename_moves_one_membership_and_keeps_its_content(self, store: StateStore, record: Any) -> None:
+        """A MembershipRename moves the row to the new key: group, person, role and active kept."""
+        record(MembershipUpsert(membership=_member("m1", "g1", "p1", role="Instructor", active="false")))
+        record(MembershipRename(old_id="m1", new_id="m1-2026"), operation="changeMembershipIdentifier")
+        frame = store.load_memberships()
+        assert list(frame.index) == ["m1-2026"]
+        assert [str(v) for v in frame.loc["m1-2026"]] == ["g1", "p1", "Instructor", "false"]
+
+    def test_rename_onto_an_existing_membership_raises_and_writes_nothing(
+        self, store: StateStore, record: Any
+    ) -> None:
+        record(
+            MembershipUpsert(membership=_member("m1", "g1", "p1")),
+            MembershipUpsert(membership=_member("m2", "g1", "p2")),
+        )
+        with pytest.raises(StateError, match="membership 'm1' to 'm2' in the snapshot: 'm2' exists already"):
+            record(MembershipRename(old_id="m1", new_id="m2"))
+        assert list(store.load_memberships().index) == ["m1", "m2"]
 
 
 class TestPersonCascades:
