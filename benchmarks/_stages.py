@@ -1,0 +1,126 @@
+"""Run `ims-sync plan` in this process with a timer on each stage; print the stages as JSON.
+
+Used by `benchmarks.plan_set` as a child process (never imported by it):
+
+    python -m benchmarks._stages [--profile] -- plan FOLDER -m oneroster --state S --format json -o F
+
+The real command runs through `sync.cli.main`; the stages are timed by wrapping the functions the
+command calls (in their modules, so the command's own lookups find the wrappers). Each stage's time is
+its own (self) time: a timed stage called inside another is subtracted from the outer one. What no
+stage claims (click, logging, the summary) is reported as "rest of the command". With `--profile` the
+command runs under cProfile instead and the heaviest functions are printed (stage timers off).
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import cProfile  # noqa: E402 - the clock starts before the imports it measures
+import functools  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import pstats  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+_seconds: dict[str, float] = {}
+_rss_mb: dict[str, float] = {}
+_stack: list[float] = []  # per open stage: time spent in the stages it called
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(label: Callable[..., str], function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        name = label(*args, **kwargs)
+        _stack.append(0.0)
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - started
+            inner = _stack.pop()
+            _seconds[name] = _seconds.get(name, 0.0) + elapsed - inner
+            _rss_mb[name] = _peak_rss_mb()
+            if _stack:
+                _stack[-1] += elapsed
+
+    return wrapper
+
+
+def _wrap(owner: Any, attribute: str, label: Callable[..., str]) -> None:
+    setattr(owner, attribute, _timed(label, getattr(owner, attribute)))
+
+
+def _install() -> None:
+    """Wrap the stages of `ims-sync plan` where the command looks them up."""
+    import sync.cli
+    import sync.diff
+    import sync.report
+    import sync.roster_set
+    import sync.snapshot
+
+    def fixed(name: str) -> Callable[..., str]:
+        return lambda *_args, **_kwargs: name
+
+    def read_label(_path: Any, mapping: Any) -> str:
+        return f"read {mapping.kind}"
+
+    _wrap(sync.roster_set, "read_roster", read_label)
+    _wrap(sync.roster_set, "read_groups", fixed("read groups"))
+    for kind in ("persons", "groups", "memberships"):
+        _wrap(sync.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
+    _wrap(sync.diff, "check_group_parents", fixed("links (groups)"))
+    _wrap(sync.diff, "check_membership_links", fixed("links (memberships)"))
+    _wrap(sync.diff, "plan", fixed("diff persons"))
+    _wrap(sync.diff, "_plan_groups", fixed("diff groups"))
+    _wrap(sync.diff, "_renamed", fixed("diff: move renamed keys"))
+    _wrap(sync.diff, "_plan_memberships", fixed("diff memberships"))
+    _wrap(sync.report, "render_plan", fixed("report: render"))
+    _wrap(sync.cli, "_write", fixed("report: write"))
+
+
+def main() -> int:
+    """Parse `[--profile] -- ARGV`, run the command, print JSON."""
+    args = sys.argv[1:]
+    profile = args[:1] == ["--profile"]
+    argv = args[args.index("--") + 1 :]
+    # What the plan command imports lazily, imported here so its cost is a stage of its own.
+    import sync.cli
+    import sync.diff
+    import sync.report
+    import sync.roster_set
+    import sync.snapshot
+
+    imported = time.perf_counter()
+    out: dict[str, Any] = {"imports": imported - STARTED}
+    if profile:
+        profiler = cProfile.Profile()
+        code = profiler.runcall(sync.cli.main, argv)
+        total = time.perf_counter() - imported
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        rows = []
+        for (file, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+            rows.append({"function": f"{file.rsplit('/', 1)[-1]}:{line}({name})", "calls": calls,
+                         "tottime": own, "cumtime": cumulative})  # fmt: skip
+        rows.sort(key=lambda row: -row["tottime"])
+        out.update(code=code, command=total, profile=rows[:40])
+    else:
+        _install()
+        code = sync.cli.main(argv)
+        total = time.perf_counter() - imported
+        out.update(code=code, command=total, stages=_seconds, rss_mb=_rss_mb, peak_rss_mb=_peak_rss_mb())
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
