@@ -514,6 +514,22 @@ class _GroupPart:
         return cls(operations=(), deletions=(), rejects=(), conflicts=(), unchanged=0, renames={})
 
 
+#: Group fields an update cannot empty: updateGroup keeps what it is not sent (IMS ES update semantics),
+#: so sending the group without a parent or name would change nothing while the snapshot said it had.
+_UNCLEARABLE: Final = ("parent", "name")
+
+
+def _cannot_clear(key: str, identity: str, fields: Sequence[str]) -> Conflict:
+    what = " and ".join(fields)
+    return Conflict(
+        identity=identity,
+        roster_keys=(key,),
+        snapshot_keys=(key,),
+        reason=f"the roster empties this group's {what}, which IMS ES cannot clear (updateGroup keeps "
+        "what it is not sent): set it in itslearning by hand, or give the group a value again",
+    )
+
+
 def _plan_groups(groups: Roster, snapshot: pd.DataFrame, policy: DiffPolicy) -> _GroupPart:
     columns = GROUP_SNAPSHOT_COLUMNS
     detect = policy.detect_identifier_changes
@@ -534,7 +550,12 @@ def _plan_groups(groups: Roster, snapshot: pd.DataFrame, policy: DiffPolicy) -> 
             changes=_changes(old_values, values, columns),
         )
         ops.append(((depth.get(key, 0), 0, key), op))
+    uncleared: list[Conflict] = []
     for key, new, old in found.updates:
+        cleared = [name for name in _UNCLEARABLE if old[name] and not new[name]]
+        if cleared:
+            uncleared.append(_cannot_clear(key, new["identity"], cleared))
+            continue
         update = UpdateGroup(
             group=Group.from_values(key, new), identity=new["identity"], changes=_changes(old, new, columns)
         )
@@ -558,7 +579,7 @@ def _plan_groups(groups: Roster, snapshot: pd.DataFrame, policy: DiffPolicy) -> 
         operations=tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])),
         deletions=tuple(deletions),
         rejects=_sorted_rejects(groups.rejects),
-        conflicts=tuple(_unique_conflicts(found.conflicts)),
+        conflicts=tuple(_unique_conflicts([*found.conflicts, *uncleared])),
         unchanged=found.unchanged,
         renames=renames,
     )

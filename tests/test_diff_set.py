@@ -335,6 +335,19 @@ class TestSecondRun:
         assert "\x1f" not in result.conflicts[0].reason
         assert result.operations == ()
 
+    @pytest.mark.parametrize(("field", "value"), [("parent", ""), ("name", "")])
+    def test_emptying_a_group_parent_or_name_is_a_conflict_not_a_silent_no_op(
+        self, field: str, value: str
+    ) -> None:
+        groups = {**GROUPS, "s1": {**GROUPS["s1"], field: value}}
+        result = plan_of(
+            groups=groups, snapshot_persons=PERSONS, snapshot_groups=GROUPS, snapshot_memberships=MEMBERSHIPS
+        )
+        assert result.operations == ()
+        (conflict,) = result.conflicts
+        assert conflict.roster_keys == ("s1",)
+        assert f"empties this group's {field}, which IMS ES cannot clear" in conflict.reason
+
     def test_a_deactivated_membership_back_in_the_roster_is_reactivated(self) -> None:
         snapshot_memberships = {**MEMBERSHIPS, "e3": enrol("c2", "p2", active="false")}
         result = plan_of(

@@ -275,6 +275,51 @@ class TestDeletes:
         assert "readMembership" in {entry.operation for entry in store.journal()}
         assert "e3" not in store.load_memberships().index
 
+    def test_a_group_whose_child_was_not_deleted_is_skipped_not_sent(
+        self, emulator: Emulator, store: StateStore, run: Run
+    ) -> None:
+        run(
+            emulator,
+            [
+                *first_night(),
+                CreateGroup(group=Group(sync_key="g1", name="Group 1", type="CourseGroup", parent="c1")),
+            ],
+        )
+        # g1 (made elsewhere, say) is not deleted: IMS ES refuses c1, so s1 must wait
+        ops: list[Operation] = [
+            DeleteGroup(sync_key="s1"),
+            DeleteGroup(sync_key="c1", parent="s1"),
+            DeleteGroup(sync_key="c2", parent="s1"),
+        ]
+        results = run(emulator, ops)
+        assert [outcome for _, outcome, _ in results] == [
+            Outcome.SKIPPED,
+            Outcome.REJECTED,
+            Outcome.CONFIRMED,
+        ]
+        assert "a child group of 's1' was not deleted in this run" in results[0][2]
+        assert "deleteGroup:s1" not in sent_order(emulator)
+        assert set(emulator.groups()) == {"s1", "c1", "g1"}
+        assert set(store.load_groups().index) == {"s1", "c1", "g1"}
+
+    def test_deactivating_a_membership_already_gone_lets_it_go(
+        self, emulator: Emulator, store: StateStore, run: Run
+    ) -> None:
+        run(emulator, first_night())
+        emulator_before = len(emulator.history())
+        # e3 disappears in IMS ES behind the snapshot's back (its class deleted by hand, say)
+        with MembershipClient(
+            url=emulator.mms_url, username=USERNAME, password=PASSWORD, ca_bundle=emulator.ca_path
+        ) as client:
+            assert client.delete_membership("e3").ok
+        results = run(emulator, [DeactivateMembership(membership=replace(M3, active="false"))])
+        assert results[0][1] is Outcome.CONFIRMED
+        assert "e3" not in emulator.memberships()  # not created again only to be marked inactive
+        assert "e3" not in store.load_memberships().index
+        operations = [e.operation for e in emulator.history()[emulator_before:]]
+        assert "createMembership" not in operations
+        assert "readMembership" in {entry.operation for entry in store.journal()}
+
     def test_deletes_off_sends_no_deletion(self, emulator: Emulator, store: StateStore, run: Run) -> None:
         run(emulator, first_night())
         results = run(emulator, [DeleteMembership(membership=M1), DeleteGroup(sync_key="c2")], deletes=False)
