@@ -1071,6 +1071,14 @@ def mapping_init(roster: Path, output: Path | None, force: bool) -> None:
     from sync.mapping import load_mapping  # noqa: PLC0415
     from sync.mapping_init import starter_mapping  # noqa: PLC0415
 
+    if roster.is_dir():
+        oneroster = all((roster / name).is_file() for name in ("users.csv", "orgs.csv", "classes.csv"))
+        hint = (
+            "it looks like a OneRoster folder: use the built-in set mapping, --mapping oneroster"
+            if oneroster
+            else "give one of its CSV files; a set mapping (see `ims-sync mapping list`) reads a folder"
+        )
+        _fail(EXIT_USAGE, f"{roster} is a folder and mapping init reads one CSV file; {hint}")
     text = starter_mapping(roster)
     if output is None:
         click.echo(text, nl=False)

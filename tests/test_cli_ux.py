@@ -221,6 +221,19 @@ class TestMappingInit:
         assert main(["validate", str(roster), "-m", str(target)]) == EXIT_OK
         assert " 0 rejected rows" in capsys.readouterr().out
 
+    @pytest.mark.parametrize("oneroster", [True, False])
+    def test_a_folder_is_pointed_at_a_set_mapping(
+        self, oneroster: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A folder is no CSV: a OneRoster one is pointed at `--mapping oneroster`, any other at its files."""
+        names = ("users.csv", "orgs.csv", "classes.csv") if oneroster else ("export.csv",)
+        for name in names:
+            (tmp_path / name).write_text("sourcedId\n", encoding="utf-8")
+        assert main(["mapping", "init", str(tmp_path)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "is a folder and mapping init reads one CSV file" in err
+        assert ("--mapping oneroster" in err) is oneroster
+
     def test_role_values_are_listed_with_todos(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -470,6 +483,7 @@ MESSAGES = (
     "give --gms-endpoint and --mms-endpoint",
     "[sync] deletes = ",
     "not adopted:",
+    "mapping init reads one CSV file",
 )
 
 
