@@ -12,26 +12,14 @@ from structlog.testing import capture_logs
 
 from sync.emulator import Emulator
 from sync.executor import Executor, ExecutorSettings, RetryPolicy
-from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
+from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.snapshot import StateStore
-from sync.transport import PersonClient, Timeouts
+from sync.transport import PersonClient
 from tests.conftest import PASSWORD, USERNAME
+from tests.executing import client_for, person
 
 Execute = Callable[..., tuple[Executor, list[float]]]
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.0)
-
-
-def person(n: int, **fields: str) -> Person:
-    """A valid person number n."""
-    values = {
-        "sync_key": f"k{n:03d}",
-        "username": f"u{n:03d}",
-        "given_name": f"G{n}",
-        "family_name": f"F{n}",
-        "role": "Student",
-    }
-    values.update(fields)
-    return Person(**values)
 
 
 @pytest.fixture(name="store")
@@ -47,13 +35,7 @@ def fixture_execute(store: StateStore) -> Iterator[Execute]:
     clients: list[PersonClient] = []
 
     def build(emulator: Emulator, **settings: object) -> tuple[Executor, list[float]]:
-        client = PersonClient(
-            url=emulator.pms_url,
-            username=USERNAME,
-            password=PASSWORD,
-            ca_bundle=emulator.ca_path,
-            timeouts=Timeouts(connect=5.0, read=5.0),
-        )
+        client = client_for(emulator)
         clients.append(client)
         waits: list[float] = []
         options: dict[str, object] = {"retry": FAST_RETRY}

@@ -15,9 +15,9 @@ from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
 from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.executor import Executor, ExecutorSettings, RetryPolicy
-from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
+from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.snapshot import RequestItem, SentRequest, StateStore
-from sync.transport import PersonClient, Timeouts
+from sync.transport import PersonClient
 from tests.checks import (
     as_fields,
     duplicates,
@@ -28,32 +28,9 @@ from tests.checks import (
     write_roster,
 )
 from tests.conftest import PASSWORD, USERNAME
+from tests.executing import client_for, person
 
 RETRY = RetryPolicy(max_attempts=6, initial_wait=0.01, max_wait=0.05, jitter=0.0)
-
-
-def person(n: int, **fields: str) -> Person:
-    """A valid person number n."""
-    values = {
-        "sync_key": f"k{n:03d}",
-        "username": f"u{n:03d}",
-        "given_name": f"G{n}",
-        "family_name": f"F{n}",
-        "role": "Student",
-    }
-    values.update(fields)
-    return Person(**values)
-
-
-def client_for(emulator: Emulator, *, read_timeout: float = 5.0) -> PersonClient:
-    """A PersonClient that trusts `emulator`."""
-    return PersonClient(
-        url=emulator.pms_url,
-        username=USERNAME,
-        password=PASSWORD,
-        ca_bundle=emulator.ca_path,
-        timeouts=Timeouts(connect=5.0, read=read_timeout),
-    )
 
 
 @pytest.fixture(name="state")

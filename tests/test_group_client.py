@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -25,35 +25,16 @@ from sync.transport import (
     GroupClient,
     MembershipClient,
     PersonClient,
-    ServiceClient,
     new_message_id,
     service_urls,
 )
+from tests.clients import connect, minor
 
 SCHOOL = Group(sync_key="SCH-1", name="North School", type="School")
 COURSE = Group(
     sync_key="CRS-7A", name="Maths 7A", type="Course", parent="SCH-1", description="Algebra & <geometry>"
 )
 TEAM = Group(sync_key="GRP-7A-1", name="Team 1", type="CourseGroup", parent="CRS-7A")
-
-C = TypeVar("C", bound=ServiceClient)
-
-
-def connect(emulator: Emulator, cls: type[C], url: str, **options: Any) -> C:
-    """A `cls` client for `emulator`'s `url`, trusting its certificate unless told otherwise."""
-    settings: dict[str, Any] = {
-        "url": url,
-        "username": emulator.username,
-        "password": emulator.password,
-        "ca_bundle": emulator.ca_path,
-    }
-    settings.update(options)
-    return cls(**settings)
-
-
-def minor(status: Status) -> tuple[str, str]:
-    """The first codeMinor field (name, value) of a status (("", "") if none)."""
-    return status.code_minor[0] if status.code_minor else ("", "")
 
 
 @pytest.fixture(name="client")

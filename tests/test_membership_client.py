@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -18,7 +18,7 @@ from sync.emulator import Emulator
 from sync.emulator.store import Membership as HeldMembership
 from sync.emulator.store import Store
 from sync.errors import AuthenticationError, ProtocolError, RejectedError, TransientError
-from sync.models import Group, Membership, Person, Status
+from sync.models import Group, Membership, Person
 from sync.transport import (
     COMMON,
     MMS_DATA,
@@ -28,32 +28,13 @@ from sync.transport import (
     MembershipClient,
     PersonClient,
     RequestBody,
-    ServiceClient,
 )
+from tests.clients import connect, minor
 from tests.conftest import ExchangeLog
-
-C = TypeVar("C", bound=ServiceClient)
 
 ANN = Membership(sync_key="M-1", group="CRS-1", person="P-1", role="Learner")
 BOB = Membership(sync_key="M-2", group="CRS-1", person="P-2", role="Instructor")
 ANN_2 = Membership(sync_key="M-3", group="CRS-2", person="P-1", role="Learner", active="false")
-
-
-def connect(emulator: Emulator, cls: type[C], url: str, **options: Any) -> C:
-    """A `cls` client for `emulator`'s `url`, trusting its certificate unless told otherwise."""
-    settings: dict[str, Any] = {
-        "url": url,
-        "username": emulator.username,
-        "password": emulator.password,
-        "ca_bundle": emulator.ca_path,
-    }
-    settings.update(options)
-    return cls(**settings)
-
-
-def minor(status: Status) -> tuple[str, str]:
-    """The first codeMinor field (name, value) of a status (("", "") if none)."""
-    return status.code_minor[0] if status.code_minor else ("", "")
 
 
 def populate(emulator: Emulator) -> None:

@@ -7,12 +7,10 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +25,6 @@ from sync.models import (
     FieldChange,
     OperationResult,
     Outcome,
-    Person,
     Plan,
     Reject,
     RunResult,
@@ -47,9 +44,19 @@ from sync.report import (
     run_to_dict,
 )
 from sync.snapshot import JournalEntry, JournalItemRow
+from tests.reports import (
+    PASSWORD,
+    SCRIPT,
+    Page,
+    chromium,
+    chromium_dom,
+    make_person,
+    md_cells,
+    md_section,
+    parse_html,
+    report_meta,
+)
 
-PASSWORD = "Zq7!known-Pa55w0rd"
-SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(2)>'
 FORMULA = '=HYPERLINK("http://evil.example","x")'
 
@@ -60,41 +67,22 @@ FORMULA = '=HYPERLINK("http://evil.example","x")'
 @pytest.fixture(name="meta")
 def fixture_meta() -> ReportMeta:
     """Report context whose endpoint carries credentials and a query, which must not show."""
-    return ReportMeta(
+    return report_meta(
         title="Dry run: planned changes",
         roster="students.csv",
-        mapping="generic",
-        state="/var/lib/ims-sync",
-        generated_at="2025-01-31T02:00:00Z",
         endpoint="https://user:hunter2@ims.example.test/PersonManagementService.svc?token=abc",
-        tool_version="0.1.0",
     )
-
-
-def _person(key: str, **fields: str) -> Person:
-    base = {
-        "username": f"u{key}",
-        "given_name": "Ada",
-        "family_name": "Lovelace",
-        "email": f"{key}@school.test",
-        "role": "Student",
-        "birth_date": "2010-05-01",
-        "phone": "",
-        "mobile": "",
-    }
-    base.update(fields)
-    return Person.from_values(key, base)
 
 
 @pytest.fixture(name="plan")
 def fixture_plan() -> Plan:
     """A plan with every kind of entry, hostile values and a create with a known password."""
-    hostile = _person("k1", given_name=SCRIPT, family_name=IMG, email=FORMULA, phone="+47 555 1234")
+    hostile = make_person("k1", given_name=SCRIPT, family_name=IMG, email=FORMULA, phone="+47 555 1234")
     return Plan(
         operations=(
             Create(person=hostile, identity="id-1", password=PASSWORD),
             Update(
-                person=_person("k2", email="new@school.test"),
+                person=make_person("k2", email="new@school.test"),
                 identity="id-2",
                 changes=(
                     FieldChange(field="email", old="old@school.test", new="new@school.test"),
@@ -104,11 +92,11 @@ def fixture_plan() -> Plan:
             ChangeIdentifier(
                 old_id="old-3",
                 new_id="k3",
-                person=_person("k3", role="Staff"),
+                person=make_person("k3", role="Staff"),
                 identity="id-3",
                 changes=(FieldChange(field="role", old="Student", new="Staff"),),
             ),
-            ChangeIdentifier(old_id="old-4", new_id="k4", person=_person("k4"), identity="id-4"),
+            ChangeIdentifier(old_id="old-4", new_id="k4", person=make_person("k4"), identity="id-4"),
         ),
         deletions=(Delete(sync_key="k9", identity="id-9", reason="not in roster"),),
         rejects=(
@@ -174,112 +162,13 @@ def fixture_run(plan: Plan) -> RunResult:
 
 def _creates(n: int) -> Plan:
     return Plan(
-        operations=tuple(Create(person=_person(f"k{i:06d}"), password=PASSWORD) for i in range(n)),
+        operations=tuple(Create(person=make_person(f"k{i:06d}"), password=PASSWORD) for i in range(n)),
         deletions=(),
         rejects=(),
         conflicts=(),
         unchanged=0,
         snapshot_size=0,
     )
-
-
-# --- an HTML structure reader ----------------------------------------------------------------------
-
-
-class _Page(HTMLParser):
-    """Collects tables (by id), sections' text, every start tag, and script/style bodies."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.tables: dict[str, list[list[str]]] = {}
-        self.headers: dict[str, list[str]] = {}
-        self.sections: dict[str, str] = {}
-        self.raw: dict[str, list[str]] = {"script": [], "style": []}
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-        self._in_head = False
-        self._section: str | None = None
-        self._raw: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        self.tags.append((tag, a))
-        if tag in self.raw:
-            self._raw = tag
-            self.raw[tag].append("")
-        elif tag == "section":
-            self._section = a.get("id") or ""
-            self.sections[self._section] = ""
-        elif tag == "table" and (table_id := a.get("id")):
-            self._table = table_id
-            self.tables[table_id] = []
-            self.headers[table_id] = []
-        elif tag == "thead":
-            self._in_head = True
-        elif tag == "tr" and self._table and not self._in_head:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th") and self._table:
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.raw:
-            self._raw = None
-        elif tag == "section":
-            self._section = None
-        elif tag == "table":
-            self._table = None
-        elif tag == "thead":
-            self._in_head = False
-        elif tag in ("td", "th") and self._table and self._cell is not None:
-            text = "".join(self._cell).strip()
-            if self._in_head:
-                self.headers[self._table].append(text)
-            else:
-                self.tables[self._table][-1].append(text)
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._raw:
-            self.raw[self._raw][-1] += data
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._section is not None:
-            self.sections[self._section] += data
-
-
-def _parse(text: str) -> _Page:
-    page = _Page()
-    page.feed(text)
-    page.close()
-    return page
-
-
-def _md_cells(line: str) -> list[str]:
-    """Split a Markdown table row on its unescaped pipes."""
-    cells, current, escaped = [], "", False
-    for ch in line.strip()[1:-1]:
-        if escaped:
-            current += ch
-            escaped = False
-        elif ch == "\\":
-            current += ch
-            escaped = True
-        elif ch == "|":
-            cells.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    cells.append(current.strip())
-    return cells
-
-
-def _md_section(text: str, heading: str) -> list[str]:
-    """The lines of one `## heading` section."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"## {heading}"))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return lines[start + 1 : end]
 
 
 # --- tests -----------------------------------------------------------------------------------------
@@ -440,9 +329,7 @@ class TestPlanMarkdown:
         text = render_plan(plan, fmt="md", meta=meta)
         assert text.startswith("# Dry run: planned changes\n")
         assert text.index("## Summary") < text.index("## New people")
-        rows = {
-            _md_cells(line)[0]: _md_cells(line)[1] for line in _md_section(text, "Summary") if "|" in line
-        }
+        rows = {md_cells(line)[0]: md_cells(line)[1] for line in md_section(text, "Summary") if "|" in line}
         assert rows["Create"] == "1"
         assert rows["Change identifier"] == "2"
         assert rows["Rejected rows"] == "2"
@@ -458,10 +345,10 @@ class TestPlanMarkdown:
             ("Conflicts", 4, 1),
             ("Rejected rows", 5, 2),
         ]:
-            table = [line for line in _md_section(text, heading) if line.startswith("|")]
+            table = [line for line in md_section(text, heading) if line.startswith("|")]
             assert len(table) == 2 + count, heading
-            assert all(len(_md_cells(line)) == width for line in table), heading
-        update_row = next(line for line in _md_section(text, "Changed people") if line.startswith("| k2"))
+            assert all(len(md_cells(line)) == width for line in table), heading
+        update_row = next(line for line in md_section(text, "Changed people") if line.startswith("| k2"))
         assert "\\| pipe<br>newline" in update_row
         assert "<script>" not in text
         assert "\\<script\\>" in text
@@ -469,7 +356,7 @@ class TestPlanMarkdown:
     def test_empty_sections_say_none(self, meta: ReportMeta) -> None:
         """A kind without entries says so instead of drawing an empty table."""
         text = render_plan(_creates(1), fmt="md", meta=meta)
-        assert _md_section(text, "Conflicts")[1] == "None."
+        assert md_section(text, "Conflicts")[1] == "None."
 
 
 class TestPlanHtml:
@@ -477,7 +364,7 @@ class TestPlanHtml:
 
     def test_tables_hold_every_kind(self, plan: Plan, meta: ReportMeta) -> None:
         """Each kind has its own table with the expected rows and readable cells."""
-        page = _parse(render_plan(plan, fmt="html", meta=meta))
+        page = parse_html(render_plan(plan, fmt="html", meta=meta))
         assert {k: len(v) for k, v in page.tables.items()} == {
             "t-creates": 1,
             "t-updates": 1,
@@ -496,7 +383,7 @@ class TestPlanHtml:
     def test_hostile_values_render_as_text(self, plan: Plan, meta: ReportMeta) -> None:
         """Script and attribute-breaking values appear as cell text, never as elements or handlers."""
         text = render_plan(plan, fmt="html", meta=meta)
-        page = _parse(text)
+        page = parse_html(text)
         create = page.tables["t-creates"][0]
         assert SCRIPT in create
         assert IMG in create
@@ -509,7 +396,7 @@ class TestPlanHtml:
 
     def test_self_contained_with_hash_csp(self, plan: Plan, meta: ReportMeta) -> None:
         """The page loads nothing from elsewhere and its CSP allows exactly its inline script and style."""
-        page = _parse(render_plan(plan, fmt="html", meta=meta))
+        page = parse_html(render_plan(plan, fmt="html", meta=meta))
         csp = next(a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv"))
         assert csp is not None
         directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
@@ -526,7 +413,7 @@ class TestPlanHtml:
     def test_summary_chart_filters_and_meta(self, plan: Plan, meta: ReportMeta) -> None:
         """The header shows the context (sanitised endpoint), an SVG chart and a filter box per table."""
         text = render_plan(plan, fmt="html", meta=meta)
-        page = _parse(text)
+        page = parse_html(text)
         assert "hunter2" not in text
         assert "<dd>https://ims.example.test/PersonManagementService.svc</dd>" in text
         assert sum(tag == "svg" for tag, _ in page.tags) == 1
@@ -537,7 +424,7 @@ class TestPlanHtml:
 
     def test_empty_sections_say_none(self, meta: ReportMeta) -> None:
         """Sections without entries have no table and say none."""
-        page = _parse(render_plan(_creates(2), fmt="html", meta=meta))
+        page = parse_html(render_plan(_creates(2), fmt="html", meta=meta))
         assert set(page.tables) == {"t-creates"}
         for section in ("updates", "identifiers", "deletions", "conflicts", "rejects"):
             assert "None." in page.sections[section]
@@ -561,11 +448,11 @@ class TestTruncation:
     def test_html_and_md_cap_rows_with_note(self, meta: ReportMeta) -> None:
         """Markdown and HTML tables stop at max_rows and say how many were left out."""
         plan = _creates(13)
-        page = _parse(render_plan(plan, fmt="html", meta=meta, max_rows=10))
+        page = parse_html(render_plan(plan, fmt="html", meta=meta, max_rows=10))
         assert len(page.tables["t-creates"]) == 10
         assert "3 more not shown — use --format csv" in page.sections["creates"]
         md = render_plan(plan, fmt="md", meta=meta, max_rows=10)
-        assert len([line for line in _md_section(md, "New people") if line.startswith("| k")]) == 10
+        assert len([line for line in md_section(md, "New people") if line.startswith("| k")]) == 10
         assert "3 more not shown — use --format csv" in md
 
     def test_csv_and_json_are_complete(self, meta: ReportMeta) -> None:
@@ -658,15 +545,15 @@ class TestRun:
         """The run Markdown shows the stop banner, outcome counts and the problems first."""
         text = render_run(run, fmt="md", meta=meta)
         assert "The run stopped early: circuit open" in text
-        summary = {_md_cells(x)[0]: _md_cells(x)[1] for x in _md_section(text, "Summary") if "|" in x}
+        summary = {md_cells(x)[0]: md_cells(x)[1] for x in md_section(text, "Summary") if "|" in x}
         assert summary["Skipped"] == "2"
-        problems = [line for line in _md_section(text, "Not confirmed") if line.startswith("| ")][2:]
-        assert [_md_cells(line)[0] for line in problems] == ["rejected", "unconfirmed", "skipped", "skipped"]
+        problems = [line for line in md_section(text, "Not confirmed") if line.startswith("| ")][2:]
+        assert [md_cells(line)[0] for line in problems] == ["rejected", "unconfirmed", "skipped", "skipped"]
         assert text.index("## Not confirmed") < text.index("## Confirmed")
 
     def test_html(self, run: RunResult, meta: ReportMeta) -> None:
         """The run HTML lists unconfirmed work and confirmed work in separate tables, escaped."""
-        page = _parse(render_run(run, fmt="html", meta=meta))
+        page = parse_html(render_run(run, fmt="html", meta=meta))
         assert len(page.tables["t-problems"]) == 4
         assert len(page.tables["t-confirmed"]) == 1
         rejected = page.tables["t-problems"][0]
@@ -781,40 +668,14 @@ class TestFormats:
         assert render_run(run, fmt=fmt, meta=meta) == render_run(run, fmt=fmt, meta=meta)
 
 
-def _chromium() -> str | None:
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed: real-browser rendering test skipped")
+@pytest.mark.skipif(chromium() is None, reason="Chromium not installed: real-browser rendering test skipped")
 def test_html_in_headless_chromium(plan: Plan, meta: ReportMeta, tmp_path: Path) -> None:
     """Real Chromium runs the page's script under its CSP: rows render and the #q= filter hides rows."""
     report = tmp_path / "plan.html"
     report.write_text(render_plan(plan, fmt="html", meta=meta), encoding="utf-8")
 
-    def dump(url: str) -> _Page:
-        completed = subprocess.run(
-            [
-                str(_chromium()),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                "--dump-dom",
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-            env={**os.environ, "HOME": str(tmp_path)},
-        )
-        return _parse(completed.stdout)
+    def dump(url: str) -> Page:
+        return parse_html(chromium_dom(url, tmp_path))
 
     page = dump(report.as_uri())
     assert any(t == "body" and a.get("data-ready") == "1" for t, a in page.tags), "script blocked or failed"
@@ -902,7 +763,7 @@ def test_report_script_filters_and_sorts_in_node(meta: ReportMeta, tmp_path: Pat
     plan = Plan(
         operations=plan.operations, deletions=(), rejects=rejects, conflicts=(), unchanged=0, snapshot_size=0
     )
-    page = _parse(render_plan(plan, fmt="html", meta=meta))
+    page = parse_html(render_plan(plan, fmt="html", meta=meta))
     (script,) = page.raw["script"]
     tables = [{"id": t, "headers": page.headers[t], "rows": rows} for t, rows in page.tables.items()]
     (tmp_path / "data.json").write_text(json.dumps({"hash": "#q=k000001", "tables": tables}))

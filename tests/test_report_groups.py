@@ -8,8 +8,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import subprocess
 import typing
 from pathlib import Path
 
@@ -49,7 +47,17 @@ from sync.report import (
     render_plan,
     render_run,
 )
-from tests.test_report import PASSWORD, SCRIPT, _chromium, _md_cells, _md_section, _parse, _person
+from tests.reports import (
+    PASSWORD,
+    SCRIPT,
+    chromium,
+    chromium_dom,
+    make_person,
+    md_cells,
+    md_section,
+    parse_html,
+    report_meta,
+)
 
 FORMULA = "=cmd|' /C calc'!A0"
 SKIP_REASON = "not sent: group 'c1' was not confirmed in this run"
@@ -58,14 +66,7 @@ SKIP_REASON = "not sent: group 'c1' was not confirmed in this run"
 @pytest.fixture(name="meta")
 def fixture_meta() -> ReportMeta:
     """Plain report context."""
-    return ReportMeta(
-        title="Dry run",
-        roster="roster/",
-        mapping="generic",
-        state="/var/lib/ims-sync",
-        generated_at="2025-01-31T02:00:00Z",
-        tool_version="0.1.0",
-    )
+    return report_meta(title="Dry run", roster="roster/")
 
 
 @pytest.fixture(name="plan")
@@ -91,7 +92,7 @@ def fixture_plan() -> Plan:
                 group=Group(sync_key="c3", name="History", type="Course", parent="s1"),
                 identity="org-3",
             ),
-            Create(person=_person("p1"), identity="id-1", password=PASSWORD),
+            Create(person=make_person("p1"), identity="id-1", password=PASSWORD),
             CreateMembership(membership=Membership(sync_key="m1", group="c1", person="p1", role=FORMULA)),
             CreateMembership(membership=Membership(sync_key="m2", group="c2", person="p2", role=SCRIPT)),
             UpdateMembership(
@@ -186,7 +187,7 @@ def _csv_rows(text: str) -> list[dict[str, str]]:
 
 
 def _md_summary(text: str) -> dict[str, str]:
-    return {_md_cells(line)[0]: _md_cells(line)[1] for line in _md_section(text, "Summary") if "|" in line}
+    return {md_cells(line)[0]: md_cells(line)[1] for line in md_section(text, "Summary") if "|" in line}
 
 
 # --- shared -----------------------------------------------------------------------------------------
@@ -417,19 +418,19 @@ class TestPlanMarkdown:
     def test_rows_and_escaping(self, plan: Plan, meta: ReportMeta) -> None:
         """Rows carry the group and membership fields; markup in names and roles is escaped."""
         text = render_plan(plan, fmt="md", meta=meta)
-        creates = [_md_cells(x) for x in _md_section(text, "New groups") if x.startswith("| ")][2:]
+        creates = [md_cells(x) for x in md_section(text, "New groups") if x.startswith("| ")][2:]
         assert creates[0] == ["s1", "North School", "School", "", "", "org-1"]
         assert creates[1][1] == FORMULA.replace("|", "\\|")
-        memberships = [_md_cells(x) for x in _md_section(text, "New memberships") if x.startswith("| ")][2:]
+        memberships = [md_cells(x) for x in md_section(text, "New memberships") if x.startswith("| ")][2:]
         assert memberships[1] == ["m2", "c2", "p2", "\\<script\\>alert(1)\\</script\\>", "true"]
-        deletion = [_md_cells(x) for x in _md_section(text, "Group deletion") if x.startswith("| ")][2:]
+        deletion = [md_cells(x) for x in md_section(text, "Group deletion") if x.startswith("| ")][2:]
         assert deletion == [["c9", "s1", "org-9", "not in roster"]]
         assert "<script>" not in text
 
     def test_persons_only_plan_looks_as_before(self, meta: ReportMeta) -> None:
         """Without groups or memberships, no group or membership row or section shows."""
         plan = Plan(
-            operations=(Create(person=_person("p1")),),
+            operations=(Create(person=make_person("p1")),),
             deletions=(Delete(sync_key="p9"),),
             rejects=(),
             conflicts=(),
@@ -463,7 +464,7 @@ class TestPlanHtml:
 
     def test_tables(self, plan: Plan, meta: ReportMeta) -> None:
         """Each group and membership kind has its own table; changes are drawn before → after."""
-        page = _parse(render_plan(plan, fmt="html", meta=meta))
+        page = parse_html(render_plan(plan, fmt="html", meta=meta))
         assert {k: len(v) for k, v in page.tables.items()} == {
             "t-group-creates": 2,
             "t-group-updates": 1,
@@ -491,7 +492,7 @@ class TestPlanHtml:
     def test_hostile_values_render_as_text(self, plan: Plan, meta: ReportMeta) -> None:
         """A script in a group name, description or membership role is cell text, never an element."""
         text = render_plan(plan, fmt="html", meta=meta)
-        page = _parse(text)
+        page = parse_html(text)
         assert page.tables["t-group-updates"][0][1] == SCRIPT
         assert page.tables["t-group-creates"][1][4] == SCRIPT
         assert page.tables["t-membership-creates"][1][3] == SCRIPT
@@ -500,7 +501,7 @@ class TestPlanHtml:
 
     def test_summary_and_chart(self, plan: Plan, meta: ReportMeta) -> None:
         """The summary has a row per object kind and count; the chart a bar per operation count."""
-        page = _parse(render_plan(plan, fmt="html", meta=meta))
+        page = parse_html(render_plan(plan, fmt="html", meta=meta))
         labels = [a for t, a in page.tags if t == "rect"]
         assert len(labels) == 4 + 4 + 4 + 2  # people, groups, memberships, conflicts and rejects
         assert "Groups: change identifier" in page.sections["summary"]
@@ -583,14 +584,14 @@ class TestRun:
     def test_md(self, plan: Plan, meta: ReportMeta) -> None:
         """Problems of every kind with reasons; the kept deletion candidates by kind."""
         text = render_run(_run(plan, DeletesMode.DEACTIVATE), fmt="md", meta=meta)
-        problems = [_md_cells(x) for x in _md_section(text, "Not confirmed") if x.startswith("| ")][2:]
+        problems = [md_cells(x) for x in md_section(text, "Not confirmed") if x.startswith("| ")][2:]
         assert [(p[0], p[1], p[2]) for p in problems] == [
             ("rejected", "Create group", "c1"),
             ("skipped", "Create membership", "m1"),
             ("unconfirmed", "Update membership", "m3"),
         ]
         assert problems[1][6] == SKIP_REASON
-        confirmed = [_md_cells(x) for x in _md_section(text, "Confirmed") if x.startswith("| ")][2:]
+        confirmed = [md_cells(x) for x in md_section(text, "Confirmed") if x.startswith("| ")][2:]
         assert [(c[0], c[1], c[2]) for c in confirmed] == [
             ("confirmed", "Create group", "s1"),
             ("confirmed", "Create person", "p1"),  # not just "Create" beside groups and memberships
@@ -603,7 +604,7 @@ class TestRun:
 
     def test_html(self, plan: Plan, meta: ReportMeta) -> None:
         """The HTML run report: problems with reasons, the deactivation confirmed, kept candidates listed."""
-        page = _parse(render_run(_run(plan, DeletesMode.OFF), fmt="html", meta=meta))
+        page = parse_html(render_run(_run(plan, DeletesMode.OFF), fmt="html", meta=meta))
         problems = page.tables["t-problems"]
         assert [row[1] for row in problems] == ["Create group", "Create membership", "Update membership"]
         assert problems[1][6] == SKIP_REASON
@@ -617,7 +618,7 @@ class TestRun:
 
     def test_deactivation_confirmed_in_html(self, plan: Plan, meta: ReportMeta) -> None:
         """Under deactivate the membership candidate was sent: confirmed, and not listed as kept."""
-        page = _parse(render_run(_run(plan, DeletesMode.DEACTIVATE), fmt="html", meta=meta))
+        page = parse_html(render_run(_run(plan, DeletesMode.DEACTIVATE), fmt="html", meta=meta))
         assert ["confirmed", "Deactivate membership", "m9"] in [row[:3] for row in page.tables["t-confirmed"]]
         assert "t-unsent-membership-deletions" not in page.tables
         assert "None." in page.sections["unsent-membership-deletions"]
@@ -625,7 +626,7 @@ class TestRun:
     def test_persons_only_run_has_no_group_sections(self, meta: ReportMeta) -> None:
         """A persons-only run report shows no group or membership section."""
         plan = Plan(
-            operations=(Create(person=_person("p1")),),
+            operations=(Create(person=make_person("p1")),),
             deletions=(Delete(sync_key="p9"),),
             rejects=(),
             conflicts=(),
@@ -639,7 +640,7 @@ class TestRun:
             started_at="s",
             finished_at="f",
         )
-        page = _parse(render_run(run, fmt="html", meta=meta))
+        page = parse_html(render_run(run, fmt="html", meta=meta))
         assert list(page.sections) == [
             "summary",
             "problems",
@@ -651,34 +652,15 @@ class TestRun:
         assert page.tables["t-unsent-deletions"] == [["p9", "", ""]]
 
 
-@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed: real-browser rendering test skipped")
+@pytest.mark.skipif(chromium() is None, reason="Chromium not installed: real-browser rendering test skipped")
 def test_group_sections_in_headless_chromium(plan: Plan, meta: ReportMeta, tmp_path: Path) -> None:
     """Real Chromium runs the script over a report with group tables; #q= filters them too."""
     report = tmp_path / "plan.html"
     report.write_text(render_plan(plan, fmt="html", meta=meta), encoding="utf-8")
-    completed = subprocess.run(
-        [
-            str(_chromium()),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            report.as_uri() + "#q=history",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    page = _parse(completed.stdout)
+    dom = chromium_dom(report.as_uri() + "#q=history", tmp_path)
+    page = parse_html(dom)
     assert any(t == "body" and a.get("data-ready") == "1" for t, a in page.tags), "script blocked or failed"
     shown = [a for t, a in page.tags if t == "span" and a.get("id") == "t-group-identifiers-shown"]
     assert shown
-    assert "1 of 1 shown" in completed.stdout
-    assert "0 of 2 shown" in completed.stdout  # the group creates, filtered out
+    assert "1 of 1 shown" in dom
+    assert "0 of 2 shown" in dom  # the group creates, filtered out

@@ -13,7 +13,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -37,8 +36,8 @@ from sync.snapshot import (
     StateStore,
     Upsert,
 )
+from tests.journal import T0, confirmed, db_rows, sent_request, success
 
-T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,43 +45,6 @@ def _person(key: str, **fields: str) -> Person:
     values = {"username": f"u-{key}", "given_name": "Ada", "family_name": "Lovelace", "role": "Student"}
     values.update(fields)
     return Person(sync_key=key, **values)
-
-
-def _ok(mid: str) -> Status:
-    return Status(code_major="success", severity="status", message_id_ref=mid)
-
-
-def _sent(
-    run_id: str, mid: str, *keys: str, operation: str = "createPerson", at: datetime = T0
-) -> SentRequest:
-    return SentRequest(
-        run_id=run_id,
-        message_identifier=mid,
-        operation=operation,
-        attempt=1,
-        sent_at=at,
-        items=tuple(RequestItem(index=i, sync_key=key) for i, key in enumerate(keys)),
-    )
-
-
-def _confirmed(mid: str, at: datetime = T0) -> Answer:
-    status = _ok(mid)
-    return Answer(
-        message_identifier=mid,
-        answered_at=at,
-        status=status,
-        outcome=Outcome.CONFIRMED,
-        items=(ItemAnswer(index=0, status=status, outcome=Outcome.CONFIRMED),),
-    )
-
-
-def _rows(state: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the database behind the store's back, as an operator's sqlite3 shell would."""
-    connection = sqlite3.connect(state / DB_NAME)
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
 
 
 @pytest.fixture(name="state")
@@ -109,9 +71,9 @@ class TestSchema:
         StateStore.open(state).close()
         assert stat.S_IMODE(state.stat().st_mode) == 0o700
         assert stat.S_IMODE((state / DB_NAME).stat().st_mode) == 0o600
-        assert _rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-        assert _rows(state, "PRAGMA journal_mode") == [("wal",)]
-        tables = {name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db_rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert db_rows(state, "PRAGMA journal_mode") == [("wal",)]
+        tables = {name for (name,) in db_rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert tables == {
             "runs",
             "requests",
@@ -125,7 +87,7 @@ class TestSchema:
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
         """The snapshot table holds the sync key, identity, every person field and the confirmation."""
         StateStore.open(state).close()
-        columns = [row[1] for row in _rows(state, "PRAGMA table_info(persons)")]
+        columns = [row[1] for row in db_rows(state, "PRAGMA table_info(persons)")]
         assert columns == [
             "sync_key",
             "identity",
@@ -134,15 +96,17 @@ class TestSchema:
             "confirmed_at",
             "message_identifier",
         ]
-        indexed = {row[0] for row in _rows(state, "SELECT sql FROM sqlite_master WHERE type = 'index'")}
+        indexed = {row[0] for row in db_rows(state, "SELECT sql FROM sqlite_master WHERE type = 'index'")}
         assert any("persons (identity)" in (sql or "") for sql in indexed)
         assert any("request_items (sync_key)" in (sql or "") for sql in indexed)
 
     def test_no_password_column_anywhere(self, state: Path) -> None:
         """No table of the state has a column that could hold a password."""
         StateStore.open(state).close()
-        tables = [name for (name,) in _rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")]
-        columns = [row[1].lower() for table in tables for row in _rows(state, f"PRAGMA table_info({table})")]
+        tables = [name for (name,) in db_rows(state, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = [
+            row[1].lower() for table in tables for row in db_rows(state, f"PRAGMA table_info({table})")
+        ]
         assert len(columns) > 30
         assert not [c for c in columns if "pass" in c or "pwd" in c or "secret" in c]
 
@@ -155,7 +119,7 @@ class TestSchema:
         with pytest.raises(StateError, match="newer ims-es-sync") as info:
             StateStore.open(state)
         assert str(state / DB_NAME) in str(info.value)
-        assert _rows(state, "SELECT name FROM sqlite_master") == []
+        assert db_rows(state, "SELECT name FROM sqlite_master") == []
         # The refused open released the lock: another (current) tool could still take it.
         assert not (state / LOCK_INFO_NAME).exists()
 
@@ -352,9 +316,9 @@ class TestJournal:
         """A request sent but never answered is still in the journal after the store is reopened."""
         with StateStore.open(state) as store:
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-            store.record_sent(_sent(run_id, "m1", "k1"))
-            store.record_sent(_sent(run_id, "m2", "k2"))
-            store.record_answer(_confirmed("m2"), [Upsert(person=_person("k2"))])
+            store.record_sent(sent_request(run_id, "m1", "k1"))
+            store.record_sent(sent_request(run_id, "m2", "k2"))
+            store.record_answer(confirmed("m2"), [Upsert(person=_person("k2"))])
         with StateStore.open(state, exclusive=False) as store:
             entries = {entry.message_identifier: entry for entry in store.journal(run_id)}
             assert entries["m1"].outcome == "sent"
@@ -364,7 +328,7 @@ class TestJournal:
 
     def test_answer_fills_request_and_items(self, store: StateStore, run_id: str) -> None:
         """A mass answer records the header status and each item's own status and outcome."""
-        store.record_sent(_sent(run_id, "m1", "a", "b", "c", operation="createPersons"))
+        store.record_sent(sent_request(run_id, "m1", "a", "b", "c", operation="createPersons"))
         header = Status(
             code_major="success",
             severity="warning",
@@ -404,7 +368,7 @@ class TestJournal:
 
     def test_transport_error_answer(self, store: StateStore, run_id: str) -> None:
         """An answer without a status keeps our error text and leaves the status columns empty."""
-        store.record_sent(_sent(run_id, "m1", "k1"))
+        store.record_sent(sent_request(run_id, "m1", "k1"))
         store.record_answer(
             Answer(
                 message_identifier="m1",
@@ -427,9 +391,9 @@ class TestJournal:
     def test_journal_is_in_sent_order_and_filters_runs(self, store: StateStore, run_id: str) -> None:
         """journal(run) lists one run's requests by sent time; journal() lists every run."""
         other = store.begin_run(command="run", roster="r.csv", mapping="m")
-        store.record_sent(_sent(run_id, "late", "k1", at=T0 + timedelta(seconds=5)))
-        store.record_sent(_sent(other, "other", "k2", at=T0 + timedelta(seconds=1)))
-        store.record_sent(_sent(run_id, "early", "k3", at=T0))
+        store.record_sent(sent_request(run_id, "late", "k1", at=T0 + timedelta(seconds=5)))
+        store.record_sent(sent_request(other, "other", "k2", at=T0 + timedelta(seconds=1)))
+        store.record_sent(sent_request(run_id, "early", "k3", at=T0))
         assert [e.message_identifier for e in store.journal(run_id)] == ["early", "late"]
         assert [e.message_identifier for e in store.journal(other)] == ["other"]
         assert [e.message_identifier for e in store.journal()] == ["early", "other", "late"]
@@ -437,29 +401,29 @@ class TestJournal:
 
     def test_duplicate_message_identifier_is_refused(self, store: StateStore, run_id: str) -> None:
         """A messageIdentifier can be journalled once only."""
-        store.record_sent(_sent(run_id, "m1", "k1"))
+        store.record_sent(sent_request(run_id, "m1", "k1"))
         with pytest.raises(StateError, match="m1"):
-            store.record_sent(_sent(run_id, "m1", "k2"))
+            store.record_sent(sent_request(run_id, "m1", "k2"))
         [entry] = store.journal()
         assert [item.sync_key for item in entry.items] == ["k1"]
 
     def test_request_of_unknown_run_is_refused(self, store: StateStore) -> None:
         """A request must belong to a run begun in this state (foreign key)."""
         with pytest.raises(StateError, match="FOREIGN KEY"):
-            store.record_sent(_sent("no-such-run", "m1", "k1"))
+            store.record_sent(sent_request("no-such-run", "m1", "k1"))
         assert store.journal() == []
 
     def test_answer_to_unknown_request_is_refused(self, store: StateStore, run_id: str) -> None:
         """An answer needs its request journalled first; an unknown item index is refused too."""
         with pytest.raises(StateError, match="no request m9"):
-            store.record_answer(_confirmed("m9"))
-        store.record_sent(_sent(run_id, "m1", "k1"))
+            store.record_answer(confirmed("m9"))
+        store.record_sent(sent_request(run_id, "m1", "k1"))
         answer = Answer(
             message_identifier="m1",
             answered_at=T0,
-            status=_ok("m1"),
+            status=success("m1"),
             outcome=Outcome.CONFIRMED,
-            items=(ItemAnswer(index=7, status=_ok("m1"), outcome=Outcome.CONFIRMED),),
+            items=(ItemAnswer(index=7, status=success("m1"), outcome=Outcome.CONFIRMED),),
         )
         with pytest.raises(StateError, match="no item 7"):
             store.record_answer(answer)
@@ -468,14 +432,14 @@ class TestJournal:
     def test_naive_datetime_is_refused(self, store: StateStore, run_id: str) -> None:
         """Times must be aware, so that the journal's UTC text is never a guess."""
         with pytest.raises(ValueError, match="aware"):
-            store.record_sent(_sent(run_id, "m1", "k1", at=datetime(2025, 1, 1)))
+            store.record_sent(sent_request(run_id, "m1", "k1", at=datetime(2025, 1, 1)))
 
     def test_times_are_stored_as_utc_text(self, store: StateStore, run_id: str, state: Path) -> None:
         """A time in another zone is stored as ISO 8601 UTC and reads back as the same instant."""
         tz = datetime(2025, 3, 1, 8, 0).astimezone().tzinfo
         local = datetime(2025, 3, 1, 8, 0, tzinfo=UTC).astimezone(tz)
-        store.record_sent(_sent(run_id, "m1", "k1", at=local))
-        assert _rows(state, "SELECT sent_at FROM requests") == [("2025-03-01T08:00:00.000000+00:00",)]
+        store.record_sent(sent_request(run_id, "m1", "k1", at=local))
+        assert db_rows(state, "SELECT sent_at FROM requests") == [("2025-03-01T08:00:00.000000+00:00",)]
         assert store.journal()[0].sent_at == local
 
     def test_concurrent_writers(self, store: StateStore, run_id: str) -> None:
@@ -486,8 +450,8 @@ class TestJournal:
             try:
                 for n in range(25):
                     mid, key = f"m{worker}-{n}", f"k{worker}-{n}"
-                    store.record_sent(_sent(run_id, mid, key))
-                    store.record_answer(_confirmed(mid), [Upsert(person=_person(key))])
+                    store.record_sent(sent_request(run_id, mid, key))
+                    store.record_answer(confirmed(mid), [Upsert(person=_person(key))])
             except Exception as exc:  # noqa: BLE001 - collected, then asserted on in the main thread
                 errors.append(exc)
 
@@ -511,11 +475,11 @@ class TestConfirm:
     ) -> None:
         """An Upsert stores identity, fields, content hash, confirmation time and messageIdentifier."""
         person = _person("k1", email="ada@example.org", birth_date="2010-12-10")
-        store.record_sent(_sent(run_id, "m1", "k1"))
-        store.record_answer(_confirmed("m1"), [Upsert(person=person, identity="ada")])
+        store.record_sent(sent_request(run_id, "m1", "k1"))
+        store.record_answer(confirmed("m1"), [Upsert(person=person, identity="ada")])
         frame = store.load_persons()
         assert frame.loc["k1"].to_dict() == {"identity": "ada", **person.values()}
-        [(content_hash, confirmed_at, mid)] = _rows(
+        [(content_hash, confirmed_at, mid)] = db_rows(
             state, "SELECT content_hash, confirmed_at, message_identifier FROM persons"
         )
         assert content_hash == person_hash(person, "ada")
@@ -524,30 +488,30 @@ class TestConfirm:
     def test_upsert_replaces_existing_person(self, store: StateStore, run_id: str) -> None:
         """A second Upsert of a sync key replaces the fields, not adds a row."""
         for n, name in enumerate(["Ada", "Augusta"]):
-            store.record_sent(_sent(run_id, f"m{n}", "k1"))
-            store.record_answer(_confirmed(f"m{n}"), [Upsert(person=_person("k1", given_name=name))])
+            store.record_sent(sent_request(run_id, f"m{n}", "k1"))
+            store.record_answer(confirmed(f"m{n}"), [Upsert(person=_person("k1", given_name=name))])
         frame = store.load_persons()
         assert list(frame.index) == ["k1"]
         assert frame.loc["k1", "given_name"] == "Augusta"
 
     def test_rename_moves_the_row(self, store: StateStore, run_id: str, state: Path) -> None:
         """A Rename changes the sync key and keeps the fields; the hash stays valid."""
-        store.record_sent(_sent(run_id, "m1", "old"))
-        store.record_answer(_confirmed("m1"), [Upsert(person=_person("old"), identity="ada")])
-        store.record_sent(_sent(run_id, "m2", "old", operation="changePersonIdentifier"))
-        store.record_answer(_confirmed("m2", T0 + timedelta(minutes=1)), [Rename(old_id="old", new_id="new")])
+        store.record_sent(sent_request(run_id, "m1", "old"))
+        store.record_answer(confirmed("m1"), [Upsert(person=_person("old"), identity="ada")])
+        store.record_sent(sent_request(run_id, "m2", "old", operation="changePersonIdentifier"))
+        store.record_answer(confirmed("m2", T0 + timedelta(minutes=1)), [Rename(old_id="old", new_id="new")])
         frame = store.load_persons()
         assert list(frame.index) == ["new"]
         assert frame.loc["new", "identity"] == "ada"
-        [(content_hash, mid)] = _rows(state, "SELECT content_hash, message_identifier FROM persons")
+        [(content_hash, mid)] = db_rows(state, "SELECT content_hash, message_identifier FROM persons")
         assert content_hash == person_hash(_person("new", username="u-old"), "ada")
         assert mid == "m2"
 
     def test_remove_deletes_the_row(self, store: StateStore, run_id: str) -> None:
         """A Remove deletes the person; removing an absent key changes nothing else."""
         store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
-        store.record_sent(_sent(run_id, "m1", "k1", operation="deletePerson"))
-        store.record_answer(_confirmed("m1"), [Remove(sync_key="k1"), Remove(sync_key="ghost")])
+        store.record_sent(sent_request(run_id, "m1", "k1", operation="deletePerson"))
+        store.record_answer(confirmed("m1"), [Remove(sync_key="k1"), Remove(sync_key="ghost")])
         assert list(store.load_persons().index) == ["k2"]
         assert store.journal()[0].outcome == "confirmed"
 
@@ -557,25 +521,25 @@ class TestConfirm:
             pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["old", "taken"], name="sync_key"))
         )
         before = store.load_persons()
-        store.record_sent(_sent(run_id, "m1", "x", operation="createPerson"))
-        store.record_sent(_sent(run_id, "m2", "old", operation="changePersonIdentifier"))
+        store.record_sent(sent_request(run_id, "m1", "x", operation="createPerson"))
+        store.record_sent(sent_request(run_id, "m2", "old", operation="changePersonIdentifier"))
         changes: list[SnapshotChange] = [Upsert(person=_person("x")), Rename(old_id="old", new_id="taken")]
         with pytest.raises(StateError, match="exists already"):
-            store.record_answer(_confirmed("m2"), changes)
+            store.record_answer(confirmed("m2"), changes)
         pd.testing.assert_frame_equal(store.load_persons(), before)
         assert {e.message_identifier: e.outcome for e in store.journal()} == {"m1": "sent", "m2": "sent"}
 
     def test_rename_of_missing_key_raises(self, store: StateStore, run_id: str) -> None:
         """Renaming a sync key the snapshot lacks raises StateError and writes nothing."""
-        store.record_sent(_sent(run_id, "m1", "old"))
+        store.record_sent(sent_request(run_id, "m1", "old"))
         with pytest.raises(StateError, match="not in the snapshot"):
-            store.record_answer(_confirmed("m1"), [Rename(old_id="old", new_id="new")])
+            store.record_answer(confirmed("m1"), [Rename(old_id="old", new_id="new")])
         assert store.journal()[0].answered_at is None
         assert store.person_count() == 0
 
     def test_changes_need_a_confirmed_answer(self, store: StateStore, run_id: str) -> None:
         """Changes with a rejected answer, or an answer to another request, are refused."""
-        store.record_sent(_sent(run_id, "m1", "k1"))
+        store.record_sent(sent_request(run_id, "m1", "k1"))
         rejected = Answer(
             message_identifier="m1",
             answered_at=T0,
@@ -584,7 +548,9 @@ class TestConfirm:
         )
         with pytest.raises(StateError, match="only a confirmed answer"):
             store.record_answer(rejected, [Upsert(person=_person("k1"))])
-        foreign = Answer(message_identifier="m1", answered_at=T0, status=_ok("m0"), outcome=Outcome.CONFIRMED)
+        foreign = Answer(
+            message_identifier="m1", answered_at=T0, status=success("m0"), outcome=Outcome.CONFIRMED
+        )
         with pytest.raises(StateError, match="refers to another"):
             store.record_answer(foreign, [Upsert(person=_person("k1"))])
         assert store.person_count() == 0
@@ -593,9 +559,9 @@ class TestConfirm:
     def test_record_answers_is_all_or_nothing(self, store: StateStore, run_id: str) -> None:
         """A batch of answers commits together, or not at all when one of them fails."""
         for mid in ("m1", "m2", "m3"):
-            store.record_sent(_sent(run_id, mid, mid))
-        good = [(_confirmed(m), [Upsert(person=_person(f"k-{m}"))]) for m in ("m1", "m2")]
-        bad = (_confirmed("m3"), [Rename(old_id="ghost", new_id="k3")])
+            store.record_sent(sent_request(run_id, mid, mid))
+        good = [(confirmed(m), [Upsert(person=_person(f"k-{m}"))]) for m in ("m1", "m2")]
+        bad = (confirmed("m3"), [Rename(old_id="ghost", new_id="k3")])
         with pytest.raises(StateError):
             store.record_answers([*good, bad])
         assert store.person_count() == 0
@@ -644,7 +610,7 @@ class TestLoad:
         assert loaded.loc["S0199999", "given_name"] == "Åsa"
         assert loaded.loc["S0199998", "family_name"] == "Øvergård"
         assert loaded.equals(frame.astype("str").set_axis(frame.index.astype("str"), axis=0))
-        sample = _rows(state, "SELECT sync_key, content_hash FROM persons WHERE rowid IN (1, 777, 200000)")
+        sample = db_rows(state, "SELECT sync_key, content_hash FROM persons WHERE rowid IN (1, 777, 200000)")
         for key, content_hash in sample:
             row = {str(name): str(value) for name, value in frame.loc[str(key)].items()}
             person = Person.from_values(str(key), row)
@@ -654,8 +620,8 @@ class TestLoad:
     def test_load_is_sorted_by_sync_key(self, store: StateStore, run_id: str) -> None:
         """Persons confirmed out of key order load sorted by sync key, on both load paths."""
         for n, key in enumerate(["k3", "k1", "k4", "k2"]):
-            store.record_sent(_sent(run_id, f"m{n}", key))
-            store.record_answer(_confirmed(f"m{n}"), [Upsert(person=_person(key))])
+            store.record_sent(sent_request(run_id, f"m{n}", key))
+            store.record_answer(confirmed(f"m{n}"), [Upsert(person=_person(key))])
         assert list(store.load_persons().index) == ["k1", "k2", "k3", "k4"]
         store.seed_persons(pd.DataFrame({"identity": ["odd\x1fone"]}, index=pd.Index(["k0"])))
         frame = store.load_persons()
@@ -669,8 +635,8 @@ class TestLoad:
         store.seed_persons(pd.DataFrame({"username": [f"u{k}" for k in keys]}, index=pd.Index(keys)))
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         gone = ["k03", "k04", "k05", "k07", "k13"]  # rowids 4-6 make a whole chunk empty
-        store.record_sent(_sent(run_id, "m1", *gone, operation="deletePersons"))
-        store.record_answer(_confirmed("m1"), [Remove(sync_key=key) for key in gone])
+        store.record_sent(sent_request(run_id, "m1", *gone, operation="deletePersons"))
+        store.record_answer(confirmed("m1"), [Remove(sync_key=key) for key in gone])
         frame = store.load_persons()
         expected = [key for key in keys if key not in gone]
         assert list(frame.index) == expected
@@ -722,8 +688,8 @@ class TestLoad:
                 pd.DataFrame({"username": ["ada"], "password": [secret]}, index=pd.Index(["k1"]))
             )
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-            store.record_sent(_sent(run_id, "m1", "k2"))
-            store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+            store.record_sent(sent_request(run_id, "m1", "k2"))
+            store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
             assert "password" not in store.load_persons().columns
         blobs = b"".join(path.read_bytes() for path in state.iterdir() if path.is_file())
         assert b"ada" in blobs
@@ -773,15 +739,15 @@ class TestPersonsCache:
         stamps = [store._stamp()]
         store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
         stamps.append(store._stamp())
-        store.record_sent(_sent(run_id, "m1", "k2"))
+        store.record_sent(sent_request(run_id, "m1", "k2"))
         assert store._stamp() == stamps[-1]
-        store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+        store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
         stamps.append(store._stamp())
-        store.record_sent(_sent(run_id, "m2", "k2", operation="changePersonIdentifier"))
-        store.record_answer(_confirmed("m2"), [Rename(old_id="k2", new_id="k3")])
+        store.record_sent(sent_request(run_id, "m2", "k2", operation="changePersonIdentifier"))
+        store.record_answer(confirmed("m2"), [Rename(old_id="k2", new_id="k3")])
         stamps.append(store._stamp())
-        store.record_sent(_sent(run_id, "m3", "k1", operation="deletePerson"))
-        store.record_answer(_confirmed("m3"), [Remove(sync_key="k1")])
+        store.record_sent(sent_request(run_id, "m3", "k1", operation="deletePerson"))
+        store.record_answer(confirmed("m3"), [Remove(sync_key="k1")])
         stamps.append(store._stamp())
         _write(state, "UPDATE persons SET email = 'x@y' WHERE sync_key = 'k3'")
         stamps.append(store._stamp())
@@ -818,8 +784,8 @@ class TestPersonsCache:
             store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
             store.load_persons()
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-            store.record_sent(_sent(run_id, "m1", "k2"))
-            store.record_answer(_confirmed("m1"), [Upsert(person=_person("k2"))])
+            store.record_sent(sent_request(run_id, "m1", "k2"))
+            store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
             stamp = store._stamp()
             assert snapshot._read_cache_stamp(state / CACHE_NAME) != stamp
         assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp

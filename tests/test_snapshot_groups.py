@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,17 @@ from sync.snapshot import (
     GroupRemove,
     GroupRename,
     GroupUpsert,
-    ItemAnswer,
     MembershipRemove,
     MembershipRename,
     MembershipUpsert,
     Remove,
     Rename,
-    RequestItem,
-    SentRequest,
     SnapshotChange,
     StateStore,
     Upsert,
 )
+from tests.journal import T0, confirmed, db_rows, sent_request
 
-T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 
 
@@ -59,37 +56,6 @@ def _member(key: str, group: str, person: str, role: str = "Learner", active: st
     return Membership(sync_key=key, group=group, person=person, role=role, active=active)
 
 
-def _sent(run_id: str, mid: str, *keys: str, operation: str, new_key: str = "") -> SentRequest:
-    return SentRequest(
-        run_id=run_id,
-        message_identifier=mid,
-        operation=operation,
-        attempt=1,
-        sent_at=T0,
-        items=tuple(RequestItem(index=i, sync_key=key, new_sync_key=new_key) for i, key in enumerate(keys)),
-    )
-
-
-def _confirmed(mid: str, at: datetime = T0) -> Answer:
-    status = Status(code_major="success", severity="status", message_id_ref=mid)
-    return Answer(
-        message_identifier=mid,
-        answered_at=at,
-        status=status,
-        outcome=Outcome.CONFIRMED,
-        items=(ItemAnswer(index=0, status=status, outcome=Outcome.CONFIRMED),),
-    )
-
-
-def _rows(state: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the database behind the store's back, as an operator's sqlite3 shell would."""
-    connection = sqlite3.connect(state / DB_NAME)
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
-
-
 @pytest.fixture(name="state")
 def fixture_state(tmp_path: Path) -> Path:
     return tmp_path / "state"
@@ -109,8 +75,8 @@ def fixture_record(store: StateStore):
 
     def record(*changes: SnapshotChange, operation: str = "op", at: datetime = T0) -> str:
         mid = f"m{next(counter)}"
-        store.record_sent(_sent(run_id, mid, "k", operation=operation))
-        store.record_answer(_confirmed(mid, at), changes)
+        store.record_sent(sent_request(run_id, mid, "k", operation=operation))
+        store.record_answer(confirmed(mid, at), changes)
         return mid
 
     return record
@@ -134,7 +100,7 @@ def fixture_school(store: StateStore, record: Any) -> None:
 
 def _groups(state: Path) -> dict[str, tuple[Any, ...]]:
     """sync key -> (identity, *GROUP_FIELDS, content_hash, confirmed_at, message_identifier)."""
-    rows = _rows(
+    rows = db_rows(
         state,
         "SELECT sync_key, identity, name, type, parent, description, content_hash, confirmed_at, "
         "message_identifier FROM groups",
@@ -144,7 +110,7 @@ def _groups(state: Path) -> dict[str, tuple[Any, ...]]:
 
 def _memberships(state: Path) -> dict[str, tuple[Any, ...]]:
     """sync key -> (group_key, person_key, role, active, content_hash, confirmed_at, message_identifier)."""
-    rows = _rows(
+    rows = db_rows(
         state,
         "SELECT sync_key, group_key, person_key, role, active, content_hash, confirmed_at, "
         "message_identifier FROM memberships",
@@ -186,7 +152,7 @@ class TestSchema:
 
     def test_groups_and_memberships_tables_and_indexes(self, store: StateStore, state: Path) -> None:
         """Both tables hold the sync key, the fields and the confirmation, with the lookup indexes."""
-        groups = [row[1] for row in _rows(state, "PRAGMA table_info(groups)")]
+        groups = [row[1] for row in db_rows(state, "PRAGMA table_info(groups)")]
         assert groups == [
             "sync_key",
             "identity",
@@ -195,7 +161,7 @@ class TestSchema:
             "confirmed_at",
             "message_identifier",
         ]
-        memberships = [row[1] for row in _rows(state, "PRAGMA table_info(memberships)")]
+        memberships = [row[1] for row in db_rows(state, "PRAGMA table_info(memberships)")]
         assert memberships == [
             "sync_key",
             "group_key",
@@ -206,7 +172,7 @@ class TestSchema:
             "confirmed_at",
             "message_identifier",
         ]
-        indexes = dict(_rows(state, "SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+        indexes = dict(db_rows(state, "SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
         assert "groups (identity)" in indexes["groups_identity"]
         assert "groups (parent)" in indexes["groups_parent"]
         assert "memberships (group_key)" in indexes["memberships_group_key"]
@@ -231,9 +197,9 @@ class TestSchema:
     def test_a_version_2_database_migrates_with_persons_and_journal_intact(self, state: Path) -> None:
         """Opening a schema-2 state adds groups and memberships and keeps persons, runs and journal."""
         _v2_database(state)
-        assert _rows(state, "PRAGMA user_version") == [(2,)]
+        assert db_rows(state, "PRAGMA user_version") == [(2,)]
         with StateStore.open(state) as store:
-            assert _rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+            assert db_rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
             assert SCHEMA_VERSION == 3
             persons = store.load_persons()
             assert list(persons.index) == ["p1"]
@@ -249,9 +215,9 @@ class TestSchema:
             assert [run.run_id for run in store.runs()] == ["r1"]
             assert (store.group_count(), store.membership_count()) == (0, 0)
             # The migrated store takes the new changes, and its person cascades work on old persons.
-            store.record_sent(_sent("r1", "m2", "g1", operation="createGroup"))
+            store.record_sent(sent_request("r1", "m2", "g1", operation="createGroup"))
             store.record_answer(
-                _confirmed("m2"),
+                confirmed("m2"),
                 [
                     GroupUpsert(group=_group("g1")),
                     MembershipUpsert(membership=_member("x", "g1", "p1")),
@@ -333,13 +299,13 @@ class TestGroupChanges:
         answer and every change of the answer are rolled back."""
         before_groups, before_members = _groups(state), _memberships(state)
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-        store.record_sent(_sent(run_id, "x1", "g2", operation="changeGroupIdentifier"))
+        store.record_sent(sent_request(run_id, "x1", "g2", operation="changeGroupIdentifier"))
         changes: list[SnapshotChange] = [
             MembershipRemove(sync_key="m-1-1"),
             GroupRename(old_id="g2", new_id="g1"),
         ]
         with pytest.raises(StateError, match="group 'g2' to 'g1' in the snapshot: 'g1' exists already"):
-            store.record_answer(_confirmed("x1"), changes)
+            store.record_answer(confirmed("x1"), changes)
         assert (_groups(state), _memberships(state)) == (before_groups, before_members)
         assert {e.message_identifier: e.outcome for e in store.journal(run_id)} == {"x1": "sent"}
 
@@ -479,9 +445,9 @@ class TestPersonCascades:
         """A Rename that fails (the new key exists) leaves the memberships as they were."""
         before = _memberships(state)
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-        store.record_sent(_sent(run_id, "x1", "p1", operation="changePersonIdentifier"))
+        store.record_sent(sent_request(run_id, "x1", "p1", operation="changePersonIdentifier"))
         with pytest.raises(StateError, match="exists already"):
-            store.record_answer(_confirmed("x1"), [Rename(old_id="p1", new_id="p2")])
+            store.record_answer(confirmed("x1"), [Rename(old_id="p1", new_id="p2")])
         assert _memberships(state) == before
         assert sorted(store.load_persons().index) == ["p1", "p2"]
 
@@ -509,7 +475,7 @@ class TestGuards:
         store.seed_memberships(pd.DataFrame({"group": ["g0"], "person": ["p1"]}, index=pd.Index(["m-1-1"])))
         before = (_groups(state), _memberships(state))
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
-        store.record_sent(_sent(run_id, "x1", "k", operation="createGroup"))
+        store.record_sent(sent_request(run_id, "x1", "k", operation="createGroup"))
         answer = Answer(
             message_identifier="x1",
             answered_at=T0,
@@ -528,18 +494,18 @@ class TestGuards:
         self, store: StateStore, state: Path
     ) -> None:
         """In a batch, a later failing change undoes earlier answers and the cascades they applied."""
-        before = (_groups(state), _memberships(state), _rows(state, "SELECT * FROM persons"))
+        before = (_groups(state), _memberships(state), db_rows(state, "SELECT * FROM persons"))
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         for mid in ("x1", "x2", "x3"):
-            store.record_sent(_sent(run_id, mid, "k", operation="op"))
+            store.record_sent(sent_request(run_id, mid, "k", operation="op"))
         pairs: list[tuple[Answer, list[SnapshotChange]]] = [
-            (_confirmed("x1"), [GroupRemove(sync_key="g1"), Remove(sync_key="p2")]),
-            (_confirmed("x2"), [GroupRename(old_id="g2", new_id="g3"), Rename(old_id="p1", new_id="p3")]),
-            (_confirmed("x3"), [GroupRename(old_id="ghost", new_id="g4")]),
+            (confirmed("x1"), [GroupRemove(sync_key="g1"), Remove(sync_key="p2")]),
+            (confirmed("x2"), [GroupRename(old_id="g2", new_id="g3"), Rename(old_id="p1", new_id="p3")]),
+            (confirmed("x3"), [GroupRename(old_id="ghost", new_id="g4")]),
         ]
         with pytest.raises(StateError, match="'ghost' is not in the snapshot"):
             store.record_answers(pairs)
-        assert (_groups(state), _memberships(state), _rows(state, "SELECT * FROM persons")) == before
+        assert (_groups(state), _memberships(state), db_rows(state, "SELECT * FROM persons")) == before
         assert {e.outcome for e in store.journal(run_id)} == {"sent"}
         store.record_answers(pairs[:2])
         assert sorted(store.load_memberships().index) == ["m-2-1"]
@@ -573,13 +539,8 @@ class TestUnconfirmedGroupRenames:
 
         def sent(mid: str, operation: str, new_key: str, minutes: int, old: str = "g1") -> None:
             store.record_sent(
-                SentRequest(
-                    run_id=run_id,
-                    message_identifier=mid,
-                    operation=operation,
-                    attempt=1,
-                    sent_at=T0 + timedelta(minutes=minutes),
-                    items=(RequestItem(index=0, sync_key=old, new_sync_key=new_key),),
+                sent_request(
+                    run_id, mid, old, operation=operation, at=T0 + timedelta(minutes=minutes), new_key=new_key
                 )
             )
 
@@ -589,7 +550,7 @@ class TestUnconfirmedGroupRenames:
         sent("d", "changePersonIdentifier", "p9", 4)
         sent("e", "changeGroupIdentifier", "g5", 5, old="other")
         sent("f", "changeGroupIdentifier", "g2", 6)
-        store.record_answer(_confirmed("c"))
+        store.record_answer(confirmed("c"))
         unconfirmed = Answer(message_identifier="b", answered_at=T0, status=None, outcome=Outcome.UNCONFIRMED)
         store.record_answer(unconfirmed)
         assert store.unconfirmed_group_renames("g1") == ["g2", "g3"]
