@@ -75,6 +75,7 @@ def _install() -> None:
 
     _wrap(sync.roster_set, "read_roster", read_label)
     _wrap(sync.roster_set, "read_groups", fixed("read groups"))
+    _wrap(sync.roster_set, "read_memberships", fixed("read memberships"))
     for kind in ("persons", "groups", "memberships"):
         _wrap(sync.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
     _wrap(sync.diff, "check_group_parents", fixed("links (groups)"))

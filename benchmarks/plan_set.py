@@ -2,8 +2,9 @@
 
 For each size N (default 10^4 and 10^5 persons; 10^6 with `--sizes` or `--million`) it writes a seeded
 OneRoster folder, `users.csv` as `benchmarks.plan` writes it (N persons), `orgs.csv` (one district and
-N/500 schools), `classes.csv` (N/25 classes, spread over the schools) and `enrollments.csv` (3 classes
-per person: 3N memberships, a teacher's as teacher, everyone else's as student). It then seeds a state
+N/500 schools; each person in one of them through users.csv `orgSourcedIds`: N school memberships),
+`classes.csv` (N/25 classes, spread over the schools) and `enrollments.csv` (3 classes per person: 3N
+enrolments, a teacher's as teacher, everyone else's as student). It then seeds a state
 directory through the project's own code (`read_roster_set(folder, "oneroster")`, then
 `StateStore.seed_persons`, `seed_groups`, `seed_memberships`) with the same records, about 1 % of each
 kind changed:
@@ -104,6 +105,11 @@ def generate_set(folder: Path, n: int, seed: int) -> None:
     classes = max(CLASSES_PER_PERSON, n // PERSONS_PER_CLASS)
     stamp = "2024-08-01T06:00:00Z"
     school_ids = _numbered("org-s", np.arange(schools), 5)
+    # Each person belongs to one school (users.csv orgSourcedIds): one school membership each.
+    table = pa_csv.read_csv(users, convert_options=pa_csv.ConvertOptions(strings_can_be_null=False))
+    person_school = _numbered("org-s", np.arange(n) % schools, 5)
+    table = table.set_column(table.schema.get_field_index("orgSourcedIds"), "orgSourcedIds", person_school)
+    pa_csv.write_csv(table, users, write_options=pa_csv.WriteOptions(quoting_style="needed"))
     _write(
         folder / "orgs.csv",
         {

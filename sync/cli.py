@@ -982,7 +982,7 @@ def snapshot_adopt(
     from sync.transport import GroupClient, MembershipClient, PersonClient, service_urls  # noqa: PLC0415
 
     loaded = load_any_mapping(mapping)
-    with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or loaded.memberships is not None)
+    with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or bool(loaded.memberships))
     if isinstance(loaded, SetMapping):
         identity = loaded.persons.mapping.identity
         group_identities = {entry.mapping.identity for entry in loaded.groups}

@@ -23,8 +23,10 @@ elev = "Student"
 status = ["tobedeleted"]
 ```
 A top-level `kind` says what the file holds: "persons" (the default), "groups" or "memberships"; a
-`[constants]` table gives a field the same value on every row. `kind = "set"` names the files of a
-roster folder and the mapping of each (`SetMapping`, see `load_any_mapping`).
+`[constants]` table gives a field the same value on every row. `rules.skip_unmapped` drops rows whose
+value a value map does not know (instead of rejecting them), and a memberships mapping's `rules.split`
+reads a multi-valued group or person column as one membership per value. `kind = "set"` names the
+files of a roster folder and the mapping of each (`SetMapping`, see `load_any_mapping`).
 `docs/mapping.md` is the full reference.
 """
 
@@ -63,6 +65,7 @@ __all__ = [
     "ColumnMapping",
     "SetEntry",
     "SetMapping",
+    "Split",
     "builtin_mappings",
     "canonical_fields",
     "load_any_mapping",
@@ -114,11 +117,23 @@ _TARGETS: Final[Mapping[str, tuple[str, tuple[str, ...], str]]] = {
 }
 _SECTION_KEYS: Final = {
     "csv": frozenset({"delimiter", "encoding"}),
-    "rules": frozenset({"required", "identity", "date_formats"}),
+    "rules": frozenset({"required", "identity", "date_formats", "split", "skip_unmapped"}),
 }
+_SPLIT_KEYS: Final = frozenset({"field", "separator"})
+# Fields a memberships mapping may split: one row names several groups (or persons).
+_SPLIT_FIELDS: Final = ("group", "person")
 _DEFAULT_DATE_FORMATS: Final = ("%Y-%m-%d",)
 # A date whose day, month and year differ, to check that a format round-trips all three.
 _PROBE_DATE: Final = date(1987, 11, 23)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Split:
+    """`rules.split` of a memberships mapping: `field` (group or person) holds several values in one
+    cell, separated by `separator`; each (stripped, non-empty, distinct) value makes its own membership."""
+
+    field: str
+    separator: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +146,10 @@ class ColumnMapping:
     case-insensitively after stripping. Value-map keys and `delete_when` values are stored casefolded.
     `constants` gives fields the same value on every row (a field is a column or a constant, never
     both). A memberships mapping without a sync_key column derives the key as group + ":" + person.
+    `split` (memberships only, derived keys only) turns a row into one membership per value of a
+    multi-valued group or person column. `skip_unmapped` names value-mapped fields whose non-empty
+    values outside the map drop the row silently instead of rejecting it (e.g. parents in users.csv
+    when reading school memberships).
     """
 
     name: str
@@ -145,15 +164,17 @@ class ColumnMapping:
     delete_when: Mapping[str, frozenset[str]]
     kind: str = "persons"
     constants: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    split: Split | None = None
+    skip_unmapped: frozenset[str] = frozenset()
 
     def required_columns(self) -> frozenset[str]:
         """Canonical fields whose CSV column must be present in the header.
 
         The required fields, the identity field (without it renames would silently go undetected) and
-        every `delete_when` field (without it deletions would silently go unmarked); constants are
-        not columns.
+        every `delete_when` field (without it deletions would silently go unmarked), and the
+        `skip_unmapped` fields (without them nothing would be skipped); constants are not columns.
         """
-        fields = set(self.required) | set(self.delete_when)
+        fields = set(self.required) | set(self.delete_when) | set(self.skip_unmapped)
         if self.identity:
             fields.add(self.identity)
         return frozenset(fields & set(self.columns))
@@ -182,13 +203,17 @@ class SetMapping:
     description: str
     persons: SetEntry
     groups: tuple[SetEntry, ...] = ()
-    memberships: SetEntry | None = None
+    memberships: tuple[SetEntry, ...] = ()
 
     @property
     def entries(self) -> tuple[SetEntry, ...]:
-        """Every file of the set: persons, groups, memberships."""
-        rest = () if self.memberships is None else (self.memberships,)
-        return (self.persons, *self.groups, *rest)
+        """Every entry of the set: persons, groups, memberships (a file may be read by several)."""
+        return (self.persons, *self.groups, *self.memberships)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files the set names, each once, in the order of `entries`."""
+        return tuple(dict.fromkeys(entry.file for entry in self.entries))
 
 
 def canonical_fields(kind: str) -> tuple[str, ...]:
@@ -231,7 +256,7 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
     if isinstance(mapping, SetMapping):
         raise ConfigError(
             f"mapping {mapping.source}: {mapping.name} is a set mapping: give the folder holding "
-            f"{_listed(e.file for e in mapping.entries)}"
+            f"{_listed(mapping.files)}"
         )
     return mapping
 
@@ -326,6 +351,7 @@ class _Parser:
         required = self.required(rules, columns, constants, kind)
         value_maps = self.value_maps(self.table(document, "values"), columns, {*columns, *constants}, kind)
         self.check_constants(constants, value_maps, kind)
+        split = self.split(rules, columns, kind)
         return ColumnMapping(
             name=self.path.stem,
             source=str(self.path),
@@ -339,7 +365,54 @@ class _Parser:
             delete_when=self.delete_when(self.table(document, "delete_when"), columns),
             kind=kind,
             constants=MappingProxyType(constants),
+            split=split,
+            skip_unmapped=self.skip_unmapped(rules, columns, value_maps),
         )
+
+    def split(self, rules: Mapping[str, Any], columns: Mapping[str, str], kind: str) -> Split | None:
+        """`rules.split = { field = "group", separator = "," }`: a multi-valued group or person column."""
+        if "split" not in rules:
+            return None
+        table = rules["split"]
+        if not isinstance(table, dict):
+            raise self.fail("rules.split", 'must be a table: { field = "group", separator = "," }')
+        for name in table:
+            if name not in _SPLIT_KEYS:
+                known = ", ".join(sorted(_SPLIT_KEYS))
+                raise self.fail(f"rules.split.{name}", f"unknown key; known: {known}")
+        if kind != "memberships":
+            raise self.fail("rules.split", "only a memberships mapping can split a column")
+        field_name = self.string(table.get("field", ""), "rules.split.field").strip()
+        if field_name not in _SPLIT_FIELDS:
+            only = " or ".join(_SPLIT_FIELDS)
+            raise self.fail("rules.split.field", f"{field_name!r} cannot be split; only {only}")
+        if field_name not in columns:
+            raise self.fail("rules.split.field", f"names {field_name!r}, which [columns] does not map")
+        separator = self.string(table.get("separator", ""), "rules.split.separator")
+        if not separator or not separator.strip() or not separator.isprintable():
+            raise self.fail("rules.split.separator", "must be a printable, non-blank string such as ','")
+        if "sync_key" in columns:
+            raise self.fail(
+                "rules.split",
+                "a split row makes several memberships, which cannot share its sync key: remove "
+                "columns.sync_key (the key is then group:person)",
+            )
+        return Split(field=field_name, separator=separator)
+
+    def skip_unmapped(
+        self,
+        rules: Mapping[str, Any],
+        columns: Mapping[str, str],
+        value_maps: Mapping[str, Mapping[str, str]],
+    ) -> frozenset[str]:
+        """`rules.skip_unmapped = ["role"]`: value-mapped columns whose unknown values skip the row."""
+        fields = self.strings(rules.get("skip_unmapped", []), "rules.skip_unmapped")
+        for field_name in fields:
+            if field_name not in columns:
+                raise self.fail("rules.skip_unmapped", f"names {field_name!r}, which [columns] does not map")
+            if field_name not in value_maps:
+                raise self.fail("rules.skip_unmapped", f"names {field_name!r}, which has no value map")
+        return frozenset(fields)
 
     def kind(self, document: Mapping[str, Any]) -> str:
         kind = self.string(document.get("kind", "persons"), "kind").strip()
@@ -531,19 +604,31 @@ class _SetParser:
         groups = tuple(
             self.entry(value, f"groups.{number}", "groups") for number, value in enumerate(groups_value, 1)
         )
-        memberships = None
-        if "memberships" in document:
-            memberships = self.entry(document["memberships"], "memberships", "memberships")
-        files: dict[str, str] = {}
-        for entry, key in zip(
-            (persons, *groups, *(() if memberships is None else (memberships,))),
-            ("persons", *(f"groups.{n}" for n in range(1, len(groups) + 1)), "memberships"),
-            strict=False,
+        memberships_value = document.get("memberships", [])
+        single = isinstance(memberships_value, dict)
+        if single:
+            memberships_value = [memberships_value]
+        if not isinstance(memberships_value, list):
+            raise self.fail("memberships", "must be a table or an array of tables ([[memberships]])")
+        memberships = tuple(
+            self.entry(value, "memberships" if single else f"memberships.{number}", "memberships")
+            for number, value in enumerate(memberships_value, 1)
+        )
+        # A file may be read once per kind: users.csv holds the persons and their school memberships.
+        membership_keys = (
+            ["memberships"] if single else [f"memberships.{n}" for n in range(1, len(memberships) + 1)]
+        )
+        for entries, keys in (
+            (groups, [f"groups.{n}" for n in range(1, len(groups) + 1)]),
+            (memberships, membership_keys),
         ):
-            fold = entry.file.casefold()
-            if fold in files:
-                raise self.fail(f"{key}.file", f"{entry.file!r} is also the file of [{files[fold]}]")
-            files[fold] = key
+            files: dict[str, str] = {}
+            for entry, key in zip(entries, keys, strict=True):
+                fold = entry.file.casefold()
+                if fold in files:
+                    raise self.fail(f"{key}.file", f"{entry.file!r} is also the file of [{files[fold]}]")
+                files[fold] = key
+
         return SetMapping(
             name=self.path.stem,
             source=str(self.path),

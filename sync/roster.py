@@ -42,6 +42,7 @@ __all__ = [
     "ROW_FIELD",
     "Roster",
     "read_groups",
+    "read_memberships",
     "read_roster",
 ]
 
@@ -72,6 +73,7 @@ _SHOWN_CELLS: Final = 12  # header cells named when a required column is missing
 # Characters XML 1.0 forbids (NUL is reported on its own): a value holding one cannot be sent.
 _XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 _PARALLEL_ROWS: Final = 50_000  # below this, a thread costs more than it saves
+_PAIR: Final = "\x1f"  # joins a membership's group and person (neither can hold it: a control character)
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -109,8 +111,8 @@ def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
             encoding, no header, or a required column missing from the header. Bad rows are not
             errors: they come back as `Roster.rejects`.
     """
-    if mapping.kind == "groups":
-        return read_groups([(path, mapping)])
+    if mapping.kind != "persons":
+        return _read_many([(path, mapping)], mapping.kind)
     validator = _validator(path, mapping)
     validator.check()
     return validator.build()
@@ -128,11 +130,30 @@ def read_groups(sources: Sequence[tuple[Path, ColumnMapping]]) -> Roster:
         RosterError: as `read_roster`, for any of the files.
         ValueError: no sources, or a mapping that does not read groups.
     """
+    return _read_many(sources, "groups")
+
+
+def read_memberships(sources: Sequence[tuple[Path, ColumnMapping]]) -> Roster:
+    """Read several membership files (e.g. OneRoster's enrollments.csv and the school memberships of
+    users.csv) into one memberships roster.
+
+    As `read_groups`: each file is validated on its own, then a sync key used in more than one file
+    rejects every row that holds it, and so does a group and person pair (not marked for deletion)
+    held in more than one file.
+
+    Raises:
+        RosterError: as `read_roster`, for any of the files.
+        ValueError: no sources, or a mapping that does not read memberships.
+    """
+    return _read_many(sources, "memberships")
+
+
+def _read_many(sources: Sequence[tuple[Path, ColumnMapping]], kind: str) -> Roster:
     if not sources:
-        raise ValueError("read_groups needs at least one file")
+        raise ValueError(f"read_{kind} needs at least one file")
     for _, mapping in sources:
-        if mapping.kind != "groups":
-            raise ValueError(f"mapping {mapping.name} reads {mapping.kind}, not groups")
+        if mapping.kind != kind:
+            raise ValueError(f"mapping {mapping.name} reads {mapping.kind}, not {kind}")
     validators = [_validator(path, mapping) for path, mapping in sources]
     for validator in validators:
         validator.check()
@@ -164,35 +185,68 @@ def _validator(path: Path, mapping: ColumnMapping) -> _Validator:
     return _Validator(parsed, mapping, file)
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """The values of one file that must not appear in another file: `values[i]` where `eligible[i]`."""
+
+    validator: _Validator
+    field: str  # the canonical field a reject names
+    values: Any
+    eligible: BoolArray
+
+
 def _flag_across(validators: Sequence[_Validator]) -> None:
-    """Reject every row of a sync key (or identity value) that more than one file holds."""
+    """Reject every row of a sync key (or identity value, or membership pair) that more than one file
+    holds."""
+    flagged = {id(validator): np.zeros(validator.count, dtype=bool) for validator in validators}
+    if validators[0].mapping.kind == "memberships":
+        # Two files holding the same group and person: the person would be in the group twice.
+        pairs = []
+        for validator in validators:
+            groups, persons = validator.raw["group"], validator.raw["person"]
+            eligible = ~validator.delete & ~_mask(pc.equal(groups, "")) & ~_mask(pc.equal(persons, ""))
+            values = pc.binary_join_element_wise(groups, persons, pa.scalar(_PAIR, type=pa.large_string()))
+            pairs.append(_Claim(validator, "person", values, eligible))
+        for claim, mask, where in _shared(pairs):
+            claim.validator.flag_across(
+                "person", mask, where, values=claim.values, describe=claim.validator.describe_pair
+            )
+            flagged[id(claim.validator)] |= mask
     for canonical in ("sync_key", "identity"):
-        claims: list[tuple[_Validator, str, BoolArray]] = []
+        claims: list[_Claim] = []
         for validator in validators:
             name = "sync_key" if canonical == "sync_key" else validator.mapping.identity
             if not name:
                 continue
             eligible = np.ones(validator.count, dtype=bool) if canonical == "sync_key" else ~validator.delete
-            claims.append((validator, name, eligible & ~_mask(pc.equal(validator.raw[name], ""))))
-        files_of: dict[str, int] = {}
-        for validator, name, claimed in claims:
-            for value in set(validator.raw[name].filter(pa.array(claimed)).to_pylist()):
-                files_of[value] = files_of.get(value, 0) + 1
-        shared = [value for value, files in files_of.items() if files > 1]
-        if not shared:
-            continue
-        hits = [
-            (validator, name, claimed & _mask(pc.is_in(validator.raw[name], value_set=pa.array(shared))))
-            for validator, name, claimed in claims
-        ]
-        where: dict[str, list[tuple[str, int]]] = {}
-        for validator, name, mask in hits:
-            for position in np.flatnonzero(mask):
-                where.setdefault(validator.text(name, int(position)), []).append(
-                    (validator.file, int(validator.lines[position]))
-                )
-        for validator, name, mask in hits:
-            validator.flag_across(name, mask, where)
+            eligible &= ~_mask(pc.equal(validator.raw[name], "")) & ~flagged[id(validator)]
+            claims.append(_Claim(validator, name, validator.raw[name], eligible))
+        for claim, mask, where in _shared(claims):
+            claim.validator.flag_across(claim.field, mask, where)
+
+
+def _shared(
+    claims: Sequence[_Claim],
+) -> list[tuple[_Claim, BoolArray, Mapping[str, list[tuple[str, int]]]]]:
+    """Per claim with values another claim holds too: the rows holding them, and where each value is."""
+    files_of: dict[str, int] = {}
+    for claim in claims:
+        for value in set(claim.values.filter(pa.array(claim.eligible)).to_pylist()):
+            files_of[value] = files_of.get(value, 0) + 1
+    shared = [value for value, files in files_of.items() if files > 1]
+    if not shared:
+        return []
+    hits = [
+        (claim, claim.eligible & _mask(pc.is_in(claim.values, value_set=pa.array(shared))))
+        for claim in claims
+    ]
+    where: dict[str, list[tuple[str, int]]] = {}
+    for claim, mask in hits:
+        for position in np.flatnonzero(mask):
+            where.setdefault(str(claim.values[int(position)].as_py()), []).append(
+                (claim.validator.file, int(claim.validator.lines[position]))
+            )
+    return [(claim, mask, where) for claim, mask in hits if mask.any()]
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -755,6 +809,68 @@ def _mask(values: Any) -> BoolArray:
     return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _skip_unmapped(
+    raw: dict[str, Any], lines: IntArray, mapping: ColumnMapping
+) -> tuple[dict[str, Any], IntArray]:
+    """Without the rows whose `rules.skip_unmapped` field holds a value its value map does not know.
+
+    Such a row is not this mapping's business (a parent in users.csv has no school membership): it is
+    dropped silently, not rejected. An empty value is not skipped: `required` decides about it.
+    """
+    if not mapping.skip_unmapped or not len(lines):
+        return raw, lines
+    skip = np.zeros(len(lines), dtype=bool)
+    for canonical in sorted(mapping.skip_unmapped):
+        table = mapping.value_maps[canonical]
+        hit = _map_unique(raw[canonical], _unmapped(table))
+        skip |= _mask(pc.equal(hit, "1"))
+    if not skip.any():
+        return raw, lines
+    keep = pa.array(~skip)
+    return {canonical: values.filter(keep) for canonical, values in raw.items()}, lines[~skip]
+
+
+def _unmapped(table: Mapping[str, str]) -> Callable[[str], str]:
+    """Maps a value to "1" when it is not empty and not a key of the value map `table`, else to ""."""
+    return lambda value: "1" if value and value.casefold() not in table else ""
+
+
+def _split_values(
+    raw: dict[str, Any], lines: IntArray, canonical: str, separator: str
+) -> tuple[dict[str, Any], IntArray]:
+    """One row per value of the multi-valued `canonical` column (`rules.split`).
+
+    Values are stripped; empty ones are dropped and a value repeated in one cell counts once. A cell
+    with no value at all keeps one row with an empty value (for `required` to reject). Rows stay in
+    file order, each value carrying its record's line number.
+    """
+    values = raw[canonical]
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not len(values) or not _mask(pc.match_substring(values, separator)).any():
+        return raw, lines  # one value per cell (already stripped)
+    lists = pc.split_pattern(values, pattern=separator)
+    parents = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    encoded = pc.dictionary_encode(flat)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # The first occurrence of each (row, value): np.unique's indices point at first occurrences.
+    _, first = np.unique(parents * len(encoded.dictionary) + codes, return_index=True)
+    keep = np.zeros(len(flat), dtype=bool)
+    keep[first] = True
+    keep &= ~_mask(pc.equal(flat, ""))
+    has_value = np.zeros(len(values), dtype=bool)
+    has_value[parents[keep]] = True
+    if not has_value.all():
+        offsets = np.asarray(lists.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+        keep[offsets[:-1][~has_value]] = True  # the (empty) first value of a cell without values
+    chosen = np.flatnonzero(keep)
+    rows = pa.array(parents[chosen])
+    split = {name: column.take(rows) for name, column in raw.items() if name != canonical}
+    split[canonical] = flat.take(pa.array(chosen))
+    return split, lines[parents[chosen]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Problem:
     field: str
@@ -788,7 +904,11 @@ class _Validator:
         if blank.any():
             keep = pa.array(~blank)
             raw = {canonical: values.filter(keep) for canonical, values in raw.items()}
-        self.lines = parsed.lines[~blank]
+        lines = parsed.lines[~blank]
+        raw, lines = _skip_unmapped(raw, lines, mapping)
+        if mapping.split is not None:
+            raw, lines = _split_values(raw, lines, mapping.split.field, mapping.split.separator)
+        self.lines = lines
         self.count = len(self.lines)
         for canonical, constant in mapping.constants.items():
             raw[canonical] = pa.repeat(pa.scalar(constant, type=pa.large_string()), self.count)
@@ -921,18 +1041,18 @@ class _Validator:
         """Two rows (not marked for deletion) with the same group and person: every such row."""
         groups, persons = self.raw["group"], self.raw["person"]
         claims = ~delete & ~_mask(pc.equal(groups, "")) & ~_mask(pc.equal(persons, ""))
-        pairs = pc.binary_join_element_wise(groups, persons, pa.scalar("\x1f", type=pa.large_string()))
+        pairs = pc.binary_join_element_wise(groups, persons, pa.scalar(_PAIR, type=pa.large_string()))
         mask = _claimed_twice(pairs, claims)
         self.pairs_twice = mask
         if mask is None:
             return
+        self.flag_duplicates("person", mask, pairs, self.describe_pair)
+
+    def describe_pair(self, text: str) -> str:
+        """A membership's group and person joined by _PAIR, as a reason names them."""
+        group, _, person = text.partition(_PAIR)
         columns = f"columns {self.column('group')!r} and {self.column('person')!r}"
-
-        def describe(text: str) -> str:
-            group, _, person = text.partition("\x1f")
-            return f"membership of {_shown(person)!r} in group {_shown(group)!r} ({columns})"
-
-        self.flag_duplicates("person", mask, pairs, describe)
+        return f"membership of {_shown(person)!r} in group {_shown(group)!r} ({columns})"
 
     def check_values(self) -> None:
         """Values that cannot be sent: too long, or holding characters XML forbids.
@@ -1062,17 +1182,30 @@ class _Validator:
         self.flag(canonical, mask, reason)
 
     def flag_across(
-        self, canonical: str, mask: BoolArray, where: Mapping[str, list[tuple[str, int]]]
+        self,
+        canonical: str,
+        mask: BoolArray,
+        where: Mapping[str, list[tuple[str, int]]],
+        *,
+        values: Any = None,
+        describe: Callable[[str], str] | None = None,
     ) -> None:
-        """Flag the rows of `mask` whose value another file holds too; `where` lists every holder."""
+        """Flag the rows of `mask` whose value (of `values`, by default the field's own) another file
+        holds too; `where` lists every holder."""
         column = self.column(canonical)
         what = "sync key" if canonical == "sync_key" else canonical
+        values = self.raw[canonical] if values is None else values
+
+        def shown(text: str) -> str:
+            return f"{what} {_shown(text)!r} in column {column!r}"
+
+        described = shown if describe is None else describe
 
         def reason(i: int) -> str:
-            text = self.text(canonical, i)
+            text = str(values[i].as_py())
             others = [(file, line) for file, line in where[text] if file != self.file][:_SHOWN_LINES]
             also = "; ".join(f"line {line} of {file}" for file, line in others)
-            return f"{what} {_shown(text)!r} in column {column!r} is also on {also}"
+            return f"{described(text)} is also on {also}"
 
         self.flag(canonical, mask, reason)
 

@@ -1,9 +1,11 @@
 """A roster set: the persons, groups and memberships of one roster folder, read through a set mapping.
 
 A set mapping (`kind = "set"`, e.g. the built-in `oneroster`) names the files of a folder and the
-mapping of each: one persons file, any number of group files (read into one groups roster) and at
-most one memberships file. With a persons mapping instead, the path is the persons CSV itself and the
-set holds persons only, so every command can read its input through `read_roster_set`.
+mapping of each: one persons file, any number of group files (read into one groups roster) and any
+number of membership files (read into one memberships roster). A file may be read by mappings of
+different kinds: OneRoster's users.csv holds the persons and their school memberships. With a
+persons mapping instead, the path is the persons CSV itself and the set holds persons only, so every
+command can read its input through `read_roster_set`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from sync.errors import ConfigError, RosterError
 from sync.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
 from sync.models import Reject
-from sync.roster import Roster, read_groups, read_roster
+from sync.roster import Roster, read_groups, read_memberships, read_roster
 
 __all__ = ["RosterSet", "read_roster_set"]
 
@@ -69,14 +71,18 @@ def _read_single(path: Path, mapping: ColumnMapping) -> RosterSet:
 
 
 def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
-    files = _listed([entry.file for entry in mapping.entries])
+    files = _listed(list(mapping.files))
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is a file"
         raise RosterError(
             f"{mapping.name} is a set mapping: give the folder holding {files} ({folder} {what})"
         )
-    found = {entry.file: _find(folder, entry.file) for entry in mapping.entries}
-    missing = [entry.file for entry in mapping.entries if found[entry.file] is None and not entry.optional]
+    found = {file: _find(folder, file) for file in mapping.files}
+    missing = list(
+        dict.fromkeys(
+            entry.file for entry in mapping.entries if found[entry.file] is None and not entry.optional
+        )
+    )
     if missing:
         raise RosterError(
             f"roster folder {folder}: {_listed(missing)} {'is' if len(missing) == 1 else 'are'} missing "
@@ -89,11 +95,11 @@ def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
     persons_path = found[mapping.persons.file]
     assert persons_path is not None  # never optional: checked above
     groups = present(mapping.groups)
-    memberships = present(() if mapping.memberships is None else (mapping.memberships,))
+    memberships = present(mapping.memberships)
     return RosterSet(
         persons=read_roster(persons_path, mapping.persons.mapping),
         groups=read_groups(groups) if groups else None,
-        memberships=read_roster(*memberships[0]) if memberships else None,
+        memberships=read_memberships(memberships) if memberships else None,
     )
 
 

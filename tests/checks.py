@@ -19,6 +19,7 @@ from tests.conftest import PASSWORD, USERNAME
 HEADER: Final = [
     "sourcedId",
     "status",
+    "orgSourcedIds",
     "role",
     "username",
     "givenName",
@@ -29,6 +30,15 @@ HEADER: Final = [
 ]
 #: OneRoster role -> the institutionRoleType the oneroster-users mapping sends.
 ROLES: Final = {"student": "Student", "teacher": "Staff"}
+#: OneRoster role -> the membership roleType oneroster-enrollments (in a class) and oneroster-user-orgs
+#: (in a school) send; a user of another role (parent, guardian, relative) belongs to no school.
+MEMBERSHIP_ROLES: Final = {
+    "student": "Learner",
+    "teacher": "Instructor",
+    "administrator": "Administrator",
+    "aide": "TeachingAssistant",
+    "proctor": "Mentor",
+}
 #: Journal outcomes that account for a request: answered one way or another.
 ACCOUNTED: Final = frozenset({"confirmed", "rejected", "unconfirmed"})
 #: The emulator's credentials, as the environment variables an operator sets.
@@ -59,6 +69,48 @@ def write_roster(path: Path, rows: Sequence[Mapping[str, str]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts by header ([] when the file does not exist)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def oneroster_memberships(folder: Path) -> dict[str, dict[str, str]]:
+    """The memberships a OneRoster folder asks for, by sync key, as {group, person, role, active}.
+
+    Every active enrollment of enrollments.csv (keyed by its sourcedId), and every active user of
+    users.csv in each org its orgSourcedIds lists (keyed org:user; values stripped, empty and repeated
+    ones dropped) unless its role has no membership (a parent, guardian, relative). Written for folders
+    whose rows are valid: a rejected row asks for nothing, which this does not know.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for row in csv_rows(folder / "enrollments.csv"):
+        role = row["role"].strip().casefold()
+        if row["status"] == "active" and role in MEMBERSHIP_ROLES:
+            found[row["sourcedId"]] = {
+                "group": row["classSourcedId"],
+                "person": row["userSourcedId"],
+                "role": MEMBERSHIP_ROLES[role],
+                "active": "true",
+            }
+    for row in csv_rows(folder / "users.csv"):
+        role = row["role"].strip().casefold()
+        if row["status"] != "active" or role not in MEMBERSHIP_ROLES:
+            continue
+        orgs = dict.fromkeys(org.strip() for org in row.get("orgSourcedIds", "").split(","))
+        for org in orgs:
+            if org:
+                found[f"{org}:{row['sourcedId']}"] = {
+                    "group": org,
+                    "person": row["sourcedId"],
+                    "role": MEMBERSHIP_ROLES[role],
+                    "active": "true",
+                }
+    return dict(sorted(found.items()))
 
 
 def set_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import pytest
 from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
 from sync.emulator import Emulator
 from sync.snapshot import StateStore
+from tests.checks import oneroster_memberships
 from tests.conftest import PASSWORD, USERNAME
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -74,7 +75,7 @@ class TestOneRosterFolder:
         assert (
             f"{len(rows(BASE / 'users.csv'))} valid persons, "
             f"{len(rows(BASE / 'orgs.csv')) + len(rows(BASE / 'classes.csv'))} valid groups, "
-            f"{len(rows(BASE / 'enrollments.csv'))} valid memberships, 0 rejected rows"
+            f"{len(oneroster_memberships(BASE))} valid memberships, 0 rejected rows"
         ) in out
 
     def test_a_file_instead_of_the_folder_is_a_clear_error(self, cli: Cli, tmp_path: Path) -> None:
@@ -106,17 +107,19 @@ class TestOneRosterFolder:
                 "Course",
                 cls["title"],
             )
-        roles = {"student": "Learner", "teacher": "Instructor", "aide": "TeachingAssistant"}
         memberships = emulator.memberships()
-        enrollments = rows(BASE / "enrollments.csv")
-        assert set(memberships) == {r["sourcedId"] for r in enrollments}
-        for enrollment in enrollments:
-            held_m = memberships[enrollment["sourcedId"]]
-            assert (held_m.group_key, held_m.person_key, held_m.role) == (
-                enrollment["classSourcedId"],
-                enrollment["userSourcedId"],
-                roles[enrollment["role"]],
-            )
+        held_memberships = {
+            key: {
+                "group": m.group_key,
+                "person": m.person_key,
+                "role": m.role,
+                "active": str(m.active).lower(),
+            }
+            for key, m in memberships.items()
+        }
+        assert held_memberships == oneroster_memberships(BASE)  # classes, and every user's school
+        assert memberships["org-ravnaas:usr-1001"].role == "Learner"
+        assert "org-ravnaas:usr-1024" not in memberships  # a parent belongs to no school
         # groups, then persons, then memberships: the order itslearning asks for
         order = [op for op, _ in sent(emulator)]
         assert max(i for i, op in enumerate(order) if op == "createGroup") < order.index("createPerson")
@@ -137,7 +140,8 @@ class TestOneRosterFolder:
         assert planned["summary"]["groupCreate"] == 1
         assert planned["summary"]["groupUpdate"] == 1
         assert planned["summary"]["groupDelete"] == 1
-        assert planned["summary"]["membershipChangeIdentifier"] == 2
+        # Nora's sourcedId changed: her two enrolments and her school membership follow it
+        assert planned["summary"]["membershipChangeIdentifier"] == 3
         expected = Counter(
             (
                 SENT_AS[(op["object"], op["op"])],
@@ -187,8 +191,9 @@ class TestOneRosterFolder:
         deactivate = ["run", str(CHANGED), *common, *remote(emulator), "--deletes", "deactivate"]
         code, _, err = cli(*deactivate, "--max-change-count", "5")
         assert code == EXIT_SAFETY
-        assert "the plan would deactivate 9 memberships" in err
-        assert "--accept-deletes 9" in err
+        # 9 enrolments, and the school membership of the leaver (usr-1008)
+        assert "the plan would deactivate 10 memberships" in err
+        assert "--accept-deletes 10" in err
         assert sent(emulator, before) == []  # a breach sends nothing at all
         code, _, _ = cli(*deactivate)
         assert code == EXIT_FAILED  # the one bad row

@@ -48,6 +48,7 @@ from tests.checks import (
     duplicates,
     expected_persons,
     journal_problems,
+    oneroster_memberships,
     person_row,
     snapshot_persons,
     write_roster,
@@ -59,8 +60,6 @@ from tests.conftest import PASSWORD, USERNAME
 ORG_HEADER: Final = ["sourcedId", "status", "name", "type", "identifier", "parentSourcedId"]
 CLASS_HEADER: Final = ["sourcedId", "status", "title", "classCode", "schoolSourcedId"]
 ENROLLMENT_HEADER: Final = ["sourcedId", "status", "classSourcedId", "userSourcedId", "role"]
-#: OneRoster enrollment role -> the membership roleType the oneroster-enrollments mapping sends.
-MEMBER_ROLES: Final = {"student": "Learner", "teacher": "Instructor", "aide": "TeachingAssistant"}
 #: OneRoster org type -> the itslearning organisation type the oneroster-orgs mapping sends.
 ORG_TYPES: Final = {"district": "Unspecified", "school": "School"}
 #: The GMS and MMS operations a sync sends (the faults below are limited to them).
@@ -116,7 +115,7 @@ class School:
         school.orgs.append(school._org("org-d", "district", "", identifier="D-1"))
         for n in range(1, schools + 1):
             school.orgs.append(school._org(f"org-s{n}", "school", "org-d", identifier=f"S-{n}"))
-        school.users = [person_row(n) for n in range(1, users + 1)]
+        school.users = [person_row(n, orgSourcedIds=school._orgs_of(n)) for n in range(1, users + 1)]
         for row in school.users:
             school.user_identity[row["sourcedId"]] = row["username"]
         for n in range(1, classes + 1):
@@ -142,6 +141,14 @@ class School:
 
     def _schools(self) -> list[str]:
         return [o["sourcedId"] for o in self.orgs if o["type"] == "school"]
+
+    def _orgs_of(self, n: int) -> str:
+        """users.csv's orgSourcedIds of user number n: one school, every seventh user two."""
+        schools = self._schools()
+        first = schools[n % len(schools)]
+        if n % 7 or len(schools) < 2:
+            return first
+        return f"{first}, {schools[(n + 1) % len(schools)]}"
 
     def _new_class(self, key: str) -> None:
         self.classes.append(
@@ -225,7 +232,13 @@ class School:
         for row in self.classes:
             if row["schoolSourcedId"] == old:
                 row["schoolSourcedId"] = new
-        return 1
+        members = 0
+        for row in self.users:  # the school memberships follow (changeMembershipIdentifier)
+            orgs = [org.strip() for org in row["orgSourcedIds"].split(",")]
+            if old in orgs:
+                row["orgSourcedIds"] = ",".join(new if org == old else org for org in orgs)
+                members += 1
+        return 1 + members
 
     def _rekey_school(self) -> int:
         return self._rekey_org("school")
@@ -326,7 +339,7 @@ class School:
 
     def _join_user(self) -> int:
         self._next += 1
-        user = person_row(self._next, role="student")
+        user = person_row(self._next, role="student", orgSourcedIds=self._orgs_of(self._next))
         self.users.append(user)
         self.user_identity[user["sourcedId"]] = user["username"]
         self._enrol(self.rng.choice(self.classes)["sourcedId"], user["sourcedId"], "student")
@@ -361,17 +374,9 @@ class School:
         return dict(sorted(groups.items()))
 
     def expected_memberships(self) -> dict[str, dict[str, str]]:
-        """The memberships the active enrollments describe, as `membership_fields` gives them."""
-        return {
-            e["sourcedId"]: {
-                "group": e["classSourcedId"],
-                "person": e["userSourcedId"],
-                "role": MEMBER_ROLES[e["role"]],
-                "active": "true",
-            }
-            for e in sorted(self.enrollments, key=lambda e: e["sourcedId"])
-            if e["status"] == "active"
-        }
+        """The memberships the folder (as last written) asks for: the active enrollments and each
+        user's schools, as `membership_fields` gives them."""
+        return oneroster_memberships(self.folder)
 
     def expected_persons(self) -> dict[str, dict[str, str]]:
         """The persons the active users describe, as field dicts."""

@@ -14,6 +14,7 @@ from sync.roster import (
     ROW_FIELD,
     Roster,
     read_groups,
+    read_memberships,
     read_roster,
 )
 
@@ -408,3 +409,167 @@ class TestMembershipRejects:
         assert rejects(roster) == [(2, "person")]
         assert list(roster.frame.index) == ["g1:u1"]
         assert bool(roster.frame.loc["g1:u1", "delete"])
+
+
+USERS = "sourcedId,status,orgSourcedIds,role,username"
+
+
+@pytest.fixture(name="user_orgs")
+def fixture_user_orgs() -> ColumnMapping:
+    return load_mapping("oneroster-user-orgs")
+
+
+class TestSplitMemberships:
+    def test_one_membership_per_org(self, tmp_path, user_orgs):
+        """orgSourcedIds is split: values stripped, empty ones dropped, a repeated one counted once."""
+        path = write(
+            tmp_path,
+            "users.csv",
+            USERS,
+            "u1,active,s1,student,a",
+            'u2,active,"s1, s2",teacher,b',
+            'u3,active," s2 ,,s1,s2, ",Administrator,c',
+            "u4,tobedeleted,s1,aide,d",
+        )
+        roster = read_roster(path, user_orgs)
+        assert roster.rejects == ()
+        frame = roster.frame
+        assert tuple(frame.columns) == MEMBERSHIP_FRAME_COLUMNS
+        assert list(frame.index) == ["s1:u1", "s1:u2", "s2:u2", "s2:u3", "s1:u3", "s1:u4"]
+        assert list(frame["row"]) == [2, 3, 3, 4, 4, 5]
+        assert list(frame["group"]) == ["s1", "s1", "s2", "s2", "s1", "s1"]
+        assert list(frame["role"]) == [
+            "Learner",
+            "Instructor",
+            "Instructor",
+            "Administrator",
+            "Administrator",
+            "TeachingAssistant",
+        ]
+        assert list(frame["delete"]) == [False] * 5 + [True]
+        assert set(frame["file"]) == {str(path)}
+
+    def test_roles_without_a_membership_are_skipped_not_rejected(self, tmp_path, user_orgs):
+        """A parent, guardian or relative (or a role the map does not know) has no school membership."""
+        path = write(
+            tmp_path,
+            "users.csv",
+            USERS,
+            "u1,active,s1,parent,a",
+            'u2,active,"s1,s2",Guardian,b',
+            "u3,active,s1,relative,c",
+            "u4,active,s1,janitor,d",
+            "u5,active,s1,proctor,e",
+        )
+        roster = read_roster(path, user_orgs)
+        assert roster.rejects == ()
+        assert list(roster.frame.index) == ["s1:u5"]
+        assert roster.frame.at["s1:u5", "role"] == "Mentor"
+        assert roster.frame.at["s1:u5", "row"] == 6
+
+    def test_rejects_name_file_row_and_field(self, tmp_path, user_orgs):
+        """An empty role or org list is rejected; a bad org rejects its own membership only."""
+        path = write(
+            tmp_path,
+            "users.csv",
+            USERS,
+            "u1,active,s1,,a",
+            "u2,active,,student,b",
+            'u3,active," , ",student,c',
+            f'u4,active,"s1,{"x" * 65}",student,d',
+            "u5,active,s1,student,e",
+            "u5,active,s1,student,e",
+            'u6,active,"s1,s\u200b2",teacher,f',
+        )
+        roster = read_roster(path, user_orgs)
+        assert [(Path(r.file).name, r.row, r.field) for r in roster.rejects] == [
+            ("users.csv", 2, "role"),
+            ("users.csv", 3, "group"),
+            ("users.csv", 4, "group"),
+            ("users.csv", 5, "sync_key"),  # the derived key is too long, and so is the org
+            ("users.csv", 6, "person"),
+            ("users.csv", 7, "person"),
+            ("users.csv", 8, "group"),
+        ]
+        assert reason(roster, 2) == "missing required value in column 'role'"
+        assert reason(roster, 3) == "missing required value in column 'orgSourcedIds'"
+        assert "group in column 'orgSourcedIds' has 65 characters" in reason(roster, 5)
+        assert reason(roster, 6) == (
+            "membership of 'u5' in group 's1' (columns 'orgSourcedIds' and 'sourcedId') is also on line 7"
+        )
+        assert "control characters" in reason(roster, 8)
+        assert list(roster.frame.index) == ["s1:u4", "s1:u6"]
+
+    def test_custom_separator_and_person_split(self, tmp_path):
+        """Any kind of value may be split on any separator: here one group row lists its members."""
+        mapping = tmp_path / "m.toml"
+        mapping.write_text(
+            'kind = "memberships"\n[columns]\ngroup = "Gruppe"\nperson = "Medlemmer"\n'
+            '[constants]\nrole = "Member"\n[rules]\nsplit = { field = "person", separator = " | " }\n'
+        )
+        path = write(tmp_path, "m.csv", "Gruppe;Medlemmer", "g1;a | b |  | a", "g2;c")
+        roster = read_roster(path, load_mapping(mapping))
+        assert roster.rejects == ()
+        assert list(roster.frame.index) == ["g1:a", "g1:b", "g2:c"]
+        assert list(roster.frame["row"]) == [2, 2, 3]
+
+    def test_bad_line_is_one_reject(self, tmp_path, user_orgs):
+        """A line with the wrong number of fields is rejected once, with the file's line."""
+        path = write(tmp_path, "users.csv", USERS, "u1,active,s1,student,a", "u2,active,s1,student")
+        roster = read_roster(path, user_orgs)
+        assert rejects(roster) == [(3, ROW_FIELD)]
+        assert list(roster.frame.index) == ["s1:u1"]
+
+
+class TestCombinedMemberships:
+    def test_enrollments_and_school_memberships_in_one_roster(self, tmp_path, enrollments, user_orgs):
+        """Several membership files are read into one roster, each row naming its file."""
+        enrolled = write(tmp_path, "enrollments.csv", ENROLLMENTS, "e1,active,c1,u1,student")
+        users = write(tmp_path, "users.csv", USERS, 'u1,active,"s1,s2",student,a')
+        roster = read_memberships([(enrolled, enrollments), (users, user_orgs)])
+        assert roster.rejects == ()
+        assert list(roster.frame.index) == ["e1", "s1:u1", "s2:u1"]
+        assert list(roster.frame["file"]) == [str(enrolled), str(users), str(users)]
+        assert roster.file == f"{enrolled}, {users}"
+
+    def test_key_or_pair_in_two_files_rejects_every_row(self, tmp_path, enrollments, user_orgs):
+        """A sync key, or a group and person, held by two files rejects the rows of both."""
+        enrolled = write(
+            tmp_path,
+            "enrollments.csv",
+            ENROLLMENTS,
+            "s1:u1,active,c1,u1,student",  # the key users.csv derives for u1 in s1
+            "e2,active,s2,u2,student",  # u2 in s2, as users.csv says too
+            "e3,tobedeleted,s2,u3,student",  # marked for deletion: claims no pair
+            "e4,active,c1,u2,student",
+        )
+        users = write(
+            tmp_path,
+            "users.csv",
+            USERS,
+            "u1,active,s1,student,a",
+            "u2,active,s2,student,b",
+            "u3,active,s2,student,c",
+        )
+        roster = read_memberships([(enrolled, enrollments), (users, user_orgs)])
+        assert [(Path(r.file).name, r.row, r.field) for r in roster.rejects] == [
+            ("enrollments.csv", 2, "sync_key"),
+            ("enrollments.csv", 3, "person"),
+            ("users.csv", 2, "sync_key"),
+            ("users.csv", 3, "person"),
+        ]
+        by_file = {(Path(r.file).name, r.row): r.reason for r in roster.rejects}
+        assert by_file[("enrollments.csv", 2)] == (
+            f"sync key 's1:u1' in column 'sourcedId' is also on line 2 of {users}"
+        )
+        assert by_file[("users.csv", 3)] == (
+            "membership of 'u2' in group 's2' (columns 'orgSourcedIds' and 'sourcedId') is also on "
+            f"line 3 of {enrolled}"
+        )
+        assert list(roster.frame.index) == ["e3", "e4", "s2:u3"]
+
+    def test_read_memberships_refuses_other_kinds(self, tmp_path, orgs):
+        with pytest.raises(ValueError, match="reads groups, not memberships"):
+            read_memberships([(write(tmp_path, "orgs.csv", ORGS), orgs)])
+        with pytest.raises(ValueError, match="at least one file"):
+            read_memberships([])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import ConfigError
-from sync.mapping import INSTITUTION_ROLE_TYPES, builtin_mappings, load_mapping
+from sync.mapping import INSTITUTION_ROLE_TYPES, Split, builtin_mappings, load_mapping
 
 MINIMAL = '[columns]\nsync_key = "ID"\n'
 
@@ -206,6 +206,26 @@ class TestKinds:
         assert generic.derived_key
         assert "sync_key" not in generic.required_columns()
 
+    def test_builtin_user_orgs(self):
+        """oneroster-user-orgs: users.csv's orgSourcedIds split into school memberships, parents skipped."""
+        user_orgs = load_mapping("oneroster-user-orgs")
+        assert (user_orgs.kind, user_orgs.derived_key) == ("memberships", True)
+        assert (user_orgs.columns["group"], user_orgs.columns["person"]) == ("orgSourcedIds", "sourcedId")
+        assert user_orgs.split == Split(field="group", separator=",")
+        assert user_orgs.skip_unmapped == frozenset({"role"})
+        enrollments = load_mapping("oneroster-enrollments")
+        assert user_orgs.value_maps["role"] == enrollments.value_maps["role"]
+        assert user_orgs.required_columns() == frozenset({"group", "person", "role", "status"})
+        assert user_orgs.delete_when == {"status": frozenset({"tobedeleted"})}
+        assert (enrollments.split, enrollments.skip_unmapped) == (None, frozenset())
+
+    def test_skip_unmapped_on_persons(self, tmp_path):
+        """Any value-mapped column may skip rows; its column becomes required in the header."""
+        text = '[columns]\nsync_key = "ID"\nrole = "R"\n[values.role]\nelev = "Student"\n'
+        mapping = load_mapping(mapping_file(tmp_path, text + '[rules]\nskip_unmapped = ["role"]\n'))
+        assert mapping.skip_unmapped == frozenset({"role"})
+        assert mapping.required_columns() == frozenset({"sync_key", "role"})
+
     def test_membership_role_without_map_accepts_ims_membership_roles(self, tmp_path):
         """A memberships role column without a value map must hold IMS ES membership roleTypes."""
         text = 'kind = "memberships"\n[columns]\ngroup = "G"\nperson = "P"\nrole = "R"\n'
@@ -287,6 +307,42 @@ MEMBERSHIPS = 'kind = "memberships"\n[columns]\ngroup = "G"\nperson = "P"\n'
             r"\[constants\.person\] group and person cannot both be constants",
         ),
         (GROUPS + '[rules]\nrequired = ["type"]\n', r"\[rules\.required\] names 'type'"),
+        (
+            GROUPS + 'parent = "P"\n[rules]\nsplit = { field = "parent", separator = "," }\n',
+            r"\[rules\.split\] only a memberships mapping can split",
+        ),
+        (MEMBERSHIPS + '[rules]\nsplit = "group"\n', r"\[rules\.split\] must be a table"),
+        (
+            MEMBERSHIPS + 'role = "R"\n[rules]\nsplit = { field = "role", separator = "," }\n',
+            r"\[rules\.split\.field\] 'role' cannot be split; only group or person",
+        ),
+        (
+            MEMBERSHIPS + '[rules]\nsplit = { field = "group", separator = " " }\n',
+            r"\[rules\.split\.separator\] must be a printable, non-blank string",
+        ),
+        (
+            MEMBERSHIPS + '[rules]\nsplit = { field = "group" }\n',
+            r"\[rules\.split\.separator\] must be a printable",
+        ),
+        (
+            MEMBERSHIPS + '[rules]\nsplit = { field = "group", separator = ",", max = 3 }\n',
+            r"\[rules\.split\.max\] unknown key; known: field, separator",
+        ),
+        (
+            MEMBERSHIPS + 'sync_key = "ID"\n[rules]\nsplit = { field = "group", separator = "," }\n',
+            r"\[rules\.split\] a split row makes several memberships.*remove columns\.sync_key",
+        ),
+        (
+            'kind = "memberships"\n[columns]\nperson = "P"\n[constants]\ngroup = "g"\n'
+            '[rules]\nsplit = { field = "group", separator = "," }\n',
+            r"\[rules\.split\.field\] names 'group', which \[columns\] does not map",
+        ),
+        (MEMBERSHIPS + '[rules]\nskip_unmapped = "role"\n', r"\[rules\.skip_unmapped\] must be a list"),
+        (MEMBERSHIPS + '[rules]\nskip_unmapped = ["role"]\n', r"\[rules\.skip_unmapped\] names 'role'"),
+        (
+            MEMBERSHIPS + '[rules]\nskip_unmapped = ["group"]\n',
+            r"\[rules\.skip_unmapped\] names 'group', which has no value map",
+        ),
     ],
 )
 def test_bad_kind_mapping_names_file_and_key(tmp_path, text, message):

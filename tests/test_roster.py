@@ -446,3 +446,15 @@ def test_persons_constant_fills_every_row(tmp_path):
     assert tuple(roster.frame.columns) == FRAME_COLUMNS
     assert list(roster.frame["role"]) == ["Staff", "Staff"]
     assert list(roster.frame["row"]) == [2, 4]
+
+
+class TestSkipUnmapped:
+    def test_rows_with_an_unmapped_value_are_skipped_not_rejected(self, tmp_path, generic):
+        """rules.skip_unmapped: an unknown role drops the row silently; an empty one is still rejected."""
+        mapping = replace(generic, skip_unmapped=frozenset({"role"}))
+        path = write(tmp_path, generic_rows(ROW_A, "3;cy;Cy;Ek;;vaktmester;;", "4;di;Di;Ek;;;;", ROW_B))
+        roster = read_roster(path, mapping)
+        assert list(roster.frame.index) == ["1", "2"]
+        assert list(roster.frame["row"]) == [2, 5]
+        assert reasons(roster) == [(4, "role")]
+        assert reasons(read_roster(path, generic)) == [(3, "role"), (4, "role")]

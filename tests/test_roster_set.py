@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sync.errors import ConfigError, RosterError
@@ -57,11 +58,19 @@ class TestSamples:
         assert set(members["group"]) <= set(groups.index)
         assert set(members["person"]) <= set(persons.index)
         assert set(groups["parent"]) - {""} <= set(groups.index)
-        counts = members.groupby("person").size()
+        in_class = members["file"] == str(BASE / "enrollments.csv")
+        counts = members[in_class].groupby("person").size()
         for key in persons.index[persons["role"].isin(["Student"])]:
             assert 1 <= counts.get(key, 0) <= 3, key
         teachers = ["usr-1019", "usr-1020", "usr-1021"]
         assert all(1 <= counts[key] <= 3 for key in teachers)
+        # Everybody but the parent and the guardian belongs to the school (users.csv's orgSourcedIds).
+        schools = members[~in_class]
+        assert set(schools["group"]) == {"org-ravnaas"}
+        assert set(persons.index) - set(schools["person"]) == {"usr-1024", "usr-1025"}
+        assert (schools.index == schools["group"] + ":" + schools["person"]).all()
+        assert schools.at["org-ravnaas:usr-1023", "role"] == "Administrator"
+        assert schools.at["org-ravnaas:usr-1022", "role"] == "TeachingAssistant"
 
     def test_changed_set(self):
         """The changed folder: a class renamed, one removed with its enrollments, one new, a role change."""
@@ -85,6 +94,14 @@ class TestSamples:
         assert set(members["person"]) <= set(changed.persons.frame.index)
         assert members.loc["enr-eng6-1020", "role"] == "TeachingAssistant"
         assert base.memberships.frame.loc["enr-eng6-1020", "role"] == "Instructor"
+        # Ida teaches at Lia skole too now ("org-ravnaas,org-lia"); the janitor (rejected as a person)
+        # and the leaver have no school membership; the newcomer has one; Nora's follows her new
+        # sourcedId.
+        assert members.loc["org-lia:usr-1019", "role"] == "Instructor"
+        assert "org-lia:usr-1019" not in base.memberships.frame.index
+        assert not members["person"].isin(["usr-1008", "usr-1027"]).any()
+        assert members.loc["org-ravnaas:usr-1026", "role"] == "Learner"  # the newcomer
+        assert "org-ravnaas:usr-2005" in members.index
 
 
 class TestSetFolder:
@@ -121,6 +138,33 @@ class TestSetFolder:
         assert roster_set.groups.file == str(path / "orgs.csv")
         shutil.copy(BASE / "enrollments.csv", path / "enrollments.csv")
         assert read_roster_set(path, mapping).memberships is not None
+
+    def test_several_membership_files(self, tmp_path):
+        """[[memberships]] files are read into one roster; a missing optional one contributes nothing,
+        and a file read by two entries is named once when missing."""
+        mapping = tmp_path / "set.toml"
+        mapping.write_text(
+            'kind = "set"\n[persons]\nfile = "users.csv"\nmapping = "oneroster-users"\n'
+            '[[groups]]\nfile = "orgs.csv"\nmapping = "oneroster-orgs"\n'
+            '[[memberships]]\nfile = "enrollments.csv"\nmapping = "oneroster-enrollments"\noptional = true\n'
+            '[[memberships]]\nfile = "users.csv"\nmapping = "oneroster-user-orgs"\n'
+        )
+        path = folder(tmp_path, "users.csv", "orgs.csv")
+        roster_set = read_roster_set(path, mapping)
+        assert roster_set.rejects == ()
+        assert roster_set.memberships is not None
+        assert roster_set.memberships.file == str(path / "users.csv")
+        assert len(roster_set.memberships.frame) == 23  # everybody but the parent and the guardian
+        shutil.copy(BASE / "enrollments.csv", path / "enrollments.csv")
+        both = read_roster_set(path, mapping).memberships
+        assert both is not None
+        assert both.file == f"{path / 'enrollments.csv'}, {path / 'users.csv'}"
+        assert len(both.frame) == 23 + len(pd.read_csv(BASE / "enrollments.csv"))
+        (path / "users.csv").unlink()
+        with pytest.raises(
+            RosterError, match=r": users\.csv is missing \(set mapping set names users\.csv, "
+        ):
+            read_roster_set(path, mapping)
 
     def test_file_names_ignore_letter_case(self, tmp_path):
         """An export that writes Users.csv is found by a set that names users.csv."""
@@ -162,17 +206,23 @@ class TestSetMappingFile:
         """The built-in sets name their files and load the mappings of each."""
         oneroster = load_any_mapping("oneroster")
         assert isinstance(oneroster, SetMapping)
-        assert [entry.file for entry in oneroster.entries] == list(FILES)
+        assert [entry.file for entry in oneroster.entries] == [*FILES, "users.csv"]
+        assert oneroster.files == FILES
         assert [entry.mapping.kind for entry in oneroster.entries] == [
             "persons",
             "groups",
             "groups",
             "memberships",
+            "memberships",
+        ]
+        assert [entry.mapping.name for entry in oneroster.memberships] == [
+            "oneroster-enrollments",
+            "oneroster-user-orgs",
         ]
         generic = load_any_mapping("generic-set")
         assert isinstance(generic, SetMapping)
-        assert generic.memberships is not None
-        assert generic.memberships.optional
+        assert len(generic.memberships) == 1
+        assert generic.memberships[0].optional
 
     def test_load_mapping_refuses_a_set(self):
         """load_mapping (one CSV) explains that a set needs a folder."""
@@ -238,8 +288,19 @@ class TestSetMappingFile:
             ),
             (
                 'kind = "set"\n[persons]\nfile = "u.csv"\nmapping = "generic"\n'
-                '[memberships]\nfile = "U.csv"\nmapping = "generic-memberships"\n',
-                r"\[memberships\.file\] 'U\.csv' is also the file of \[persons\]",
+                '[[memberships]]\nfile = "m.csv"\nmapping = "generic-memberships"\n'
+                '[[memberships]]\nfile = "M.csv"\nmapping = "generic-memberships"\n',
+                r"\[memberships\.2\.file\] 'M\.csv' is also the file of \[memberships\.1\]",
+            ),
+            (
+                'kind = "set"\n[persons]\nfile = "u.csv"\nmapping = "generic"\n'
+                '[[groups]]\nfile = "g.csv"\nmapping = "generic-groups"\n'
+                '[[groups]]\nfile = "G.csv"\nmapping = "generic-groups"\n',
+                r"\[groups\.2\.file\] 'G\.csv' is also the file of \[groups\.1\]",
+            ),
+            (
+                'kind = "set"\nmemberships = 3\n[persons]\nfile = "u.csv"\nmapping = "generic"\n',
+                r"\[memberships\] must be a table or an array of tables",
             ),
             (
                 'kind = "set"\ngroups = 3\n[persons]\nfile = "u.csv"\nmapping = "generic"\n',
