@@ -229,17 +229,15 @@ def _shared(
     claims: Sequence[_Claim],
 ) -> list[tuple[_Claim, BoolArray, Mapping[str, list[tuple[str, int]]]]]:
     """Per claim with values another claim holds too: the rows holding them, and where each value is."""
-    files_of: dict[str, int] = {}
-    for claim in claims:
-        for value in set(claim.values.filter(pa.array(claim.eligible)).to_pylist()):
-            files_of[value] = files_of.get(value, 0) + 1
-    shared = [value for value, files in files_of.items() if files > 1]
-    if not shared:
-        return []
-    hits = [
-        (claim, claim.eligible & _mask(pc.is_in(claim.values, value_set=pa.array(shared))))
-        for claim in claims
+    # Each file's distinct values, counted across files in Arrow: no Python object per value.
+    distinct = [
+        pc.unique(claim.values.filter(pa.array(claim.eligible))).cast(pa.large_string()) for claim in claims
     ]
+    counted = pc.value_counts(pa.chunked_array(distinct, type=pa.large_string()))
+    shared = counted.field("values").filter(pc.greater(counted.field("counts"), 1))
+    if not len(shared):
+        return []
+    hits = [(claim, claim.eligible & _mask(pc.is_in(claim.values, value_set=shared))) for claim in claims]
     where: dict[str, list[tuple[str, int]]] = {}
     for claim, mask in hits:
         for position in np.flatnonzero(mask):
