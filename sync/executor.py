@@ -439,6 +439,8 @@ class Executor:
             max_workers=self._settings.max_in_flight, thread_name_prefix="ims-es"
         ) as pool:
             for phase in phases(todo):
+                if self._halted():
+                    break  # the rest is skipped below, as never reached (not as a dependency gap)
                 runnable: list[int] = []
                 for position in phase:
                     missing = _missing_dependency(todo[position], failed)

@@ -328,6 +328,20 @@ class TestDeletes:
 
 
 class TestFaults:
+    def test_a_run_stopped_by_the_circuit_skips_the_rest_as_never_reached(
+        self, emulator_factory: Callable[..., Emulator], store: StateStore, run: Run
+    ) -> None:
+        """GMS down: the circuit opens in the groups phase; later phases are not started, and their
+        operations are skipped as never reached, not blamed on a missing group."""
+        emulator = emulator_factory(error_rate=1.0, fault_operations=frozenset({"createGroup"}))
+        results = run(emulator, first_night(), circuit_threshold=2, max_in_flight=1)
+        assert results[0][1] is Outcome.UNCONFIRMED
+        later = results[3:]
+        assert {outcome for _, outcome, _ in later} == {Outcome.SKIPPED}
+        assert {error for _, _, error in later} == {""}
+        assert [e.operation for e in emulator.history()] == []
+        assert store.person_count() == 0
+
     def test_dropped_mass_answers_are_resent_and_converge(
         self, emulator_factory: Callable[..., Emulator], store: StateStore, run: Run
     ) -> None:
