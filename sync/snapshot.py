@@ -12,11 +12,12 @@ A state directory holds `state.sqlite3`, a run lock (`state.lock`) and, while a 
   person or a group removes its memberships; renaming one moves its memberships (and a group's children).
 
 Loading the snapshot is what a plan of a million people waits on, so the state directory may also hold
-`persons.arrow`, a derived Arrow IPC copy of the persons table. It is a cache, never a source of truth:
-every change to `persons` bumps a generation counter (and a random nonce) in the same transaction, by
-SQLite triggers, and the cache is used only when its stamp equals the database's; a missing, stale or
-unreadable cache is ignored and rebuilt from SQLite (on load, and when a run that changed the snapshot
-closes the store). Groups and memberships have no cache: they load straight from SQLite.
+`persons.arrow` and `memberships.arrow`, derived Arrow IPC copies of the persons and memberships tables
+(their frame columns only). They are caches, never a source of truth: every change to a table bumps its
+own generation counter (and a random nonce) in the same transaction, by SQLite triggers, and a cache is
+used only when its stamp equals the database's; a missing, stale, foreign or unreadable cache is ignored
+and rebuilt from SQLite (on load, and when a run that changed the table closes the store). Groups (a few
+thousand rows) have no cache: they load straight from SQLite.
 
 No password is stored anywhere: the schema has no column for one and `Person` cannot carry one.
 This is the only module of the sync engine that imports sqlite3; its errors become `StateError`.
@@ -62,6 +63,7 @@ __all__ = [
     "DB_NAME",
     "LOCK_INFO_NAME",
     "LOCK_NAME",
+    "MEMBERSHIPS_CACHE_NAME",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Answer",
@@ -89,6 +91,8 @@ LOCK_NAME: Final = "state.lock"
 LOCK_INFO_NAME: Final = "state.lock.info"
 #: The derived Arrow IPC copy of the persons table (see the module docstring).
 CACHE_NAME: Final = "persons.arrow"
+#: The derived Arrow IPC copy of the memberships table (see the module docstring).
+MEMBERSHIPS_CACHE_NAME: Final = "memberships.arrow"
 
 #: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
 #: Never edit a released migration: append a new one.
@@ -202,6 +206,29 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX memberships_group_key ON memberships (group_key);
     CREATE INDEX memberships_person_key ON memberships (person_key);
+    """,
+    # The memberships' own generation, for memberships.arrow: bumped (with a new random nonce) by
+    # triggers in the very transaction that changes a membership, as persons' is. A table of its own
+    # rather than a row id = 1 of snapshot_generation: that table's CHECK (id = 0) admits no second row
+    # (SQLite cannot alter a CHECK without rebuilding the table), and the persons triggers update it
+    # without a WHERE, so a second row there would move with every person change. Apart, a membership
+    # change leaves the persons cache valid and a person change leaves the memberships cache valid.
+    """
+    CREATE TABLE membership_generation (
+        id          INTEGER PRIMARY KEY CHECK (id = 0),
+        generation  INTEGER NOT NULL,
+        nonce       INTEGER NOT NULL
+    );
+    INSERT INTO membership_generation (id, generation, nonce) VALUES (0, 0, random());
+    CREATE TRIGGER memberships_inserted AFTER INSERT ON memberships BEGIN
+        UPDATE membership_generation SET generation = generation + 1, nonce = random();
+    END;
+    CREATE TRIGGER memberships_updated AFTER UPDATE ON memberships BEGIN
+        UPDATE membership_generation SET generation = generation + 1, nonce = random();
+    END;
+    CREATE TRIGGER memberships_deleted AFTER DELETE ON memberships BEGIN
+        UPDATE membership_generation SET generation = generation + 1, nonce = random();
+    END;
     """,
 )
 
@@ -503,9 +530,9 @@ class StateStore:
         self._connection: sqlite3.Connection | None = connection
         self._file_lock = lock
         self._lock = threading.Lock()
-        # With the run lock, the stamp at open tells close() whether the snapshot changed meanwhile.
+        # With the run lock, the stamps at open tell close() which cached tables changed meanwhile.
         try:
-            self._opened_stamp = self._stamp() if lock is not None else ""
+            self._opened_stamps = self._stamps() if lock is not None else ()
         except BaseException:
             self._close()
             raise
@@ -554,16 +581,19 @@ class StateStore:
     def close(self) -> None:
         """Close the database and release the run lock; closing twice is harmless.
 
-        A store opened with the run lock whose snapshot changed since it was opened first rewrites the
-        Arrow cache, so that the next plan starts from it; a failure there is ignored (the next load
-        rebuilds the cache).
+        A store opened with the run lock first rewrites the Arrow cache of each table (persons,
+        memberships) that changed since it was opened, so that the next plan starts from it; a failure
+        there is ignored (the next load rebuilds the cache).
         """
         try:
-            if self._connection is not None and self._file_lock is not None and self._opened_stamp:
+            if self._connection is not None and self._file_lock is not None and self._opened_stamps:
                 # Only an optimisation: nothing here may keep the lock from being released.
                 with contextlib.suppress(StateError, pa.ArrowException):
-                    if self._stamp() != self._opened_stamp:
-                        self.refresh_cache()
+                    stamps = self._stamps()
+                    for cache, opened, stamp in zip(_CACHES, self._opened_stamps, stamps, strict=True):
+                        if stamp != opened:
+                            with contextlib.suppress(StateError, pa.ArrowException):
+                                self._refresh(cache)
         finally:
             self._close()
 
@@ -610,19 +640,38 @@ class StateStore:
             yield self._open_connection()
 
     @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed when the block ends, rolled back when it raises."""
+    def _transaction(self, what: str, *, bulk: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back when it raises.
+
+        `bulk` (seeding) sets a large page cache and in-memory temporary files for the transaction.
+        """
         with self._lock, self._guard(what):
             connection = self._open_connection()
-            connection.execute("BEGIN IMMEDIATE")
+            if bulk:
+                (cache_size,) = connection.execute("PRAGMA cache_size").fetchone()
+                (temp_store,) = connection.execute("PRAGMA temp_store").fetchone()
+                # The secondary indexes take their keys in random order: with SQLite's default 2 MB
+                # page cache a million memberships spend most of their time re-reading index pages.
+                connection.execute(f"PRAGMA cache_size = {_SEED_CACHE_KIB:d}")
+                # The generation triggers make each row's statement keep a statement journal (so that
+                # a failing trigger can undo it), by default in a temporary file: ~11 us a row, ~4 us
+                # in memory. Taken at the transaction's start: set it before BEGIN.
+                connection.execute("PRAGMA temp_store = MEMORY")
             try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                # SQLite may already have rolled back on its own (e.g. disk full); a failed COMMIT has not.
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    # SQLite may already have rolled back on its own (e.g. disk full); a failed COMMIT
+                    # has not.
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            finally:
+                if bulk:
+                    connection.execute(f"PRAGMA temp_store = {int(temp_store):d}")
+                    connection.execute(f"PRAGMA cache_size = {int(cache_size):d}")
 
     # --- snapshot ------------------------------------------------------------------------------
 
@@ -638,44 +687,72 @@ class StateStore:
         Raises:
             StateError: the database cannot be read.
         """
-        table, stamp, cached = self._load_table()
-        if not cached:
-            _write_cache(self.cache_path, table, stamp)
-        return _frame(table, _PERSON_COLUMNS)
+        return _frame(self._load_cached(_PERSONS_CACHE), _PERSON_COLUMNS)
 
     @property
     def cache_path(self) -> Path:
         """The derived Arrow copy of the persons table (`CACHE_NAME` in the state directory)."""
-        return self._path.parent / CACHE_NAME
+        return self._cache_path(_PERSONS_CACHE)
 
-    def _load_table(self) -> tuple[Any, str, bool]:
-        """(persons as an Arrow table sorted by sync key, its generation stamp, True when from the cache)."""
-        with self._reading("loading the snapshot") as connection:
+    @property
+    def memberships_cache_path(self) -> Path:
+        """The derived Arrow copy of the memberships (`MEMBERSHIPS_CACHE_NAME` in the state directory)."""
+        return self._cache_path(_MEMBERSHIPS_CACHE)
+
+    def _cache_path(self, cache: _Cache) -> Path:
+        return self._path.parent / cache.name
+
+    def _load_cached(self, cache: _Cache) -> Any:
+        """`cache`'s table as an Arrow table sorted by sync key; the cache is rewritten when it missed."""
+        table, stamp, cached = self._load_table(cache)
+        if not cached:
+            _write_cache(self._cache_path(cache), table, stamp, cache)
+        return table
+
+    def _load_table(self, cache: _Cache) -> tuple[Any, str, bool]:
+        """(`cache`'s table as an Arrow table sorted by sync key, its generation stamp, True when it came
+        from the cache file)."""
+        with self._reading(cache.loading) as connection:
             connection.execute("BEGIN")  # one read transaction: the stamp belongs to exactly these rows
             try:
-                stamp = _stamp(connection)
-                table = _read_cache(self.cache_path, stamp)
+                stamp = _stamp(connection, cache)
+                table = _read_cache(self._cache_path(cache), stamp, cache)
                 if table is not None:
                     return table, stamp, True
-                return _read_table(connection, _PERSONS), stamp, False
+                return _read_table(connection, cache.table), stamp, False
             finally:
                 connection.execute("COMMIT")
 
-    def _stamp(self) -> str:
+    def _stamp(self, cache: _Cache | None = None) -> str:
+        """The generation stamp of a cached table (None: the persons')."""
         with self._reading("reading the snapshot generation") as connection:
-            return _stamp(connection)
+            return _stamp(connection, cache or _PERSONS_CACHE)
+
+    def _stamps(self) -> tuple[str, ...]:
+        """The stamp of every cached table, in `_CACHES` order, read in one read transaction."""
+        with self._reading("reading the snapshot generation") as connection:
+            connection.execute("BEGIN")
+            try:
+                return tuple(_stamp(connection, cache) for cache in _CACHES)
+            finally:
+                connection.execute("COMMIT")
 
     def refresh_cache(self) -> bool:
-        """Rewrite the Arrow cache if it does not match the database; True when it was rewritten.
+        """Rewrite each Arrow cache (persons, memberships) that does not match the database; True when
+        one was rewritten.
 
         Raises:
             StateError: the database cannot be read.
         """
-        if _read_cache_stamp(self.cache_path) == self._stamp():
+        refreshed = [self._refresh(cache) for cache in _CACHES]
+        return any(refreshed)
+
+    def _refresh(self, cache: _Cache) -> bool:
+        if _read_cache_stamp(self._cache_path(cache)) == self._stamp(cache):
             return False
-        table, stamp, cached = self._load_table()
+        table, stamp, cached = self._load_table(cache)
         if not cached:
-            _write_cache(self.cache_path, table, stamp)
+            _write_cache(self._cache_path(cache), table, stamp, cache)
         return not cached
 
     def load_groups(self) -> pd.DataFrame:
@@ -692,13 +769,15 @@ class StateStore:
         """The memberships of the snapshot: index "sync_key"; columns MEMBERSHIP_FIELDS.
 
         "group" and "person" are sync keys of the snapshot's groups and persons; "active" is "true" or
-        "false". Every value is a string (pandas "str" dtype); rows are sorted by sync key. Read in
-        packed chunks like `load_persons` (no Python object per value), without a cache.
+        "false". Every value is a string (pandas "str" dtype); rows are sorted by sync key. Loaded like
+        `load_persons`: from `memberships.arrow` when its stamp (the memberships' own generation, read
+        in the same read transaction) matches, else from SQLite in packed chunks, after which the cache
+        is rewritten.
 
         Raises:
             StateError: the database cannot be read.
         """
-        return _frame(self._read_table("loading the memberships", _MEMBERSHIPS), _MEMBERSHIP_COLUMNS)
+        return _frame(self._load_cached(_MEMBERSHIPS_CACHE), _MEMBERSHIP_COLUMNS)
 
     def _read_table(self, what: str, table: _Table) -> Any:
         with self._reading(what) as connection:
@@ -791,15 +870,8 @@ class StateStore:
             (key, *values, _content_hash(values), confirmed_at, message_identifier)
             for key, *values in sorted(zip(keys, *columns, strict=True))
         )
-        with self._transaction(f"seeding the snapshot ({caller})") as connection:
-            # The secondary indexes take their keys in random order: with SQLite's default 2 MB page
-            # cache a million memberships spend most of their time re-reading index pages.
-            (cache_size,) = connection.execute("PRAGMA cache_size").fetchone()
-            connection.execute(f"PRAGMA cache_size = {_SEED_CACHE_KIB:d}")
-            try:
-                connection.executemany(table.upsert_sql, rows)
-            finally:
-                connection.execute(f"PRAGMA cache_size = {int(cache_size):d}")
+        with self._transaction(f"seeding the snapshot ({caller})", bulk=True) as connection:
+            connection.executemany(table.upsert_sql, rows)
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -1352,16 +1424,48 @@ def _frame(table: Any, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
-def _stamp(connection: sqlite3.Connection) -> str:
-    """The snapshot's generation stamp: schema version, change counter and nonce."""
-    generation, nonce = connection.execute(
-        "SELECT generation, nonce FROM snapshot_generation WHERE id = 0"
-    ).fetchone()
-    return f"{SCHEMA_VERSION}:{generation}:{nonce}"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Cache:
+    """The Arrow cache of one snapshot table: its file, the table it copies and the generation row that
+    stamps it (bumped by triggers in every transaction that changes the table)."""
+
+    name: str  # the file in the state directory; also part of the stamp
+    table: _Table
+    generation_sql: str  # (generation, nonce) of the table's generation row
+    loading: str  # what a failed load names
+    # The file's schema: exactly the table's frame columns, as text with 32-bit offsets (smaller).
+    schema: Any
 
 
-_CACHE_SCHEMA: Final = pa.schema([(name, pa.string()) for name in _PERSON_COLUMNS])  # 32-bit offsets: smaller
+def _cache(name: str, table: _Table, generation_sql: str, loading: str) -> _Cache:
+    schema = pa.schema([(column, pa.string()) for column in table.columns])
+    return _Cache(name=name, table=table, generation_sql=generation_sql, loading=loading, schema=schema)
+
+
+_PERSONS_CACHE: Final = _cache(
+    CACHE_NAME,
+    _PERSONS,
+    "SELECT generation, nonce FROM snapshot_generation WHERE id = 0",
+    "loading the snapshot",
+)
+_MEMBERSHIPS_CACHE: Final = _cache(
+    MEMBERSHIPS_CACHE_NAME,
+    _MEMBERSHIPS,
+    "SELECT generation, nonce FROM membership_generation WHERE id = 0",
+    "loading the memberships",
+)
+_CACHES: Final = (_PERSONS_CACHE, _MEMBERSHIPS_CACHE)
 _STAMP_KEY: Final = b"ims-es-sync.snapshot.generation"
+
+
+def _stamp(connection: sqlite3.Connection, cache: _Cache) -> str:
+    """A cached table's generation stamp: schema version, cache name, change counter and nonce.
+
+    The name keeps one table's cache from ever matching another's stamp; the nonce (new at every change)
+    keeps a restored backup or another state directory (same counter, other history) from matching.
+    """
+    generation, nonce = connection.execute(cache.generation_sql).fetchone()
+    return f"{SCHEMA_VERSION}:{cache.name}:{generation}:{nonce}"
 
 
 def _read_cache_stamp(path: Path) -> str | None:
@@ -1375,8 +1479,9 @@ def _read_cache_stamp(path: Path) -> str | None:
     return stamp.decode("utf-8", "replace") if stamp is not None else None
 
 
-def _read_cache(path: Path, stamp: str) -> Any:
-    """The cached persons table when the file exists, is intact and was written for `stamp`; else None.
+def _read_cache(path: Path, stamp: str, cache: _Cache) -> Any:
+    """The cached table when the file exists, is intact, has `cache`'s schema and was written for
+    `stamp`; else None.
 
     The file is memory-mapped: the frame's text columns point into it, nothing is copied. The cache is
     replaced only by rename, so a mapped file never changes under a reader.
@@ -1386,7 +1491,7 @@ def _read_cache(path: Path, stamp: str) -> Any:
         reader = pa.ipc.open_file(source)
         metadata = reader.schema.metadata or {}
         if metadata.get(_STAMP_KEY) != stamp.encode() or not reader.schema.remove_metadata().equals(
-            _CACHE_SCHEMA
+            cache.schema
         ):
             return None
         table = reader.read_all()
@@ -1397,18 +1502,18 @@ def _read_cache(path: Path, stamp: str) -> Any:
     return table
 
 
-def _write_cache(path: Path, table: Any, stamp: str) -> None:
-    """Write the cache next to the database (owner-only, atomically by rename); failures are ignored.
+def _write_cache(path: Path, table: Any, stamp: str, cache: _Cache) -> None:
+    """Write `cache` next to the database (owner-only, atomically by rename); failures are ignored.
 
-    The cache is an optimisation: a read-only state directory or a full disk costs the next load its
-    speed, never its answer.
+    Only the cache's columns are written, whatever else `table` holds. The cache is an optimisation:
+    a read-only state directory or a full disk costs the next load its speed, never its answer.
     """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        schema = _CACHE_SCHEMA.with_metadata({_STAMP_KEY: stamp.encode()})
+        schema = cache.schema.with_metadata({_STAMP_KEY: stamp.encode()})
         with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            writer.write_table(table.cast(_CACHE_SCHEMA))
+            writer.write_table(table.select(cache.schema.names).cast(cache.schema))
         temporary.replace(path)
     except (OSError, pa.ArrowException):
         with contextlib.suppress(OSError):

@@ -82,6 +82,7 @@ class TestSchema:
             "snapshot_generation",
             "groups",
             "memberships",
+            "membership_generation",
         }
 
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
@@ -726,9 +727,9 @@ class TestPersonsCache:
         stamp = store._stamp()
         planted = store.load_persons().rename(index={"k1": "from-cache"})
         table = pa.Table.from_pandas(planted.reset_index(), preserve_index=False)
-        snapshot._write_cache(state / CACHE_NAME, table, stamp)
+        snapshot._write_cache(state / CACHE_NAME, table, stamp, snapshot._PERSONS_CACHE)
         assert list(store.load_persons().index) == ["from-cache"]
-        snapshot._write_cache(state / CACHE_NAME, table, stamp + "-other")
+        snapshot._write_cache(state / CACHE_NAME, table, stamp + "-other", snapshot._PERSONS_CACHE)
         assert list(store.load_persons().index) == ["k1"]
         assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp  # rebuilt for the current stamp
 
@@ -789,7 +790,7 @@ class TestPersonsCache:
             stamp = store._stamp()
             assert snapshot._read_cache_stamp(state / CACHE_NAME) != stamp
         assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp
-        cached = snapshot._read_cache(state / CACHE_NAME, stamp)
+        cached = snapshot._read_cache(state / CACHE_NAME, stamp, snapshot._PERSONS_CACHE)
         assert cached is not None
         assert cached.column("sync_key").to_pylist() == ["k1", "k2"]
 
