@@ -51,6 +51,7 @@ from sync.models import (
     Delete,
     DeleteGroup,
     DeleteMembership,
+    FieldChange,
     Group,
     GroupOperation,
     Membership,
@@ -652,46 +653,66 @@ class Executor:
             "changePersonIdentifier",
             op.old_id,
             op.new_id,
-            lambda mid: self._client.change_person_identifier(op.old_id, op.new_id, message_id=mid),
+            lambda source, mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
             Rename(old_id=op.old_id, new_id=op.new_id),
             self._person_reader,
+            lost_targets=self._store.unconfirmed_renames,
         )
-        if _is_unknown_answer(step):
-            step = self._follow_lost_rename(
-                step,
-                targets=self._store.unconfirmed_renames(op.old_id),
-                new_id=op.new_id,
-                reader=self._person_reader,
-                rename_from=lambda source: self._step(
-                    "changePersonIdentifier",
-                    (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
-                    lambda mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
-                    lambda: [Rename(old_id=op.old_id, new_id=op.new_id)],
-                ),
-            )
-        if step.outcome is not Outcome.CONFIRMED or not op.changes:
-            return step
-        follow = self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
-        follow.attempts += step.attempts
-        return follow
+        return self._then_update(
+            step,
+            op.changes,
+            lambda: self._update(op.person, op.identity, clears=any(not c.new for c in op.changes)),
+        )
 
     def _rename(
         self,
         operation: str,
         old_id: str,
         new_id: str,
-        call: Callable[[str], Status],
+        send: Callable[[str, str], Status],
         change: SnapshotChange,
         reader: _Reader,
+        *,
+        lost_targets: Callable[[str], Sequence[str]] | None = None,
     ) -> _Step:
-        """An identifier change. "Unknown object" may mean an earlier request whose answer was lost
-        applied it already (the old id gone, the new one there): reads, journalled, decide."""
-        step = self._step(
-            operation, (RequestItem(index=0, sync_key=old_id, new_sync_key=new_id),), call, lambda: [change]
-        )
+        """An identifier change old_id -> new_id; `send(source, mid)` sends one from `source`.
+
+        "Unknown object" may mean an earlier request whose answer was lost applied it already (the
+        old id gone, the new one there): reads, journalled, decide. Failing that, with `lost_targets`
+        the object may sit under the target of an earlier rename whose answer was lost: the journal
+        names those targets; where a read finds the object under one, it is renamed from there, and
+        the snapshot moves from the old id to the new one (`change`).
+        """
+
+        def rename_from(source: str) -> _Step:
+            return self._step(
+                operation,
+                (RequestItem(index=0, sync_key=source, new_sync_key=new_id),),
+                lambda mid: send(source, mid),
+                lambda: [change],
+            )
+
+        step = rename_from(old_id)
         if _is_unknown_answer(step):
             step = self._resolve(step, reader=reader, old_gone=old_id, new_present=new_id, changes=[change])
+        if not _is_unknown_answer(step) or lost_targets is None:
+            return step
+        for lost_target in lost_targets(old_id):
+            if lost_target == new_id:
+                continue
+            read = reader(lost_target)
+            if read is not None and read[1] is not None:
+                return rename_from(lost_target)
         return step
+
+    @staticmethod
+    def _then_update(step: _Step, changes: Sequence[FieldChange], update: Callable[[], _Step]) -> _Step:
+        """After a confirmed identifier change that also changes fields: the update, attempts added up."""
+        if step.outcome is not Outcome.CONFIRMED or not changes:
+            return step
+        follow = update()
+        follow.attempts += step.attempts
+        return follow
 
     def _remove(
         self,
@@ -710,29 +731,6 @@ class Executor:
         if _is_unknown_answer(step):
             step = self._resolve(step, reader=reader, old_gone=sync_key, changes=[resolved or change])
         return step
-
-    def _follow_lost_rename(
-        self,
-        failed: _Step,
-        *,
-        targets: Sequence[str],
-        new_id: str,
-        reader: _Reader,
-        rename_from: Callable[[str], _Step],
-    ) -> _Step:
-        """The object may sit under the target of an earlier rename whose answer was lost.
-
-        The journal names those targets; where a read finds the object under one, it is renamed from
-        there to the planned id (`rename_from`), and the snapshot moves from the old id to the new one.
-        """
-        for lost_target in targets:
-            if lost_target == new_id:
-                continue
-            read = reader(lost_target)
-            if read is None or read[1] is None:
-                continue
-            return rename_from(lost_target)
-        return failed
 
     def _delete(self, op: Delete) -> _Step:
         return self._remove(
@@ -758,29 +756,12 @@ class Executor:
             "changeGroupIdentifier",
             op.old_id,
             op.new_id,
-            lambda mid: self._gms.change_group_identifier(op.old_id, op.new_id, message_id=mid),
+            lambda source, mid: self._gms.change_group_identifier(source, op.new_id, message_id=mid),
             GroupRename(old_id=op.old_id, new_id=op.new_id),
             self._group_reader,
+            lost_targets=self._store.unconfirmed_group_renames,
         )
-        if _is_unknown_answer(step):
-            # As for persons: the group may sit under the target of an earlier lost rename.
-            step = self._follow_lost_rename(
-                step,
-                targets=self._store.unconfirmed_group_renames(op.old_id),
-                new_id=op.new_id,
-                reader=self._group_reader,
-                rename_from=lambda source: self._step(
-                    "changeGroupIdentifier",
-                    (RequestItem(index=0, sync_key=source, new_sync_key=op.new_id),),
-                    lambda mid: self._gms.change_group_identifier(source, op.new_id, message_id=mid),
-                    lambda: [GroupRename(old_id=op.old_id, new_id=op.new_id)],
-                ),
-            )
-        if step.outcome is not Outcome.CONFIRMED or not op.changes:
-            return step
-        follow = self._update_group(op.group, op.identity)
-        follow.attempts += step.attempts
-        return follow
+        return self._then_update(step, op.changes, lambda: self._update_group(op.group, op.identity))
 
     def _delete_group(self, op: DeleteGroup) -> _Step:
         return self._remove(
@@ -831,15 +812,11 @@ class Executor:
             "changeMembershipIdentifier",
             op.old_id,
             op.new_id,
-            lambda mid: self._mms.change_membership_identifier(op.old_id, op.new_id, message_id=mid),
+            lambda source, mid: self._mms.change_membership_identifier(source, op.new_id, message_id=mid),
             MembershipRename(old_id=op.old_id, new_id=op.new_id),
             self._membership_reader,
         )
-        if step.outcome is not Outcome.CONFIRMED or not op.changes:
-            return step
-        follow = self._update_membership(op.membership)
-        follow.attempts += step.attempts
-        return follow
+        return self._then_update(step, op.changes, lambda: self._update_membership(op.membership))
 
     def _delete_membership(self, sync_key: str) -> _Step:
         return self._remove(
