@@ -217,6 +217,18 @@ _state_opt = click.option(
 _endpoint_opt = click.option(
     "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
 )
+_gms_opt = click.option(
+    "--gms-endpoint",
+    envvar="IMS_ES_GMS_ENDPOINT",
+    default=None,
+    help="The Group Management endpoint (default: next to --endpoint, GroupManagementService.svc).",
+)
+_mms_opt = click.option(
+    "--mms-endpoint",
+    envvar="IMS_ES_MMS_ENDPOINT",
+    default=None,
+    help="The Membership Management endpoint (default: next to --endpoint, MembershipManagementService.svc).",
+)
 _ca_bundle_opt = click.option(
     "--ca-bundle",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -552,18 +564,8 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     help="What to do with what left the roster. off: only list it; deactivate: memberships set "
     "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
 )
-@click.option(
-    "--gms-endpoint",
-    envvar="IMS_ES_GMS_ENDPOINT",
-    default=None,
-    help="The Group Management endpoint (default: next to --endpoint, GroupManagementService.svc).",
-)
-@click.option(
-    "--mms-endpoint",
-    envvar="IMS_ES_MMS_ENDPOINT",
-    default=None,
-    help="The Membership Management endpoint (default: next to --endpoint, MembershipManagementService.svc).",
-)
+@_gms_opt
+@_mms_opt
 @click.option(
     "--max-change-share",
     type=click.FloatRange(0, 1),
@@ -638,7 +640,13 @@ def run(
     _check_budget(concurrency=concurrency, max_in_flight=max_in_flight, batch_size=batch_size)
     credentials = _credentials(credentials_file)
     result = _read(roster, mapping)
-    gms_url, mms_url = _group_endpoints(result, endpoint, gms_endpoint, mms_endpoint)
+    gms_url, mms_url = _group_endpoints(
+        endpoint,
+        gms_endpoint,
+        mms_endpoint,
+        needs_gms=result.groups is not None,
+        needs_mms=result.memberships is not None,
+    )
     started = _now_iso()
     with StateStore.open(state) as store:
         the_plan = _plan(result, _snapshots(store))
@@ -739,13 +747,12 @@ def _check_budget(*, concurrency: int, max_in_flight: int, batch_size: int) -> N
 
 
 def _group_endpoints(
-    roster: Any, endpoint: str, gms_endpoint: str | None, mms_endpoint: str | None
+    endpoint: str, gms_endpoint: str | None, mms_endpoint: str | None, *, needs_gms: bool, needs_mms: bool
 ) -> tuple[str, str]:
-    """The GMS and MMS endpoint URLs a roster set needs ("" for a service it does not use)."""
+    """The GMS and MMS endpoint URLs a command needs ("" for a service it does not use): as given, or
+    derived from the PMS endpoint."""
     from sync.transport import service_urls  # noqa: PLC0415
 
-    needs_gms = roster.groups is not None
-    needs_mms = roster.memberships is not None
     if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
         try:
             derived_gms, derived_mms = service_urls(endpoint)
@@ -944,18 +951,8 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     help="With a set mapping: the roster folder, whose groups are read too (a group without members "
     "is found no other way).",
 )
-@click.option(
-    "--gms-endpoint",
-    envvar="IMS_ES_GMS_ENDPOINT",
-    default=None,
-    help="The Group Management endpoint (default: next to --endpoint).",
-)
-@click.option(
-    "--mms-endpoint",
-    envvar="IMS_ES_MMS_ENDPOINT",
-    default=None,
-    help="The Membership Management endpoint (default: next to --endpoint).",
-)
+@_gms_opt
+@_mms_opt
 def snapshot_adopt(
     state: Path,
     mapping: str,
@@ -979,7 +976,7 @@ def snapshot_adopt(
     from sync.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
     from sync.models import GROUP_FIELDS  # noqa: PLC0415
     from sync.snapshot import StateStore  # noqa: PLC0415
-    from sync.transport import GroupClient, MembershipClient, PersonClient, service_urls  # noqa: PLC0415
+    from sync.transport import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
 
     loaded = load_any_mapping(mapping)
     with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or bool(loaded.memberships))
@@ -990,12 +987,9 @@ def snapshot_adopt(
         group_identity = group_identity if group_identity in GROUP_FIELDS else ""
     else:
         identity, group_identity = loaded.identity, ""
-    if with_groups and not (gms_endpoint and mms_endpoint):
-        try:
-            derived = service_urls(endpoint)
-        except ConfigError as exc:
-            _fail(EXIT_USAGE, f"{exc}; give --gms-endpoint and --mms-endpoint")
-        gms_endpoint, mms_endpoint = gms_endpoint or derived[0], mms_endpoint or derived[1]
+    gms_url, mms_url = _group_endpoints(
+        endpoint, gms_endpoint, mms_endpoint, needs_gms=with_groups, needs_mms=with_groups
+    )
     roster_groups: list[str] = []
     if roster is not None and with_groups:
         roster_set = _read(roster, mapping)
@@ -1020,8 +1014,8 @@ def snapshot_adopt(
             )
             if with_groups:
                 with (
-                    GroupClient(url=str(gms_endpoint), **connection) as groups,
-                    MembershipClient(url=str(mms_endpoint), **connection) as memberships,
+                    GroupClient(url=gms_url, **connection) as groups,
+                    MembershipClient(url=mms_url, **connection) as memberships,
                 ):
                     found = adopt_memberships(
                         groups,
