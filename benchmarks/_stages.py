@@ -63,6 +63,7 @@ def _install() -> None:
     """Wrap the stages of `ims-sync plan` where the command looks them up."""
     import sync.cli
     import sync.diff
+    import sync.links
     import sync.report
     import sync.roster_set
     import sync.snapshot
@@ -78,8 +79,8 @@ def _install() -> None:
     _wrap(sync.roster_set, "read_memberships", fixed("read memberships"))
     for kind in ("persons", "groups", "memberships"):
         _wrap(sync.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
-    _wrap(sync.diff, "check_group_parents", fixed("links (groups)"))
-    _wrap(sync.diff, "check_membership_links", fixed("links (memberships)"))
+    _wrap(sync.links, "check_group_parents", fixed("links (groups)"))
+    _wrap(sync.links, "check_membership_links", fixed("links (memberships)"))
     _wrap(sync.diff, "plan", fixed("diff persons"))
     _wrap(sync.diff, "_plan_groups", fixed("diff groups"))
     _wrap(sync.diff, "_renamed", fixed("diff: move renamed keys"))
@@ -96,6 +97,7 @@ def main() -> int:
     # What the plan command imports lazily, imported here so its cost is a stage of its own.
     import sync.cli
     import sync.diff
+    import sync.links
     import sync.report
     import sync.roster_set
     import sync.snapshot

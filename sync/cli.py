@@ -261,25 +261,15 @@ def _read(roster_path: Path, mapping_name: str) -> Any:
 
 
 def _checked(roster: Any) -> Any:
-    """The roster set with the references between its files checked (sync.links), as a plan does."""
+    """The roster set with the references between its files checked (sync.links), as a plan does;
+    without group files, enrolments' groups live in IMS ES and only a plan (with the state) checks them."""
     import dataclasses  # noqa: PLC0415
 
-    from sync.links import check_group_parents, check_membership_links  # noqa: PLC0415
+    from sync.links import check_references  # noqa: PLC0415
 
-    groups = roster.groups
-    if groups is not None:
-        groups = check_group_parents(groups, files=groups.file)
-    memberships = roster.memberships
-    if memberships is not None:
-        memberships = check_membership_links(
-            memberships,
-            persons=roster.persons,
-            groups=groups,
-            # without group files the groups live in IMS ES: only a plan (with the snapshot) can tell
-            snapshot_groups=frozenset(memberships.frame["group"]),
-            person_files=roster.persons.file,
-            group_files=groups.file if groups is not None else "",
-        )
+    groups, memberships = check_references(
+        roster.persons, roster.groups, roster.memberships, snapshot_groups=None
+    )
     return dataclasses.replace(roster, groups=groups, memberships=memberships)
 
 

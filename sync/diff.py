@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sync.links import check_group_parents, check_membership_links
+from sync.links import check_references
 from sync.models import (
     GROUP_FIELDS,
     MEMBERSHIP_FIELDS,
@@ -450,24 +450,17 @@ def plan_set(
     person_renames = {
         op.old_id: op.new_id for op in person_plan.operations if isinstance(op, ChangeIdentifier)
     }
+    groups, memberships = check_references(
+        persons, groups, memberships, snapshot_groups=snapshots.groups.index
+    )
     group_part = _GroupPart.empty()
-    checked_groups = None
     if groups is not None:
-        checked_groups = check_group_parents(groups, files=groups.file)
-        group_part = _plan_groups(checked_groups, snapshots.groups, policy)
+        group_part = _plan_groups(groups, snapshots.groups, policy)
     membership_part = _MembershipPart.empty()
     if memberships is not None:
-        checked = check_membership_links(
-            memberships,
-            persons=persons,
-            groups=checked_groups,
-            snapshot_groups=snapshots.groups.index,
-            person_files=persons.file,
-            group_files=groups.file if groups is not None else "",
-        )
         snapshot = _renamed(snapshots.memberships, "person", person_renames)
         snapshot = _renamed(snapshot, "group", group_part.renames)
-        membership_part = _plan_memberships(checked, snapshot)
+        membership_part = _plan_memberships(memberships, snapshot)
     return Plan(
         operations=(*group_part.operations, *person_plan.operations, *membership_part.operations),
         deletions=(*membership_part.deletions, *group_part.deletions, *person_plan.deletions),

@@ -28,7 +28,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sync.models import Reject
 from sync.roster import Roster
 
-__all__ = ["check_group_parents", "check_membership_links"]
+__all__ = ["check_group_parents", "check_membership_links", "check_references"]
 
 _PARENT: Final = "parent"
 
@@ -198,3 +198,34 @@ def check_membership_links(
             _why(str(group), "group", rejected=rejected_g, marked=marked_g, where=where),
         )
     return _split(memberships, pd.Series(bad_person | bad_group, index=frame.index), reasons)
+
+
+def check_references(
+    persons: Roster,
+    groups: Roster | None,
+    memberships: Roster | None,
+    *,
+    snapshot_groups: Collection[str] | None,
+) -> tuple[Roster | None, Roster | None]:
+    """Both checks in order: group parents, then memberships against the checked groups.
+
+    Args:
+        persons, groups, memberships: a roster set's rosters (None for a kind it does not read).
+        snapshot_groups: the groups the snapshot holds, for memberships when no group file is read;
+            None when unknown (a check without state): such memberships' groups are not checked.
+
+    Returns:
+        (groups, memberships) with the rows whose references fail moved to their rejects.
+    """
+    if groups is not None:
+        groups = check_group_parents(groups, files=groups.file)
+    if memberships is not None:
+        memberships = check_membership_links(
+            memberships,
+            persons=persons,
+            groups=groups,
+            snapshot_groups=memberships.frame["group"] if snapshot_groups is None else snapshot_groups,
+            person_files=persons.file,
+            group_files=groups.file if groups is not None else "",
+        )
+    return groups, memberships
