@@ -4,7 +4,7 @@ Used by `benchmarks.plan_set` as a child process (never imported by it):
 
     python -m benchmarks._stages [--profile] -- plan FOLDER -m oneroster --state S --format json -o F
 
-The real command runs through `sync.cli.main`; the stages are timed by wrapping the functions the
+The real command runs through `sync.cli.app.main`; the stages are timed by wrapping the functions the
 command calls (in their modules, so the command's own lookups find the wrappers). Each stage's time is
 its own (self) time: a timed stage called inside another is subtracted from the outer one. What no
 stage claims (click, logging, the summary) is reported as "rest of the command". With `--profile` the
@@ -61,12 +61,12 @@ def _wrap(owner: Any, attribute: str, label: Callable[..., str]) -> None:
 
 def _install() -> None:
     """Wrap the stages of `ims-sync plan` where the command looks them up."""
-    import sync.cli
-    import sync.diff
-    import sync.links
-    import sync.report
-    import sync.roster_set
-    import sync.snapshot
+    import sync.cli.app
+    import sync.plan.diff
+    import sync.plan.links
+    import sync.read.roster_set
+    import sync.report.render
+    import sync.state.snapshot
 
     def fixed(name: str) -> Callable[..., str]:
         return lambda *_args, **_kwargs: name
@@ -74,19 +74,19 @@ def _install() -> None:
     def read_label(_path: Any, mapping: Any) -> str:
         return f"read {mapping.kind}"
 
-    _wrap(sync.roster_set, "read_roster", read_label)
-    _wrap(sync.roster_set, "read_groups", fixed("read groups"))
-    _wrap(sync.roster_set, "read_memberships", fixed("read memberships"))
+    _wrap(sync.read.roster_set, "read_roster", read_label)
+    _wrap(sync.read.roster_set, "read_groups", fixed("read groups"))
+    _wrap(sync.read.roster_set, "read_memberships", fixed("read memberships"))
     for kind in ("persons", "groups", "memberships"):
-        _wrap(sync.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
-    _wrap(sync.links, "check_group_parents", fixed("links (groups)"))
-    _wrap(sync.links, "check_membership_links", fixed("links (memberships)"))
-    _wrap(sync.diff, "plan", fixed("diff persons"))
-    _wrap(sync.diff, "_plan_groups", fixed("diff groups"))
-    _wrap(sync.diff, "_renamed", fixed("diff: move renamed keys"))
-    _wrap(sync.diff, "_plan_memberships", fixed("diff memberships"))
-    _wrap(sync.report, "render_plan", fixed("report: render"))
-    _wrap(sync.cli, "_write", fixed("report: write"))
+        _wrap(sync.state.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
+    _wrap(sync.plan.links, "check_group_parents", fixed("links (groups)"))
+    _wrap(sync.plan.links, "check_membership_links", fixed("links (memberships)"))
+    _wrap(sync.plan.diff, "plan", fixed("diff persons"))
+    _wrap(sync.plan.diff, "_plan_groups", fixed("diff groups"))
+    _wrap(sync.plan.diff, "_renamed", fixed("diff: move renamed keys"))
+    _wrap(sync.plan.diff, "_plan_memberships", fixed("diff memberships"))
+    _wrap(sync.report.render, "render_plan", fixed("report: render"))
+    _wrap(sync.cli.app, "_write", fixed("report: write"))
 
 
 def main() -> int:
@@ -95,18 +95,18 @@ def main() -> int:
     profile = args[:1] == ["--profile"]
     argv = args[args.index("--") + 1 :]
     # What the plan command imports lazily, imported here so its cost is a stage of its own.
-    import sync.cli
-    import sync.diff
-    import sync.links
-    import sync.report
-    import sync.roster_set
-    import sync.snapshot
+    import sync.cli.app
+    import sync.plan.diff
+    import sync.plan.links
+    import sync.read.roster_set
+    import sync.report.render
+    import sync.state.snapshot
 
     imported = time.perf_counter()
     out: dict[str, Any] = {"imports": imported - STARTED}
     if profile:
         profiler = cProfile.Profile()
-        code = profiler.runcall(sync.cli.main, argv)
+        code = profiler.runcall(sync.cli.app.main, argv)
         total = time.perf_counter() - imported
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
@@ -118,7 +118,7 @@ def main() -> int:
         out.update(code=code, command=total, profile=rows[:40])
     else:
         _install()
-        code = sync.cli.main(argv)
+        code = sync.cli.app.main(argv)
         total = time.perf_counter() - imported
         out.update(code=code, command=total, stages=_seconds, rss_mb=_rss_mb, peak_rss_mb=_peak_rss_mb())
     print(json.dumps(out))

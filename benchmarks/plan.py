@@ -34,7 +34,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
 from benchmarks._measure import ROOT, Measured, machine, run_measured
-from sync.snapshot import CACHE_NAME
+from sync.state.snapshot import CACHE_NAME
 
 MAPPING = "oneroster-users"
 HEADER = [
@@ -176,9 +176,9 @@ def seed_snapshot(csv_path: Path, state: Path, seed: int) -> tuple[int, int, int
     """Seed `state` with the roster's people, 1 % changed; return (updates, creates, deletions) planted."""
     import pandas as pd
 
-    from sync.mapping import load_mapping
-    from sync.roster import read_roster
-    from sync.snapshot import StateStore
+    from sync.read.mapping import load_mapping
+    from sync.read.roster import read_roster
+    from sync.state.snapshot import StateStore
 
     frame = read_roster(csv_path, load_mapping(MAPPING)).frame.drop(columns=["password", "row", "delete"])
     n = len(frame)

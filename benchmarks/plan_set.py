@@ -209,8 +209,8 @@ def seed_set(folder: Path, state: Path, seed: int) -> Planted:
     """Seed `state` from the folder, read through the project's own reader, about 1 % of each kind changed."""
     import pandas as pd
 
-    from sync.roster_set import read_roster_set
-    from sync.snapshot import StateStore
+    from sync.read.roster_set import read_roster_set
+    from sync.state.snapshot import StateStore
 
     roster = read_roster_set(folder, MAPPING)
     assert roster.groups is not None

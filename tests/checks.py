@@ -13,7 +13,7 @@ import pytest
 
 from sync.emulator import Emulator
 from sync.models import PERSON_FIELDS, Person
-from sync.snapshot import DB_NAME, StateStore
+from sync.state.snapshot import DB_NAME, StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 HEADER: Final = [

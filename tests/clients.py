@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sync.emulator import Emulator
+from sync.ims.transport import ServiceClient
 from sync.models import Status
-from sync.transport import ServiceClient
 
 C = TypeVar("C", bound=ServiceClient)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sync.emulator import Emulator
+from sync.ims.transport import PersonClient, Timeouts
 from sync.models import Person
-from sync.transport import PersonClient, Timeouts
 from tests.conftest import PASSWORD, USERNAME
 
 

@@ -2,7 +2,7 @@
 
 Run as `python -m tests.forkserver`. It imports the sync engine once, prints `ready`, then reads one
 JSON command a line on stdin: `{"id", "argv", "env", "stdout", "stderr"}`. For each it forks a child
-that runs `sync.cli.main(argv)` exactly as the `ims-sync` console script does (its own process, its
+that runs `sync.cli.app.main(argv)` exactly as the `ims-sync` console script does (its own process, its
 own signal handlers, output to the given files) and prints `{"id", "pid"}`; when a child ends it
 prints `{"exit": pid, "code": exit code (negative: killed by that signal)}`. The server stays single
 threaded, so forking is safe. `ForkServer` is the test side.
@@ -38,7 +38,7 @@ def _child(command: dict[str, Any]) -> None:
         # A fresh process gets default signal dispositions: SIGINT raises KeyboardInterrupt, SIGTERM kills.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        from sync.cli import main  # already imported by the server: no cost
+        from sync.cli.app import main  # already imported by the server: no cost
 
         code = main(command["argv"])
     finally:
@@ -51,16 +51,16 @@ def _child(command: dict[str, Any]) -> None:
 
 def serve() -> None:
     """The server loop: fork a child per command line, report pids and exit codes on stdout."""
-    import sync.cli  # the costly imports, once
-    import sync.diff
-    import sync.executor
-    import sync.mapping
-    import sync.report
-    import sync.roster
-    import sync.snapshot
-    import sync.transport
+    import sync.cli.app  # the costly imports, once
+    import sync.ims.transport
+    import sync.plan.diff
+    import sync.read.mapping
+    import sync.read.roster
+    import sync.report.render
+    import sync.send.executor
+    import sync.state.snapshot
 
-    sync.transport._bundled_wsdl()  # parse the WSDL once; children inherit it
+    sync.ims.transport._bundled_wsdl()  # parse the WSDL once; children inherit it
 
     def say(message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message) + "\n")

@@ -17,7 +17,7 @@ import pytest
 from lxml import etree
 
 from sync.emulator import Exchange
-from sync.xsd import XS, load_wsdl_schema, safe_parser
+from sync.ims.xsd import XS, load_wsdl_schema, safe_parser
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -54,7 +54,7 @@ _GMS_MESS: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSch
 _GMS_DATA: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
 #: Where the official GMS data schema imports the official common schema from (mapped to the local copy).
 _OFFICIAL_COMMON_URL: Final = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0.xsd"
-_BUNDLED_GMS: Final = Path(__file__).resolve().parents[1] / "sync" / "wsdl" / "gms.wsdl"
+_BUNDLED_GMS: Final = Path(__file__).resolve().parents[1] / "sync" / "ims" / "wsdl" / "gms.wsdl"
 # Validators keep their error log on the object, and taps run in the server's threads.
 _lock = threading.Lock()
 
@@ -79,7 +79,7 @@ def mms_schema() -> etree.XMLSchema:
 
 @functools.cache
 def gms_schema() -> etree.XMLSchema:
-    """Our own GMS message schemas (sync/wsdl/gms.wsdl): itslearning publishes none."""
+    """Our own GMS message schemas (sync/ims/wsdl/gms.wsdl): itslearning publishes none."""
     return load_wsdl_schema(_BUNDLED_GMS)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sync.models import Outcome, Status
-from sync.snapshot import DB_NAME, Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.snapshot import DB_NAME, Answer, ItemAnswer, RequestItem, SentRequest
 
 T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from sync.models import Person
-from sync.report import ReportMeta
+from sync.report.render import ReportMeta
 
 PASSWORD = "Zq7!known-Pa55w0rd"
 SCRIPT = "<script>alert(1)</script>"

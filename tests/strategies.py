@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from sync.diff import SNAPSHOT_COLUMNS
 from sync.models import PERSON_FIELDS, Reject
-from sync.roster import FRAME_COLUMNS, Roster
+from sync.plan.diff import SNAPSHOT_COLUMNS
+from sync.read.roster import FRAME_COLUMNS, Roster
 
 #: One person's values: "identity" and the PERSON_FIELDS, all text.
 Values = Mapping[str, str]

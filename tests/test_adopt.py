@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from sync.adopt import adopt
-from sync.diff import plan
 from sync.emulator import Emulator
-from sync.mapping import load_mapping
+from sync.ims.transport import PersonClient
 from sync.models import Person
-from sync.roster import read_roster
-from sync.snapshot import StateStore
-from sync.transport import PersonClient
+from sync.plan.diff import plan
+from sync.read.mapping import load_mapping
+from sync.read.roster import read_roster
+from sync.state.adopt import adopt
+from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 

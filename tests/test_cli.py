@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_USAGE, main
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_USAGE, main
 from sync.emulator import Emulator
 from sync.models import Person
-from sync.snapshot import StateStore
+from sync.state.snapshot import StateStore
 from tests.checks import person_row, write_roster
 from tests.conftest import PASSWORD, USERNAME
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
 from sync.emulator import Emulator
-from sync.snapshot import StateStore
+from sync.state.snapshot import StateStore
 from tests.checks import oneroster_memberships
 from tests.conftest import PASSWORD, USERNAME
 

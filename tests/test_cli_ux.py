@@ -20,10 +20,10 @@ import click
 import pytest
 
 from sync import __version__
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from sync.clidoc import BEGIN, END, commands, options_reference
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.clidoc import BEGIN, END, commands, options_reference
 from sync.emulator import Emulator
-from sync.mapping import load_mapping
+from sync.read.mapping import load_mapping
 from tests.checks import CREDENTIALS, person_row, run_args, set_credentials, write_roster
 from tests.conftest import PASSWORD
 
@@ -502,10 +502,12 @@ class TestDocs:
             if flag.startswith("--") and f"`{flag}`" not in doc
         ]
         assert not missing, (
-            f"undocumented options {missing}: run `python -m sync.clidoc docs/configuration.md`"
+            f"undocumented options {missing}: run `python -m sync.cli.clidoc docs/configuration.md`"
         )
         generated = doc[doc.index(BEGIN) + len(BEGIN) : doc.index(END)].strip()
-        assert generated == options_reference().strip(), "run `python -m sync.clidoc docs/configuration.md`"
+        assert generated == options_reference().strip(), (
+            "run `python -m sync.cli.clidoc docs/configuration.md`"
+        )
 
     def test_every_message_is_in_troubleshooting(self) -> None:
         """Each listed message fragment appears in troubleshooting.md and still in the code under sync/."""

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import EXIT_USAGE, main
-from sync.config import load_config_file, load_credentials
+from sync.cli.app import EXIT_USAGE, main
+from sync.cli.config import load_config_file, load_credentials
 from sync.errors import ConfigError
-from sync.mapping import load_mapping
+from sync.read.mapping import load_mapping
 
 ROSTER = Path(__file__).resolve().parents[1] / "samples" / "oneroster" / "users.csv"
 MINIMAL = '[columns]\nsync_key = "ID"\n'

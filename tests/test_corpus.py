@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import EXIT_FAILED, main
+from sync.cli.app import EXIT_FAILED, main
 from sync.emulator import Emulator
 from sync.errors import RosterError
-from sync.mapping import load_mapping
-from sync.roster import MAX_VALUE_LENGTH, ROW_FIELD, read_roster
-from sync.snapshot import StateStore
+from sync.read.mapping import load_mapping
+from sync.read.roster import MAX_VALUE_LENGTH, ROW_FIELD, read_roster
+from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

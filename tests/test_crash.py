@@ -18,10 +18,10 @@ from typing import Final
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.emulator.tls import TlsMaterial
-from sync.snapshot import StateStore
+from sync.state.snapshot import StateStore
 from tests.checks import (
     as_fields,
     duplicates,

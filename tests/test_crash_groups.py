@@ -16,10 +16,10 @@ from typing import Final
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK
+from sync.cli.app import EXIT_FAILED, EXIT_OK
 from sync.emulator.store import Event
-from sync.reconcile import Flag, reconcile
-from sync.snapshot import StateStore
+from sync.state.reconcile import Flag, reconcile
+from sync.state.snapshot import StateStore
 from tests.checks import (
     emulator_file_message_ids,
     emulator_file_persons,

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
-from sync.diff import DiffPolicy, apply_plan, empty_snapshot, plan
 from sync.models import (
     PERSON_FIELDS,
     ChangeIdentifier,
@@ -20,7 +19,8 @@ from sync.models import (
     Reject,
     Update,
 )
-from sync.roster import Roster
+from sync.plan.diff import DiffPolicy, apply_plan, empty_snapshot, plan
+from sync.read.roster import Roster
 from tests.strategies import (
     make_roster,
     roster_and_snapshot,

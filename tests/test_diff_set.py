@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sync.diff import GROUP_SNAPSHOT_COLUMNS, MEMBERSHIP_SNAPSHOT_COLUMNS, Snapshots, empty_snapshot, plan_set
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
@@ -27,9 +26,16 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.ordering import deletion_operations, phases
-from sync.roster import Roster
-from sync.safety import SafetyLimits, check_limits
+from sync.plan.diff import (
+    GROUP_SNAPSHOT_COLUMNS,
+    MEMBERSHIP_SNAPSHOT_COLUMNS,
+    Snapshots,
+    empty_snapshot,
+    plan_set,
+)
+from sync.plan.ordering import deletion_operations, phases
+from sync.plan.safety import SafetyLimits, check_limits
+from sync.read.roster import Roster
 from tests.strategies import make_roster, snapshot_frame
 
 Values = Mapping[str, str]

@@ -24,8 +24,8 @@ from structlog.testing import capture_logs
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.command import emulator as emulator_command
 from sync.errors import ConfigError
+from sync.ims.xsd import safe_parser
 from sync.models import Person, Status
-from sync.xsd import safe_parser
 from tests.conftest import PASSWORD, USERNAME, ExchangeLog
 from tests.itslearning import EXAMPLES_DIR, requires_itslearning
 

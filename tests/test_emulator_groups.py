@@ -14,7 +14,7 @@ from lxml import etree
 
 from sync.emulator import Emulator, Group, Membership
 from sync.errors import ConfigError
-from sync.xsd import safe_parser
+from sync.ims.xsd import safe_parser
 from tests.conftest import PASSWORD, USERNAME
 from tests.itslearning import IMSGLOBAL_DIR, ITSLEARNING_WSDL_DIR, validate_group
 

@@ -11,10 +11,10 @@ import structlog
 from structlog.testing import capture_logs
 
 from sync.emulator import Emulator
-from sync.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.ims.transport import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
-from sync.snapshot import StateStore
-from sync.transport import PersonClient
+from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 from tests.executing import client_for, person
 

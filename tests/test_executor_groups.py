@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync.emulator import Emulator
-from sync.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeMembershipIdentifier,
@@ -29,8 +29,8 @@ from sync.models import (
     Person,
     UpdateMembership,
 )
-from sync.snapshot import StateStore
-from sync.transport import GroupClient, MembershipClient, PersonClient, Timeouts
+from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_wait=0.01, max_wait=0.02, jitter=0.0)

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
 from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
-from sync.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.ims.transport import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
-from sync.snapshot import RequestItem, SentRequest, StateStore
-from sync.transport import PersonClient
+from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.state.snapshot import RequestItem, SentRequest, StateStore
 from tests.checks import (
     as_fields,
     duplicates,

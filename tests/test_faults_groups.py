@@ -21,10 +21,10 @@ from typing import Any, Final
 
 import pytest
 
-from sync.cli import EXIT_FAILED, EXIT_OK, main
+from sync.cli.app import EXIT_FAILED, EXIT_OK, main
 from sync.emulator import Emulator
 from sync.emulator.store import Event
-from sync.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts
 from sync.models import (
     ChangeGroupIdentifier,
     Create,
@@ -41,9 +41,9 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.reconcile import Flag, reconcile
-from sync.snapshot import DB_NAME, RequestItem, SentRequest, StateStore
-from sync.transport import GroupClient, MembershipClient, PersonClient, Timeouts
+from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.state.reconcile import Flag, reconcile
+from sync.state.snapshot import DB_NAME, RequestItem, SentRequest, StateStore
 from tests.checks import (
     duplicates,
     expected_persons,

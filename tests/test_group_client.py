@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from sync import transport
 from sync.emulator import Emulator
 from sync.errors import AuthenticationError, ConfigError, ProtocolError, TransientError
-from sync.models import Group, Membership, Person, Status
-from sync.transport import (
+from sync.ims import transport
+from sync.ims.transport import (
     GMS_DATA,
     GMS_MESS,
     GMS_SPEC,
@@ -28,6 +27,7 @@ from sync.transport import (
     new_message_id,
     service_urls,
 )
+from sync.models import Group, Membership, Person, Status
 from tests.clients import connect, minor
 
 SCHOOL = Group(sync_key="SCH-1", name="North School", type="School")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.mapping import ColumnMapping, load_mapping
 from sync.models import GROUP_FIELDS, MEMBERSHIP_FIELDS
-from sync.roster import (
+from sync.read.mapping import ColumnMapping, load_mapping
+from sync.read.roster import (
     GROUP_FRAME_COLUMNS,
     MEMBERSHIP_FRAME_COLUMNS,
     ROW_FIELD,

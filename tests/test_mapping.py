@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import ConfigError
-from sync.mapping import INSTITUTION_ROLE_TYPES, Split, builtin_mappings, load_mapping
+from sync.read.mapping import INSTITUTION_ROLE_TYPES, Split, builtin_mappings, load_mapping
 
 MINIMAL = '[columns]\nsync_key = "ID"\n'
 

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from sync import transport
 from sync.emulator import Emulator
 from sync.emulator.store import Membership as HeldMembership
 from sync.emulator.store import Store
 from sync.errors import AuthenticationError, ProtocolError, RejectedError, TransientError
-from sync.models import Group, Membership, Person
-from sync.transport import (
+from sync.ims import transport
+from sync.ims.transport import (
     COMMON,
     MMS_DATA,
     MMS_MESS,
@@ -29,6 +28,7 @@ from sync.transport import (
     PersonClient,
     RequestBody,
 )
+from sync.models import Group, Membership, Person
 from tests.clients import connect, minor
 from tests.conftest import ExchangeLog
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sync.models import Outcome, Person, Status
-from sync.reconcile import Flag, ReconcileRow, reconcile, reconcile_summary
-from sync.snapshot import (
+from sync.state.reconcile import Flag, ReconcileRow, reconcile, reconcile_summary
+from sync.state.snapshot import (
     Answer,
     ItemAnswer,
     JournalEntry,

@@ -31,8 +31,7 @@ from sync.models import (
     Status,
     Update,
 )
-from sync.reconcile import reconcile
-from sync.report import (
+from sync.report.render import (
     FORMATS,
     ReportMeta,
     frame_to_csv,
@@ -43,7 +42,8 @@ from sync.report import (
     render_run,
     run_to_dict,
 )
-from sync.snapshot import JournalEntry, JournalItemRow
+from sync.state.reconcile import reconcile
+from sync.state.snapshot import JournalEntry, JournalItemRow
 from tests.reports import (
     PASSWORD,
     SCRIPT,

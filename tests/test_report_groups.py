@@ -37,7 +37,7 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.report import (
+from sync.report.render import (
     _DESCRIPTIONS,
     _OP_LABELS,
     _PERSON_LABELS,
@@ -122,7 +122,7 @@ def fixture_plan() -> Plan:
 
 
 def _sent_deletions(plan: Plan, mode: DeletesMode) -> list[Operation]:
-    """What a run sends of the deletion candidates under `--deletes mode` (as sync.ordering decides)."""
+    """What a run sends of the deletion candidates under `--deletes mode` (as sync.plan.ordering decides)."""
     if mode is DeletesMode.OFF:
         return []
     if mode is DeletesMode.DELETE:

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.errors import RosterError
-from sync.mapping import ColumnMapping, load_mapping
 from sync.models import PERSON_FIELDS
-from sync.roster import (
+from sync.read.mapping import ColumnMapping, load_mapping
+from sync.read.roster import (
     _WHITESPACE,
     FRAME_COLUMNS,
     ROW_FIELD,

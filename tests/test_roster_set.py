@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from sync.errors import ConfigError, RosterError
-from sync.mapping import SetMapping, load_any_mapping, load_mapping
-from sync.roster import FRAME_COLUMNS, GROUP_FRAME_COLUMNS, MEMBERSHIP_FRAME_COLUMNS
-from sync.roster_set import RosterSet, read_roster_set
+from sync.read.mapping import SetMapping, load_any_mapping, load_mapping
+from sync.read.roster import FRAME_COLUMNS, GROUP_FRAME_COLUMNS, MEMBERSHIP_FRAME_COLUMNS
+from sync.read.roster_set import RosterSet, read_roster_set
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 BASE = SAMPLES / "oneroster"

@@ -15,16 +15,16 @@ from typing import Any, Final
 import pytest
 from lxml import etree
 
-from sync.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from sync.config import Credentials, load_credentials
+from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.config import Credentials, load_credentials
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.soap import MESS, response_envelope
 from sync.emulator.tls import TlsMaterial
 from sync.errors import ConfigError, ProtocolError
-from sync.executor import Executor
+from sync.ims.transport import PersonClient, UsernameTokenSecurity
 from sync.models import CodeMajor, Create, Person, Severity, Status
-from sync.snapshot import StateStore
-from sync.transport import PersonClient, UsernameTokenSecurity
+from sync.send.executor import Executor
+from sync.state.snapshot import StateStore
 from tests.checks import (
     journal_problems,
     person_row,

@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
-from sync import snapshot
 from sync.errors import StateError, StateLockedError
 from sync.models import PERSON_FIELDS, Outcome, Person, Status, person_hash
-from sync.snapshot import (
+from sync.state import snapshot
+from sync.state.snapshot import (
     CACHE_NAME,
     DB_NAME,
     LOCK_INFO_NAME,
@@ -206,7 +206,7 @@ class TestLock:
             import sys
             from datetime import UTC, datetime
             from pathlib import Path
-            from sync.snapshot import RequestItem, SentRequest, StateStore
+            from sync.state.snapshot import RequestItem, SentRequest, StateStore
             store = StateStore.open(Path({str(state)!r}))
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(SentRequest(run_id=run_id, message_identifier="m-killed",

@@ -13,10 +13,10 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
-from sync import snapshot
 from sync.errors import StateError
 from sync.models import MEMBERSHIP_FIELDS, Group, Membership, Person
-from sync.snapshot import (
+from sync.state import snapshot
+from sync.state.snapshot import (
     CACHE_NAME,
     DB_NAME,
     MEMBERSHIPS_CACHE_NAME,

@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sync import snapshot
 from sync.errors import StateError
 from sync.models import GROUP_FIELDS, MEMBERSHIP_FIELDS, Group, Membership, Outcome, Person, Status
-from sync.report import frame_to_csv
-from sync.snapshot import (
+from sync.report.render import frame_to_csv
+from sync.state import snapshot
+from sync.state.snapshot import (
     DB_NAME,
     MIGRATIONS,
     SCHEMA_VERSION,

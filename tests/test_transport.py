@@ -11,8 +11,8 @@ import pytest
 
 from sync.emulator import Emulator
 from sync.errors import AuthenticationError, CertificateError, ProtocolError, TransientError
+from sync.ims.transport import PersonClient, Timeouts, new_message_id
 from sync.models import Person, Status
-from sync.transport import PersonClient, Timeouts, new_message_id
 
 ANN = Person(
     sync_key="S-1",

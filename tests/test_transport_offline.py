@@ -35,8 +35,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.models import Person, Status
-from sync.transport import (
+from sync.ims.transport import (
     BIND,
     BUNDLED_WSDL,
     COMMON,
@@ -54,7 +53,8 @@ from sync.transport import (
     new_message_id,
     translate_exception,
 )
-from sync.xsd import load_wsdl_schema, safe_parser
+from sync.ims.xsd import load_wsdl_schema, safe_parser
+from sync.models import Person, Status
 
 SHARED: Final = Path(__file__).resolve().parents[2] / "shared"
 ITSLEARNING: Final = SHARED / "ims-es" / "wsdl" / "itslearning"
@@ -276,7 +276,7 @@ CALLS: Final[Mapping[str, Callable[[PersonClient], object]]] = {
 
 
 class TestWsdl:
-    """sync/wsdl/pms.wsdl: loadable by both consumers, and without what would change the wire format."""
+    """sync/ims/wsdl/pms.wsdl: loadable by both consumers, and without what would change the wire format."""
 
     def test_compiles_with_load_wsdl_schema(self) -> None:
         """The emulator's validator compiles our WSDL's inline schemas and validates with them."""

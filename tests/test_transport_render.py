@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from sync import transport
+from sync.ims import transport
+from sync.ims.transport import PersonClient
 from sync.models import Person
-from sync.transport import PersonClient
 
 URL: Final = "https://ims.example.test/PersonManagementService.svc"
 ALL_OPERATIONS: Final = frozenset(

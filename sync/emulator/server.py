@@ -27,8 +27,8 @@ import structlog
 from lxml import etree
 
 from sync.errors import ConfigError
+from sync.ims.xsd import safe_parser
 from sync.models import Person
-from sync.xsd import safe_parser
 
 from .groups import GROUP_OPERATIONS, GroupService
 from .memberships import MEMBERSHIP_OPERATIONS, MembershipService

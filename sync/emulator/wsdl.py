@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from sync.xsd import load_wsdl_schema, safe_parser
+from sync.ims.xsd import load_wsdl_schema, safe_parser
 
 __all__ = [
     "EXTENDED_PATH",
@@ -140,13 +140,13 @@ class Catalog:
 
 @functools.cache
 def _load(name: str) -> ServiceDescription:
-    resource = importlib.resources.files("sync") / "wsdl" / name
+    resource = importlib.resources.files("sync.ims") / "wsdl" / name
     with importlib.resources.as_file(resource) as path:
         return ServiceDescription.load(path)
 
 
 def bundled_description() -> ServiceDescription:
-    """Our own PMS WSDL, `sync/wsdl/pms.wsdl` (package data), loaded once per process."""
+    """Our own PMS WSDL, `sync/ims/wsdl/pms.wsdl` (package data), loaded once per process."""
     return _load("pms.wsdl")
 
 

@@ -3,7 +3,7 @@
 The guess is a draft for an administrator to review, never a silent decision: every guessed role value
 carries a TODO comment, values it cannot place are left commented out (their rows are rejected until
 someone maps them), and columns it could not place are listed. The result always loads with
-`sync.mapping.load_mapping`.
+`sync.read.mapping.load_mapping`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from sync.errors import RosterError
-from sync.mapping import DELIMITERS, INSTITUTION_ROLE_TYPES
+from sync.read.mapping import DELIMITERS, INSTITUTION_ROLE_TYPES
 
 __all__ = [
     "MappingGuess",

@@ -26,7 +26,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type in
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.models import Reject
-from sync.roster import Roster
+from sync.read.roster import Roster
 
 __all__ = ["check_group_parents", "check_membership_links", "check_references"]
 

@@ -56,12 +56,12 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.reconcile import reconcile_summary
+from sync.state.reconcile import reconcile_summary
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sync.reconcile import ReconcileRow
+    from sync.state.reconcile import ReconcileRow
 
 __all__ = [
     "FORMATS",
@@ -834,7 +834,7 @@ def render_reconcile(rows: Sequence[ReconcileRow], *, fmt: ReconcileFormat | str
     """Render `reconcile` rows: every journalled request, its answer and its flags.
 
     Args:
-        rows: from `sync.reconcile.reconcile`, in sent order.
+        rows: from `sync.state.reconcile.reconcile`, in sent order.
         fmt: "table" (aligned text for a terminal, one line per request, then the counts), "json"
             (`{"summary": ..., "requests": [...]}` with every item) or "csv" (neutralised).
 
@@ -1371,7 +1371,7 @@ def _e(value: object) -> str:
 
 @cache
 def _asset(name: str) -> str:
-    return (resources.files("sync") / "templates" / name).read_text(encoding="utf-8")
+    return (resources.files("sync.report") / "templates" / name).read_text(encoding="utf-8")
 
 
 def _csp_hash(text: str) -> str:

@@ -4,7 +4,7 @@ Each operation is one object's work (a changeIdentifier may be followed by an up
 object), so per-object order holds inside a worker while different objects run concurrently. At
 most `max_in_flight` objects are unanswered at any time: itslearning asks for fewer than 10.
 
-Operations run in phases (sync.ordering): groups parents first, persons, memberships, then deletions
+Operations run in phases (sync.plan.ordering): groups parents first, persons, memberships, then deletions
 the other way round. An operation whose group, parent or person was not confirmed by an earlier
 phase of the run is skipped, not sent: IMS ES would refuse it anyway.
 
@@ -40,6 +40,7 @@ from sync.errors import (
     TransientError,
     UnmatchedAnswerError,
 )
+from sync.ims.transport import MassReply, new_message_id
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
@@ -66,8 +67,8 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.ordering import phases
-from sync.snapshot import (
+from sync.plan.ordering import phases
+from sync.state.snapshot import (
     Answer,
     GroupRemove,
     GroupRename,
@@ -84,7 +85,6 @@ from sync.snapshot import (
     StateStore,
     Upsert,
 )
-from sync.transport import MassReply, new_message_id
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -105,7 +105,7 @@ MAX_BATCH_SIZE: Final = 50
 
 
 class PersonService(Protocol):
-    """What the executor needs of an IMS ES PMS client (`sync.transport.PersonClient` is one)."""
+    """What the executor needs of an IMS ES PMS client (`sync.ims.transport.PersonClient` is one)."""
 
     def create_person(self, person: Person, *, password: str = "", message_id: str | None = None) -> Status:
         """createPerson."""
@@ -139,7 +139,7 @@ class PersonService(Protocol):
 
 
 class GroupService(Protocol):
-    """What the executor needs of an IMS ES GMS client (`sync.transport.GroupClient` is one)."""
+    """What the executor needs of an IMS ES GMS client (`sync.ims.transport.GroupClient` is one)."""
 
     def create_group(self, group: Group, *, message_id: str | None = None) -> Status:
         """createGroup."""
@@ -167,7 +167,7 @@ class GroupService(Protocol):
 
 
 class MembershipService(Protocol):
-    """What the executor needs of an IMS ES MMS client (`sync.transport.MembershipClient` is one)."""
+    """What the executor needs of an IMS ES MMS client (`sync.ims.transport.MembershipClient` is one)."""
 
     def create_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
         """createMembership."""
@@ -406,7 +406,7 @@ class Executor:
         self._circuit = _Circuit(settings.circuit_threshold)
         self._fatal: RemoteError | None = None
         self._fatal_lock = threading.Lock()
-        self._log = structlog.get_logger("sync.executor").bind(run_id=run_id)
+        self._log = structlog.get_logger("sync.send.executor").bind(run_id=run_id)
 
     @property
     def _gms(self) -> GroupService:
@@ -425,7 +425,7 @@ class Executor:
     def run(self, operations: Sequence[Operation]) -> ExecutionReport:
         """Execute `operations` (deletions only when settings.deletes) and return their results in order.
 
-        The operations run in phases (sync.ordering.phases); inside a phase, work is handed out in
+        The operations run in phases (sync.plan.ordering.phases); inside a phase, work is handed out in
         units (one operation, or a batch for a mass request) while the objects in flight stay within
         `max_in_flight`.
         """

@@ -31,8 +31,8 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
 from sync.errors import RosterError
-from sync.mapping import DELIMITERS, MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH, ColumnMapping
 from sync.models import GROUP_FIELDS, MEMBERSHIP_FIELDS, PERSON_FIELDS, Reject
+from sync.read.mapping import DELIMITERS, MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH, ColumnMapping
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -104,7 +104,7 @@ def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
 
     Args:
         path: the CSV file.
-        mapping: how to read it (see `sync.mapping.load_mapping`).
+        mapping: how to read it (see `sync.read.mapping.load_mapping`).
 
     Raises:
         RosterError: the file as a whole cannot be read: missing, not decodable in the mapping's

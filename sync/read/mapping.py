@@ -230,7 +230,7 @@ def _mappings_dir() -> Path:
     if packaged.is_dir():
         # An installed wheel carries the built-ins inside the package (pyproject force-include).
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[1] / "mappings"
+    return Path(__file__).resolve().parents[2] / "mappings"
 
 
 def builtin_mappings() -> dict[str, Path]:
@@ -250,7 +250,7 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
 
     Raises:
         ConfigError: the mapping does not exist or is invalid, or it is a set mapping (read those
-            with `sync.roster_set.read_roster_set`); the message names the file and the key.
+            with `sync.read.roster_set.read_roster_set`); the message names the file and the key.
     """
     mapping = load_any_mapping(name_or_path)
     if isinstance(mapping, SetMapping):

@@ -22,8 +22,9 @@ from typing import Final, Protocol, TypeVar
 import structlog
 
 from sync.errors import RemoteError
+from sync.ims.transport import Page, new_message_id
 from sync.models import Group, Membership, Outcome, Person, Status
-from sync.snapshot import (
+from sync.state.snapshot import (
     Answer,
     GroupUpsert,
     ItemAnswer,
@@ -34,7 +35,6 @@ from sync.snapshot import (
     StateStore,
     Upsert,
 )
-from sync.transport import Page, new_message_id
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -52,11 +52,11 @@ _T = TypeVar("_T")
 #: itslearning answers readAllPersons with at most 100 persons a page.
 MAX_PAGE_SIZE: Final = 100
 
-_log = structlog.get_logger("sync.adopt")
+_log = structlog.get_logger("sync.state.adopt")
 
 
 class PageReader(Protocol):
-    """What adoption needs of an IMS ES client (`sync.transport.PersonClient` is one)."""
+    """What adoption needs of an IMS ES client (`sync.ims.transport.PersonClient` is one)."""
 
     def read_all_persons(
         self, *, page_index: int, page_size: int = 100, message_id: str | None = None
@@ -178,7 +178,7 @@ def adopt(
 
 
 class GroupReader(Protocol):
-    """What group adoption needs of a GMS client (`sync.transport.GroupClient` is one)."""
+    """What group adoption needs of a GMS client (`sync.ims.transport.GroupClient` is one)."""
 
     def read_group(self, sync_key: str, *, message_id: str | None = None) -> tuple[Status, Group | None]:
         """readGroup."""
@@ -186,7 +186,7 @@ class GroupReader(Protocol):
 
 
 class MembershipReader(Protocol):
-    """What membership adoption needs of an MMS client (`sync.transport.MembershipClient` is one)."""
+    """What membership adoption needs of an MMS client (`sync.ims.transport.MembershipClient` is one)."""
 
     def read_memberships_for_person(
         self, person_key: str, *, message_id: str | None = None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync.errors import ConfigError, RosterError
-from sync.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
 from sync.models import Reject
-from sync.roster import Roster, read_groups, read_memberships, read_roster
+from sync.read.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
+from sync.read.roster import Roster, read_groups, read_memberships, read_roster
 
 __all__ = ["RosterSet", "read_roster_set"]
 

@@ -27,7 +27,6 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sync.links import check_references
 from sync.models import (
     GROUP_FIELDS,
     MEMBERSHIP_FIELDS,
@@ -52,8 +51,9 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.ordering import depths
-from sync.roster import Roster
+from sync.plan.links import check_references
+from sync.plan.ordering import depths
+from sync.read.roster import Roster
 
 __all__ = [
     "GROUP_SNAPSHOT_COLUMNS",
@@ -370,7 +370,7 @@ def plan(roster: Roster, snapshot: pd.DataFrame, policy: DiffPolicy = _DEFAULT_P
     """Compare a roster of persons with the snapshot and plan what makes IMS ES match the roster.
 
     Args:
-        roster: the roster as read by `sync.roster.read_roster` (accepted rows plus rejects).
+        roster: the roster as read by `sync.read.roster.read_roster` (accepted rows plus rejects).
         snapshot: what IMS ES confirmed: index "sync_key", columns SNAPSHOT_COLUMNS, all text.
         policy: the operator's choices.
 
@@ -440,7 +440,7 @@ def plan_set(
 
     A kind the roster set does not read (groups or memberships None) is left alone: none of its
     records is created, changed or listed for deletion. References between the files are checked
-    first (sync.links): a row that names a missing or rejected parent, group or person is rejected.
+    first (sync.plan.links): a row that names a missing or rejected parent, group or person is rejected.
 
     Returns:
         One Plan. Operations run groups (parents before children), then persons, then memberships;

@@ -21,7 +21,8 @@ import click
 import structlog
 
 from sync import __version__
-from sync.config import Credentials, load_config_file, load_credentials
+from sync.cli.config import Credentials, load_config_file, load_credentials
+from sync.cli.logs import configure_logging
 from sync.errors import (
     AuthenticationError,
     CertificateError,
@@ -31,9 +32,8 @@ from sync.errors import (
     StateError,
     SyncError,
 )
-from sync.logs import configure_logging
 from sync.models import DeletesMode, Outcome, Plan, RunResult
-from sync.safety import SafetyLimits, check_limits
+from sync.plan.safety import SafetyLimits, check_limits
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
 
@@ -44,7 +44,7 @@ EXIT_SAFETY: Final = 3
 EXIT_UNREACHABLE: Final = 4
 
 _REPORT_FORMATS: Final = ("md", "json", "csv", "html")
-_log = structlog.get_logger("sync.cli")
+_log = structlog.get_logger("sync.cli.app")
 
 
 class _Exit(Exception):
@@ -255,17 +255,17 @@ def _credentials(credentials_file: Path | None) -> Credentials:
 
 def _read(roster_path: Path, mapping_name: str) -> Any:
     """The roster set: persons, and groups and memberships when the mapping is a set mapping."""
-    from sync.roster_set import read_roster_set  # noqa: PLC0415 - pandas only for commands that need it
+    from sync.read.roster_set import read_roster_set  # noqa: PLC0415 - pandas only for commands that need it
 
     return read_roster_set(roster_path, mapping_name)
 
 
 def _checked(roster: Any) -> Any:
-    """The roster set with the references between its files checked (sync.links), as a plan does;
+    """The roster set with the references between its files checked (sync.plan.links), as a plan does;
     without group files, enrolments' groups live in IMS ES and only a plan (with the state) checks them."""
     import dataclasses  # noqa: PLC0415
 
-    from sync.links import check_references  # noqa: PLC0415
+    from sync.plan.links import check_references  # noqa: PLC0415
 
     groups, memberships = check_references(
         roster.persons, roster.groups, roster.memberships, snapshot_groups=None
@@ -274,7 +274,7 @@ def _checked(roster: Any) -> Any:
 
 
 def _snapshots(store: Any) -> Any:
-    from sync.diff import Snapshots  # noqa: PLC0415
+    from sync.plan.diff import Snapshots  # noqa: PLC0415
 
     return Snapshots(
         persons=store.load_persons(), groups=store.load_groups(), memberships=store.load_memberships()
@@ -282,7 +282,7 @@ def _snapshots(store: Any) -> Any:
 
 
 def _plan(roster: Any, snapshots: Any) -> Plan:
-    from sync.diff import plan_set  # noqa: PLC0415
+    from sync.plan.diff import plan_set  # noqa: PLC0415
 
     return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
 
@@ -299,7 +299,7 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def _meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "") -> Any:
-    from sync.report import ReportMeta  # noqa: PLC0415
+    from sync.report.render import ReportMeta  # noqa: PLC0415
 
     return ReportMeta(
         title=title,
@@ -388,9 +388,9 @@ def validate(roster: Path, mapping: str) -> None:
 )
 def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
-    from sync.diff import Snapshots, empty_snapshot  # noqa: PLC0415
-    from sync.report import render_plan  # noqa: PLC0415
-    from sync.snapshot import StateStore  # noqa: PLC0415
+    from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
+    from sync.report.render import render_plan  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     result = _read(roster, mapping)
     if (state / "state.sqlite3").exists():
@@ -621,10 +621,10 @@ def run(
     report_format: str | None,
 ) -> None:
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
-    from sync.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
-    from sync.ordering import deletion_operations  # noqa: PLC0415
-    from sync.snapshot import StateStore  # noqa: PLC0415
-    from sync.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
+    from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
+    from sync.plan.ordering import deletion_operations  # noqa: PLC0415
+    from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     deletes_mode = DeletesMode(deletes)
     _check_budget(concurrency=concurrency, max_in_flight=max_in_flight, batch_size=batch_size)
@@ -703,7 +703,7 @@ def run(
         store.end_run(run_id, status=_run_status(outcome), summary=counts)
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
     if report is not None:
-        from sync.report import render_run  # noqa: PLC0415
+        from sync.report.render import render_run  # noqa: PLC0415
 
         meta = _meta("Run report", roster=roster, mapping=mapping, state=state, endpoint=endpoint)
         fmt = _report_format(report, report_format)
@@ -741,7 +741,7 @@ def _group_endpoints(
 ) -> tuple[str, str]:
     """The GMS and MMS endpoint URLs a command needs ("" for a service it does not use): as given, or
     derived from the PMS endpoint."""
-    from sync.transport import service_urls  # noqa: PLC0415
+    from sync.ims.transport import service_urls  # noqa: PLC0415
 
     if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
         try:
@@ -856,9 +856,9 @@ def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output:
 
     Exit 1 when any request is unanswered, unmatched or failed.
     """
-    from sync.reconcile import reconcile as check  # noqa: PLC0415
-    from sync.report import render_reconcile  # noqa: PLC0415
-    from sync.snapshot import StateStore  # noqa: PLC0415
+    from sync.report.render import render_reconcile  # noqa: PLC0415
+    from sync.state.reconcile import reconcile as check  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     if not (state / "state.sqlite3").exists():
         _fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")
@@ -900,8 +900,8 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     """Write the snapshot as CSV: persons (sync_key, identity, person fields; never passwords), groups
     (sync_key, identity, name, type, parent, description) or memberships (sync_key, group, person, role,
     active)."""
-    from sync.report import frame_to_csv  # noqa: PLC0415
-    from sync.snapshot import StateStore  # noqa: PLC0415
+    from sync.report.render import frame_to_csv  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     if not (state / "state.sqlite3").exists():
         _fail(EXIT_USAGE, f"no state in {state}")
@@ -962,11 +962,11 @@ def snapshot_adopt(
     Run it once before the first `run` against a populated site, so that what is already there is
     updated rather than created again.
     """
-    from sync.adopt import adopt, adopt_memberships  # noqa: PLC0415
-    from sync.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
+    from sync.ims.transport import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
     from sync.models import GROUP_FIELDS  # noqa: PLC0415
-    from sync.snapshot import StateStore  # noqa: PLC0415
-    from sync.transport import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
+    from sync.read.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
+    from sync.state.adopt import adopt, adopt_memberships  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     loaded = load_any_mapping(mapping)
     with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or bool(loaded.memberships))
@@ -1052,8 +1052,8 @@ def mapping_init(roster: Path, output: Path | None, force: bool) -> None:
     Columns are recognised by common English, Norwegian, Swedish and OneRoster names; the delimiter and
     encoding are detected; every role value seen is listed under [values.role].
     """
-    from sync.mapping import load_mapping  # noqa: PLC0415
-    from sync.mapping_init import starter_mapping  # noqa: PLC0415
+    from sync.read.mapping import load_mapping  # noqa: PLC0415
+    from sync.read.mapping_init import starter_mapping  # noqa: PLC0415
 
     if roster.is_dir():
         oneroster = all((roster / name).is_file() for name in ("users.csv", "orgs.csv", "classes.csv"))
@@ -1086,7 +1086,7 @@ def mapping_list() -> None:
     """List the built-in mappings (usable by name with --mapping) and where their files are."""
     import tomllib  # noqa: PLC0415
 
-    from sync.mapping import builtin_mappings  # noqa: PLC0415
+    from sync.read.mapping import builtin_mappings  # noqa: PLC0415
 
     for name, path in builtin_mappings().items():
         with path.open("rb") as fh:
