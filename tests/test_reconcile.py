@@ -222,7 +222,7 @@ def test_reconcile_a_real_journal(tmp_path: Path) -> None:
             )
 
         ok = Status(code_major="success", severity="status", message_id_ref="ok")
-        store.record_answer(answer("ok", ok, Outcome.CONFIRMED), [Upsert(person=Person(sync_key="k-ok"))])
+        store.record_answer(answer("ok", ok, Outcome.CONFIRMED), [Upsert(record=Person(sync_key="k-ok"))])
         refused = Status(code_major="failure", severity="error", message_id_ref="refused")
         store.record_answer(answer("refused", refused, Outcome.REJECTED))
         # What the journal holds if an answer naming another request was ever recorded as it came.

@@ -319,7 +319,7 @@ class TestJournal:
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "k1"))
             store.record_sent(sent_request(run_id, "m2", "k2"))
-            store.record_answer(confirmed("m2"), [Upsert(person=_person("k2"))])
+            store.record_answer(confirmed("m2"), [Upsert(record=_person("k2"))])
         with StateStore.open(state, exclusive=False) as store:
             entries = {entry.message_identifier: entry for entry in store.journal(run_id)}
             assert entries["m1"].outcome == "sent"
@@ -452,7 +452,7 @@ class TestJournal:
                 for n in range(25):
                     mid, key = f"m{worker}-{n}", f"k{worker}-{n}"
                     store.record_sent(sent_request(run_id, mid, key))
-                    store.record_answer(confirmed(mid), [Upsert(person=_person(key))])
+                    store.record_answer(confirmed(mid), [Upsert(record=_person(key))])
             except Exception as exc:  # noqa: BLE001 - collected, then asserted on in the main thread
                 errors.append(exc)
 
@@ -477,7 +477,7 @@ class TestConfirm:
         """An Upsert stores identity, fields, content hash, confirmation time and messageIdentifier."""
         person = _person("k1", email="ada@example.org", birth_date="2010-12-10")
         store.record_sent(sent_request(run_id, "m1", "k1"))
-        store.record_answer(confirmed("m1"), [Upsert(person=person, identity="ada")])
+        store.record_answer(confirmed("m1"), [Upsert(record=person, identity="ada")])
         frame = store.load_persons()
         assert frame.loc["k1"].to_dict() == {"identity": "ada", **person.values()}
         [(content_hash, confirmed_at, mid)] = db_rows(
@@ -490,7 +490,7 @@ class TestConfirm:
         """A second Upsert of a sync key replaces the fields, not adds a row."""
         for n, name in enumerate(["Ada", "Augusta"]):
             store.record_sent(sent_request(run_id, f"m{n}", "k1"))
-            store.record_answer(confirmed(f"m{n}"), [Upsert(person=_person("k1", given_name=name))])
+            store.record_answer(confirmed(f"m{n}"), [Upsert(record=_person("k1", given_name=name))])
         frame = store.load_persons()
         assert list(frame.index) == ["k1"]
         assert frame.loc["k1", "given_name"] == "Augusta"
@@ -498,9 +498,11 @@ class TestConfirm:
     def test_rename_moves_the_row(self, store: StateStore, run_id: str, state: Path) -> None:
         """A Rename changes the sync key and keeps the fields; the hash stays valid."""
         store.record_sent(sent_request(run_id, "m1", "old"))
-        store.record_answer(confirmed("m1"), [Upsert(person=_person("old"), identity="ada")])
+        store.record_answer(confirmed("m1"), [Upsert(record=_person("old"), identity="ada")])
         store.record_sent(sent_request(run_id, "m2", "old", operation="changePersonIdentifier"))
-        store.record_answer(confirmed("m2", T0 + timedelta(minutes=1)), [Rename(old_id="old", new_id="new")])
+        store.record_answer(
+            confirmed("m2", T0 + timedelta(minutes=1)), [Rename(kind="person", old_id="old", new_id="new")]
+        )
         frame = store.load_persons()
         assert list(frame.index) == ["new"]
         assert frame.loc["new", "identity"] == "ada"
@@ -512,7 +514,9 @@ class TestConfirm:
         """A Remove deletes the person; removing an absent key changes nothing else."""
         store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
         store.record_sent(sent_request(run_id, "m1", "k1", operation="deletePerson"))
-        store.record_answer(confirmed("m1"), [Remove(sync_key="k1"), Remove(sync_key="ghost")])
+        store.record_answer(
+            confirmed("m1"), [Remove(kind="person", sync_key="k1"), Remove(kind="person", sync_key="ghost")]
+        )
         assert list(store.load_persons().index) == ["k2"]
         assert store.journal()[0].outcome == "confirmed"
 
@@ -524,7 +528,10 @@ class TestConfirm:
         before = store.load_persons()
         store.record_sent(sent_request(run_id, "m1", "x", operation="createPerson"))
         store.record_sent(sent_request(run_id, "m2", "old", operation="changePersonIdentifier"))
-        changes: list[SnapshotChange] = [Upsert(person=_person("x")), Rename(old_id="old", new_id="taken")]
+        changes: list[SnapshotChange] = [
+            Upsert(record=_person("x")),
+            Rename(kind="person", old_id="old", new_id="taken"),
+        ]
         with pytest.raises(StateError, match="exists already"):
             store.record_answer(confirmed("m2"), changes)
         pd.testing.assert_frame_equal(store.load_persons(), before)
@@ -534,7 +541,7 @@ class TestConfirm:
         """Renaming a sync key the snapshot lacks raises StateError and writes nothing."""
         store.record_sent(sent_request(run_id, "m1", "old"))
         with pytest.raises(StateError, match="not in the snapshot"):
-            store.record_answer(confirmed("m1"), [Rename(old_id="old", new_id="new")])
+            store.record_answer(confirmed("m1"), [Rename(kind="person", old_id="old", new_id="new")])
         assert store.journal()[0].answered_at is None
         assert store.person_count() == 0
 
@@ -548,12 +555,12 @@ class TestConfirm:
             outcome=Outcome.REJECTED,
         )
         with pytest.raises(StateError, match="only a confirmed answer"):
-            store.record_answer(rejected, [Upsert(person=_person("k1"))])
+            store.record_answer(rejected, [Upsert(record=_person("k1"))])
         foreign = Answer(
             message_identifier="m1", answered_at=T0, status=success("m0"), outcome=Outcome.CONFIRMED
         )
         with pytest.raises(StateError, match="refers to another"):
-            store.record_answer(foreign, [Upsert(person=_person("k1"))])
+            store.record_answer(foreign, [Upsert(record=_person("k1"))])
         assert store.person_count() == 0
         assert store.journal()[0].outcome == "sent"
 
@@ -561,8 +568,8 @@ class TestConfirm:
         """A batch of answers commits together, or not at all when one of them fails."""
         for mid in ("m1", "m2", "m3"):
             store.record_sent(sent_request(run_id, mid, mid))
-        good = [(confirmed(m), [Upsert(person=_person(f"k-{m}"))]) for m in ("m1", "m2")]
-        bad = (confirmed("m3"), [Rename(old_id="ghost", new_id="k3")])
+        good = [(confirmed(m), [Upsert(record=_person(f"k-{m}"))]) for m in ("m1", "m2")]
+        bad = (confirmed("m3"), [Rename(kind="person", old_id="ghost", new_id="k3")])
         with pytest.raises(StateError):
             store.record_answers([*good, bad])
         assert store.person_count() == 0
@@ -622,7 +629,7 @@ class TestLoad:
         """Persons confirmed out of key order load sorted by sync key, on both load paths."""
         for n, key in enumerate(["k3", "k1", "k4", "k2"]):
             store.record_sent(sent_request(run_id, f"m{n}", key))
-            store.record_answer(confirmed(f"m{n}"), [Upsert(person=_person(key))])
+            store.record_answer(confirmed(f"m{n}"), [Upsert(record=_person(key))])
         assert list(store.load_persons().index) == ["k1", "k2", "k3", "k4"]
         store.seed_persons(pd.DataFrame({"identity": ["odd\x1fone"]}, index=pd.Index(["k0"])))
         frame = store.load_persons()
@@ -637,7 +644,7 @@ class TestLoad:
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         gone = ["k03", "k04", "k05", "k07", "k13"]  # rowids 4-6 make a whole chunk empty
         store.record_sent(sent_request(run_id, "m1", *gone, operation="deletePersons"))
-        store.record_answer(confirmed("m1"), [Remove(sync_key=key) for key in gone])
+        store.record_answer(confirmed("m1"), [Remove(kind="person", sync_key=key) for key in gone])
         frame = store.load_persons()
         expected = [key for key in keys if key not in gone]
         assert list(frame.index) == expected
@@ -690,7 +697,7 @@ class TestLoad:
             )
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "k2"))
-            store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
+            store.record_answer(confirmed("m1"), [Upsert(record=_person("k2"))])
             assert "password" not in store.load_persons().columns
         blobs = b"".join(path.read_bytes() for path in state.iterdir() if path.is_file())
         assert b"ada" in blobs
@@ -742,13 +749,13 @@ class TestPersonsCache:
         stamps.append(store._stamp())
         store.record_sent(sent_request(run_id, "m1", "k2"))
         assert store._stamp() == stamps[-1]
-        store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
+        store.record_answer(confirmed("m1"), [Upsert(record=_person("k2"))])
         stamps.append(store._stamp())
         store.record_sent(sent_request(run_id, "m2", "k2", operation="changePersonIdentifier"))
-        store.record_answer(confirmed("m2"), [Rename(old_id="k2", new_id="k3")])
+        store.record_answer(confirmed("m2"), [Rename(kind="person", old_id="k2", new_id="k3")])
         stamps.append(store._stamp())
         store.record_sent(sent_request(run_id, "m3", "k1", operation="deletePerson"))
-        store.record_answer(confirmed("m3"), [Remove(sync_key="k1")])
+        store.record_answer(confirmed("m3"), [Remove(kind="person", sync_key="k1")])
         stamps.append(store._stamp())
         _write(state, "UPDATE persons SET email = 'x@y' WHERE sync_key = 'k3'")
         stamps.append(store._stamp())
@@ -786,7 +793,7 @@ class TestPersonsCache:
             store.load_persons()
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "k2"))
-            store.record_answer(confirmed("m1"), [Upsert(person=_person("k2"))])
+            store.record_answer(confirmed("m1"), [Upsert(record=_person("k2"))])
             stamp = store._stamp()
             assert snapshot._read_cache_stamp(state / CACHE_NAME) != stamp
         assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp

@@ -22,12 +22,6 @@ from sync.state.snapshot import (
     MEMBERSHIPS_CACHE_NAME,
     MIGRATIONS,
     SCHEMA_VERSION,
-    GroupRemove,
-    GroupRename,
-    GroupUpsert,
-    MembershipRemove,
-    MembershipRename,
-    MembershipUpsert,
     Remove,
     Rename,
     SnapshotChange,
@@ -294,12 +288,12 @@ class TestGenerations:
         """Groups g1, g2; persons p1, p2 (members) and p3 (no membership); four memberships."""
         store.seed_persons(pd.DataFrame({"username": ["1", "2", "3"]}, index=pd.Index(["p1", "p2", "p3"])))
         record(
-            GroupUpsert(group=Group(sync_key="g1", name="G1")),
-            GroupUpsert(group=Group(sync_key="g2", name="G2")),
-            MembershipUpsert(membership=_member("m11", "g1", "p1")),
-            MembershipUpsert(membership=_member("m12", "g1", "p2")),
-            MembershipUpsert(membership=_member("m21", "g2", "p1")),
-            MembershipUpsert(membership=_member("m22", "g2", "p2")),
+            Upsert(record=Group(sync_key="g1", name="G1")),
+            Upsert(record=Group(sync_key="g2", name="G2")),
+            Upsert(record=_member("m11", "g1", "p1")),
+            Upsert(record=_member("m12", "g1", "p2")),
+            Upsert(record=_member("m21", "g2", "p1")),
+            Upsert(record=_member("m22", "g2", "p2")),
         )
 
     @pytest.mark.usefixtures("school")
@@ -311,12 +305,12 @@ class TestGenerations:
         persons = store._stamp()
         stamps = [store._stamp(CACHE)]
         steps: list[tuple[SnapshotChange, ...]] = [
-            (MembershipUpsert(membership=_member("m13", "g1", "p3")),),
-            (MembershipUpsert(membership=_member("m13", "g1", "p3", role="Instructor")),),
-            (MembershipRename(old_id="m13", new_id="m14"),),
-            (MembershipRemove(sync_key="m14"),),
-            (GroupRename(old_id="g1", new_id="g9"),),  # moves m11, m12
-            (GroupRemove(sync_key="g2"),),  # takes m21, m22
+            (Upsert(record=_member("m13", "g1", "p3")),),
+            (Upsert(record=_member("m13", "g1", "p3", role="Instructor")),),
+            (Rename(kind="membership", old_id="m13", new_id="m14"),),
+            (Remove(kind="membership", sync_key="m14"),),
+            (Rename(kind="group", old_id="g1", new_id="g9"),),  # moves m11, m12
+            (Remove(kind="group", sync_key="g2"),),  # takes m21, m22
         ]
         for changes in steps:
             record(*changes)
@@ -338,11 +332,11 @@ class TestGenerations:
         stamp = store._stamp(CACHE)
         persons = store._stamp()
         record(
-            Upsert(person=Person(sync_key="p4", username="4")),
-            Upsert(person=Person(sync_key="p1", username="one")),
-            Rename(old_id="p3", new_id="p33"),
-            Remove(sync_key="p4"),
-            GroupUpsert(group=Group(sync_key="g3", name="G3")),
+            Upsert(record=Person(sync_key="p4", username="4")),
+            Upsert(record=Person(sync_key="p1", username="one")),
+            Rename(kind="person", old_id="p3", new_id="p33"),
+            Remove(kind="person", sync_key="p4"),
+            Upsert(record=Group(sync_key="g3", name="G3")),
         )
         store.seed_persons(pd.DataFrame({"username": ["5"]}, index=pd.Index(["p5"])))
         store.seed_groups(pd.DataFrame({"name": ["G4"]}, index=pd.Index(["g4"])))
@@ -350,11 +344,11 @@ class TestGenerations:
         assert store._stamp(CACHE) == stamp
         assert _file_stamp(state) == stamp  # the file written before is still the current one
         assert store._load_table(CACHE)[2]
-        record(Rename(old_id="p1", new_id="p9"))  # moves m11, m21
+        record(Rename(kind="person", old_id="p1", new_id="p9"))  # moves m11, m21
         assert store._stamp(CACHE) != stamp
         assert store.load_memberships().loc[["m11", "m21"], "person"].tolist() == ["p9", "p9"]
         stamp = store._stamp(CACHE)
-        record(Remove(sync_key="p2"))  # takes m12, m22
+        record(Remove(kind="person", sync_key="p2"))  # takes m12, m22
         assert store._stamp(CACHE) != stamp
         assert list(store.load_memberships().index) == ["m11", "m21"]
 
@@ -366,9 +360,9 @@ class TestGenerations:
         store.load_persons()
         stamp = store._stamp()
         record(
-            MembershipUpsert(membership=_member("m13", "g1", "p3")),
-            MembershipRemove(sync_key="m11"),
-            GroupRename(old_id="g2", new_id="g8"),
+            Upsert(record=_member("m13", "g1", "p3")),
+            Remove(kind="membership", sync_key="m11"),
+            Rename(kind="group", old_id="g2", new_id="g8"),
         )
         store.seed_memberships(_members("s1"))
         assert store._stamp() == stamp
@@ -378,15 +372,15 @@ class TestGenerations:
     def test_a_failed_transaction_moves_no_stamp(self, store: StateStore, record: Any) -> None:
         """A change that is refused rolls back its trigger updates with it."""
         record(
-            MembershipUpsert(membership=_member("a", "g", "p")),
-            MembershipUpsert(membership=_member("b", "g", "p")),
+            Upsert(record=_member("a", "g", "p")),
+            Upsert(record=_member("b", "g", "p")),
         )
         stamps = store._stamps()
         with pytest.raises(StateError):
             record(
-                MembershipRemove(sync_key="a"),
-                MembershipRename(old_id="b", new_id="b2"),
-                Rename(old_id="x", new_id="y"),
+                Remove(kind="membership", sync_key="a"),
+                Rename(kind="membership", old_id="b", new_id="b2"),
+                Rename(kind="person", old_id="x", new_id="y"),
             )
         assert store._stamps() == stamps
         assert store.membership_count() == 2
@@ -404,7 +398,7 @@ class TestClose:
         with StateStore.open(state) as store:
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "b"))
-            store.record_answer(confirmed("m1"), [MembershipUpsert(membership=_member("b", "g", "p"))])
+            store.record_answer(confirmed("m1"), [Upsert(record=_member("b", "g", "p"))])
             stamp = store._stamp(CACHE)
             assert _file_stamp(state) != stamp
         assert _file_stamp(state) == stamp
@@ -513,7 +507,7 @@ class TestMigration:
             assert store._load_table(CACHE)[2]
             stamp = store._stamp(CACHE)
             store.record_sent(sent_request("r1", "m2", "p1", operation="changePersonIdentifier"))
-            store.record_answer(confirmed("m2"), [Rename(old_id="p1", new_id="p9")])
+            store.record_answer(confirmed("m2"), [Rename(kind="person", old_id="p1", new_id="p9")])
             assert store._stamp(CACHE) != stamp
             assert set(store.load_memberships()["person"]) == {"p9"}
         with StateStore.open(state) as store:  # a second open migrates nothing

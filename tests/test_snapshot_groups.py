@@ -21,12 +21,6 @@ from sync.state.snapshot import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Answer,
-    GroupRemove,
-    GroupRename,
-    GroupUpsert,
-    MembershipRemove,
-    MembershipRename,
-    MembershipUpsert,
     Remove,
     Rename,
     SnapshotChange,
@@ -87,14 +81,14 @@ def fixture_school(store: StateStore, record: Any) -> None:
     """A school g0 with courses g1 and g2 (g2 has a course group g21); persons p1, p2 in courses."""
     store.seed_persons(pd.DataFrame({"username": ["one", "two"]}, index=pd.Index(["p1", "p2"])))
     record(
-        GroupUpsert(group=_group("g0", type="School"), identity="school-0"),
-        GroupUpsert(group=_group("g1", parent="g0"), identity="course-1"),
-        GroupUpsert(group=_group("g2", parent="g0"), identity="course-2"),
-        GroupUpsert(group=_group("g21", parent="g2", type="CourseGroup")),
-        MembershipUpsert(membership=_member("m-1-1", "g1", "p1")),
-        MembershipUpsert(membership=_member("m-1-2", "g1", "p2", role="Instructor")),
-        MembershipUpsert(membership=_member("m-2-1", "g2", "p1")),
-        MembershipUpsert(membership=_member("m-21-2", "g21", "p2")),
+        Upsert(record=_group("g0", type="School"), identity="school-0"),
+        Upsert(record=_group("g1", parent="g0"), identity="course-1"),
+        Upsert(record=_group("g2", parent="g0"), identity="course-2"),
+        Upsert(record=_group("g21", parent="g2", type="CourseGroup")),
+        Upsert(record=_member("m-1-1", "g1", "p1")),
+        Upsert(record=_member("m-1-2", "g1", "p2", role="Instructor")),
+        Upsert(record=_member("m-2-1", "g2", "p1")),
+        Upsert(record=_member("m-21-2", "g21", "p2")),
     )
 
 
@@ -219,9 +213,9 @@ class TestSchema:
             store.record_answer(
                 confirmed("m2"),
                 [
-                    GroupUpsert(group=_group("g1")),
-                    MembershipUpsert(membership=_member("x", "g1", "p1")),
-                    Rename(old_id="p1", new_id="p9"),
+                    Upsert(record=_group("g1")),
+                    Upsert(record=_member("x", "g1", "p1")),
+                    Rename(kind="person", old_id="p1", new_id="p9"),
                 ],
             )
             assert store.load_memberships().loc["x", "person"] == "p9"
@@ -231,14 +225,14 @@ class TestSchema:
 
 
 class TestGroupChanges:
-    """GroupUpsert, GroupRename and GroupRemove, applied with the answer that confirms them."""
+    """Upsert, Rename and Remove of groups, applied with the answer that confirms them."""
 
     def test_upsert_stores_the_group_with_its_confirmation(
         self, store: StateStore, record: Any, state: Path
     ) -> None:
-        """A GroupUpsert stores identity, fields, content hash, confirmation time and messageIdentifier."""
+        """A group Upsert stores identity, fields, content hash, confirmation time and messageIdentifier."""
         group = _group("g1", parent="g0", description="Maths, year 7")
-        mid = record(GroupUpsert(group=group, identity="maths-7"), at=T1)
+        mid = record(Upsert(record=group, identity="maths-7"), at=T1)
         assert _groups(state)["g1"] == (
             "maths-7",
             "Group g1",
@@ -252,9 +246,9 @@ class TestGroupChanges:
         assert store.load_groups().loc["g1"].to_dict() == {"identity": "maths-7", **group.values()}
 
     def test_upsert_replaces_an_existing_group(self, store: StateStore, record: Any) -> None:
-        """A second GroupUpsert of a sync key replaces its fields, not adds a row."""
-        record(GroupUpsert(group=_group("g1", name="Old")))
-        record(GroupUpsert(group=_group("g1", name="New", parent="g0")))
+        """A second group Upsert of a sync key replaces its fields, not adds a row."""
+        record(Upsert(record=_group("g1", name="Old")))
+        record(Upsert(record=_group("g1", name="New", parent="g0")))
         frame = store.load_groups()
         assert list(frame.index) == ["g1"]
         assert (frame.loc["g1", "name"], frame.loc["g1", "parent"]) == ("New", "g0")
@@ -263,9 +257,11 @@ class TestGroupChanges:
     def test_rename_moves_the_group_its_children_and_its_memberships(
         self, store: StateStore, record: Any, state: Path
     ) -> None:
-        """GroupRename moves the row; children's parent and memberships' group follow, rehashed."""
+        """A group Rename moves the row; children's parent and memberships' group follow, rehashed."""
         before_groups, before_members = _groups(state), _memberships(state)
-        mid = record(GroupRename(old_id="g2", new_id="g2-new"), operation="changeGroupIdentifier", at=T1)
+        mid = record(
+            Rename(kind="group", old_id="g2", new_id="g2-new"), operation="changeGroupIdentifier", at=T1
+        )
         groups, members = _groups(state), _memberships(state)
         assert sorted(groups) == ["g0", "g1", "g2-new", "g21"]
         # The renamed group keeps identity and fields (the hash leaves out the sync key).
@@ -295,14 +291,14 @@ class TestGroupChanges:
 
     @pytest.mark.usefixtures("school")
     def test_rename_onto_an_existing_group_writes_nothing(self, store: StateStore, state: Path) -> None:
-        """A GroupRename onto a group the snapshot holds never merges them: it raises, and the journal
+        """A group Rename onto a group the snapshot holds never merges them: it raises, and the journal
         answer and every change of the answer are rolled back."""
         before_groups, before_members = _groups(state), _memberships(state)
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         store.record_sent(sent_request(run_id, "x1", "g2", operation="changeGroupIdentifier"))
         changes: list[SnapshotChange] = [
-            MembershipRemove(sync_key="m-1-1"),
-            GroupRename(old_id="g2", new_id="g1"),
+            Remove(kind="membership", sync_key="m-1-1"),
+            Rename(kind="group", old_id="g2", new_id="g1"),
         ]
         with pytest.raises(StateError, match="group 'g2' to 'g1' in the snapshot: 'g1' exists already"):
             store.record_answer(confirmed("x1"), changes)
@@ -312,7 +308,7 @@ class TestGroupChanges:
     def test_rename_of_a_missing_group_raises(self, store: StateStore, record: Any) -> None:
         """Renaming a group the snapshot lacks raises StateError and records nothing."""
         with pytest.raises(StateError, match="'g1' is not in the snapshot"):
-            record(GroupRename(old_id="g1", new_id="g2"))
+            record(Rename(kind="group", old_id="g1", new_id="g2"))
         assert store.group_count() == 0
         assert [e.outcome for e in store.journal()] == ["sent"]
 
@@ -321,11 +317,11 @@ class TestGroupChanges:
     ) -> None:
         """Memberships already naming the new key (its group was missing) stay, beside the moved ones."""
         record(
-            GroupUpsert(group=_group("g1")),
-            MembershipUpsert(membership=_member("a", "g1", "p1")),
-            MembershipUpsert(membership=_member("b", "g2", "p2")),
+            Upsert(record=_group("g1")),
+            Upsert(record=_member("a", "g1", "p1")),
+            Upsert(record=_member("b", "g2", "p2")),
         )
-        record(GroupRename(old_id="g1", new_id="g2"))
+        record(Rename(kind="group", old_id="g1", new_id="g2"))
         frame = store.load_memberships()
         assert frame["group"].to_dict() == {"a": "g2", "b": "g2"}
         assert frame["person"].to_dict() == {"a": "p1", "b": "p2"}
@@ -334,9 +330,13 @@ class TestGroupChanges:
     def test_remove_takes_the_memberships_and_leaves_the_children(
         self, store: StateStore, record: Any, state: Path
     ) -> None:
-        """GroupRemove deletes the group and its memberships; child groups and other rows stay."""
+        """A group Remove deletes the group and its memberships; child groups and other rows stay."""
         before_groups, before_members = _groups(state), _memberships(state)
-        record(GroupRemove(sync_key="g2"), GroupRemove(sync_key="ghost"), operation="deleteGroup")
+        record(
+            Remove(kind="group", sync_key="g2"),
+            Remove(kind="group", sync_key="ghost"),
+            operation="deleteGroup",
+        )
         groups, members = _groups(state), _memberships(state)
         assert sorted(groups) == ["g0", "g1", "g21"]
         assert groups["g21"] == before_groups["g21"]  # still names g2: IMS ES refuses such a delete
@@ -346,11 +346,11 @@ class TestGroupChanges:
 
 
 class TestMembershipChanges:
-    """MembershipUpsert and MembershipRemove."""
+    """A membership Upsert and a membership Remove."""
 
     def test_upsert_stores_and_replaces(self, store: StateStore, record: Any, state: Path) -> None:
-        """A MembershipUpsert stores the fields and the confirmation; a second one replaces them."""
-        first = record(MembershipUpsert(membership=_member("m1", "g1", "p1")))
+        """A membership Upsert stores the fields and the confirmation; a second one replaces them."""
+        first = record(Upsert(record=_member("m1", "g1", "p1")))
         assert _memberships(state)["m1"] == (
             "g1",
             "p1",
@@ -360,9 +360,7 @@ class TestMembershipChanges:
             T0.isoformat(timespec="microseconds"),
             first,
         )
-        second = record(
-            MembershipUpsert(membership=_member("m1", "g1", "p1", role="Instructor", active="false")), at=T1
-        )
+        second = record(Upsert(record=_member("m1", "g1", "p1", role="Instructor", active="false")), at=T1)
         [(key, row)] = _memberships(state).items()
         assert key == "m1"
         assert row == (
@@ -376,21 +374,25 @@ class TestMembershipChanges:
         )
 
     def test_remove_deletes_one_membership(self, store: StateStore, record: Any) -> None:
-        """A MembershipRemove deletes that membership only; an absent key is a no-op."""
+        """A membership Remove deletes that membership only; an absent key is a no-op."""
         record(
-            MembershipUpsert(membership=_member("m1", "g1", "p1")),
-            MembershipUpsert(membership=_member("m2", "g1", "p1")),
+            Upsert(record=_member("m1", "g1", "p1")),
+            Upsert(record=_member("m2", "g1", "p1")),
         )
         record(
-            MembershipRemove(sync_key="m1"), MembershipRemove(sync_key="ghost"), operation="deleteMemberships"
+            Remove(kind="membership", sync_key="m1"),
+            Remove(kind="membership", sync_key="ghost"),
+            operation="deleteMemberships",
         )
         assert list(store.load_memberships().index) == ["m2"]
         assert store.membership_count() == 1
 
     def test_rename_moves_one_membership_and_keeps_its_content(self, store: StateStore, record: Any) -> None:
-        """A MembershipRename moves the row to the new key: group, person, role and active kept."""
-        record(MembershipUpsert(membership=_member("m1", "g1", "p1", role="Instructor", active="false")))
-        record(MembershipRename(old_id="m1", new_id="m1-2026"), operation="changeMembershipIdentifier")
+        """A membership Rename moves the row to the new key: group, person, role and active kept."""
+        record(Upsert(record=_member("m1", "g1", "p1", role="Instructor", active="false")))
+        record(
+            Rename(kind="membership", old_id="m1", new_id="m1-2026"), operation="changeMembershipIdentifier"
+        )
         frame = store.load_memberships()
         assert list(frame.index) == ["m1-2026"]
         assert [str(v) for v in frame.loc["m1-2026"]] == ["g1", "p1", "Instructor", "false"]
@@ -399,11 +401,11 @@ class TestMembershipChanges:
         self, store: StateStore, record: Any
     ) -> None:
         record(
-            MembershipUpsert(membership=_member("m1", "g1", "p1")),
-            MembershipUpsert(membership=_member("m2", "g1", "p2")),
+            Upsert(record=_member("m1", "g1", "p1")),
+            Upsert(record=_member("m2", "g1", "p2")),
         )
         with pytest.raises(StateError, match="membership 'm1' to 'm2' in the snapshot: 'm2' exists already"):
-            record(MembershipRename(old_id="m1", new_id="m2"))
+            record(Rename(kind="membership", old_id="m1", new_id="m2"))
         assert list(store.load_memberships().index) == ["m1", "m2"]
 
 
@@ -416,7 +418,7 @@ class TestPersonCascades:
     ) -> None:
         """Remove of p1 deletes p1 and exactly p1's memberships."""
         before = _memberships(state)
-        record(Remove(sync_key="p1"), operation="deletePerson")
+        record(Remove(kind="person", sync_key="p1"), operation="deletePerson")
         assert list(store.load_persons().index) == ["p2"]
         after = _memberships(state)
         assert sorted(after) == ["m-1-2", "m-21-2"]
@@ -429,7 +431,9 @@ class TestPersonCascades:
     ) -> None:
         """Rename of p1 moves the person and points p1's memberships at the new key, rehashed."""
         before = _memberships(state)
-        mid = record(Rename(old_id="p1", new_id="p1-new"), operation="changePersonIdentifier", at=T1)
+        mid = record(
+            Rename(kind="person", old_id="p1", new_id="p1-new"), operation="changePersonIdentifier", at=T1
+        )
         after = _memberships(state)
         for key in ("m-1-1", "m-2-1"):
             group, person, role, active, content_hash, confirmed_at, row_mid = after[key]
@@ -447,7 +451,7 @@ class TestPersonCascades:
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         store.record_sent(sent_request(run_id, "x1", "p1", operation="changePersonIdentifier"))
         with pytest.raises(StateError, match="exists already"):
-            store.record_answer(confirmed("x1"), [Rename(old_id="p1", new_id="p2")])
+            store.record_answer(confirmed("x1"), [Rename(kind="person", old_id="p1", new_id="p2")])
         assert _memberships(state) == before
         assert sorted(store.load_persons().index) == ["p1", "p2"]
 
@@ -458,11 +462,11 @@ class TestGuards:
     @pytest.mark.parametrize(
         "change",
         [
-            GroupUpsert(group=Group(sync_key="g1", name="n", type="Course")),
-            GroupRename(old_id="g0", new_id="g9"),
-            GroupRemove(sync_key="g0"),
-            MembershipUpsert(membership=Membership(sync_key="m9", group="g0", person="p1", role="Learner")),
-            MembershipRemove(sync_key="m-1-1"),
+            Upsert(record=Group(sync_key="g1", name="n", type="Course")),
+            Rename(kind="group", old_id="g0", new_id="g9"),
+            Remove(kind="group", sync_key="g0"),
+            Upsert(record=Membership(sync_key="m9", group="g0", person="p1", role="Learner")),
+            Remove(kind="membership", sync_key="m-1-1"),
         ],
         ids=lambda change: type(change).__name__,
     )
@@ -499,9 +503,15 @@ class TestGuards:
         for mid in ("x1", "x2", "x3"):
             store.record_sent(sent_request(run_id, mid, "k", operation="op"))
         pairs: list[tuple[Answer, list[SnapshotChange]]] = [
-            (confirmed("x1"), [GroupRemove(sync_key="g1"), Remove(sync_key="p2")]),
-            (confirmed("x2"), [GroupRename(old_id="g2", new_id="g3"), Rename(old_id="p1", new_id="p3")]),
-            (confirmed("x3"), [GroupRename(old_id="ghost", new_id="g4")]),
+            (confirmed("x1"), [Remove(kind="group", sync_key="g1"), Remove(kind="person", sync_key="p2")]),
+            (
+                confirmed("x2"),
+                [
+                    Rename(kind="group", old_id="g2", new_id="g3"),
+                    Rename(kind="person", old_id="p1", new_id="p3"),
+                ],
+            ),
+            (confirmed("x3"), [Rename(kind="group", old_id="ghost", new_id="g4")]),
         ]
         with pytest.raises(StateError, match="'ghost' is not in the snapshot"):
             store.record_answers(pairs)
@@ -521,12 +531,12 @@ class TestGuards:
         """Group and membership changes do not move the persons generation; a person rename does."""
         stamp = store._stamp()
         record(
-            GroupRename(old_id="g1", new_id="g9"),
-            MembershipRemove(sync_key="m-2-1"),
-            GroupRemove(sync_key="g0"),
+            Rename(kind="group", old_id="g1", new_id="g9"),
+            Remove(kind="membership", sync_key="m-2-1"),
+            Remove(kind="group", sync_key="g0"),
         )
         assert store._stamp() == stamp
-        record(Rename(old_id="p1", new_id="p9"))
+        record(Rename(kind="person", old_id="p1", new_id="p9"))
         assert store._stamp() != stamp
 
 
@@ -577,11 +587,13 @@ class TestLoad:
     def test_group_frame_holds_every_column_in_place(self, store: StateStore, record: Any) -> None:
         """Distinct values in every column come back in their own column, sorted by key, as text."""
         record(
-            GroupUpsert(
-                group=Group(sync_key="g2", name="n2", type="t2", parent="p2", description="d2"), identity="i2"
+            Upsert(
+                record=Group(sync_key="g2", name="n2", type="t2", parent="p2", description="d2"),
+                identity="i2",
             ),
-            GroupUpsert(
-                group=Group(sync_key="g1", name="n1", type="t1", parent="p1", description="d1"), identity="i1"
+            Upsert(
+                record=Group(sync_key="g1", name="n1", type="t1", parent="p1", description="d1"),
+                identity="i1",
             ),
         )
         frame = store.load_groups()
@@ -601,8 +613,8 @@ class TestLoad:
     def test_membership_frame_holds_every_column_in_place(self, store: StateStore, record: Any) -> None:
         """Distinct values in every membership column come back in their own column, sorted by key."""
         record(
-            MembershipUpsert(membership=_member("m2", "g2", "p2", role="r2", active="false")),
-            MembershipUpsert(membership=_member("m1", "g1", "p1", role="r1", active="true")),
+            Upsert(record=_member("m2", "g2", "p2", role="r2", active="false")),
+            Upsert(record=_member("m1", "g1", "p1", role="r1", active="true")),
         )
         expected = pd.DataFrame(
             {
@@ -639,8 +651,8 @@ class TestLoad:
         store.seed_memberships(
             pd.DataFrame({"group": [f"g-{k}" for k in keys[::-1]], "person": "p"}, index=pd.Index(keys[::-1]))
         )
-        record(*(MembershipRemove(sync_key=key) for key in ("m03", "m04", "m05", "m13")))
-        record(MembershipUpsert(membership=_member("m045", "g-m045", "p")))
+        record(*(Remove(kind="membership", sync_key=key) for key in ("m03", "m04", "m05", "m13")))
+        record(Upsert(record=_member("m045", "g-m045", "p")))
         frame = store.load_memberships()
         expected = sorted([key for key in keys if key not in ("m03", "m04", "m05", "m13")] + ["m045"])
         assert list(frame.index) == expected
@@ -666,7 +678,7 @@ class TestLoad:
             "c": {"group": "g", "person": "q", "role": "Learner", "active": "true"},
         }
         seeded_hash = _memberships(state)["c"][4]
-        record(MembershipUpsert(membership=_member("c", "g", "q")))
+        record(Upsert(record=_member("c", "g", "q")))
         assert _memberships(state)["c"][4] == seeded_hash
         store.seed_groups(pd.DataFrame({"sync_key": ["g"], "name": ["G"], "type": ["Course"]}))
         assert store.load_groups().loc["g"].to_dict() == {
@@ -730,8 +742,8 @@ class TestLoad:
 def test_one_answer_may_mix_persons_groups_and_memberships(store: StateStore, record: Any) -> None:
     """One answer may carry person, group and membership changes together (a mixed batch)."""
     record(
-        Upsert(person=Person(sync_key="p1", username="ada")),
-        GroupUpsert(group=_group("g1")),
-        MembershipUpsert(membership=_member("m1", "g1", "p1")),
+        Upsert(record=Person(sync_key="p1", username="ada")),
+        Upsert(record=_group("g1")),
+        Upsert(record=_member("m1", "g1", "p1")),
     )
     assert (store.person_count(), store.group_count(), store.membership_count()) == (1, 1, 1)

@@ -70,13 +70,7 @@ from sync.models import (
 from sync.plan.ordering import phases
 from sync.state.snapshot import (
     Answer,
-    GroupRemove,
-    GroupRename,
-    GroupUpsert,
     ItemAnswer,
-    MembershipRemove,
-    MembershipRename,
-    MembershipUpsert,
     Remove,
     Rename,
     RequestItem,
@@ -582,7 +576,7 @@ class Executor:
                     "createPerson",
                     _one(op.sync_key),
                     lambda mid: self._client.create_person(op.person, password=op.password, message_id=mid),
-                    lambda: [Upsert(person=op.person, identity=op.identity)],
+                    lambda: [Upsert(record=op.person, identity=op.identity)],
                 )
             case Update():
                 return self._update(op.person, op.identity, clears=any(not c.new for c in op.changes))
@@ -600,7 +594,7 @@ class Executor:
                     "createGroup",
                     _one(op.sync_key),
                     lambda mid: self._gms.create_group(op.group, message_id=mid),
-                    lambda: [GroupUpsert(group=op.group, identity=op.identity)],
+                    lambda: [Upsert(record=op.group, identity=op.identity)],
                 )
             case UpdateGroup():
                 return self._update_group(op.group, op.identity)
@@ -618,7 +612,7 @@ class Executor:
                     "createMembership",
                     _one(op.sync_key),
                     lambda mid: self._mms.create_membership(op.membership, message_id=mid),
-                    lambda: [MembershipUpsert(membership=op.membership)],
+                    lambda: [Upsert(record=op.membership)],
                 )
             case UpdateMembership():
                 return self._update_membership(op.membership)
@@ -639,13 +633,13 @@ class Executor:
                 "replacePerson",
                 items,
                 lambda mid: self._client.replace_person(person, message_id=mid),
-                lambda: [Upsert(person=person, identity=identity)],
+                lambda: [Upsert(record=person, identity=identity)],
             )
         return self._step(
             "updatePerson",
             items,
             lambda mid: self._client.update_person(person, message_id=mid),
-            lambda: [Upsert(person=person, identity=identity)],
+            lambda: [Upsert(record=person, identity=identity)],
         )
 
     def _change_identifier(self, op: ChangeIdentifier) -> _Step:
@@ -654,7 +648,7 @@ class Executor:
             op.old_id,
             op.new_id,
             lambda source, mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
-            Rename(old_id=op.old_id, new_id=op.new_id),
+            Rename(kind="person", old_id=op.old_id, new_id=op.new_id),
             self._person_reader,
             lost_targets=self._store.unconfirmed_renames,
         )
@@ -737,7 +731,7 @@ class Executor:
             "deletePerson",
             op.sync_key,
             lambda mid: self._client.delete_person(op.sync_key, message_id=mid),
-            Remove(sync_key=op.sync_key),
+            Remove(kind="person", sync_key=op.sync_key),
             self._person_reader,
         )
 
@@ -748,7 +742,7 @@ class Executor:
             "updateGroup",
             _one(group.sync_key),
             lambda mid: self._gms.update_group(group, message_id=mid),
-            lambda: [GroupUpsert(group=group, identity=identity)],
+            lambda: [Upsert(record=group, identity=identity)],
         )
 
     def _change_group_identifier(self, op: ChangeGroupIdentifier) -> _Step:
@@ -757,7 +751,7 @@ class Executor:
             op.old_id,
             op.new_id,
             lambda source, mid: self._gms.change_group_identifier(source, op.new_id, message_id=mid),
-            GroupRename(old_id=op.old_id, new_id=op.new_id),
+            Rename(kind="group", old_id=op.old_id, new_id=op.new_id),
             self._group_reader,
             lost_targets=self._store.unconfirmed_group_renames,
         )
@@ -768,7 +762,7 @@ class Executor:
             "deleteGroup",
             op.sync_key,
             lambda mid: self._gms.delete_group(op.sync_key, message_id=mid),
-            GroupRemove(sync_key=op.sync_key),
+            Remove(kind="group", sync_key=op.sync_key),
             self._group_reader,
         )
 
@@ -779,7 +773,7 @@ class Executor:
             "updateMembership",
             _one(membership.sync_key),
             lambda mid: self._mms.update_membership(membership, message_id=mid),
-            lambda: [MembershipUpsert(membership=membership)],
+            lambda: [Upsert(record=membership)],
         )
         if _is_unknown_answer(step):
             # Unlike updatePerson, updateMembership does not create: the membership was removed in
@@ -788,7 +782,7 @@ class Executor:
                 "createMembership",
                 _one(membership.sync_key),
                 lambda mid: self._mms.create_membership(membership, message_id=mid),
-                lambda: [MembershipUpsert(membership=membership)],
+                lambda: [Upsert(record=membership)],
             )
             follow.attempts += step.attempts
             return follow
@@ -802,9 +796,9 @@ class Executor:
             "updateMembership",
             membership.sync_key,
             lambda mid: self._mms.update_membership(membership, message_id=mid),
-            MembershipUpsert(membership=membership),
+            Upsert(record=membership),
             self._membership_reader,
-            resolved=MembershipRemove(sync_key=membership.sync_key),
+            resolved=Remove(kind="membership", sync_key=membership.sync_key),
         )
 
     def _change_membership_identifier(self, op: ChangeMembershipIdentifier) -> _Step:
@@ -813,7 +807,7 @@ class Executor:
             op.old_id,
             op.new_id,
             lambda source, mid: self._mms.change_membership_identifier(source, op.new_id, message_id=mid),
-            MembershipRename(old_id=op.old_id, new_id=op.new_id),
+            Rename(kind="membership", old_id=op.old_id, new_id=op.new_id),
             self._membership_reader,
         )
         return self._then_update(step, op.changes, lambda: self._update_membership(op.membership))
@@ -823,7 +817,7 @@ class Executor:
             "deleteMembership",
             sync_key,
             lambda mid: self._mms.delete_membership(sync_key, message_id=mid),
-            MembershipRemove(sync_key=sync_key),
+            Remove(kind="membership", sync_key=sync_key),
             self._membership_reader,
         )
 
@@ -939,13 +933,13 @@ class Executor:
     def _mass_change(op: Create | CreateGroup | CreateMembership | DeleteMembership) -> SnapshotChange:
         match op:
             case Create():
-                return Upsert(person=op.person, identity=op.identity)
+                return Upsert(record=op.person, identity=op.identity)
             case CreateGroup():
-                return GroupUpsert(group=op.group, identity=op.identity)
+                return Upsert(record=op.group, identity=op.identity)
             case CreateMembership():
-                return MembershipUpsert(membership=op.membership)
+                return Upsert(record=op.membership)
             case DeleteMembership():
-                return MembershipRemove(sync_key=op.sync_key)
+                return Remove(kind="membership", sync_key=op.sync_key)
             case _:
                 assert_never(op)
 
@@ -981,7 +975,7 @@ class Executor:
                     step,
                     reader=self._membership_reader,
                     old_gone=op.sync_key,
-                    changes=[MembershipRemove(sync_key=op.sync_key)],
+                    changes=[Remove(kind="membership", sync_key=op.sync_key)],
                 )
                 if _is_unknown_answer(step)
                 else step

@@ -26,9 +26,7 @@ from sync.ims.transport import Page, new_message_id
 from sync.models import Group, Membership, Outcome, Person, Status
 from sync.state.snapshot import (
     Answer,
-    GroupUpsert,
     ItemAnswer,
-    MembershipUpsert,
     RequestItem,
     SentRequest,
     SnapshotChange,
@@ -143,7 +141,7 @@ def adopt(
             _record_unanswered(store, mid, exc)
             raise
         outcome = Outcome.CONFIRMED if page.status.ok else Outcome.REJECTED
-        changes = [Upsert(person=p, identity=_identity(p, identity_field)) for p in page.persons]
+        changes = [Upsert(record=p, identity=_identity(p, identity_field)) for p in page.persons]
         store.record_answer(
             Answer(
                 message_identifier=mid,
@@ -276,13 +274,13 @@ def adopt_memberships(
     failed: list[str] = []
 
     def membership_changes(found: list[Membership] | None) -> list[SnapshotChange]:
-        return [MembershipUpsert(membership=m) for m in found or ()]
+        return [Upsert(record=m) for m in found or ()]
 
     def group_changes(found: Group | None) -> list[SnapshotChange]:
         if found is None:
             return []
         identity = str(getattr(found, group_identity_field, "")) if group_identity_field else ""
-        return [GroupUpsert(group=found, identity=identity)]
+        return [Upsert(record=found, identity=identity)]
 
     def read_memberships(key: str) -> list[Membership]:
         _, found, error = _journalled_read(

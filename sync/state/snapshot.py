@@ -51,11 +51,11 @@ from sync.models import (
     GROUP_FIELDS,
     MEMBERSHIP_FIELDS,
     PERSON_FIELDS,
-    Group,
-    Membership,
+    KindName,
     Outcome,
-    Person,
+    Record,
     Status,
+    kind_of,
 )
 
 __all__ = [
@@ -67,15 +67,9 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Answer",
-    "GroupRemove",
-    "GroupRename",
-    "GroupUpsert",
     "ItemAnswer",
     "JournalEntry",
     "JournalItemRow",
-    "MembershipRemove",
-    "MembershipRename",
-    "MembershipUpsert",
     "Remove",
     "Rename",
     "RequestItem",
@@ -294,83 +288,31 @@ class Answer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upsert:
-    """Confirmed: IMS ES holds `person` (created or updated) with this identity value."""
+    """Confirmed: IMS ES holds `record` (created or updated), a person or group with this identity value."""
 
-    person: Person
+    record: Record
     identity: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rename:
-    """Confirmed: IMS ES moved a person from sync key `old_id` to `new_id` (its memberships follow)."""
+    """Confirmed: IMS ES moved an object of `kind` from sync key `old_id` to `new_id`; what refers to it
+    (a group's children, a person's or group's memberships) follows."""
 
+    kind: KindName
     old_id: str
     new_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Remove:
-    """Confirmed: IMS ES no longer holds the person with this sync key (nor its memberships)."""
+    """Confirmed: IMS ES no longer holds the object of `kind` with this sync key (nor its memberships)."""
 
+    kind: KindName
     sync_key: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupUpsert:
-    """Confirmed: IMS ES holds `group` (created or updated) with this identity value."""
-
-    group: Group
-    identity: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupRename:
-    """Confirmed: IMS ES moved a group from sync key `old_id` to `new_id` (children and members follow)."""
-
-    old_id: str
-    new_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupRemove:
-    """Confirmed: IMS ES no longer holds the group with this sync key (nor its memberships)."""
-
-    sync_key: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MembershipUpsert:
-    """Confirmed: IMS ES holds `membership` (created or updated)."""
-
-    membership: Membership
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MembershipRename:
-    """Confirmed: IMS ES moved a membership from sync key `old_id` to `new_id` (group, person, role kept)."""
-
-    old_id: str
-    new_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MembershipRemove:
-    """Confirmed: IMS ES no longer holds the membership with this sync key."""
-
-    sync_key: str
-
-
-SnapshotChange: TypeAlias = (
-    Upsert
-    | Rename
-    | Remove
-    | GroupUpsert
-    | GroupRename
-    | GroupRemove
-    | MembershipUpsert
-    | MembershipRename
-    | MembershipRemove
-)
+SnapshotChange: TypeAlias = Upsert | Rename | Remove
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -995,7 +937,7 @@ class StateStore:
 
         Raises:
             StateError: unknown request or item; changes with an answer that does not confirm them
-                (outcome not confirmed, or a messageIdRef that is not ours); a Rename or GroupRename
+                (outcome not confirmed, or a messageIdRef that is not ours); a Rename
                 whose old id is missing or whose new id exists. Nothing is written then: journal and
                 snapshot stay as they were.
         """
@@ -1067,42 +1009,25 @@ class StateStore:
     ) -> None:
         confirmation = (confirmed_at, message_identifier)
         match change:
-            case Upsert(person=person, identity=identity):
-                values = (identity, *person.values().values())
+            case Upsert(record=record, identity=identity):
+                kind = kind_of(record)
+                values = (*((identity,) if kind.identity else ()), *record.values().values())
                 connection.execute(
-                    _UPSERT_SQL, (person.sync_key, *values, _content_hash(values), *confirmation)
+                    _TABLES[kind.name].upsert_sql,
+                    (record.sync_key, *values, _content_hash(values), *confirmation),
                 )
-            case Rename(old_id=old_id, new_id=new_id):
-                _rename(connection, "person", old_id, new_id, confirmation)
-                _move_memberships(connection, "person", old_id, new_id, confirmation)
-            case Remove(sync_key=sync_key):
+            case Rename(kind=kind_name, old_id=old_id, new_id=new_id):
+                _rename(connection, kind_name, old_id, new_id, confirmation)
+                if kind_name == "group":
+                    _move_children(connection, old_id, new_id, confirmation)
+                if kind_name != "membership":
+                    _move_memberships(connection, kind_name, old_id, new_id, confirmation)
+            case Remove(kind=kind_name, sync_key=sync_key):
                 # Removing a key the snapshot lacks is a no-op: IMS ES and the snapshot agree it is gone.
-                connection.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,))
-                connection.execute("DELETE FROM memberships WHERE person_key = ?", (sync_key,))
-            case GroupUpsert(group=group, identity=identity):
-                values = (identity, *group.values().values())
-                connection.execute(
-                    _UPSERT_GROUP_SQL, (group.sync_key, *values, _content_hash(values), *confirmation)
-                )
-            case GroupRename(old_id=old_id, new_id=new_id):
-                _rename(connection, "group", old_id, new_id, confirmation)
-                _move_children(connection, old_id, new_id, confirmation)
-                _move_memberships(connection, "group", old_id, new_id, confirmation)
-            case GroupRemove(sync_key=sync_key):
-                # Child groups stay: IMS ES refuses to delete a group with children, so a confirmed
-                # delete means the executor deleted (and the snapshot removed) them first.
-                connection.execute("DELETE FROM groups WHERE sync_key = ?", (sync_key,))
-                connection.execute("DELETE FROM memberships WHERE group_key = ?", (sync_key,))
-            case MembershipUpsert(membership=membership):
-                values = tuple(membership.values().values())
-                connection.execute(
-                    _UPSERT_MEMBERSHIP_SQL,
-                    (membership.sync_key, *values, _content_hash(values), *confirmation),
-                )
-            case MembershipRename(old_id=old_id, new_id=new_id):
-                _rename(connection, "membership", old_id, new_id, confirmation)
-            case MembershipRemove(sync_key=sync_key):
-                connection.execute("DELETE FROM memberships WHERE sync_key = ?", (sync_key,))
+                # A group's child groups stay: IMS ES refuses to delete a group with children, so a
+                # confirmed delete means the executor deleted (and the snapshot removed) them first.
+                for sql in _REMOVE_SQL[kind_name]:
+                    connection.execute(sql, (sync_key,))
             case _:
                 assert_never(change)
 
@@ -1210,6 +1135,14 @@ _MEMBERSHIPS_OF_SQL: Final[dict[_Kind, str]] = {
     "person": "SELECT sync_key, group_key, person_key, role, active FROM memberships WHERE person_key = ?",
     "group": "SELECT sync_key, group_key, person_key, role, active FROM memberships WHERE group_key = ?",
 }
+_REMOVE_SQL: Final[dict[_RenamedKind, tuple[str, ...]]] = {
+    "person": (
+        "DELETE FROM persons WHERE sync_key = ?",
+        "DELETE FROM memberships WHERE person_key = ?",
+    ),
+    "group": ("DELETE FROM groups WHERE sync_key = ?", "DELETE FROM memberships WHERE group_key = ?"),
+    "membership": ("DELETE FROM memberships WHERE sync_key = ?",),
+}
 _MOVE_MEMBERSHIP_SQL: Final = (
     "UPDATE memberships SET group_key = ?, person_key = ?, content_hash = ?, confirmed_at = ?, "
     "message_identifier = ? WHERE sync_key = ?"
@@ -1313,6 +1246,8 @@ _MEMBERSHIPS: Final = _Table(
         _PACKED_MEMBERSHIPS_TAIL_SQL,
     ),
 )
+
+_TABLES: Final = {"person": _PERSONS, "group": _GROUPS, "membership": _MEMBERSHIPS}
 
 # Both journal queries end with the same six answer columns, which _answer_fields turns into fields.
 _JOURNAL_COLUMNS: Final = (
