@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from sync.models import KINDS, Group, Kind, Membership, Operation, Person, kind_named, kind_of
-from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
+from sync.models.kinds import GROUP, MEMBERSHIP, OPERATION_TYPES, PERSON
 
 
 class TestKinds:
@@ -48,3 +48,10 @@ class TestKinds:
         """An unknown name is a KeyError, not a silent default."""
         with pytest.raises(KeyError):
             kind_named("course")
+
+    def test_type_of_each_operation(self) -> None:
+        """Every operation type has one name per kind; an operation of another kind is refused."""
+        names = {kind.type_of(t.__new__(t)) for kind in KINDS for t in kind.operation_types}
+        assert names == set(OPERATION_TYPES)
+        with pytest.raises(TypeError, match="no person operation"):
+            PERSON.type_of(GROUP.create.__new__(GROUP.create))

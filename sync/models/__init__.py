@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from sync.models.kinds import (
     KINDS,
+    OPERATION_TYPES,
     Kind,
     KindName,
+    OperationType,
     Reference,
     kind_named,
     kind_of,
@@ -72,6 +74,7 @@ __all__ = [
     "KINDS",
     "MEMBERSHIP_FIELDS",
     "MEMBERSHIP_ROLE_TYPES",
+    "OPERATION_TYPES",
     "PERSON_FIELDS",
     "ChangeGroupIdentifier",
     "ChangeIdentifier",
@@ -97,6 +100,7 @@ __all__ = [
     "MembershipOperation",
     "Operation",
     "OperationResult",
+    "OperationType",
     "Outcome",
     "Person",
     "PersonOperation",

@@ -38,9 +38,30 @@ from sync.models.records import (
     Record,
 )
 
-__all__ = ["GROUP", "KINDS", "MEMBERSHIP", "PERSON", "Kind", "KindName", "Reference", "kind_named", "kind_of"]
+__all__ = [
+    "GROUP",
+    "KINDS",
+    "MEMBERSHIP",
+    "OPERATION_TYPES",
+    "PERSON",
+    "Kind",
+    "KindName",
+    "OperationType",
+    "Reference",
+    "kind_named",
+    "kind_of",
+]
 
 KindName: TypeAlias = Literal["person", "group", "membership"]
+#: What an operation does, as plans, limits and metrics name it.
+OperationType: TypeAlias = Literal["create", "update", "changeIdentifier", "delete", "deactivate"]
+OPERATION_TYPES: Final[tuple[OperationType, ...]] = (
+    "create",
+    "update",
+    "changeIdentifier",
+    "delete",
+    "deactivate",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,10 +106,27 @@ class Kind:
         return self.plural
 
     @property
+    def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:
+        """Each operation type of this kind with what it does ("create", "update", ...)."""
+        pairs: tuple[tuple[OperationType, type[Operation]], ...] = (
+            ("create", self.create),
+            ("update", self.update),
+            ("changeIdentifier", self.change_identifier),
+            ("delete", self.delete),
+        )
+        return (*pairs, ("deactivate", self.deactivate)) if self.deactivate is not None else pairs
+
+    @property
     def operation_types(self) -> tuple[type[Operation], ...]:
         """Every operation type of this kind."""
-        types: tuple[type[Operation], ...] = (self.create, self.update, self.change_identifier, self.delete)
-        return (*types, self.deactivate) if self.deactivate is not None else types
+        return tuple(op_type for _, op_type in self.typed_operations)
+
+    def type_of(self, op: Operation) -> OperationType:
+        """What `op` does: "create", "update", "changeIdentifier", "delete" or "deactivate"."""
+        for name, op_type in self.typed_operations:
+            if type(op) is op_type:
+                return name
+        raise TypeError(f"{type(op).__name__} is no {self.name} operation")
 
     def operation(self, verb: Literal["create", "update", "replace", "delete", "read"]) -> str:
         """IMS ES's operation name: `operation("create")` of persons is "createPerson"."""
