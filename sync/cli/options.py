@@ -17,23 +17,22 @@ from sync.cli.config import Credentials, load_config_file, load_credentials
 from sync.cli.output import EXIT_USAGE, fail
 from sync.errors import ConfigError
 from sync.models import KINDS, Kind
+from sync.models.kinds import GROUP, MEMBERSHIP
 
 __all__ = [
     "LISTED_KINDS",
     "REPORT_FORMATS",
-    "ca_bundle_opt",
     "connection",
     "credentials",
-    "credentials_opt",
-    "endpoint_opt",
-    "gms_opt",
+    "group_endpoint_opts",
     "group_endpoints",
     "load_config",
     "mapping_opt",
-    "mms_opt",
+    "number_opt",
     "output_opt",
     "report_format",
     "roster_arg",
+    "service_opts",
     "state_opt",
 ]
 
@@ -75,34 +74,54 @@ state_opt = click.option(
     required=True,
     help="State directory: snapshot and journal (SQLite) and the run lock.",
 )
-endpoint_opt = click.option(
+_endpoint_opt = click.option(
     "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
 )
-gms_opt = click.option(
-    "--gms-endpoint",
-    envvar="IMS_ES_GMS_ENDPOINT",
-    default=None,
-    help="The Group Management endpoint (default: next to --endpoint, GroupManagementService.svc).",
-)
-mms_opt = click.option(
-    "--mms-endpoint",
-    envvar="IMS_ES_MMS_ENDPOINT",
-    default=None,
-    help="The Membership Management endpoint (default: next to --endpoint, MembershipManagementService.svc).",
-)
-ca_bundle_opt = click.option(
+
+
+def _service_endpoint_opt(kind: Kind) -> Callable[[_F], _F]:
+    """`--gms-endpoint`, `--mms-endpoint`: the endpoint of the service that manages `kind`."""
+    name = f"{kind.ims_name} Management"
+    return click.option(
+        f"--{kind.service}-endpoint",
+        envvar=f"IMS_ES_{kind.service.upper()}_ENDPOINT",
+        default=None,
+        help=f"The {name} endpoint (default: next to --endpoint, {name.replace(' ', '')}Service.svc).",
+    )
+
+
+_gms_opt = _service_endpoint_opt(GROUP)
+_mms_opt = _service_endpoint_opt(MEMBERSHIP)
+_ca_bundle_opt = click.option(
     "--ca-bundle",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     envvar="IMS_ES_CA_BUNDLE",
     default=None,
     help="PEM file of extra CA certificates to trust (e.g. the emulator's).",
 )
-credentials_opt = click.option(
+_credentials_opt = click.option(
     "--credentials-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     help="Owner-only TOML file with username and password (else IMS_ES_USERNAME / IMS_ES_PASSWORD).",
 )
+
+
+def group_endpoint_opts(command: _F) -> _F:
+    """`--gms-endpoint` and `--mms-endpoint`, for the commands that reach groups and memberships."""
+    return _gms_opt(_mms_opt(command))
+
+
+def service_opts(command: _F) -> _F:
+    """`--endpoint`, `--ca-bundle`, `--credentials-file`: how to reach IMS ES and who we are to it."""
+    return _endpoint_opt(_ca_bundle_opt(_credentials_opt(command)))
+
+
+def number_opt(
+    flag: str, kind: click.ParamType[Any] | type[float], default: float, help: str
+) -> Callable[[_F], _F]:
+    """A number option whose default `--help` shows."""
+    return click.option(flag, type=kind, default=default, show_default=True, help=help)
 
 
 def output_opt(help: str) -> Callable[[_F], _F]:

@@ -22,18 +22,16 @@ from sync.cli import stages
 from sync.cli.config import Credentials
 from sync.cli.options import (
     REPORT_FORMATS,
-    ca_bundle_opt,
     connection,
     credentials,
-    credentials_opt,
-    endpoint_opt,
-    gms_opt,
+    group_endpoint_opts,
     group_endpoints,
     mapping_opt,
-    mms_opt,
+    number_opt,
     output_opt,
     report_format,
     roster_arg,
+    service_opts,
     state_opt,
 )
 from sync.cli.output import (
@@ -100,23 +98,19 @@ class RunSettings:
 @roster_arg
 @mapping_opt
 @state_opt
-@endpoint_opt
-@ca_bundle_opt
-@credentials_opt
-@click.option("--concurrency", type=click.IntRange(1, 256), default=10, show_default=True, help="Workers.")
-@click.option(
+@service_opts
+@number_opt("--concurrency", click.IntRange(1, 256), 10, "Workers.")
+@number_opt(
     "--max-in-flight",
-    type=click.IntRange(1, 1024),
-    default=10,
-    show_default=True,
-    help="Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
+    click.IntRange(1, 1024),
+    10,
+    "Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
 )
-@click.option(
+@number_opt(
     "--batch-size",
-    type=click.IntRange(1, 50),
-    default=1,
-    show_default=True,
-    help="Objects per mass request (createPersons, createGroups, createMemberships, deleteMemberships; "
+    click.IntRange(1, 50),
+    1,
+    "Objects per mass request (createPersons, createGroups, createMemberships, deleteMemberships; "
     "1: single calls). Counts against --max-in-flight.",
 )
 @click.option(
@@ -124,21 +118,19 @@ class RunSettings:
     default=None,
     help="Load the WSDL from this URL or file (e.g. ENDPOINT?singleWsdl) instead of the bundled one.",
 )
-@click.option("--connect-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
-@click.option("--read-timeout", type=float, default=300.0, show_default=True, help="Seconds.")
-@click.option(
+@number_opt("--connect-timeout", float, 60.0, "Seconds.")
+@number_opt("--read-timeout", float, 300.0, "Seconds.")
+@number_opt(
     "--max-attempts",
-    type=click.IntRange(1, 20),
-    default=5,
-    show_default=True,
-    help="Tries per request for transient faults (timeouts, 503s); data errors are never retried.",
+    click.IntRange(1, 20),
+    5,
+    "Tries per request for transient faults (timeouts, 503s); data errors are never retried.",
 )
-@click.option(
+@number_opt(
     "--circuit-threshold",
-    type=click.IntRange(1, 10_000),
-    default=20,
-    show_default=True,
-    help="Consecutive transient failures after which the run stops (exit 4).",
+    click.IntRange(1, 10_000),
+    20,
+    "Consecutive transient failures after which the run stops (exit 4).",
 )
 @click.option(
     "--deletes",
@@ -150,21 +142,18 @@ class RunSettings:
     help="What to do with what left the roster. off: only list it; deactivate: memberships set "
     "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
 )
-@gms_opt
-@mms_opt
-@click.option(
+@group_endpoint_opts
+@number_opt(
     "--max-change-share",
-    type=click.FloatRange(0, 1),
-    default=0.10,
-    show_default=True,
-    help="Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
+    click.FloatRange(0, 1),
+    0.10,
+    "Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
 )
-@click.option(
+@number_opt(
     "--max-change-count",
-    type=click.IntRange(0),
-    default=500,
-    show_default=True,
-    help="Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
+    click.IntRange(0),
+    500,
+    "Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
     "or deleted in one run, whatever the share.",
 )
 @click.option(

@@ -13,16 +13,14 @@ import click
 from sync.cli import stages
 from sync.cli.options import (
     LISTED_KINDS,
-    ca_bundle_opt,
     connection,
     credentials,
-    credentials_opt,
-    endpoint_opt,
-    gms_opt,
+    group_endpoint_opts,
     group_endpoints,
     mapping_opt,
-    mms_opt,
+    number_opt,
     output_opt,
+    service_opts,
     state_opt,
 )
 from sync.cli.output import EXIT_USAGE, SHOWN_LINES, fail, notice, write
@@ -71,15 +69,12 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
 )
 @state_opt
 @mapping_opt
-@endpoint_opt
-@ca_bundle_opt
-@credentials_opt
-@click.option(
+@service_opts
+@number_opt(
     "--page-size",
-    type=click.IntRange(1, 100),
-    default=100,
-    show_default=True,
-    help="Persons per readAllPersons page (itslearning allows at most 100).",
+    click.IntRange(1, 100),
+    100,
+    "Persons per readAllPersons page (itslearning allows at most 100).",
 )
 @click.option(
     "--roster",
@@ -88,8 +83,7 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     help="With a set mapping: the roster folder, whose groups are read too (a group without members "
     "is found no other way).",
 )
-@gms_opt
-@mms_opt
+@group_endpoint_opts
 def snapshot_adopt(
     state: Path,
     mapping: str,
