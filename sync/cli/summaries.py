@@ -31,6 +31,7 @@ _LINE_ONLY_MAIN: Final = (
     ("unchanged", "unchanged"),
 )
 
+# The main kind, persons, has the unprefixed counts and comes first; the others follow when present.
 _MAIN, *_OTHERS = LISTED_KINDS
 _OUTCOME_NAMES: Final = tuple(o.value for o in Outcome)
 
@@ -70,7 +71,7 @@ def _phrase(counts: list[tuple[str, int]]) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    """ "plan: 3 create, ..."; with groups, "; groups: ...; memberships: ..." follow."""
+    """The plan in one line, "plan: 3 create, ..."; with groups, "; groups: ...; memberships: ..." follow."""
     s = plan.summary
     line = "plan: " + _phrase(_counts(s, _MAIN, _CHANGES + _LINE_ONLY_MAIN))
     if _has_groups(plan):
