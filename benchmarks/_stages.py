@@ -61,7 +61,7 @@ def _wrap(owner: Any, attribute: str, label: Callable[..., str]) -> None:
 
 def _install() -> None:
     """Wrap the stages of `ims-sync plan` where the command looks them up."""
-    import sync.cli.app
+    import sync.cli.plan
     import sync.plan.diff
     import sync.plan.links
     import sync.read.roster_set
@@ -86,7 +86,7 @@ def _install() -> None:
     _wrap(sync.plan.diff, "_renamed", fixed("diff: move renamed keys"))
     _wrap(sync.plan.diff, "_plan_memberships", fixed("diff memberships"))
     _wrap(sync.report.render, "render_plan", fixed("report: render"))
-    _wrap(sync.cli.app, "_write", fixed("report: write"))
+    _wrap(sync.cli.plan, "write", fixed("report: write"))
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 `python -m sync.cli.clidoc docs/configuration.md` rewrites the block between the two markers, so the
 documented flags, environment variables and defaults are the ones the code has.
+Imports click, and the command group only when asked for the reference (the CLI never imports this).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Settings from a TOML file and credentials from the environment or an owner-only file.
 
 Precedence is flags > environment > config file > built-in defaults; click applies the first two,
-and the config file reaches click as its `default_map` (see `cli.py`).
+and the config file reaches click as its `default_map` (see `sync.cli.options.load_config`).
+Reads files only: imports neither click nor any stage of the pipeline.
 """
 
 from __future__ import annotations

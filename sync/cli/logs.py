@@ -1,6 +1,7 @@
 """structlog set-up: JSON lines for schedulers and files, a readable console on a terminal.
 
 Every event passes `redact`, so a key that names a secret never reaches an output.
+Imports structlog only.
 """
 
 from __future__ import annotations

@@ -1,0 +1,184 @@
+"""The options the commands share, and how settings are resolved: flags > environment > config file.
+
+click applies flags and environment variables; the config file reaches click as its `default_map`
+(`load_config`); credentials come from the environment, a credentials file or the config file.
+Imports click and the config readers only; the IMS ES transport is imported when endpoints are derived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+
+from sync.cli.config import Credentials, load_config_file, load_credentials
+from sync.cli.output import EXIT_USAGE, fail
+from sync.errors import ConfigError
+from sync.models import KINDS, Kind
+from sync.models.kinds import GROUP, MEMBERSHIP
+
+__all__ = [
+    "LISTED_KINDS",
+    "REPORT_FORMATS",
+    "connection",
+    "credentials",
+    "group_endpoint_opts",
+    "group_endpoints",
+    "load_config",
+    "mapping_opt",
+    "number_opt",
+    "output_opt",
+    "report_format",
+    "roster_arg",
+    "service_opts",
+    "state_opt",
+]
+
+REPORT_FORMATS: Final = ("md", "json", "csv", "html")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def load_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """The `--config` callback: the file's [sync] options become every command's defaults."""
+    if value is None:
+        return None
+    try:
+        options = load_config_file(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    commands = ctx.command.commands if isinstance(ctx.command, click.Group) else {}
+    ctx.default_map = dict.fromkeys(commands, options)
+    ctx.default_map.update({"snapshot": {"export": options, "adopt": options}})
+    # The group's own options (log format and file) read the same file.
+    ctx.default_map.update({key: options[key] for key in ("log_format", "log_file") if key in options})
+    ctx.meta["config_options"] = options
+    return value
+
+
+roster_arg = click.argument("roster", type=click.Path(path_type=Path))
+mapping_opt = click.option(
+    "--mapping",
+    "-m",
+    envvar="IMS_SYNC_MAPPING",
+    required=True,
+    help="A built-in mapping name (oneroster, oneroster-users, generic) or the path of a mapping TOML "
+    "file. A set mapping (oneroster) reads a folder: persons, groups and memberships.",
+)
+state_opt = click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="IMS_SYNC_STATE",
+    required=True,
+    help="State directory: snapshot and journal (SQLite) and the run lock.",
+)
+_endpoint_opt = click.option(
+    "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."
+)
+
+
+def _service_endpoint_opt(kind: Kind) -> Callable[[_F], _F]:
+    """`--gms-endpoint`, `--mms-endpoint`: the endpoint of the service that manages `kind`."""
+    name = f"{kind.ims_name} Management"
+    return click.option(
+        f"--{kind.service}-endpoint",
+        envvar=f"IMS_ES_{kind.service.upper()}_ENDPOINT",
+        default=None,
+        help=f"The {name} endpoint (default: next to --endpoint, {name.replace(' ', '')}Service.svc).",
+    )
+
+
+_gms_opt = _service_endpoint_opt(GROUP)
+_mms_opt = _service_endpoint_opt(MEMBERSHIP)
+_ca_bundle_opt = click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="IMS_ES_CA_BUNDLE",
+    default=None,
+    help="PEM file of extra CA certificates to trust (e.g. the emulator's).",
+)
+_credentials_opt = click.option(
+    "--credentials-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Owner-only TOML file with username and password (else IMS_ES_USERNAME / IMS_ES_PASSWORD).",
+)
+
+
+def group_endpoint_opts(command: _F) -> _F:
+    """`--gms-endpoint` and `--mms-endpoint`, for the commands that reach groups and memberships."""
+    return _gms_opt(_mms_opt(command))
+
+
+def service_opts(command: _F) -> _F:
+    """`--endpoint`, `--ca-bundle`, `--credentials-file`: how to reach IMS ES and who we are to it."""
+    return _endpoint_opt(_ca_bundle_opt(_credentials_opt(command)))
+
+
+def number_opt(
+    flag: str, kind: click.ParamType[Any] | type[float], default: float, help: str
+) -> Callable[[_F], _F]:
+    """A number option whose default `--help` shows."""
+    return click.option(flag, type=kind, default=default, show_default=True, help=help)
+
+
+def output_opt(help: str) -> Callable[[_F], _F]:
+    """`--output`/`-o`: a file to write instead of standard output; `help` says what is written."""
+    return click.option(
+        "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help
+    )
+
+
+def credentials(credentials_file: Path | None) -> Credentials:
+    """Credentials from the environment, a credentials file or the config file, in that order."""
+    root = click.get_current_context().find_root()
+    return load_credentials(
+        credentials_file=credentials_file,
+        from_config=root.meta.get("config_options", {}).get("_credentials"),
+    )
+
+
+def connection(credentials: Credentials, ca_bundle: Path | None, **settings: Any) -> dict[str, Any]:
+    """The keyword arguments every IMS ES client takes (and `settings`, e.g. timeouts)."""
+    return {
+        "username": credentials.username,
+        "password": credentials.password,
+        "ca_bundle": ca_bundle,
+        **settings,
+    }
+
+
+def group_endpoints(
+    endpoint: str, gms_endpoint: str | None, mms_endpoint: str | None, *, needs_gms: bool, needs_mms: bool
+) -> tuple[str, str]:
+    """The GMS and MMS endpoint URLs a command needs ("" for a service it does not use): as given, or
+    derived from the PMS endpoint."""
+    from sync.ims.transport import service_urls  # noqa: PLC0415
+
+    if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
+        try:
+            derived_gms, derived_mms = service_urls(endpoint)
+        except ConfigError as exc:
+            fail(EXIT_USAGE, f"{exc}; give --gms-endpoint and --mms-endpoint")
+        gms_endpoint = gms_endpoint or derived_gms
+        mms_endpoint = mms_endpoint or derived_mms
+    return (gms_endpoint or "") if needs_gms else "", (mms_endpoint or "") if needs_mms else ""
+
+
+def report_format(output: Path | None, fmt: str | None) -> str:
+    """The report format asked for, else the one the output file's suffix names, else Markdown."""
+    if fmt is not None:
+        return fmt
+    if output is not None and output.suffix.lstrip(".").lower() in REPORT_FORMATS:
+        return output.suffix.lstrip(".").lower()
+    return "md"
+
+
+#: The kinds in the order the command line lists them (`snapshot export --kind`, plan summaries):
+#: the kind whose counts PlanSummary leaves unprefixed (persons) first, then the others in KINDS order.
+LISTED_KINDS: Final[tuple[Kind, ...]] = (
+    *(kind for kind in KINDS if not kind.summary_prefix),
+    *(kind for kind in KINDS if kind.summary_prefix),
+)

@@ -1,0 +1,154 @@
+"""Where the command line talks: exit codes, notices to the operator, rich tables, written files.
+
+Exit codes (for schedulers): 0 all done; 1 some operations failed or rows were rejected (recorded);
+2 bad usage, config, input or state in use; 3 stopped by a safety limit; 4 IMS ES unreachable.
+
+Imports click, structlog and the log set-up only; rich is imported when a terminal asks for it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, NoReturn, TextIO
+
+import click
+import structlog
+
+from sync.cli.logs import configure_logging
+from sync.models import Plan
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SAFETY",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "SHOWN_LINES",
+    "Exit",
+    "Output",
+    "exit_message",
+    "fail",
+    "notice",
+    "now_iso",
+    "print_rejects",
+    "rich_table",
+    "write",
+    "write_file",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_SAFETY: Final = 3
+EXIT_UNREACHABLE: Final = 4
+
+#: Rejected rows, failed reads and unconfirmed operations listed on stderr; the reports have them all.
+SHOWN_LINES: Final = 20
+
+_log = structlog.get_logger(__name__)
+
+
+class Exit(Exception):
+    """Leave the command with an exit code after printing `message` (if any) to stderr."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def fail(code: int, message: str) -> NoReturn:
+    raise Exit(code, message)
+
+
+class Output:
+    """Where this invocation talks: JSON log lines only (cron, --log-format json) or a person at a terminal.
+
+    Set by the group callback; `main` resets it, so one process can run many commands (tests do).
+    """
+
+    json = False  # stderr (or the log file) carries structlog JSON lines only
+    log_file: TextIO | None = None  # --log-file, open until `main` has logged the exit
+    terminal = False  # console format on a TTY: progress bar and rich summary tables
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.json = cls.terminal = False
+        cls.log_file = None
+
+    @classmethod
+    def close(cls) -> None:
+        """Close the log file, pointing structlog back at stderr (for whatever logs after `main`)."""
+        if cls.log_file is not None:
+            configure_logging(fmt="json")
+            cls.log_file.close()
+        cls.reset()
+
+
+def notice(event: str, message: str, **fields: Any) -> None:
+    """Tell the operator something: a plain stderr line on a console, a JSON event under cron."""
+    if Output.json:
+        _log.info(event, message=message, **fields)
+    else:
+        click.echo(message, err=True)
+
+
+def exit_message(code: int, message: str) -> int:
+    """Say why the command ends: a JSON `exit` event under JSON logging, a plain stderr line otherwise.
+
+    With --log-file the plain line goes to stderr as well, so cron mail and the systemd journal show it.
+    """
+    if Output.json:
+        _log.error("exit", exit_code=code, message=message)
+    if not Output.json or Output.log_file is not None:
+        click.echo(f"ims-sync: {message}", err=True)
+    return code
+
+
+def rich_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table on stderr (only ever called on a terminal)."""
+    from rich.console import Console  # noqa: PLC0415 - rich only for people at a terminal
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console(stderr=True).print(table)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write `text` to `path`; a file that cannot be written ends the command (exit 2)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(EXIT_USAGE, f"cannot write {path}: {exc.strerror}")
+
+
+def write(text: str, output: Path | None) -> None:
+    """A report, export or listing: to standard output, or to the `--output` file (and say so)."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    write_file(output, text)
+    notice("report_written", f"report written to {output}", path=str(output))
+
+
+def print_rejects(plan: Plan) -> None:
+    for reject in plan.rejects[:SHOWN_LINES]:
+        notice(
+            "row_rejected",
+            f"rejected: {reject.file}:{reject.row} [{reject.field}] {reject.reason}",
+            where=f"{reject.file}:{reject.row}",
+            field=reject.field,
+            reason=reject.reason,
+        )
+    if len(plan.rejects) > SHOWN_LINES:
+        more = len(plan.rejects) - SHOWN_LINES
+        notice("rows_rejected_more", f"... and {more} more rejected rows (see the report)", more=more)

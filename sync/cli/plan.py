@@ -1,0 +1,84 @@
+"""`validate` and `plan`: what a roster holds and what a run would change; nothing is sent, no state changes.
+
+Imports the pipeline's stages lazily (through `sync.cli.stages` and inside the commands).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import structlog
+
+from sync.cli import stages
+from sync.cli.options import (
+    LISTED_KINDS,
+    REPORT_FORMATS,
+    mapping_opt,
+    output_opt,
+    report_format,
+    roster_arg,
+    state_opt,
+)
+from sync.cli.output import EXIT_FAILED, Exit, Output, rich_table, write
+from sync.cli.summaries import plan_counts, summary_line
+
+__all__ = ["plan", "validate"]
+
+_log = structlog.get_logger(__name__)
+
+
+@click.command(epilog="Example: ims-sync validate samples/generic/students.csv --mapping generic")
+@roster_arg
+@mapping_opt
+def validate(roster: Path, mapping: str) -> None:
+    """Check a roster against a mapping: no state, no network. Exit 1 when rows are rejected.
+
+    With a set mapping the references between the files are checked too (a class's school, an
+    enrolment's class and person); without group files, enrolments' groups are checked at plan time.
+    """
+    result = stages.checked(stages.read(roster, mapping))
+    rejects = result.rejects
+    for reject in rejects:
+        click.echo(f"{reject.file}:{reject.row}: [{reject.field}] {reject.reason}")
+    read = [(kind, getattr(result, kind.plural)) for kind in LISTED_KINDS]
+    counts = [f"{len(part.frame)} valid {kind.plural}" for kind, part in read if part is not None]
+    click.echo(f"{', '.join(counts)}, {len(rejects)} rejected rows in {roster}")
+    if rejects:
+        raise Exit(EXIT_FAILED)
+
+
+@click.command(
+    epilog="Example: ims-sync plan users.csv -m oneroster-users --state ./state --format html -o plan.html"
+)
+@roster_arg
+@mapping_opt
+@state_opt
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default=None,
+    help="Report format (default: from the --output suffix, else md).",
+)
+@output_opt("Report file (default: standard output).")
+def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
+    """Dry run: show what a run would change. Sends nothing and changes no state."""
+    from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
+    from sync.report.render import render_plan  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
+
+    result = stages.read(roster, mapping)
+    if stages.has_state(state):
+        with StateStore.open(state, exclusive=False) as store:
+            snapshots = stages.snapshots(store)
+    else:
+        snapshots = Snapshots(persons=empty_snapshot())
+    the_plan = stages.plan(result, snapshots)
+    meta = stages.meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
+    write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
+    _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
+    if Output.terminal:
+        rich_table("Dry run", ("Kind", "Count"), [(k, f"{n:,}") for k, n in plan_counts(the_plan)])
+    elif output is not None and not Output.json:
+        click.echo(summary_line(the_plan), err=True)

@@ -1,0 +1,419 @@
+"""`run` and `reconcile`: plan, send the changes to IMS ES, record what it confirmed; then check the journal.
+
+The only commands that send: they import the IMS ES transport (zeep) and the executor, inside the
+command, so other commands start without them.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import structlog
+
+from sync.cli import stages
+from sync.cli.config import Credentials
+from sync.cli.options import (
+    REPORT_FORMATS,
+    connection,
+    credentials,
+    group_endpoint_opts,
+    group_endpoints,
+    mapping_opt,
+    number_opt,
+    output_opt,
+    report_format,
+    roster_arg,
+    service_opts,
+    state_opt,
+)
+from sync.cli.output import (
+    EXIT_FAILED,
+    EXIT_SAFETY,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Exit,
+    Output,
+    fail,
+    notice,
+    now_iso,
+    print_rejects,
+    write,
+)
+from sync.cli.summaries import print_run_summary
+from sync.models import DeletesMode, Outcome, Plan, RunResult
+from sync.plan.safety import SafetyLimits, check_limits
+
+__all__ = ["reconcile", "run"]
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """`run`'s options, as click resolved them (flags > environment > config file > defaults)."""
+
+    roster: Path
+    mapping: str
+    state: Path
+    endpoint: str
+    ca_bundle: Path | None
+    credentials_file: Path | None
+    concurrency: int
+    max_in_flight: int
+    batch_size: int
+    wsdl: str | None
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+    circuit_threshold: int
+    deletes: str
+    gms_endpoint: str | None
+    mms_endpoint: str | None
+    max_change_share: float
+    max_change_count: int
+    accept_changes: int
+    accept_deletes: int
+    report: Path | None
+    report_format: str | None
+
+    @property
+    def deletes_mode(self) -> DeletesMode:
+        return DeletesMode(self.deletes)
+
+
+@click.command(
+    epilog=(
+        "Example: IMS_ES_USERNAME=... IMS_ES_PASSWORD=... ims-sync run users.csv -m oneroster-users "
+        "--state /var/lib/ims-sync --endpoint https://host/PersonManagementService.svc --report run.html"
+    )
+)
+@roster_arg
+@mapping_opt
+@state_opt
+@service_opts
+@number_opt("--concurrency", click.IntRange(1, 256), 10, "Workers.")
+@number_opt(
+    "--max-in-flight",
+    click.IntRange(1, 1024),
+    10,
+    "Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
+)
+@number_opt(
+    "--batch-size",
+    click.IntRange(1, 50),
+    1,
+    "Objects per mass request (createPersons, createGroups, createMemberships, deleteMemberships; "
+    "1: single calls). Counts against --max-in-flight.",
+)
+@click.option(
+    "--wsdl",
+    default=None,
+    help="Load the WSDL from this URL or file (e.g. ENDPOINT?singleWsdl) instead of the bundled one.",
+)
+@number_opt("--connect-timeout", float, 60.0, "Seconds.")
+@number_opt("--read-timeout", float, 300.0, "Seconds.")
+@number_opt(
+    "--max-attempts",
+    click.IntRange(1, 20),
+    5,
+    "Tries per request for transient faults (timeouts, 503s); data errors are never retried.",
+)
+@number_opt(
+    "--circuit-threshold",
+    click.IntRange(1, 10_000),
+    20,
+    "Consecutive transient failures after which the run stops (exit 4).",
+)
+@click.option(
+    "--deletes",
+    type=click.Choice([m.value for m in DeletesMode]),
+    default=DeletesMode.OFF.value,
+    is_flag=False,
+    flag_value=DeletesMode.DELETE.value,
+    show_default=True,
+    help="What to do with what left the roster. off: only list it; deactivate: memberships set "
+    "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
+)
+@group_endpoint_opts
+@number_opt(
+    "--max-change-share",
+    click.FloatRange(0, 1),
+    0.10,
+    "Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
+)
+@number_opt(
+    "--max-change-count",
+    click.IntRange(0),
+    500,
+    "Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
+    "or deleted in one run, whatever the share.",
+)
+@click.option(
+    "--accept-changes",
+    type=click.IntRange(0),
+    default=0,
+    help="Accept up to N updates and identifier changes of each kind (after reviewing the plan).",
+)
+@click.option(
+    "--accept-deletes",
+    type=click.IntRange(0),
+    default=0,
+    help="Accept up to N deletions (or deactivations) of each kind (after reviewing the plan).",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write a run report here: every operation's outcome, failures with reasons.",
+)
+@click.option(
+    "--report-format",
+    type=click.Choice(REPORT_FORMATS),
+    default=None,
+    help="Run report format (default: from the --report suffix, else md).",
+)
+def run(**options: Any) -> None:
+    """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
+
+    settings = RunSettings(**options)
+    _check_budget(settings)
+    user = credentials(settings.credentials_file)
+    roster_set = stages.read(settings.roster, settings.mapping)
+    endpoints = group_endpoints(
+        settings.endpoint,
+        settings.gms_endpoint,
+        settings.mms_endpoint,
+        needs_gms=roster_set.groups is not None,
+        needs_mms=roster_set.memberships is not None,
+    )
+    started = now_iso()
+    with StateStore.open(settings.state) as store:
+        the_plan = _safe_plan(settings, stages.plan(roster_set, stages.snapshots(store)))
+        run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
+        _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
+        execution = _execute(settings, store, run_id, the_plan, user, endpoints)
+        outcome = RunResult(
+            run_id=run_id,
+            plan=the_plan,
+            results=execution.results,
+            started_at=started,
+            finished_at=now_iso(),
+            stopped=execution.stopped,
+        )
+        counts = {o.value: outcome.count(o) for o in Outcome}
+        store.end_run(run_id, status=_run_status(outcome), summary=counts)
+    _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
+    _finish(settings, outcome, execution, counts)
+
+
+def _check_budget(settings: RunSettings) -> None:
+    """Refuse settings that would put more objects in flight than the budget allows."""
+    concurrency, max_in_flight, batch_size = settings.concurrency, settings.max_in_flight, settings.batch_size
+    if concurrency > max_in_flight:
+        fail(
+            EXIT_USAGE,
+            f"--concurrency {concurrency} exceeds the in-flight budget {max_in_flight}; "
+            "raise --max-in-flight only where the service allows it",
+        )
+    if batch_size > max_in_flight:
+        fail(
+            EXIT_USAGE,
+            f"--batch-size {batch_size} exceeds the in-flight budget {max_in_flight}: one request "
+            "would carry more objects than may be unanswered at once",
+        )
+    if max_in_flight > 10:
+        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
+
+
+def _safe_plan(settings: RunSettings, the_plan: Plan) -> Plan:
+    """The plan, its rejected rows shown, once it is within the safety limits (else exit 3)."""
+    print_rejects(the_plan)
+    limits = SafetyLimits(
+        max_share=settings.max_change_share,
+        max_count=settings.max_change_count,
+        accept_changes=settings.accept_changes,
+        accept_deletes=settings.accept_deletes,
+    )
+    breaches = check_limits(the_plan, limits, deletes=settings.deletes_mode)
+    if breaches:
+        for breach in breaches:
+            _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
+        fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
+    return the_plan
+
+
+def _execute(
+    settings: RunSettings,
+    store: Any,
+    run_id: str,
+    the_plan: Plan,
+    user: Credentials,
+    endpoints: tuple[str, str],
+) -> Any:
+    """Send the plan's operations (and the deletions `--deletes` allows); the executor's outcome."""
+    from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
+    from sync.plan.ordering import deletion_operations  # noqa: PLC0415
+    from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+
+    deletes = settings.deletes_mode
+    operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes)]
+    stop = threading.Event()
+    timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
+    clients = connection(user, settings.ca_bundle, timeouts=timeouts, pool_size=max(settings.concurrency, 1))
+    gms_url, mms_url = endpoints
+    client = PersonClient(url=settings.endpoint, wsdl=settings.wsdl, **clients)
+    groups_client = GroupClient(url=gms_url, **clients) if gms_url else None
+    memberships_client = MembershipClient(url=mms_url, **clients) if mms_url else None
+    executor_settings = ExecutorSettings(
+        # Objects in flight: never more than the budget, nor more than the workers can carry.
+        max_in_flight=min(settings.max_in_flight, settings.concurrency * settings.batch_size),
+        batch_size=settings.batch_size,
+        circuit_threshold=settings.circuit_threshold,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        deletes=deletes is not DeletesMode.OFF,
+    )
+    with (
+        client,
+        _closing(groups_client),
+        _closing(memberships_client),
+        _graceful_stop(stop),
+        _progress(len(operations), enabled=Output.terminal) as tick,
+    ):
+        return Executor(
+            client=client,
+            groups=groups_client,
+            memberships=memberships_client,
+            store=store,
+            run_id=run_id,
+            settings=executor_settings,
+            stop=stop,
+            on_result=tick,
+        ).run(operations)
+
+
+def _finish(settings: RunSettings, outcome: RunResult, execution: Any, counts: dict[str, int]) -> None:
+    """Write the report and the summary; end with the exit code the outcome calls for."""
+    if settings.report is not None:
+        from sync.report.render import render_run  # noqa: PLC0415
+
+        meta = stages.meta(
+            "Run report",
+            roster=settings.roster,
+            mapping=settings.mapping,
+            state=settings.state,
+            endpoint=settings.endpoint,
+        )
+        fmt = report_format(settings.report, settings.report_format)
+        write(render_run(outcome, fmt=fmt, meta=meta), settings.report)  # type: ignore[arg-type]
+    print_run_summary(outcome)
+    if execution.fatal is not None:
+        raise execution.fatal
+    if execution.stopped.startswith("circuit open"):
+        fail(EXIT_UNREACHABLE, f"IMS ES unreachable: {execution.stopped}")
+    failed = counts["rejected"] + counts["unconfirmed"] + counts["skipped"]
+    if failed or outcome.plan.rejects:
+        raise Exit(EXIT_FAILED)
+
+
+def _run_status(outcome: RunResult) -> str:
+    if outcome.stopped:
+        return "stopped"
+    if any(r.outcome is not Outcome.CONFIRMED for r in outcome.results):
+        return "partial"
+    return "ok"
+
+
+@contextmanager
+def _graceful_stop(stop: threading.Event) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop taking work and let requests in flight finish. Second: abort."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        name = signal.Signals(signum).name
+        notice(
+            "stop_requested",
+            f"{name}: finishing requests in flight, then stopping (again to abort)",
+            signal=name,
+        )
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def _closing(client: Any) -> Iterator[None]:
+    """Close an optional client (None: nothing to close)."""
+    try:
+        yield
+    finally:
+        if client is not None:
+            client.close()
+
+
+@contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar on a terminal; nothing under cron or with JSON logs."""
+    if not enabled or total == 0:
+        yield lambda _result: None
+        return
+    from rich.progress import Progress  # noqa: PLC0415
+
+    lock = threading.Lock()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("sending to IMS ES", total=total)
+
+        def tick(_result: Any) -> None:
+            with lock:
+                progress.advance(task)
+
+        yield tick
+
+
+# --- reconcile ------------------------------------------------------------------------------
+
+
+@click.command(epilog="Example: ims-sync reconcile --state ./state --format json")
+@state_opt
+@click.option("--run", "run_id", default=None, help="Run id (default: the last run).")
+@click.option("--all", "all_runs", is_flag=True, help="Every run in the journal.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", help="Output format."
+)
+@output_opt("Write here (default: standard output).")
+def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output: Path | None) -> None:
+    """Pair every request's messageIdentifier with its answer's messageIdRef; flag what is off.
+
+    Exit 1 when any request is unanswered, unmatched or failed.
+    """
+    from sync.report.render import render_reconcile  # noqa: PLC0415
+    from sync.state.reconcile import reconcile as check  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
+
+    if not stages.has_state(state):
+        fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")
+    with StateStore.open(state, exclusive=False) as store:
+        chosen = None if all_runs else (run_id or store.last_run_id())
+        if chosen is None and not all_runs:
+            fail(EXIT_USAGE, f"no run recorded in {state}")
+        rows = check(store.journal(chosen))
+    write(render_reconcile(rows, fmt=fmt), output)
+    if any(row.flags - {"ok"} for row in rows):
+        raise Exit(EXIT_FAILED)

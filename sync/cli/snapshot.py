@@ -1,0 +1,198 @@
+"""`snapshot export` and `snapshot adopt`: the snapshot as CSV; the snapshot built from what the site holds.
+
+`adopt` reads from IMS ES: it imports the transport (zeep) and the adopters inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sync.cli import stages
+from sync.cli.options import (
+    LISTED_KINDS,
+    connection,
+    credentials,
+    group_endpoint_opts,
+    group_endpoints,
+    mapping_opt,
+    number_opt,
+    output_opt,
+    service_opts,
+    state_opt,
+)
+from sync.cli.output import EXIT_USAGE, SHOWN_LINES, fail, notice, write
+from sync.models.kinds import GROUP
+
+__all__ = ["snapshot"]
+
+_KINDS_BY_PLURAL = {kind.plural: kind for kind in LISTED_KINDS}
+
+
+@click.group(epilog="Example: ims-sync snapshot export --state /var/lib/ims-sync -o snapshot.csv")
+def snapshot() -> None:
+    """Inspect the snapshot: what IMS ES last confirmed."""
+
+
+@snapshot.command("export", epilog="Example: ims-sync snapshot export --state ./state -o snapshot.csv")
+@state_opt
+@output_opt("Write the CSV here (default: standard output).")
+@click.option(
+    "--kind",
+    type=click.Choice(list(_KINDS_BY_PLURAL)),
+    default=LISTED_KINDS[0].plural,
+    show_default=True,
+    help="Which records to export.",
+)
+def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
+    """Write the snapshot as CSV: persons (sync_key, identity, person fields; never passwords), groups
+    (sync_key, identity, name, type, parent, description) or memberships (sync_key, group, person, role,
+    active)."""
+    from sync.report.render import frame_to_csv  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
+
+    if not stages.has_state(state):
+        fail(EXIT_USAGE, f"no state in {state}")
+    with StateStore.open(state, exclusive=False) as store:
+        frame = stages.load_snapshot(store, _KINDS_BY_PLURAL[kind])
+    write(frame_to_csv(frame), output)
+
+
+@snapshot.command(
+    "adopt",
+    epilog=(
+        "Example: ims-sync snapshot adopt --state /var/lib/ims-sync -m oneroster-users "
+        "--endpoint https://host/PersonManagementService.svc"
+    ),
+)
+@state_opt
+@mapping_opt
+@service_opts
+@number_opt(
+    "--page-size",
+    click.IntRange(1, 100),
+    100,
+    "Persons per readAllPersons page (itslearning allows at most 100).",
+)
+@click.option(
+    "--roster",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="With a set mapping: the roster folder, whose groups are read too (a group without members "
+    "is found no other way).",
+)
+@group_endpoint_opts
+def snapshot_adopt(
+    state: Path,
+    mapping: str,
+    endpoint: str,
+    ca_bundle: Path | None,
+    credentials_file: Path | None,
+    page_size: int,
+    roster: Path | None,
+    gms_endpoint: str | None,
+    mms_endpoint: str | None,
+) -> None:
+    """Build the snapshot from what the site already holds.
+
+    Persons come from itslearning's readAllPersons (it must be enabled for the integration). With a
+    set mapping (e.g. oneroster) the memberships of every adopted person (readMembershipsForPerson)
+    and their groups with all parents (readGroup) follow; --roster adds the roster's own groups.
+    Run it once before the first `run` against a populated site, so that what is already there is
+    updated rather than created again.
+    """
+    from sync.read.mapping import load_any_mapping  # noqa: PLC0415
+    from sync.state.snapshot import StateStore  # noqa: PLC0415
+
+    identity, group_identity, with_groups = _identities(load_any_mapping(mapping))
+    gms_url, mms_url = group_endpoints(
+        endpoint, gms_endpoint, mms_endpoint, needs_gms=with_groups, needs_mms=with_groups
+    )
+    roster_groups = _roster_groups(roster, mapping) if roster is not None and with_groups else []
+    clients = connection(credentials(credentials_file), ca_bundle)
+    summary: dict[str, int] = {}
+    with StateStore.open(state) as store:
+        run_id = store.begin_run(command="adopt", roster="", mapping=mapping)
+        try:
+            result = _adopt_persons(store, run_id, endpoint, clients, identity, page_size)
+            summary = {"persons": result.persons, "pages": result.pages}
+            click.echo(
+                f"adopted {result.persons} persons in {result.pages} pages "
+                f"(the service reports {result.reported_total}) into {state}"
+            )
+            if with_groups:
+                found = _adopt_groups(
+                    store, run_id, (gms_url, mms_url), clients, roster_groups, group_identity
+                )
+                summary.update(
+                    groups=found.groups, memberships=found.memberships, failed_reads=len(found.failed_reads)
+                )
+                click.echo(f"adopted {found.groups} groups and {found.memberships} memberships into {state}")
+                for failure in found.failed_reads[:SHOWN_LINES]:
+                    notice("adopt_read_failed", f"not adopted: {failure}", failure=failure)
+        except BaseException:
+            store.end_run(run_id, status="failed", summary=summary)
+            raise
+        store.end_run(run_id, status="ok", summary=summary)
+
+
+def _identities(loaded: Any) -> tuple[str, str, bool]:
+    """(the persons' identity field, the groups' ("" when the group files differ or IMS ES lacks it),
+    whether groups and memberships are adopted too: with a set mapping that reads them)."""
+    from sync.read.mapping import SetMapping  # noqa: PLC0415
+
+    if not isinstance(loaded, SetMapping):
+        return loaded.identity, "", False
+    group_identities = {entry.mapping.identity for entry in loaded.groups}
+    group_identity = group_identities.pop() if len(group_identities) == 1 else ""
+    group_identity = group_identity if group_identity in GROUP.fields else ""
+    with_groups = bool(loaded.groups) or bool(loaded.memberships)
+    return loaded.persons.mapping.identity, group_identity, with_groups
+
+
+def _roster_groups(roster: Path, mapping: str) -> list[str]:
+    """The sync keys of the roster's own groups (none when the mapping reads no group files)."""
+    roster_set = stages.read(roster, mapping)
+    return [] if roster_set.groups is None else list(roster_set.groups.frame.index)
+
+
+def _adopt_persons(
+    store: Any, run_id: str, endpoint: str, clients: dict[str, Any], identity: str, page_size: int
+) -> Any:
+    """Every person the site holds (readAllPersons) into the snapshot."""
+    from sync.ims.transport import PersonClient  # noqa: PLC0415
+    from sync.state.adopt import adopt  # noqa: PLC0415
+
+    with PersonClient(url=endpoint, **clients) as client:
+        return adopt(client, store, run_id=run_id, identity_field=identity, page_size=page_size)
+
+
+def _adopt_groups(
+    store: Any,
+    run_id: str,
+    endpoints: tuple[str, str],
+    clients: dict[str, Any],
+    roster_groups: list[str],
+    group_identity: str,
+) -> Any:
+    """The memberships of every adopted person and the groups they name, with their parents (and the
+    roster's own groups), into the snapshot."""
+    from sync.ims.transport import GroupClient, MembershipClient  # noqa: PLC0415
+    from sync.state.adopt import adopt_memberships  # noqa: PLC0415
+
+    gms_url, mms_url = endpoints
+    with (
+        GroupClient(url=gms_url, **clients) as groups,
+        MembershipClient(url=mms_url, **clients) as memberships,
+    ):
+        return adopt_memberships(
+            groups,
+            memberships,
+            store,
+            run_id=run_id,
+            persons=list(store.load_persons().index),
+            also_groups=roster_groups,
+            group_identity_field=group_identity,
+        )

@@ -1,0 +1,76 @@
+"""The pipeline's stages as the commands call them: read the roster, check its references, load the
+snapshot, plan, describe a report.
+
+Each stage is imported when a command calls it (pandas, the state store), so `--help`, `mapping list`
+and the emulator start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sync import __version__
+from sync.cli.options import LISTED_KINDS
+from sync.cli.output import now_iso
+from sync.models import Kind, Plan
+
+__all__ = ["checked", "has_state", "load_snapshot", "meta", "plan", "read", "snapshots"]
+
+
+def read(roster_path: Path, mapping_name: str) -> Any:
+    """The roster set: persons, and groups and memberships when the mapping is a set mapping."""
+    from sync.read.roster_set import read_roster_set  # noqa: PLC0415 - pandas only for commands that need it
+
+    return read_roster_set(roster_path, mapping_name)
+
+
+def checked(roster: Any) -> Any:
+    """The roster set with the references between its files checked (sync.plan.links), as a plan does;
+    without group files, enrolments' groups live in IMS ES and only a plan (with the state) checks them."""
+    import dataclasses  # noqa: PLC0415
+
+    from sync.plan.links import check_references  # noqa: PLC0415
+
+    groups, memberships = check_references(
+        roster.persons, roster.groups, roster.memberships, snapshot_groups=None
+    )
+    return dataclasses.replace(roster, groups=groups, memberships=memberships)
+
+
+def snapshots(store: Any) -> Any:
+    """Every kind's snapshot frame, as the state store holds it."""
+    from sync.plan.diff import Snapshots  # noqa: PLC0415
+
+    return Snapshots(**{kind.plural: load_snapshot(store, kind) for kind in LISTED_KINDS})
+
+
+def load_snapshot(store: Any, kind: Kind) -> Any:
+    """One kind's snapshot frame (the state store's `load_persons`, `load_groups`, ...)."""
+    return getattr(store, f"load_{kind.plural}")()
+
+
+def plan(roster: Any, snapshots: Any) -> Plan:
+    from sync.plan.diff import plan_set  # noqa: PLC0415
+
+    return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
+
+
+def meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "") -> Any:
+    """What a report says about its run: title, inputs, time, tool version."""
+    from sync.report.render import ReportMeta  # noqa: PLC0415
+
+    return ReportMeta(
+        title=title,
+        roster=str(roster or ""),
+        mapping=mapping,
+        state=str(state),
+        generated_at=now_iso(),
+        endpoint=endpoint,
+        tool_version=__version__,
+    )
+
+
+def has_state(state: Path) -> bool:
+    """Whether anything has run in the state directory (a plan without one plans against nothing)."""
+    return (state / "state.sqlite3").exists()

@@ -1,0 +1,120 @@
+"""A plan's and a run's summary for the operator: one line, a rich table on a terminal, what failed.
+
+Written once over the kinds (`sync.models.kinds`) and PlanSummary's per-kind counts; imports no stage.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import click
+
+from sync.cli.options import LISTED_KINDS
+from sync.cli.output import SHOWN_LINES, Output, notice, rich_table
+from sync.models import Kind, Outcome, Plan, PlanSummary, RunResult, kind_of
+
+__all__ = ["plan_counts", "print_run_summary", "summary_line"]
+
+# (label, PlanSummary count without the kind's prefix): what every kind counts, in this order.
+_CHANGES: Final = (
+    ("create", "create"),
+    ("update", "update"),
+    ("changeIdentifier", "change_identifier"),
+    ("deletion candidates", "delete"),
+)
+_KEPT: Final = (("unchanged", "unchanged"), ("in snapshot", "snapshot_size"))
+# Only the unprefixed counts (persons) have rejected rows and conflicts.
+_TABLE_ONLY_MAIN: Final = (("conflicts", "conflicts"), ("rejected rows", "rejected"))
+_LINE_ONLY_MAIN: Final = (
+    ("rejected rows", "rejected"),
+    ("conflicts", "conflicts"),
+    ("unchanged", "unchanged"),
+)
+
+# The main kind, persons, has the unprefixed counts and comes first; the others follow when present.
+_MAIN, *_OTHERS = LISTED_KINDS
+_OUTCOME_NAMES: Final = tuple(o.value for o in Outcome)
+
+
+def _count(summary: PlanSummary, kind: Kind, name: str) -> int:
+    return int(getattr(summary, f"{kind.summary_prefix}{name}"))
+
+
+def _counts(
+    summary: PlanSummary, kind: Kind, fields: tuple[tuple[str, str], ...], *, labelled: bool = True
+) -> list[tuple[str, int]]:
+    """(label, count) of `fields`; labels name the kind ("groups: create") unless it is persons'."""
+    label = f"{kind.plural}: " if kind.summary_prefix and labelled else ""
+    return [(f"{label}{name}", _count(summary, kind, field)) for name, field in fields]
+
+
+def _has_groups(plan: Plan) -> bool:
+    """Whether the plan concerns any kind besides persons (then the summaries list every kind)."""
+    s = plan.summary
+    return any(_count(s, kind, "snapshot_size") or _count(s, kind, "unchanged") for kind in _OTHERS) or any(
+        kind_of(op) is not _MAIN for op in (*plan.operations, *plan.deletions)
+    )
+
+
+def plan_counts(plan: Plan) -> list[tuple[str, int]]:
+    """The plan's counts as (label, count) rows: persons, then each other kind when the plan has any."""
+    s = plan.summary
+    counts = _counts(s, _MAIN, _CHANGES + _TABLE_ONLY_MAIN + _KEPT)
+    if _has_groups(plan):
+        for kind in _OTHERS:
+            counts += _counts(s, kind, _CHANGES + _KEPT)
+    return counts
+
+
+def _phrase(counts: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in counts)
+
+
+def summary_line(plan: Plan) -> str:
+    """The plan in one line, "plan: 3 create, ..."; with groups, "; groups: ...; memberships: ..." follow."""
+    s = plan.summary
+    line = "plan: " + _phrase(_counts(s, _MAIN, _CHANGES + _LINE_ONLY_MAIN))
+    if _has_groups(plan):
+        for kind in _OTHERS:
+            line += f"; {kind.plural}: " + _phrase(_counts(s, kind, _CHANGES, labelled=False))
+    return line
+
+
+def print_run_summary(outcome: RunResult) -> None:
+    """The run's line on stdout; on stderr why it stopped, a table on a terminal, and what failed."""
+    counts = {o.value: outcome.count(o) for o in Outcome}
+    planned = summary_line(outcome.plan).removeprefix("plan: ")
+    line = (
+        f"run {outcome.run_id}: {counts['confirmed']} confirmed, {counts['rejected']} rejected, "
+        f"{counts['unconfirmed']} unconfirmed, {counts['skipped']} skipped (planned: {planned})"
+    )
+    click.echo(line)
+    if outcome.stopped:
+        notice("stopped_early", f"stopped early: {outcome.stopped}", reason=outcome.stopped)
+    if Output.terminal:
+        rich_table("Run " + outcome.run_id, ("Operation", "Planned", *_OUTCOME_NAMES), _outcome_rows(outcome))
+    if Output.json:
+        return  # each request is already an ims_request event, and run_end has the counts
+    problems = [r for r in outcome.results if r.outcome is not Outcome.CONFIRMED]
+    for result in problems[:SHOWN_LINES]:
+        reason = result.error or (result.status.description if result.status else "") or "not sent"
+        key = getattr(result.operation, "sync_key", "")
+        click.echo(f"{result.outcome.value}: {type(result.operation).__name__} {key}: {reason}", err=True)
+    if len(problems) > SHOWN_LINES:
+        click.echo(f"... and {len(problems) - SHOWN_LINES} more not confirmed (see --report)", err=True)
+
+
+def _outcome_rows(outcome: RunResult) -> list[tuple[str, ...]]:
+    """Operations by type (rows) and outcome (columns), with a total row."""
+    counts: dict[str, dict[str, int]] = {}
+    for result in outcome.results:
+        operation = type(result.operation).__name__
+        row = counts.setdefault(operation, dict.fromkeys(_OUTCOME_NAMES, 0))
+        row[result.outcome.value] += 1
+    rows = [
+        (operation, f"{sum(row.values()):,}", *(f"{row[name]:,}" for name in _OUTCOME_NAMES))
+        for operation, row in sorted(counts.items())
+    ]
+    totals = [outcome.count(o) for o in Outcome]
+    rows.append(("total", f"{len(outcome.results):,}", *(f"{n:,}" for n in totals)))
+    return rows
