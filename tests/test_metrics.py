@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sync.cli.app import EXIT_OK, EXIT_SAFETY, EXIT_USAGE, main
 from sync.cli.metrics import LAST_SUCCESS, RunFigures, write_metrics
+from sync.emulator import Emulator
 from sync.models import (
     ChangeOperation,
     Create,
@@ -24,6 +26,8 @@ from sync.models import (
     RunResult,
     Update,
 )
+from sync.state.snapshot import StateStore
+from tests.checks import person_row, run_args, set_credentials, write_roster
 
 T0 = datetime(2026, 12, 5, 2, 30, tzinfo=UTC)
 STATE = "/var/lib/ims-sync/north"
@@ -140,3 +144,52 @@ class TestMetricsFile:
         write_metrics(path, _figures(0, state="/var/lib/ims-sync/south"))
         write_metrics(path, _figures(1))
         assert not [k for k in _read(path) if k[0] == LAST_SUCCESS]
+
+
+class TestRunWritesMetrics:
+    """`ims-sync run --metrics-file` against the emulator: every exit code leaves its figures."""
+
+    def test_nights_good_and_held(
+        self, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A good night counts its creates and requests; a night stopped at a limit holds its updates
+        (exit 3) and keeps the good night's success; a locked state exits 2, recorded too."""
+        set_credentials(monkeypatch)
+        state, prom = tmp_path / "state", tmp_path / "metrics" / "ims-sync.prom"
+        prom.parent.mkdir()
+        roster = write_roster(tmp_path / "users.csv", [person_row(n) for n in range(1, 31)])
+        assert main([*run_args(emulator, roster, state), "--metrics-file", str(prom)]) == EXIT_OK
+        first = _read_for(prom, state)
+        ops = "ims_sync_last_run_operations"
+        assert first["ims_sync_last_run_exit_code", ()] == EXIT_OK
+        assert first[ops, (("kind", "person"), ("outcome", "confirmed"), ("type", "create"))] == 30
+        assert first["ims_sync_last_run_requests", ()] == len(emulator.history()) == 30
+        assert first["ims_sync_last_run_retries", ()] == 0
+        success = first[LAST_SUCCESS, ()]
+        assert success == first["ims_sync_last_run_end_timestamp_seconds", ()]
+
+        write_roster(roster, [person_row(n, givenName="Changed") for n in range(1, 31)])
+        assert main([*run_args(emulator, roster, state), "--metrics-file", str(prom)]) == EXIT_SAFETY
+        held = _read_for(prom, state)
+        assert held["ims_sync_last_run_exit_code", ()] == EXIT_SAFETY
+        assert held["ims_sync_last_run_held_operations", ()] == 30
+        assert held["ims_sync_last_run_requests", ()] == 0
+        assert held[LAST_SUCCESS, ()] == success
+
+        with StateStore.open(state):
+            assert main([*run_args(emulator, roster, state), "--metrics-file", str(prom)]) == EXIT_USAGE
+        locked = _read_for(prom, state)
+        assert locked["ims_sync_last_run_exit_code", ()] == EXIT_USAGE
+        assert locked[LAST_SUCCESS, ()] == success
+        assert sorted(p.name for p in prom.parent.iterdir()) == ["ims-sync.prom"]
+
+
+def _read_for(path: Path, state: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The file's samples by name and labels, the `state` label checked and left out."""
+    found = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop("state") == str(state.resolve())
+            found[sample.name, tuple(sorted(labels.items()))] = sample.value
+    return found

@@ -30,20 +30,13 @@ from sync.cli.output import (
     Exit,
     Output,
     exit_message,
+    exit_of,
     fail,
 )
 from sync.cli.plan import plan, validate
 from sync.cli.run import reconcile, run
 from sync.cli.snapshot import snapshot
-from sync.errors import (
-    AuthenticationError,
-    CertificateError,
-    ConfigError,
-    RemoteError,
-    RosterError,
-    StateError,
-    SyncError,
-)
+from sync.errors import SyncError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
 
@@ -130,21 +123,12 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="ims-sync", standalone_mode=False)
-    except Exit as exc:
-        if exc.message:
-            exit_message(exc.code, exc.message)
-        return exc.code
-    except click.exceptions.Abort:
-        return exit_message(EXIT_FAILED, "aborted")
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
-    except (AuthenticationError, CertificateError) as exc:
-        return exit_message(EXIT_USAGE, str(exc))
-    except RemoteError as exc:
-        return exit_message(EXIT_UNREACHABLE, f"IMS ES unreachable: {exc}")
-    except (ConfigError, RosterError, StateError) as exc:
-        return exit_message(EXIT_USAGE, str(exc))
-    except SyncError as exc:
-        return exit_message(EXIT_FAILED, str(exc))
+    except (Exit, click.exceptions.Abort, SyncError) as exc:
+        code, message = exit_of(exc) or (EXIT_FAILED, str(exc))
+        if message or not isinstance(exc, Exit):
+            exit_message(code, message)
+        return code
     return EXIT_OK

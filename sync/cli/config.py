@@ -44,6 +44,7 @@ CONFIG_KEYS: Final = frozenset(
         "max_change_count",
         "report",
         "report_format",
+        "metrics_file",
         "log_format",
         "log_file",
         "credentials_file",

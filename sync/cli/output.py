@@ -16,6 +16,15 @@ import click
 import structlog
 
 from sync.cli.logs import configure_logging
+from sync.errors import (
+    AuthenticationError,
+    CertificateError,
+    ConfigError,
+    RemoteError,
+    RosterError,
+    StateError,
+    SyncError,
+)
 from sync.models import Plan
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "Exit",
     "Output",
     "exit_message",
+    "exit_of",
     "fail",
     "notice",
     "now_iso",
@@ -92,6 +102,25 @@ def notice(event: str, message: str, **fields: Any) -> None:
         _log.info(event, message=message, **fields)
     else:
         click.echo(message, err=True)
+
+
+def exit_of(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and message an exception ends a command with; None for one that is not ours
+    (click's usage errors show themselves; anything else is a bug and keeps its traceback)."""
+    match exc:
+        case Exit():
+            return exc.code, exc.message
+        case click.exceptions.Abort():
+            return EXIT_FAILED, "aborted"
+        case AuthenticationError() | CertificateError():
+            return EXIT_USAGE, str(exc)
+        case RemoteError():
+            return EXIT_UNREACHABLE, f"IMS ES unreachable: {exc}"
+        case ConfigError() | RosterError() | StateError():
+            return EXIT_USAGE, str(exc)
+        case SyncError():
+            return EXIT_FAILED, str(exc)
+    return None
 
 
 def exit_message(code: int, message: str) -> int:

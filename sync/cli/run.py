@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,11 +37,13 @@ from sync.cli.options import (
 )
 from sync.cli.output import (
     EXIT_FAILED,
+    EXIT_OK,
     EXIT_SAFETY,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     Exit,
     Output,
+    exit_of,
     fail,
     notice,
     now_iso,
@@ -83,6 +86,7 @@ class RunSettings:
     accept_deletes: int
     report: Path | None
     report_format: str | None
+    metrics_file: Path | None
 
     @property
     def deletes_mode(self) -> DeletesMode:
@@ -180,11 +184,23 @@ class RunSettings:
     default=None,
     help="Run report format (default: from the --report suffix, else md).",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the run's figures here (Prometheus text, for node_exporter's textfile collector; "
+    "rewritten atomically, whatever the exit code).",
+)
 def run(**options: Any) -> None:
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
+    settings = RunSettings(**options)
+    with _metrics(settings.metrics_file, settings.state) as figures:
+        _run(settings, figures)
+
+
+def _run(settings: RunSettings, figures: _Figures) -> None:
     from sync.state.snapshot import StateStore  # noqa: PLC0415
 
-    settings = RunSettings(**options)
     _check_budget(settings)
     user = credentials(settings.credentials_file)
     roster_set = stages.read(settings.roster, settings.mapping)
@@ -197,7 +213,8 @@ def run(**options: Any) -> None:
     )
     started = now_iso()
     with StateStore.open(settings.state) as store:
-        the_plan = _safe_plan(settings, stages.plan(roster_set, stages.snapshots(store)))
+        figures.plan = stages.plan(roster_set, stages.snapshots(store))
+        the_plan = _safe_plan(settings, figures)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
         execution = _execute(settings, store, run_id, the_plan, user, endpoints)
@@ -209,8 +226,11 @@ def run(**options: Any) -> None:
             finished_at=now_iso(),
             stopped=execution.stopped,
         )
+        figures.result = outcome
         counts = {o.value: outcome.count(o) for o in Outcome}
         store.end_run(run_id, status=_run_status(outcome), summary=counts)
+        if settings.metrics_file is not None:
+            figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
     _finish(settings, outcome, execution, counts)
 
@@ -234,8 +254,12 @@ def _check_budget(settings: RunSettings) -> None:
         _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
 
 
-def _safe_plan(settings: RunSettings, the_plan: Plan) -> Plan:
+def _safe_plan(settings: RunSettings, figures: _Figures) -> Plan:
     """The plan, its rejected rows shown, once it is within the safety limits (else exit 3)."""
+    from sync.plan.ordering import deletion_operations  # noqa: PLC0415
+
+    the_plan = figures.plan
+    assert the_plan is not None
     print_rejects(the_plan)
     limits = SafetyLimits(
         max_share=settings.max_change_share,
@@ -247,6 +271,8 @@ def _safe_plan(settings: RunSettings, the_plan: Plan) -> Plan:
     if breaches:
         for breach in breaches:
             _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
+        sent = deletion_operations(the_plan.deletions, settings.deletes_mode)
+        figures.held = len(the_plan.operations) + len(sent)  # a breach holds the whole plan
         fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
     return the_plan
 
@@ -330,6 +356,57 @@ def _run_status(outcome: RunResult) -> str:
     if any(r.outcome is not Outcome.CONFIRMED for r in outcome.results):
         return "partial"
     return "ok"
+
+
+class _Figures:
+    """What `--metrics-file` reports, gathered as the run goes."""
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.result: RunResult | None = None
+        self.requests = 0
+        self.retries = 0
+        self.held = 0
+
+    def count_requests(self, journal: list[Any]) -> None:
+        """Requests this run journalled, and how many of them were second or later attempts."""
+        self.requests = len(journal)
+        self.retries = sum(entry.attempt > 1 for entry in journal)
+
+
+@contextmanager
+def _metrics(path: Path | None, state: Path) -> Iterator[_Figures]:
+    """Gather the run's figures; at the end, however it ends, write them to `path` (if any)."""
+    figures, started = _Figures(), datetime.now(UTC)
+    code = EXIT_OK
+    try:
+        yield figures
+    except BaseException as exc:
+        code = ended[0] if (ended := exit_of(exc)) is not None else EXIT_FAILED
+        raise
+    finally:
+        if path is not None:
+            _write_metrics(path, state, figures, started, code)
+
+
+def _write_metrics(path: Path, state: Path, figures: _Figures, started: datetime, code: int) -> None:
+    from sync.cli.metrics import RunFigures, write_metrics  # noqa: PLC0415
+
+    run = RunFigures(
+        state=str(state.resolve()),
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        exit_code=code,
+        plan=figures.plan,
+        result=figures.result,
+        requests=figures.requests,
+        retries=figures.retries,
+        held=figures.held,
+    )
+    try:
+        write_metrics(path, run)
+    except OSError as exc:
+        notice("metrics_not_written", f"cannot write the metrics file {path}: {exc.strerror or exc}")
 
 
 @contextmanager
