@@ -621,7 +621,8 @@ def run(
     report_format: str | None,
 ) -> None:
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
-    from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
+    from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
+    from sync.ims.exchange import Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
     from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
     from sync.state.snapshot import StateStore  # noqa: PLC0415
@@ -741,7 +742,7 @@ def _group_endpoints(
 ) -> tuple[str, str]:
     """The GMS and MMS endpoint URLs a command needs ("" for a service it does not use): as given, or
     derived from the PMS endpoint."""
-    from sync.ims.transport import service_urls  # noqa: PLC0415
+    from sync.ims.urls import service_urls  # noqa: PLC0415
 
     if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
         try:
@@ -962,7 +963,7 @@ def snapshot_adopt(
     Run it once before the first `run` against a populated site, so that what is already there is
     updated rather than created again.
     """
-    from sync.ims.transport import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
+    from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
     from sync.models import GROUP_FIELDS  # noqa: PLC0415
     from sync.read.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
     from sync.state.adopt import adopt, adopt_memberships  # noqa: PLC0415
