@@ -3,7 +3,7 @@ our messageIdentifier.
 
 A foreign exception raised here (zeep's parse errors, `faults.status_error`, `faults.fault`) is left
 for the caller to translate with `faults.translate_exception`; our own checks raise `sync.errors`
-classes. Imports zeep for its safe parser only; sends nothing.
+classes. Imports zeep for its safe parser and requests for its Response type; sends nothing.
 """
 
 from __future__ import annotations
@@ -103,22 +103,18 @@ def check_statuses(
         raise ProtocolError(f"{where}: {exc}") from exc
     # An answer to another request confirms nothing; what it said is kept for the journal.
     kept = statuses if items is not None and len(statuses) == items else ()
+
+    def unmatched(what: str) -> UnmatchedAnswerError:
+        return UnmatchedAnswerError(f"{where}: {what} {message_id!r}", status=status, items=kept)
+
     if status.message_id_ref != message_id:
-        raise UnmatchedAnswerError(
-            f"{where}: messageIdRef {status.message_id_ref!r} does not answer our messageIdentifier "
-            f"{message_id!r}",
-            status=status,
-            items=kept,
-        )
+        raise unmatched(f"messageIdRef {status.message_id_ref!r} does not answer our messageIdentifier")
     if items is not None:
         if len(statuses) != items:
             raise ProtocolError(f"{where}: {len(statuses)} statusInfo items for {items} request items")
         for index, item in enumerate(statuses):
             if item.message_id_ref != message_id:
-                raise UnmatchedAnswerError(
-                    f"{where}: item {index} has messageIdRef {item.message_id_ref!r}, "
-                    f"not our messageIdentifier {message_id!r}",
-                    status=status,
-                    items=kept,
+                raise unmatched(
+                    f"item {index} has messageIdRef {item.message_id_ref!r}, not our messageIdentifier"
                 )
     return status, statuses

@@ -13,19 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, Literal, TypeVar, cast
+from typing import ClassVar, Generic, Literal, TypeVar, Unpack, cast
 
-import requests.adapters
 from lxml import etree
 
 from sync.errors import ConfigError, ProtocolError
 from sync.ims.bodies import KIND_XML, key_body, keys_body, pairs_body, record_body, rename_body
 from sync.ims.exchange import (
-    DEFAULT_TIMEOUTS,
     BoundOperation,
+    ClientOptions,
     MassReply,
     ServiceClient,
-    Timeouts,
     bundled_wsdl,
     find_binding,
 )
@@ -130,24 +128,16 @@ class PersonClient(KindClient[Person]):
     """A thread-safe IMS ES PMS client (plus itslearning's readAllPersons).
 
     Every method sends one request and returns the service's verdict as `Status` values (also when
-    codeMajor is failure: the caller decides). It raises only `sync.errors` classes:
-    `TransientError` (timeouts, connection trouble, HTTP 502/503/504, 5xx without a SOAP fault),
-    `AuthenticationError`, `CertificateError`, `RejectedError` (any other SOAP fault) and
-    `ProtocolError` (unparsable answer, DTD/entities, missing or wrong messageIdRef, wrong item count).
+    codeMajor is failure: the caller decides); it raises only `sync.errors` classes, as `ServiceClient`
+    describes.
 
     Args:
         url: The PMS endpoint, `https://.../PersonManagementService.svc`.
-        username: The integration's IMS ES user name.
-        password: Its password (sent in the WS-Security UsernameToken; never logged or shown).
-        ca_bundle: A PEM file to trust instead of the system CAs (requests `verify=`), e.g. the
-            emulator's or a private CA.
-        timeouts: Connect and read timeouts.
-        pool_size: Connections kept open (set it to the number of threads calling the client).
+        username, password, ca_bundle, timeouts, pool_size, adapter: as for `ServiceClient`.
         wsdl: None for the bundled WSDL, a file path, or an https:// URL (the live `?wsdl`). When that
             WSDL has no ExtendedPersonManagement binding, readAllPersons uses the bundled one.
         extended_url: The ExtendedPersonManagement endpoint; default: `url` with its last path
             segment prefixed "Extended".
-        adapter: A requests transport adapter to use instead of the pooled HTTPS one (tests).
 
     Raises:
         ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
@@ -162,19 +152,12 @@ class PersonClient(KindClient[Person]):
         url: str,
         username: str,
         password: str,
-        ca_bundle: Path | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        pool_size: int = 10,
-        wsdl: str | Path | None = None,
         extended_url: str | None = None,
-        adapter: requests.adapters.BaseAdapter | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         require_https(url, "the IMS ES URL")
         self._extended = require_https(extended_url or _extended_url(url), "the Extended URL")
-        super().__init__(
-            url=url, username=username, password=password, ca_bundle=ca_bundle, timeouts=timeouts,
-            pool_size=pool_size, wsdl=wsdl, adapter=adapter,
-        )  # fmt: skip
+        super().__init__(url=url, username=username, password=password, **options)
 
     def _resolve(self, wsdl: str | Path | None) -> dict[str, BoundOperation]:
         pms = find_binding(self._zeep, PMS_SPEC.binding)
@@ -288,7 +271,7 @@ class GroupClient(KindClient[Group]):
 
     Args:
         url: The GMS endpoint, `https://.../GroupManagementService.svc` (see `service_urls`).
-        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `PersonClient`
+        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `ServiceClient`
             (`wsdl`: None for the bundled gms.wsdl).
 
     Raises:
@@ -360,7 +343,7 @@ class MembershipClient(KindClient[Membership]):
 
     Args:
         url: The MMS endpoint, `https://.../MembershipManagementService.svc` (see `service_urls`).
-        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `PersonClient`
+        username, password, ca_bundle, timeouts, pool_size, wsdl, adapter: as for `ServiceClient`
             (`wsdl`: None for the bundled mms.wsdl).
 
     Raises:

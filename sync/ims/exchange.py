@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Self, TypedDict
 
 import requests
 import requests.adapters
@@ -50,6 +50,7 @@ from sync.models import Status
 __all__ = [
     "DEFAULT_TIMEOUTS",
     "BoundOperation",
+    "ClientOptions",
     "MassReply",
     "ServiceClient",
     "Timeouts",
@@ -77,6 +78,16 @@ class MassReply:
 
     status: Status
     items: tuple[Status, ...]
+
+
+class ClientOptions(TypedDict, total=False):
+    """`ServiceClient`'s optional settings, for a subclass that passes them on as keywords."""
+
+    ca_bundle: Path | None
+    timeouts: Timeouts
+    pool_size: int
+    wsdl: str | Path | None
+    adapter: requests.adapters.BaseAdapter | None
 
 
 def new_message_id() -> str:
