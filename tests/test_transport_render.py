@@ -126,7 +126,7 @@ class TestDirectRendering:
                 client._render(client._operations["updatePerson"], body, "m", direct=direct)
 
     def test_an_operation_that_differs_falls_back_to_zeep(self, client: PersonClient) -> None:
-        """When the warm-up finds a difference (here: a builder that leaves the person empty), zeep renders"""
+        """When the warm-up finds a difference (here: the person left empty), zeep renders."""
         original = bodies.KIND_XML["person"]
         try:
             bodies.KIND_XML["person"] = dataclasses.replace(
