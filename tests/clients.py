@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sync.emulator import Emulator
-from sync.ims.transport import ServiceClient
+from sync.ims.exchange import ServiceClient
 from sync.models import Status
 
 C = TypeVar("C", bound=ServiceClient)

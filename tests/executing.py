@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sync.emulator import Emulator
-from sync.ims.transport import PersonClient, Timeouts
+from sync.ims.clients import PersonClient
+from sync.ims.exchange import Timeouts
 from sync.models import Person
 from tests.conftest import PASSWORD, USERNAME
 

@@ -52,7 +52,7 @@ def _child(command: dict[str, Any]) -> None:
 def serve() -> None:
     """The server loop: fork a child per command line, report pids and exit codes on stdout."""
     import sync.cli.app  # the costly imports, once
-    import sync.ims.transport
+    import sync.ims.clients
     import sync.plan.diff
     import sync.read.mapping
     import sync.read.roster
@@ -60,7 +60,7 @@ def serve() -> None:
     import sync.send.executor
     import sync.state.snapshot
 
-    sync.ims.transport._bundled_wsdl()  # parse the WSDL once; children inherit it
+    sync.ims.exchange.bundled_wsdl(sync.ims.persons.PMS_SPEC)  # parse the WSDL once; children inherit it
 
     def say(message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message) + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sync.emulator import Emulator
-from sync.ims.transport import PersonClient
+from sync.ims.clients import PersonClient
 from sync.models import Person
 from sync.plan.diff import plan
 from sync.read.mapping import load_mapping

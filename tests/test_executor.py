@@ -11,7 +11,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from sync.emulator import Emulator
-from sync.ims.transport import PersonClient
+from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
 from sync.state.snapshot import StateStore

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sync.emulator import Emulator
-from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts
+from sync.ims.clients import GroupClient, MembershipClient, PersonClient
+from sync.ims.exchange import Timeouts
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeMembershipIdentifier,

@@ -14,7 +14,7 @@ import pytest
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
 from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
-from sync.ims.transport import PersonClient
+from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
 from sync.state.snapshot import RequestItem, SentRequest, StateStore

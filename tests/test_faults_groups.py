@@ -24,7 +24,8 @@ import pytest
 from sync.cli.app import EXIT_FAILED, EXIT_OK, main
 from sync.emulator import Emulator
 from sync.emulator.store import Event
-from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts
+from sync.ims.clients import GroupClient, MembershipClient, PersonClient
+from sync.ims.exchange import Timeouts
 from sync.models import (
     ChangeGroupIdentifier,
     Create,

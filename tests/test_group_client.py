@@ -16,18 +16,13 @@ from lxml import etree
 
 from sync.emulator import Emulator
 from sync.errors import AuthenticationError, ConfigError, ProtocolError, TransientError
-from sync.ims import transport
-from sync.ims.transport import (
-    GMS_DATA,
-    GMS_MESS,
-    GMS_SPEC,
-    GroupClient,
-    MembershipClient,
-    PersonClient,
-    new_message_id,
-    service_urls,
-)
+from sync.ims.bodies import pairs_body
+from sync.ims.clients import GroupClient, MembershipClient, PersonClient
+from sync.ims.exchange import new_message_id
+from sync.ims.groups import GMS_DATA, GMS_MESS, GMS_SPEC
+from sync.ims.urls import service_urls
 from sync.models import Group, Membership, Person, Status
+from sync.models.kinds import GROUP
 from tests.clients import connect, minor
 
 SCHOOL = Group(sync_key="SCH-1", name="North School", type="School")
@@ -261,8 +256,8 @@ class TestClient:
         assert client._direct == frozenset(GMS_SPEC.operations)
         security = client._wsse.security_element()
         operation = client._operations["createGroups"]
-        body = transport._group_pairs_body(
-            [SCHOOL, COURSE, TEAM, Group(sync_key="b", type="T", description="d")]
+        body = pairs_body(
+            GROUP, [(g, "") for g in (SCHOOL, COURSE, TEAM, Group(sync_key="b", type="T", description="d"))]
         )
         direct = client._render(operation, body, "mid", security, direct=True)
         assert direct == client._render(operation, body, "mid", security, direct=False)

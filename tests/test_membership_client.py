@@ -17,18 +17,12 @@ from sync.emulator import Emulator
 from sync.emulator.store import Membership as HeldMembership
 from sync.emulator.store import Store
 from sync.errors import AuthenticationError, ProtocolError, RejectedError, TransientError
-from sync.ims import transport
-from sync.ims.transport import (
-    COMMON,
-    MMS_DATA,
-    MMS_MESS,
-    MMS_SPEC,
-    GroupClient,
-    MembershipClient,
-    PersonClient,
-    RequestBody,
-)
+from sync.ims.bodies import pairs_body, rename_body
+from sync.ims.clients import GroupClient, MembershipClient, PersonClient
+from sync.ims.memberships import MMS_DATA, MMS_MESS, MMS_SPEC
+from sync.ims.wire import COMMON, RequestBody
 from sync.models import Group, Membership, Person
+from sync.models.kinds import MEMBERSHIP
 from tests.clients import connect, minor
 from tests.conftest import ExchangeLog
 
@@ -363,8 +357,9 @@ class TestRendering:
         assert client._direct == frozenset(MMS_SPEC.operations)
         security = client._wsse.security_element()
         operation = client._operations["createMemberships"]
-        body = transport._membership_pairs_body(
-            [ANN, ANN_2, Membership(sync_key="a&b", group="<g>", person="p", role="07")]
+        body = pairs_body(
+            MEMBERSHIP,
+            [(m, "") for m in (ANN, ANN_2, Membership(sync_key="a&b", group="<g>", person="p", role="07"))],
         )
         direct = client._render(operation, body, "mid", security, direct=True)
         assert direct == client._render(operation, body, "mid", security, direct=False)
@@ -381,7 +376,7 @@ class TestRendering:
         """changeMembershipIdentifier sends sourcedId then newSourcedId, escaped, the same bytes as zeep."""
         security = client._wsse.security_element()
         operation = client._operations["changeMembershipIdentifier"]
-        body = transport._id_change_body(MMS_MESS, "m & <1>", "m\u00e5-2")
+        body = rename_body(MEMBERSHIP, "m & <1>", "m\u00e5-2")
         direct = client._render(operation, body, "mid", security, direct=True)
         assert direct == client._render(operation, body, "mid", security, direct=False)
         request = etree.fromstring(direct).find(f".//{{{MMS_MESS}}}changeMembershipIdentifierRequest")

@@ -21,7 +21,8 @@ from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.soap import MESS, response_envelope
 from sync.emulator.tls import TlsMaterial
 from sync.errors import ConfigError, ProtocolError
-from sync.ims.transport import PersonClient, UsernameTokenSecurity
+from sync.ims.clients import PersonClient
+from sync.ims.security import UsernameTokenSecurity
 from sync.models import CodeMajor, Create, Person, Severity, Status
 from sync.send.executor import Executor
 from sync.state.snapshot import StateStore

@@ -11,7 +11,8 @@ import pytest
 
 from sync.emulator import Emulator
 from sync.errors import AuthenticationError, CertificateError, ProtocolError, TransientError
-from sync.ims.transport import PersonClient, Timeouts, new_message_id
+from sync.ims.clients import PersonClient
+from sync.ims.exchange import Timeouts, new_message_id
 from sync.models import Person, Status
 
 ANN = Person(

@@ -35,24 +35,12 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.ims.transport import (
-    BIND,
-    BUNDLED_WSDL,
-    COMMON,
-    DATA,
-    DEFAULT_TIMEOUTS,
-    MESS,
-    SOAP_ENV,
-    WSSE,
-    WSU,
-    MassReply,
-    Page,
-    PersonClient,
-    Timeouts,
-    UsernameTokenSecurity,
-    new_message_id,
-    translate_exception,
-)
+from sync.ims.clients import Page, PersonClient
+from sync.ims.exchange import DEFAULT_TIMEOUTS, MassReply, Timeouts, new_message_id
+from sync.ims.faults import translate_exception
+from sync.ims.persons import BUNDLED_WSDL, DATA, MESS
+from sync.ims.security import WSSE, WSU, UsernameTokenSecurity
+from sync.ims.wire import BIND, COMMON, SOAP_ENV
 from sync.ims.xsd import load_wsdl_schema, safe_parser
 from sync.models import Person, Status
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from typing import Any, Final
 
 import pytest
@@ -10,9 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from sync.ims import transport
-from sync.ims.transport import PersonClient
+from sync.ims import bodies
+from sync.ims.bodies import key_body, keys_body, pairs_body, record_body, rename_body
+from sync.ims.clients import PersonClient
+from sync.ims.persons import MESS, page_body
+from sync.ims.wire import COMMON
 from sync.models import Person
+from sync.models.kinds import PERSON
 
 URL: Final = "https://ims.example.test/PersonManagementService.svc"
 ALL_OPERATIONS: Final = frozenset(
@@ -81,14 +85,14 @@ class TestDirectRendering:
         self, client: PersonClient, name: str, person: Person, password: str
     ) -> None:
         """createPerson/updatePerson/replacePerson bytes equal zeep's for any person and password."""
-        zeep_bytes, direct_bytes = both(client, name, transport._person_body(person, password))
+        zeep_bytes, direct_bytes = both(client, name, record_body(PERSON, person, password))
         assert direct_bytes == zeep_bytes
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(items=st.lists(st.tuples(persons, xml_text), min_size=1, max_size=4))
     def test_create_persons_matches_zeep(self, client: PersonClient, items: list[tuple[Person, str]]) -> None:
         """createPersons bytes equal zeep's for any batch of persons and passwords."""
-        zeep_bytes, direct_bytes = both(client, "createPersons", transport._pairs_body(items))
+        zeep_bytes, direct_bytes = both(client, "createPersons", pairs_body(PERSON, items))
         assert direct_bytes == zeep_bytes
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -98,11 +102,11 @@ class TestDirectRendering:
     ) -> None:
         """deletePerson, readPerson, readPersons, deletePersons, changePersonIdentifier equal zeep's."""
         cases: list[tuple[str, Any]] = [
-            ("deletePerson", transport._key_body(keys[0])),
-            ("readPerson", transport._key_body(keys[0])),
-            ("readPersons", transport._keys_body(keys)),
-            ("deletePersons", transport._keys_body(keys)),
-            ("changePersonIdentifier", transport._rename_body(old, new)),
+            ("deletePerson", key_body(PERSON, keys[0])),
+            ("readPerson", key_body(PERSON, keys[0])),
+            ("readPersons", keys_body(PERSON, keys)),
+            ("deletePersons", keys_body(PERSON, keys)),
+            ("changePersonIdentifier", rename_body(PERSON, old, new)),
         ]
         for name, body in cases:
             zeep_bytes, direct_bytes = both(client, name, body)
@@ -111,30 +115,32 @@ class TestDirectRendering:
     @pytest.mark.parametrize(("index", "size"), [(0, 1), (7, 100), (12345, 50)])
     def test_read_all_persons_matches_zeep(self, client: PersonClient, index: int, size: int) -> None:
         """readAllPersons (paging, three nil filters) bytes equal zeep's."""
-        zeep_bytes, direct_bytes = both(client, "readAllPersons", transport._page_body(index, size))
+        zeep_bytes, direct_bytes = both(client, "readAllPersons", page_body(index, size))
         assert direct_bytes == zeep_bytes
 
     def test_text_that_xml_cannot_carry_fails_alike(self, client: PersonClient) -> None:
         """A control character is refused by both renderings with lxml's ValueError, nothing is sent."""
-        body = transport._person_body(Person(sync_key="k1", given_name="bad\x01name"))
+        body = record_body(PERSON, Person(sync_key="k1", given_name="bad\x01name"))
         for direct in (False, True):
             with pytest.raises(ValueError, match="XML compatible"):
                 client._render(client._operations["updatePerson"], body, "m", direct=direct)
 
     def test_an_operation_that_differs_falls_back_to_zeep(self, client: PersonClient) -> None:
-        """When the warm-up finds a difference (here: a builder that drops the person), zeep renders."""
-        original: Callable[..., Any] = transport._person_xml
+        """When the warm-up finds a difference (here: the person left empty), zeep renders."""
+        original = bodies.KIND_XML["person"]
         try:
-            transport._person_xml = lambda parent, person, password: None
+            bodies.KIND_XML["person"] = dataclasses.replace(
+                original, fill=lambda element, person, password: None
+            )
             other = PersonClient(url=URL, username="integration", password="not-sent-here")
         finally:
-            transport._person_xml = original
+            bodies.KIND_XML["person"] = original
         assert "createPerson" not in other._direct
         assert "createPersons" not in other._direct
         assert "deletePerson" in other._direct
         data = other._render(
-            other._operations["createPerson"], transport._person_body(Person(sync_key="k9", email="e@x")), "m"
+            other._operations["createPerson"], record_body(PERSON, Person(sync_key="k9", email="e@x")), "m"
         )
-        person = etree.fromstring(data).find(f".//{{{transport.MESS}}}person")
+        person = etree.fromstring(data).find(f".//{{{MESS}}}person")
         assert person is not None
-        assert person.findtext(f"{{{transport.COMMON}}}email") == "e@x"
+        assert person.findtext(f"{{{COMMON}}}email") == "e@x"

@@ -155,7 +155,7 @@ def group_endpoints(
 ) -> tuple[str, str]:
     """The GMS and MMS endpoint URLs a command needs ("" for a service it does not use): as given, or
     derived from the PMS endpoint."""
-    from sync.ims.transport import service_urls  # noqa: PLC0415
+    from sync.ims.urls import service_urls  # noqa: PLC0415
 
     if (needs_gms and not gms_endpoint) or (needs_mms and not mms_endpoint):
         try:

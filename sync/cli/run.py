@@ -286,7 +286,8 @@ def _execute(
     endpoints: tuple[str, str],
 ) -> Any:
     """Send the plan's operations (and the deletions `--deletes` allows); the executor's outcome."""
-    from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
+    from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
+    from sync.ims.exchange import Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
     from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
 

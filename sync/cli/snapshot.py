@@ -162,7 +162,7 @@ def _adopt_persons(
     store: Any, run_id: str, endpoint: str, clients: dict[str, Any], identity: str, page_size: int
 ) -> Any:
     """Every person the site holds (readAllPersons) into the snapshot."""
-    from sync.ims.transport import PersonClient  # noqa: PLC0415
+    from sync.ims.clients import PersonClient  # noqa: PLC0415
     from sync.state.adopt import adopt  # noqa: PLC0415
 
     with PersonClient(url=endpoint, **clients) as client:
@@ -179,7 +179,7 @@ def _adopt_groups(
 ) -> Any:
     """The memberships of every adopted person and the groups they name, with their parents (and the
     roster's own groups), into the snapshot."""
-    from sync.ims.transport import GroupClient, MembershipClient  # noqa: PLC0415
+    from sync.ims.clients import GroupClient, MembershipClient  # noqa: PLC0415
     from sync.state.adopt import adopt_memberships  # noqa: PLC0415
 
     gms_url, mms_url = endpoints

@@ -40,7 +40,7 @@ from sync.errors import (
     TransientError,
     UnmatchedAnswerError,
 )
-from sync.ims.transport import MassReply, new_message_id
+from sync.ims.exchange import MassReply, new_message_id
 from sync.models import (
     ChangeGroupIdentifier,
     ChangeIdentifier,
@@ -99,7 +99,7 @@ MAX_BATCH_SIZE: Final = 50
 
 
 class PersonService(Protocol):
-    """What the executor needs of an IMS ES PMS client (`sync.ims.transport.PersonClient` is one)."""
+    """What the executor needs of an IMS ES PMS client (`sync.ims.clients.PersonClient` is one)."""
 
     def create_person(self, person: Person, *, password: str = "", message_id: str | None = None) -> Status:
         """createPerson."""
@@ -133,7 +133,7 @@ class PersonService(Protocol):
 
 
 class GroupService(Protocol):
-    """What the executor needs of an IMS ES GMS client (`sync.ims.transport.GroupClient` is one)."""
+    """What the executor needs of an IMS ES GMS client (`sync.ims.clients.GroupClient` is one)."""
 
     def create_group(self, group: Group, *, message_id: str | None = None) -> Status:
         """createGroup."""
@@ -161,7 +161,7 @@ class GroupService(Protocol):
 
 
 class MembershipService(Protocol):
-    """What the executor needs of an IMS ES MMS client (`sync.ims.transport.MembershipClient` is one)."""
+    """What the executor needs of an IMS ES MMS client (`sync.ims.clients.MembershipClient` is one)."""
 
     def create_membership(self, membership: Membership, *, message_id: str | None = None) -> Status:
         """createMembership."""

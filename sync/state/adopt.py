@@ -22,7 +22,8 @@ from typing import Final, Protocol, TypeVar
 import structlog
 
 from sync.errors import RemoteError
-from sync.ims.transport import Page, new_message_id
+from sync.ims.clients import Page
+from sync.ims.exchange import new_message_id
 from sync.models import Group, Membership, Outcome, Person, Status
 from sync.state.snapshot import (
     Answer,
@@ -54,7 +55,7 @@ _log = structlog.get_logger("sync.state.adopt")
 
 
 class PageReader(Protocol):
-    """What adoption needs of an IMS ES client (`sync.ims.transport.PersonClient` is one)."""
+    """What adoption needs of an IMS ES client (`sync.ims.clients.PersonClient` is one)."""
 
     def read_all_persons(
         self, *, page_index: int, page_size: int = 100, message_id: str | None = None
@@ -176,7 +177,7 @@ def adopt(
 
 
 class GroupReader(Protocol):
-    """What group adoption needs of a GMS client (`sync.ims.transport.GroupClient` is one)."""
+    """What group adoption needs of a GMS client (`sync.ims.clients.GroupClient` is one)."""
 
     def read_group(self, sync_key: str, *, message_id: str | None = None) -> tuple[Status, Group | None]:
         """readGroup."""
@@ -184,7 +185,7 @@ class GroupReader(Protocol):
 
 
 class MembershipReader(Protocol):
-    """What membership adoption needs of an MMS client (`sync.ims.transport.MembershipClient` is one)."""
+    """What membership adoption needs of an MMS client (`sync.ims.clients.MembershipClient` is one)."""
 
     def read_memberships_for_person(
         self, person_key: str, *, message_id: str | None = None
