@@ -24,7 +24,7 @@ from sync.errors import ConfigError, ProtocolError
 from sync.ims.transport import PersonClient, UsernameTokenSecurity
 from sync.models import CodeMajor, Create, Person, Severity, Status
 from sync.send.executor import Executor
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.checks import (
     journal_problems,
     person_row,

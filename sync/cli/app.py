@@ -32,7 +32,8 @@ from sync.errors import (
     StateError,
     SyncError,
 )
-from sync.models import DeletesMode, Outcome, Plan, RunResult
+from sync.models import KINDS, DeletesMode, Outcome, Plan, RunResult
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.plan.safety import SafetyLimits, check_limits
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
@@ -276,9 +277,7 @@ def _checked(roster: Any) -> Any:
 def _snapshots(store: Any) -> Any:
     from sync.plan.diff import Snapshots  # noqa: PLC0415
 
-    return Snapshots(
-        persons=store.load_persons(), groups=store.load_groups(), memberships=store.load_memberships()
-    )
+    return Snapshots(persons=store.load(PERSON), groups=store.load(GROUP), memberships=store.load(MEMBERSHIP))
 
 
 def _plan(roster: Any, snapshots: Any) -> Plan:
@@ -390,7 +389,7 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
     """Dry run: show what a run would change. Sends nothing and changes no state."""
     from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     result = _read(roster, mapping)
     if (state / "state.sqlite3").exists():
@@ -624,7 +623,7 @@ def run(
     from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
     from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     deletes_mode = DeletesMode(deletes)
     _check_budget(concurrency=concurrency, max_in_flight=max_in_flight, batch_size=batch_size)
@@ -858,7 +857,7 @@ def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output:
     """
     from sync.report.render import render_reconcile  # noqa: PLC0415
     from sync.state.reconcile import reconcile as check  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     if not (state / "state.sqlite3").exists():
         _fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")
@@ -901,17 +900,12 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     (sync_key, identity, name, type, parent, description) or memberships (sync_key, group, person, role,
     active)."""
     from sync.report.render import frame_to_csv  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     if not (state / "state.sqlite3").exists():
         _fail(EXIT_USAGE, f"no state in {state}")
     with StateStore.open(state, exclusive=False) as store:
-        loaders = {
-            "persons": store.load_persons,
-            "groups": store.load_groups,
-            "memberships": store.load_memberships,
-        }
-        frame = loaders[kind]()
+        frame = store.load(next(each for each in KINDS if each.plural == kind))
     _write(frame_to_csv(frame), output)
 
 
@@ -966,7 +960,7 @@ def snapshot_adopt(
     from sync.models import GROUP_FIELDS  # noqa: PLC0415
     from sync.read.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
     from sync.state.adopt import adopt, adopt_memberships  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     loaded = load_any_mapping(mapping)
     with_groups = isinstance(loaded, SetMapping) and (bool(loaded.groups) or bool(loaded.memberships))
@@ -1012,7 +1006,7 @@ def snapshot_adopt(
                         memberships,
                         store,
                         run_id=run_id,
-                        persons=list(store.load_persons().index),
+                        persons=list(store.load(PERSON).index),
                         also_groups=roster_groups,
                         group_identity_field=group_identity,
                     )

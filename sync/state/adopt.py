@@ -24,15 +24,9 @@ import structlog
 from sync.errors import RemoteError
 from sync.ims.transport import Page, new_message_id
 from sync.models import Group, Membership, Outcome, Person, Status
-from sync.state.snapshot import (
-    Answer,
-    ItemAnswer,
-    RequestItem,
-    SentRequest,
-    SnapshotChange,
-    StateStore,
-    Upsert,
-)
+from sync.state.changes import SnapshotChange, Upsert
+from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.store import StateStore
 
 __all__ = [
     "MAX_PAGE_SIZE",

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Final
 
 from sync.models import CodeMajor, Outcome
-from sync.state.snapshot import JournalEntry
+from sync.state.journal import JournalEntry
 
 __all__ = ["Flag", "ReconcileRow", "reconcile", "reconcile_summary"]
 
