@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 from sync.errors import StateError
 from sync.models import Kind, Outcome, Status
@@ -89,22 +89,28 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JournalItemRow:
+class _Answered:
+    """The answer fields JournalEntry and JournalItemRow share (None/"sent" while unanswered)."""
+
+    message_id_ref: str | None
+    code_major: str | None
+    severity: str | None
+    code_minor: tuple[tuple[str, str], ...]
+    description: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalItemRow(_Answered):
     """One item of a journalled request, with its answer (None/"sent" while unanswered)."""
 
     index: int
     sync_key: str
     new_sync_key: str
-    code_major: str | None
-    severity: str | None
-    code_minor: tuple[tuple[str, str], ...]
-    description: str
-    message_id_ref: str | None
-    outcome: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JournalEntry:
+class JournalEntry(_Answered):
     """A journalled request joined with its answer and items, for reconcile and reports."""
 
     run_id: str
@@ -113,12 +119,6 @@ class JournalEntry:
     attempt: int
     sent_at: datetime
     answered_at: datetime | None
-    message_id_ref: str | None
-    code_major: str | None
-    severity: str | None
-    code_minor: tuple[tuple[str, str], ...]
-    description: str
-    outcome: str
     error: str
     items: tuple[JournalItemRow, ...]
 
@@ -145,29 +145,18 @@ def _status_columns(status: Status | None) -> tuple[str | None, str | None, str 
     return status.message_id_ref, status.code_major, status.severity, code_minor, status.description
 
 
-class _AnswerFields(TypedDict):
-    """The answer fields JournalEntry and JournalItemRow share."""
-
-    message_id_ref: str | None
-    code_major: str | None
-    severity: str | None
-    code_minor: tuple[tuple[str, str], ...]
-    description: str
-    outcome: str
-
-
-def _answer_fields(columns: Sequence[Any]) -> _AnswerFields:
+def _answer_fields(columns: Sequence[Any]) -> dict[str, Any]:
     """The answer columns ending each journal row (message_id_ref, code_major, severity, code_minor,
     description, outcome) as JournalEntry/JournalItemRow fields."""
     message_id_ref, code_major, severity, code_minor, description, outcome = columns
-    return _AnswerFields(
-        message_id_ref=message_id_ref,
-        code_major=code_major,
-        severity=severity,
-        code_minor=tuple((str(name), str(value)) for name, value in json.loads(code_minor)),
-        description=description,
-        outcome=outcome,
-    )
+    return {
+        "message_id_ref": message_id_ref,
+        "code_major": code_major,
+        "severity": severity,
+        "code_minor": tuple((str(name), str(value)) for name, value in json.loads(code_minor)),
+        "description": description,
+        "outcome": outcome,
+    }
 
 
 # Both journal queries end with the same six answer columns, which _answer_fields turns into fields.
