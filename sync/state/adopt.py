@@ -8,6 +8,9 @@ Groups and memberships cannot be listed: they are found from the persons. `adopt
 readMembershipsForPerson for every person in the snapshot, then readGroup for every group those
 memberships name and for their parents, up to the top. Each read is journalled and confirms its
 records in the snapshot in the same transaction.
+
+Talks to IMS ES only through the clients it is given (the protocols below) and to the state only
+through `StateStore`: it imports no sqlite3 of its own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Check the journal: pair each request's messageIdentifier with its answer and flag what is off (pure)."""
+"""Check the journal: pair each request's messageIdentifier with its answer and flag what is off.
+
+Pure: works on `JournalEntry` values it is given; imports no I/O (the store reads the journal).
+"""
 
 from __future__ import annotations
 

@@ -56,7 +56,6 @@ _STORAGE: Final[Mapping[str, _Storage]] = {
 class Table:
     """One snapshot table: its frame columns (sync key first) and the statements that read and seed it."""
 
-    kind: Kind
     name: str
     columns: tuple[str, ...]  # the table's value columns, sync key first
     names: tuple[str, ...]  # the frame's columns, in `columns` order ("sync_key", "identity", fields)
@@ -78,31 +77,38 @@ _CONFIRMATION: Final = ("content_hash", "confirmed_at", "message_identifier")
 
 
 def _table(kind: Kind) -> Table:
-    storage = _STORAGE[kind.name]
+    storage, name = _STORAGE[kind.name], kind.table
     identity = ("identity",) if kind.identity else ()
     columns = ("sync_key", *identity, *kind.columns)
     listed = ", ".join(columns)
-    name = kind.table
     stored = (*columns, *_CONFIRMATION)
     updates = ", ".join(f"{column} = excluded.{column}" for column in stored[1:])
     # One packed string per chunk: the row's values joined by char(31), rows joined by char(31) too.
     packed = f"SELECT count(*), CAST(group_concat(printf(?, {listed}), char(31)) AS BLOB) FROM {name} "
+    if storage.rowid:
+        bounds_sql, packed_sql, key_ranges = (
+            f"SELECT min(rowid), max(rowid) FROM {name}",
+            packed + "WHERE rowid BETWEEN ? AND ?",
+            None,
+        )
+    else:  # chunks are sync key ranges [low, high), the last one open-ended
+        bounds_sql, packed_sql, key_ranges = (
+            f"SELECT min(sync_key) FROM {name}",
+            packed + "WHERE sync_key >= ? AND sync_key < ?",
+            (
+                f"SELECT sync_key FROM {name} WHERE sync_key >= ? ORDER BY sync_key LIMIT 1 OFFSET ?",
+                packed + "WHERE sync_key >= ?",
+            ),
+        )
     return Table(
-        kind=kind,
         name=name,
         columns=columns,
         names=("sync_key", *identity, *kind.fields),
         loading=storage.loading,
         named=storage.named,
         defaults=storage.defaults,
-        bounds_sql=(
-            f"SELECT min(rowid), max(rowid) FROM {name}"
-            if storage.rowid
-            else f"SELECT min(sync_key) FROM {name}"
-        ),
-        # Without rowid, chunks are sync key ranges [low, high), the last one open-ended.
-        packed_sql=packed
-        + ("WHERE rowid BETWEEN ? AND ?" if storage.rowid else "WHERE sync_key >= ? AND sync_key < ?"),
+        bounds_sql=bounds_sql,
+        packed_sql=packed_sql,
         select_sql=f"SELECT {listed} FROM {name}",
         upsert_sql=(
             f"INSERT INTO {name} ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))}) "
@@ -113,12 +119,7 @@ def _table(kind: Kind) -> Table:
         rename_sql=(
             f"UPDATE {name} SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?"
         ),
-        key_ranges=None
-        if storage.rowid
-        else (
-            f"SELECT sync_key FROM {name} WHERE sync_key >= ? ORDER BY sync_key LIMIT 1 OFFSET ?",
-            packed + "WHERE sync_key >= ?",
-        ),
+        key_ranges=key_ranges,
     )
 
 
