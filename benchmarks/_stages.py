@@ -66,7 +66,7 @@ def _install() -> None:
     import sync.plan.links
     import sync.read.roster_set
     import sync.report.render
-    import sync.state.snapshot
+    import sync.state.store
 
     def fixed(name: str) -> Callable[..., str]:
         return lambda *_args, **_kwargs: name
@@ -77,8 +77,7 @@ def _install() -> None:
     _wrap(sync.read.roster_set, "read_roster", read_label)
     _wrap(sync.read.roster_set, "read_groups", fixed("read groups"))
     _wrap(sync.read.roster_set, "read_memberships", fixed("read memberships"))
-    for kind in ("persons", "groups", "memberships"):
-        _wrap(sync.state.snapshot.StateStore, f"load_{kind}", fixed(f"load snapshot {kind}"))
+    _wrap(sync.state.store.StateStore, "load", lambda _store, kind: f"load snapshot {kind.plural}")
     _wrap(sync.plan.links, "check_group_parents", fixed("links (groups)"))
     _wrap(sync.plan.links, "check_membership_links", fixed("links (memberships)"))
     _wrap(sync.plan.diff, "plan", fixed("diff persons"))
@@ -100,7 +99,7 @@ def main() -> int:
     import sync.plan.links
     import sync.read.roster_set
     import sync.report.render
-    import sync.state.snapshot
+    import sync.state.store
 
     imported = time.perf_counter()
     out: dict[str, Any] = {"imports": imported - STARTED}

@@ -1,7 +1,7 @@
 """Benchmark `ims-sync plan` on generated OneRoster rosters against a snapshot with 1 % changed.
 
 For each size (default 10^4, 10^5, 10^6 people) it writes a seeded users.csv, seeds a state directory
-through the project's own code (`read_roster`, then `StateStore.seed_persons`) with the same people,
+through the project's own code (`read_roster`, then `StateStore.seed(PERSON, ...)`) with the same people,
 1 % changed (0.8 % updated fields, 0.1 % missing → creates, 0.1 % extra → deletion candidates), then
 times, each in its own process:
 
@@ -34,7 +34,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
 from benchmarks._measure import ROOT, Measured, machine, run_measured
-from sync.state.snapshot import CACHE_NAME
+from sync.state.cache import CACHE_NAME
 
 MAPPING = "oneroster-users"
 HEADER = [
@@ -176,9 +176,10 @@ def seed_snapshot(csv_path: Path, state: Path, seed: int) -> tuple[int, int, int
     """Seed `state` with the roster's people, 1 % changed; return (updates, creates, deletions) planted."""
     import pandas as pd
 
+    from sync.models.kinds import PERSON
     from sync.read.mapping import load_mapping
     from sync.read.roster import read_roster
-    from sync.state.snapshot import StateStore
+    from sync.state.store import StateStore
 
     frame = read_roster(csv_path, load_mapping(MAPPING)).frame.drop(columns=["password", "row", "delete"])
     n = len(frame)
@@ -199,7 +200,7 @@ def seed_snapshot(csv_path: Path, state: Path, seed: int) -> tuple[int, int, int
         index=pd.Index(extra_keys, name="sync_key"),
     )  # fmt: skip
     with StateStore.open(state) as store:
-        store.seed_persons(pd.concat([frame.loc[keep], extra]))
+        store.seed(PERSON, pd.concat([frame.loc[keep], extra]))
     return n_update, n_create, n_delete
 
 

@@ -6,7 +6,7 @@ N/500 schools; each person in one of them through users.csv `orgSourcedIds`: N s
 `classes.csv` (N/25 classes, spread over the schools) and `enrollments.csv` (3 classes per person: 3N
 enrolments, a teacher's as teacher, everyone else's as student). It then seeds a state
 directory through the project's own code (`read_roster_set(folder, "oneroster")`, then
-`StateStore.seed_persons`, `seed_groups`, `seed_memberships`) with the same records, about 1 % of each
+`StateStore.seed` of each kind) with the same records, about 1 % of each
 kind changed:
 
 - persons: 0.8 % another family name (updates), 0.05 % missing (creates), 0.05 % under another
@@ -209,8 +209,9 @@ def seed_set(folder: Path, state: Path, seed: int) -> Planted:
     """Seed `state` from the folder, read through the project's own reader, about 1 % of each kind changed."""
     import pandas as pd
 
+    from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
     from sync.read.roster_set import read_roster_set
-    from sync.state.snapshot import StateStore
+    from sync.state.store import StateStore
 
     roster = read_roster_set(folder, MAPPING)
     assert roster.groups is not None
@@ -269,9 +270,9 @@ def seed_set(folder: Path, state: Path, seed: int) -> Planted:
     extra_m = extra(memberships, n_delete_m, "gone-enr-", member)
     extra_m["person"] = pd.array(persons.index[: len(extra_m)].to_numpy(dtype=object), dtype="str")
     with StateStore.open(state) as store:
-        store.seed_persons(persons_seeded)
-        store.seed_groups(groups_seeded)
-        store.seed_memberships(pd.concat([kept_m, extra_m]))
+        store.seed(PERSON, persons_seeded)
+        store.seed(GROUP, groups_seeded)
+        store.seed(MEMBERSHIP, pd.concat([kept_m, extra_m]))
     n_update_p = _count(len(persons), 0.008)
     return Planted(
         persons=(n_update_p, len(_created), len(renamed), n_delete),

@@ -13,7 +13,9 @@ import pytest
 
 from sync.emulator import Emulator
 from sync.models import PERSON_FIELDS, Person
-from sync.state.snapshot import DB_NAME, StateStore
+from sync.models.kinds import PERSON
+from sync.state.schema import DB_NAME
+from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 HEADER: Final = [
@@ -198,7 +200,7 @@ def journal_count(state: Path) -> int:
 def snapshot_persons(state: Path) -> dict[str, Person]:
     """The snapshot's persons (what IMS ES confirmed), by sync key."""
     with StateStore.open(state, exclusive=False) as store:
-        frame = store.load_persons()
+        frame = store.load(PERSON)
     return {
         str(key): Person.from_values(str(key), {name: str(row[name]) for name in PERSON_FIELDS})
         for key, row in frame.iterrows()

@@ -58,7 +58,7 @@ def serve() -> None:
     import sync.read.roster
     import sync.report.render
     import sync.send.executor
-    import sync.state.snapshot
+    import sync.state.store
 
     sync.ims.exchange.bundled_wsdl(sync.ims.persons.PMS_SPEC)  # parse the WSDL once; children inherit it
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sync.models import Outcome, Status
-from sync.state.snapshot import DB_NAME, Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.schema import DB_NAME
 
 T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 

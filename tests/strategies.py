@@ -17,7 +17,7 @@ Values = Mapping[str, str]
 
 
 def snapshot_frame(persons: Mapping[str, Values]) -> pd.DataFrame:
-    """A snapshot frame (as `StateStore.load_persons` returns) from {sync key: values}."""
+    """A snapshot frame (as `StateStore.load(PERSON)` returns) from {sync key: values}."""
     index = pd.Index(list(persons), dtype="str", name="sync_key")
     return pd.DataFrame(
         {

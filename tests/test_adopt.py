@@ -9,11 +9,12 @@ import pytest
 from sync.emulator import Emulator
 from sync.ims.clients import PersonClient
 from sync.models import Person
+from sync.models.kinds import PERSON
 from sync.plan.diff import plan
 from sync.read.mapping import load_mapping
 from sync.read.roster import read_roster
 from sync.state.adopt import adopt
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 
@@ -52,7 +53,7 @@ class TestAdopt:
         with StateStore.open(tmp_path / "state") as store, client_for(emulator) as client:
             run_id = store.begin_run(command="adopt", roster="", mapping="")
             result = adopt(client, store, run_id=run_id, page_size=3)
-            frame = store.load_persons()
+            frame = store.load(PERSON)
             entries = store.journal(run_id)
         assert (result.persons, result.pages, result.reported_total) == (7, 3, 7)
         assert sorted(frame.index) == [f"p{n:04d}" for n in range(1, 8)]
@@ -76,7 +77,7 @@ class TestAdopt:
         )
         with StateStore.open(tmp_path / "state") as store, client_for(emulator) as client:
             adopt(client, store, run_id=store.begin_run(command="adopt", roster="", mapping=""))
-            the_plan = plan(read_roster(roster_csv, load_mapping("oneroster-users")), store.load_persons())
+            the_plan = plan(read_roster(roster_csv, load_mapping("oneroster-users")), store.load(PERSON))
         summary = the_plan.summary
         assert (summary.create, summary.update, summary.unchanged) == (0, 1, 3)
 

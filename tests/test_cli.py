@@ -13,7 +13,8 @@ import pytest
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_USAGE, main
 from sync.emulator import Emulator
 from sync.models import Person
-from sync.state.snapshot import StateStore
+from sync.models.kinds import PERSON
+from sync.state.store import StateStore
 from tests.checks import person_row, write_roster
 from tests.conftest import PASSWORD, USERNAME
 
@@ -61,7 +62,7 @@ def fixture_sync_run(
 def snapshot_of(state: Path) -> dict[str, dict[str, Any]]:
     """The snapshot's persons as {sync_key: fields}."""
     with StateStore.open(state, exclusive=False) as store:
-        frame = store.load_persons()
+        frame = store.load(PERSON)
     return {str(key): dict(row) for key, row in frame.iterrows()}
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
 from sync.emulator import Emulator
-from sync.state.snapshot import StateStore
+from sync.models.kinds import GROUP, MEMBERSHIP
+from sync.state.store import StateStore
 from tests.checks import oneroster_memberships
 from tests.conftest import PASSWORD, USERNAME
 
@@ -125,7 +126,7 @@ class TestOneRosterFolder:
         assert max(i for i, op in enumerate(order) if op == "createGroup") < order.index("createPerson")
         assert max(i for i, op in enumerate(order) if op == "createPerson") < order.index("createMembership")
         with StateStore.open(state, exclusive=False) as store:
-            assert (store.group_count(), store.membership_count()) == (len(groups), len(memberships))
+            assert (store.count(GROUP), store.count(MEMBERSHIP)) == (len(groups), len(memberships))
 
     def test_second_night_sends_exactly_the_planned_changes_then_nothing(
         self, emulator: Emulator, cli: Cli, tmp_path: Path
@@ -284,6 +285,6 @@ class TestAdopt:
         code, _, _ = cli(*adopt, "--endpoint", emulator.pms_url, "--ca-bundle", str(emulator.ca_path))
         assert code == EXIT_OK
         with StateStore.open(state, exclusive=False) as store:
-            adopted = set(store.load_groups().index)
+            adopted = set(store.load(GROUP).index)
         # org-lia has no classes with members: only the roster names it
         assert adopted == set(emulator.groups()) - {"org-lia"}

@@ -16,9 +16,10 @@ import pytest
 from sync.cli.app import EXIT_FAILED, main
 from sync.emulator import Emulator
 from sync.errors import RosterError
+from sync.models.kinds import PERSON
 from sync.read.mapping import load_mapping
 from sync.read.roster import MAX_VALUE_LENGTH, ROW_FIELD, read_roster
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -388,4 +389,4 @@ def test_bad_rows_are_never_sent(
     for line in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12):
         assert f"rejected: {roster}:{line} [" in err
     with StateStore.open(state, exclusive=False) as store:
-        assert set(store.load_persons().index) == good
+        assert set(store.load(PERSON).index) == good

@@ -21,7 +21,7 @@ import pytest
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.emulator.tls import TlsMaterial
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.checks import (
     as_fields,
     duplicates,

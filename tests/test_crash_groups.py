@@ -19,7 +19,7 @@ import pytest
 from sync.cli.app import EXIT_FAILED, EXIT_OK
 from sync.emulator.store import Event
 from sync.state.reconcile import Flag, reconcile
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.checks import (
     emulator_file_message_ids,
     emulator_file_persons,

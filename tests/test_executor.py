@@ -13,8 +13,9 @@ from structlog.testing import capture_logs
 from sync.emulator import Emulator
 from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
+from sync.models.kinds import PERSON
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 from tests.executing import client_for, person
 
@@ -67,7 +68,7 @@ class TestExecutor:
         assert [r.operation for r in report.results] == ops
         assert {r.outcome for r in report.results} == {Outcome.CONFIRMED}
         assert waits == []
-        assert store.person_count() == 20
+        assert store.count(PERSON) == 20
         entries = store.journal()
         assert len(entries) == 20
         assert all(e.message_id_ref == e.message_identifier for e in entries)
@@ -83,7 +84,7 @@ class TestExecutor:
         assert [r.outcome for r in report.results] == [Outcome.REJECTED, Outcome.CONFIRMED]
         assert report.results[0].attempts == 1
         assert waits == []
-        assert store.person_count() == 1
+        assert store.count(PERSON) == 1
 
     def test_503_is_retried_with_backoff(
         self,
@@ -105,7 +106,7 @@ class TestExecutor:
         assert len({e.message_identifier for e in entries}) == FAST_RETRY.max_attempts
         assert all(e.outcome == "unconfirmed" for e in entries)
         assert len([e for e in logs if e["event"] == "ims_retry"]) == FAST_RETRY.max_attempts - 1
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
 
     def test_dropped_answers_to_creates_are_retried_harmlessly(
         self,
@@ -120,7 +121,7 @@ class TestExecutor:
         confirmed = [r for r in report.results if r.outcome is Outcome.CONFIRMED]
         assert len(confirmed) >= 8
         assert set(emulator.persons()) >= {r.operation.person.sync_key for r in confirmed}  # type: ignore[union-attr]
-        assert store.person_count() == len(confirmed)
+        assert store.count(PERSON) == len(confirmed)
 
     def test_rename_already_applied_is_confirmed_by_reading(
         self, emulator: Emulator, store: StateStore, execute: Execute
@@ -138,7 +139,7 @@ class TestExecutor:
         assert result.outcome is Outcome.CONFIRMED
         ops = [e.operation for e in store.journal()][-3:]
         assert ops == ["changePersonIdentifier", "readPerson", "readPerson"]
-        assert list(store.load_persons().index) == ["k901"]
+        assert list(store.load(PERSON).index) == ["k901"]
 
     def test_rename_of_a_person_the_service_lacks_is_rejected(
         self, emulator: Emulator, store: StateStore, execute: Execute
@@ -148,7 +149,7 @@ class TestExecutor:
         op = ChangeIdentifier(old_id="k001", new_id="k901", person=person(1, sync_key="k901"))
         result = executor.run([op]).results[0]
         assert result.outcome is Outcome.REJECTED
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
 
     def test_rename_with_field_changes_follows_with_an_update(
         self, emulator: Emulator, store: StateStore, execute: Execute
@@ -166,7 +167,7 @@ class TestExecutor:
         result = executor.run([op]).results[0]
         assert result.outcome is Outcome.CONFIRMED
         assert emulator.persons()["k901"].family_name == "Renamed"
-        assert store.load_persons().loc["k901", "family_name"] == "Renamed"
+        assert store.load(PERSON).loc["k901", "family_name"] == "Renamed"
 
     def test_deletes_run_only_when_enabled_and_already_deleted_is_confirmed(
         self, emulator: Emulator, store: StateStore, execute: Execute
@@ -181,7 +182,7 @@ class TestExecutor:
         report = on.run([Delete(sync_key="k001"), Delete(sync_key="k001")])
         assert [r.outcome for r in report.results] == [Outcome.CONFIRMED, Outcome.CONFIRMED]
         assert "k001" not in emulator.persons()
-        assert list(store.load_persons().index) == ["k002"]
+        assert list(store.load(PERSON).index) == ["k002"]
 
     def test_update_that_clears_a_field_uses_replace(
         self, emulator: Emulator, store: StateStore, execute: Execute
@@ -238,7 +239,7 @@ class TestExecutor:
         assert report.stopped == "stopped by signal"
         confirmed = [r for r in report.results if r.outcome is Outcome.CONFIRMED]
         assert 1 <= len(confirmed) <= 3
-        assert store.person_count() == len(confirmed)
+        assert store.count(PERSON) == len(confirmed)
         assert len(emulator.persons()) == len(confirmed)
         structlog.reset_defaults()
 
@@ -262,7 +263,7 @@ class TestMassCreates:
         assert all(e.message_id_ref == e.message_identifier for e in entries)
         rejected = [i for e in entries for i in e.items if i.code_major == "failure"]
         assert [i.sync_key for i in rejected] == ["y" * 65]
-        assert store.person_count() == 11
+        assert store.count(PERSON) == 11
         assert len(emulator.persons()) == 11
         assert report.results[0].message_identifier == report.results[4].message_identifier
 
@@ -275,7 +276,7 @@ class TestMassCreates:
         report = executor.run([Create(person=person(n)) for n in range(8)])
         assert {r.outcome for r in report.results} == {Outcome.CONFIRMED}
         assert sorted(emulator.persons()) == [f"k{n:03d}" for n in range(8)]
-        assert sorted(store.load_persons().index) == [f"k{n:03d}" for n in range(8)]
+        assert sorted(store.load(PERSON).index) == [f"k{n:03d}" for n in range(8)]
         entries = store.journal()
         assert [e.outcome for e in entries] == ["unconfirmed", "confirmed", "confirmed"]
         assert [e.attempt for e in entries] == [1, 2, 1]

@@ -30,8 +30,9 @@ from sync.models import (
     Person,
     UpdateMembership,
 )
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_wait=0.01, max_wait=0.02, jitter=0.0)
@@ -125,8 +126,8 @@ class TestOrder:
         )
         assert set(emulator.memberships()) == {"e1", "e2", "e3"}
         assert emulator.groups()["c1"].parent == "s1"
-        assert set(store.load_groups().index) == {"s1", "c1", "c2"}
-        memberships = store.load_memberships()
+        assert set(store.load(GROUP).index) == {"s1", "c1", "c2"}
+        memberships = store.load(MEMBERSHIP)
         assert memberships.loc["e2", "role"] == "Instructor"
         assert memberships.loc["e2", "person"] == "p2"
 
@@ -139,7 +140,7 @@ class TestOrder:
         assert {"createGroups", "createMemberships", "createPersons"} <= operations
         journalled = {entry.operation for entry in store.journal()}
         assert {"createGroups", "createMemberships", "createPersons"} <= journalled
-        assert store.membership_count() == 3
+        assert store.count(MEMBERSHIP) == 3
 
 
 class TestDependencies:
@@ -176,7 +177,7 @@ class TestDependencies:
         assert kinds["e2"][1] is Outcome.SKIPPED
         assert "person 'p2'" in kinds["e2"][2]
         assert kinds["e1"][1] is Outcome.CONFIRMED
-        assert "e2" not in store.load_memberships().index
+        assert "e2" not in store.load(MEMBERSHIP).index
 
 
 class TestChanges:
@@ -185,7 +186,7 @@ class TestChanges:
         inactive = replace(M3, active="false")
         assert run(emulator, [DeactivateMembership(membership=inactive)])[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e3"].active is False
-        assert store.load_memberships().loc["e3", "active"] == "false"
+        assert store.load(MEMBERSHIP).loc["e3", "active"] == "false"
         again = run(emulator, [UpdateMembership(membership=M3, changes=())])
         assert again[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e3"].active is True
@@ -196,11 +197,11 @@ class TestChanges:
         run(emulator, first_night())
         run(emulator, [DeleteMembership(membership=M1)])
         assert "e1" not in emulator.memberships()
-        store_before = store.membership_count()
+        store_before = store.count(MEMBERSHIP)
         results = run(emulator, [UpdateMembership(membership=replace(M1, role="Instructor"), changes=())])
         assert results[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e1"].role == "Instructor"
-        assert store.membership_count() == store_before + 1
+        assert store.count(MEMBERSHIP) == store_before + 1
 
     def test_a_membership_rename_keeps_one_enrolment_and_applies_its_changes(
         self, emulator: Emulator, store: StateStore, run: Run
@@ -218,7 +219,7 @@ class TestChanges:
         held = emulator.memberships()
         assert "e1" not in held
         assert (held["e1-2026"].person_key, held["e1-2026"].role) == ("p1", "Instructor")
-        snapshot = store.load_memberships()
+        snapshot = store.load(MEMBERSHIP)
         assert "e1" not in snapshot.index
         assert snapshot.loc["e1-2026", "role"] == "Instructor"
         assert [e.operation for e in emulator.history()][-2:] == [
@@ -234,7 +235,7 @@ class TestChanges:
         results = run(emulator, [ChangeGroupIdentifier(old_id="c1", new_id="c1-2026", group=renamed)])
         assert results[0][1] is Outcome.CONFIRMED
         assert "c1-2026" in emulator.groups()
-        snapshot = store.load_memberships()
+        snapshot = store.load(MEMBERSHIP)
         assert set(snapshot.loc[snapshot["group"] == "c1-2026"].index) == {"e1", "e2"}
 
 
@@ -262,8 +263,8 @@ class TestDeletes:
         )
         assert deletes[-1] == "deletePerson:p2"
         assert emulator.groups() == {}
-        assert store.group_count() == 0
-        assert store.membership_count() == 0
+        assert store.count(GROUP) == 0
+        assert store.count(MEMBERSHIP) == 0
 
     def test_a_membership_already_gone_is_confirmed_by_reading(
         self, emulator: Emulator, store: StateStore, run: Run
@@ -274,7 +275,7 @@ class TestDeletes:
         results = run(emulator, [DeleteMembership(membership=M3)])
         assert results[0][1] is Outcome.CONFIRMED
         assert "readMembership" in {entry.operation for entry in store.journal()}
-        assert "e3" not in store.load_memberships().index
+        assert "e3" not in store.load(MEMBERSHIP).index
 
     def test_a_group_whose_child_was_not_deleted_is_skipped_not_sent(
         self, emulator: Emulator, store: StateStore, run: Run
@@ -301,7 +302,7 @@ class TestDeletes:
         assert "a child group of 's1' was not deleted in this run" in results[0][2]
         assert "deleteGroup:s1" not in sent_order(emulator)
         assert set(emulator.groups()) == {"s1", "c1", "g1"}
-        assert set(store.load_groups().index) == {"s1", "c1", "g1"}
+        assert set(store.load(GROUP).index) == {"s1", "c1", "g1"}
 
     def test_deactivating_a_membership_already_gone_lets_it_go(
         self, emulator: Emulator, store: StateStore, run: Run
@@ -316,7 +317,7 @@ class TestDeletes:
         results = run(emulator, [DeactivateMembership(membership=replace(M3, active="false"))])
         assert results[0][1] is Outcome.CONFIRMED
         assert "e3" not in emulator.memberships()  # not created again only to be marked inactive
-        assert "e3" not in store.load_memberships().index
+        assert "e3" not in store.load(MEMBERSHIP).index
         operations = [e.operation for e in emulator.history()[emulator_before:]]
         assert "createMembership" not in operations
         assert "readMembership" in {entry.operation for entry in store.journal()}
@@ -341,7 +342,7 @@ class TestFaults:
         assert {outcome for _, outcome, _ in later} == {Outcome.SKIPPED}
         assert {error for _, _, error in later} == {""}
         assert [e.operation for e in emulator.history()] == []
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
 
     def test_dropped_mass_answers_are_resent_and_converge(
         self, emulator_factory: Callable[..., Emulator], store: StateStore, run: Run
@@ -354,4 +355,4 @@ class TestFaults:
                 break
         assert set(emulator.groups()) == {"s1", "c1", "c2"}
         assert set(emulator.memberships()) == {"e1", "e2", "e3"}
-        assert set(store.load_memberships().index) == {"e1", "e2", "e3"}
+        assert set(store.load(MEMBERSHIP).index) == {"e1", "e2", "e3"}

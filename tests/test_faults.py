@@ -17,7 +17,8 @@ from sync.errors import ConfigError, TransientError
 from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
-from sync.state.snapshot import RequestItem, SentRequest, StateStore
+from sync.state.journal import RequestItem, SentRequest
+from sync.state.store import StateStore
 from tests.checks import (
     as_fields,
     duplicates,

@@ -42,9 +42,12 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
+from sync.models.kinds import GROUP, MEMBERSHIP
 from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.state.journal import RequestItem, SentRequest
 from sync.state.reconcile import Flag, reconcile
-from sync.state.snapshot import DB_NAME, RequestItem, SentRequest, StateStore
+from sync.state.schema import DB_NAME
+from sync.state.store import StateStore
 from tests.checks import (
     duplicates,
     expected_persons,
@@ -434,8 +437,8 @@ def emulator_held(emulator: Emulator) -> Held:
 def snapshot_held(state: Path) -> Held:
     """What the snapshot in `state` holds (identity columns left out: IMS ES does not hold them)."""
     with StateStore.open(state, exclusive=False) as store:
-        groups = store.load_groups()
-        memberships = store.load_memberships()
+        groups = store.load(GROUP)
+        memberships = store.load(MEMBERSHIP)
     return Held(
         groups={
             str(key): {name: str(row[name]) for name in ("name", "type", "parent", "description")}

@@ -26,7 +26,7 @@ from sync.models import (
     RunResult,
     Update,
 )
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.checks import person_row, run_args, set_credentials, write_roster
 
 T0 = datetime(2026, 12, 5, 2, 30, tzinfo=UTC)

@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from sync.models import Outcome, Person, Status
+from sync.state.changes import Upsert
+from sync.state.journal import Answer, ItemAnswer, JournalEntry, JournalItemRow, RequestItem, SentRequest
 from sync.state.reconcile import Flag, ReconcileRow, reconcile, reconcile_summary
-from sync.state.snapshot import (
-    Answer,
-    ItemAnswer,
-    JournalEntry,
-    JournalItemRow,
-    RequestItem,
-    SentRequest,
-    StateStore,
-    Upsert,
-)
+from sync.state.store import StateStore
 
 T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 

@@ -42,8 +42,8 @@ from sync.report.render import (
     render_run,
     run_to_dict,
 )
+from sync.state.journal import JournalEntry, JournalItemRow
 from sync.state.reconcile import reconcile
-from sync.state.snapshot import JournalEntry, JournalItemRow
 from tests.reports import (
     PASSWORD,
     SCRIPT,

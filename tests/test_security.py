@@ -25,7 +25,7 @@ from sync.ims.clients import PersonClient
 from sync.ims.security import UsernameTokenSecurity
 from sync.models import CodeMajor, Create, Person, Severity, Status
 from sync.send.executor import Executor
-from sync.state.snapshot import StateStore
+from sync.state.store import StateStore
 from tests.checks import (
     journal_problems,
     person_row,

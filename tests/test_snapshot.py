@@ -20,22 +20,14 @@ import pytest
 
 from sync.errors import StateError, StateLockedError
 from sync.models import PERSON_FIELDS, Outcome, Person, Status, person_hash
-from sync.state import snapshot
-from sync.state.snapshot import (
-    CACHE_NAME,
-    DB_NAME,
-    LOCK_INFO_NAME,
-    SCHEMA_VERSION,
-    Answer,
-    ItemAnswer,
-    Remove,
-    Rename,
-    RequestItem,
-    SentRequest,
-    SnapshotChange,
-    StateStore,
-    Upsert,
-)
+from sync.models.kinds import PERSON
+from sync.state import loading
+from sync.state.cache import CACHE_NAME, CACHES, read_cache, read_cache_stamp, write_cache
+from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
+from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.lock import LOCK_INFO_NAME
+from sync.state.schema import DB_NAME, SCHEMA_VERSION
+from sync.state.store import StateStore
 from tests.journal import T0, confirmed, db_rows, sent_request, success
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +134,7 @@ class TestSchema:
 
     def test_disk_full_raises_state_error_and_rolls_back(self, store: StateStore) -> None:
         """A write that hits a full disk raises StateError saying so, and leaves the state as it was."""
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k0"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k0"])))
         # SQLite reports SQLITE_FULL once a database reaches max_page_count: a disk full, on demand.
         connection = store._connection
         assert connection is not None
@@ -150,9 +142,9 @@ class TestSchema:
         connection.execute(f"PRAGMA max_page_count = {pages}")
         keys = [f"k{i}" for i in range(1, 5000)]
         with pytest.raises(StateError, match="disk is full") as info:
-            store.seed_persons(pd.DataFrame({"email": ["x" * 200] * len(keys)}, index=pd.Index(keys)))
+            store.seed(PERSON, pd.DataFrame({"email": ["x" * 200] * len(keys)}, index=pd.Index(keys)))
         assert str(store.path) in str(info.value)
-        assert store.person_count() == 1
+        assert store.count(PERSON) == 1
 
     def test_state_path_that_is_a_file_raises_state_error(self, tmp_path: Path) -> None:
         """A state "directory" that is a regular file raises StateError, not OSError."""
@@ -167,7 +159,7 @@ class TestSchema:
         store.close()
         store.close()
         with pytest.raises(StateError, match="closed"):
-            store.person_count()
+            store.count(PERSON)
 
     def test_repr_names_the_path_only(self, store: StateStore, state: Path) -> None:
         """The repr shows where the state is and whether it holds the lock."""
@@ -188,9 +180,9 @@ class TestLock:
 
     def test_non_exclusive_open_reads_while_locked(self, store: StateStore, state: Path) -> None:
         """plan/reconcile/export open without the lock and see what the run committed."""
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"], name="sync_key")))
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"], name="sync_key")))
         with StateStore.open(state, exclusive=False) as reader:
-            assert reader.person_count() == 1
+            assert reader.count(PERSON) == 1
 
     def test_lock_is_released_on_close(self, state: Path) -> None:
         """After close the lock can be taken again and the holder's side file is gone."""
@@ -206,7 +198,8 @@ class TestLock:
             import sys
             from datetime import UTC, datetime
             from pathlib import Path
-            from sync.state.snapshot import RequestItem, SentRequest, StateStore
+            from sync.state.journal import RequestItem, SentRequest
+            from sync.state.store import StateStore
             store = StateStore.open(Path({str(state)!r}))
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(SentRequest(run_id=run_id, message_identifier="m-killed",
@@ -325,7 +318,7 @@ class TestJournal:
             assert entries["m1"].outcome == "sent"
             assert entries["m1"].answered_at is None
             assert entries["m2"].outcome == "confirmed"
-            assert store.person_count() == 1
+            assert store.count(PERSON) == 1
 
     def test_answer_fills_request_and_items(self, store: StateStore, run_id: str) -> None:
         """A mass answer records the header status and each item's own status and outcome."""
@@ -465,7 +458,7 @@ class TestJournal:
         entries = store.journal(run_id)
         assert len(entries) == 200
         assert {e.outcome for e in entries} == {"confirmed"}
-        assert store.person_count() == 200
+        assert store.count(PERSON) == 200
 
 
 class TestConfirm:
@@ -478,7 +471,7 @@ class TestConfirm:
         person = _person("k1", email="ada@example.org", birth_date="2010-12-10")
         store.record_sent(sent_request(run_id, "m1", "k1"))
         store.record_answer(confirmed("m1"), [Upsert(record=person, identity="ada")])
-        frame = store.load_persons()
+        frame = store.load(PERSON)
         assert frame.loc["k1"].to_dict() == {"identity": "ada", **person.values()}
         [(content_hash, confirmed_at, mid)] = db_rows(
             state, "SELECT content_hash, confirmed_at, message_identifier FROM persons"
@@ -491,7 +484,7 @@ class TestConfirm:
         for n, name in enumerate(["Ada", "Augusta"]):
             store.record_sent(sent_request(run_id, f"m{n}", "k1"))
             store.record_answer(confirmed(f"m{n}"), [Upsert(record=_person("k1", given_name=name))])
-        frame = store.load_persons()
+        frame = store.load(PERSON)
         assert list(frame.index) == ["k1"]
         assert frame.loc["k1", "given_name"] == "Augusta"
 
@@ -503,7 +496,7 @@ class TestConfirm:
         store.record_answer(
             confirmed("m2", T0 + timedelta(minutes=1)), [Rename(kind="person", old_id="old", new_id="new")]
         )
-        frame = store.load_persons()
+        frame = store.load(PERSON)
         assert list(frame.index) == ["new"]
         assert frame.loc["new", "identity"] == "ada"
         [(content_hash, mid)] = db_rows(state, "SELECT content_hash, message_identifier FROM persons")
@@ -512,20 +505,20 @@ class TestConfirm:
 
     def test_remove_deletes_the_row(self, store: StateStore, run_id: str) -> None:
         """A Remove deletes the person; removing an absent key changes nothing else."""
-        store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
         store.record_sent(sent_request(run_id, "m1", "k1", operation="deletePerson"))
         store.record_answer(
             confirmed("m1"), [Remove(kind="person", sync_key="k1"), Remove(kind="person", sync_key="ghost")]
         )
-        assert list(store.load_persons().index) == ["k2"]
+        assert list(store.load(PERSON).index) == ["k2"]
         assert store.journal()[0].outcome == "confirmed"
 
     def test_rename_onto_existing_key_rolls_everything_back(self, store: StateStore, run_id: str) -> None:
         """A failing change leaves the journal answer and the snapshot exactly as before."""
-        store.seed_persons(
-            pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["old", "taken"], name="sync_key"))
+        store.seed(
+            PERSON, pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["old", "taken"], name="sync_key"))
         )
-        before = store.load_persons()
+        before = store.load(PERSON)
         store.record_sent(sent_request(run_id, "m1", "x", operation="createPerson"))
         store.record_sent(sent_request(run_id, "m2", "old", operation="changePersonIdentifier"))
         changes: list[SnapshotChange] = [
@@ -534,7 +527,7 @@ class TestConfirm:
         ]
         with pytest.raises(StateError, match="exists already"):
             store.record_answer(confirmed("m2"), changes)
-        pd.testing.assert_frame_equal(store.load_persons(), before)
+        pd.testing.assert_frame_equal(store.load(PERSON), before)
         assert {e.message_identifier: e.outcome for e in store.journal()} == {"m1": "sent", "m2": "sent"}
 
     def test_rename_of_missing_key_raises(self, store: StateStore, run_id: str) -> None:
@@ -543,7 +536,7 @@ class TestConfirm:
         with pytest.raises(StateError, match="not in the snapshot"):
             store.record_answer(confirmed("m1"), [Rename(kind="person", old_id="old", new_id="new")])
         assert store.journal()[0].answered_at is None
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
 
     def test_changes_need_a_confirmed_answer(self, store: StateStore, run_id: str) -> None:
         """Changes with a rejected answer, or an answer to another request, are refused."""
@@ -561,7 +554,7 @@ class TestConfirm:
         )
         with pytest.raises(StateError, match="refers to another"):
             store.record_answer(foreign, [Upsert(record=_person("k1"))])
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
         assert store.journal()[0].outcome == "sent"
 
     def test_record_answers_is_all_or_nothing(self, store: StateStore, run_id: str) -> None:
@@ -572,10 +565,10 @@ class TestConfirm:
         bad = (confirmed("m3"), [Rename(kind="person", old_id="ghost", new_id="k3")])
         with pytest.raises(StateError):
             store.record_answers([*good, bad])
-        assert store.person_count() == 0
+        assert store.count(PERSON) == 0
         assert {e.outcome for e in store.journal()} == {"sent"}
         store.record_answers(good)
-        assert sorted(store.load_persons().index) == ["k-m1", "k-m2"]
+        assert sorted(store.load(PERSON).index) == ["k-m1", "k-m2"]
         assert [e.outcome for e in store.journal()] == ["confirmed", "confirmed", "sent"]
 
 
@@ -584,7 +577,7 @@ class TestLoad:
 
     def test_empty_snapshot_frame(self, store: StateStore) -> None:
         """An empty snapshot loads as an empty frame with the right index and columns."""
-        frame = store.load_persons()
+        frame = store.load(PERSON)
         assert frame.empty
         assert frame.index.name == "sync_key"
         assert list(frame.columns) == ["identity", *PERSON_FIELDS]
@@ -607,11 +600,11 @@ class TestLoad:
             },
             index=pd.Index(("S" + numbers.str.zfill(7)).to_numpy(), name="sync_key"),
         )
-        store.seed_persons(frame)
+        store.seed(PERSON, frame)
         started = time.perf_counter()
-        loaded = store.load_persons()
+        loaded = store.load(PERSON)
         elapsed = time.perf_counter() - started
-        assert store.person_count() == n
+        assert store.count(PERSON) == n
         assert loaded.index.name == "sync_key"
         assert list(loaded.columns) == ["identity", *PERSON_FIELDS]
         assert loaded.shape == (n, 9)
@@ -630,22 +623,22 @@ class TestLoad:
         for n, key in enumerate(["k3", "k1", "k4", "k2"]):
             store.record_sent(sent_request(run_id, f"m{n}", key))
             store.record_answer(confirmed(f"m{n}"), [Upsert(record=_person(key))])
-        assert list(store.load_persons().index) == ["k1", "k2", "k3", "k4"]
-        store.seed_persons(pd.DataFrame({"identity": ["odd\x1fone"]}, index=pd.Index(["k0"])))
-        frame = store.load_persons()
+        assert list(store.load(PERSON).index) == ["k1", "k2", "k3", "k4"]
+        store.seed(PERSON, pd.DataFrame({"identity": ["odd\x1fone"]}, index=pd.Index(["k0"])))
+        frame = store.load(PERSON)
         assert list(frame.index) == ["k0", "k1", "k2", "k3", "k4"]
         assert frame.loc["k0", "identity"] == "odd\x1fone"
 
     def test_load_across_chunks_with_gaps(self, store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
         """Loading in several rowid chunks, some of them emptied by removals, loses and repeats no row."""
-        monkeypatch.setattr(snapshot, "_LOAD_CHUNK", 3)
+        monkeypatch.setattr(loading, "LOAD_CHUNK", 3)
         keys = [f"k{i:02d}" for i in range(14)]
-        store.seed_persons(pd.DataFrame({"username": [f"u{k}" for k in keys]}, index=pd.Index(keys)))
+        store.seed(PERSON, pd.DataFrame({"username": [f"u{k}" for k in keys]}, index=pd.Index(keys)))
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         gone = ["k03", "k04", "k05", "k07", "k13"]  # rowids 4-6 make a whole chunk empty
         store.record_sent(sent_request(run_id, "m1", *gone, operation="deletePersons"))
         store.record_answer(confirmed("m1"), [Remove(kind="person", sync_key=key) for key in gone])
-        frame = store.load_persons()
+        frame = store.load(PERSON)
         expected = [key for key in keys if key not in gone]
         assert list(frame.index) == expected
         assert list(frame["username"]) == [f"u{key}" for key in expected]
@@ -657,8 +650,8 @@ class TestLoad:
             {"identity": ["a\x1fb", "c"], **distinct, "given_name": ["x", "y\x1f"]},
             index=pd.Index(["k1", "k2"]),
         )
-        store.seed_persons(frame)
-        loaded = store.load_persons()
+        store.seed(PERSON, frame)
+        loaded = store.load(PERSON)
         assert loaded.loc["k1"].to_dict() == {
             "identity": "a\x1fb",
             **{n: f"{n}-1" for n in PERSON_FIELDS},
@@ -671,34 +664,34 @@ class TestLoad:
     def test_seed_accepts_a_sync_key_column_and_fills_gaps(self, store: StateStore) -> None:
         """Seeding takes a sync_key column, fills missing fields and NaN with "", and upserts."""
         frame = pd.DataFrame({"sync_key": ["k1", "k2"], "email": ["a@x", None]})
-        store.seed_persons(frame)
-        store.seed_persons(pd.DataFrame({"sync_key": ["k2"], "email": ["b@x"]}))
-        loaded = store.load_persons()
+        store.seed(PERSON, frame)
+        store.seed(PERSON, pd.DataFrame({"sync_key": ["k2"], "email": ["b@x"]}))
+        loaded = store.load(PERSON)
         assert loaded.loc["k1"].to_dict() == {"identity": "", **dict.fromkeys(PERSON_FIELDS, "")} | {
             "email": "a@x"
         }
         assert loaded.loc["k2", "email"] == "b@x"
-        assert store.person_count() == 2
+        assert store.count(PERSON) == 2
 
     def test_seed_refuses_bad_keys(self, store: StateStore) -> None:
         """Duplicate or empty sync keys are refused before anything is written."""
         with pytest.raises(ValueError, match="twice"):
-            store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k", "k"])))
+            store.seed(PERSON, pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k", "k"])))
         with pytest.raises(ValueError, match="sync key"):
-            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index([""])))
-        assert store.person_count() == 0
+            store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index([""])))
+        assert store.count(PERSON) == 0
 
     def test_password_never_reaches_the_files(self, state: Path) -> None:
         """A password column in a seeded frame is ignored: no state file contains the password."""
         secret = "Pa55-very-secret-word"
         with StateStore.open(state) as store:
-            store.seed_persons(
-                pd.DataFrame({"username": ["ada"], "password": [secret]}, index=pd.Index(["k1"]))
+            store.seed(
+                PERSON, pd.DataFrame({"username": ["ada"], "password": [secret]}, index=pd.Index(["k1"]))
             )
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "k2"))
             store.record_answer(confirmed("m1"), [Upsert(record=_person("k2"))])
-            assert "password" not in store.load_persons().columns
+            assert "password" not in store.load(PERSON).columns
         blobs = b"".join(path.read_bytes() for path in state.iterdir() if path.is_file())
         assert b"ada" in blobs
         assert secret.encode() not in blobs
@@ -719,33 +712,33 @@ class TestPersonsCache:
 
     def test_load_writes_an_owner_only_cache_that_matches(self, store: StateStore, state: Path) -> None:
         """The first load writes persons.arrow (mode 0600); loading again gives the same frame."""
-        store.seed_persons(pd.DataFrame({"username": ["b", "a"]}, index=pd.Index(["k2", "k1"])))
-        first = store.load_persons()
+        store.seed(PERSON, pd.DataFrame({"username": ["b", "a"]}, index=pd.Index(["k2", "k1"])))
+        first = store.load(PERSON)
         assert stat.S_IMODE((state / CACHE_NAME).stat().st_mode) == 0o600
-        assert snapshot._read_cache_stamp(state / CACHE_NAME) == store._stamp()
-        second = store.load_persons()
+        assert read_cache_stamp(state / CACHE_NAME) == store._stamp()
+        second = store.load(PERSON)
         pd.testing.assert_frame_equal(second, first)
         assert list(second.index) == ["k1", "k2"]
         assert [path.name for path in state.iterdir() if path.name.endswith(".tmp")] == []
 
     def test_the_stamp_decides_whether_the_cache_is_used(self, store: StateStore, state: Path) -> None:
         """A cache written for the current stamp is what load returns; with another stamp it is ignored."""
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
         stamp = store._stamp()
-        planted = store.load_persons().rename(index={"k1": "from-cache"})
+        planted = store.load(PERSON).rename(index={"k1": "from-cache"})
         table = pa.Table.from_pandas(planted.reset_index(), preserve_index=False)
-        snapshot._write_cache(state / CACHE_NAME, table, stamp, snapshot._PERSONS_CACHE)
-        assert list(store.load_persons().index) == ["from-cache"]
-        snapshot._write_cache(state / CACHE_NAME, table, stamp + "-other", snapshot._PERSONS_CACHE)
-        assert list(store.load_persons().index) == ["k1"]
-        assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp  # rebuilt for the current stamp
+        write_cache(state / CACHE_NAME, table, stamp, CACHES["person"])
+        assert list(store.load(PERSON).index) == ["from-cache"]
+        write_cache(state / CACHE_NAME, table, stamp + "-other", CACHES["person"])
+        assert list(store.load(PERSON).index) == ["k1"]
+        assert read_cache_stamp(state / CACHE_NAME) == stamp  # rebuilt for the current stamp
 
     def test_every_change_to_persons_moves_the_stamp(
         self, store: StateStore, run_id: str, state: Path
     ) -> None:
         """Seeds, upserts, renames, removes and raw SQL writes all move the stamp; journal writes do not."""
         stamps = [store._stamp()]
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
         stamps.append(store._stamp())
         store.record_sent(sent_request(run_id, "m1", "k2"))
         assert store._stamp() == stamps[-1]
@@ -763,48 +756,48 @@ class TestPersonsCache:
 
     def test_a_change_by_another_process_is_seen(self, store: StateStore, state: Path) -> None:
         """After another writer changes a person, load returns the new value, not the cached one."""
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
-        assert store.load_persons().loc["k1", "username"] == "a"
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        assert store.load(PERSON).loc["k1", "username"] == "a"
         _write(state, "UPDATE persons SET username = 'changed' WHERE sync_key = 'k1'")
-        assert store.load_persons().loc["k1", "username"] == "changed"
+        assert store.load(PERSON).loc["k1", "username"] == "changed"
 
     def test_a_damaged_cache_is_ignored_and_rebuilt(self, store: StateStore, state: Path) -> None:
         """A truncated or garbage cache file never reaches the plan: load reads SQLite and rewrites it."""
-        store.seed_persons(pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
-        expected = store.load_persons()
+        store.seed(PERSON, pd.DataFrame({"username": ["a", "b"]}, index=pd.Index(["k1", "k2"])))
+        expected = store.load(PERSON)
         cache = state / CACHE_NAME
         for damage in (cache.read_bytes()[: cache.stat().st_size // 2], b"not arrow at all"):
             cache.write_bytes(damage)
-            pd.testing.assert_frame_equal(store.load_persons(), expected)
-            assert snapshot._read_cache_stamp(cache) == store._stamp()
+            pd.testing.assert_frame_equal(store.load(PERSON), expected)
+            assert read_cache_stamp(cache) == store._stamp()
 
     def test_a_cache_that_cannot_be_written_costs_only_speed(self, store: StateStore, state: Path) -> None:
         """When the cache path cannot be replaced (here: a directory), load still answers from SQLite."""
-        store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
         (state / CACHE_NAME).mkdir()
-        assert list(store.load_persons().index) == ["k1"]
+        assert list(store.load(PERSON).index) == ["k1"]
         assert (state / CACHE_NAME).is_dir()
         assert [path.name for path in state.iterdir() if path.name.endswith(".tmp")] == []
 
     def test_closing_a_run_that_changed_persons_refreshes_the_cache(self, state: Path) -> None:
         """A store with the run lock rewrites the cache on close when its snapshot changed meanwhile."""
         with StateStore.open(state) as store:
-            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
-            store.load_persons()
+            store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+            store.load(PERSON)
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
             store.record_sent(sent_request(run_id, "m1", "k2"))
             store.record_answer(confirmed("m1"), [Upsert(record=_person("k2"))])
             stamp = store._stamp()
-            assert snapshot._read_cache_stamp(state / CACHE_NAME) != stamp
-        assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp
-        cached = snapshot._read_cache(state / CACHE_NAME, stamp, snapshot._PERSONS_CACHE)
+            assert read_cache_stamp(state / CACHE_NAME) != stamp
+        assert read_cache_stamp(state / CACHE_NAME) == stamp
+        cached = read_cache(state / CACHE_NAME, stamp, CACHES["person"])
         assert cached is not None
         assert cached.column("sync_key").to_pylist() == ["k1", "k2"]
 
     def test_a_reader_does_not_write_on_close(self, state: Path) -> None:
         """A store opened without the run lock (plan) writes the cache only when it loads."""
         with StateStore.open(state) as store:
-            store.seed_persons(pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
+            store.seed(PERSON, pd.DataFrame({"username": ["a"]}, index=pd.Index(["k1"])))
         (state / CACHE_NAME).unlink()
         with StateStore.open(state, exclusive=False):
             pass

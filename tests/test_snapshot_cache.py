@@ -15,22 +15,24 @@ import pytest
 
 from sync.errors import StateError
 from sync.models import MEMBERSHIP_FIELDS, Group, Membership, Person
-from sync.state import snapshot
-from sync.state.snapshot import (
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
+from sync.state import loading
+from sync.state.cache import (
     CACHE_NAME,
-    DB_NAME,
+    CACHES,
     MEMBERSHIPS_CACHE_NAME,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Remove,
-    Rename,
-    SnapshotChange,
-    StateStore,
-    Upsert,
+    read_cache,
+    read_cache_stamp,
+    write_cache,
 )
+from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
+from sync.state.loading import as_frame
+from sync.state.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
+from sync.state.store import StateStore
+from sync.state.tables import TABLES
 from tests.journal import confirmed, db_rows, sent_request
 
-CACHE = snapshot._MEMBERSHIPS_CACHE
+CACHE = CACHES["membership"]
 
 
 def _member(key: str, group: str, person: str, role: str = "Learner", active: str = "true") -> Membership:
@@ -61,14 +63,14 @@ def _write(state: Path, sql: str) -> None:
 
 
 def _file_stamp(state: Path) -> str | None:
-    return snapshot._read_cache_stamp(state / MEMBERSHIPS_CACHE_NAME)
+    return read_cache_stamp(state / MEMBERSHIPS_CACHE_NAME)
 
 
 def _from_sqlite(store: StateStore) -> pd.DataFrame:
     """The memberships frame as SQLite gives it (the cache file removed first; the load rewrites it)."""
-    store.memberships_cache_path.unlink(missing_ok=True)
-    frame = store.load_memberships()
-    assert store.memberships_cache_path.exists()
+    store.cache_path(MEMBERSHIP).unlink(missing_ok=True)
+    frame = store.load(MEMBERSHIP)
+    assert store.cache_path(MEMBERSHIP).exists()
     return frame
 
 
@@ -99,16 +101,16 @@ def fixture_record(store: StateStore) -> Any:
 
 
 class TestCacheFile:
-    """What load_memberships writes and when it reads it back."""
+    """What load(MEMBERSHIP) writes and when it reads it back."""
 
     def test_load_writes_an_owner_only_cache_of_the_membership_columns_only(
         self, store: StateStore, state: Path
     ) -> None:
         """memberships.arrow (0600) holds the five frame columns, no hash or confirmation, and the stamp."""
-        store.seed_memberships(_members("b", "a"))
-        store.load_memberships()
+        store.seed(MEMBERSHIP, _members("b", "a"))
+        store.load(MEMBERSHIP)
         path = state / MEMBERSHIPS_CACHE_NAME
-        assert store.memberships_cache_path == path
+        assert store.cache_path(MEMBERSHIP) == path
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert _file_stamp(state) == store._stamp(CACHE)
         with pa.memory_map(str(path)) as source:
@@ -119,27 +121,27 @@ class TestCacheFile:
 
     def test_extra_columns_never_reach_the_file(self, store: StateStore, state: Path) -> None:
         """_write_cache writes the cache's columns only, whatever the table it is handed holds."""
-        store.seed_memberships(_members("a"))
+        store.seed(MEMBERSHIP, _members("a"))
         stamp = store._stamp(CACHE)
-        frame = store.load_memberships().reset_index().assign(content_hash="h", password="secret")
-        snapshot._write_cache(
+        frame = store.load(MEMBERSHIP).reset_index().assign(content_hash="h", password="secret")
+        write_cache(
             state / MEMBERSHIPS_CACHE_NAME, pa.Table.from_pandas(frame, preserve_index=False), stamp, CACHE
         )
-        cached = snapshot._read_cache(state / MEMBERSHIPS_CACHE_NAME, stamp, CACHE)
+        cached = read_cache(state / MEMBERSHIPS_CACHE_NAME, stamp, CACHE)
         assert cached is not None
         assert cached.schema.names == ["sync_key", *MEMBERSHIP_FIELDS]
         assert b"secret" not in (state / MEMBERSHIPS_CACHE_NAME).read_bytes()
 
     def test_the_stamp_decides_whether_the_cache_is_used(self, store: StateStore, state: Path) -> None:
         """A cache written for the current stamp is what load returns; with another stamp it is ignored."""
-        store.seed_memberships(_members("a"))
+        store.seed(MEMBERSHIP, _members("a"))
         stamp = store._stamp(CACHE)
-        planted = store.load_memberships().rename(index={"a": "from-cache"}).reset_index()
+        planted = store.load(MEMBERSHIP).rename(index={"a": "from-cache"}).reset_index()
         table = pa.Table.from_pandas(planted, preserve_index=False)
-        snapshot._write_cache(state / MEMBERSHIPS_CACHE_NAME, table, stamp, CACHE)
-        assert list(store.load_memberships().index) == ["from-cache"]
-        snapshot._write_cache(state / MEMBERSHIPS_CACHE_NAME, table, stamp + "-other", CACHE)
-        assert list(store.load_memberships().index) == ["a"]
+        write_cache(state / MEMBERSHIPS_CACHE_NAME, table, stamp, CACHE)
+        assert list(store.load(MEMBERSHIP).index) == ["from-cache"]
+        write_cache(state / MEMBERSHIPS_CACHE_NAME, table, stamp + "-other", CACHE)
+        assert list(store.load(MEMBERSHIP).index) == ["a"]
         assert _file_stamp(state) == stamp  # rebuilt for the current stamp
 
     @pytest.mark.parametrize(
@@ -159,32 +161,32 @@ class TestCacheFile:
         self, store: StateStore, frame: pd.DataFrame
     ) -> None:
         """Index, columns, values, order and dtypes: the cached frame is the SQLite frame."""
-        store.seed_memberships(frame)
+        store.seed(MEMBERSHIP, frame)
         expected = _from_sqlite(store)
         table, _, cached = store._load_table(CACHE)
         assert cached
-        from_cache = snapshot._frame(table, snapshot._MEMBERSHIP_COLUMNS)
+        from_cache = as_frame(table, TABLES["membership"].names)
         pd.testing.assert_frame_equal(from_cache, expected, check_exact=True)
         assert str(from_cache.index.dtype) == str(expected.index.dtype) == "str"
         assert list(from_cache.dtypes.astype(str)) == list(expected.dtypes.astype(str)) == ["str"] * 4
-        pd.testing.assert_frame_equal(store.load_memberships(), expected, check_exact=True)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected, check_exact=True)
         assert len(expected) == len(frame)
 
     def test_the_frame_from_the_cache_equals_the_frame_from_sqlite_across_chunks(
         self, store: StateStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A multi-chunk SQLite read and its cache give the same frame (one chunk per column in the file)."""
-        monkeypatch.setattr(snapshot, "_LOAD_CHUNK", 7)
-        store.seed_memberships(_members(*(f"m{i:03d}" for i in range(100, 0, -1))))
+        monkeypatch.setattr(loading, "LOAD_CHUNK", 7)
+        store.seed(MEMBERSHIP, _members(*(f"m{i:03d}" for i in range(100, 0, -1))))
         expected = _from_sqlite(store)
-        pd.testing.assert_frame_equal(store.load_memberships(), expected, check_exact=True)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected, check_exact=True)
         assert list(expected.index) == sorted(expected.index)
 
     def test_a_cache_that_cannot_be_written_costs_only_speed(self, store: StateStore, state: Path) -> None:
         """When the cache path cannot be replaced (here: a directory), load still answers from SQLite."""
-        store.seed_memberships(_members("a"))
+        store.seed(MEMBERSHIP, _members("a"))
         (state / MEMBERSHIPS_CACHE_NAME).mkdir()
-        assert list(store.load_memberships().index) == ["a"]
+        assert list(store.load(MEMBERSHIP).index) == ["a"]
         assert (state / MEMBERSHIPS_CACHE_NAME).is_dir()
         assert [path.name for path in state.iterdir() if path.name.endswith(".tmp")] == []
 
@@ -193,10 +195,10 @@ class TestInvalidation:
     """A missing, stale, damaged or foreign memberships cache is ignored and rebuilt, never trusted."""
 
     def test_a_missing_cache_is_rebuilt(self, store: StateStore, state: Path) -> None:
-        store.seed_memberships(_members("a", "b"))
-        expected = store.load_memberships()
+        store.seed(MEMBERSHIP, _members("a", "b"))
+        expected = store.load(MEMBERSHIP)
         (state / MEMBERSHIPS_CACHE_NAME).unlink()
-        pd.testing.assert_frame_equal(store.load_memberships(), expected)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected)
         assert _file_stamp(state) == store._stamp(CACHE)
 
     @pytest.mark.parametrize(
@@ -213,30 +215,30 @@ class TestInvalidation:
         self, store: StateStore, state: Path, damage: Any
     ) -> None:
         """A truncated or garbage cache never reaches the plan: load reads SQLite and rewrites it."""
-        store.seed_memberships(_members("a", "b", "c"))
-        expected = store.load_memberships()
+        store.seed(MEMBERSHIP, _members("a", "b", "c"))
+        expected = store.load(MEMBERSHIP)
         cache = state / MEMBERSHIPS_CACHE_NAME
         cache.write_bytes(damage(cache.read_bytes()))
-        pd.testing.assert_frame_equal(store.load_memberships(), expected)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected)
         assert _file_stamp(state) == store._stamp(CACHE)
-        assert snapshot._read_cache(cache, store._stamp(CACHE), CACHE) is not None
+        assert read_cache(cache, store._stamp(CACHE), CACHE) is not None
 
     def test_a_stale_cache_is_ignored_after_a_change_by_another_process(
         self, store: StateStore, state: Path
     ) -> None:
         """After an operator's shell changes a membership, load returns the new value, not the cached one."""
-        store.seed_memberships(_members("a"))
-        assert store.load_memberships().loc["a", "role"] == "role-a"
+        store.seed(MEMBERSHIP, _members("a"))
+        assert store.load(MEMBERSHIP).loc["a", "role"] == "role-a"
         _write(state, "UPDATE memberships SET role = 'changed' WHERE sync_key = 'a'")
-        assert store.load_memberships().loc["a", "role"] == "changed"
+        assert store.load(MEMBERSHIP).loc["a", "role"] == "changed"
         _write(state, "DELETE FROM memberships")
-        assert store.load_memberships().empty
+        assert store.load(MEMBERSHIP).empty
         _write(
             state,
             "INSERT INTO memberships (sync_key, group_key, person_key, content_hash, confirmed_at, "
             "message_identifier) VALUES ('z', 'g', 'p', 'h', 't', 'm')",
         )
-        assert store.load_memberships().to_dict("index") == {
+        assert store.load(MEMBERSHIP).to_dict("index") == {
             "z": {"group": "g", "person": "p", "role": "", "active": "true"}
         }
 
@@ -245,33 +247,33 @@ class TestInvalidation:
         first, second = tmp_path / "first", tmp_path / "second"
         for state, role in ((first, "first"), (second, "second")):
             with StateStore.open(state) as store:
-                store.seed_memberships(_members("a", "b").assign(role=role))
-                store.load_memberships()
+                store.seed(MEMBERSHIP, _members("a", "b").assign(role=role))
+                store.load(MEMBERSHIP)
         generation = "SELECT generation FROM membership_generation"
         assert db_rows(first, generation) == db_rows(second, generation) == [(2,)]
         shutil.copyfile(first / MEMBERSHIPS_CACHE_NAME, second / MEMBERSHIPS_CACHE_NAME)
         with StateStore.open(second) as store:
             assert _file_stamp(second) != store._stamp(CACHE)
-            assert set(store.load_memberships()["role"]) == {"second"}
+            assert set(store.load(MEMBERSHIP)["role"]) == {"second"}
             assert _file_stamp(second) == store._stamp(CACHE)
 
     def test_the_persons_cache_is_never_read_as_memberships(self, store: StateStore, state: Path) -> None:
         """persons.arrow copied over memberships.arrow (other schema, other stamp) is ignored; and a cache
         with the right stamp but a foreign schema is ignored too."""
-        store.seed_persons(pd.DataFrame({"username": ["u"]}, index=pd.Index(["a"])))
-        store.seed_memberships(_members("a"))
-        store.load_persons()
-        expected = store.load_memberships()
+        store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["a"])))
+        store.seed(MEMBERSHIP, _members("a"))
+        store.load(PERSON)
+        expected = store.load(MEMBERSHIP)
         shutil.copyfile(state / CACHE_NAME, state / MEMBERSHIPS_CACHE_NAME)
-        pd.testing.assert_frame_equal(store.load_memberships(), expected)
-        persons = store.load_persons().reset_index()
-        snapshot._write_cache(
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected)
+        persons = store.load(PERSON).reset_index()
+        write_cache(
             state / MEMBERSHIPS_CACHE_NAME,
             pa.Table.from_pandas(persons, preserve_index=False),
             store._stamp(CACHE),
-            snapshot._PERSONS_CACHE,
+            CACHES["person"],
         )
-        pd.testing.assert_frame_equal(store.load_memberships(), expected)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected)
 
     def test_stamps_name_their_table(self, store: StateStore) -> None:
         """Even at equal counters, the persons' and the memberships' stamps differ."""
@@ -286,7 +288,7 @@ class TestGenerations:
     @pytest.fixture(name="school")
     def fixture_school(self, store: StateStore, record: Any) -> None:
         """Groups g1, g2; persons p1, p2 (members) and p3 (no membership); four memberships."""
-        store.seed_persons(pd.DataFrame({"username": ["1", "2", "3"]}, index=pd.Index(["p1", "p2", "p3"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["1", "2", "3"]}, index=pd.Index(["p1", "p2", "p3"])))
         record(
             Upsert(record=Group(sync_key="g1", name="G1")),
             Upsert(record=Group(sync_key="g2", name="G2")),
@@ -315,7 +317,7 @@ class TestGenerations:
         for changes in steps:
             record(*changes)
             stamps.append(store._stamp(CACHE))
-        store.seed_memberships(_members("s1"))
+        store.seed(MEMBERSHIP, _members("s1"))
         stamps.append(store._stamp(CACHE))
         _write(state, "UPDATE memberships SET active = 'false' WHERE sync_key = 's1'")
         stamps.append(store._stamp(CACHE))
@@ -328,7 +330,7 @@ class TestGenerations:
     ) -> None:
         """Person upserts, a rename and a removal of a person without memberships, group upserts and
         journal writes do not move the memberships' generation; a person cascade does."""
-        store.load_memberships()
+        store.load(MEMBERSHIP)
         stamp = store._stamp(CACHE)
         persons = store._stamp()
         record(
@@ -338,36 +340,36 @@ class TestGenerations:
             Remove(kind="person", sync_key="p4"),
             Upsert(record=Group(sync_key="g3", name="G3")),
         )
-        store.seed_persons(pd.DataFrame({"username": ["5"]}, index=pd.Index(["p5"])))
-        store.seed_groups(pd.DataFrame({"name": ["G4"]}, index=pd.Index(["g4"])))
+        store.seed(PERSON, pd.DataFrame({"username": ["5"]}, index=pd.Index(["p5"])))
+        store.seed(GROUP, pd.DataFrame({"name": ["G4"]}, index=pd.Index(["g4"])))
         assert store._stamp() != persons
         assert store._stamp(CACHE) == stamp
         assert _file_stamp(state) == stamp  # the file written before is still the current one
         assert store._load_table(CACHE)[2]
         record(Rename(kind="person", old_id="p1", new_id="p9"))  # moves m11, m21
         assert store._stamp(CACHE) != stamp
-        assert store.load_memberships().loc[["m11", "m21"], "person"].tolist() == ["p9", "p9"]
+        assert store.load(MEMBERSHIP).loc[["m11", "m21"], "person"].tolist() == ["p9", "p9"]
         stamp = store._stamp(CACHE)
         record(Remove(kind="person", sync_key="p2"))  # takes m12, m22
         assert store._stamp(CACHE) != stamp
-        assert list(store.load_memberships().index) == ["m11", "m21"]
+        assert list(store.load(MEMBERSHIP).index) == ["m11", "m21"]
 
     @pytest.mark.usefixtures("school")
     def test_membership_changes_leave_the_persons_cache_valid(
         self, store: StateStore, record: Any, state: Path
     ) -> None:
         """The persons cache written before a memberships-only change is still used after it."""
-        store.load_persons()
+        store.load(PERSON)
         stamp = store._stamp()
         record(
             Upsert(record=_member("m13", "g1", "p3")),
             Remove(kind="membership", sync_key="m11"),
             Rename(kind="group", old_id="g2", new_id="g8"),
         )
-        store.seed_memberships(_members("s1"))
+        store.seed(MEMBERSHIP, _members("s1"))
         assert store._stamp() == stamp
-        assert snapshot._read_cache_stamp(state / CACHE_NAME) == stamp
-        assert store._load_table(snapshot._PERSONS_CACHE)[2]
+        assert read_cache_stamp(state / CACHE_NAME) == stamp
+        assert store._load_table(CACHES["person"])[2]
 
     def test_a_failed_transaction_moves_no_stamp(self, store: StateStore, record: Any) -> None:
         """A change that is refused rolls back its trigger updates with it."""
@@ -383,7 +385,7 @@ class TestGenerations:
                 Rename(kind="person", old_id="x", new_id="y"),
             )
         assert store._stamps() == stamps
-        assert store.membership_count() == 2
+        assert store.count(MEMBERSHIP) == 2
 
 
 class TestClose:
@@ -391,9 +393,9 @@ class TestClose:
 
     def test_closing_a_run_that_changed_memberships_refreshes_their_cache(self, state: Path) -> None:
         with StateStore.open(state) as store:
-            store.seed_memberships(_members("a"))
-            store.load_memberships()
-            store.load_persons()
+            store.seed(MEMBERSHIP, _members("a"))
+            store.load(MEMBERSHIP)
+            store.load(PERSON)
         persons_before = (state / CACHE_NAME).stat().st_mtime_ns
         with StateStore.open(state) as store:
             run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
@@ -402,7 +404,7 @@ class TestClose:
             stamp = store._stamp(CACHE)
             assert _file_stamp(state) != stamp
         assert _file_stamp(state) == stamp
-        cached = snapshot._read_cache(state / MEMBERSHIPS_CACHE_NAME, stamp, CACHE)
+        cached = read_cache(state / MEMBERSHIPS_CACHE_NAME, stamp, CACHE)
         assert cached is not None
         assert cached.column("sync_key").to_pylist() == ["a", "b"]
         assert (state / CACHE_NAME).stat().st_mtime_ns == persons_before  # persons unchanged: untouched
@@ -410,35 +412,35 @@ class TestClose:
     def test_closing_a_run_that_changed_only_persons_leaves_memberships_alone(self, state: Path) -> None:
         """Only the tables that changed are rewritten: a missing memberships cache stays missing."""
         with StateStore.open(state) as store:
-            store.seed_memberships(_members("a"))
+            store.seed(MEMBERSHIP, _members("a"))
         (state / MEMBERSHIPS_CACHE_NAME).unlink()
         with StateStore.open(state) as store:
-            store.seed_persons(pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
+            store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
         assert not (state / MEMBERSHIPS_CACHE_NAME).exists()
         assert (state / CACHE_NAME).exists()
 
     def test_closing_a_run_that_changed_both_refreshes_both(self, state: Path) -> None:
         with StateStore.open(state) as store:
-            store.seed_persons(pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
-            store.seed_memberships(_members("a"))
+            store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
+            store.seed(MEMBERSHIP, _members("a"))
             persons, memberships = store._stamps()
-        assert snapshot._read_cache_stamp(state / CACHE_NAME) == persons
+        assert read_cache_stamp(state / CACHE_NAME) == persons
         assert _file_stamp(state) == memberships
 
     def test_a_reader_does_not_write_on_close(self, state: Path) -> None:
         """A store opened without the run lock (plan) writes the cache only when it loads."""
         with StateStore.open(state) as store:
-            store.seed_memberships(_members("a"))
+            store.seed(MEMBERSHIP, _members("a"))
         (state / MEMBERSHIPS_CACHE_NAME).unlink()
         with StateStore.open(state, exclusive=False) as store:
             _write(state, "UPDATE memberships SET role = 'x'")
         assert not (state / MEMBERSHIPS_CACHE_NAME).exists()
 
     def test_refresh_cache_rewrites_each_stale_cache(self, store: StateStore, state: Path) -> None:
-        store.seed_persons(pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
-        store.seed_memberships(_members("a"))
+        store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
+        store.seed(MEMBERSHIP, _members("a"))
         assert store.refresh_cache()
-        assert store._stamps() == (snapshot._read_cache_stamp(state / CACHE_NAME), _file_stamp(state))
+        assert store._stamps() == (read_cache_stamp(state / CACHE_NAME), _file_stamp(state))
         assert not store.refresh_cache()
         _write(state, "UPDATE memberships SET role = 'x'")
         assert store.refresh_cache()
@@ -493,27 +495,27 @@ class TestMigration:
             assert {"memberships_inserted", "memberships_updated", "memberships_deleted"} <= triggers
             assert db_rows(state, "SELECT id, generation FROM membership_generation") == [(0, 0)]
             assert db_rows(state, "SELECT generation, nonce FROM snapshot_generation") == persons_generation
-            frame = store.load_memberships()
+            frame = store.load(MEMBERSHIP)
             assert frame.to_dict("index") == {
                 "ma": {"group": "g1", "person": "p1", "role": "Learner", "active": "true"},
                 "mb": {"group": "g1", "person": "p1", "role": "Instructor", "active": "false"},
             }
             assert _file_stamp(state) == store._stamp(CACHE)
-            assert list(store.load_persons().index) == ["p1"]
-            assert (store.group_count(), [run.run_id for run in store.runs()]) == (1, ["r1"])
+            assert list(store.load(PERSON).index) == ["p1"]
+            assert (store.count(GROUP), [run.run_id for run in store.runs()]) == (1, ["r1"])
             [entry] = store.journal()
             assert (entry.message_identifier, entry.outcome) == ("m1", "confirmed")
-            pd.testing.assert_frame_equal(store.load_memberships(), frame)  # now from the cache
+            pd.testing.assert_frame_equal(store.load(MEMBERSHIP), frame)  # now from the cache
             assert store._load_table(CACHE)[2]
             stamp = store._stamp(CACHE)
             store.record_sent(sent_request("r1", "m2", "p1", operation="changePersonIdentifier"))
             store.record_answer(confirmed("m2"), [Rename(kind="person", old_id="p1", new_id="p9")])
             assert store._stamp(CACHE) != stamp
-            assert set(store.load_memberships()["person"]) == {"p9"}
+            assert set(store.load(MEMBERSHIP)["person"]) == {"p9"}
         with StateStore.open(state) as store:  # a second open migrates nothing
             assert db_rows(state, "SELECT generation FROM membership_generation") == [(2,)]
             assert store._load_table(CACHE)[2]
-            assert set(store.load_memberships()["person"]) == {"p9"}
+            assert set(store.load(MEMBERSHIP)["person"]) == {"p9"}
 
 
 def test_seeding_restores_the_connection_settings(store: StateStore) -> None:
@@ -521,8 +523,8 @@ def test_seeding_restores_the_connection_settings(store: StateStore) -> None:
     connection = store._connection
     assert connection is not None
     before = [connection.execute(f"PRAGMA {name}").fetchone() for name in ("cache_size", "temp_store")]
-    store.seed_memberships(_members("a", "b"))
-    store.seed_persons(pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
+    store.seed(MEMBERSHIP, _members("a", "b"))
+    store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))
     after = [connection.execute(f"PRAGMA {name}").fetchone() for name in ("cache_size", "temp_store")]
     assert after == before
-    assert store.membership_count() == 2
+    assert store.count(MEMBERSHIP) == 2

@@ -14,19 +14,13 @@ import pytest
 
 from sync.errors import StateError
 from sync.models import GROUP_FIELDS, MEMBERSHIP_FIELDS, Group, Membership, Outcome, Person, Status
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, Kind
 from sync.report.render import frame_to_csv
-from sync.state import snapshot
-from sync.state.snapshot import (
-    DB_NAME,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Answer,
-    Remove,
-    Rename,
-    SnapshotChange,
-    StateStore,
-    Upsert,
-)
+from sync.state import loading
+from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
+from sync.state.journal import Answer
+from sync.state.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
+from sync.state.store import StateStore
 from tests.journal import T0, confirmed, db_rows, sent_request
 
 T1 = T0 + timedelta(minutes=5)
@@ -79,7 +73,7 @@ def fixture_record(store: StateStore):
 @pytest.fixture(name="school")
 def fixture_school(store: StateStore, record: Any) -> None:
     """A school g0 with courses g1 and g2 (g2 has a course group g21); persons p1, p2 in courses."""
-    store.seed_persons(pd.DataFrame({"username": ["one", "two"]}, index=pd.Index(["p1", "p2"])))
+    store.seed(PERSON, pd.DataFrame({"username": ["one", "two"]}, index=pd.Index(["p1", "p2"])))
     record(
         Upsert(record=_group("g0", type="School"), identity="school-0"),
         Upsert(record=_group("g1", parent="g0"), identity="course-1"),
@@ -185,8 +179,8 @@ class TestSchema:
                 "message_identifier) VALUES ('m', 'g', 'p', 'h', 't', 'm')"
             )
         connection.close()
-        assert store.load_groups().loc["g", "description"] == ""
-        assert store.load_memberships().loc["m", "active"] == "true"
+        assert store.load(GROUP).loc["g", "description"] == ""
+        assert store.load(MEMBERSHIP).loc["m", "active"] == "true"
 
     def test_a_version_2_database_migrates_with_persons_and_journal_intact(self, state: Path) -> None:
         """Opening a schema-2 state adds groups and memberships and keeps persons, runs and journal."""
@@ -195,7 +189,7 @@ class TestSchema:
         with StateStore.open(state) as store:
             assert db_rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
             assert SCHEMA_VERSION == 4  # through version 3 (groups, memberships) to 4 (their generation)
-            persons = store.load_persons()
+            persons = store.load(PERSON)
             assert list(persons.index) == ["p1"]
             assert (persons.loc["p1", "identity"], persons.loc["p1", "username"]) == ("ada", "ada.l")
             [entry] = store.journal()
@@ -207,7 +201,7 @@ class TestSchema:
             )
             assert [(item.sync_key, item.outcome) for item in entry.items] == [("p1", "confirmed")]
             assert [run.run_id for run in store.runs()] == ["r1"]
-            assert (store.group_count(), store.membership_count()) == (0, 0)
+            assert (store.count(GROUP), store.count(MEMBERSHIP)) == (0, 0)
             # The migrated store takes the new changes, and its person cascades work on old persons.
             store.record_sent(sent_request("r1", "m2", "g1", operation="createGroup"))
             store.record_answer(
@@ -218,10 +212,10 @@ class TestSchema:
                     Rename(kind="person", old_id="p1", new_id="p9"),
                 ],
             )
-            assert store.load_memberships().loc["x", "person"] == "p9"
+            assert store.load(MEMBERSHIP).loc["x", "person"] == "p9"
         with StateStore.open(state) as store:  # a second open migrates nothing
-            assert store.group_count() == 1
-            assert list(store.load_persons().index) == ["p9"]
+            assert store.count(GROUP) == 1
+            assert list(store.load(PERSON).index) == ["p9"]
 
 
 class TestGroupChanges:
@@ -243,13 +237,13 @@ class TestGroupChanges:
             T1.isoformat(timespec="microseconds"),
             mid,
         )
-        assert store.load_groups().loc["g1"].to_dict() == {"identity": "maths-7", **group.values()}
+        assert store.load(GROUP).loc["g1"].to_dict() == {"identity": "maths-7", **group.values()}
 
     def test_upsert_replaces_an_existing_group(self, store: StateStore, record: Any) -> None:
         """A second group Upsert of a sync key replaces its fields, not adds a row."""
         record(Upsert(record=_group("g1", name="Old")))
         record(Upsert(record=_group("g1", name="New", parent="g0")))
-        frame = store.load_groups()
+        frame = store.load(GROUP)
         assert list(frame.index) == ["g1"]
         assert (frame.loc["g1", "name"], frame.loc["g1", "parent"]) == ("New", "g0")
 
@@ -286,8 +280,8 @@ class TestGroupChanges:
             assert members[key] == before_members[key]
         for key in ("g0", "g1"):
             assert groups[key] == before_groups[key]
-        assert store.load_groups().loc["g21", "parent"] == "g2-new"
-        assert store.load_memberships().loc["m-2-1", "group"] == "g2-new"
+        assert store.load(GROUP).loc["g21", "parent"] == "g2-new"
+        assert store.load(MEMBERSHIP).loc["m-2-1", "group"] == "g2-new"
 
     @pytest.mark.usefixtures("school")
     def test_rename_onto_an_existing_group_writes_nothing(self, store: StateStore, state: Path) -> None:
@@ -309,7 +303,7 @@ class TestGroupChanges:
         """Renaming a group the snapshot lacks raises StateError and records nothing."""
         with pytest.raises(StateError, match="'g1' is not in the snapshot"):
             record(Rename(kind="group", old_id="g1", new_id="g2"))
-        assert store.group_count() == 0
+        assert store.count(GROUP) == 0
         assert [e.outcome for e in store.journal()] == ["sent"]
 
     def test_rename_with_members_pointing_at_the_new_key_keeps_them_all(
@@ -322,7 +316,7 @@ class TestGroupChanges:
             Upsert(record=_member("b", "g2", "p2")),
         )
         record(Rename(kind="group", old_id="g1", new_id="g2"))
-        frame = store.load_memberships()
+        frame = store.load(MEMBERSHIP)
         assert frame["group"].to_dict() == {"a": "g2", "b": "g2"}
         assert frame["person"].to_dict() == {"a": "p1", "b": "p2"}
 
@@ -342,7 +336,7 @@ class TestGroupChanges:
         assert groups["g21"] == before_groups["g21"]  # still names g2: IMS ES refuses such a delete
         assert sorted(members) == ["m-1-1", "m-1-2", "m-21-2"]
         assert all(members[key] == before_members[key] for key in members)
-        assert (store.group_count(), store.membership_count()) == (3, 3)
+        assert (store.count(GROUP), store.count(MEMBERSHIP)) == (3, 3)
 
 
 class TestMembershipChanges:
@@ -384,8 +378,8 @@ class TestMembershipChanges:
             Remove(kind="membership", sync_key="ghost"),
             operation="deleteMemberships",
         )
-        assert list(store.load_memberships().index) == ["m2"]
-        assert store.membership_count() == 1
+        assert list(store.load(MEMBERSHIP).index) == ["m2"]
+        assert store.count(MEMBERSHIP) == 1
 
     def test_rename_moves_one_membership_and_keeps_its_content(self, store: StateStore, record: Any) -> None:
         """A membership Rename moves the row to the new key: group, person, role and active kept."""
@@ -393,7 +387,7 @@ class TestMembershipChanges:
         record(
             Rename(kind="membership", old_id="m1", new_id="m1-2026"), operation="changeMembershipIdentifier"
         )
-        frame = store.load_memberships()
+        frame = store.load(MEMBERSHIP)
         assert list(frame.index) == ["m1-2026"]
         assert [str(v) for v in frame.loc["m1-2026"]] == ["g1", "p1", "Instructor", "false"]
 
@@ -406,7 +400,7 @@ class TestMembershipChanges:
         )
         with pytest.raises(StateError, match="membership 'm1' to 'm2' in the snapshot: 'm2' exists already"):
             record(Rename(kind="membership", old_id="m1", new_id="m2"))
-        assert list(store.load_memberships().index) == ["m1", "m2"]
+        assert list(store.load(MEMBERSHIP).index) == ["m1", "m2"]
 
 
 class TestPersonCascades:
@@ -419,11 +413,11 @@ class TestPersonCascades:
         """Remove of p1 deletes p1 and exactly p1's memberships."""
         before = _memberships(state)
         record(Remove(kind="person", sync_key="p1"), operation="deletePerson")
-        assert list(store.load_persons().index) == ["p2"]
+        assert list(store.load(PERSON).index) == ["p2"]
         after = _memberships(state)
         assert sorted(after) == ["m-1-2", "m-21-2"]
         assert all(after[key] == before[key] for key in after)
-        assert store.group_count() == 4
+        assert store.count(GROUP) == 4
 
     @pytest.mark.usefixtures("school")
     def test_rename_of_a_person_moves_its_memberships(
@@ -442,7 +436,7 @@ class TestPersonCascades:
             assert (confirmed_at, row_mid) == (T1.isoformat(timespec="microseconds"), mid)
         for key in ("m-1-2", "m-21-2"):
             assert after[key] == before[key]
-        assert sorted(store.load_memberships()["person"]) == ["p1-new", "p1-new", "p2", "p2"]
+        assert sorted(store.load(MEMBERSHIP)["person"]) == ["p1-new", "p1-new", "p2", "p2"]
 
     @pytest.mark.usefixtures("school")
     def test_rename_onto_an_existing_person_moves_no_membership(self, store: StateStore, state: Path) -> None:
@@ -453,7 +447,7 @@ class TestPersonCascades:
         with pytest.raises(StateError, match="exists already"):
             store.record_answer(confirmed("x1"), [Rename(kind="person", old_id="p1", new_id="p2")])
         assert _memberships(state) == before
-        assert sorted(store.load_persons().index) == ["p1", "p2"]
+        assert sorted(store.load(PERSON).index) == ["p1", "p2"]
 
 
 class TestGuards:
@@ -475,8 +469,8 @@ class TestGuards:
         self, store: StateStore, state: Path, change: SnapshotChange, outcome: Outcome
     ) -> None:
         """Every new change type with a rejected or unconfirmed answer raises and writes nothing."""
-        store.seed_groups(pd.DataFrame({"name": ["School"]}, index=pd.Index(["g0"])))
-        store.seed_memberships(pd.DataFrame({"group": ["g0"], "person": ["p1"]}, index=pd.Index(["m-1-1"])))
+        store.seed(GROUP, pd.DataFrame({"name": ["School"]}, index=pd.Index(["g0"])))
+        store.seed(MEMBERSHIP, pd.DataFrame({"group": ["g0"], "person": ["p1"]}, index=pd.Index(["m-1-1"])))
         before = (_groups(state), _memberships(state))
         run_id = store.begin_run(command="run", roster="r.csv", mapping="m")
         store.record_sent(sent_request(run_id, "x1", "k", operation="createGroup"))
@@ -518,8 +512,8 @@ class TestGuards:
         assert (_groups(state), _memberships(state), db_rows(state, "SELECT * FROM persons")) == before
         assert {e.outcome for e in store.journal(run_id)} == {"sent"}
         store.record_answers(pairs[:2])
-        assert sorted(store.load_memberships().index) == ["m-2-1"]
-        assert store.load_memberships().loc["m-2-1"].to_dict() == {
+        assert sorted(store.load(MEMBERSHIP).index) == ["m-2-1"]
+        assert store.load(MEMBERSHIP).loc["m-2-1"].to_dict() == {
             "group": "g3",
             "person": "p3",
             "role": "Learner",
@@ -563,21 +557,21 @@ class TestUnconfirmedGroupRenames:
         store.record_answer(confirmed("c"))
         unconfirmed = Answer(message_identifier="b", answered_at=T0, status=None, outcome=Outcome.UNCONFIRMED)
         store.record_answer(unconfirmed)
-        assert store.unconfirmed_group_renames("g1") == ["g2", "g3"]
-        assert store.unconfirmed_renames("g1") == ["p9"]
-        assert store.unconfirmed_group_renames("nothing") == []
+        assert store.unconfirmed_renames(GROUP, "g1") == ["g2", "g3"]
+        assert store.unconfirmed_renames(PERSON, "g1") == ["p9"]
+        assert store.unconfirmed_renames(GROUP, "nothing") == []
 
 
 class TestLoad:
-    """load_groups and load_memberships: exact frames, on every read path, and seeding."""
+    """load(GROUP) and load(MEMBERSHIP): exact frames, on every read path, and seeding."""
 
     @pytest.mark.parametrize(
-        ("load", "columns"),
-        [("load_groups", ["identity", *GROUP_FIELDS]), ("load_memberships", list(MEMBERSHIP_FIELDS))],
+        ("kind", "columns"),
+        [(GROUP, ["identity", *GROUP_FIELDS]), (MEMBERSHIP, list(MEMBERSHIP_FIELDS))],
     )
-    def test_empty_frames(self, store: StateStore, load: str, columns: list[str]) -> None:
+    def test_empty_frames(self, store: StateStore, kind: Kind, columns: list[str]) -> None:
         """With no rows, the frames have their index, columns and text dtypes all the same."""
-        frame = getattr(store, load)()
+        frame = store.load(kind)
         assert frame.shape == (0, len(columns))
         assert frame.index.name == "sync_key"
         assert list(frame.columns) == columns
@@ -596,7 +590,7 @@ class TestLoad:
                 identity="i1",
             ),
         )
-        frame = store.load_groups()
+        frame = store.load(GROUP)
         expected = pd.DataFrame(
             {
                 "identity": ["i1", "i2"],
@@ -626,18 +620,19 @@ class TestLoad:
             index=pd.Index(["m1", "m2"], name="sync_key"),
             dtype="str",
         )
-        pd.testing.assert_frame_equal(store.load_memberships(), expected)
+        pd.testing.assert_frame_equal(store.load(MEMBERSHIP), expected)
 
     def test_values_with_the_separator_take_the_plain_path(self, store: StateStore) -> None:
         """A value holding the packing separator still loads exactly, for groups and memberships."""
-        store.seed_groups(pd.DataFrame({"name": ["a\x1fb", "c"]}, index=pd.Index(["g2", "g1"])))
-        store.seed_memberships(
-            pd.DataFrame({"group": ["g\x1f1", "g2"], "person": ["p", "q"]}, index=pd.Index(["m2", "m1"]))
+        store.seed(GROUP, pd.DataFrame({"name": ["a\x1fb", "c"]}, index=pd.Index(["g2", "g1"])))
+        store.seed(
+            MEMBERSHIP,
+            pd.DataFrame({"group": ["g\x1f1", "g2"], "person": ["p", "q"]}, index=pd.Index(["m2", "m1"])),
         )
-        groups = store.load_groups()
+        groups = store.load(GROUP)
         assert groups["name"].to_dict() == {"g1": "c", "g2": "a\x1fb"}
         assert str(groups.dtypes["name"]) == "str"
-        members = store.load_memberships()
+        members = store.load(MEMBERSHIP)
         assert members["group"].to_dict() == {"m1": "g2", "m2": "g\x1f1"}
         assert str(members.index.dtype) == "str"
 
@@ -646,14 +641,17 @@ class TestLoad:
         self, store: StateStore, record: Any, monkeypatch: pytest.MonkeyPatch, chunk: int
     ) -> None:
         """Loading in sync key ranges, after removals and out-of-order inserts, loses and repeats no row."""
-        monkeypatch.setattr(snapshot, "_LOAD_CHUNK", chunk)
+        monkeypatch.setattr(loading, "LOAD_CHUNK", chunk)
         keys = [f"m{i:02d}" for i in range(14)]
-        store.seed_memberships(
-            pd.DataFrame({"group": [f"g-{k}" for k in keys[::-1]], "person": "p"}, index=pd.Index(keys[::-1]))
+        store.seed(
+            MEMBERSHIP,
+            pd.DataFrame(
+                {"group": [f"g-{k}" for k in keys[::-1]], "person": "p"}, index=pd.Index(keys[::-1])
+            ),
         )
         record(*(Remove(kind="membership", sync_key=key) for key in ("m03", "m04", "m05", "m13")))
         record(Upsert(record=_member("m045", "g-m045", "p")))
-        frame = store.load_memberships()
+        frame = store.load(MEMBERSHIP)
         expected = sorted([key for key in keys if key not in ("m03", "m04", "m05", "m13")] + ["m045"])
         assert list(frame.index) == expected
         assert list(frame["group"]) == [f"g-{key}" for key in expected]
@@ -662,16 +660,17 @@ class TestLoad:
         self, store: StateStore, record: Any, state: Path
     ) -> None:
         """Seeded memberships default active to "true" (missing column or value), hash as confirmed ones."""
-        store.seed_memberships(
-            pd.DataFrame({"sync_key": ["a", "b"], "group": ["g", "g"], "person": ["p", None]})
+        store.seed(
+            MEMBERSHIP, pd.DataFrame({"sync_key": ["a", "b"], "group": ["g", "g"], "person": ["p", None]})
         )
-        store.seed_memberships(
+        store.seed(
+            MEMBERSHIP,
             pd.DataFrame(
                 {"group": ["g"], "person": ["q"], "role": ["Learner"], "active": [None]},
                 index=pd.Index(["c"]),
-            )
+            ),
         )
-        frame = store.load_memberships()
+        frame = store.load(MEMBERSHIP)
         assert frame.to_dict("index") == {
             "a": {"group": "g", "person": "p", "role": "", "active": "true"},
             "b": {"group": "g", "person": "", "role": "", "active": "true"},
@@ -680,8 +679,8 @@ class TestLoad:
         seeded_hash = _memberships(state)["c"][4]
         record(Upsert(record=_member("c", "g", "q")))
         assert _memberships(state)["c"][4] == seeded_hash
-        store.seed_groups(pd.DataFrame({"sync_key": ["g"], "name": ["G"], "type": ["Course"]}))
-        assert store.load_groups().loc["g"].to_dict() == {
+        store.seed(GROUP, pd.DataFrame({"sync_key": ["g"], "name": ["G"], "type": ["Course"]}))
+        assert store.load(GROUP).loc["g"].to_dict() == {
             "identity": "",
             "name": "G",
             "type": "Course",
@@ -690,14 +689,14 @@ class TestLoad:
         }
         assert _groups(state)["g"][5] == _hash("", "G", "Course", "", "")
 
-    @pytest.mark.parametrize("seed", ["seed_groups", "seed_memberships"])
-    def test_seed_refuses_bad_keys(self, store: StateStore, seed: str) -> None:
+    @pytest.mark.parametrize(("kind", "seed"), [(GROUP, "seed_groups"), (MEMBERSHIP, "seed_memberships")])
+    def test_seed_refuses_bad_keys(self, store: StateStore, kind: Kind, seed: str) -> None:
         """Duplicate or empty sync keys are refused before anything is written."""
         with pytest.raises(ValueError, match=f"{seed}: a sync key appears twice"):
-            getattr(store, seed)(pd.DataFrame({"role": ["a", "b"]}, index=pd.Index(["k", "k"])))
+            store.seed(kind, pd.DataFrame({"role": ["a", "b"]}, index=pd.Index(["k", "k"])))
         with pytest.raises(ValueError, match=f"{seed}: every row needs a sync key"):
-            getattr(store, seed)(pd.DataFrame({"role": ["a"]}, index=pd.Index([""])))
-        assert (store.group_count(), store.membership_count()) == (0, 0)
+            store.seed(kind, pd.DataFrame({"role": ["a"]}, index=pd.Index([""])))
+        assert (store.count(GROUP), store.count(MEMBERSHIP)) == (0, 0)
 
     def test_seed_and_load_100k_memberships(self, store: StateStore) -> None:
         """100,000 memberships seeded out of key order load back identical and sorted, in well under a second
@@ -713,11 +712,11 @@ class TestLoad:
             },
             index=pd.Index(("M" + numbers.str.zfill(7)).to_numpy()[::-1], name="sync_key"),
         )
-        store.seed_memberships(frame)
+        store.seed(MEMBERSHIP, frame)
         started = time.perf_counter()
-        loaded = store.load_memberships()
+        loaded = store.load(MEMBERSHIP)
         elapsed = time.perf_counter() - started
-        assert store.membership_count() == n
+        assert store.count(MEMBERSHIP) == n
         assert loaded.index.is_monotonic_increasing
         pd.testing.assert_frame_equal(
             loaded, frame.astype("str").set_axis(frame.index.astype("str"), axis=0).sort_index()
@@ -727,13 +726,13 @@ class TestLoad:
     @pytest.mark.usefixtures("school")
     def test_frames_export_as_csv(self, store: StateStore) -> None:
         """The CLI's export path: frame_to_csv of the loaded frames, the sync key first."""
-        groups = frame_to_csv(store.load_groups()).splitlines()
+        groups = frame_to_csv(store.load(GROUP)).splitlines()
         assert groups[0] == "sync_key,identity,name,type,parent,description"
         assert groups[1:3] == [
             "g0,school-0,Group g0,School,,about g0",
             "g1,course-1,Group g1,Course,g0,about g1",
         ]
-        members = frame_to_csv(store.load_memberships()).splitlines()
+        members = frame_to_csv(store.load(MEMBERSHIP)).splitlines()
         assert members[0] == "sync_key,group,person,role,active"
         assert members[1] == "m-1-1,g1,p1,Learner,true"
         assert len(members) == 5
@@ -746,4 +745,4 @@ def test_one_answer_may_mix_persons_groups_and_memberships(store: StateStore, re
         Upsert(record=_group("g1")),
         Upsert(record=_member("m1", "g1", "p1")),
     )
-    assert (store.person_count(), store.group_count(), store.membership_count()) == (1, 1, 1)
+    assert (store.count(PERSON), store.count(GROUP), store.count(MEMBERSHIP)) == (1, 1, 1)

@@ -66,7 +66,7 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
     """Dry run: show what a run would change. Sends nothing and changes no state."""
     from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     result = stages.read(roster, mapping)
     if stages.has_state(state):

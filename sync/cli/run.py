@@ -199,7 +199,7 @@ def run(**options: Any) -> None:
 
 
 def _run(settings: RunSettings, figures: _Figures) -> None:
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     _check_budget(settings)
     user = credentials(settings.credentials_file)
@@ -483,7 +483,7 @@ def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output:
     """
     from sync.report.render import render_reconcile  # noqa: PLC0415
     from sync.state.reconcile import reconcile as check  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     if not stages.has_state(state):
         fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")

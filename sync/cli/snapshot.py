@@ -24,7 +24,7 @@ from sync.cli.options import (
     state_opt,
 )
 from sync.cli.output import EXIT_USAGE, SHOWN_LINES, fail, notice, write
-from sync.models.kinds import GROUP
+from sync.models.kinds import GROUP, PERSON
 
 __all__ = ["snapshot"]
 
@@ -51,12 +51,12 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     (sync_key, identity, name, type, parent, description) or memberships (sync_key, group, person, role,
     active)."""
     from sync.report.render import frame_to_csv  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     if not stages.has_state(state):
         fail(EXIT_USAGE, f"no state in {state}")
     with StateStore.open(state, exclusive=False) as store:
-        frame = stages.load_snapshot(store, _KINDS_BY_PLURAL[kind])
+        frame = store.load(_KINDS_BY_PLURAL[kind])
     write(frame_to_csv(frame), output)
 
 
@@ -104,7 +104,7 @@ def snapshot_adopt(
     updated rather than created again.
     """
     from sync.read.mapping import load_any_mapping  # noqa: PLC0415
-    from sync.state.snapshot import StateStore  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     identity, group_identity, with_groups = _identities(load_any_mapping(mapping))
     gms_url, mms_url = group_endpoints(
@@ -192,7 +192,7 @@ def _adopt_groups(
             memberships,
             store,
             run_id=run_id,
-            persons=list(store.load_persons().index),
+            persons=list(store.load(PERSON).index),
             also_groups=roster_groups,
             group_identity_field=group_identity,
         )

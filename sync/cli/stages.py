@@ -13,9 +13,9 @@ from typing import Any
 from sync import __version__
 from sync.cli.options import LISTED_KINDS
 from sync.cli.output import now_iso
-from sync.models import Kind, Plan
+from sync.models import Plan
 
-__all__ = ["checked", "has_state", "load_snapshot", "meta", "plan", "read", "snapshots"]
+__all__ = ["checked", "has_state", "meta", "plan", "read", "snapshots"]
 
 
 def read(roster_path: Path, mapping_name: str) -> Any:
@@ -42,12 +42,7 @@ def snapshots(store: Any) -> Any:
     """Every kind's snapshot frame, as the state store holds it."""
     from sync.plan.diff import Snapshots  # noqa: PLC0415
 
-    return Snapshots(**{kind.plural: load_snapshot(store, kind) for kind in LISTED_KINDS})
-
-
-def load_snapshot(store: Any, kind: Kind) -> Any:
-    """One kind's snapshot frame (the state store's `load_persons`, `load_groups`, ...)."""
-    return getattr(store, f"load_{kind.plural}")()
+    return Snapshots(**{kind.plural: store.load(kind) for kind in LISTED_KINDS})
 
 
 def plan(roster: Any, snapshots: Any) -> Plan:

@@ -14,6 +14,7 @@ before it goes out and answered after, in the same transaction as the snapshot c
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,18 +68,11 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
+from sync.models.kinds import GROUP, PERSON
 from sync.plan.ordering import phases
-from sync.state.snapshot import (
-    Answer,
-    ItemAnswer,
-    Remove,
-    Rename,
-    RequestItem,
-    SentRequest,
-    SnapshotChange,
-    StateStore,
-    Upsert,
-)
+from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
+from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.store import StateStore
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -650,7 +644,7 @@ class Executor:
             lambda source, mid: self._client.change_person_identifier(source, op.new_id, message_id=mid),
             Rename(kind="person", old_id=op.old_id, new_id=op.new_id),
             self._person_reader,
-            lost_targets=self._store.unconfirmed_renames,
+            lost_targets=functools.partial(self._store.unconfirmed_renames, PERSON),
         )
         return self._then_update(
             step,
@@ -753,7 +747,7 @@ class Executor:
             lambda source, mid: self._gms.change_group_identifier(source, op.new_id, message_id=mid),
             Rename(kind="group", old_id=op.old_id, new_id=op.new_id),
             self._group_reader,
-            lost_targets=self._store.unconfirmed_group_renames,
+            lost_targets=functools.partial(self._store.unconfirmed_renames, GROUP),
         )
         return self._then_update(step, op.changes, lambda: self._update_group(op.group, op.identity))
 

@@ -1,4 +1,14 @@
-"""State: the SQLite snapshot and journal, the Arrow cache, the run lock, adoption and reconciliation.
+"""State: the SQLite snapshot and journal, the Arrow caches, the run lock, adoption and reconciliation.
 
-The only place that touches the state directory.
+The only place that touches the state directory, and the only package of the sync engine that imports
+sqlite3 and filelock. Its rooms:
+
+- `store`: `StateStore`, composing the rooms below (one connection, its transactions, its errors);
+- `schema`: the migrations, the schema version, opening the database;
+- `tables`: one snapshot table per kind (from `sync.models.kinds`) and its statements;
+- `loading`: reading a table fast into Arrow, and the frames `StateStore.load` returns;
+- `cache`: `persons.arrow` and `memberships.arrow`, stamped by the tables' generations;
+- `journal`: requests, answers and runs; `changes`: `Upsert`, `Rename`, `Remove` and their cascades;
+- `lock`: the run lock; `clock`: stored times;
+- `adopt`: a populated site into the snapshot; `reconcile`: flags on the journal (pure).
 """

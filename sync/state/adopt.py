@@ -8,6 +8,9 @@ Groups and memberships cannot be listed: they are found from the persons. `adopt
 readMembershipsForPerson for every person in the snapshot, then readGroup for every group those
 memberships name and for their parents, up to the top. Each read is journalled and confirms its
 records in the snapshot in the same transaction.
+
+Talks to IMS ES only through the clients it is given (the protocols below) and to the state only
+through `StateStore`: it imports no sqlite3 of its own.
 """
 
 from __future__ import annotations
@@ -25,15 +28,9 @@ from sync.errors import RemoteError
 from sync.ims.clients import Page
 from sync.ims.exchange import new_message_id
 from sync.models import Group, Membership, Outcome, Person, Status
-from sync.state.snapshot import (
-    Answer,
-    ItemAnswer,
-    RequestItem,
-    SentRequest,
-    SnapshotChange,
-    StateStore,
-    Upsert,
-)
+from sync.state.changes import SnapshotChange, Upsert
+from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
+from sync.state.store import StateStore
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -102,11 +99,25 @@ def _record_unanswered(store: StateStore, mid: str, exc: RemoteError) -> None:
     )
 
 
-def _identity(person: Person, identity_field: str) -> str:
-    """The identity value the diff matches on, when the service holds that field."""
-    if not identity_field:
-        return ""
-    return str(getattr(person, identity_field, ""))
+def _record_answer(store: StateStore, mid: str, status: Status, changes: Sequence[SnapshotChange]) -> Outcome:
+    """Journal a read's answer (its one item sharing it); what it confirmed enters the snapshot with it."""
+    outcome = Outcome.CONFIRMED if status.ok else Outcome.REJECTED
+    store.record_answer(
+        Answer(
+            message_identifier=mid,
+            answered_at=datetime.now(UTC),
+            status=status,
+            outcome=outcome,
+            items=(ItemAnswer(index=0, status=status, outcome=outcome),),
+        ),
+        changes if outcome is Outcome.CONFIRMED else (),
+    )
+    return outcome
+
+
+def _upsert(record: Person | Group, identity_field: str) -> Upsert:
+    """`record` confirmed, with the identity value the diff matches on when the service holds that field."""
+    return Upsert(record=record, identity=str(getattr(record, identity_field, "")) if identity_field else "")
 
 
 def adopt(
@@ -141,18 +152,7 @@ def adopt(
         except RemoteError as exc:
             _record_unanswered(store, mid, exc)
             raise
-        outcome = Outcome.CONFIRMED if page.status.ok else Outcome.REJECTED
-        changes = [Upsert(record=p, identity=_identity(p, identity_field)) for p in page.persons]
-        store.record_answer(
-            Answer(
-                message_identifier=mid,
-                answered_at=datetime.now(UTC),
-                status=page.status,
-                outcome=outcome,
-                items=(ItemAnswer(index=0, status=page.status, outcome=outcome),),
-            ),
-            changes if outcome is Outcome.CONFIRMED else (),
-        )
+        _record_answer(store, mid, page.status, [_upsert(p, identity_field) for p in page.persons])
         _log.info(
             "adopt_page",
             page_index=page_index,
@@ -218,17 +218,7 @@ def _journalled_read(
     except RemoteError as exc:
         _record_unanswered(store, mid, exc)
         return None, None, str(exc)
-    outcome = Outcome.CONFIRMED if status.ok else Outcome.REJECTED
-    store.record_answer(
-        Answer(
-            message_identifier=mid,
-            answered_at=datetime.now(UTC),
-            status=status,
-            outcome=outcome,
-            items=(ItemAnswer(index=0, status=status, outcome=outcome),),
-        ),
-        changes(value) if outcome is Outcome.CONFIRMED else (),
-    )
+    outcome = _record_answer(store, mid, status, changes(value) if status.ok else ())
     _log.info(
         "ims_request",
         operation=operation,
@@ -278,10 +268,7 @@ def adopt_memberships(
         return [Upsert(record=m) for m in found or ()]
 
     def group_changes(found: Group | None) -> list[SnapshotChange]:
-        if found is None:
-            return []
-        identity = str(getattr(found, group_identity_field, "")) if group_identity_field else ""
-        return [Upsert(record=found, identity=identity)]
+        return [] if found is None else [_upsert(found, group_identity_field)]
 
     def read_memberships(key: str) -> list[Membership]:
         _, found, error = _journalled_read(

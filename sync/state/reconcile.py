@@ -1,4 +1,7 @@
-"""Check the journal: pair each request's messageIdentifier with its answer and flag what is off (pure)."""
+"""Check the journal: pair each request's messageIdentifier with its answer and flag what is off.
+
+Pure: works on `JournalEntry` values it is given; imports no I/O (the store reads the journal).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from enum import StrEnum
 from typing import Final
 
 from sync.models import CodeMajor, Outcome
-from sync.state.snapshot import JournalEntry
+from sync.state.journal import JournalEntry
 
 __all__ = ["Flag", "ReconcileRow", "reconcile", "reconcile_summary"]
 
