@@ -14,7 +14,8 @@ import click
 
 from sync.errors import ConfigError
 
-from .server import Emulator, EmulatorConfig
+from .config import EmulatorConfig
+from .server import Emulator
 
 __all__ = ["emulator", "serve"]
 

@@ -10,12 +10,12 @@ one with memberships can and takes them along; changeGroupIdentifier onto an id 
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from typing import Final
 
 from lxml import etree
 
 from sync.models import Severity, Status
+from sync.models.kinds import GROUP
 
 from .service import Answer, Events, Service, _check_key, _text, failure, success
 from .soap import COMMON, InvalidDataError, _sub
@@ -39,12 +39,9 @@ _GROUP_FIELDS: Final = ("scheme", "type", "level", "parent", "desc_short", "desc
 #: Every GMS operation the service implements.
 GROUP_OPERATIONS: Final = frozenset(
     {
-        "createGroup",
-        "updateGroup",
-        "deleteGroup",
-        "readGroup",
-        "changeGroupIdentifier",
-        "createGroups",
+        *(GROUP.operation(verb) for verb in ("create", "update", "delete", "read")),
+        GROUP.change_identifier_operation,
+        GROUP.mass_operation("create"),
         "readGroupsForPerson",
     }
 )
@@ -116,44 +113,27 @@ def group_element(tag: str, group: Group) -> etree._Element:
     return root
 
 
-class GroupService(Service):
+class GroupService(Service[Group]):
     """Applies GMS requests to a Store with itslearning's semantics and records each decision."""
 
+    kind = GROUP
+    operations = GROUP_OPERATIONS
     namespace = GMS_MESS
     prefix = "gm"
-    object_name = "group"
     mass_items = MASS_ITEMS
 
     def __init__(self, store: Store) -> None:
         """Serve groups held in `store`."""
-        super().__init__(
-            store,
-            {
-                "createGroup": self._single_write,
-                "updateGroup": self._single_write,
-                "deleteGroup": self._single_delete,
-                "readGroup": self._read_group,
-                "changeGroupIdentifier": self._change_identifier,
-                "createGroups": self._create_groups,
-                "readGroupsForPerson": self._read_groups_for_person,
-            },
-        )
+        super().__init__(store, {"readGroupsForPerson": self._read_groups_for_person})
 
-    # --- writes ------------------------------------------------------------------------------
+    def _get(self, key: str) -> Group | None:
+        return self._store.get_group(key)
 
-    def _create_groups(self, request: etree._Element, events: Events) -> Answer:
-        return self._apply_items("createGroups", request, events, partial(self._write_item, "createGroup"))
+    def _element(self, tag: str, found: Group) -> etree._Element:
+        return group_element(tag, found)
 
-    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if element is None:
-            return failure("invaliddata", key, "group is missing")
-        try:
-            fields = parse_group(element)
-        except InvalidDataError as exc:
-            return failure("invaliddata", key, str(exc))
+    def _put(self, operation: str, key: str, element: etree._Element) -> Status:
+        fields = parse_group(element)
         current = self._store.get_group(key)
         if current is None:
             if operation == "updateGroup":
@@ -189,12 +169,7 @@ class GroupService(Service):
             ancestor = found.parent
         return None
 
-    def _delete(self, key: str | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if self._store.get_group(key) is None:
-            return failure("unknownobject", key, f"Group {key!r} does not exist")
+    def _remove(self, key: str) -> Status:
         if children := self._store.children(key):
             return failure(
                 "deletefailure",
@@ -205,24 +180,9 @@ class GroupService(Service):
         note = f"{len(removed)} membership(s) removed with the group" if removed else ""
         return success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
 
-    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
-        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
-        bad = _check_key(old) or _check_key(new, "newSourcedId")
-        if bad is not None or old is None or new is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif self._store.get_group(old) is None:
-            status = failure("unknownobject", old, f"Group {old!r} does not exist")
-        elif self._store.get_group(new) is not None:
-            status = failure("objectexists", new, f"Group {new!r} already exists")
-        else:
-            self._store.rename_group(old, new)
-            status = success(old)
-        return self._answer(request, events, (old or "", new or "", status))
-
-    # --- reads -------------------------------------------------------------------------------
-
-    def _read_group(self, request: etree._Element, events: Events) -> Answer:
-        return self._single_read(request, events, self._store.get_group, group_element)
+    def _rename(self, old: str, new: str) -> Status:
+        self._store.rename_group(old, new)
+        return success(old)
 
     def _read_groups_for_person(self, request: etree._Element, events: Events) -> Answer:
         key = self._key(request, "personSourcedId")
