@@ -17,7 +17,7 @@ from lxml import etree
 from sync.models import Severity, Status
 from sync.models.kinds import GROUP
 
-from .service import Answer, Events, Service, _check_key, _text, failure, success
+from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
 from .soap import COMMON, InvalidDataError, _sub
 from .store import Group, Store
 
@@ -113,24 +113,16 @@ def group_element(tag: str, group: Group) -> etree._Element:
     return root
 
 
+_WIRE: Final = Wire(GROUP, GROUP_OPERATIONS, GMS_MESS, "gm", MASS_ITEMS, group_element, Store.get_group)
+
+
 class GroupService(Service[Group]):
     """Applies GMS requests to a Store with itslearning's semantics and records each decision."""
 
-    kind = GROUP
-    operations = GROUP_OPERATIONS
-    namespace = GMS_MESS
-    prefix = "gm"
-    mass_items = MASS_ITEMS
+    wire = _WIRE
 
-    def __init__(self, store: Store) -> None:
-        """Serve groups held in `store`."""
-        super().__init__(store, {"readGroupsForPerson": self._read_groups_for_person})
-
-    def _get(self, key: str) -> Group | None:
-        return self._store.get_group(key)
-
-    def _element(self, tag: str, found: Group) -> etree._Element:
-        return group_element(tag, found)
+    def _own(self) -> dict[str, Handler]:
+        return {"readGroupsForPerson": self._read_groups_for_person}
 
     def _put(self, operation: str, key: str, element: etree._Element) -> Status:
         fields = parse_group(element)
@@ -180,9 +172,8 @@ class GroupService(Service[Group]):
         note = f"{len(removed)} membership(s) removed with the group" if removed else ""
         return success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
 
-    def _rename(self, old: str, new: str) -> Status:
+    def _rename(self, old: str, new: str) -> None:
         self._store.rename_group(old, new)
-        return success(old)
 
     def _read_groups_for_person(self, request: etree._Element, events: Events) -> Answer:
         key = self._key(request, "personSourcedId")

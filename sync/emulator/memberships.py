@@ -20,7 +20,7 @@ from lxml import etree
 from sync.models import MEMBERSHIP_ROLE_TYPES, Kind, Status
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 
-from .service import Answer, Events, Service, _check_key, _text, failure, success
+from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
 from .soap import COMMON, InvalidDataError, _sub
 from .store import Membership, Store
 
@@ -111,30 +111,21 @@ def membership_element(tag: str, membership: Membership) -> etree._Element:
     return root
 
 
+_WIRE: Final = Wire(
+    MEMBERSHIP, MEMBERSHIP_OPERATIONS, MMS_MESS, "m", _MASS_ITEMS, membership_element, Store.get_membership
+)
+
+
 class MembershipService(Service[Membership]):
     """Applies MMS requests to a Store with itslearning's semantics and records each decision."""
 
-    kind = MEMBERSHIP
-    operations = MEMBERSHIP_OPERATIONS
-    namespace = MMS_MESS
-    prefix = "m"
-    mass_items = _MASS_ITEMS
+    wire = _WIRE
 
-    def __init__(self, store: Store) -> None:
-        """Serve memberships held in `store`."""
-        super().__init__(
-            store,
-            {
-                "readMembershipsForPerson": partial(self._read_for, PERSON),
-                "readMembershipsForGroup": partial(self._read_for, GROUP),
-            },
-        )
-
-    def _get(self, key: str) -> Membership | None:
-        return self._store.get_membership(key)
-
-    def _element(self, tag: str, found: Membership) -> etree._Element:
-        return membership_element(tag, found)
+    def _own(self) -> dict[str, Handler]:
+        return {
+            "readMembershipsForPerson": partial(self._read_for, PERSON),
+            "readMembershipsForGroup": partial(self._read_for, GROUP),
+        }
 
     def _put(self, operation: str, key: str, element: etree._Element) -> Status:
         fields, active = _parse(element)
@@ -163,16 +154,14 @@ class MembershipService(Service[Membership]):
         self._store.put_membership(membership)
         return success(key)
 
-    def _remove(self, key: str) -> Status:
+    def _remove(self, key: str) -> None:
         self._store.delete_membership(key)
-        return success(key)
 
-    def _rename(self, old: str, new: str) -> Status:
+    def _rename(self, old: str, new: str) -> None:
         current = self._store.get_membership(old)
         assert current is not None  # the caller checked
         self._store.delete_membership(old)
         self._store.put_membership(replace(current, sync_key=new))
-        return success(old)
 
     def _read_for(self, owner: Kind, request: etree._Element, events: Events) -> Answer:
         """readMembershipsForPerson or readMembershipsForGroup: the memberships of one person or group."""

@@ -14,7 +14,7 @@ from lxml import etree
 from sync.models import PERSON_FIELDS, Person, Severity, Status
 from sync.models.kinds import PERSON
 
-from .service import Answer, Decision, Events, Service, _check_key, failure, success
+from .service import Answer, Decision, Events, Handler, Service, Wire, _check_key, failure, success
 from .soap import COMMON, MESS, RECOGNISED_ROLES, InvalidDataError, parse_person, person_element
 from .store import Store
 
@@ -48,36 +48,23 @@ OPERATIONS: Final = frozenset(
 )
 
 
+_WIRE: Final = Wire(PERSON, OPERATIONS, MESS, "m", _MASS_ITEMS, person_element, Store.get)
+
+
 class PersonService(Service[Person]):
     """Applies PMS requests to a Store with itslearning's semantics and records each decision."""
 
-    kind = PERSON
-    operations = OPERATIONS
-    namespace = MESS
-    prefix = "m"
-    mass_items = _MASS_ITEMS
+    wire = _WIRE
 
-    def __init__(self, store: Store) -> None:
-        """Serve persons held in `store`."""
-        super().__init__(
-            store,
-            {
-                "readPersonsForGroup": self._read_persons_for_group,
-                "updatePersons": self._mass_write,
-                "replacePersons": self._mass_write,
-                "readPersons": self._read_persons,
-                "changePersonsIdentifier": self._change_identifiers,
-                "readAllPersons": self._read_all_persons,
-            },
-        )
-
-    # --- one person ---------------------------------------------------------------------------
-
-    def _get(self, key: str) -> Person | None:
-        return self._store.get(key)
-
-    def _element(self, tag: str, found: Person) -> etree._Element:
-        return person_element(tag, found)
+    def _own(self) -> dict[str, Handler]:
+        return {
+            "readPersonsForGroup": self._read_persons_for_group,
+            "updatePersons": self._mass_write,
+            "replacePersons": self._mass_write,
+            "readPersons": self._read_persons,
+            "changePersonsIdentifier": self._change_identifiers,
+            "readAllPersons": self._read_all_persons,
+        }
 
     def _put(self, operation: str, key: str, element: etree._Element) -> Status:
         fields = parse_person(element).fields
@@ -93,18 +80,17 @@ class PersonService(Service[Person]):
         self._store.put(Person.from_values(key, values))
         return success(key)
 
-    def _remove(self, key: str) -> Status:
+    def _remove(self, key: str) -> None:
         self._store.delete(key)
-        return success(key)
 
-    def _rename(self, old: str, new: str) -> Status:
+    def _rename(self, old: str, new: str) -> Status | None:
         person = self._store.get(old)
         if person is not None and person.role and person.role not in RECOGNISED_ROLES:
             return failure(
                 "invaliddata", old, f"institutionRoleType {person.role!r} maps to no itslearning profile"
             )
         self._store.rename(old, new)
-        return success(old)
+        return None
 
     def _read_persons_for_group(self, request: etree._Element, events: Events) -> Answer:
         # The emulator holds no groups, so every group is unknown (as an unknown group is in production).

@@ -118,7 +118,7 @@ class Emulator:
                 GroupService(self._store),
                 MembershipService(self._store),
             )
-            for operation in service.operations
+            for operation in service.wire.operations
         }
         try:
             self._server = Server((config.host, config.port), material, self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import ClassVar, Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from lxml import etree
 
@@ -19,7 +19,17 @@ from sync.models import CodeMajor, Kind, Severity, Status
 from .soap import COMMON, InvalidDataError
 from .store import Store
 
-__all__ = ["MAX_KEY_LENGTH", "Answer", "Decision", "Events", "Handler", "Service", "failure", "success"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "Answer",
+    "Decision",
+    "Events",
+    "Handler",
+    "Service",
+    "Wire",
+    "failure",
+    "success",
+]
 
 MAX_KEY_LENGTH: Final = 64
 
@@ -88,25 +98,30 @@ def _text(element: etree._Element | None) -> str:
     return (element.text or "").strip() if element is not None else ""
 
 
+@dataclass(frozen=True, slots=True)
+class Wire(Generic[_T]):
+    """What the emulator needs to know of one kind's IMS ES service beyond its Kind: the data that differs."""
+
+    kind: Kind  # its name and IMS ES operation names
+    operations: frozenset[str]  # every operation the service implements (the WSDL decides which are offered)
+    namespace: str  # the message namespace of requests and answers
+    prefix: str  # the prefix answers declare for `namespace`
+    mass_items: Mapping[str, tuple[str, str]]  # mass operations and where their items are: (set, item)
+    element: Callable[[str, _T], etree._Element]  # an object held, as an element named `tag` (reads)
+    held: Callable[[Store, str], _T | None]  # the object held under a key, or None
+
+
 class Service(ABC, Generic[_T]):
     """What the PMS, GMS and MMS services share: each operation dispatched to its handler and recorded
     atomically, mass requests applied item by item, whole requests refused, writes, reads, deletes and
-    identifier changes by key (the object held, of type _T, found by `_get`)."""
+    identifier changes by key, all as the service's `wire` describes its kind."""
 
-    #: The kind of object served (its name and IMS ES operation names).
-    kind: ClassVar[Kind]
-    #: Every operation the service implements (the WSDL decides which of them are offered).
-    operations: ClassVar[frozenset[str]]
-    #: The message namespace of requests and answers, and the prefix answers declare for it.
-    namespace: ClassVar[str]
-    prefix: ClassVar[str]
-    #: Mass operations and where their items are: (set element, item element).
-    mass_items: ClassVar[Mapping[str, tuple[str, str]]]
+    wire: Wire[_T]
 
-    def __init__(self, store: Store, own: Mapping[str, Handler]) -> None:
-        """Serve objects held in `store`: the kind's shared operations it implements, and its `own`."""
+    def __init__(self, store: Store) -> None:
+        """Serve objects held in `store`: the kind's shared operations it implements, and its own."""
         self._store = store
-        kind = self.kind
+        kind = self.wire.kind
         shared: dict[str, Handler] = {
             **dict.fromkeys(
                 (kind.operation(verb) for verb in ("create", "update", "replace")), self._single_write
@@ -117,8 +132,14 @@ class Service(ABC, Generic[_T]):
             kind.mass_operation("create"): self._mass_write,
             kind.mass_operation("delete"): self._mass_delete,
         }
-        self._handlers = {op: handler for op, handler in shared.items() if op in self.operations} | dict(own)
-        assert set(self._handlers) == self.operations, "every operation needs a handler"
+        operations = self.wire.operations
+        self._handlers = {op: handler for op, handler in shared.items() if op in operations} | self._own()
+        assert set(self._handlers) == operations, "every operation needs a handler"
+
+    @property
+    def namespace(self) -> str:
+        """The message namespace of requests and answers."""
+        return self.wire.namespace
 
     def handle(self, operation: str, request: etree._Element, message_id: str) -> Answer:
         """Apply one request atomically and record what was decided, item by item.
@@ -137,19 +158,15 @@ class Service(ABC, Generic[_T]):
     def reject(self, operation: str, request: etree._Element, status: Status) -> Answer:
         """Refuse a whole request with `status`; a mass request gets it once per item, so counts match."""
         items = None
-        if operation in self.mass_items:
+        if operation in self.wire.mass_items:
             items = tuple(status for _ in self._items(operation, request))
         return Answer(body=self._response(operation), status=status, items=items)
 
     # --- what each kind says ------------------------------------------------------------------
 
     @abstractmethod
-    def _get(self, key: str) -> _T | None:
-        """The object held under `key`, or None."""
-
-    @abstractmethod
-    def _element(self, tag: str, found: _T) -> etree._Element:
-        """The object as an element named `tag`, as a read answers it."""
+    def _own(self) -> dict[str, Handler]:
+        """The handlers of the operations only this kind has."""
 
     @abstractmethod
     def _put(self, operation: str, key: str, element: etree._Element) -> Status:
@@ -160,12 +177,12 @@ class Service(ABC, Generic[_T]):
         """
 
     @abstractmethod
-    def _remove(self, key: str) -> Status:
-        """Delete the object held under `key` (it exists)."""
+    def _remove(self, key: str) -> Status | None:
+        """Delete the object held under `key` (it exists); None when that is all there is to say."""
 
     @abstractmethod
-    def _rename(self, old: str, new: str) -> Status:
-        """Move the object held under `old` to `new` (which is free)."""
+    def _rename(self, old: str, new: str) -> Status | None:
+        """Move the object held under `old` to `new` (which is free); a refusal, or None when moved."""
 
     # --- by key -------------------------------------------------------------------------------
 
@@ -174,7 +191,7 @@ class Service(ABC, Generic[_T]):
         if bad is not None or key is None:
             return bad or failure("invaliddata", "", "sourcedId is missing")
         if element is None:
-            return failure("invaliddata", key, f"{self.kind.name} is missing")
+            return failure("invaliddata", key, f"{self.wire.kind.name} is missing")
         try:
             return self._put(operation, key, element)
         except InvalidDataError as exc:
@@ -182,40 +199,45 @@ class Service(ABC, Generic[_T]):
 
     def _delete(self, key: str | None) -> Status:
         status, found = self._lookup(key)
-        return status if found is None or key is None else self._remove(key)
+        return status if found is None or key is None else (self._remove(key) or success(key))
 
     def _change(self, old: str | None, new: str | None) -> Status:
         bad = _check_key(old) or _check_key(new, "newSourcedId")
         if bad is not None or old is None or new is None:
             return bad or failure("invaliddata", "", "sourcedId is missing")
-        name = self.kind.ims_name
-        if self._get(old) is None:
+        name = self.wire.kind.ims_name
+        if self._get_held(old) is None:
             return failure("unknownobject", old, f"{name} {old!r} does not exist")
-        if self._get(new) is not None:
+        if self._get_held(new) is not None:
             return failure("objectexists", new, f"{name} {new!r} already exists")
-        return self._rename(old, new)
+        return self._rename(old, new) or success(old)
+
+    def _get_held(self, key: str) -> _T | None:
+        return self.wire.held(self._store, key)
 
     def _lookup(self, key: str | None) -> tuple[Status, _T | None]:
         """The object under `key`, and the status of looking: bad key, unknown, success."""
         bad = _check_key(key)
         if bad is not None or key is None:
             return bad or failure("invaliddata", "", "sourcedId is missing"), None
-        found = self._get(key)
+        found = self._get_held(key)
         if found is None:
-            return failure("unknownobject", key, f"{self.kind.ims_name} {key!r} does not exist"), None
+            return failure("unknownobject", key, f"{self.wire.kind.ims_name} {key!r} does not exist"), None
         return success(key), found
 
     # --- requests -----------------------------------------------------------------------------
 
     def _response(self, operation: str) -> etree._Element:
-        return etree.Element(f"{{{self.namespace}}}{operation}Response", nsmap={self.prefix: self.namespace})
+        return etree.Element(
+            f"{{{self.namespace}}}{operation}Response", nsmap={self.wire.prefix: self.namespace}
+        )
 
     def _key(self, parent: etree._Element, name: str) -> str | None:
         element = parent.find(f"{{{self.namespace}}}{name}/{{{COMMON}}}identifier")
         return None if element is None else (element.text or "")
 
     def _items(self, operation: str, request: etree._Element) -> list[etree._Element]:
-        set_tag, item_tag = self.mass_items[operation]
+        set_tag, item_tag = self.wire.mass_items[operation]
         return request.findall(f"{set_tag}/{item_tag}")
 
     def _apply_items(
@@ -237,7 +259,7 @@ class Service(ABC, Generic[_T]):
     def _write_item(self, operation: str, item: etree._Element) -> Decision:
         """Write the object an element carries under its sourcedId (a request, or a mass request's pair)."""
         key = self._key(item, "sourcedId")
-        element = item.find(f"{{{self.namespace}}}{self.kind.name}")
+        element = item.find(f"{{{self.namespace}}}{self.wire.kind.name}")
         return key or "", "", self._write(operation, key, element)
 
     def _delete_item(self, identifier: etree._Element) -> Decision:
@@ -258,7 +280,7 @@ class Service(ABC, Generic[_T]):
         body = self._response(_operation(request))
         if found is not None:
             # Answers carry no sourcedId inside the object: the client knows which key it asked for.
-            body.append(self._element(f"{{{self.namespace}}}{self.kind.name}", found))
+            body.append(self.wire.element(f"{{{self.namespace}}}{self.wire.kind.name}", found))
         events.append((key or "", "", status.code_major))
         return Answer(body=body, status=status)
 
