@@ -1,7 +1,8 @@
 """The emulator: its life cycle, where it is, what it holds, and each POST dispatched to its service.
 
-The rooms beside it do the rest: `http` (HTTPS plumbing), `checks` (security and protocol checks),
-`faults` (injected faults), `config` (settings), the services (persons, groups, memberships).
+The rooms beside it do the rest: `http` (HTTPS plumbing), `answers` (one POST's answer, through
+`checks`: security and protocol checks), `faults` (injected faults), `config` (settings), and the
+services (`persons`, `groups`, `memberships` over the `service` base) holding their objects in `store`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -19,22 +19,15 @@ import structlog
 
 from sync.models import Person
 
-from .checks import (
-    INVALID_SECURITY_REPLY,
-    action_not_supported,
-    authenticated,
-    envelope,
-    not_understood,
-    schema_problem,
-)
+from .answers import reply_to, route
 from .config import EmulatorConfig
 from .faults import FaultDraws, Faults, injected_reply, reconfigured
 from .groups import GroupService
 from .http import Exchange, Handler, Reply, Server, tls_material
 from .memberships import MembershipService
 from .persons import PersonService
-from .service import Service, failure, with_ref
-from .soap import BIND, SOAP_ENV, fault_envelope, response_envelope
+from .service import Service
+from .soap import fault_envelope
 from .store import Event, Group, Membership, Store
 from .wsdl import EXTENDED_PATH, GMS_PATH, MMS_PATH, PMS_PATH, Catalog, bundled_catalog
 
@@ -258,9 +251,9 @@ class Emulator:
 
     # --- requests --------------------------------------------------------------------------
 
-    def _operation(self, path: str, action: str) -> str | None:
+    def _catalog(self) -> Catalog:
         assert self._description is not None
-        return self._description.routes.get((path, action.strip().strip('"')))
+        return self._description
 
     def _tap(self, exchange: Exchange) -> None:
         tap = self.on_exchange
@@ -272,63 +265,17 @@ class Emulator:
         if delay > 0:
             time.sleep(delay / 1000.0)
 
-    def _process(self, path: str, action_header: str, raw: bytes, *, wrong_ref: bool) -> Reply:
-        """Decide the answer to one POST, in the documented order of checks."""
-        parsed = envelope(raw)
-        if isinstance(parsed, Reply):
-            return parsed
-        root, request = parsed
-        action = action_header.strip().strip('"')
-        operation = self._operation(path, action)
-        service = self._services.get(operation or "")
-        if (
-            operation is None
-            or service is None
-            or request.tag != f"{{{service.namespace}}}{operation}Request"
-        ):
-            return action_not_supported(action)
-        header = root.find(f"{{{SOAP_ENV}}}Header")
-        if not authenticated(header, self.config.username, self.config.password):
-            return INVALID_SECURITY_REPLY
-        refused = not_understood(header)
-        if refused is not None:
-            return refused
-        info = header.find(f"{{{BIND}}}syncRequestHeaderInfo") if header is not None else None
-        message_id = (info.findtext(f"{{{BIND}}}messageIdentifier") or "").strip() if info is not None else ""
-        if not message_id:
-            missing = failure("invaliddata", "", "syncRequestHeaderInfo/messageIdentifier is missing")
-            answer = service.reject(operation, request, missing)
-        else:
-            assert self._description is not None
-            problem = schema_problem(self._description, path, request, info)
-            if problem is not None and self.config.strict:
-                answer = service.reject(
-                    operation, request, failure("invaliddata", "", f"Schema violation: {problem}")
-                )
-            else:
-                if problem is not None:
-                    _log.warning(
-                        "schema_deviation", operation=operation, message_identifier=message_id, error=problem
-                    )
-                answer = service.handle(operation, request, message_id)
-        ref: str | None = str(uuid.uuid4()) if wrong_ref else (message_id or None)
-        items = None if answer.items is None else tuple(with_ref(item, ref) for item in answer.items)
-        _log.debug(
-            "request_answered",
-            operation=operation,
-            message_identifier=message_id,
-            code_major=answer.status.code_major,
-        )
-        return Reply(status=200, body=response_envelope(answer.body, with_ref(answer.status, ref), items))
-
     def handle_post(self, handler: Handler, path: str, raw: bytes) -> None:
         """Answer one POST on `handler`'s connection: faults, processing, latency, tap, write."""
         action = handler.headers.get("SOAPAction", "")
-        faults = self._draws.draw(self.config, self._operation(path, action))
+        faults = self._draws.draw(self.config, route(self._catalog(), path, action))
         reply = injected_reply(faults)
         if reply is None:
             try:
-                reply = self._process(path, action, raw, wrong_ref=faults.wrong_ref)
+                catalog, services = self._catalog(), self._services
+                reply = reply_to(
+                    catalog, services, self.config, path, action, raw, wrong_ref=faults.wrong_ref
+                )
             except Exception:  # noqa: BLE001  # a bug must cost one answer, not the server
                 _log.exception("emulator_internal_error", path=path)
                 reply = Reply(status=500, body=fault_envelope("s:Server", None, "Internal error."))
