@@ -2,7 +2,8 @@
 (SOAPAction and body element), WS-Security, mustUnderstand headers, the messageIdentifier, the schema
 (strict refuses, lenient logs), then the service's answer, its statuses carrying the messageIdRef.
 
-Injected faults are decided before this (faults.py); the HTTP plumbing is http.py.
+Injected faults are decided before this (faults.py); the HTTP plumbing is http.py, which this room
+only names (Reply): it imports no sockets, threads or servers.
 """
 
 from __future__ import annotations

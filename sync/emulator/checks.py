@@ -2,7 +2,7 @@
 
 In the documented order: well-formed XML without a DTD, a SOAP 1.1 envelope with one body element, a
 routed SOAPAction (`action_not_supported`), WS-Security, mustUnderstand headers; the schema check's
-message is redacted here. Pure: imports no I/O.
+message is redacted here. Pure: imports no sockets, storage or services.
 """
 
 from __future__ import annotations

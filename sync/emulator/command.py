@@ -1,4 +1,7 @@
-"""`ims-sync emulator`: run the IMS ES emulator in the foreground until SIGINT or SIGTERM."""
+"""`ims-sync emulator`: run the IMS ES emulator in the foreground until SIGINT or SIGTERM.
+
+The CLI face only: it imports the Emulator and its config, nothing of the emulator's inside.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ and changeGroupIdentifier of an unknown id fail with `unknownobject`; a group wh
 fails with `unknownobject` naming the parent; a group with child groups cannot be deleted (`deletefailure`),
 one with memberships can and takes them along; changeGroupIdentifier onto an id in use fails with
 `objectexists`; createGroups answers one statusInfo per item, applied in order (parents first).
+
+A service over the Store (see service.py): imports no sockets, HTTP or TLS.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def group_element(tag: str, group: Group) -> etree._Element:
     return root
 
 
+#: GMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
 _WIRE: Final = Wire(GROUP, GROUP_OPERATIONS, GMS_MESS, "gm", MASS_ITEMS, group_element, Store.get_group)
 
 

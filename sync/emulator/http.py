@@ -1,7 +1,8 @@
 """The emulator's HTTPS plumbing: a threaded HTTP/1.1 server that does TLS per connection, and its handler.
 
 It knows HTTP and TLS, not IMS ES: GET asks the application for a ?wsdl document, POST hands the body
-to the application's `handle_post`. Imports nothing of the emulator but its TLS helpers.
+to the application's `handle_post`. Imports nothing of the emulator but its TLS helpers and the
+endpoint paths.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ with one role, an IMS ES roletype, whose `status` (IMS's active flag, true when 
 membership stays, with status false; createMemberships/deleteMemberships answer one statusInfo per item;
 changeMembershipIdentifier moves a membership (group, person, role, flag) to a new id: an unknown old id is
 `unknownobject`, a new id in use `objectexists`.
+
+A service over the Store (see service.py): imports no sockets, HTTP or TLS.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def membership_element(tag: str, membership: Membership) -> etree._Element:
     return root
 
 
+#: MMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
 _WIRE: Final = Wire(
     MEMBERSHIP, MEMBERSHIP_OPERATIONS, MMS_MESS, "m", _MASS_ITEMS, membership_element, Store.get_membership
 )

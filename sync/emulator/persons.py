@@ -1,8 +1,10 @@
 """The Person Management behaviour of itslearning's IMS ES (DESIGN §5), applied to the emulator's Store.
 
 Semantics (docs/emulator.md): createPerson of an existing key updates it, updatePerson of an unknown key
-creates it, replacePerson replaces the whole record; changePersonIdentifier needs a role itslearning maps
-to a profile; readAllPersons pages through every person (ExtendedPersonManagement).
+creates it, replacePerson replaces the whole record; changePersonIdentifier refuses a person whose role
+itslearning maps to no profile; readAllPersons pages through every person (ExtendedPersonManagement).
+
+A service over the Store (see service.py): imports no sockets, HTTP or TLS.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ OPERATIONS: Final = frozenset(
 )
 
 
+#: PMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
 _WIRE: Final = Wire(PERSON, OPERATIONS, MESS, "m", _MASS_ITEMS, person_element, Store.get)
 
 

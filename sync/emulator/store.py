@@ -1,4 +1,7 @@
-"""The emulator's state: persons, groups, memberships and the operations history, in SQLite behind a lock."""
+"""The emulator's state: persons, groups, memberships and the operations history, in SQLite behind a lock.
+
+Storage only: imports no XML, HTTP or IMS ES semantics (the services decide; the store keeps).
+"""
 
 from __future__ import annotations
 
