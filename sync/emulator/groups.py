@@ -6,7 +6,7 @@ fails with `unknownobject` naming the parent; a group with child groups cannot b
 one with memberships can and takes them along; changeGroupIdentifier onto an id in use fails with
 `objectexists`; createGroups answers one statusInfo per item, applied in order (parents first).
 
-A service over the Store (see service.py): imports no sockets, HTTP or TLS.
+GMS decisions over the Store, on the Service base (service.py); no sockets, HTTP or TLS here.
 """
 
 from __future__ import annotations

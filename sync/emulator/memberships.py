@@ -8,7 +8,7 @@ membership stays, with status false; createMemberships/deleteMemberships answer 
 changeMembershipIdentifier moves a membership (group, person, role, flag) to a new id: an unknown old id is
 `unknownobject`, a new id in use `objectexists`.
 
-A service over the Store (see service.py): imports no sockets, HTTP or TLS.
+Imports no sockets, HTTP or TLS: MMS is decided over the Store, on the Service base (service.py).
 """
 
 from __future__ import annotations
