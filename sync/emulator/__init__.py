@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .server import Emulator, EmulatorConfig, Exchange
+from .config import EmulatorConfig
+from .http import Exchange
+from .server import Emulator
 from .store import Event, Group, Membership
 
 __all__ = ["Emulator", "EmulatorConfig", "Event", "Exchange", "Group", "Membership"]

@@ -1,4 +1,7 @@
-"""`ims-sync emulator`: run the IMS ES emulator in the foreground until SIGINT or SIGTERM."""
+"""`ims-sync emulator`: run the IMS ES emulator in the foreground until SIGINT or SIGTERM.
+
+The CLI face only: it imports the Emulator and its config, nothing of the emulator's inside.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import click
 
 from sync.errors import ConfigError
 
-from .server import Emulator, EmulatorConfig
+from .config import EmulatorConfig
+from .server import Emulator
 
 __all__ = ["emulator", "serve"]
 
@@ -72,6 +76,11 @@ def serve(
             signal.signal(signum, handler)
 
 
+def _number(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A fault setting's option: a number, 0 unless given."""
+    return click.option(name, default=0.0, show_default=True, type=float, help=help_text)
+
+
 @click.command("emulator", epilog=_EPILOG)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8443, show_default=True, type=int, help="TCP port (0: any free port).")
@@ -93,35 +102,13 @@ def serve(
     show_default=True,
     help="Refuse requests that break the schema (lenient, like production, logs them).",
 )
-@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Delay added to every answer.")
-@click.option("--error-rate", default=0.0, show_default=True, type=float, help="Share answered HTTP 503.")
-@click.option(
-    "--fault-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    help="Share answered with a SOAP fault s:Server (HTTP 500) before anything is done.",
-)
-@click.option(
-    "--drop-rate", default=0.0, show_default=True, type=float, help="Share applied, then dropped unanswered."
-)
-@click.option(
-    "--wrong-ref-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    help="Share answered with a wrong messageIdRef.",
-)
-@click.option(
-    "--slow-rate", default=0.0, show_default=True, type=float, help="Share applied, then answered late."
-)
-@click.option(
-    "--slow-ms",
-    default=0.0,
-    show_default=True,
-    type=float,
-    help="How late a slow answer is (set it past the client's read timeout to lose the answer).",
-)
+@_number("--latency-ms", "Delay added to every answer.")
+@_number("--error-rate", "Share answered HTTP 503.")
+@_number("--fault-rate", "Share answered with a SOAP fault s:Server (HTTP 500) before anything is done.")
+@_number("--drop-rate", "Share applied, then dropped unanswered.")
+@_number("--wrong-ref-rate", "Share answered with a wrong messageIdRef.")
+@_number("--slow-rate", "Share applied, then answered late.")
+@_number("--slow-ms", "How late a slow answer is (set it past the client's read timeout to lose the answer).")
 @click.option(
     "--fault-operations",
     default=None,

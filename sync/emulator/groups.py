@@ -5,19 +5,21 @@ and changeGroupIdentifier of an unknown id fail with `unknownobject`; a group wh
 fails with `unknownobject` naming the parent; a group with child groups cannot be deleted (`deletefailure`),
 one with memberships can and takes them along; changeGroupIdentifier onto an id in use fails with
 `objectexists`; createGroups answers one statusInfo per item, applied in order (parents first).
+
+GMS decisions over the Store, on the Service base (service.py); no sockets, HTTP or TLS here.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from typing import Final
 
 from lxml import etree
 
 from sync.models import Severity, Status
+from sync.models.kinds import GROUP
 
-from .service import Answer, Events, Service, _check_key, _text, failure, success
+from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
 from .soap import COMMON, InvalidDataError, _sub
 from .store import Group, Store
 
@@ -39,12 +41,9 @@ _GROUP_FIELDS: Final = ("scheme", "type", "level", "parent", "desc_short", "desc
 #: Every GMS operation the service implements.
 GROUP_OPERATIONS: Final = frozenset(
     {
-        "createGroup",
-        "updateGroup",
-        "deleteGroup",
-        "readGroup",
-        "changeGroupIdentifier",
-        "createGroups",
+        *(GROUP.operation(verb) for verb in ("create", "update", "delete", "read")),
+        GROUP.change_identifier_operation,
+        GROUP.mass_operation("create"),
         "readGroupsForPerson",
     }
 )
@@ -116,44 +115,20 @@ def group_element(tag: str, group: Group) -> etree._Element:
     return root
 
 
-class GroupService(Service):
+#: GMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
+_WIRE: Final = Wire(GROUP, GROUP_OPERATIONS, GMS_MESS, "gm", MASS_ITEMS, group_element, Store.get_group)
+
+
+class GroupService(Service[Group]):
     """Applies GMS requests to a Store with itslearning's semantics and records each decision."""
 
-    namespace = GMS_MESS
-    prefix = "gm"
-    object_name = "group"
-    mass_items = MASS_ITEMS
+    wire = _WIRE
 
-    def __init__(self, store: Store) -> None:
-        """Serve groups held in `store`."""
-        super().__init__(
-            store,
-            {
-                "createGroup": self._single_write,
-                "updateGroup": self._single_write,
-                "deleteGroup": self._single_delete,
-                "readGroup": self._read_group,
-                "changeGroupIdentifier": self._change_identifier,
-                "createGroups": self._create_groups,
-                "readGroupsForPerson": self._read_groups_for_person,
-            },
-        )
+    def _own(self) -> dict[str, Handler]:
+        return {"readGroupsForPerson": self._read_groups_for_person}
 
-    # --- writes ------------------------------------------------------------------------------
-
-    def _create_groups(self, request: etree._Element, events: Events) -> Answer:
-        return self._apply_items("createGroups", request, events, partial(self._write_item, "createGroup"))
-
-    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if element is None:
-            return failure("invaliddata", key, "group is missing")
-        try:
-            fields = parse_group(element)
-        except InvalidDataError as exc:
-            return failure("invaliddata", key, str(exc))
+    def _put(self, operation: str, key: str, element: etree._Element) -> Status:
+        fields = parse_group(element)
         current = self._store.get_group(key)
         if current is None:
             if operation == "updateGroup":
@@ -189,12 +164,7 @@ class GroupService(Service):
             ancestor = found.parent
         return None
 
-    def _delete(self, key: str | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if self._store.get_group(key) is None:
-            return failure("unknownobject", key, f"Group {key!r} does not exist")
+    def _remove(self, key: str) -> Status:
         if children := self._store.children(key):
             return failure(
                 "deletefailure",
@@ -205,24 +175,8 @@ class GroupService(Service):
         note = f"{len(removed)} membership(s) removed with the group" if removed else ""
         return success(key, severity=Severity.WARNING if removed else Severity.STATUS, description=note)
 
-    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
-        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
-        bad = _check_key(old) or _check_key(new, "newSourcedId")
-        if bad is not None or old is None or new is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif self._store.get_group(old) is None:
-            status = failure("unknownobject", old, f"Group {old!r} does not exist")
-        elif self._store.get_group(new) is not None:
-            status = failure("objectexists", new, f"Group {new!r} already exists")
-        else:
-            self._store.rename_group(old, new)
-            status = success(old)
-        return self._answer(request, events, (old or "", new or "", status))
-
-    # --- reads -------------------------------------------------------------------------------
-
-    def _read_group(self, request: etree._Element, events: Events) -> Answer:
-        return self._single_read(request, events, self._store.get_group, group_element)
+    def _rename(self, old: str, new: str) -> None:
+        self._store.rename_group(old, new)
 
     def _read_groups_for_person(self, request: etree._Element, events: Events) -> Answer:
         key = self._key(request, "personSourcedId")

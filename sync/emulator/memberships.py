@@ -7,6 +7,8 @@ with one role, an IMS ES roletype, whose `status` (IMS's active flag, true when 
 membership stays, with status false; createMemberships/deleteMemberships answer one statusInfo per item;
 changeMembershipIdentifier moves a membership (group, person, role, flag) to a new id: an unknown old id is
 `unknownobject`, a new id in use `objectexists`.
+
+Imports no sockets, HTTP or TLS: MMS is decided over the Store, on the Service base (service.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Final
 
 from lxml import etree
 
-from sync.models import MEMBERSHIP_ROLE_TYPES, Status
+from sync.models import MEMBERSHIP_ROLE_TYPES, Kind, Status
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 
-from .service import Answer, Events, Service, _check_key, _text, failure, success
-from .soap import COMMON, _sub
+from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
+from .soap import COMMON, InvalidDataError, _sub
 from .store import Membership, Store
 
 __all__ = [
@@ -56,21 +59,13 @@ _MASS_ITEMS: Final = {
 #: Every MMS operation the service implements.
 MEMBERSHIP_OPERATIONS: Final = frozenset(
     {
-        "createMembership",
-        "updateMembership",
-        "deleteMembership",
-        "readMembership",
-        "changeMembershipIdentifier",
+        *(MEMBERSHIP.operation(verb) for verb in ("create", "update", "delete", "read")),
+        MEMBERSHIP.change_identifier_operation,
         "readMembershipsForPerson",
         "readMembershipsForGroup",
-        "createMemberships",
-        "deleteMemberships",
+        *_MASS_ITEMS,
     }
 )
-
-
-class _Invalid(ValueError):
-    """A membership element the service cannot accept (answered as `invaliddata`)."""
 
 
 def _parse(element: etree._Element) -> tuple[dict[str, str], bool | None]:
@@ -90,17 +85,17 @@ def _parse(element: etree._Element) -> tuple[dict[str, str], bool | None]:
             fields["person_key"] = person.text or ""
         id_type = member.find(f"{{{MMS_DATA}}}idType")
         if id_type is not None and _text(id_type) not in _PERSON_ID_TYPES:
-            raise _Invalid(f"idType {_text(id_type)!r}: only persons can be members here")
+            raise InvalidDataError(f"idType {_text(id_type)!r}: only persons can be members here")
         roles = member.findall(f"{{{MMS_DATA}}}role")
         if roles:
             role = _text(roles[0].find(f"{{{MMS_DATA}}}roleType"))
             if role not in ROLE_TYPES:
-                raise _Invalid(f"roleType {role!r} is not a known role type")
+                raise InvalidDataError(f"roleType {role!r} is not a known role type")
             fields["role"] = role
             status = roles[0].find(f"{{{MMS_DATA}}}status")
             active = _BOOLEANS.get(_text(status)) if status is not None else True
             if active is None:
-                raise _Invalid(f"role status {_text(status)!r} is not a boolean")
+                raise InvalidDataError(f"role status {_text(status)!r} is not a boolean")
     return fields, active
 
 
@@ -118,48 +113,25 @@ def membership_element(tag: str, membership: Membership) -> etree._Element:
     return root
 
 
-class MembershipService(Service):
+#: MMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
+_WIRE: Final = Wire(
+    MEMBERSHIP, MEMBERSHIP_OPERATIONS, MMS_MESS, "m", _MASS_ITEMS, membership_element, Store.get_membership
+)
+
+
+class MembershipService(Service[Membership]):
     """Applies MMS requests to a Store with itslearning's semantics and records each decision."""
 
-    namespace = MMS_MESS
-    prefix = "m"
-    object_name = "membership"
-    mass_items = _MASS_ITEMS
+    wire = _WIRE
 
-    def __init__(self, store: Store) -> None:
-        """Serve memberships held in `store`."""
-        super().__init__(
-            store,
-            {
-                "createMembership": self._single_write,
-                "updateMembership": self._single_write,
-                "deleteMembership": self._single_delete,
-                "readMembership": self._read_membership,
-                "changeMembershipIdentifier": self._change_identifier,
-                "readMembershipsForPerson": self._read_for_person,
-                "readMembershipsForGroup": self._read_for_group,
-                "createMemberships": self._create_memberships,
-                "deleteMemberships": self._delete_memberships,
-            },
-        )
+    def _own(self) -> dict[str, Handler]:
+        return {
+            "readMembershipsForPerson": partial(self._read_for, PERSON),
+            "readMembershipsForGroup": partial(self._read_for, GROUP),
+        }
 
-    # --- writes ------------------------------------------------------------------------------
-
-    def _create_memberships(self, request: etree._Element, events: Events) -> Answer:
-        return self._apply_items(
-            "createMemberships", request, events, partial(self._write_item, "createMembership")
-        )
-
-    def _write(self, operation: str, key: str | None, element: etree._Element | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if element is None:
-            return failure("invaliddata", key, "membership is missing")
-        try:
-            fields, active = _parse(element)
-        except _Invalid as exc:
-            return failure("invaliddata", key, str(exc))
+    def _put(self, operation: str, key: str, element: etree._Element) -> Status:
+        fields, active = _parse(element)
         current = self._store.get_membership(key)
         if current is None:
             if operation == "updateMembership":
@@ -185,60 +157,27 @@ class MembershipService(Service):
         self._store.put_membership(membership)
         return success(key)
 
-    def _delete(self, key: str | None) -> Status:
-        bad = _check_key(key)
-        if bad is not None or key is None:
-            return bad or failure("invaliddata", "", "sourcedId is missing")
-        if not self._store.delete_membership(key):
-            return failure("unknownobject", key, f"Membership {key!r} does not exist")
-        return success(key)
+    def _remove(self, key: str) -> None:
+        self._store.delete_membership(key)
 
-    def _delete_memberships(self, request: etree._Element, events: Events) -> Answer:
-        return self._apply_items("deleteMemberships", request, events, self._delete_item)
+    def _rename(self, old: str, new: str) -> None:
+        current = self._store.get_membership(old)
+        assert current is not None  # the caller checked
+        self._store.delete_membership(old)
+        self._store.put_membership(replace(current, sync_key=new))
 
-    def _change_identifier(self, request: etree._Element, events: Events) -> Answer:
-        old, new = self._key(request, "sourcedId"), self._key(request, "newSourcedId")
-        bad = _check_key(old) or _check_key(new, "newSourcedId")
-        if bad is not None or old is None or new is None:
-            status = bad or failure("invaliddata", "", "sourcedId is missing")
-        elif (current := self._store.get_membership(old)) is None:
-            status = failure("unknownobject", old, f"Membership {old!r} does not exist")
-        elif self._store.get_membership(new) is not None:
-            status = failure("objectexists", new, f"Membership {new!r} already exists")
-        else:
-            self._store.delete_membership(old)
-            self._store.put_membership(replace(current, sync_key=new))
-            status = success(old)
-        events.append((old or "", new or "", status.code_major))
-        return Answer(body=self._response("changeMembershipIdentifier"), status=status)
-
-    # --- reads -------------------------------------------------------------------------------
-
-    def _read_membership(self, request: etree._Element, events: Events) -> Answer:
-        return self._single_read(request, events, self._store.get_membership, membership_element)
-
-    def _read_for_person(self, request: etree._Element, events: Events) -> Answer:
-        key = self._key(request, "personSourcedId")
-        status = _check_key(key, "personSourcedId")
-        if status is None and key is not None and self._store.get(key) is None:
-            status = failure("unknownobject", key, f"Person {key!r} does not exist")
-        found = self._store.memberships(person=key) if status is None and key else []
-        return self._pairs("readMembershipsForPerson", key, status, found, events)
-
-    def _read_for_group(self, request: etree._Element, events: Events) -> Answer:
+    def _read_for(self, owner: Kind, request: etree._Element, events: Events) -> Answer:
+        """readMembershipsForPerson or readMembershipsForGroup: the memberships of one person or group."""
         # readMembershipsForGroup's groupSourcedId extends the data schema's BaseId: same wire form.
-        key = self._key(request, "groupSourcedId")
-        status = _check_key(key, "groupSourcedId")
-        if status is None and key is not None and self._store.get_group(key) is None:
-            status = failure("unknownobject", key, f"Group {key!r} does not exist")
-        found = self._store.memberships(group=key) if status is None and key else []
-        return self._pairs("readMembershipsForGroup", key, status, found, events)
-
-    def _pairs(
-        self, operation: str, key: str | None, status: Status | None, found: list[Membership], events: Events
-    ) -> Answer:
-        body = self._response(operation)
+        field = f"{owner.name}SourcedId"
+        key = self._key(request, field)
+        status = _check_key(key, field)
+        held = self._store.get if owner is PERSON else self._store.get_group
+        if status is None and key is not None and held(key) is None:
+            status = failure("unknownobject", key, f"{owner.ims_name} {key!r} does not exist")
+        body = self._response(f"readMembershipsFor{owner.ims_name}")
         if status is None:
+            found = self._store.memberships(**{owner.name: key}) if key else []
             pairs = _sub(body, f"{{{MMS_MESS}}}membershipIDPairSet")
             for membership in found:
                 pair = _sub(pairs, f"{{{MMS_MESS}}}membershipIdPair")

@@ -1,4 +1,7 @@
-"""SOAP 1.1 and IMS ES XML for the emulator: namespaces, Person ⇄ XML, statuses, envelopes and faults."""
+"""SOAP 1.1 and IMS ES XML for the emulator: namespaces, Person ⇄ XML, statuses, envelopes and faults.
+
+Pure XML: imports no I/O and nothing of the emulator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The emulator's state: persons, groups, memberships and the operations history, in SQLite behind a lock."""
+"""The emulator's state: persons, groups, memberships and the operations history, in SQLite behind a lock.
+
+Storage only: imports no XML, HTTP or IMS ES semantics (the services decide; the store keeps).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Final
 
@@ -174,9 +177,7 @@ class Store:
 
     def rename(self, old_key: str, new_key: str) -> None:
         """Move a person to a new sync key, memberships too (the caller checked that `new_key` is free)."""
-        with self._lock:
-            self._db.execute("UPDATE persons SET sync_key = ? WHERE sync_key = ?", (new_key, old_key))
-            self._db.execute("UPDATE memberships SET person_key = ? WHERE person_key = ?", (new_key, old_key))
+        self._rename(old_key, new_key, ("persons", "sync_key"), ("memberships", "person_key"))
 
     # --- groups ------------------------------------------------------------------------------
 
@@ -191,20 +192,7 @@ class Store:
 
     def put_group(self, group: Group) -> None:
         """Insert or overwrite a group."""
-        with self._lock:
-            self._db.execute(
-                f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                (
-                    group.sync_key,
-                    group.scheme,
-                    group.type,
-                    group.level,
-                    group.parent,
-                    group.desc_short,
-                    group.desc_long,
-                    group.desc_full,
-                ),
-            )
+        self._upsert("groups", _GROUP_COLUMNS, astuple(group))
 
     def children(self, sync_key: str) -> list[str]:
         """The sync keys of the groups whose parent is `sync_key`, in key order."""
@@ -229,10 +217,16 @@ class Store:
 
     def rename_group(self, old_key: str, new_key: str) -> None:
         """Move a group to a new sync key; its children and memberships follow (`new_key` is free)."""
+        self._rename(
+            old_key, new_key, ("groups", "sync_key"), ("groups", "parent"), ("memberships", "group_key")
+        )
+
+    def _rename(self, old_key: str, new_key: str, *columns: tuple[str, str]) -> None:
+        """Replace `old_key` by `new_key` in each (table, column), in order, under the lock."""
         with self._lock:
-            self._db.execute("UPDATE groups SET sync_key = ? WHERE sync_key = ?", (new_key, old_key))
-            self._db.execute("UPDATE groups SET parent = ? WHERE parent = ?", (new_key, old_key))
-            self._db.execute("UPDATE memberships SET group_key = ? WHERE group_key = ?", (new_key, old_key))
+            for table, column in columns:
+                # Table and column names are the constants above, never input.
+                self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new_key, old_key))  # noqa: S608
 
     def groups(self) -> dict[str, Group]:
         """Every group, by sync key, in key order."""
@@ -252,16 +246,14 @@ class Store:
 
     def put_membership(self, membership: Membership) -> None:
         """Insert or overwrite a membership."""
+        self._upsert("memberships", _MEMBERSHIP_COLUMNS, (*astuple(membership)[:-1], int(membership.active)))
+
+    def _upsert(self, table: str, columns: str, values: tuple[object, ...]) -> None:
+        """Insert or overwrite the row of `values`, one per column of `columns` (a constant, never input)."""
         with self._lock:
             self._db.execute(
-                f"INSERT OR REPLACE INTO memberships ({_MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
-                (
-                    membership.sync_key,
-                    membership.group_key,
-                    membership.person_key,
-                    membership.role,
-                    int(membership.active),
-                ),
+                f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({', '.join('?' for _ in values)})",  # noqa: S608
+                values,
             )
 
     def delete_membership(self, sync_key: str) -> bool:

@@ -1,4 +1,7 @@
-"""TLS for the emulator: a generated self-signed certificate clients can trust, and the server context."""
+"""TLS for the emulator: a generated self-signed certificate clients can trust, and the server context.
+
+Imports nothing of the emulator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Our WSDLs as the emulator uses them: the offered operations, the schema validators and ?wsdl documents."""
+"""Our WSDLs as the emulator uses them: the offered operations, the schema validators and ?wsdl documents.
+
+Reads the bundled WSDLs (package data); imports nothing of the emulator.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,170 @@
+"""The Person Management behaviour of itslearning's IMS ES (DESIGN §5), applied to the emulator's Store.
+
+Semantics (docs/emulator.md): createPerson of an existing key updates it, updatePerson of an unknown key
+creates it, replacePerson replaces the whole record; changePersonIdentifier refuses a person whose role
+itslearning maps to no profile; readAllPersons pages through every person (ExtendedPersonManagement).
+
+A service over the Store (see service.py): imports no sockets, HTTP or TLS.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from lxml import etree
+
+from sync.models import PERSON_FIELDS, Person, Severity, Status
+from sync.models.kinds import PERSON
+
+from .service import Answer, Decision, Events, Handler, Service, Wire, _check_key, failure, success
+from .soap import COMMON, MESS, RECOGNISED_ROLES, InvalidDataError, parse_person, person_element
+from .store import Store
+
+__all__ = ["MAX_PAGE_SIZE", "OPERATIONS", "PersonService"]
+
+MAX_PAGE_SIZE: Final = 100
+INSERTED_INSTEAD: Final = "Object did not exist, has been inserted instead"
+
+_PAIR_SET = (f"{{{MESS}}}personIdPairSet", f"{{{MESS}}}personIdPair")
+_ID_SET = (f"{{{MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier")
+_PAIR_ID_SET = (f"{{{MESS}}}pairSourcedIdSet", f"{{{COMMON}}}identifierPair")
+#: Mass operations and where their items are: (set element, item element).
+_MASS_ITEMS: Final = {
+    "createPersons": _PAIR_SET,
+    "updatePersons": _PAIR_SET,
+    "replacePersons": _PAIR_SET,
+    "deletePersons": _ID_SET,
+    "readPersons": _ID_SET,
+    "changePersonsIdentifier": _PAIR_ID_SET,
+}
+
+#: Every operation the service implements (the WSDL decides which of them are offered).
+OPERATIONS: Final = frozenset(
+    {
+        *(PERSON.operation(verb) for verb in ("create", "update", "replace", "delete", "read")),
+        PERSON.change_identifier_operation,
+        "readPersonsForGroup",
+        *_MASS_ITEMS,
+        "readAllPersons",
+    }
+)
+
+
+#: PMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
+_WIRE: Final = Wire(PERSON, OPERATIONS, MESS, "m", _MASS_ITEMS, person_element, Store.get)
+
+
+class PersonService(Service[Person]):
+    """Applies PMS requests to a Store with itslearning's semantics and records each decision."""
+
+    wire = _WIRE
+
+    def _own(self) -> dict[str, Handler]:
+        return {
+            "readPersonsForGroup": self._read_persons_for_group,
+            "updatePersons": self._mass_write,
+            "replacePersons": self._mass_write,
+            "readPersons": self._read_persons,
+            "changePersonsIdentifier": self._change_identifiers,
+            "readAllPersons": self._read_all_persons,
+        }
+
+    def _put(self, operation: str, key: str, element: etree._Element) -> Status:
+        fields = parse_person(element).fields
+        current = self._store.get(key)
+        if operation.startswith("replace"):
+            self._store.put(Person.from_values(key, {name: fields.get(name, "") for name in PERSON_FIELDS}))
+            if current is None:
+                return success(key, severity=Severity.WARNING, description=INSERTED_INSTEAD)
+            return success(key)
+        # createPerson of an existing key updates it; updatePerson of an unknown key creates it.
+        values = current.values() if current is not None else dict.fromkeys(PERSON_FIELDS, "")
+        values.update(fields)
+        self._store.put(Person.from_values(key, values))
+        return success(key)
+
+    def _remove(self, key: str) -> None:
+        self._store.delete(key)
+
+    def _rename(self, old: str, new: str) -> Status | None:
+        person = self._store.get(old)
+        if person is not None and person.role and person.role not in RECOGNISED_ROLES:
+            return failure(
+                "invaliddata", old, f"institutionRoleType {person.role!r} maps to no itslearning profile"
+            )
+        self._store.rename(old, new)
+        return None
+
+    def _read_persons_for_group(self, request: etree._Element, events: Events) -> Answer:
+        # The emulator holds no groups, so every group is unknown (as an unknown group is in production).
+        key = self._key(request, "groupSourcedId") or ""
+        status = _check_key(key, "groupSourcedId") or failure(
+            "unknownobject", key, f"Group {key!r} does not exist"
+        )
+        return self._answer(request, events, (key, "", status))
+
+    # --- mass requests --------------------------------------------------------------------
+
+    def _read_persons(self, request: etree._Element, events: Events) -> Answer:
+        found: list[Person] = []
+
+        def read(identifier: etree._Element) -> Decision:
+            key = identifier.text or ""
+            status, person = self._lookup(key)
+            if person is not None:
+                found.append(person)
+            return key, "", status
+
+        answer = self._apply_items("readPersons", request, events, read)
+        person_set = etree.SubElement(answer.body, f"{{{MESS}}}personSet")
+        for person in found:
+            person_set.append(person_element(f"{{{MESS}}}person", person))
+        return answer
+
+    def _change_identifiers(self, request: etree._Element, events: Events) -> Answer:
+        def change(pair: etree._Element) -> Decision:
+            old = pair.findtext(f"{{{COMMON}}}firstId")
+            new = pair.findtext(f"{{{COMMON}}}secondId")
+            return old or "", new or "", self._change(old, new)
+
+        return self._apply_items("changePersonsIdentifier", request, events, change)
+
+    # --- itslearning's ExtendedPersonManagement -------------------------------------------
+
+    def _read_all_persons(self, request: etree._Element, events: Events) -> Answer:
+        body = self._response("readAllPersons")
+        try:
+            page_index = _int_or_default(request, "PageIndex", 0)
+            page_size = _int_or_default(request, "PageSize", MAX_PAGE_SIZE)
+        except InvalidDataError as exc:
+            status = failure("invaliddata", "", str(exc))
+        else:
+            if not 1 <= page_size <= MAX_PAGE_SIZE:
+                status = failure("invaliddata", "", f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
+            elif page_index < 0:
+                status = failure("invaliddata", "", "PageIndex must not be negative")
+            else:
+                status = success("")
+        total = 0
+        if status.ok:
+            total = self._store.count()
+            pairs = etree.SubElement(body, f"{{{MESS}}}personIdPairSet")
+            for person in self._store.page(page_index * page_size, page_size):
+                pair = etree.SubElement(pairs, f"{{{MESS}}}personIdPair")
+                sourced_id = etree.SubElement(pair, f"{{{MESS}}}sourcedId")
+                etree.SubElement(sourced_id, f"{{{COMMON}}}identifier").text = person.sync_key
+                pair.append(person_element(f"{{{MESS}}}person", person))
+        etree.SubElement(body, f"{{{MESS}}}virtualCount").text = str(total)
+        events.append(("", "", status.code_major))
+        return Answer(body=body, status=status)
+
+
+def _int_or_default(request: etree._Element, name: str, default: int) -> int:
+    element = request.find(f"{{{MESS}}}{name}")
+    text = (element.text or "").strip() if element is not None else ""
+    if not text:
+        return default  # absent or xsi:nil: the service's default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidDataError(f"{name} {text!r} is not an integer") from None
