@@ -17,7 +17,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no
 
 from sync.read.columnar import BoolArray, IntArray, always, map_unique, marker, may_hold, shown_value, to_mask
 from sync.read.duplicates import check_duplicates, check_pairs
-from sync.read.mapping import MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH
+from sync.read.mapping_types import MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH
 from sync.read.rows import Rows
 
 __all__ = ["check"]

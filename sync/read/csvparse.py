@@ -21,7 +21,7 @@ import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
 from sync.errors import RosterError
 from sync.read.columnar import IntArray, shown_value
-from sync.read.mapping import DELIMITERS, ColumnMapping
+from sync.read.mapping_types import DELIMITERS, ColumnMapping
 
 __all__ = ["BadRow", "Parsed", "find_delimiter", "is_blank", "parse", "parse_slow"]
 

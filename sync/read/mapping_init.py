@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Final
 
 from sync.errors import RosterError
+from sync.models import INSTITUTION_ROLE_TYPES
 from sync.read.encoding import read_file
-from sync.read.mapping import DELIMITERS, INSTITUTION_ROLE_TYPES
+from sync.read.mapping_types import DELIMITERS
 
 __all__ = [
     "MappingGuess",

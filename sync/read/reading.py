@@ -32,6 +32,9 @@ class Reading:
     types: tuple[str, ...]
     types_described: str  # what a value outside `types` is not, as an error says it
     required: tuple[str, ...] = ()  # needed on every row besides the sync key
+    #: Without a sync_key column the key is these fields' values joined by ":" (a membership's
+    #: group:person), and `rules.split` may make one row per value of one of them.
+    derived_key: tuple[str, ...] = ()
 
     @property
     def canonical_fields(self) -> tuple[str, ...]:
@@ -75,6 +78,7 @@ READINGS: Final[Mapping[str, Reading]] = MappingProxyType(
                 types=MEMBERSHIP_ROLE_TYPES,
                 types_described="is not an IMS ES membership roleType",
                 required=("group", "person"),
+                derived_key=("group", "person"),
             ),
         )
     }

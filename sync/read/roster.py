@@ -26,7 +26,7 @@ from sync.read.columnar import BoolArray, shown_value
 from sync.read.csvparse import BadRow, find_delimiter, is_blank, parse
 from sync.read.duplicates import flag_across_files
 from sync.read.encoding import read_file, to_utf8
-from sync.read.mapping import MAX_VALUE_LENGTH, ColumnMapping
+from sync.read.mapping_types import MAX_VALUE_LENGTH, ColumnMapping
 from sync.read.reading import READINGS, Reading
 from sync.read.rows import Rows
 

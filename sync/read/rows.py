@@ -17,7 +17,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.read.columnar import BoolArray, IntArray, map_unique, to_mask, trimmed
 from sync.read.csvparse import Parsed
-from sync.read.mapping import ColumnMapping
+from sync.read.mapping_types import ColumnMapping
 
 __all__ = ["Problem", "Rows"]
 
