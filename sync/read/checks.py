@@ -15,9 +15,11 @@ from typing import Any, Final
 import numpy as np
 import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type information
 
+from sync.models.kinds import Kind
 from sync.read.columnar import BoolArray, IntArray, always, map_unique, marker, may_hold, shown_value, to_mask
 from sync.read.duplicates import check_duplicates, check_pairs
 from sync.read.mapping_types import MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH
+from sync.read.reading import READINGS
 from sync.read.rows import Rows
 
 __all__ = ["check"]
@@ -31,21 +33,23 @@ _XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 
 def check(rows: Rows) -> None:
     """Run every check of the file's own rows; `build` then makes the roster."""
-    kind = rows.mapping.kind
+    reading = READINGS[rows.mapping.kind]
     delete = deletions(rows)
     check_nul(rows)
     check_sync_key(rows)
-    check_references(rows)
+    check_references(rows, reading.kind)
     check_values(rows)
     check_required(rows, delete)
     values = dict(rows.raw)
     for canonical, table in rows.mapping.value_maps.items():
         values[canonical] = map_values(rows, canonical, table, delete)
-    if "birth_date" in values and kind == "persons":
-        values["birth_date"] = parse_dates(rows, values["birth_date"], delete)
-    if kind == "groups":
-        check_own_parent(rows, delete)
-    if kind == "memberships":
+    for canonical in reading.date_fields:
+        if canonical in values:
+            values[canonical] = parse_dates(rows, canonical, values[canonical], delete)
+    for reference in reading.kind.references:
+        if reference.kind == reading.kind.name:
+            check_own_reference(rows, reference.field, delete)
+    if reading.derived_key:
         check_pairs(rows, delete)
     check_duplicates(rows, delete)
     rows.values = values
@@ -92,11 +96,11 @@ def check_sync_key(rows: Rows) -> None:
     check_key(rows, "sync_key", "sync key")
 
 
-def check_references(rows: Rows) -> None:
+def check_references(rows: Rows, kind: Kind) -> None:
     """Fields that hold another object's sync key obey the sync key's rules."""
-    for canonical in ("parent", "group", "person"):
-        if canonical in rows.mapping.columns and rows.mapping.kind != "persons":
-            check_key(rows, canonical, canonical)
+    for reference in kind.references:
+        if reference.field in rows.mapping.columns:
+            check_key(rows, reference.field, reference.field)
 
 
 def check_key(rows: Rows, canonical: str, what: str) -> None:
@@ -123,18 +127,20 @@ def check_key(rows: Rows, canonical: str, what: str) -> None:
         )
 
 
-def check_own_parent(rows: Rows, delete: BoolArray) -> None:
-    """A group cannot be its own parent."""
-    if "parent" not in rows.raw:
+def check_own_reference(rows: Rows, canonical: str, delete: BoolArray) -> None:
+    """An object cannot refer to itself: a group cannot be its own parent."""
+    if canonical not in rows.raw:
         return
-    parents = rows.raw["parent"]
-    mask = to_mask(pc.and_(pc.equal(parents, rows.raw["sync_key"]), pc.not_equal(parents, ""))) & ~delete
-    column = rows.column("parent")
+    referred = rows.raw[canonical]
+    mask = to_mask(pc.and_(pc.equal(referred, rows.raw["sync_key"]), pc.not_equal(referred, ""))) & ~delete
+    column = rows.column(canonical)
+    what = READINGS[rows.mapping.kind].kind.name
 
     def reason(i: int) -> str:
-        return f"group {shown_value(rows.text('sync_key', i))!r} names itself as parent in column {column!r}"
+        key = shown_value(rows.text("sync_key", i))
+        return f"{what} {key!r} names itself as {canonical} in column {column!r}"
 
-    rows.flag("parent", mask, reason)
+    rows.flag(canonical, mask, reason)
 
 
 def check_values(rows: Rows) -> None:
@@ -192,7 +198,7 @@ def map_values(rows: Rows, canonical: str, table: Mapping[str, str], delete: Boo
     return pc.fill_null(mapped, "")
 
 
-def parse_dates(rows: Rows, values: Any, delete: BoolArray) -> Any:
+def parse_dates(rows: Rows, canonical: str, values: Any, delete: BoolArray) -> Any:
     formats = rows.mapping.date_formats
 
     def iso(value: str) -> str | None:
@@ -206,13 +212,13 @@ def parse_dates(rows: Rows, values: Any, delete: BoolArray) -> Any:
         return None
 
     parsed = map_unique(values, iso)
-    column = rows.column("birth_date")
+    column = rows.column(canonical)
     expected = " or ".join(formats)
     rows.flag(
-        "birth_date",
+        canonical,
         to_mask(pc.is_null(parsed)) & ~delete,
         lambda i: (
-            f"bad date {shown_value(rows.text('birth_date', i))!r} in column {column!r}; expected {expected}"
+            f"bad date {shown_value(rows.text(canonical, i))!r} in column {column!r}; expected {expected}"
         ),
     )
     return pc.fill_null(parsed, "")

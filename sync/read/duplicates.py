@@ -19,6 +19,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type in
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.read.columnar import BoolArray, shown_value, string_bytes, to_mask
+from sync.read.reading import READINGS
 from sync.read.rows import Rows
 
 __all__ = ["check_duplicates", "check_pairs", "flag_across_files"]
@@ -149,7 +150,7 @@ def flag_across_files(files: Sequence[Rows]) -> None:
     """Reject every row of a sync key (or identity value, or membership pair) that more than one file
     holds."""
     flagged = {id(rows): np.zeros(rows.count, dtype=bool) for rows in files}
-    if files[0].mapping.kind == "memberships":
+    if READINGS[files[0].mapping.kind].derived_key:
         # Two files holding the same group and person: the person would be in the group twice.
         pairs = [_Claim(rows, "person", *_pairs(rows, rows.delete)) for rows in files]
         for claim, mask, where in _shared(pairs):

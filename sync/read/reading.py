@@ -32,6 +32,7 @@ class Reading:
     types: tuple[str, ...]
     types_described: str  # what a value outside `types` is not, as an error says it
     required: tuple[str, ...] = ()  # needed on every row besides the sync key
+    date_fields: tuple[str, ...] = ()  # dates, read in the mapping's `date_formats`, kept as ISO dates
     #: Without a sync_key column the key is these fields' values joined by ":" (a membership's
     #: group:person), and `rules.split` may make one row per value of one of them.
     derived_key: tuple[str, ...] = ()
@@ -62,6 +63,7 @@ READINGS: Final[Mapping[str, Reading]] = MappingProxyType(
                 typed_field="role",
                 types=INSTITUTION_ROLE_TYPES,
                 types_described="is not an IMS ES institutionRoleType",
+                date_fields=("birth_date",),
             ),
             Reading(
                 kind=GROUP,
