@@ -85,14 +85,7 @@ def flag_duplicates(
     lines_of: dict[str, list[int]] = {}
     for text, position in zip(texts, positions, strict=True):
         lines_of.setdefault(text, []).append(int(rows.lines[position]))
-    if describe is None:
-        column = rows.column(canonical)
-        what = "sync key" if canonical == "sync_key" else canonical
-
-        def describe(text: str) -> str:
-            return f"{what} {shown_value(text)!r} in column {column!r}"
-
-    shown = describe
+    shown = _describer(rows, canonical) if describe is None else describe
 
     def reason(i: int) -> str:
         text = str(values[i].as_py())
@@ -107,6 +100,13 @@ def flag_duplicates(
     rows.flag(canonical, mask, reason)
 
 
+def _describer(rows: Rows, canonical: str) -> Callable[[str], str]:
+    """A value of the field `canonical` as a duplicate's reason names it."""
+    column = rows.column(canonical)
+    what = "sync key" if canonical == "sync_key" else canonical
+    return lambda text: f"{what} {shown_value(text)!r} in column {column!r}"
+
+
 def flag_across(
     rows: Rows,
     canonical: str,
@@ -118,14 +118,8 @@ def flag_across(
 ) -> None:
     """Flag the rows of `mask` whose value (of `values`, by default the field's own) another file
     holds too; `where` lists every holder."""
-    column = rows.column(canonical)
-    what = "sync key" if canonical == "sync_key" else canonical
     values = rows.raw[canonical] if values is None else values
-
-    def shown(text: str) -> str:
-        return f"{what} {shown_value(text)!r} in column {column!r}"
-
-    described = shown if describe is None else describe
+    described = _describer(rows, canonical) if describe is None else describe
 
     def reason(i: int) -> str:
         text = str(values[i].as_py())

@@ -381,39 +381,16 @@ class _SetParser:
         persons = self.entry(document["persons"], "persons", "persons")
         if persons.optional:
             raise self.fail("persons.optional", "the persons file cannot be optional")
-        groups_value = document.get("groups", [])
-        if isinstance(groups_value, dict):
-            groups_value = [groups_value]
-        if not isinstance(groups_value, list):
-            raise self.fail("groups", "must be a table or an array of tables ([[groups]])")
-        groups = tuple(
-            self.entry(value, f"groups.{number}", "groups") for number, value in enumerate(groups_value, 1)
-        )
-        memberships_value = document.get("memberships", [])
-        single = isinstance(memberships_value, dict)
-        if single:
-            memberships_value = [memberships_value]
-        if not isinstance(memberships_value, list):
-            raise self.fail("memberships", "must be a table or an array of tables ([[memberships]])")
-        memberships = tuple(
-            self.entry(value, "memberships" if single else f"memberships.{number}", "memberships")
-            for number, value in enumerate(memberships_value, 1)
-        )
+        groups, group_keys = self.entries(document, "groups", numbered=True)
+        memberships, membership_keys = self.entries(document, "memberships", numbered=False)
         # A file may be read once per kind: users.csv holds the persons and their school memberships.
-        membership_keys = (
-            ["memberships"] if single else [f"memberships.{n}" for n in range(1, len(memberships) + 1)]
-        )
-        for entries, keys in (
-            (groups, [f"groups.{n}" for n in range(1, len(groups) + 1)]),
-            (memberships, membership_keys),
-        ):
+        for entries, keys in ((groups, group_keys), (memberships, membership_keys)):
             files: dict[str, str] = {}
             for entry, key in zip(entries, keys, strict=True):
                 fold = entry.file.casefold()
                 if fold in files:
                     raise self.fail(f"{key}.file", f"{entry.file!r} is also the file of [{files[fold]}]")
                 files[fold] = key
-
         return SetMapping(
             name=self.path.stem,
             source=str(self.path),
@@ -422,6 +399,20 @@ class _SetParser:
             groups=groups,
             memberships=memberships,
         )
+
+    def entries(
+        self, document: Mapping[str, Any], kind: str, *, numbered: bool
+    ) -> tuple[tuple[SetEntry, ...], list[str]]:
+        """The entries of `kind` (a table or an array of tables) and the key of each: [kind.N], or
+        [kind] for a single table unless `numbered`."""
+        value = document.get(kind, [])
+        single = isinstance(value, dict)
+        if single:
+            value = [value]
+        if not isinstance(value, list):
+            raise self.fail(kind, f"must be a table or an array of tables ([[{kind}]])")
+        keys = [kind] if single and not numbered else [f"{kind}.{n}" for n in range(1, len(value) + 1)]
+        return tuple(self.entry(item, key, kind) for item, key in zip(value, keys, strict=True)), keys
 
     def entry(self, value: object, key: str, kind: str) -> SetEntry:
         if not isinstance(value, dict):
