@@ -74,19 +74,19 @@ def check_nul(rows: Rows) -> None:
 
 
 def check_sync_key(rows: Rows) -> None:
-    if rows.mapping.derived_key:
+    if rows.key_fields:
         # group and person are checked as keys on their own; only the joined length is new here.
         keys = rows.raw["sync_key"]
         if to_mask(pc.greater(pc.binary_length(keys), MAX_SYNC_KEY_LENGTH)).any():
             lengths = np.asarray(pc.utf8_length(keys).to_numpy(zero_copy_only=False))
-            columns = f"{rows.column('group')!r} and {rows.column('person')!r}"
+            derived = f"{':'.join(rows.key_fields)} derived from the fields {' and '.join(rows.key_fields)}"
+            columns = " and ".join(repr(rows.column(name)) for name in rows.key_fields)
             rows.flag(
                 "sync_key",
                 lengths > MAX_SYNC_KEY_LENGTH,
                 lambda i: (
-                    f"sync key group:person derived from the fields group and person (columns "
-                    f"{columns}) has {lengths[i]} characters; IMS ES allows at most "
-                    f"{MAX_SYNC_KEY_LENGTH} (map a sync_key column)"
+                    f"sync key {derived} (columns {columns}) has {lengths[i]} characters; IMS ES allows "
+                    f"at most {MAX_SYNC_KEY_LENGTH} (map a sync_key column)"
                 ),
             )
         return
@@ -173,7 +173,7 @@ def _too_long(column: str, lengths: IntArray) -> Callable[[int], str]:
 def check_required(rows: Rows, delete: BoolArray) -> None:
     # A row marked for deletion needs only its sync key: exports often blank the rest. A derived
     # key needs its group and person.
-    key_fields = {"group", "person"} if rows.mapping.derived_key else set()
+    key_fields = set(rows.key_fields)
     for canonical in sorted(rows.mapping.required - {"sync_key"}):
         mask = to_mask(pc.equal(rows.raw[canonical], ""))
         if canonical not in key_fields:

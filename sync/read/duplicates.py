@@ -63,7 +63,7 @@ def check_duplicates(rows: Rows, delete: BoolArray) -> None:
     for canonical, eligible in checks.items():
         claims = eligible & ~to_mask(pc.equal(rows.raw[canonical], ""))
         mask = claimed_twice(rows.raw[canonical], claims)
-        if canonical == "sync_key" and rows.mapping.derived_key and rows.pairs_twice is not None:
+        if canonical == "sync_key" and rows.key_fields and rows.pairs_twice is not None:
             # A derived key repeats with its group and person: those rows need not be told twice.
             mask = None if mask is None else mask & ~rows.pairs_twice
         if mask is not None and mask.any():

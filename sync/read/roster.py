@@ -236,6 +236,6 @@ def _bad_row_reject(rows: Rows, bad: BadRow, rejected_identities: set[str]) -> R
             else ""
         ),
         sync_key=shown_value(
-            f"{cell('group')}:{cell('person')}" if rows.mapping.derived_key else cell("sync_key")
+            ":".join(cell(name) for name in rows.key_fields) if rows.key_fields else cell("sync_key")
         ),
     )

@@ -18,6 +18,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sync.read.columnar import BoolArray, IntArray, map_unique, to_mask, trimmed
 from sync.read.csvparse import Parsed
 from sync.read.mapping_types import ColumnMapping
+from sync.read.reading import READINGS
 
 __all__ = ["Problem", "Rows"]
 
@@ -63,9 +64,12 @@ class Rows:
         self.count = len(self.lines)
         for canonical, constant in mapping.constants.items():
             raw[canonical] = pa.repeat(pa.scalar(constant, type=pa.large_string()), self.count)
-        if mapping.derived_key:
+        #: The fields whose values, joined by ":", make the sync key (a membership's group:person)
+        #: when the mapping has no sync_key column; else none.
+        self.key_fields = READINGS[mapping.kind].derived_key if mapping.derived_key else ()
+        if self.key_fields:
             raw["sync_key"] = pc.binary_join_element_wise(
-                raw["group"], raw["person"], pa.scalar(":", type=pa.large_string())
+                *(raw[name] for name in self.key_fields), pa.scalar(":", type=pa.large_string())
             )
         self.raw = raw
         self.problems: list[Problem] = []
@@ -77,7 +81,7 @@ class Rows:
         if canonical in self.mapping.columns:
             return self.mapping.columns[canonical]
         if canonical == "sync_key":  # derived
-            return f"{self.column('group')}:{self.column('person')}"
+            return ":".join(self.column(name) for name in self.key_fields)
         return f"[constants] {canonical}"
 
     def text(self, canonical: str, position: int) -> str:
