@@ -32,7 +32,7 @@ _XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 
 
 def check(rows: Rows) -> None:
-    """Run every check of the file's own rows; `build` then makes the roster."""
+    """Run every check of the file's own rows (the roster is built from them after)."""
     reading = READINGS[rows.mapping.kind]
     delete = deletions(rows)
     check_nul(rows)

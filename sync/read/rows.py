@@ -25,13 +25,18 @@ __all__ = ["Problem", "Rows"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Problem:
+    """One check's finding: the rows it rejects and, for each, why."""
+
     field: str
     mask: BoolArray
     reason: Callable[[int], str]  # row position -> reason (built only for flagged rows)
 
 
 class Rows:
-    """The rows of one file, their columns by canonical field (`raw`), and the problems flagged."""
+    """The rows of one file, their columns by canonical field (`raw`), and the problems flagged.
+
+    `sync.read.checks.check` fills `problems`, `values` (value-mapped and dates parsed) and `delete`.
+    """
 
     def __init__(self, parsed: Parsed, mapping: ColumnMapping, file: str) -> None:
         self.mapping = mapping
