@@ -13,17 +13,10 @@ from hypothesis import strategies as st
 
 from sync.errors import RosterError
 from sync.models import PERSON_FIELDS
+from sync.read.columnar import WHITESPACE
+from sync.read.csvparse import Parsed, parse, parse_slow
 from sync.read.mapping import ColumnMapping, load_mapping
-from sync.read.roster import (
-    _WHITESPACE,
-    FRAME_COLUMNS,
-    ROW_FIELD,
-    Roster,
-    _parse,
-    _parse_slow,
-    _Parsed,
-    read_roster,
-)
+from sync.read.roster import FRAME_COLUMNS, ROW_FIELD, Roster, read_roster
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 HEADER = "Elev-ID;Brukernavn;Fornavn;Etternavn;E-post;Rolle;Fødselsdato;Mobil"
@@ -353,14 +346,14 @@ def test_fast_parse_agrees_with_the_csv_module(text):
     """The vectorised parse gives the same values, lines and bad rows as the csv module."""
     mapping = load_mapping("generic")
     data = text.encode("utf-8")
-    fast, slow = _parse(data, ";", mapping, "f.csv"), _parse_slow(data, ";", mapping, "f.csv")
+    fast, slow = parse(data, ";", mapping, "f.csv"), parse_slow(data, ";", mapping, "f.csv")
     assert _records(fast) == _records(slow)
     assert [(b.line, b.cells) for b in fast.bad if any(c.strip() for c in b.cells)] == [
         (b.line, b.cells) for b in slow.bad if any(c.strip() for c in b.cells)
     ]
 
 
-def _records(parsed: _Parsed) -> list[tuple[int, tuple[str, ...]]]:
+def _records(parsed: Parsed) -> list[tuple[int, tuple[str, ...]]]:
     """(line, mapped values) of each record that is not a blank line (the validator drops those)."""
     names = sorted(parsed.columns)
     columns = [parsed.columns[name].to_pylist() for name in names]
@@ -375,7 +368,7 @@ class TestLargeAndHostileInputs:
         """The whitespace the trim check looks for is exactly what pyarrow's trim removes."""
         codes = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
         trimmed = pc.utf8_trim_whitespace(pa.array(["x" + chr(c) for c in codes])).to_pylist()
-        assert {chr(c).encode() for c, t in zip(codes, trimmed, strict=True) if t == "x"} == set(_WHITESPACE)
+        assert {chr(c).encode() for c, t in zip(codes, trimmed, strict=True) if t == "x"} == set(WHITESPACE)
 
     def test_duplicates_in_a_large_unsorted_file(self, tmp_path, oneroster):
         """Above the parallel threshold, duplicate keys and identities are found wherever they fall."""

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Final
 
 from sync.errors import RosterError
-from sync.read.mapping import DELIMITERS, INSTITUTION_ROLE_TYPES
+from sync.models import INSTITUTION_ROLE_TYPES
+from sync.read.encoding import read_file
+from sync.read.mapping_types import DELIMITERS
 
 __all__ = [
     "MappingGuess",
@@ -148,13 +150,7 @@ def sketch_roster(path: Path) -> RosterSketch:
         RosterError: the file is missing, unreadable, or has no header line.
     """
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RosterError(f"roster {file} does not exist") from None
-    except OSError as exc:
-        raise RosterError(f"roster {file} cannot be read: {exc.strerror}") from None
-    text, encoding, note = _decode(raw, file)
+    text, encoding, note = _decode(read_file(path), file)
     first = next((line for line in text.splitlines() if line.strip()), "")
     if not first:
         raise RosterError(f"roster {file} has no header line")

@@ -16,6 +16,7 @@ from pathlib import Path
 from sync.errors import ConfigError, RosterError
 from sync.models import Reject
 from sync.read.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
+from sync.read.mapping_types import listed
 from sync.read.roster import Roster, read_groups, read_memberships, read_roster
 
 __all__ = ["RosterSet", "read_roster_set"]
@@ -71,7 +72,7 @@ def _read_single(path: Path, mapping: ColumnMapping) -> RosterSet:
 
 
 def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
-    files = _listed(list(mapping.files))
+    files = listed(mapping.files)
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is a file"
         raise RosterError(
@@ -85,7 +86,7 @@ def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
     )
     if missing:
         raise RosterError(
-            f"roster folder {folder}: {_listed(missing)} {'is' if len(missing) == 1 else 'are'} missing "
+            f"roster folder {folder}: {listed(missing)} {'is' if len(missing) == 1 else 'are'} missing "
             f"(set mapping {mapping.name} names {files})"
         )
 
@@ -113,8 +114,3 @@ def _find(folder: Path, name: str) -> Path | None:
         return None
     matches = [p for p in parent.iterdir() if p.name.casefold() == path.name.casefold() and p.is_file()]
     return matches[0] if len(matches) == 1 else None
-
-
-def _listed(names: list[str]) -> str:
-    """Names joined as "a", "a and b", "a, b and c"."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
