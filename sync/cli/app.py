@@ -388,7 +388,7 @@ def validate(roster: Path, mapping: str) -> None:
 )
 def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
-    from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
+    from sync.plan.diff import Snapshots  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.snapshot import StateStore  # noqa: PLC0415
 
@@ -397,7 +397,7 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
         with StateStore.open(state, exclusive=False) as store:
             snapshots = _snapshots(store)
     else:
-        snapshots = Snapshots(persons=empty_snapshot())
+        snapshots = Snapshots()
     the_plan = _plan(result, snapshots)
     meta = _meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
     _write(render_plan(the_plan, fmt=_report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
