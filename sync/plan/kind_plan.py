@@ -96,6 +96,7 @@ def plan_kind(
             moved_own = moved_keys(snapshot, own.field, renames)
             found = _found(kind, roster, moved_own, detect_identifier_changes)
         depth = depths(dict(zip(roster.frame.index, roster.frame[own.field], strict=True)))
+        # deletions go children first, by the snapshot's own links (before its renames moved them)
         deleted_depth = depths(dict(zip(snapshot.index, snapshot[own.field], strict=True)))
     operations, uncleared = _operations(kind, found, depth)
     deletions = sorted(
