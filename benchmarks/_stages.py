@@ -63,6 +63,7 @@ def _install() -> None:
     """Wrap the stages of `ims-sync plan` where the command looks them up."""
     import sync.cli.plan
     import sync.plan.diff
+    import sync.plan.kind_plan
     import sync.plan.links
     import sync.read.roster_set
     import sync.report.render
@@ -80,10 +81,8 @@ def _install() -> None:
     _wrap(sync.state.store.StateStore, "load", lambda _store, kind: f"load snapshot {kind.plural}")
     _wrap(sync.plan.links, "check_group_parents", fixed("links (groups)"))
     _wrap(sync.plan.links, "check_membership_links", fixed("links (memberships)"))
-    _wrap(sync.plan.diff, "plan", fixed("diff persons"))
-    _wrap(sync.plan.diff, "_plan_groups", fixed("diff groups"))
-    _wrap(sync.plan.diff, "_renamed", fixed("diff: move renamed keys"))
-    _wrap(sync.plan.diff, "_plan_memberships", fixed("diff memberships"))
+    _wrap(sync.plan.diff, "plan_kind", lambda kind, *_args, **_kwargs: f"diff {kind.plural}")
+    _wrap(sync.plan.kind_plan, "moved_keys", fixed("diff: move renamed keys"))
     _wrap(sync.report.render, "render_plan", fixed("report: render"))
     _wrap(sync.cli.plan, "write", fixed("report: write"))
 

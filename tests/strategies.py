@@ -9,8 +9,11 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from sync.models import PERSON_FIELDS, Reject
-from sync.plan.diff import SNAPSHOT_COLUMNS
+from sync.models.kinds import PERSON
+from sync.plan.diff import snapshot_columns
 from sync.read.roster import FRAME_COLUMNS, Roster
+
+SNAPSHOT_COLUMNS = snapshot_columns(PERSON)
 
 #: One person's values: "identity" and the PERSON_FIELDS, all text.
 Values = Mapping[str, str]

@@ -19,6 +19,7 @@ from sync.models import (
     Reject,
     Update,
 )
+from sync.models.kinds import PERSON
 from sync.plan.diff import DiffPolicy, apply_plan, empty_snapshot, plan
 from sync.read.roster import Roster
 from tests.strategies import (
@@ -69,7 +70,7 @@ class TestRules:
 
     def test_new_key_is_a_create_with_its_password(self):
         """A key the snapshot lacks, with no identity match, becomes a Create carrying the password."""
-        result = plan(make_roster({"1": ADA}, passwords={"1": "pw-1"}), empty_snapshot())
+        result = plan(make_roster({"1": ADA}, passwords={"1": "pw-1"}), empty_snapshot(PERSON))
         (op,) = result.operations
         assert isinstance(op, Create)
         assert op.person == Person.from_values("1", ADA)
@@ -173,7 +174,7 @@ class TestRules:
 
     def test_marked_row_not_in_snapshot_plans_nothing(self):
         """A row marked tobedeleted that IMS ES never held is neither created nor deleted."""
-        result = plan(make_roster({"2": BO}, delete=["2"]), empty_snapshot())
+        result = plan(make_roster({"2": BO}, delete=["2"]), empty_snapshot(PERSON))
         assert result.operations == ()
         assert result.deletions == ()
 
@@ -242,7 +243,7 @@ class TestProtection:
     def test_key_on_a_rejected_row_holds_a_new_row(self):
         """A new row whose key is also on a rejected (misshapen) row is held, not created."""
         roster = make_roster({"9": ADA}, rejects=[reject(4, "9")])
-        result = plan(roster, empty_snapshot())
+        result = plan(roster, empty_snapshot(PERSON))
         assert result.operations == ()
         assert len(result.conflicts) == 1
 
@@ -256,8 +257,8 @@ class TestApplyPlan:
         pd.testing.assert_frame_equal(after.sort_index(), roster_persons(roster))
 
     def test_empty_snapshot_has_the_snapshot_columns(self):
-        """empty_snapshot() is an empty frame indexed by sync_key with identity and the person fields."""
-        frame = empty_snapshot()
+        """empty_snapshot(PERSON): an empty frame indexed by sync_key with identity and the person fields."""
+        frame = empty_snapshot(PERSON)
         assert frame.index.name == "sync_key"
         assert list(frame.columns) == ["identity", *PERSON_FIELDS]
         assert frame.empty
@@ -331,5 +332,5 @@ class TestProperties:
 def test_rejects_are_passed_through_sorted_by_row(detect):
     """The plan lists the roster's rejects ordered by row number."""
     roster = make_roster({}, rejects=[reject(9, "a"), reject(3, "b")])
-    result = plan(roster, empty_snapshot(), DiffPolicy(detect_identifier_changes=detect))
+    result = plan(roster, empty_snapshot(PERSON), DiffPolicy(detect_identifier_changes=detect))
     assert [r.row for r in result.rejects] == [3, 9]

@@ -26,13 +26,8 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.plan.diff import (
-    GROUP_SNAPSHOT_COLUMNS,
-    MEMBERSHIP_SNAPSHOT_COLUMNS,
-    Snapshots,
-    empty_snapshot,
-    plan_set,
-)
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
+from sync.plan.diff import Snapshots, empty_snapshot, plan_set, snapshot_columns
 from sync.plan.ordering import deletion_operations, phases
 from sync.plan.safety import SafetyLimits, check_limits
 from sync.read.roster import Roster
@@ -61,7 +56,7 @@ def groups_roster(
 ) -> Roster:
     return Roster(
         file="orgs.csv, classes.csv",
-        frame=frame(records, GROUP_SNAPSHOT_COLUMNS, file="classes.csv", delete=delete),
+        frame=frame(records, snapshot_columns(GROUP), file="classes.csv", delete=delete),
         rejects=tuple(rejects),
     )
 
@@ -72,7 +67,7 @@ def memberships_roster(
     with_active = {k: {"active": "true", **v} for k, v in records.items()}
     return Roster(
         file="enrollments.csv",
-        frame=frame(with_active, MEMBERSHIP_SNAPSHOT_COLUMNS, file="enrollments.csv", delete=delete),
+        frame=frame(with_active, snapshot_columns(MEMBERSHIP), file="enrollments.csv", delete=delete),
         rejects=tuple(rejects),
     )
 
@@ -126,9 +121,11 @@ def plan_of(
     return plan_set(
         make_roster(persons),
         Snapshots(
-            persons=snapshot_frame(snapshot_persons) if snapshot_persons is not None else empty_snapshot(),
-            groups=snap(snapshot_groups or {}, GROUP_SNAPSHOT_COLUMNS),
-            memberships=snap(snapshot_memberships or {}, MEMBERSHIP_SNAPSHOT_COLUMNS),
+            persons=snapshot_frame(snapshot_persons)
+            if snapshot_persons is not None
+            else empty_snapshot(PERSON),
+            groups=snap(snapshot_groups or {}, snapshot_columns(GROUP)),
+            memberships=snap(snapshot_memberships or {}, snapshot_columns(MEMBERSHIP)),
         ),
         groups=groups_roster(groups, delete=group_delete, rejects=group_rejects)
         if groups is not None

@@ -64,7 +64,7 @@ def validate(roster: Path, mapping: str) -> None:
 @output_opt("Report file (default: standard output).")
 def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
-    from sync.plan.diff import Snapshots, empty_snapshot  # noqa: PLC0415
+    from sync.plan.diff import Snapshots  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
 
@@ -73,7 +73,7 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
         with StateStore.open(state, exclusive=False) as store:
             snapshots = stages.snapshots(store)
     else:
-        snapshots = Snapshots(persons=empty_snapshot())
+        snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
     meta = stages.meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
     write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]

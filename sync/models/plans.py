@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, fields
+from typing import Final
 
-from sync.models.operations import (
-    ChangeGroupIdentifier,
-    ChangeIdentifier,
-    ChangeMembershipIdentifier,
-    ChangeOperation,
-    Create,
-    CreateGroup,
-    CreateMembership,
-    Delete,
-    DeleteGroup,
-    DeleteMembership,
-    DeleteOperation,
-    Update,
-    UpdateGroup,
-    UpdateMembership,
-)
+from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
+from sync.models.operations import ChangeOperation, DeleteOperation
+
+__all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
+
+#: The kinds in the order summaries, rejects, conflicts and safety limits list them: persons first (a
+#: plan of persons only reads as it always did), then groups, then memberships.
+REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
+
+
+def count_name(kind: Kind, count: str) -> str:
+    """The name of a Plan's or PlanSummary's count of `kind`: "unchanged", "group_snapshot_size", ..."""
+    return f"{kind.summary_prefix}{count}"
+
+
+def _camel(name: str) -> str:
+    """A PlanSummary field's JSON name: "group_change_identifier" -> "groupChangeIdentifier";
+    "group_snapshot_size" -> "groupSnapshot"."""
+    first, *rest = name.removesuffix("_size").split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,29 +75,9 @@ class PlanSummary:
     membership_snapshot_size: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """The summary under the names the JSON report uses."""
-        return {
-            "create": self.create,
-            "update": self.update,
-            "changeIdentifier": self.change_identifier,
-            "delete": self.delete,
-            "rejected": self.rejected,
-            "conflicts": self.conflicts,
-            "unchanged": self.unchanged,
-            "snapshot": self.snapshot_size,
-            "groupCreate": self.group_create,
-            "groupUpdate": self.group_update,
-            "groupChangeIdentifier": self.group_change_identifier,
-            "groupDelete": self.group_delete,
-            "groupUnchanged": self.group_unchanged,
-            "groupSnapshot": self.group_snapshot_size,
-            "membershipCreate": self.membership_create,
-            "membershipUpdate": self.membership_update,
-            "membershipChangeIdentifier": self.membership_change_identifier,
-            "membershipDelete": self.membership_delete,
-            "membershipUnchanged": self.membership_unchanged,
-            "membershipSnapshot": self.membership_snapshot_size,
-        }
+        """The summary under the names the JSON report uses (create, groupCreate, membershipSnapshot, ...),
+        in the order of the fields above."""
+        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,34 +102,31 @@ class Plan:
     membership_unchanged: int = 0
     membership_snapshot_size: int = 0
 
+    def unchanged_of(self, kind: Kind) -> int:
+        """How many records of `kind` the plan leaves as they are."""
+        return int(getattr(self, count_name(kind, "unchanged")))
+
+    def snapshot_size_of(self, kind: Kind) -> int:
+        """How many records of `kind` the snapshot held."""
+        return int(getattr(self, count_name(kind, "snapshot_size")))
+
     @property
     def summary(self) -> PlanSummary:
         """Counts by kind."""
-        kinds: dict[type, int] = {}
-        for op in (*self.operations, *self.deletions):
-            kinds[type(op)] = kinds.get(type(op), 0) + 1
-        return PlanSummary(
-            create=kinds.get(Create, 0),
-            update=kinds.get(Update, 0),
-            change_identifier=kinds.get(ChangeIdentifier, 0),
-            delete=kinds.get(Delete, 0),
-            rejected=len(self.rejects),
-            conflicts=len(self.conflicts),
-            unchanged=self.unchanged,
-            snapshot_size=self.snapshot_size,
-            group_create=kinds.get(CreateGroup, 0),
-            group_update=kinds.get(UpdateGroup, 0),
-            group_change_identifier=kinds.get(ChangeGroupIdentifier, 0),
-            group_delete=kinds.get(DeleteGroup, 0),
-            group_unchanged=self.group_unchanged,
-            group_snapshot_size=self.group_snapshot_size,
-            membership_create=kinds.get(CreateMembership, 0),
-            membership_update=kinds.get(UpdateMembership, 0),
-            membership_change_identifier=kinds.get(ChangeMembershipIdentifier, 0),
-            membership_delete=kinds.get(DeleteMembership, 0),
-            membership_unchanged=self.membership_unchanged,
-            membership_snapshot_size=self.membership_snapshot_size,
-        )
+        counted = Counter(type(op) for op in (*self.operations, *self.deletions))
+        counts = {"rejected": len(self.rejects), "conflicts": len(self.conflicts)}
+        for kind in KINDS:
+            # (no deactivations: a plan holds none, a run makes them of deletion candidates)
+            for count, op_type in (
+                ("create", kind.create),
+                ("update", kind.update),
+                ("change_identifier", kind.change_identifier),
+                ("delete", kind.delete),
+            ):
+                counts[count_name(kind, count)] = counted[op_type]
+            counts[count_name(kind, "unchanged")] = self.unchanged_of(kind)
+            counts[count_name(kind, "snapshot_size")] = self.snapshot_size_of(kind)
+        return PlanSummary(**counts)
 
     @property
     def empty(self) -> bool:

@@ -1,23 +1,18 @@
-"""Safety limits: a plan that would change or delete too much of the snapshot is stopped before sending."""
+"""Safety limits: a plan that would change or delete too much of the snapshot is stopped before sending.
+
+Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); values in, values out.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
-from sync.models import (
-    ChangeGroupIdentifier,
-    ChangeIdentifier,
-    ChangeMembershipIdentifier,
-    Delete,
-    DeleteGroup,
-    DeleteMembership,
-    DeletesMode,
-    Plan,
-    Update,
-    UpdateGroup,
-    UpdateMembership,
-)
+from sync.models import DeletesMode, Plan
+from sync.models.kinds import Kind, kind_of
+from sync.models.plans import REPORTED_KINDS
+from sync.plan.ordering import deletion_operations
 
 __all__ = ["DEFAULT_LIMITS", "Breach", "SafetyLimits", "check_limits"]
 
@@ -81,53 +76,25 @@ def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMod
     mode = (
         deletes if isinstance(deletes, DeletesMode) else (DeletesMode.DELETE if deletes else DeletesMode.OFF)
     )
-    ops, gone = plan.operations, plan.deletions
-    kinds = (
-        ("persons", plan.snapshot_size, (Update, ChangeIdentifier), Delete, mode is DeletesMode.DELETE),
-        (
-            "groups",
-            plan.group_snapshot_size,
-            (UpdateGroup, ChangeGroupIdentifier),
-            DeleteGroup,
-            mode is DeletesMode.DELETE,
-        ),
-        (
-            "memberships",
-            plan.membership_snapshot_size,
-            (UpdateMembership, ChangeMembershipIdentifier),
-            DeleteMembership,
-            mode is not DeletesMode.OFF,
-        ),
-    )
+    changed = Counter(type(op) for op in plan.operations)
+    # What the run sends of the deletion candidates, by kind.
+    removed = Counter(kind_of(op).name for op in deletion_operations(plan.deletions, mode))
     breaches: list[Breach] = []
-    for noun, size, changing, deleting, counted in kinds:
+    for kind in REPORTED_KINDS:
+        size = plan.snapshot_size_of(kind)
         limit = _limit(limits, size)
-        changes = sum(isinstance(op, changing) for op in ops)
+        changes = changed[kind.update] + changed[kind.change_identifier]
         if changes > limit and changes > limits.accept_changes:
-            breaches.append(
-                Breach(
-                    kind="changes",
-                    count=changes,
-                    limit=limit,
-                    snapshot_size=size,
-                    flag="--accept-changes",
-                    noun=noun,
-                )
-            )
-        removed = sum(isinstance(op, deleting) for op in gone)
-        if noun == "memberships" and mode is DeletesMode.DEACTIVATE:
-            removed = sum(isinstance(op, DeleteMembership) and op.membership.active != "false" for op in gone)
-        if counted and removed > limit and removed > limits.accept_deletes:
-            verb = "deactivate" if noun == "memberships" and mode is DeletesMode.DEACTIVATE else ""
-            breaches.append(
-                Breach(
-                    kind="deletes",
-                    count=removed,
-                    limit=limit,
-                    snapshot_size=size,
-                    flag="--accept-deletes",
-                    noun=noun,
-                    verb=verb,
-                )
-            )
+            breaches.append(_breach(kind, "changes", changes, limit, size))
+        count = removed[kind.name]
+        if count > limit and count > limits.accept_deletes:
+            verb = "deactivate" if mode is DeletesMode.DEACTIVATE else ""  # (only memberships, then)
+            breaches.append(_breach(kind, "deletes", count, limit, size, verb=verb))
     return breaches
+
+
+def _breach(kind: Kind, what: str, count: int, limit: int, size: int, *, verb: str = "") -> Breach:
+    flag = "--accept-changes" if what == "changes" else "--accept-deletes"
+    return Breach(
+        kind=what, count=count, limit=limit, snapshot_size=size, flag=flag, noun=kind.plural, verb=verb
+    )

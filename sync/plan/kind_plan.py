@@ -1,0 +1,194 @@
+"""One kind's planning step: the column diff of its roster against its snapshot, turned into operations.
+
+Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); values in, values out.
+Written once over `sync.models.kinds`: the kind names its fields, identity, references and operation
+types. What genuinely differs between kinds is spelled out here:
+
+- a kind with an identity key (persons, groups) is recognised by it when its sync key changes, as the
+  policy allows; a membership has none: its group and person are its identity, and the same enrolment
+  under a new sync key is always a changeMembershipIdentifier (a create would enrol the person twice);
+- a group update that empties its parent or name is a Conflict (`_UNCLEARABLE`);
+- a kind that refers to itself (a group's parent) is diffed against a snapshot with its own renamed
+  keys moved, changed parents first and deleted children first;
+- a person's create carries the roster's password (`_CARRIED`);
+- a membership's deletion carries its snapshot record (`--deletes deactivate` sends it back inactive),
+  the others their sync key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pandas as pd
+
+from sync.models import ChangeOperation, Conflict, DeleteOperation, FieldChange, Reject
+from sync.models.kinds import Kind
+from sync.plan.columns import Found, diff_columns, moved_keys
+from sync.plan.identity import shown, unique_conflicts, with_reference_identity
+from sync.plan.ordering import depths, own_reference
+from sync.read.roster import Roster
+
+__all__ = ["KindPlan", "plan_kind", "snapshot_columns"]
+
+#: Roster columns carried to a kind's creates but never compared nor kept in the snapshot, by kind name.
+_CARRIED: Final[dict[str, tuple[str, ...]]] = {"person": ("password",)}
+
+#: Fields an update cannot empty, by kind name: updateGroup keeps what it is not sent (IMS ES update
+#: semantics), so sending the group without a parent or name would change nothing while the snapshot
+#: said it had.
+_UNCLEARABLE: Final[dict[str, tuple[str, ...]]] = {"group": ("parent", "name")}
+
+
+def snapshot_columns(kind: Kind) -> tuple[str, ...]:
+    """The columns of `kind`'s snapshot frame (index "sync_key"), all text: "identity" when the kind
+    has an identity key, then its fields."""
+    return ("identity", *kind.fields) if kind.identity else kind.fields
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KindPlan:
+    """One kind's part of a plan; `renames` maps old sync keys to new ones (for the kinds referring to it)."""
+
+    kind: Kind
+    operations: tuple[ChangeOperation, ...]
+    deletions: tuple[DeleteOperation, ...]
+    rejects: tuple[Reject, ...]
+    conflicts: tuple[Conflict, ...]
+    unchanged: int
+    renames: dict[str, str]
+
+    @classmethod
+    def empty(cls, kind: Kind) -> KindPlan:
+        """The part of a kind the roster set does not read: left alone."""
+        return cls(kind=kind, operations=(), deletions=(), rejects=(), conflicts=(), unchanged=0, renames={})
+
+
+def plan_kind(
+    kind: Kind,
+    roster: Roster,
+    snapshot: pd.DataFrame,
+    *,
+    detect_identifier_changes: bool,
+    moved: Mapping[str, dict[str, str]] | None = None,
+) -> KindPlan:
+    """Plan what makes IMS ES hold `roster`'s records of `kind` (rules: sync.plan.diff).
+
+    Args:
+        roster: the kind's roster (accepted rows plus rejects), its references already checked.
+        snapshot: what IMS ES confirmed: index "sync_key", `snapshot_columns(kind)`, all text.
+        detect_identifier_changes: recognise a changed sync key by the identity key.
+        moved: planned renames of the kinds this one refers to, by kind name: the snapshot's
+            references are moved first, as the snapshot will hold them.
+    """
+    for ref in kind.references:
+        if ref.kind != kind.name and moved and moved.get(ref.kind):
+            snapshot = moved_keys(snapshot, ref.field, moved[ref.kind])
+    found = _found(kind, roster, snapshot, detect_identifier_changes)
+    renames = {old: new for old, new, _, _ in found.renames}
+    own = own_reference(kind)
+    depth: dict[str, int] = {}
+    deleted_depth: dict[str, int] = {}
+    if own is not None:
+        if renames:  # children of a renamed record name its new key: compare them with the moved snapshot
+            moved_own = moved_keys(snapshot, own.field, renames)
+            found = _found(kind, roster, moved_own, detect_identifier_changes)
+        depth = depths(dict(zip(roster.frame.index, roster.frame[own.field], strict=True)))
+        # deletions go children first, by the snapshot's own links (before its renames moved them)
+        deleted_depth = depths(dict(zip(snapshot.index, snapshot[own.field], strict=True)))
+    operations, uncleared = _operations(kind, found, depth)
+    deletions = sorted(
+        (_deletion(kind, key, values, reason) for key, values, reason in found.deletions),
+        key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
+    )
+    conflicts = unique_conflicts([*found.conflicts, *uncleared])
+    return KindPlan(
+        kind=kind,
+        operations=operations,
+        deletions=tuple(deletions),
+        rejects=tuple(sorted(roster.rejects, key=lambda r: (r.file, r.row, r.field, r.reason))),
+        # a kind without an identity key shows the identity made of its references readably
+        conflicts=tuple(conflicts if kind.identity else map(shown, conflicts)),
+        unchanged=found.unchanged,
+        renames=renames,
+    )
+
+
+def _found(kind: Kind, roster: Roster, snapshot: pd.DataFrame, detect_identifier_changes: bool) -> Found:
+    if not kind.identity:  # known by its references instead, and always matched by them
+        roster = dataclasses.replace(roster, frame=with_reference_identity(kind, roster.frame))
+        snapshot = with_reference_identity(kind, snapshot)
+    return diff_columns(
+        roster,
+        snapshot,
+        columns=("identity", *kind.fields),
+        extra=_CARRIED.get(kind.name, ()),
+        renames=detect_identifier_changes or not kind.identity,
+        noun=kind.name,
+    )
+
+
+def _changes(old: dict[str, str], new: dict[str, str], columns: Sequence[str]) -> tuple[FieldChange, ...]:
+    """The fields that differ, identity last (as the reports list them)."""
+    fields = (*(c for c in columns if c != "identity"), *(c for c in columns if c == "identity"))
+    return tuple(
+        FieldChange(field=name, old=old[name], new=new[name]) for name in fields if old[name] != new[name]
+    )
+
+
+def _carried(kind: Kind, key: str, values: dict[str, str]) -> dict[str, Any]:
+    """What every operation of `kind` with a record carries: the record, and the identity if it has one."""
+    carried: dict[str, Any] = {kind.name: kind.record.from_values(key, values)}
+    if kind.identity:
+        carried["identity"] = values["identity"]
+    return carried
+
+
+def _operations(
+    kind: Kind, found: Found, depth: dict[str, int]
+) -> tuple[tuple[ChangeOperation, ...], list[Conflict]]:
+    """Renames, updates and creates: parents first, then in that order, then by sync key; plus the
+    conflicts of updates IMS ES cannot carry out."""
+    columns = snapshot_columns(kind)
+    ops: list[tuple[tuple[int, int, str], ChangeOperation]] = []
+    for old_key, key, values, old_values in found.renames:
+        changes = _changes(old_values, values, columns)
+        rename = kind.change_identifier(
+            old_id=old_key, new_id=key, changes=changes, **_carried(kind, key, values)
+        )
+        ops.append(((depth.get(key, 0), 0, key), rename))
+    uncleared: list[Conflict] = []
+    for key, new, old in found.updates:
+        cleared = [name for name in _UNCLEARABLE.get(kind.name, ()) if old[name] and not new[name]]
+        if cleared:
+            uncleared.append(_cannot_clear(kind, key, new["identity"], cleared))
+            continue
+        update = kind.update(changes=_changes(old, new, columns), **_carried(kind, key, new))
+        ops.append(((depth.get(key, 0), 1, key), update))
+    for key, values in found.creates:
+        extra: dict[str, Any] = {name: values[name] for name in _CARRIED.get(kind.name, ())}
+        ops.append(((depth.get(key, 0), 2, key), kind.create(**_carried(kind, key, values), **extra)))
+    return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
+
+
+def _cannot_clear(kind: Kind, key: str, identity: str, fields: Sequence[str]) -> Conflict:
+    what = " and ".join(fields)
+    return Conflict(
+        identity=identity,
+        roster_keys=(key,),
+        snapshot_keys=(key,),
+        reason=f"the roster empties this {kind.name}'s {what}, which IMS ES cannot clear "
+        f"({kind.operation('update')} keeps what it is not sent): set it in itslearning by hand, or give "
+        f"the {kind.name} a value again",
+    )
+
+
+def _deletion(kind: Kind, key: str, values: dict[str, str], reason: str) -> DeleteOperation:
+    if kind.deactivate is not None:  # its snapshot record: `--deletes deactivate` sends it back inactive
+        return kind.delete(**_carried(kind, key, values), reason=reason)
+    # By sync key and identity, with the snapshot's references (a group's parent: children go first).
+    by_key: dict[str, Any] = {"sync_key": key, "identity": values["identity"], "reason": reason}
+    by_key.update((ref.field, values[ref.field]) for ref in kind.references)
+    return kind.delete(**by_key)
