@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 from sync.emulator import Emulator
 from sync.ims.transport import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 from tests.executing import client_for, person

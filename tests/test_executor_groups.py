@@ -29,7 +29,8 @@ from sync.models import (
     Person,
     UpdateMembership,
 )
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.snapshot import StateStore
 from tests.conftest import PASSWORD, USERNAME
 

@@ -16,7 +16,8 @@ from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.ims.transport import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.snapshot import RequestItem, SentRequest, StateStore
 from tests.checks import (
     as_fields,

@@ -41,7 +41,8 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.reconcile import Flag, reconcile
 from sync.state.snapshot import DB_NAME, RequestItem, SentRequest, StateStore
 from tests.checks import (

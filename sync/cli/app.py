@@ -623,7 +623,8 @@ def run(
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
     from sync.ims.transport import GroupClient, MembershipClient, PersonClient, Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
-    from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+    from sync.send.executor import Executor  # noqa: PLC0415
+    from sync.send.policy import ExecutorSettings, RetryPolicy  # noqa: PLC0415
     from sync.state.snapshot import StateStore  # noqa: PLC0415
 
     deletes_mode = DeletesMode(deletes)
