@@ -30,11 +30,11 @@ from sync.models import KINDS, Operation, OperationResult, Outcome, kind_of
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
 from sync.send.circuit import Halt
-from sync.send.mass import Batch, MassSender
+from sync.send.mass import MassSender
 from sync.send.operations import Operations
 from sync.send.policy import DEFAULT_SETTINGS, MAX_BATCH_SIZE, ExecutorSettings
 from sync.send.resolve import Resolver
-from sync.send.schedule import Scheduler, Unit
+from sync.send.schedule import Batch, Scheduler, Unit
 from sync.send.services import GroupService, MembershipService, PersonService
 from sync.state.snapshot import StateStore
 

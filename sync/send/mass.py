@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sync.errors import UnmatchedAnswerError
 from sync.ims.transport import MassReply
-from sync.models import Operation, Outcome, Status, kind_of
+from sync.models import Outcome, Status, kind_of
 from sync.send.attempts import Sender, Step, is_unknown_answer, now
 from sync.send.operations import Operations, upsert
 from sync.send.policy import is_busy
 from sync.send.resolve import Resolver
+from sync.send.schedule import Batch
 from sync.state.snapshot import Answer, ItemAnswer, Remove, RequestItem, SnapshotChange
 
-__all__ = ["Batch", "MassSender"]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Operations of one kind sent together in one mass request named `operation`."""
-
-    operation: str
-    ops: tuple[Operation, ...]
+__all__ = ["MassSender"]
 
 
 class MassSender:

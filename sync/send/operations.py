@@ -126,14 +126,16 @@ class Operations:
         )
         if not (_WAYS[kind.name].recreates_vanished and is_unknown_answer(step)):
             return step
-        follow = self._sender.step(
-            kind.operation("create"),
-            one(record.sync_key),
-            lambda mid: calls.create(op, message_id=mid),
-            lambda: [change],
+        # The object vanished from IMS ES, but the roster still wants it: created again (see _WAYS).
+        return _followed(
+            step,
+            lambda: self._sender.step(
+                kind.operation("create"),
+                one(record.sync_key),
+                lambda mid: calls.create(op, message_id=mid),
+                lambda: [change],
+            ),
         )
-        follow.attempts += step.attempts
-        return follow
 
     def _change_identifier(self, kind: Kind, calls: KindCalls, op: _Renamed) -> Step:
         lost_renames = _WAYS[kind.name].lost_renames
@@ -150,9 +152,7 @@ class Operations:
         # After a confirmed identifier change that also changes fields: the update, attempts added up.
         if step.outcome is not Outcome.CONFIRMED or not op.changes:
             return step
-        follow = self._update(kind, calls, op)
-        follow.attempts += step.attempts
-        return follow
+        return _followed(step, lambda: self._update(kind, calls, op))
 
     def _deactivate(self, kind: Kind, calls: KindCalls, op: Operation) -> Step:
         """An update with active false. "Unknown object": it is gone from IMS ES already (by hand, or
@@ -168,3 +168,10 @@ class Operations:
             self.reader(kind),
             resolved=Remove(kind=kind.name, sync_key=op.sync_key),
         )
+
+
+def _followed(step: Step, follow: Callable[[], Step]) -> Step:
+    """The step `follow()` sends after `step`, with the attempts of both."""
+    after = follow()
+    after.attempts += step.attempts
+    return after

@@ -3,22 +3,31 @@ workers in units (one operation, or a batch for a mass request) while the object
 `max_in_flight`. An operation whose group, parent or person was not confirmed by an earlier phase is
 skipped, not sent: IMS ES would refuse it anyway.
 
-Knows nothing of IMS ES: it runs the units it is given through `execute`.
+Knows nothing of IMS ES, the clients or the store: it runs the units it is given through `execute`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from sync.models import Operation, OperationResult, Outcome, kind_of
 from sync.plan.ordering import phases
 from sync.send.circuit import Halt
-from sync.send.mass import Batch
 from sync.send.policy import ExecutorSettings
 
-__all__ = ["Scheduler", "Unit"]
+__all__ = ["Batch", "Scheduler", "Unit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Operations of one kind sent together in one mass request named `operation`."""
+
+    operation: str
+    ops: tuple[Operation, ...]
+
 
 #: What one worker does at once: one operation, or a batch sent as one mass request.
 Unit: TypeAlias = Operation | Batch

@@ -1,7 +1,7 @@
 """What the executor needs of the IMS ES clients: one protocol per service (PMS, GMS, MMS).
 
-`sync.ims.transport`'s PersonClient, GroupClient and MembershipClient are these; the emulator's tests
-pass their own. Only types: it sends nothing.
+`sync.ims.transport`'s PersonClient, GroupClient and MembershipClient are these; tests may pass
+their own. Only types: it sends nothing.
 """
 
 from __future__ import annotations
