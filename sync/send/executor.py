@@ -14,6 +14,7 @@ before it goes out and answered after, in the same transaction as the snapshot c
 This module is the facade: it puts the rooms of `sync.send` together. Scheduling is in `schedule`,
 requests and retries in `attempts` and `mass`, each operation's path in `operations`, lost answers
 in `resolve`, limits and the judgement of failures in `policy`, the stop conditions in `circuit`.
+It imports those rooms and the store, never the transport: the clients come in as `services`.
 """
 
 from __future__ import annotations
