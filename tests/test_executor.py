@@ -14,7 +14,8 @@ from sync.emulator import Emulator
 from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
 from sync.models.kinds import PERSON
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 from tests.executing import client_for, person

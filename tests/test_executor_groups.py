@@ -31,7 +31,8 @@ from sync.models import (
     UpdateMembership,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.store import StateStore
 from tests.conftest import PASSWORD, USERNAME
 

@@ -16,7 +16,8 @@ from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.ims.clients import PersonClient
 from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.journal import RequestItem, SentRequest
 from sync.state.store import StateStore
 from tests.checks import (

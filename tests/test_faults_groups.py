@@ -43,7 +43,8 @@ from sync.models import (
     UpdateMembership,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP
-from sync.send.executor import Executor, ExecutorSettings, RetryPolicy
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.journal import RequestItem, SentRequest
 from sync.state.reconcile import Flag, reconcile
 from sync.state.schema import DB_NAME

@@ -289,7 +289,8 @@ def _execute(
     from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
     from sync.ims.exchange import Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
-    from sync.send.executor import Executor, ExecutorSettings, RetryPolicy  # noqa: PLC0415
+    from sync.send.executor import Executor  # noqa: PLC0415
+    from sync.send.policy import ExecutorSettings, RetryPolicy  # noqa: PLC0415
 
     deletes = settings.deletes_mode
     operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes)]

@@ -1,0 +1,64 @@
+"""When a run stops taking new work: the circuit breaker (consecutive transient failures), a stop
+signal (SIGTERM/Ctrl-C), or a fatal error (credentials, certificate); and how the report says why.
+
+Thread-safe; imports no I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sync.errors import RemoteError
+
+__all__ = ["Circuit", "Halt"]
+
+
+class Circuit:
+    """Counts consecutive transient failures across workers; opens at a threshold."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self._failures = 0
+        self._lock = threading.Lock()
+        self.open = threading.Event()
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._failures >= self.threshold:
+                self.open.set()
+
+
+class Halt:
+    """Whether the run must stop taking new work; requests in flight finish."""
+
+    def __init__(self, *, threshold: int, stop: threading.Event) -> None:
+        self.circuit = Circuit(threshold)
+        self.stop = stop
+        self.fatal: RemoteError | None = None
+        self._fatal_lock = threading.Lock()
+
+    def fatal_error(self, exc: RemoteError) -> None:
+        """Remember the first fatal error: the run stops."""
+        with self._fatal_lock:
+            self.fatal = self.fatal or exc
+
+    def halted(self) -> bool:
+        return self.stop.is_set() or self.circuit.open.is_set() or self.fatal is not None
+
+    def reason(self) -> str:
+        """Why the run stopped early ("" when it did not)."""
+        if self.fatal is not None:
+            return f"stopped: {self.fatal}"
+        if self.circuit.open.is_set():
+            return (
+                f"circuit open: {self.circuit.threshold} consecutive transient failures; "
+                "IMS ES looks unreachable"
+            )
+        if self.stop.is_set():
+            return "stopped by signal"
+        return ""

@@ -1,0 +1,180 @@
+"""One operation of any kind sent to IMS ES: its create, update, identifier change, deletion or
+deactivation, written once over `sync.models.kinds` (IMS ES's operation names come from the Kind, the
+client methods from `sync.send.calls`). What a kind does differently is named in `_WAYS`.
+
+Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from sync.models import FieldChange, Kind, Operation, Outcome, Record, kind_of
+from sync.send.attempts import Sender, Step, is_unknown_answer, one
+from sync.send.calls import Calls, KindCalls
+from sync.send.resolve import Reader, Resolver
+from sync.state.changes import Remove, Rename, Upsert
+
+__all__ = ["Operations", "upsert"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Ways:
+    """What a kind does differently when IMS ES answers "unknown object" to its changes."""
+
+    #: Follows the journal's targets of this kind's unconfirmed renames from an old id (Resolver.rename).
+    follows_lost_renames: bool = False
+    #: An update of a vanished object creates it again.
+    recreates_vanished: bool = False
+
+
+#: By kind name. Only persons and groups follow lost renames through the journal: memberships do not.
+#: Unlike updatePerson, updateMembership does not create: a membership removed in IMS ES (by hand, or
+#: with its group) that the roster still wants is created again. (A deactivation of a vanished
+#: membership lets it go instead: see Operations._deactivate.)
+_WAYS: Final[dict[str, _Ways]] = {
+    "person": _Ways(follows_lost_renames=True),
+    "group": _Ways(follows_lost_renames=True),
+    "membership": _Ways(recreates_vanished=True),
+}
+
+
+class _Carries(Protocol):
+    """An operation carrying the record IMS ES will hold."""
+
+    @property
+    def record(self) -> Record: ...
+
+
+class _Changed(_Carries, Protocol):
+    """An operation that sets an object's fields: an update, or an identifier change followed by one."""
+
+    @property
+    def changes(self) -> tuple[FieldChange, ...]: ...
+
+
+class _Renamed(_Changed, Protocol):
+    """An identifier change."""
+
+    @property
+    def old_id(self) -> str: ...
+
+    @property
+    def new_id(self) -> str: ...
+
+
+def upsert(op: _Carries) -> Upsert:
+    """The snapshot change that confirms `op`'s record; persons and groups carry an identity value,
+    memberships none."""
+    return Upsert(record=op.record, identity=getattr(op, "identity", ""))
+
+
+class Operations:
+    """Sends one operation of any kind, resolving "unknown object" answers by reading."""
+
+    def __init__(self, *, sender: Sender, resolver: Resolver, calls: Calls) -> None:
+        self._sender = sender
+        self._resolver = resolver
+        self.calls = calls
+
+    def send(self, op: Operation) -> Step:
+        """Send `op` (and, for an identifier change with field changes, the update after it).
+
+        Raises:
+            Aborted: the run halted before its first request.
+        """
+        kind = kind_of(op)
+        calls = self.calls.of(kind)
+        if isinstance(op, kind.create):
+            return self._sender.step(
+                kind.operation("create"),
+                one(op.sync_key),
+                lambda mid: calls.create(op, message_id=mid),
+                lambda: [upsert(op)],
+            )
+        if isinstance(op, kind.update):
+            return self._update(kind, calls, op)
+        if isinstance(op, kind.change_identifier):
+            return self._change_identifier(kind, calls, op)
+        if isinstance(op, kind.delete):
+            return self._resolver.remove(
+                kind.operation("delete"),
+                op.sync_key,
+                lambda mid: calls.delete(op.sync_key, message_id=mid),
+                Remove(kind=kind.name, sync_key=op.sync_key),
+                self.reader(kind),
+            )
+        return self._deactivate(kind, calls, op)
+
+    def reader(self, kind: Kind) -> Reader:
+        """A journalled read of `kind` by sync key (readPerson, readGroup, ...)."""
+        calls = self.calls.of(kind)
+        operation = kind.operation("read")
+        return lambda key: self._resolver.read(operation, key, lambda mid: calls.read(key, message_id=mid))
+
+    def _update(self, kind: Kind, calls: KindCalls, op: _Changed) -> Step:
+        record, change = op.record, upsert(op)
+        # updatePerson merges what it is given, so a cleared field needs replacePerson.
+        if calls.replace is not None and any(not c.new for c in op.changes):
+            operation, send = kind.operation("replace"), calls.replace
+        else:
+            operation, send = kind.operation("update"), calls.update
+        step = self._sender.step(
+            operation, one(record.sync_key), lambda mid: send(record, message_id=mid), lambda: [change]
+        )
+        if not (_WAYS[kind.name].recreates_vanished and is_unknown_answer(step)):
+            return step
+        # The object vanished from IMS ES, but the roster still wants it: created again (see _WAYS).
+        return _followed(
+            step,
+            lambda: self._sender.step(
+                kind.operation("create"),
+                one(record.sync_key),
+                lambda mid: calls.create(op, message_id=mid),
+                lambda: [change],
+            ),
+        )
+
+    def _change_identifier(self, kind: Kind, calls: KindCalls, op: _Renamed) -> Step:
+        store = self._sender.store
+        step = self._resolver.rename(
+            kind.change_identifier_operation,
+            op.old_id,
+            op.new_id,
+            lambda source, mid: calls.change_identifier(source, op.new_id, message_id=mid),
+            Rename(kind=kind.name, old_id=op.old_id, new_id=op.new_id),
+            self.reader(kind),
+            lost_targets=(
+                (lambda old_id: store.unconfirmed_renames(kind, old_id))
+                if _WAYS[kind.name].follows_lost_renames
+                else None
+            ),
+        )
+        # After a confirmed identifier change that also changes fields: the update, attempts added up.
+        if step.outcome is not Outcome.CONFIRMED or not op.changes:
+            return step
+        return _followed(step, lambda: self._update(kind, calls, op))
+
+    def _deactivate(self, kind: Kind, calls: KindCalls, op: Operation) -> Step:
+        """An update with active false. "Unknown object": it is gone from IMS ES already (by hand, or
+        with its group), so nothing is left to deactivate; a read confirms, and the snapshot lets it
+        go instead of creating it again only to mark it inactive."""
+        if kind.deactivate is None or not isinstance(op, kind.deactivate):
+            raise TypeError(f"{type(op).__name__} is no operation the executor sends")
+        return self._resolver.remove(
+            kind.operation("update"),
+            op.sync_key,
+            lambda mid: calls.update(op.record, message_id=mid),
+            upsert(op),
+            self.reader(kind),
+            resolved=Remove(kind=kind.name, sync_key=op.sync_key),
+        )
+
+
+def _followed(step: Step, follow: Callable[[], Step]) -> Step:
+    """The step `follow()` sends after `step`, with the attempts of both."""
+    after = follow()
+    after.attempts += step.attempts
+    return after

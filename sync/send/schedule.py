@@ -1,0 +1,190 @@
+"""Scheduling: the plan's phases run one after the other; inside a phase, work is handed to a pool of
+workers in units (one operation, or a batch for a mass request) while the objects in flight stay within
+`max_in_flight`. An operation whose group, parent or person was not confirmed by an earlier phase is
+skipped, not sent: IMS ES would refuse it anyway.
+
+Knows nothing of IMS ES, the clients or the store: it runs the units it is given through `execute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from sync.models import Operation, OperationResult, Outcome, kind_of
+from sync.plan.ordering import phases
+from sync.send.circuit import Halt
+from sync.send.policy import ExecutorSettings
+
+__all__ = ["Batch", "Scheduler", "Unit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Operations of one kind sent together in one mass request named `operation`."""
+
+    operation: str
+    ops: tuple[Operation, ...]
+
+
+#: What one worker does at once: one operation, or a batch sent as one mass request.
+Unit: TypeAlias = Operation | Batch
+#: A unit with the positions of its operations in the run's list.
+_Placed: TypeAlias = tuple[tuple[int, ...], Unit]
+
+
+class _Unconfirmed:
+    """What earlier phases of this run left unconfirmed, and what later operations it keeps back."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, set[str]] = {}  # sync keys, by kind name
+        self._kept_parents: dict[str, set[str]] = {}  # sync keys of parents whose child stays, by kind
+
+    def missing(self, op: Operation) -> str:
+        """Why `op` cannot be sent: a group or person it needs was not confirmed earlier in this run."""
+        kind = kind_of(op)
+        if isinstance(op, (kind.create, kind.update, kind.change_identifier)):
+            for ref in kind.references:
+                key = getattr(op.record, ref.field)
+                if key in self._objects.get(ref.kind, ()):
+                    what = ref.kind if ref.field == ref.kind else f"{ref.field} {ref.kind}"
+                    return f"not sent: {what} {key!r} was not confirmed in this run"
+        elif isinstance(op, kind.delete) and op.sync_key in self._kept_parents.get(kind.name, ()):
+            return (
+                f"not sent: a child {kind.name} of {op.sync_key!r} was not deleted in this run, and IMS ES "
+                f"refuses to delete a {kind.name} with children"
+            )
+        return ""
+
+    def note(self, op: Operation) -> None:
+        """Remember what an unconfirmed operation leaves missing: an object later operations need, or a
+        child that keeps its parent (a reference that does not go with it) from being deleted."""
+        kind = kind_of(op)
+        if isinstance(op, (kind.create, kind.update, kind.change_identifier)):
+            self._objects.setdefault(kind.name, set()).add(op.sync_key)
+        elif isinstance(op, kind.delete):
+            for ref in kind.references:
+                parent = getattr(op, ref.field, "")  # a deletion carries the snapshot's parent
+                if ref.kind == kind.name and not ref.go_with_it and parent:
+                    self._kept_parents.setdefault(kind.name, set()).add(parent)
+
+
+class Scheduler:
+    """Runs operations phase by phase on a pool of `max_in_flight` workers.
+
+    Args:
+        settings: the in-flight budget and batch size.
+        halt: when to stop handing out work.
+        mass_operation: the mass request an operation may travel in, or "".
+        execute: runs one unit (in a worker thread), returning one result per operation.
+        report: called with each result as it arrives.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ExecutorSettings,
+        halt: Halt,
+        mass_operation: Callable[[Operation], str],
+        execute: Callable[[Unit], list[OperationResult]],
+        report: Callable[[OperationResult], None],
+    ) -> None:
+        self._settings = settings
+        self._halt = halt
+        self._mass_operation = mass_operation
+        self._execute = execute
+        self._report = report
+
+    def run(self, todo: Sequence[Operation]) -> list[OperationResult]:
+        """Every operation's result, in order; what the run did not reach is skipped."""
+        results: dict[int, OperationResult] = {}
+        unconfirmed = _Unconfirmed()
+        with ThreadPoolExecutor(
+            max_workers=self._settings.max_in_flight, thread_name_prefix="ims-es"
+        ) as pool:
+            for phase in phases(todo):
+                if self._halt.halted():
+                    break  # the rest is skipped below, as never reached (not as a dependency gap)
+                runnable: list[int] = []
+                for position in phase:
+                    missing = unconfirmed.missing(todo[position])
+                    if missing:
+                        results[position] = OperationResult(
+                            operation=todo[position], outcome=Outcome.SKIPPED, error=missing
+                        )
+                        self._report(results[position])
+                    else:
+                        runnable.append(position)
+                self._run_phase(pool, todo, runnable, results)
+                for position in phase:
+                    result = results.get(position)
+                    if result is None or result.outcome is not Outcome.CONFIRMED:
+                        unconfirmed.note(todo[position])
+        return [
+            results.get(position) or OperationResult(operation=op, outcome=Outcome.SKIPPED)
+            for position, op in enumerate(todo)
+        ]
+
+    def _run_phase(
+        self,
+        pool: ThreadPoolExecutor,
+        todo: Sequence[Operation],
+        positions: Sequence[int],
+        results: dict[int, OperationResult],
+    ) -> None:
+        units = self._units(todo, positions)
+        budget = self._settings.max_in_flight
+        pending: dict[Future[list[OperationResult]], tuple[int, ...]] = {}
+        in_flight = 0
+        next_unit = 0
+        while next_unit < len(units) or pending:
+            while next_unit < len(units) and not self._halt.halted():
+                unit_positions, unit = units[next_unit]
+                if pending and in_flight + len(unit_positions) > budget:
+                    break
+                pending[pool.submit(self._execute, unit)] = unit_positions
+                in_flight += len(unit_positions)
+                next_unit += 1
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                unit_positions = pending.pop(future)
+                in_flight -= len(unit_positions)
+                for position, result in zip(unit_positions, future.result(), strict=True):
+                    results[position] = result
+                    self._report(result)
+
+    def _units(
+        self, todo: Sequence[Operation], positions: Sequence[int]
+    ) -> list[tuple[tuple[int, ...], Unit]]:
+        """Group batchable operations into mass requests (order kept); everything else goes alone."""
+        size = min(self._settings.batch_size, self._settings.max_in_flight)
+        units: list[_Placed] = []
+        batch: list[int] = []
+        mass = ""
+
+        def flush() -> None:
+            if len(batch) == 1:
+                units.append(((batch[0],), todo[batch[0]]))
+            elif batch:
+                units.append((tuple(batch), Batch(mass, tuple(todo[i] for i in batch))))
+            batch.clear()
+
+        for position in positions:
+            op = todo[position]
+            op_mass = self._mass_operation(op) if size > 1 else ""
+            if op_mass:
+                if batch and mass != op_mass:
+                    flush()
+                mass = op_mass
+                batch.append(position)
+                if len(batch) == size:
+                    flush()
+            else:
+                flush()
+                units.append(((position,), op))
+        flush()
+        return units
