@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Final
 from sync.models import Conflict, Operation, OperationResult, Outcome, Plan, Reject, RunResult, Status
 from sync.models.kinds import kind_of
 from sync.report.meta import ReportMeta
-from sync.report.ops import changes_of, describe, op_keys, record_of, unsent_deletions, values_of
+from sync.report.ops import (
+    changes_of,
+    describe,
+    identity_of,
+    op_keys,
+    reason_of,
+    record_of,
+    unsent_deletions,
+    values_of,
+)
 
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
@@ -35,9 +44,9 @@ def _operation_dict(op: Operation) -> dict[str, object]:
     out: dict[str, object] = {"op": name, "object": kind_name}
     out |= {"syncKey": op.sync_key} if deletion else op_keys(op)
     if kind.identity:
-        out["identity"] = getattr(op, "identity")  # noqa: B009 - every kind with identity has it
+        out["identity"] = identity_of(op)
     if deletion:
-        out["reason"] = getattr(op, "reason")  # noqa: B009 - every deletion has one
+        out["reason"] = reason_of(op)
     record = record_of(op)
     if record is not None:
         out[kind_name] = dict(zip(kind.fields, values_of(record), strict=True))

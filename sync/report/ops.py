@@ -129,7 +129,7 @@ def op_keys(op: Operation) -> dict[str, str]:
     """The keys naming an operation's object: syncKey, plus oldId/newId for an identifier change."""
     new_id: str | None = getattr(op, "new_id", None)
     if new_id is not None:
-        old_id: str = getattr(op, "old_id")  # noqa: B009 - an identifier change has both
+        old_id: str = getattr(op, "old_id", "")
         return {"syncKey": new_id, "oldId": old_id, "newId": new_id}
     return {"syncKey": op.sync_key}
 

@@ -35,6 +35,7 @@ from sync.report.ops import (
     changes_text,
     code_minor_text,
     describe,
+    identity_of,
     op_keys,
     record_of,
     status_text,
@@ -174,7 +175,7 @@ def _plan_counts(plan: Plan) -> list[Count]:
 def _cell(op: Operation, record: Record | None, field: str) -> str:
     """A column's text: a record field, a person's full name, or a reference a deletion holds."""
     if field == "full_name":
-        parts = (getattr(record, "given_name"), getattr(record, "family_name"))  # noqa: B009
+        parts = (getattr(record, "given_name", ""), getattr(record, "family_name", ""))
         return " ".join(part for part in parts if part)
     value: str = getattr(record, field) if record is not None else getattr(op, field)
     return value
@@ -189,7 +190,7 @@ def _of_type(ops: Sequence[_T], op_type: type) -> list[_T]:
 
 
 def _create_row(kind: Kind, op: ChangeOperation) -> tuple[str, ...]:
-    identity = (getattr(op, "identity"),) if kind.identity else ()  # noqa: B009
+    identity = (identity_of(op),) if kind.identity else ()
     return (op.sync_key, *values_of(op.record), *identity)
 
 
@@ -199,7 +200,7 @@ def _update_row(columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...
 
 def _rename_row(kind: Kind, columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
     keys = op_keys(op)
-    identity = (getattr(op, "identity"),) if kind.identity else ()  # noqa: B009
+    identity = (identity_of(op),) if kind.identity else ()
     cells = (_cell(op, op.record, f) for f in columns)
     return (keys["oldId"], keys["newId"], *cells, *identity, changes_text(changes_of(op)))
 
@@ -247,7 +248,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
 
 def _deletion_row(kind: Kind, columns: tuple[str, ...], d: DeleteOperation) -> tuple[str, ...]:
     record = record_of(d)
-    identity = (getattr(d, "identity"),) if kind.identity else ()  # noqa: B009
+    identity = (identity_of(d),) if kind.identity else ()
     return (d.sync_key, *(_cell(d, record, f) for f in columns), *identity, d.reason)
 
 
