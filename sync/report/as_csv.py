@@ -13,19 +13,8 @@ from typing import TYPE_CHECKING, Final
 
 from sync.models import PERSON_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.kinds import KINDS, PERSON, kind_of
+from sync.report import ops
 from sync.report.as_json import iso
-from sync.report.ops import (
-    changes_of,
-    changes_text,
-    code_minor_text,
-    describe,
-    identity_of,
-    op_keys,
-    reason_of,
-    record_of,
-    unsent_deletions,
-    values_of,
-)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +67,9 @@ _OBJECT_CSV_COLUMNS: Final = (
     *(f"{kind.name}_{field}" for kind in _COLUMN_KINDS for field in kind.fields),
 )
 
+#: Rejected rows' and conflicts' columns (a deletion candidate's reason too), in the plan and run CSV.
+_SET_ASIDE_CSV_COLUMNS: Final = ("file", "row", "field", "reason", "roster_keys", "snapshot_keys")
+
 PLAN_CSV_HEADER: Final = (
     "kind",
     "sync_key",
@@ -86,12 +78,7 @@ PLAN_CSV_HEADER: Final = (
     "identity",
     *PERSON_FIELDS,
     "changes",
-    "file",
-    "row",
-    "field",
-    "reason",
-    "roster_keys",
-    "snapshot_keys",
+    *_SET_ASIDE_CSV_COLUMNS,
     *_OBJECT_CSV_COLUMNS,
 )
 
@@ -102,13 +89,13 @@ def _object_cells(op: Operation) -> tuple[str, ...]:
     """The `_OBJECT_CSV_COLUMNS` cells of an operation: its record's fields in its kind's columns (a
     deletion without a record has only the references it holds, a group's parent)."""
     kind = kind_of(op)
-    record = record_of(op)
+    record = ops.record_of(op)
     cells: list[str] = [kind.name]
     for column_kind in _COLUMN_KINDS:
         if column_kind is not kind:
             cells += ("",) * len(column_kind.fields)
         elif record is not None:
-            cells += values_of(record)
+            cells += ops.values_of(record)
         else:
             refs = {ref.field for ref in kind.references}
             cells += (str(getattr(op, f)) if f in refs else "" for f in kind.fields)
@@ -116,22 +103,22 @@ def _object_cells(op: Operation) -> tuple[str, ...]:
 
 
 def _person_cells(op: Operation) -> tuple[str, ...]:
-    record = record_of(op)
-    return values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
+    record = ops.record_of(op)
+    return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
 
 
 def plan_csv_rows(plan: Plan) -> Iterable[tuple[object, ...]]:
     """The plan CSV's rows: operations, deletion candidates, rejected rows, conflicts."""
     for op in plan.operations:
-        keys = op_keys(op)
+        keys = ops.op_keys(op)
         yield (
-            describe(op)[0],
+            ops.describe(op)[0],
             op.sync_key,
             keys.get("oldId", ""),
             keys.get("newId", ""),
-            identity_of(op),
+            ops.identity_of(op),
             *_person_cells(op),
-            changes_text(changes_of(op)),
+            ops.changes_text(ops.changes_of(op)),
             *("",) * 6,
             *_object_cells(op),
         )
@@ -144,6 +131,10 @@ def _csv_row(header: Sequence[str], cells: Mapping[str, object]) -> tuple[object
     return tuple(cells.get(name, "") for name in header)
 
 
+#: A rejected row's columns, each named as the Reject field it holds.
+_REJECT_COLUMNS: Final = ("sync_key", "file", "row", "field", "reason")
+
+
 def _deletion_and_set_aside_cells(
     deletions: Iterable[DeleteOperation], plan: Plan
 ) -> Iterable[dict[str, object]]:
@@ -153,27 +144,15 @@ def _deletion_and_set_aside_cells(
         yield {
             "kind": "delete",
             "sync_key": d.sync_key,
-            "identity": identity_of(d),
+            "identity": ops.identity_of(d),
             "reason": d.reason,
             **dict(zip(_OBJECT_CSV_COLUMNS, _object_cells(d), strict=True)),
         }
     for r in plan.rejects:
-        yield {
-            "kind": "reject",
-            "sync_key": r.sync_key,
-            "file": r.file,
-            "row": r.row,
-            "field": r.field,
-            "reason": r.reason,
-        }
+        yield {"kind": "reject", **{name: getattr(r, name) for name in _REJECT_COLUMNS}}
     for c in plan.conflicts:
-        yield {
-            "kind": "conflict",
-            "identity": c.identity,
-            "reason": c.reason,
-            "roster_keys": " ".join(c.roster_keys),
-            "snapshot_keys": " ".join(c.snapshot_keys),
-        }
+        keys = {"roster_keys": " ".join(c.roster_keys), "snapshot_keys": " ".join(c.snapshot_keys)}
+        yield {"kind": "conflict", "identity": c.identity, "reason": c.reason, **keys}
 
 
 RUN_CSV_HEADER: Final = (
@@ -193,12 +172,7 @@ RUN_CSV_HEADER: Final = (
     # appended for groups, memberships, unsent deletion candidates, rejected rows and conflicts
     "identity",
     *_OBJECT_CSV_COLUMNS,
-    "file",
-    "row",
-    "field",
-    "reason",
-    "roster_keys",
-    "snapshot_keys",
+    *_SET_ASIDE_CSV_COLUMNS,
 )
 
 #: The run CSV's `outcome` for a deletion candidate the run did not send (`--deletes` kept it).
@@ -208,10 +182,10 @@ _UNSENT_OUTCOME: Final = "not sent"
 def run_csv_rows(result: RunResult) -> Iterable[tuple[object, ...]]:
     """The run CSV's rows: every result, then unsent deletion candidates, rejected rows, conflicts."""
     for r in result.results:
-        keys = op_keys(r.operation)
+        keys = ops.op_keys(r.operation)
         status = r.status
         yield (
-            describe(r.operation)[0],
+            ops.describe(r.operation)[0],
             keys["syncKey"],
             keys.get("oldId", ""),
             keys.get("newId", ""),
@@ -219,21 +193,21 @@ def run_csv_rows(result: RunResult) -> Iterable[tuple[object, ...]]:
             r.message_identifier,
             status.code_major if status else "",
             status.severity if status else "",
-            code_minor_text(status),
+            ops.code_minor_text(status),
             (status.message_id_ref or "") if status else "",
             status.description if status else "",
             r.error,
             r.attempts,
-            identity_of(r.operation),
+            ops.identity_of(r.operation),
             *_object_cells(r.operation),
             "",
             "",
             "",
-            reason_of(r.operation),
+            ops.reason_of(r.operation),
             "",
             "",
         )
-    for cells in _deletion_and_set_aside_cells(unsent_deletions(result), result.plan):
+    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result), result.plan):
         if cells["kind"] == "delete":
             cells["outcome"] = _UNSENT_OUTCOME
         yield _csv_row(RUN_CSV_HEADER, cells)

@@ -12,17 +12,8 @@ from typing import TYPE_CHECKING, Final
 
 from sync.models import Conflict, Operation, OperationResult, Outcome, Plan, Reject, RunResult, Status
 from sync.models.kinds import kind_of
+from sync.report import ops
 from sync.report.meta import ReportMeta
-from sync.report.ops import (
-    changes_of,
-    describe,
-    identity_of,
-    op_keys,
-    reason_of,
-    record_of,
-    unsent_deletions,
-    values_of,
-)
 
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
@@ -38,22 +29,22 @@ def _operation_dict(op: Operation) -> dict[str, object]:
     one), a deletion's reason, then its record's fields; a deletion that carries no record gives the
     references it holds instead (a group's parent). Built field by field (never dataclasses.asdict)
     so Create.password cannot slip in."""
-    name, kind_name = describe(op)
+    name, kind_name = ops.describe(op)
     kind = kind_of(op)
     deletion = name == "delete"
     out: dict[str, object] = {"op": name, "object": kind_name}
-    out |= {"syncKey": op.sync_key} if deletion else op_keys(op)
+    out |= {"syncKey": op.sync_key} if deletion else ops.op_keys(op)
     if kind.identity:
-        out["identity"] = identity_of(op)
+        out["identity"] = ops.identity_of(op)
     if deletion:
-        out["reason"] = reason_of(op)
-    record = record_of(op)
+        out["reason"] = ops.reason_of(op)
+    record = ops.record_of(op)
     if record is not None:
-        out[kind_name] = dict(zip(kind.fields, values_of(record), strict=True))
+        out[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
     elif deletion:
         out |= {ref.field: getattr(op, ref.field) for ref in kind.references}
     if not deletion:
-        out["changes"] = [{"field": c.field, "old": c.old, "new": c.new} for c in changes_of(op)]
+        out["changes"] = [{"field": c.field, "old": c.old, "new": c.new} for c in ops.changes_of(op)]
     return out
 
 
@@ -117,16 +108,16 @@ def _status_dict(status: Status | None) -> dict[str, object] | None:
 def _result_dict(result: OperationResult) -> dict[str, object]:
     """An operation's outcome; an object without identity (a membership) is named by its record too."""
     op = result.operation
-    name, kind_name = describe(op)
-    record = record_of(op)
+    name, kind_name = ops.describe(op)
+    record = ops.record_of(op)
     kind = kind_of(op)
     named: dict[str, object] = {}
     if record is not None and not kind.identity:
-        named[kind_name] = dict(zip(kind.fields, values_of(record), strict=True))
+        named[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
     return {
         "op": name,
         "object": kind_name,
-        **op_keys(op),
+        **ops.op_keys(op),
         **named,
         "outcome": result.outcome.value,
         "messageIdentifier": result.message_identifier,
@@ -161,7 +152,7 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
         "results": [_result_dict(r) for r in result.results],
         "rejects": [_reject_dict(r) for r in result.plan.rejects],
         "conflicts": [_conflict_dict(c) for c in result.plan.conflicts],
-        "deletionsNotSent": [_operation_dict(d) for d in unsent_deletions(result)],
+        "deletionsNotSent": [_operation_dict(d) for d in ops.unsent_deletions(result)],
         "meta": meta.as_dict() if meta is not None else {},
     }
 
