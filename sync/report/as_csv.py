@@ -119,7 +119,7 @@ def plan_csv_rows(plan: Plan) -> Iterable[tuple[object, ...]]:
             ops.identity_of(op),
             *_person_cells(op),
             ops.changes_text(ops.changes_of(op)),
-            *("",) * 6,
+            *("",) * len(_SET_ASIDE_CSV_COLUMNS),
             *_object_cells(op),
         )
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
