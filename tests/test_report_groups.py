@@ -37,10 +37,10 @@ from sync.models import (
     UpdateGroup,
     UpdateMembership,
 )
+from sync.report.ops import DESCRIPTIONS as _DESCRIPTIONS
+from sync.report.ops import OP_LABELS as _OP_LABELS
+from sync.report.ops import PERSON_LABELS as _PERSON_LABELS
 from sync.report.render import (
-    _DESCRIPTIONS,
-    _OP_LABELS,
-    _PERSON_LABELS,
     FORMATS,
     ReportMeta,
     plan_to_dict,

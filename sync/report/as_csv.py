@@ -1,0 +1,270 @@
+"""CSV: a plan, a run, a reconciliation or a DataFrame as one CSV table, complete and every cell
+neutralised against spreadsheet formula injection.
+
+Pure: imports the models and the report's own helpers; pandas only for type checking.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+from sync.models import PERSON_FIELDS, DeleteOperation, Operation, Plan, RunResult
+from sync.models.kinds import KINDS, PERSON, kind_of
+from sync.report import ops
+from sync.report.as_json import iso
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sync.state.reconcile import ReconcileRow
+
+__all__ = [
+    "PLAN_CSV_HEADER",
+    "RECONCILE_CSV_HEADER",
+    "RUN_CSV_HEADER",
+    "frame_to_csv",
+    "neutralise_cell",
+    "plan_csv_rows",
+    "reconcile_csv_row",
+    "run_csv_rows",
+    "write_csv",
+]
+
+# OWASP CSV injection: a spreadsheet treats a cell starting with one of these as a formula.
+# A set lookup on the first character: this runs once per cell of 10^5-row exports.
+_FORMULA_FIRST: Final = frozenset({"=", "+", "-", "@", "\t", "\r"})
+
+
+def neutralise_cell(value: str) -> str:
+    """Prefix `'` to a cell a spreadsheet would run as a formula (OWASP CSV injection).
+
+    Args:
+        value: the cell's text.
+    """
+    return "'" + value if value[:1] in _FORMULA_FIRST else value
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The header and rows as CSV text, every cell neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    # Blank cells (most of a wide row) need no neutralising.
+    writer.writerows([neutralise_cell(str(cell)) if cell != "" else "" for cell in row] for row in rows)
+    return buffer.getvalue()
+
+
+#: The kinds whose fields have `<kind>_<field>` columns; a person's fields have the persons-only
+#: columns they always had.
+_COLUMN_KINDS: Final = tuple(kind for kind in KINDS if kind is not PERSON)
+
+# Appended after the persons-only columns, so a reader that indexes columns keeps working.
+_OBJECT_CSV_COLUMNS: Final = (
+    "object",
+    *(f"{kind.name}_{field}" for kind in _COLUMN_KINDS for field in kind.fields),
+)
+
+#: Rejected rows' and conflicts' columns (a deletion candidate's reason too), in the plan and run CSV.
+_SET_ASIDE_CSV_COLUMNS: Final = ("file", "row", "field", "reason", "roster_keys", "snapshot_keys")
+
+PLAN_CSV_HEADER: Final = (
+    "kind",
+    "sync_key",
+    "old_id",
+    "new_id",
+    "identity",
+    *PERSON_FIELDS,
+    "changes",
+    *_SET_ASIDE_CSV_COLUMNS,
+    *_OBJECT_CSV_COLUMNS,
+)
+
+_BLANK_PERSON: Final = ("",) * len(PERSON_FIELDS)
+
+
+def _object_cells(op: Operation) -> tuple[str, ...]:
+    """The `_OBJECT_CSV_COLUMNS` cells of an operation: its record's fields in its kind's columns (a
+    deletion without a record has only the references it holds, a group's parent)."""
+    kind = kind_of(op)
+    record = ops.record_of(op)
+    cells: list[str] = [kind.name]
+    for column_kind in _COLUMN_KINDS:
+        if column_kind is not kind:
+            cells += ("",) * len(column_kind.fields)
+        elif record is not None:
+            cells += ops.values_of(record)
+        else:
+            refs = {ref.field for ref in kind.references}
+            cells += (str(getattr(op, f)) if f in refs else "" for f in kind.fields)
+    return tuple(cells)
+
+
+def _person_cells(op: Operation) -> tuple[str, ...]:
+    record = ops.record_of(op)
+    return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
+
+
+def plan_csv_rows(plan: Plan) -> Iterable[tuple[object, ...]]:
+    """The plan CSV's rows: operations, deletion candidates, rejected rows, conflicts."""
+    for op in plan.operations:
+        keys = ops.op_keys(op)
+        yield (
+            ops.describe(op)[0],
+            op.sync_key,
+            keys.get("oldId", ""),
+            keys.get("newId", ""),
+            ops.identity_of(op),
+            *_person_cells(op),
+            ops.changes_text(ops.changes_of(op)),
+            *("",) * len(_SET_ASIDE_CSV_COLUMNS),
+            *_object_cells(op),
+        )
+    for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
+        yield _csv_row(PLAN_CSV_HEADER, cells)
+
+
+def _csv_row(header: Sequence[str], cells: Mapping[str, object]) -> tuple[object, ...]:
+    """A row of `header`'s columns from the named cells, blank where none is given."""
+    return tuple(cells.get(name, "") for name in header)
+
+
+#: A rejected row's columns, each named as the Reject field it holds.
+_REJECT_COLUMNS: Final = ("sync_key", "file", "row", "field", "reason")
+
+
+def _deletion_and_set_aside_cells(
+    deletions: Iterable[DeleteOperation], plan: Plan
+) -> Iterable[dict[str, object]]:
+    """The named cells of deletion candidates, then of the plan's rejected rows and conflicts (the plan
+    and the run CSV share these columns)."""
+    for d in deletions:
+        yield {
+            "kind": "delete",
+            "sync_key": d.sync_key,
+            "identity": ops.identity_of(d),
+            "reason": d.reason,
+            **dict(zip(_OBJECT_CSV_COLUMNS, _object_cells(d), strict=True)),
+        }
+    for r in plan.rejects:
+        yield {"kind": "reject", **{name: getattr(r, name) for name in _REJECT_COLUMNS}}
+    for c in plan.conflicts:
+        keys = {"roster_keys": " ".join(c.roster_keys), "snapshot_keys": " ".join(c.snapshot_keys)}
+        yield {"kind": "conflict", "identity": c.identity, "reason": c.reason, **keys}
+
+
+RUN_CSV_HEADER: Final = (
+    "kind",
+    "sync_key",
+    "old_id",
+    "new_id",
+    "outcome",
+    "message_identifier",
+    "code_major",
+    "severity",
+    "code_minor",
+    "message_id_ref",
+    "description",
+    "error",
+    "attempts",
+    # appended for groups, memberships, unsent deletion candidates, rejected rows and conflicts
+    "identity",
+    *_OBJECT_CSV_COLUMNS,
+    *_SET_ASIDE_CSV_COLUMNS,
+)
+
+#: The run CSV's `outcome` for a deletion candidate the run did not send (`--deletes` kept it).
+_UNSENT_OUTCOME: Final = "not sent"
+
+
+def run_csv_rows(result: RunResult) -> Iterable[tuple[object, ...]]:
+    """The run CSV's rows: every result, then unsent deletion candidates, rejected rows, conflicts."""
+    for r in result.results:
+        keys = ops.op_keys(r.operation)
+        status = r.status
+        yield (
+            ops.describe(r.operation)[0],
+            keys["syncKey"],
+            keys.get("oldId", ""),
+            keys.get("newId", ""),
+            r.outcome.value,
+            r.message_identifier,
+            status.code_major if status else "",
+            status.severity if status else "",
+            ops.code_minor_text(status),
+            (status.message_id_ref or "") if status else "",
+            status.description if status else "",
+            r.error,
+            r.attempts,
+            ops.identity_of(r.operation),
+            *_object_cells(r.operation),
+            "",
+            "",
+            "",
+            ops.reason_of(r.operation),
+            "",
+            "",
+        )
+    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result), result.plan):
+        if cells["kind"] == "delete":
+            cells["outcome"] = _UNSENT_OUTCOME
+        yield _csv_row(RUN_CSV_HEADER, cells)
+
+
+def frame_to_csv(frame: pd.DataFrame) -> str:
+    """A DataFrame (e.g. a snapshot export) as CSV, every cell neutralised against formula injection.
+
+    Args:
+        frame: the table; a named index (such as the snapshot's "sync_key") is written as the first
+            column, an unnamed one is left out.
+    """
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
+    header = [str(c) for c in frame.columns]
+    rows = frame.astype(object).where(frame.notna(), "").itertuples(index=False, name=None)
+    return write_csv(header, rows)
+
+
+RECONCILE_CSV_HEADER: Final = (
+    "flags",
+    "run_id",
+    "message_identifier",
+    "operation",
+    "attempt",
+    "sent_at",
+    "answered_at",
+    "message_id_ref",
+    "code_major",
+    "severity",
+    "code_minor",
+    "description",
+    "outcome",
+    "error",
+    "items",
+    "item_sync_keys",
+)
+
+
+def reconcile_csv_row(row: ReconcileRow) -> tuple[object, ...]:
+    """One journalled request of `reconcile --format csv`."""
+    e = row.entry
+    return (
+        " ".join(sorted(row.flags)),
+        e.run_id,
+        e.message_identifier,
+        e.operation,
+        e.attempt,
+        iso(e.sent_at),
+        iso(e.answered_at),
+        e.message_id_ref or "",
+        e.code_major or "",
+        e.severity or "",
+        "; ".join(f"{name}={value}" for name, value in e.code_minor),
+        e.description,
+        e.outcome,
+        e.error,
+        len(e.items),
+        " ".join(i.sync_key for i in e.items),
+    )

@@ -1,0 +1,214 @@
+"""JSON: a plan, a run or a reconciliation as one JSON document, complete (never capped).
+
+Pure: imports the models and the report's own operation helpers; writes no file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+from sync.models import Conflict, Operation, OperationResult, Outcome, Plan, Reject, RunResult, Status
+from sync.models.kinds import kind_of
+from sync.report import ops
+from sync.report.meta import ReportMeta
+
+if TYPE_CHECKING:
+    from sync.state.reconcile import ReconcileRow
+
+__all__ = ["iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
+
+#: One encoder for every JSON item (json.dumps builds a new one per call).
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)
+
+
+def _operation_dict(op: Operation) -> dict[str, object]:
+    """An operation or deletion candidate: its name, kind and keys, its identity (kinds that have
+    one), a deletion's reason, then its record's fields; a deletion that carries no record gives the
+    references it holds instead (a group's parent). Built field by field (never dataclasses.asdict)
+    so Create.password cannot slip in."""
+    name, kind_name = ops.describe(op)
+    kind = kind_of(op)
+    deletion = name == "delete"
+    out: dict[str, object] = {"op": name, "object": kind_name}
+    out |= {"syncKey": op.sync_key} if deletion else ops.op_keys(op)
+    if kind.identity:
+        out["identity"] = ops.identity_of(op)
+    if deletion:
+        out["reason"] = ops.reason_of(op)
+    record = ops.record_of(op)
+    if record is not None:
+        out[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
+    elif deletion:
+        out |= {ref.field: getattr(op, ref.field) for ref in kind.references}
+    if not deletion:
+        out["changes"] = [{"field": c.field, "old": c.old, "new": c.new} for c in ops.changes_of(op)]
+    return out
+
+
+def _reject_dict(reject: Reject) -> dict[str, object]:
+    return {
+        "file": reject.file,
+        "row": reject.row,
+        "field": reject.field,
+        "reason": reject.reason,
+        "syncKey": reject.sync_key,
+    }
+
+
+def _conflict_dict(conflict: Conflict) -> dict[str, object]:
+    return {
+        "identity": conflict.identity,
+        "rosterKeys": list(conflict.roster_keys),
+        "snapshotKeys": list(conflict.snapshot_keys),
+        "reason": conflict.reason,
+    }
+
+
+def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, object]:
+    """The JSON shape of a plan (never a password).
+
+    Each operation and deletion candidate has `"op"` (create, update, changeIdentifier, delete) and
+    `"object"` (person, group, membership) and its keys; a person's carries `"person"`, a group's
+    `"group"` (name, type, parent, description; a group deletion only its snapshot `"parent"`), a
+    membership's `"membership"` (group, person, role, active).
+
+    Args:
+        plan: the plan to describe.
+        meta: the report context; `"meta"` is `{}` without it.
+    """
+    return {
+        "summary": plan.summary.as_dict(),
+        "operations": [_operation_dict(op) for op in plan.operations],
+        "rejects": [_reject_dict(r) for r in plan.rejects],
+        "conflicts": [_conflict_dict(c) for c in plan.conflicts],
+        "deletions": [_operation_dict(d) for d in plan.deletions],
+        "meta": meta.as_dict() if meta is not None else {},
+    }
+
+
+def _code_minor_list(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in pairs]
+
+
+def _status_dict(status: Status | None) -> dict[str, object] | None:
+    if status is None:
+        return None
+    return {
+        "codeMajor": status.code_major,
+        "severity": status.severity,
+        "codeMinor": _code_minor_list(status.code_minor),
+        "messageIdRef": status.message_id_ref,
+        "description": status.description,
+    }
+
+
+def _result_dict(result: OperationResult) -> dict[str, object]:
+    """An operation's outcome; an object without identity (a membership) is named by its record too."""
+    op = result.operation
+    name, kind_name = ops.describe(op)
+    record = ops.record_of(op)
+    kind = kind_of(op)
+    named: dict[str, object] = {}
+    if record is not None and not kind.identity:
+        named[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
+    return {
+        "op": name,
+        "object": kind_name,
+        **ops.op_keys(op),
+        **named,
+        "outcome": result.outcome.value,
+        "messageIdentifier": result.message_identifier,
+        "status": _status_dict(result.status),
+        "error": result.error,
+        "attempts": result.attempts,
+    }
+
+
+def _run_summary(result: RunResult) -> dict[str, int]:
+    counts = {outcome.value: result.count(outcome) for outcome in Outcome}
+    counts["total"] = len(result.results)
+    return counts
+
+
+def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[str, object]:
+    """The JSON shape of a run: summary by outcome, why it stopped, every operation's outcome (a
+    membership's with its `"membership"`; `"op"` is "deactivate" under `--deletes deactivate`), and
+    the deletion candidates the run did not send (`"deletionsNotSent"`).
+
+    Args:
+        result: the run to describe.
+        meta: the report context; `"meta"` is `{}` without it.
+    """
+    return {
+        "runId": result.run_id,
+        "startedAt": result.started_at,
+        "finishedAt": result.finished_at,
+        "stopped": result.stopped,
+        "summary": _run_summary(result),
+        "plan": result.plan.summary.as_dict(),
+        "results": [_result_dict(r) for r in result.results],
+        "rejects": [_reject_dict(r) for r in result.plan.rejects],
+        "conflicts": [_conflict_dict(c) for c in result.plan.conflicts],
+        "deletionsNotSent": [_operation_dict(d) for d in ops.unsent_deletions(result)],
+        "meta": meta.as_dict() if meta is not None else {},
+    }
+
+
+def iso(value: datetime | None) -> str:
+    """An ISO 8601 timestamp, "" for none."""
+    return value.isoformat() if value is not None else ""
+
+
+def reconcile_to_dict(row: ReconcileRow) -> dict[str, object]:
+    """One journalled request of `reconcile --format json`, with its flags and every item."""
+    e = row.entry
+    return {
+        "flags": sorted(row.flags),
+        "runId": e.run_id,
+        "messageIdentifier": e.message_identifier,
+        "operation": e.operation,
+        "attempt": e.attempt,
+        "sentAt": iso(e.sent_at),
+        "answeredAt": iso(e.answered_at),
+        "messageIdRef": e.message_id_ref,
+        "codeMajor": e.code_major,
+        "severity": e.severity,
+        "codeMinor": _code_minor_list(e.code_minor),
+        "description": e.description,
+        "outcome": e.outcome,
+        "error": e.error,
+        "items": [
+            {
+                "index": i.index,
+                "syncKey": i.sync_key,
+                "newSyncKey": i.new_sync_key,
+                "codeMajor": i.code_major,
+                "severity": i.severity,
+                "codeMinor": _code_minor_list(i.code_minor),
+                "description": i.description,
+                "messageIdRef": i.message_id_ref,
+                "outcome": i.outcome,
+            }
+            for i in e.items
+        ],
+    }
+
+
+def to_json(data: Mapping[str, object]) -> str:
+    """Indented at the top two levels, one entry per line below.
+
+    json.dumps with `indent` falls back to the pure-Python encoder (seconds for 10^5 operations);
+    compact items go through the C encoder and still diff line by line.
+    """
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(map(_JSON.encode, value))
+            body = f"[\n    {items}\n  ]"
+        else:
+            body = _JSON.encode(value)
+        parts.append(f"  {_JSON.encode(key)}: {body}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"

@@ -1,0 +1,86 @@
+"""What every report is given: its format, its header context (`ReportMeta`) and its table cap.
+
+Pure: imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["FORMATS", "MAX_TABLE_ROWS", "Format", "ReportMeta", "check_format", "meta_items", "safe_endpoint"]
+
+Format: TypeAlias = Literal["json", "csv", "md", "html"]
+
+#: Every format the renderers accept, for CLI choices.
+FORMATS: Final[tuple[Format, ...]] = ("json", "csv", "md", "html")
+
+#: Rows shown per table in Markdown and HTML; the rest is counted in a visible note (CSV has them all).
+MAX_TABLE_ROWS: Final = 5000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportMeta:
+    """Context shown in a report's header, supplied by the CLI (the renderers read no clock).
+
+    `endpoint` is shown without any user:password@ part, query or fragment, so a URL that carries
+    credentials cannot leak them into a report.
+    """
+
+    title: str
+    roster: str
+    mapping: str
+    state: str
+    generated_at: str
+    endpoint: str = ""
+    tool_version: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The meta under the names the JSON reports use (endpoint sanitised)."""
+        return {
+            "title": self.title,
+            "roster": self.roster,
+            "mapping": self.mapping,
+            "state": self.state,
+            "generatedAt": self.generated_at,
+            "endpoint": safe_endpoint(self.endpoint),
+            "toolVersion": self.tool_version,
+        }
+
+
+def safe_endpoint(url: str) -> str:
+    """The URL without userinfo, query or fragment (the places a secret could hide)."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(unparseable endpoint)"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def meta_items(meta: ReportMeta, extra: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The header's label/value pairs, in order, without the empty ones (endpoint sanitised)."""
+    items = [
+        ("Roster", meta.roster),
+        ("Mapping", meta.mapping),
+        ("State", meta.state),
+        ("Endpoint", safe_endpoint(meta.endpoint)),
+        *extra,
+        ("Generated", meta.generated_at),
+        ("Tool version", meta.tool_version),
+    ]
+    return [(label, value) for label, value in items if value]
+
+
+def check_format(fmt: str) -> None:
+    """Raise ValueError unless `fmt` is one of `FORMATS`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -1,0 +1,408 @@
+"""The format-neutral page of a plan or a run: header context, summary counts and tables of text
+rows, which Markdown and HTML draw each in their own way.
+
+Written once over `sync.models.kinds` (tables per kind, in the order a run sends them) and the
+per-kind presentation in `sync.report.looks`. Pure: imports only the models and the report's helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Final, TypeAlias, TypeVar
+
+from sync.models import (
+    ChangeOperation,
+    DeleteOperation,
+    FieldChange,
+    Operation,
+    OperationResult,
+    Outcome,
+    Plan,
+    Record,
+    RunResult,
+)
+from sync.models.kinds import KINDS, PERSON, Kind
+from sync.report.looks import DELETION_ORDER, look_of
+from sync.report.meta import ReportMeta
+from sync.report.ops import (
+    FIELD_LABELS,
+    OP_LABELS,
+    PERSON_LABELS,
+    changes_of,
+    changes_text,
+    code_minor_text,
+    describe,
+    identity_of,
+    op_keys,
+    record_of,
+    status_text,
+    unsent_deletions,
+    values_of,
+)
+
+__all__ = ["Count", "Page", "Section", "plan_page", "run_page"]
+
+_T = TypeVar("_T")
+
+#: One summary row: label, count, and the colour of its bar in the HTML chart ("" for no bar).
+Count: TypeAlias = tuple[str, int, str]
+
+_CREATE, _UPDATE, _CHANGE, _DELETE = "#2f855a", "#2b6cb0", "#805ad5", "#c53030"
+_WARN, _REJECT, _MUTED = "#b7791f", "#9b2c2c", "#718096"
+
+_OUTCOME_COLOURS: Final = {
+    Outcome.CONFIRMED: _CREATE,
+    Outcome.REJECTED: _REJECT,
+    Outcome.UNCONFIRMED: _WARN,
+    Outcome.SKIPPED: _MUTED,
+}
+
+#: A kind's PlanSummary counts (after its `summary_prefix`): label, field, colour of the bar.
+_KIND_COUNTS: Final = (
+    ("create", "create", _CREATE),
+    ("update", "update", _UPDATE),
+    ("change identifier", "change_identifier", _CHANGE),
+    ("deletion candidates", "delete", _DELETE),
+    ("unchanged", "unchanged", ""),
+    ("in snapshot", "snapshot_size", ""),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    """A table of a report: built once as plain text rows, rendered as Markdown or HTML."""
+
+    anchor: str
+    heading: str
+    hint: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    total: int
+    numeric: frozenset[int] = frozenset()  # columns that sort as numbers
+    changes_column: int = -1  # column holding "; "-joined changes, drawn as before → after in HTML
+    changes: list[tuple[FieldChange, ...]] = dataclasses.field(default_factory=list)
+    outcome_column: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """What the Markdown and HTML renderers draw: header, summary counts and the tables."""
+
+    meta: ReportMeta
+    counts: Sequence[Count]
+    sections: Sequence[Section]
+    extra_meta: Sequence[tuple[str, str]] = ()
+    banner: str = ""
+    summary_label: str = "Kind"
+
+
+def _section(
+    items: Sequence[_T],
+    row: Callable[[_T], tuple[str, ...]],
+    max_rows: int,
+    *,
+    anchor: str,
+    heading: str,
+    hint: str,
+    header: tuple[str, ...],
+    changes_column: int = -1,
+    changes: Callable[[_T], tuple[FieldChange, ...]] = lambda _: (),
+    numeric: frozenset[int] = frozenset(),
+    outcome_column: int = -1,
+) -> Section:
+    """One table of `items`, the first `max_rows` of them as rows; `changes` gives the field changes
+    that HTML draws as before → after in `changes_column`."""
+    shown = items[:max_rows]
+    return Section(
+        anchor=anchor,
+        heading=heading,
+        hint=hint,
+        header=header,
+        rows=[row(item) for item in shown],
+        total=len(items),
+        numeric=numeric,
+        changes_column=changes_column,
+        changes=[changes(item) for item in shown] if changes_column >= 0 else [],
+        outcome_column=outcome_column,
+    )
+
+
+# --- what a plan deals with ----------------------------------------------------------------------
+
+
+def _present(plan: Plan, kind: Kind) -> bool:
+    """Whether the plan deals with the kind: held in the snapshot, or changed."""
+    s = plan.summary
+    return any(getattr(s, kind.summary_prefix + field) for _, field, _ in _KIND_COUNTS)
+
+
+def _kinds_shown(plan: Plan) -> tuple[Kind, ...]:
+    """The kinds the plan's tables show, in the order a run sends them: persons always (the reports
+    began with them), the others when the plan deals with them."""
+    return tuple(kind for kind in KINDS if not look_of(kind).title or _present(plan, kind))
+
+
+def _mixed(plan: Plan) -> bool:
+    """Whether the plan deals with more than persons (its tables then say which kind each row is)."""
+    return any(look_of(kind).title for kind in _kinds_shown(plan))
+
+
+def _plan_counts(plan: Plan) -> list[Count]:
+    """The summary: as it always was for persons only; per object kind once groups or memberships show."""
+    s = plan.summary
+    set_aside = [("Conflicts", s.conflicts, _WARN), ("Rejected rows", s.rejected, _REJECT)]
+    if not _mixed(plan):
+        return [
+            *((label.capitalize(), getattr(s, field), colour) for label, field, colour in _KIND_COUNTS[:4]),
+            *set_aside,
+            *((label.capitalize(), getattr(s, field), colour) for label, field, colour in _KIND_COUNTS[4:]),
+        ]
+    # persons first, as in the persons-only summary
+    kinds = sorted(_kinds_shown(plan), key=lambda kind: bool(look_of(kind).title))
+    return [
+        (f"{look_of(kind).noun.capitalize()}: {label}", getattr(s, kind.summary_prefix + field), colour)
+        for kind in kinds
+        for label, field, colour in _KIND_COUNTS
+    ] + set_aside
+
+
+# --- tables of operations ------------------------------------------------------------------------
+
+
+def _cell(op: Operation, record: Record | None, field: str) -> str:
+    """A column's text: a record field, a person's full name, or a reference a deletion holds."""
+    if field == "full_name":
+        parts = (getattr(record, "given_name", ""), getattr(record, "family_name", ""))
+        return " ".join(part for part in parts if part)
+    value: str = getattr(record, field) if record is not None else getattr(op, field)
+    return value
+
+
+def _labels(fields: Sequence[str]) -> tuple[str, ...]:
+    return tuple("Name" if f == "full_name" else FIELD_LABELS[f] for f in fields)
+
+
+def _of_type(ops: Sequence[_T], op_type: type) -> list[_T]:
+    return [op for op in ops if type(op) is op_type]
+
+
+def _create_row(kind: Kind, op: ChangeOperation) -> tuple[str, ...]:
+    identity = (identity_of(op),) if kind.identity else ()
+    return (op.sync_key, *values_of(op.record), *identity)
+
+
+def _update_row(columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
+    return (op.sync_key, *(_cell(op, op.record, f) for f in columns), changes_text(changes_of(op)))
+
+
+def _rename_row(kind: Kind, columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
+    keys = op_keys(op)
+    identity = (identity_of(op),) if kind.identity else ()
+    cells = (_cell(op, op.record, f) for f in columns)
+    return (keys["oldId"], keys["newId"], *cells, *identity, changes_text(changes_of(op)))
+
+
+def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) -> list[Section]:
+    """A kind's creates, updates and identifier changes."""
+    look = look_of(kind)
+    identity = ("Identity",) if kind.identity else ()
+    update_header = ("Sync key", *_labels(look.update_columns), "Changes")
+    rename_header = ("Old sync key", "New sync key", *_labels(look.rename_columns), *identity, "Changes")
+    return [
+        _section(
+            _of_type(ops, kind.create),
+            partial(_create_row, kind),
+            max_rows,
+            anchor=f"{look.anchor}creates",
+            heading=f"New {look.noun} (create)",
+            hint=look.create_hint,
+            header=("Sync key", *(FIELD_LABELS[f] for f in kind.fields), *identity),
+        ),
+        _section(
+            _of_type(ops, kind.update),
+            partial(_update_row, look.update_columns),
+            max_rows,
+            anchor=f"{look.anchor}updates",
+            heading=f"Changed {look.noun} (update)",
+            hint=look.update_hint,
+            header=update_header,
+            changes_column=len(update_header) - 1,
+            changes=changes_of,
+        ),
+        _section(
+            _of_type(ops, kind.change_identifier),
+            partial(_rename_row, kind, look.rename_columns),
+            max_rows,
+            anchor=f"{look.anchor}identifiers",
+            heading=look.heading("identifier changes"),
+            hint=look.rename_hint,
+            header=rename_header,
+            changes_column=len(rename_header) - 1,
+            changes=changes_of,
+        ),
+    ]
+
+
+def _deletion_row(kind: Kind, columns: tuple[str, ...], d: DeleteOperation) -> tuple[str, ...]:
+    record = record_of(d)
+    identity = (identity_of(d),) if kind.identity else ()
+    return (d.sync_key, *(_cell(d, record, f) for f in columns), *identity, d.reason)
+
+
+def _deletion_sections(
+    deletions: Sequence[DeleteOperation], max_rows: int, *, kinds: Sequence[Kind], not_sent: bool
+) -> list[Section]:
+    """Deletion candidates by kind, in the order a run deletes them: memberships, groups, persons."""
+    prefix, suffix = ("unsent-", " not sent") if not_sent else ("", "")
+    out = []
+    for kind in sorted(kinds, key=lambda kind: DELETION_ORDER.index(kind.name)):
+        look = look_of(kind)
+        identity = ("Identity",) if kind.identity else ()
+        out.append(
+            _section(
+                _of_type(deletions, kind.delete),
+                partial(_deletion_row, kind, look.deletion_columns),
+                max_rows,
+                anchor=f"{prefix}{look.anchor}deletions",
+                heading=look.heading("deletion candidates") + suffix,
+                hint=look.unsent_hint if not_sent else look.deletion_hint,
+                header=("Sync key", *_labels(look.deletion_columns), *identity, "Reason"),
+            )
+        )
+    return out
+
+
+def _set_aside_sections(plan: Plan, max_rows: int) -> list[Section]:
+    return [
+        _section(
+            plan.conflicts,
+            lambda c: (c.identity, " ".join(c.roster_keys), " ".join(c.snapshot_keys), c.reason),
+            max_rows,
+            anchor="conflicts",
+            heading="Conflicts",
+            hint="Identity matches that cannot be resolved safely; nothing is sent for these keys.",
+            header=("Identity", "Roster keys", "Snapshot keys", "Reason"),
+        ),
+        _section(
+            plan.rejects,
+            lambda r: (r.file, str(r.row), r.field, r.sync_key, r.reason),
+            max_rows,
+            anchor="rejects",
+            heading="Rejected rows",
+            hint="Roster rows that were not accepted and are never sent: fix them in the source system.",
+            header=("File", "Row", "Field", "Sync key", "Reason"),
+            numeric=frozenset({1}),
+        ),
+    ]
+
+
+def plan_page(plan: Plan, meta: ReportMeta, max_rows: int) -> Page:
+    """A plan's page: its tables in the order a run sends them; group and membership tables only when
+    the plan deals with groups or memberships."""
+    kinds = _kinds_shown(plan)
+    sections = [
+        *(section for kind in kinds for section in _change_sections(kind, plan.operations, max_rows)),
+        *_deletion_sections(plan.deletions, max_rows, kinds=kinds, not_sent=False),
+        *_set_aside_sections(plan, max_rows),
+    ]
+    return Page(meta=meta, counts=_plan_counts(plan), sections=sections)
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+# What the tables say for an operation that carries no error text of its own.
+_NOT_SENT: Final = {Outcome.SKIPPED: "not sent: the run stopped before reaching it"}
+
+_RESULT_HEADER: Final = (
+    "Outcome",
+    "Operation",
+    "Sync key",
+    "Status",
+    "Code minor",
+    "Description",
+    "Error",
+    "Attempts",
+    "Message id",
+)
+
+
+def _result_row(r: OperationResult, *, mixed: bool) -> tuple[str, ...]:
+    """A row of a run's results table; `mixed` when the run also deals with groups or memberships,
+    so a person's operation says it is one."""
+    keys = op_keys(r.operation)
+    key = f"{keys['oldId']} → {keys['newId']}" if "oldId" in keys else keys["syncKey"]
+    name, kind = describe(r.operation)
+    status = r.status
+    return (
+        r.outcome.value,
+        PERSON_LABELS[name] if mixed and kind == PERSON.name else OP_LABELS[name, kind],
+        key,
+        status_text(status),
+        code_minor_text(status),
+        status.description if status else "",
+        r.error or _NOT_SENT.get(r.outcome, ""),
+        str(r.attempts),
+        r.message_identifier,
+    )
+
+
+def _results_section(
+    rows: list[OperationResult], max_rows: int, *, mixed: bool, anchor: str, heading: str, hint: str
+) -> Section:
+    return _section(
+        rows,
+        partial(_result_row, mixed=mixed),
+        max_rows,
+        anchor=anchor,
+        heading=heading,
+        hint=hint,
+        header=_RESULT_HEADER,
+        numeric=frozenset({7}),
+        outcome_column=0,
+    )
+
+
+def _run_sections(result: RunResult, max_rows: int) -> list[Section]:
+    mixed = _mixed(result.plan)
+    return [
+        _results_section(
+            [r for r in result.results if r.outcome is not Outcome.CONFIRMED],
+            max_rows,
+            mixed=mixed,
+            anchor="problems",
+            heading="Not confirmed",
+            hint="Rejected: itslearning refused the data (fix and rerun). Unconfirmed: sent without a "
+            "trustworthy answer (the next run resends). Skipped: not sent, and why.",
+        ),
+        _results_section(
+            [r for r in result.results if r.outcome is Outcome.CONFIRMED],
+            max_rows,
+            mixed=mixed,
+            anchor="confirmed",
+            heading="Confirmed",
+            hint="itslearning confirmed these; the snapshot records them.",
+        ),
+        *_set_aside_sections(result.plan, max_rows),
+        *_deletion_sections(
+            unsent_deletions(result), max_rows, kinds=_kinds_shown(result.plan), not_sent=True
+        ),
+    ]
+
+
+def run_page(result: RunResult, meta: ReportMeta, max_rows: int) -> Page:
+    """A run's page: outcomes, why it stopped early, and what it did not send."""
+    return Page(
+        meta=meta,
+        counts=[(o.value.capitalize(), result.count(o), _OUTCOME_COLOURS[o]) for o in Outcome],
+        sections=_run_sections(result, max_rows),
+        extra_meta=(
+            ("Run id", result.run_id),
+            ("Started", result.started_at),
+            ("Finished", result.finished_at),
+        ),
+        banner=f"The run stopped early: {result.stopped}" if result.stopped else "",
+        summary_label="Outcome",
+    )
