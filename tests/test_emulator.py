@@ -24,20 +24,14 @@ from structlog.testing import capture_logs
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.command import emulator as emulator_command
 from sync.errors import ConfigError
+from sync.ims.namespaces import BIND, COMMON, PMS_DATA, PMS_MESS, SOAP_ENV, WSSE, WSU
 from sync.ims.xsd import safe_parser
 from sync.models import Person, Status
 from tests.conftest import PASSWORD, USERNAME, ExchangeLog
 from tests.itslearning import EXAMPLES_DIR, requires_itslearning
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-MESS = "http://www.imsglobal.org/services/pms/xsd/imsPersonManMessSchema_v1p0"
-DATA = "http://www.imsglobal.org/services/pms/xsd/imsPersonManDataSchema_v1p0"
-COMMON = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0"
-BIND = "http://www.imsglobal.org/services/common/imsMessBindSchema_v1p0"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 PLAIN = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
-NS = {"s": SOAP_ENV, "m": MESS, "d": DATA, "c": COMMON, "h": BIND}
+NS = {"s": SOAP_ENV, "m": PMS_MESS, "d": PMS_DATA, "c": COMMON, "h": BIND}
 ACTION = "http://www.imsglobal.org/soap/pms/"
 PERSON_PASSWORD = "Pupil-Secret-42"
 
@@ -77,7 +71,7 @@ def envelope(
             "</h:syncRequestHeaderInfo>"
         )
     return (
-        f"<s:Envelope xmlns:s='{SOAP_ENV}' xmlns:m='{MESS}' xmlns:d='{DATA}' xmlns:c='{COMMON}' "
+        f"<s:Envelope xmlns:s='{SOAP_ENV}' xmlns:m='{PMS_MESS}' xmlns:d='{PMS_DATA}' xmlns:c='{COMMON}' "
         f"xmlns:h='{BIND}' xmlns:wsse='{WSSE}' xmlns:wsu='{WSU}'>"
         f"<s:Header>{sec}{info}</s:Header><s:Body>{body}</s:Body></s:Envelope>"
     ).encode()
@@ -257,7 +251,7 @@ class TestSeedExample:
         assert status.severity == "status"
         assert status.message_id_ref == "1234567890"
         assert answer.body is not None
-        assert answer.body.tag == f"{{{MESS}}}changePersonIdentifierResponse"
+        assert answer.body.tag == f"{{{PMS_MESS}}}changePersonIdentifierResponse"
         assert len(answer.body) == 0
         security = answer.root.find(f"s:Header/{{{WSSE}}}Security", namespaces=NS)
         assert security is not None

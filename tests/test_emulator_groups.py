@@ -14,21 +14,17 @@ from lxml import etree
 
 from sync.emulator import Emulator, Group, Membership
 from sync.errors import ConfigError
+from sync.ims.namespaces import BIND, COMMON, SOAP_ENV, WSSE, WSU
 from sync.ims.xsd import safe_parser
 from tests.conftest import PASSWORD, USERNAME
 from tests.itslearning import IMSGLOBAL_DIR, ITSLEARNING_WSDL_DIR, validate_group
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 PMS = "http://www.imsglobal.org/services/pms/xsd/imsPersonManMessSchema_v1p0"
 GMS = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSchema_v1p0"
 GDATA = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
 MMS = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSchema_v1p0"
 MDATA = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
 PDATA = "http://www.imsglobal.org/services/pms/xsd/imsPersonManDataSchema_v1p0"
-COMMON = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0"
-BIND = "http://www.imsglobal.org/services/common/imsMessBindSchema_v1p0"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 PLAIN = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
 NS = {"s": SOAP_ENV, "h": BIND, "c": COMMON, "gm": GMS, "g": GDATA, "mm": MMS, "d": MDATA}
 SERVICES = {"pms": ("/PersonManagementService.svc", PMS), "gms": ("/GroupManagementService.svc", GMS)}

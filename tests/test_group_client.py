@@ -19,7 +19,8 @@ from sync.errors import AuthenticationError, ConfigError, ProtocolError, Transie
 from sync.ims.bodies import pairs_body
 from sync.ims.clients import GroupClient, MembershipClient, PersonClient
 from sync.ims.exchange import new_message_id
-from sync.ims.groups import GMS_DATA, GMS_MESS, GMS_SPEC
+from sync.ims.groups import GMS_SPEC
+from sync.ims.namespaces import GMS_DATA, GMS_MESS
 from sync.ims.urls import service_urls
 from sync.models import Group, Membership, Person, Status
 from sync.models.kinds import GROUP

@@ -19,8 +19,9 @@ from sync.emulator.store import Store
 from sync.errors import AuthenticationError, ProtocolError, RejectedError, TransientError
 from sync.ims.bodies import pairs_body, rename_body
 from sync.ims.clients import GroupClient, MembershipClient, PersonClient
-from sync.ims.memberships import MMS_DATA, MMS_MESS, MMS_SPEC
-from sync.ims.wire import COMMON, RequestBody
+from sync.ims.memberships import MMS_SPEC
+from sync.ims.namespaces import COMMON, MMS_DATA, MMS_MESS
+from sync.ims.wire import RequestBody
 from sync.models import Group, Membership, Person
 from sync.models.kinds import MEMBERSHIP
 from tests.clients import connect, minor

@@ -18,10 +18,11 @@ from lxml import etree
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from sync.cli.config import Credentials, load_credentials
 from sync.emulator import Emulator, EmulatorConfig, Exchange
-from sync.emulator.soap import MESS, response_envelope
+from sync.emulator.soap import response_envelope
 from sync.emulator.tls import TlsMaterial
 from sync.errors import ConfigError, ProtocolError
 from sync.ims.clients import PersonClient
+from sync.ims.namespaces import PMS_MESS
 from sync.ims.security import UsernameTokenSecurity
 from sync.models import CodeMajor, Create, Person, Severity, Status
 from sync.send.executor import Executor
@@ -268,7 +269,7 @@ def hostile_answer(message_id: str, doctype: str, description: str) -> bytes:
         message_id_ref=message_id,
         description="PLACEHOLDER",
     )
-    body = etree.Element(f"{{{MESS}}}createPersonResponse")
+    body = etree.Element(f"{{{PMS_MESS}}}createPersonResponse")
     answer = response_envelope(body, status).decode()
     return (doctype + answer.replace("PLACEHOLDER", description)).encode()
 

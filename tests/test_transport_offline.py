@@ -38,9 +38,9 @@ from sync.errors import (
 from sync.ims.clients import Page, PersonClient
 from sync.ims.exchange import DEFAULT_TIMEOUTS, MassReply, Timeouts, new_message_id
 from sync.ims.faults import translate_exception
-from sync.ims.persons import BUNDLED_WSDL, DATA, MESS
-from sync.ims.security import WSSE, WSU, UsernameTokenSecurity
-from sync.ims.wire import BIND, COMMON, SOAP_ENV
+from sync.ims.namespaces import BIND, COMMON, PMS_DATA, PMS_MESS, SOAP_ENV, WSSE, WSU
+from sync.ims.persons import BUNDLED_WSDL
+from sync.ims.security import UsernameTokenSecurity
 from sync.ims.xsd import load_wsdl_schema, safe_parser
 from sync.models import Person, Status
 
@@ -170,7 +170,7 @@ def answer(
     )
     return (
         f'<s:Envelope xmlns:s="{SOAP_ENV}" xmlns:u="{WSU}" xmlns:b="{BIND}" xmlns:c="{COMMON}" '
-        f'xmlns:m="{MESS}" xmlns:d="{DATA}">'
+        f'xmlns:m="{PMS_MESS}" xmlns:d="{PMS_DATA}">'
         f"<s:Header>{info if header else ''}{security}</s:Header><s:Body>{body}</s:Body></s:Envelope>"
     ).encode()
 
@@ -209,7 +209,7 @@ def person_element_xml(request: requests.PreparedRequest) -> str:
     """The request's first `person` element re-serialized (for echoing it in a read answer)."""
     assert isinstance(request.body, bytes)
     root = etree.fromstring(request.body, safe_parser())
-    person = next(root.iter(f"{{{MESS}}}person"))
+    person = next(root.iter(f"{{{PMS_MESS}}}person"))
     return etree.tostring(person).decode()
 
 
@@ -218,8 +218,8 @@ def success_handler(request: requests.PreparedRequest) -> Reply:
     ref = message_id_of(request)
     assert isinstance(request.body, bytes)
     root = etree.fromstring(request.body, safe_parser())
-    items = len(list(root.iter(f"{{{MESS}}}personIdPair"))) + len(
-        list(root.iterfind(f".//{{{MESS}}}sourcedIdSet/{{{COMMON}}}identifier"))
+    items = len(list(root.iter(f"{{{PMS_MESS}}}personIdPair"))) + len(
+        list(root.iterfind(f".//{{{PMS_MESS}}}sourcedIdSet/{{{COMMON}}}identifier"))
     )
     action = request.headers["SOAPAction"].strip('"').rpartition("/")[2]
     if action in {"createPersons", "deletePersons"}:
@@ -347,10 +347,10 @@ class TestRequestsAgainstItslearning:
         """changePersonIdentifier carries the same elements as itslearning's documented example."""
         client, adapter = make_client(success_handler)
         client.change_person_identifier("123", "876")
-        ours = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{MESS}}}changePersonIdentifierRequest")
+        ours = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{PMS_MESS}}}changePersonIdentifierRequest")
         example = etree.parse(
             str(SHARED / "ims-es" / "examples" / "changePersonIdentifier-request.xml"), safe_parser()
-        ).find(f"{{{SOAP_ENV}}}Body/{{{MESS}}}changePersonIdentifierRequest")
+        ).find(f"{{{SOAP_ENV}}}Body/{{{PMS_MESS}}}changePersonIdentifierRequest")
         assert ours is not None
         assert example is not None
         assert [(e.tag, (e.text or "").strip()) for e in ours.iter()] == [
@@ -376,9 +376,9 @@ class TestRequestShape:
         client, adapter = make_client(success_handler)
         client.read_all_persons(page_index=3, page_size=50)
         assert adapter.requests[0].url == EXTENDED_URL
-        body = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{MESS}}}readAllPersonsRequest")
-        assert body.findtext(f"{{{MESS}}}PageIndex") == "3"
-        assert body.findtext(f"{{{MESS}}}PageSize") == "50"
+        body = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{PMS_MESS}}}readAllPersonsRequest")
+        assert body.findtext(f"{{{PMS_MESS}}}PageIndex") == "3"
+        assert body.findtext(f"{{{PMS_MESS}}}PageSize") == "50"
 
     def test_explicit_extended_url(self) -> None:
         """An explicit extended_url wins over the derived one."""
@@ -460,14 +460,14 @@ class TestRequestShape:
         """The person's children follow the contract: names, values and the schema's order."""
         client, adapter = make_client(success_handler)
         client.create_person(FULL, password=PERSON_PASSWORD)
-        person = next(adapter.envelope().iter(f"{{{MESS}}}person"))
+        person = next(adapter.envelope().iter(f"{{{PMS_MESS}}}person"))
         assert [etree.QName(e).localname for e in person] == [
             "formatName", "name", "email", "userId", "demographics", "institutionRole", "tel", "tel",
         ]  # fmt: skip
-        assert person.findtext(f"{{{DATA}}}formatName") == "Ann Lee"
-        assert person.findtext(f"{{{DATA}}}demographics/{{{DATA}}}gender") == "Gender"
-        assert person.findtext(f"{{{DATA}}}institutionRole/{{{DATA}}}primaryRoleType") == "true"
-        assert [t.findtext(f"{{{DATA}}}telType") for t in person.iterfind(f"{{{DATA}}}tel")] == [
+        assert person.findtext(f"{{{PMS_DATA}}}formatName") == "Ann Lee"
+        assert person.findtext(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}gender") == "Gender"
+        assert person.findtext(f"{{{PMS_DATA}}}institutionRole/{{{PMS_DATA}}}primaryRoleType") == "true"
+        assert [t.findtext(f"{{{PMS_DATA}}}telType") for t in person.iterfind(f"{{{PMS_DATA}}}tel")] == [
             "Voice",
             "Mobile",
         ]
@@ -476,12 +476,12 @@ class TestRequestShape:
         """A person with only a sync key is a nil formatName and nothing else; the key is beside it."""
         client, adapter = make_client(success_handler)
         client.update_person(EMPTY)
-        request = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{MESS}}}updatePersonRequest")
-        person = request.find(f"{{{MESS}}}person")
+        request = adapter.envelope().find(f"{{{SOAP_ENV}}}Body/{{{PMS_MESS}}}updatePersonRequest")
+        person = request.find(f"{{{PMS_MESS}}}person")
         (format_name,) = list(person)
-        assert format_name.tag == f"{{{DATA}}}formatName"
+        assert format_name.tag == f"{{{PMS_DATA}}}formatName"
         assert format_name.get("{http://www.w3.org/2001/XMLSchema-instance}nil") == "true"
-        assert request.findtext(f"{{{MESS}}}sourcedId/{{{COMMON}}}identifier") == EMPTY.sync_key
+        assert request.findtext(f"{{{PMS_MESS}}}sourcedId/{{{COMMON}}}identifier") == EMPTY.sync_key
 
 
 # --- answers --------------------------------------------------------------------------------------
@@ -1132,7 +1132,7 @@ class TestWsdlMatchesItslearning:
                 else "PersonManagementServiceSync.svc.xml"
             )
         )
-        namespace = BIND if name.startswith("sync") else MESS
+        namespace = BIND if name.startswith("sync") else PMS_MESS
         mine = ours.element(ours.declarations[(namespace, "element", name)])
         reference = theirs.element(theirs.declarations[(namespace, "element", name)])
         assert mine == reference
@@ -1140,8 +1140,8 @@ class TestWsdlMatchesItslearning:
     def test_walker_sees_differences(self) -> None:
         """The comparison is not vacuous: the person's model is deep and differs between two messages."""
         ours = SchemaIndex(BUNDLED_WSDL)
-        create = ours.element(ours.declarations[(MESS, "element", "createPersonRequest")])
-        delete = ours.element(ours.declarations[(MESS, "element", "deletePersonRequest")])
+        create = ours.element(ours.declarations[(PMS_MESS, "element", "createPersonRequest")])
+        delete = ours.element(ours.declarations[(PMS_MESS, "element", "deletePersonRequest")])
         assert create != delete
         assert "bday" in repr(create)
         assert "primaryRoleType" in repr(create)

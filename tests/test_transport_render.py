@@ -13,8 +13,8 @@ from lxml import etree
 from sync.ims import bodies
 from sync.ims.bodies import key_body, keys_body, pairs_body, record_body, rename_body
 from sync.ims.clients import PersonClient
-from sync.ims.persons import MESS, page_body
-from sync.ims.wire import COMMON
+from sync.ims.namespaces import COMMON, PMS_MESS
+from sync.ims.persons import page_body
 from sync.models import Person
 from sync.models.kinds import PERSON
 
@@ -141,6 +141,6 @@ class TestDirectRendering:
         data = other._render(
             other._operations["createPerson"], record_body(PERSON, Person(sync_key="k9", email="e@x")), "m"
         )
-        person = etree.fromstring(data).find(f".//{{{MESS}}}person")
+        person = etree.fromstring(data).find(f".//{{{PMS_MESS}}}person")
         assert person is not None
         assert person.findtext(f"{{{COMMON}}}email") == "e@x"

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from sync.ims.namespaces import BIND, SOAP_ENV
+
 from .checks import (
     INVALID_SECURITY_REPLY,
     action_not_supported,
@@ -25,7 +27,7 @@ from .checks import (
 from .config import EmulatorConfig
 from .http import Reply
 from .service import Service, failure, with_ref
-from .soap import BIND, SOAP_ENV, response_envelope
+from .soap import response_envelope
 from .wsdl import Catalog
 
 __all__ = ["reply_to", "route"]

@@ -13,10 +13,11 @@ from typing import Final
 
 from lxml import etree
 
+from sync.ims.namespaces import COMMON, SOAP_ENV, WSA, WSSE, WSU
 from sync.ims.xsd import safe_parser
 
 from .http import Reply
-from .soap import COMMON, SOAP_ENV, WSA, WSSE, WSU, fault_envelope
+from .soap import fault_envelope
 from .wsdl import Catalog
 
 __all__ = [

@@ -16,16 +16,15 @@ from typing import Final
 
 from lxml import etree
 
+from sync.ims.namespaces import COMMON, GMS_DATA, GMS_MESS
 from sync.models import Severity, Status
 from sync.models.kinds import GROUP
 
 from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
-from .soap import COMMON, InvalidDataError, _sub
+from .soap import InvalidDataError, _sub
 from .store import Group, Store
 
 __all__ = [
-    "GMS_DATA",
-    "GMS_MESS",
     "GROUP_OPERATIONS",
     "MASS_ITEMS",
     "GroupService",
@@ -33,8 +32,6 @@ __all__ = [
     "parse_group",
 ]
 
-GMS_MESS: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSchema_v1p0"
-GMS_DATA: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
 _PARENT: Final = "Parent"
 _GROUP_FIELDS: Final = ("scheme", "type", "level", "parent", "desc_short", "desc_long", "desc_full")
 

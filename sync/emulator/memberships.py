@@ -19,24 +19,21 @@ from typing import Final
 
 from lxml import etree
 
+from sync.ims.namespaces import COMMON, MMS_DATA, MMS_MESS
 from sync.models import MEMBERSHIP_ROLE_TYPES, Kind, Status
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 
 from .service import Answer, Events, Handler, Service, Wire, _check_key, _text, failure, success
-from .soap import COMMON, InvalidDataError, _sub
+from .soap import InvalidDataError, _sub
 from .store import Membership, Store
 
 __all__ = [
     "MEMBERSHIP_OPERATIONS",
-    "MMS_DATA",
-    "MMS_MESS",
     "ROLE_TYPES",
     "MembershipService",
     "membership_element",
 ]
 
-MMS_MESS: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSchema_v1p0"
-MMS_DATA: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
 
 #: roleType values itslearning's MMS schema allows (IMS ES roletypes, their codes, Default and Guest).
 ROLE_TYPES: Final = frozenset(

@@ -13,11 +13,12 @@ from typing import Final
 
 from lxml import etree
 
+from sync.ims.namespaces import COMMON, PMS_MESS
 from sync.models import PERSON_FIELDS, Person, Severity, Status
 from sync.models.kinds import PERSON
 
 from .service import Answer, Decision, Events, Handler, Service, Wire, _check_key, failure, success
-from .soap import COMMON, MESS, RECOGNISED_ROLES, InvalidDataError, parse_person, person_element
+from .soap import RECOGNISED_ROLES, InvalidDataError, parse_person, person_element
 from .store import Store
 
 __all__ = ["MAX_PAGE_SIZE", "OPERATIONS", "PersonService"]
@@ -25,9 +26,9 @@ __all__ = ["MAX_PAGE_SIZE", "OPERATIONS", "PersonService"]
 MAX_PAGE_SIZE: Final = 100
 INSERTED_INSTEAD: Final = "Object did not exist, has been inserted instead"
 
-_PAIR_SET = (f"{{{MESS}}}personIdPairSet", f"{{{MESS}}}personIdPair")
-_ID_SET = (f"{{{MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier")
-_PAIR_ID_SET = (f"{{{MESS}}}pairSourcedIdSet", f"{{{COMMON}}}identifierPair")
+_PAIR_SET = (f"{{{PMS_MESS}}}personIdPairSet", f"{{{PMS_MESS}}}personIdPair")
+_ID_SET = (f"{{{PMS_MESS}}}sourcedIdSet", f"{{{COMMON}}}identifier")
+_PAIR_ID_SET = (f"{{{PMS_MESS}}}pairSourcedIdSet", f"{{{COMMON}}}identifierPair")
 #: Mass operations and where their items are: (set element, item element).
 _MASS_ITEMS: Final = {
     "createPersons": _PAIR_SET,
@@ -51,7 +52,7 @@ OPERATIONS: Final = frozenset(
 
 
 #: PMS as the base serves it: kind, operations, namespace, prefix, mass items, XML, lookup.
-_WIRE: Final = Wire(PERSON, OPERATIONS, MESS, "m", _MASS_ITEMS, person_element, Store.get)
+_WIRE: Final = Wire(PERSON, OPERATIONS, PMS_MESS, "m", _MASS_ITEMS, person_element, Store.get)
 
 
 class PersonService(Service[Person]):
@@ -116,9 +117,9 @@ class PersonService(Service[Person]):
             return key, "", status
 
         answer = self._apply_items("readPersons", request, events, read)
-        person_set = etree.SubElement(answer.body, f"{{{MESS}}}personSet")
+        person_set = etree.SubElement(answer.body, f"{{{PMS_MESS}}}personSet")
         for person in found:
-            person_set.append(person_element(f"{{{MESS}}}person", person))
+            person_set.append(person_element(f"{{{PMS_MESS}}}person", person))
         return answer
 
     def _change_identifiers(self, request: etree._Element, events: Events) -> Answer:
@@ -148,19 +149,19 @@ class PersonService(Service[Person]):
         total = 0
         if status.ok:
             total = self._store.count()
-            pairs = etree.SubElement(body, f"{{{MESS}}}personIdPairSet")
+            pairs = etree.SubElement(body, f"{{{PMS_MESS}}}personIdPairSet")
             for person in self._store.page(page_index * page_size, page_size):
-                pair = etree.SubElement(pairs, f"{{{MESS}}}personIdPair")
-                sourced_id = etree.SubElement(pair, f"{{{MESS}}}sourcedId")
+                pair = etree.SubElement(pairs, f"{{{PMS_MESS}}}personIdPair")
+                sourced_id = etree.SubElement(pair, f"{{{PMS_MESS}}}sourcedId")
                 etree.SubElement(sourced_id, f"{{{COMMON}}}identifier").text = person.sync_key
-                pair.append(person_element(f"{{{MESS}}}person", person))
-        etree.SubElement(body, f"{{{MESS}}}virtualCount").text = str(total)
+                pair.append(person_element(f"{{{PMS_MESS}}}person", person))
+        etree.SubElement(body, f"{{{PMS_MESS}}}virtualCount").text = str(total)
         events.append(("", "", status.code_major))
         return Answer(body=body, status=status)
 
 
 def _int_or_default(request: etree._Element, name: str, default: int) -> int:
-    element = request.find(f"{{{MESS}}}{name}")
+    element = request.find(f"{{{PMS_MESS}}}{name}")
     text = (element.text or "").strip() if element is not None else ""
     if not text:
         return default  # absent or xsi:nil: the service's default

@@ -14,9 +14,10 @@ from typing import Final, Generic, TypeVar
 
 from lxml import etree
 
+from sync.ims.namespaces import COMMON
 from sync.models import CodeMajor, Kind, Severity, Status
 
-from .soap import COMMON, InvalidDataError
+from .soap import InvalidDataError
 from .store import Store
 
 __all__ = [

@@ -14,18 +14,12 @@ from typing import Final
 
 from lxml import etree
 
+from sync.ims.namespaces import BIND, COMMON, PMS_DATA, SOAP_ENV, WSSE, WSU, XML_NS, XSI
 from sync.models import INSTITUTION_ROLE_TYPES, PERSON_FIELDS, Person, Status
 
 __all__ = [
-    "BIND",
-    "COMMON",
-    "DATA",
-    "MESS",
     "RECOGNISED_ROLES",
     "ROLE_TYPES",
-    "SOAP_ENV",
-    "WSSE",
-    "WSU",
     "InvalidDataError",
     "ParsedPerson",
     "fault_envelope",
@@ -35,16 +29,6 @@ __all__ = [
     "status_element",
 ]
 
-SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-MESS: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManMessSchema_v1p0"
-DATA: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManDataSchema_v1p0"
-COMMON: Final = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0"
-BIND: Final = "http://www.imsglobal.org/services/common/imsMessBindSchema_v1p0"
-WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-WSA: Final = "http://www.w3.org/2005/08/addressing"
-XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
-XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 
 #: institutionRoleType values the schema allows (itslearning's WSDL enumeration).
 ROLE_TYPES: Final = frozenset(INSTITUTION_ROLE_TYPES)
@@ -81,13 +65,13 @@ def person_element(tag: str, person: Person, *, password: str = "") -> etree._El
     """Build a `person` element (named `tag`) in the shared contract's shape.
 
     Args:
-        tag: the element's qualified name, e.g. `{MESS}person`.
+        tag: the element's qualified name, e.g. `{PMS_MESS}person`.
         person: the values; "" means absent.
         password: a create password (only createPerson(s) carries one); never stored or echoed.
     """
-    root = etree.Element(tag, nsmap={"d": DATA, "c": COMMON})
+    root = etree.Element(tag, nsmap={"d": PMS_DATA, "c": COMMON})
     format_name = f"{person.given_name} {person.family_name}".strip()
-    formatted = _sub(root, f"{{{DATA}}}formatName")
+    formatted = _sub(root, f"{{{PMS_DATA}}}formatName")
     if format_name:
         formatted.text = format_name
     else:
@@ -96,35 +80,35 @@ def person_element(tag: str, person: Person, *, password: str = "") -> etree._El
     if person.email:
         _sub(root, f"{{{COMMON}}}email", person.email)
     if person.username or password:
-        user_id = _sub(root, f"{{{DATA}}}userId")
+        user_id = _sub(root, f"{{{PMS_DATA}}}userId")
         if person.username:
             _sub(user_id, f"{{{COMMON}}}userIdValue", person.username)
         if password:
             _sub(user_id, f"{{{COMMON}}}passWord", password)
     if person.birth_date:
-        demographics = _sub(root, f"{{{DATA}}}demographics")
-        _sub(demographics, f"{{{DATA}}}gender", "Gender")
-        _sub(demographics, f"{{{DATA}}}bday", person.birth_date)
+        demographics = _sub(root, f"{{{PMS_DATA}}}demographics")
+        _sub(demographics, f"{{{PMS_DATA}}}gender", "Gender")
+        _sub(demographics, f"{{{PMS_DATA}}}bday", person.birth_date)
     if person.role:
-        role = _sub(root, f"{{{DATA}}}institutionRole")
-        _sub(role, f"{{{DATA}}}institutionRoleType", person.role)
-        _sub(role, f"{{{DATA}}}primaryRoleType", "true")
+        role = _sub(root, f"{{{PMS_DATA}}}institutionRole")
+        _sub(role, f"{{{PMS_DATA}}}institutionRoleType", person.role)
+        _sub(role, f"{{{PMS_DATA}}}primaryRoleType", "true")
     for tel_type, value in (("Voice", person.phone), ("Mobile", person.mobile)):
         if value:
-            tel = _sub(root, f"{{{DATA}}}tel")
-            _sub(tel, f"{{{DATA}}}telType", tel_type)
-            _sub(tel, f"{{{DATA}}}telValue", value)
+            tel = _sub(root, f"{{{PMS_DATA}}}tel")
+            _sub(tel, f"{{{PMS_DATA}}}telType", tel_type)
+            _sub(tel, f"{{{PMS_DATA}}}telValue", value)
     return root
 
 
 def _name(root: etree._Element, person: Person) -> None:
     if person.given_name or person.family_name:
-        name = _sub(root, f"{{{DATA}}}name")
+        name = _sub(root, f"{{{PMS_DATA}}}name")
         for part_type, value in (("First", person.given_name), ("Last", person.family_name)):
             if value:
-                part = _sub(name, f"{{{DATA}}}partName")
-                _sub(part, f"{{{DATA}}}namePartType", part_type)
-                _sub(part, f"{{{DATA}}}namePartValue", value)
+                part = _sub(name, f"{{{PMS_DATA}}}partName")
+                _sub(part, f"{{{PMS_DATA}}}namePartType", part_type)
+                _sub(part, f"{{{PMS_DATA}}}namePartValue", value)
 
 
 def _text(element: etree._Element | None) -> str:
@@ -140,9 +124,9 @@ def parse_person(element: etree._Element) -> ParsedPerson:
         InvalidDataError: a value the service cannot deserialise (bday not a date, unknown role type).
     """
     fields: dict[str, str] = {}
-    for part in element.iterfind(f"{{{DATA}}}name/{{{DATA}}}partName"):
-        part_type = _text(part.find(f"{{{DATA}}}namePartType"))
-        value = _text(part.find(f"{{{DATA}}}namePartValue"))
+    for part in element.iterfind(f"{{{PMS_DATA}}}name/{{{PMS_DATA}}}partName"):
+        part_type = _text(part.find(f"{{{PMS_DATA}}}namePartType"))
+        value = _text(part.find(f"{{{PMS_DATA}}}namePartValue"))
         if part_type == "First":
             fields["given_name"] = value
         elif part_type == "Last":
@@ -150,24 +134,26 @@ def parse_person(element: etree._Element) -> ParsedPerson:
     email = element.find(f"{{{COMMON}}}email")
     if email is not None:
         fields["email"] = _text(email)
-    username = element.find(f"{{{DATA}}}userId/{{{COMMON}}}userIdValue")
+    username = element.find(f"{{{PMS_DATA}}}userId/{{{COMMON}}}userIdValue")
     if username is not None:
         fields["username"] = _text(username)
-    bday = element.find(f"{{{DATA}}}demographics/{{{DATA}}}bday")
+    bday = element.find(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}bday")
     if bday is not None:
         fields["birth_date"] = _check_date(_text(bday).strip())
-    roles = element.findall(f"{{{DATA}}}institutionRole")
+    roles = element.findall(f"{{{PMS_DATA}}}institutionRole")
     if roles:
-        primary = [r for r in roles if _text(r.find(f"{{{DATA}}}primaryRoleType")).strip() in {"true", "1"}]
-        role = _text((primary or roles)[0].find(f"{{{DATA}}}institutionRoleType")).strip()
+        primary = [
+            r for r in roles if _text(r.find(f"{{{PMS_DATA}}}primaryRoleType")).strip() in {"true", "1"}
+        ]
+        role = _text((primary or roles)[0].find(f"{{{PMS_DATA}}}institutionRoleType")).strip()
         if role not in ROLE_TYPES:
             raise InvalidDataError(f"institutionRoleType {role!r} is not a known role type")
         fields["role"] = role
-    for tel in element.iterfind(f"{{{DATA}}}tel"):
-        tel_type = _text(tel.find(f"{{{DATA}}}telType")).strip()
+    for tel in element.iterfind(f"{{{PMS_DATA}}}tel"):
+        tel_type = _text(tel.find(f"{{{PMS_DATA}}}telType")).strip()
         target = {"Voice": "phone", "Mobile": "mobile"}.get(tel_type)
         if target is not None:
-            fields[target] = _text(tel.find(f"{{{DATA}}}telValue"))
+            fields[target] = _text(tel.find(f"{{{PMS_DATA}}}telValue"))
     return ParsedPerson(fields={name: fields[name] for name in PERSON_FIELDS if name in fields})
 
 

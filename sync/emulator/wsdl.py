@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from sync.ims.namespaces import WSDL, WSDL_SOAP
 from sync.ims.xsd import load_wsdl_schema, safe_parser
 
 __all__ = [
@@ -37,9 +38,6 @@ GMS_PATH: Final = "/GroupManagementService.svc"
 MMS_PATH: Final = "/MembershipManagementService.svc"
 #: Every endpoint the emulator serves.
 PATHS: Final = (PMS_PATH, EXTENDED_PATH, GMS_PATH, MMS_PATH)
-
-_WSDL: Final = "http://schemas.xmlsoap.org/wsdl/"
-_SOAP: Final = "http://schemas.xmlsoap.org/wsdl/soap/"
 
 
 class SchemaValidator:
@@ -90,15 +88,15 @@ class ServiceDescription:
         document = path.read_bytes()
         root = etree.fromstring(document, safe_parser())
         routes: dict[tuple[str, str], str] = {}
-        for port in root.iterfind(f"{{{_WSDL}}}service/{{{_WSDL}}}port"):
-            address = port.find(f"{{{_SOAP}}}address")
+        for port in root.iterfind(f"{{{WSDL}}}service/{{{WSDL}}}port"):
+            address = port.find(f"{{{WSDL_SOAP}}}address")
             endpoint = _path_of(address.get("location", "") if address is not None else "")
             binding_name = port.get("binding", "").rsplit(":", 1)[-1]
-            for binding in root.iterfind(f"{{{_WSDL}}}binding"):
+            for binding in root.iterfind(f"{{{WSDL}}}binding"):
                 if binding.get("name") != binding_name:
                     continue
-                for operation in binding.iterfind(f"{{{_WSDL}}}operation"):
-                    soap_operation = operation.find(f"{{{_SOAP}}}operation")
+                for operation in binding.iterfind(f"{{{WSDL}}}operation"):
+                    soap_operation = operation.find(f"{{{WSDL_SOAP}}}operation")
                     if soap_operation is not None:
                         action = soap_operation.get("soapAction", "")
                         routes[(endpoint, action)] = operation.get("name", "")
@@ -112,7 +110,7 @@ class ServiceDescription:
     def render(self, base_url: str) -> bytes:
         """The WSDL with every soap:address pointing at this server's endpoints under `base_url`."""
         root = etree.fromstring(self.document, safe_parser())
-        for address in root.iterfind(f"{{{_WSDL}}}service/{{{_WSDL}}}port/{{{_SOAP}}}address"):
+        for address in root.iterfind(f"{{{WSDL}}}service/{{{WSDL}}}port/{{{WSDL_SOAP}}}address"):
             address.set("location", base_url + _path_of(address.get("location", "")))
         return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 

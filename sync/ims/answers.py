@@ -18,7 +18,7 @@ from zeep.loader import parse_xml
 
 from sync.errors import ProtocolError, UnmatchedAnswerError
 from sync.ims.faults import TRANSIENT_HTTP, fault, status_error
-from sync.ims.wire import BIND, COMMON, SOAP_ENV
+from sync.ims.namespaces import BIND, COMMON, SOAP_ENV
 from sync.models import Status
 
 __all__ = ["SETTINGS", "check_statuses", "read_answer", "status_from_xml"]

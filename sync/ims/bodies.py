@@ -17,8 +17,9 @@ from lxml import etree
 
 from sync.ims.groups import GROUP_XML
 from sync.ims.memberships import MEMBERSHIP_XML
+from sync.ims.namespaces import COMMON
 from sync.ims.persons import PERSON_XML
-from sync.ims.wire import COMMON, KindXml, RequestBody, text
+from sync.ims.wire import KindXml, RequestBody, text
 from sync.models import Record
 from sync.models.kinds import Kind
 

@@ -27,12 +27,13 @@ from sync.ims.exchange import (
     bundled_wsdl,
     find_binding,
 )
-from sync.ims.groups import GMS_MESS, GMS_SPEC
+from sync.ims.groups import GMS_SPEC
 from sync.ims.memberships import MMS_SPEC
-from sync.ims.persons import EXTENDED_BINDING, EXTENDED_OPERATIONS, MESS, PMS_SPEC, page_body
+from sync.ims.namespaces import COMMON, GMS_MESS, PMS_MESS
+from sync.ims.persons import EXTENDED_BINDING, EXTENDED_OPERATIONS, PMS_SPEC, page_body
 from sync.ims.urls import extended_url as _extended_url
 from sync.ims.urls import require_https
-from sync.ims.wire import COMMON, KindXml, RequestBody, ServiceSpec
+from sync.ims.wire import KindXml, RequestBody, ServiceSpec
 from sync.models import Group, Membership, Person, Record, Status
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, Kind
 
@@ -212,7 +213,9 @@ class PersonClient(KindClient[Person]):
         """
         keys = list(sync_keys)
         reply, soap_body = self._mass("readPersons", keys_body(PERSON, keys), len(keys), message_id)
-        elements = soap_body.findall(f"{{{MESS}}}readPersonsResponse/{{{MESS}}}personSet/{{{MESS}}}person")
+        elements = soap_body.findall(
+            f"{{{PMS_MESS}}}readPersonsResponse/{{{PMS_MESS}}}personSet/{{{PMS_MESS}}}person"
+        )
         if len(elements) != sum(item.ok for item in reply.items):
             raise ProtocolError(
                 f"{self._where('readPersons')}: {len(elements)} persons for "
@@ -249,12 +252,14 @@ class PersonClient(KindClient[Person]):
         """
         name = "readAllPersons"
         body = page_body(page_index, page_size)
-        status, answer = self._answer(name, body, message_id, f"{{{MESS}}}{name}Response", f"{name}Response")
+        status, answer = self._answer(
+            name, body, message_id, f"{{{PMS_MESS}}}{name}Response", f"{name}Response"
+        )
         if answer is None:
             return Page(status=status, persons=(), virtual_count=0)
         persons = self._read_pairs(name, answer, "personIdPairSet")
         try:
-            count = int(answer.findtext(f"{{{MESS}}}virtualCount") or "")
+            count = int(answer.findtext(f"{{{PMS_MESS}}}virtualCount") or "")
         except ValueError as exc:
             raise ProtocolError(f"{self._where(name)}: missing or bad virtualCount") from exc
         return Page(status=status, persons=tuple(persons), virtual_count=count)

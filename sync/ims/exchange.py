@@ -42,9 +42,10 @@ from lxml import etree
 from sync.errors import ConfigError, ProtocolError
 from sync.ims.answers import SETTINGS, check_statuses, read_answer
 from sync.ims.faults import FOREIGN, translate_exception
+from sync.ims.namespaces import BIND, SOAP_ENV
 from sync.ims.security import UsernameTokenSecurity, insert_header
 from sync.ims.urls import display_url, require_https
-from sync.ims.wire import BIND, SOAP_ENV, RequestBody, ServiceSpec, text
+from sync.ims.wire import RequestBody, ServiceSpec, text
 from sync.models import Status
 
 __all__ = [

@@ -13,13 +13,12 @@ from typing import Any, Final
 
 from lxml import etree
 
-from sync.ims.wire import BIND, COMMON, KindXml, ServiceSpec, text
+from sync.ims.namespaces import BIND, COMMON, GMS_DATA, GMS_MESS
+from sync.ims.wire import KindXml, ServiceSpec, text
 from sync.models import Group
 
 __all__ = [
     "BUNDLED_GMS_WSDL",
-    "GMS_DATA",
-    "GMS_MESS",
     "GMS_SPEC",
     "GROUP_SCHEME",
     "GROUP_XML",
@@ -30,8 +29,6 @@ __all__ = [
 #: The bundled GMS WSDL (ours: itslearning publishes no GMS message schema; see docs/emulator.md).
 BUNDLED_GMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "gms.wsdl"
 
-GMS_MESS: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManMessSchema_v1p0"
-GMS_DATA: Final = "http://www.imsglobal.org/services/gms/xsd/imsGroupManDataSchema_v1p0"
 
 #: The groupType scheme itslearning reads (School, Course, CourseGroup, ... are its types).
 GROUP_SCHEME: Final = "ItslearningOrganisationTypes"

@@ -14,14 +14,13 @@ from typing import Any, Final
 from lxml import etree
 
 from sync.errors import RejectedError
-from sync.ims.wire import BIND, COMMON, KindXml, ServiceSpec, text
+from sync.ims.namespaces import BIND, COMMON, MMS_DATA, MMS_MESS
+from sync.ims.wire import KindXml, ServiceSpec, text
 from sync.models import Membership
 
 __all__ = [
     "BUNDLED_MMS_WSDL",
     "MEMBERSHIP_XML",
-    "MMS_DATA",
-    "MMS_MESS",
     "MMS_SPEC",
     "membership_from_xml",
     "membership_value",
@@ -30,8 +29,6 @@ __all__ = [
 #: The bundled MMS WSDL (itslearning's MembershipManagementServiceSync shapes, schemas inline).
 BUNDLED_MMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "mms.wsdl"
 
-MMS_MESS: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManMessSchema_v1p0"
-MMS_DATA: Final = "http://www.imsglobal.org/services/mms/xsd/imsMemberManDataSchema_v1p0"
 
 MMS_SPEC: Final = ServiceSpec(
     wsdl=BUNDLED_MMS_WSDL,

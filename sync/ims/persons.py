@@ -15,15 +15,14 @@ from typing import Any, Final
 from lxml import etree
 from zeep import xsd
 
-from sync.ims.wire import BIND, COMMON, KindXml, RequestBody, ServiceSpec, nil, text
+from sync.ims.namespaces import BIND, COMMON, PMS_DATA, PMS_MESS
+from sync.ims.wire import KindXml, RequestBody, ServiceSpec, nil, text
 from sync.models import Person
 
 __all__ = [
     "BUNDLED_WSDL",
-    "DATA",
     "EXTENDED_BINDING",
     "EXTENDED_OPERATIONS",
-    "MESS",
     "PERSON_XML",
     "PMS_SPEC",
     "page_body",
@@ -34,8 +33,6 @@ __all__ = [
 #: The WSDL shipped with the package (PMS + ExtendedPersonManagement, schemas inline).
 BUNDLED_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "pms.wsdl"
 
-MESS: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManMessSchema_v1p0"
-DATA: Final = "http://www.imsglobal.org/services/pms/xsd/imsPersonManDataSchema_v1p0"
 
 #: itslearning's ExtendedPersonManagement binding (readAllPersons), at its own URL.
 EXTENDED_BINDING: Final = "BasicHttpBinding_ExtendedPersonManagementServiceSync"
@@ -56,9 +53,9 @@ PMS_SPEC: Final = ServiceSpec(
         "createPersons",
         "deletePersons",
     ),
-    message_namespace=MESS,
+    message_namespace=PMS_MESS,
     # The prefixes itslearning's documentation uses.
-    prefixes=(("ims", BIND), ("ims1", MESS), ("ims2", COMMON), ("ims3", DATA)),
+    prefixes=(("ims", BIND), ("ims1", PMS_MESS), ("ims2", COMMON), ("ims3", PMS_DATA)),
     soap_action_base="http://www.imsglobal.org/soap/pms/",
 )
 
@@ -100,41 +97,41 @@ def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
 def _fill_name(name: etree._Element, person: Person) -> None:
     for kind, part_text in (("First", person.given_name), ("Last", person.family_name)):
         if part_text:
-            part = etree.SubElement(name, f"{{{DATA}}}partName")
-            text(part, f"{{{DATA}}}namePartType", kind)
-            text(part, f"{{{DATA}}}namePartValue", part_text)
+            part = etree.SubElement(name, f"{{{PMS_DATA}}}partName")
+            text(part, f"{{{PMS_DATA}}}namePartType", kind)
+            text(part, f"{{{PMS_DATA}}}namePartValue", part_text)
 
 
 def _fill_person(element: etree._Element, person: Person, password: str) -> None:
     """The `person` element's children as zeep renders `person_value(person, password=password)`."""
     format_name = f"{person.given_name} {person.family_name}".strip()
     if format_name:
-        text(element, f"{{{DATA}}}formatName", format_name)
+        text(element, f"{{{PMS_DATA}}}formatName", format_name)
     else:
-        nil(element, f"{{{DATA}}}formatName")
+        nil(element, f"{{{PMS_DATA}}}formatName")
     if person.given_name or person.family_name:
-        _fill_name(etree.SubElement(element, f"{{{DATA}}}name"), person)
+        _fill_name(etree.SubElement(element, f"{{{PMS_DATA}}}name"), person)
     if person.email:
         text(element, f"{{{COMMON}}}email", person.email)
     if person.username or password:
-        user = etree.SubElement(element, f"{{{DATA}}}userId")
+        user = etree.SubElement(element, f"{{{PMS_DATA}}}userId")
         if person.username:
             text(user, f"{{{COMMON}}}userIdValue", person.username)
         if password:
             text(user, f"{{{COMMON}}}passWord", password)
     if person.birth_date:
-        demographics = etree.SubElement(element, f"{{{DATA}}}demographics")
-        text(demographics, f"{{{DATA}}}gender", "Gender")
-        text(demographics, f"{{{DATA}}}bday", person.birth_date)
+        demographics = etree.SubElement(element, f"{{{PMS_DATA}}}demographics")
+        text(demographics, f"{{{PMS_DATA}}}gender", "Gender")
+        text(demographics, f"{{{PMS_DATA}}}bday", person.birth_date)
     if person.role:
-        role = etree.SubElement(element, f"{{{DATA}}}institutionRole")
-        text(role, f"{{{DATA}}}institutionRoleType", person.role)
-        text(role, f"{{{DATA}}}primaryRoleType", "true")
+        role = etree.SubElement(element, f"{{{PMS_DATA}}}institutionRole")
+        text(role, f"{{{PMS_DATA}}}institutionRoleType", person.role)
+        text(role, f"{{{PMS_DATA}}}primaryRoleType", "true")
     for kind, number in (("Voice", person.phone), ("Mobile", person.mobile)):
         if number:
-            tel = etree.SubElement(element, f"{{{DATA}}}tel")
-            text(tel, f"{{{DATA}}}telType", kind)
-            text(tel, f"{{{DATA}}}telValue", number)
+            tel = etree.SubElement(element, f"{{{PMS_DATA}}}tel")
+            text(tel, f"{{{PMS_DATA}}}telType", kind)
+            text(tel, f"{{{PMS_DATA}}}telValue", number)
 
 
 _PHONE_TYPES: Final = {"Voice": "phone", "1": "phone", "Mobile": "mobile", "3": "mobile"}
@@ -143,24 +140,26 @@ _PHONE_TYPES: Final = {"Voice": "phone", "1": "phone", "Mobile": "mobile", "3": 
 def person_from_xml(element: etree._Element, sync_key: str) -> Person:
     """Read a `person` element (any namespace for the element itself); unknown children are ignored."""
     fields: dict[str, str] = {}
-    for part in element.iterfind(f"{{{DATA}}}name/{{{DATA}}}partName"):
-        kind = part.findtext(f"{{{DATA}}}namePartType")
-        value = part.findtext(f"{{{DATA}}}namePartValue") or ""
+    for part in element.iterfind(f"{{{PMS_DATA}}}name/{{{PMS_DATA}}}partName"):
+        kind = part.findtext(f"{{{PMS_DATA}}}namePartType")
+        value = part.findtext(f"{{{PMS_DATA}}}namePartValue") or ""
         if kind == "First":
             fields["given_name"] = value
         elif kind == "Last":
             fields["family_name"] = value
     fields["email"] = element.findtext(f"{{{COMMON}}}email") or ""
-    fields["username"] = element.findtext(f"{{{DATA}}}userId/{{{COMMON}}}userIdValue") or ""
-    fields["birth_date"] = element.findtext(f"{{{DATA}}}demographics/{{{DATA}}}bday") or ""
-    roles = element.findall(f"{{{DATA}}}institutionRole")
-    primary = [r for r in roles if (r.findtext(f"{{{DATA}}}primaryRoleType") or "").strip() in {"true", "1"}]
+    fields["username"] = element.findtext(f"{{{PMS_DATA}}}userId/{{{COMMON}}}userIdValue") or ""
+    fields["birth_date"] = element.findtext(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}bday") or ""
+    roles = element.findall(f"{{{PMS_DATA}}}institutionRole")
+    primary = [
+        r for r in roles if (r.findtext(f"{{{PMS_DATA}}}primaryRoleType") or "").strip() in {"true", "1"}
+    ]
     if roles:
-        fields["role"] = (primary or roles)[0].findtext(f"{{{DATA}}}institutionRoleType") or ""
-    for tel in element.iterfind(f"{{{DATA}}}tel"):
-        name = _PHONE_TYPES.get(tel.findtext(f"{{{DATA}}}telType") or "")
+        fields["role"] = (primary or roles)[0].findtext(f"{{{PMS_DATA}}}institutionRoleType") or ""
+    for tel in element.iterfind(f"{{{PMS_DATA}}}tel"):
+        name = _PHONE_TYPES.get(tel.findtext(f"{{{PMS_DATA}}}telType") or "")
         if name and name not in fields:
-            fields[name] = tel.findtext(f"{{{DATA}}}telValue") or ""
+            fields[name] = tel.findtext(f"{{{PMS_DATA}}}telValue") or ""
     return Person(sync_key=sync_key, **fields)
 
 
@@ -177,10 +176,10 @@ def page_body(page_index: int, page_size: int) -> RequestBody:
         }
 
     def build(request: etree._Element) -> None:
-        text(request, f"{{{MESS}}}PageIndex", str(int(page_index)))
-        text(request, f"{{{MESS}}}PageSize", str(int(page_size)))
+        text(request, f"{{{PMS_MESS}}}PageIndex", str(int(page_index)))
+        text(request, f"{{{PMS_MESS}}}PageSize", str(int(page_size)))
         for name in ("CreatedFrom", "OnlyManuallyCreatedUsers", "ConvertFromManual"):
-            nil(request, f"{{{MESS}}}{name}")
+            nil(request, f"{{{PMS_MESS}}}{name}")
 
     return RequestBody(value, build)
 

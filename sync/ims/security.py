@@ -14,12 +14,10 @@ from typing import Final
 
 from lxml import etree
 
-from sync.ims.wire import SOAP_ENV
+from sync.ims.namespaces import SOAP_ENV, WSSE, WSU
 
 __all__ = ["BASE64_BINARY", "PASSWORD_TEXT", "WSSE", "WSU", "UsernameTokenSecurity"]
 
-WSSE: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 # The token type's URI, not a password.
 PASSWORD_TEXT: Final = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"  # noqa: S105

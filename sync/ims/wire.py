@@ -17,13 +17,10 @@ from typing import Any, Final, Generic, TypeVar
 
 from lxml import etree
 
+from sync.ims.namespaces import XSI
 from sync.models import Record
 
 __all__ = [
-    "BIND",
-    "COMMON",
-    "SOAP_ENV",
-    "XSI",
     "KindXml",
     "RequestBody",
     "ServiceSpec",
@@ -31,10 +28,6 @@ __all__ = [
     "text",
 ]
 
-COMMON: Final = "http://www.imsglobal.org/services/common/imsCommonSchema_v1p0"
-BIND: Final = "http://www.imsglobal.org/services/common/imsMessBindSchema_v1p0"
-SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 _XSI_NSMAP: Final = {"xsi": XSI}
 
 R = TypeVar("R", bound=Record)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from lxml import etree
 
+from sync.ims.namespaces import WSDL
+
 __all__ = ["XS", "load_wsdl_schema", "load_xsd_files", "safe_parser"]
 
 XS = "http://www.w3.org/2001/XMLSchema"
-_WSDL = "http://schemas.xmlsoap.org/wsdl/"
 
 
 def safe_parser(*, huge_tree: bool = False) -> etree.XMLParser:
@@ -74,7 +75,7 @@ def load_wsdl_schema(*wsdl_paths: Path) -> etree.XMLSchema:
     schemas: list[etree._Element] = []
     for path in wsdl_paths:
         tree = etree.parse(str(path), safe_parser())
-        schemas.extend(tree.getroot().iterfind(f"{{{_WSDL}}}types/{{{XS}}}schema"))
+        schemas.extend(tree.getroot().iterfind(f"{{{WSDL}}}types/{{{XS}}}schema"))
     return _compile(schemas)
 
 
@@ -83,5 +84,5 @@ def load_xsd_files(*xsd_paths: Path, wsdl_paths: tuple[Path, ...] = ()) -> etree
     schemas = [etree.parse(str(p), safe_parser()).getroot() for p in xsd_paths]
     for path in wsdl_paths:
         tree = etree.parse(str(path), safe_parser())
-        schemas.extend(tree.getroot().iterfind(f"{{{_WSDL}}}types/{{{XS}}}schema"))
+        schemas.extend(tree.getroot().iterfind(f"{{{WSDL}}}types/{{{XS}}}schema"))
     return _compile(schemas)
