@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from sync.ims.exchange import MassReply
-from sync.models import Kind, Operation, Status, kind_of
+from sync.models import Create, Delete, Kind, Operation, Status, kind_of
 from sync.send.services import GroupService, MembershipService, PersonService
 
 __all__ = ["Calls", "KindCalls"]
@@ -62,10 +62,10 @@ def _person_calls(pms: PersonService) -> KindCalls:
     # Persons are created with their initial password ("" = none), carried by the operation.
     return KindCalls(
         create=lambda op, *, message_id=None: pms.create_person(
-            op.person, password=op.password, message_id=message_id
+            op.record, password=op.password, message_id=message_id
         ),
         create_many=lambda ops, *, message_id=None: pms.create_persons(
-            [(op.person, op.password) for op in ops], message_id=message_id
+            [(op.record, op.password) for op in ops], message_id=message_id
         ),
         update=pms.update_person,
         replace=pms.replace_person,
@@ -137,8 +137,8 @@ class Calls:
     def mass_operation(self, op: Operation) -> str:
         """The mass request `op` may travel in (createPersons, ..., deleteMemberships), or "" if none."""
         kind = kind_of(op)
-        if isinstance(op, kind.create):
+        if isinstance(op, Create):
             return kind.mass_operation("create")
-        if isinstance(op, kind.delete) and self.of(kind).delete_many is not None:
+        if isinstance(op, Delete) and self.of(kind).delete_many is not None:
             return kind.mass_operation("delete")
         return ""

@@ -1,6 +1,7 @@
 """One operation of any kind sent to IMS ES: its create, update, identifier change, deletion or
 deactivation, written once over `sync.models.kinds` (IMS ES's operation names come from the Kind, the
-client methods from `sync.send.calls`). What a kind does differently is named in `_WAYS`.
+client methods from `sync.send.calls`). What a kind does differently its Kind says
+(`follows_lost_renames`, `recreates_vanished`).
 
 Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport of its own.
 """
@@ -8,37 +9,27 @@ Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
-from sync.models import FieldChange, Kind, Operation, Outcome, Record, kind_of
+from sync.models import (
+    ChangeIdentifier,
+    Create,
+    Deactivate,
+    Delete,
+    FieldChange,
+    Kind,
+    Operation,
+    Outcome,
+    Record,
+    Update,
+    kind_of,
+)
 from sync.send.attempts import Sender, Step, is_unknown_answer, one
 from sync.send.calls import Calls, KindCalls
 from sync.send.resolve import Reader, Resolver
 from sync.state.changes import Remove, Rename, Upsert
 
 __all__ = ["Operations", "upsert"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Ways:
-    """What a kind does differently when IMS ES answers "unknown object" to its changes."""
-
-    #: Follows the journal's targets of this kind's unconfirmed renames from an old id (Resolver.rename).
-    follows_lost_renames: bool = False
-    #: An update of a vanished object creates it again.
-    recreates_vanished: bool = False
-
-
-#: By kind name. Only persons and groups follow lost renames through the journal: memberships do not.
-#: Unlike updatePerson, updateMembership does not create: a membership removed in IMS ES (by hand, or
-#: with its group) that the roster still wants is created again. (A deactivation of a vanished
-#: membership lets it go instead: see Operations._deactivate.)
-_WAYS: Final[dict[str, _Ways]] = {
-    "person": _Ways(follows_lost_renames=True),
-    "group": _Ways(follows_lost_renames=True),
-    "membership": _Ways(recreates_vanished=True),
-}
 
 
 class _Carries(Protocol):
@@ -87,18 +78,18 @@ class Operations:
         """
         kind = kind_of(op)
         calls = self.calls.of(kind)
-        if isinstance(op, kind.create):
+        if isinstance(op, Create):
             return self._sender.step(
                 kind.operation("create"),
                 one(op.sync_key),
                 lambda mid: calls.create(op, message_id=mid),
                 lambda: [upsert(op)],
             )
-        if isinstance(op, kind.update):
+        if isinstance(op, Update):
             return self._update(kind, calls, op)
-        if isinstance(op, kind.change_identifier):
+        if isinstance(op, ChangeIdentifier):
             return self._change_identifier(kind, calls, op)
-        if isinstance(op, kind.delete):
+        if isinstance(op, Delete):
             return self._resolver.remove(
                 kind.operation("delete"),
                 op.sync_key,
@@ -124,9 +115,9 @@ class Operations:
         step = self._sender.step(
             operation, one(record.sync_key), lambda mid: send(record, message_id=mid), lambda: [change]
         )
-        if not (_WAYS[kind.name].recreates_vanished and is_unknown_answer(step)):
+        if not (kind.recreates_vanished and is_unknown_answer(step)):
             return step
-        # The object vanished from IMS ES, but the roster still wants it: created again (see _WAYS).
+        # The object vanished from IMS ES, but the roster still wants it: created again.
         return _followed(
             step,
             lambda: self._sender.step(
@@ -148,7 +139,7 @@ class Operations:
             self.reader(kind),
             lost_targets=(
                 (lambda old_id: store.unconfirmed_renames(kind, old_id))
-                if _WAYS[kind.name].follows_lost_renames
+                if kind.follows_lost_renames
                 else None
             ),
         )
@@ -161,7 +152,7 @@ class Operations:
         """An update with active false. "Unknown object": it is gone from IMS ES already (by hand, or
         with its group), so nothing is left to deactivate; a read confirms, and the snapshot lets it
         go instead of creating it again only to mark it inactive."""
-        if kind.deactivate is None or not isinstance(op, kind.deactivate):
+        if not (kind.deactivatable and isinstance(op, Deactivate)):
             raise TypeError(f"{type(op).__name__} is no operation the executor sends")
         return self._resolver.remove(
             kind.operation("update"),
