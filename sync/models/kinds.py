@@ -14,9 +14,6 @@ from typing import Final, Literal, TypeAlias
 
 from sync.models.operations import ChangeIdentifier, Create, Deactivate, Delete, Operation, Update
 from sync.models.records import (
-    GROUP_FIELDS,
-    MEMBERSHIP_FIELDS,
-    PERSON_FIELDS,
     Group,
     Membership,
     Person,
@@ -75,13 +72,10 @@ class Kind:
     """What the engine needs to know of one kind of object: data, storage, IMS ES calls, order."""
 
     name: KindName  # singular, as reports and the journal say it
-    plural: str  # the set mapping's section, `snapshot export --kind`, the snapshot table
     record: type[Record]
-    fields: tuple[str, ...]  # canonical fields, without the sync key, in a fixed order
-    columns: tuple[str, ...]  # the snapshot column of each field, in `fields` order
+    columns: tuple[str, ...] = ()  # the snapshot column of each field, in `fields` order (default: its name)
     identity: bool  # has an identity key (matched when its sync key changes): persons and groups
     references: tuple[Reference, ...]
-    ims_name: str  # IMS ES's name in its operations: createPerson, readGroup, deleteMembership, ...
     service: Literal["pms", "gms", "mms"]
     deactivatable: bool = False  # `--deletes deactivate` keeps it, inactive, instead of deleting it
     #: Fields an update cannot empty: IMS ES's update keeps what it is not sent (a group's parent and
@@ -96,10 +90,29 @@ class Kind:
     summary_prefix: str  # PlanSummary's field prefix ("" for persons, whose counts are unprefixed)
     phase: int  # change phases run in this order (groups, persons, memberships); deletions: DELETION_ORDER
 
+    def __post_init__(self) -> None:
+        if not self.columns:
+            object.__setattr__(self, "columns", self.fields)
+
+    @property
+    def plural(self) -> str:
+        """The set mapping's section, `snapshot export --kind`, the snapshot table: "persons", ..."""
+        return f"{self.name}s"
+
     @property
     def table(self) -> str:
         """The snapshot table."""
         return self.plural
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The canonical fields, without the sync key, in a fixed order: the record's."""
+        return self.record.FIELDS
+
+    @property
+    def ims_name(self) -> str:
+        """IMS ES's name in its operations: createPerson, readGroup, deleteMembership, ..."""
+        return self.name.capitalize()
 
     @property
     def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:
@@ -129,13 +142,9 @@ class Kind:
 
 GROUP: Final = Kind(
     name="group",
-    plural="groups",
     record=Group,
-    fields=GROUP_FIELDS,
-    columns=GROUP_FIELDS,
     identity=True,
     references=(Reference(field="parent", kind="group", column="parent", go_with_it=False),),
-    ims_name="Group",
     service="gms",
     unclearable=("parent", "name"),
     follows_lost_renames=True,
@@ -144,13 +153,9 @@ GROUP: Final = Kind(
 )
 PERSON: Final = Kind(
     name="person",
-    plural="persons",
     record=Person,
-    fields=PERSON_FIELDS,
-    columns=PERSON_FIELDS,
     identity=True,
     references=(),
-    ims_name="Person",
     service="pms",
     follows_lost_renames=True,
     summary_prefix="",
@@ -158,16 +163,13 @@ PERSON: Final = Kind(
 )
 MEMBERSHIP: Final = Kind(
     name="membership",
-    plural="memberships",
     record=Membership,
-    fields=MEMBERSHIP_FIELDS,
     columns=("group_key", "person_key", "role", "active"),
     identity=False,
     references=(
         Reference(field="group", kind="group", column="group_key", go_with_it=True),
         Reference(field="person", kind="person", column="person_key", go_with_it=True),
     ),
-    ims_name="Membership",
     service="mms",
     deactivatable=True,
     recreates_vanished=True,
@@ -176,7 +178,7 @@ MEMBERSHIP: Final = Kind(
 )
 
 #: Every kind, in the order their changes are sent (itslearning: hierarchies, then users, then
-#: memberships); deletions go the other way round.
+#: memberships); deletions go in DELETION_ORDER.
 KINDS: Final[tuple[Kind, ...]] = (GROUP, PERSON, MEMBERSHIP)
 
 _BY_NAME: Final[dict[str, Kind]] = {kind.name: kind for kind in KINDS}
