@@ -9,14 +9,13 @@ Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from sync.models import (
     ChangeIdentifier,
+    ChangeOperation,
     Create,
     Deactivate,
     Delete,
-    FieldChange,
     Kind,
     Operation,
     Outcome,
@@ -32,31 +31,7 @@ from sync.state.changes import Remove, Rename, Upsert
 __all__ = ["Operations", "upsert"]
 
 
-class _Carries(Protocol):
-    """An operation carrying the record IMS ES will hold."""
-
-    @property
-    def record(self) -> Record: ...
-
-
-class _Changed(_Carries, Protocol):
-    """An operation that sets an object's fields: an update, or an identifier change followed by one."""
-
-    @property
-    def changes(self) -> tuple[FieldChange, ...]: ...
-
-
-class _Renamed(_Changed, Protocol):
-    """An identifier change."""
-
-    @property
-    def old_id(self) -> str: ...
-
-    @property
-    def new_id(self) -> str: ...
-
-
-def upsert(op: _Carries) -> Upsert:
+def upsert(op: ChangeOperation | Deactivate[Record]) -> Upsert:
     """The snapshot change that confirms `op`'s record; persons and groups carry an identity value,
     memberships none."""
     return Upsert(record=op.record, identity=getattr(op, "identity", ""))
@@ -105,7 +80,7 @@ class Operations:
         operation = kind.operation("read")
         return lambda key: self._resolver.read(operation, key, lambda mid: calls.read(key, message_id=mid))
 
-    def _update(self, kind: Kind, calls: KindCalls, op: _Changed) -> Step:
+    def _update(self, kind: Kind, calls: KindCalls, op: Update[Record] | ChangeIdentifier[Record]) -> Step:
         record, change = op.record, upsert(op)
         # updatePerson merges what it is given, so a cleared field needs replacePerson.
         if calls.replace is not None and any(not c.new for c in op.changes):
@@ -128,7 +103,7 @@ class Operations:
             ),
         )
 
-    def _change_identifier(self, kind: Kind, calls: KindCalls, op: _Renamed) -> Step:
+    def _change_identifier(self, kind: Kind, calls: KindCalls, op: ChangeIdentifier[Record]) -> Step:
         store = self._sender.store
         step = self._resolver.rename(
             kind.change_identifier_operation,
