@@ -77,6 +77,9 @@ class Kind:
     identity: bool  # has an identity key (matched when its sync key changes): persons and groups
     references: tuple[Reference, ...]
     service: Literal["pms", "gms", "mms"]
+    #: Roster columns a create carries (`Create`'s field of that name) but the plan never compares nor
+    #: the snapshot keeps: a person's initial password.
+    created_with: tuple[str, ...] = ()
     deactivatable: bool = False  # `--deletes deactivate` keeps it, inactive, instead of deleting it
     #: Fields an update cannot empty: IMS ES's update keeps what it is not sent (a group's parent and
     #: name), so the plan sets such an update aside as a conflict.
@@ -157,6 +160,7 @@ PERSON: Final = Kind(
     identity=True,
     references=(),
     service="pms",
+    created_with=("password",),
     follows_lost_renames=True,
     summary_prefix="",
     phase=1,

@@ -10,7 +10,7 @@ types. What genuinely differs between kinds is spelled out here:
 - an update that empties a field the kind cannot clear (a group's parent or name) is a Conflict;
 - a kind that refers to itself (a group's parent) is diffed against a snapshot with its own renamed
   keys moved, changed parents first and deleted children first;
-- a person's create carries the roster's password (`_CARRIED`);
+- a create carries the roster columns its kind is `created_with` (a person's initial password);
 - a deletion carries the snapshot's record (a group's parent orders deletions; a membership is sent
   back inactive under `--deletes deactivate`).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import pandas as pd
 
@@ -42,9 +42,6 @@ from sync.plan.ordering import depths, own_reference
 from sync.read.roster import Roster
 
 __all__ = ["KindPlan", "plan_kind", "snapshot_columns"]
-
-#: Roster columns carried to a kind's creates but never compared nor kept in the snapshot, by kind name.
-_CARRIED: Final[dict[str, tuple[str, ...]]] = {"person": ("password",)}
 
 
 def snapshot_columns(kind: Kind) -> tuple[str, ...]:
@@ -129,7 +126,7 @@ def _found(kind: Kind, roster: Roster, snapshot: pd.DataFrame, detect_identifier
         roster,
         snapshot,
         columns=("identity", *kind.fields),
-        extra=_CARRIED.get(kind.name, ()),
+        extra=kind.created_with,
         renames=detect_identifier_changes or not kind.identity,
         noun=kind.name,
     )
@@ -171,7 +168,7 @@ def _operations(
         update = Update(changes=_changes(old, new, columns), **_carried(kind, key, new))
         ops.append(((depth.get(key, 0), 1, key), update))
     for key, values in found.creates:
-        extra: dict[str, Any] = {name: values[name] for name in _CARRIED.get(kind.name, ())}
+        extra: dict[str, Any] = {name: values[name] for name in kind.created_with}
         ops.append(((depth.get(key, 0), 2, key), Create(**_carried(kind, key, values), **extra)))
     return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
 
