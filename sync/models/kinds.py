@@ -200,8 +200,7 @@ def kind_named(name: str) -> Kind:
 
 def kind_of(value: Record | Operation) -> Kind:
     """The kind a record or an operation (by the record it carries) is of."""
-    kind = _BY_RECORD.get(type(value))
-    return kind if kind is not None else _BY_RECORD[type(value.record)]  # type: ignore[union-attr]
+    return _BY_RECORD[type(value if isinstance(value, Record) else value.record)]
 
 
 def operation_type(op: Operation) -> OperationType:
