@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
+from sync.cli.summaries import _operation_name
 from sync.emulator import Emulator
+from sync.models import KINDS
 from sync.models.kinds import GROUP, MEMBERSHIP
 from sync.state.store import StateStore
 from tests.checks import oneroster_memberships
 from tests.conftest import PASSWORD, USERNAME
+from tests.test_kinds import RECORDS, _operation
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 BASE = SAMPLES / "oneroster"
@@ -288,3 +291,23 @@ class TestAdopt:
             adopted = set(store.load(GROUP).index)
         # org-lia has no classes with members: only the roster names it
         assert adopted == set(emulator.groups()) - {"org-lia"}
+
+
+def test_run_lines_name_each_operation_as_they_always_did() -> None:
+    """The run's terminal table and problem lines name an operation by its verb and kind, as before."""
+    names = [_operation_name(_operation(t, RECORDS[k.name])) for k in KINDS for _, t in k.typed_operations]
+    assert names == [
+        "CreateGroup",
+        "UpdateGroup",
+        "ChangeGroupIdentifier",
+        "DeleteGroup",
+        "Create",
+        "Update",
+        "ChangeIdentifier",
+        "Delete",
+        "CreateMembership",
+        "UpdateMembership",
+        "ChangeMembershipIdentifier",
+        "DeleteMembership",
+        "DeactivateMembership",
+    ]

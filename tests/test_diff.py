@@ -73,7 +73,7 @@ class TestRules:
         result = plan(make_roster({"1": ADA}, passwords={"1": "pw-1"}), empty_snapshot(PERSON))
         (op,) = result.operations
         assert isinstance(op, Create)
-        assert op.person == Person.from_values("1", ADA)
+        assert op.record == Person.from_values("1", ADA)
         assert op.identity == "ada"
         assert op.password == "pw-1"
         assert "pw-1" not in repr(result)
@@ -84,7 +84,8 @@ class TestRules:
         (op,) = result.operations
         assert isinstance(op, Update)
         assert op.changes == (FieldChange(field="email", old="", new="new@x"),)
-        assert op.person.email == "new@x"
+        assert isinstance(op.record, Person)
+        assert op.record.email == "new@x"
         assert result.unchanged == 0
 
     def test_identity_change_alone_is_an_update(self):
@@ -106,7 +107,7 @@ class TestRules:
         """A new key whose identity matches one person whose key left the roster renames that person."""
         result = plan(make_roster({"9": ADA}), snapshot_frame({"1": ADA}))
         assert result.operations == (
-            ChangeIdentifier(old_id="1", new_id="9", person=Person.from_values("9", ADA), identity="ada"),
+            ChangeIdentifier(old_id="1", new_id="9", record=Person.from_values("9", ADA), identity="ada"),
         )
         assert result.deletions == ()
 
@@ -132,7 +133,9 @@ class TestRules:
             DiffPolicy(detect_identifier_changes=False),
         )
         assert [type(op) for op in result.operations] == [Create]
-        assert result.deletions == (Delete(sync_key="1", identity="ada", reason="not in roster"),)
+        assert result.deletions == (
+            Delete(record=Person.from_values("1", ADA), identity="ada", reason="not in roster"),
+        )
 
     def test_empty_identity_never_matches(self):
         """Persons without an identity value are never matched with each other."""
@@ -163,13 +166,17 @@ class TestRules:
     def test_gone_key_is_a_delete_candidate(self):
         """A snapshot person absent from the roster is a Delete candidate 'not in roster'."""
         result = plan(make_roster({"1": ADA}), snapshot_frame({"1": ADA, "2": BO}))
-        assert result.deletions == (Delete(sync_key="2", identity="bo", reason="not in roster"),)
+        assert result.deletions == (
+            Delete(record=Person.from_values("2", BO), identity="bo", reason="not in roster"),
+        )
         assert result.operations == ()
 
     def test_marked_row_in_snapshot_is_a_delete_candidate(self):
         """A roster row marked tobedeleted whose key is in the snapshot is a Delete candidate."""
         result = plan(make_roster({"1": ADA, "2": BO}, delete=["2"]), snapshot_frame({"1": ADA, "2": BO}))
-        assert result.deletions == (Delete(sync_key="2", identity="bo", reason="marked tobedeleted"),)
+        assert result.deletions == (
+            Delete(record=Person.from_values("2", BO), identity="bo", reason="marked tobedeleted"),
+        )
         assert result.unchanged == 1
 
     def test_marked_row_not_in_snapshot_plans_nothing(self):

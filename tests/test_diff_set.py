@@ -9,22 +9,16 @@ import pandas as pd
 import pytest
 
 from sync.models import (
-    ChangeGroupIdentifier,
     ChangeIdentifier,
-    ChangeMembershipIdentifier,
     Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
     Delete,
-    DeleteGroup,
-    DeleteMembership,
     DeletesMode,
+    Group,
     Membership,
+    Operation,
     Plan,
     Reject,
-    UpdateGroup,
-    UpdateMembership,
+    Update,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.plan.diff import Snapshots, empty_snapshot, plan_set, snapshot_columns
@@ -136,24 +130,25 @@ def plan_of(
     )
 
 
-def kinds(ops: Iterable[object]) -> list[tuple[str, str]]:
-    return [(type(op).__name__, op.sync_key) for op in ops]  # type: ignore[attr-defined]
+def kinds(ops: Iterable[Operation]) -> list[tuple[str, str]]:
+    """Each operation's class and record type, and its sync key: ("Create[Group]", "d1")."""
+    return [(f"{type(op).__name__}[{type(op.record).__name__}]", op.sync_key) for op in ops]
 
 
 class TestFirstRun:
     def test_groups_come_parents_first_then_persons_then_memberships(self) -> None:
         result = plan_of()
         assert kinds(result.operations) == [
-            ("CreateGroup", "d1"),
-            ("CreateGroup", "s1"),
-            ("CreateGroup", "c1"),
-            ("CreateGroup", "c2"),
-            ("Create", "p1"),
-            ("Create", "p2"),
-            ("Create", "t1"),
-            ("CreateMembership", "e1"),
-            ("CreateMembership", "e2"),
-            ("CreateMembership", "e3"),
+            ("Create[Group]", "d1"),
+            ("Create[Group]", "s1"),
+            ("Create[Group]", "c1"),
+            ("Create[Group]", "c2"),
+            ("Create[Person]", "p1"),
+            ("Create[Person]", "p2"),
+            ("Create[Person]", "t1"),
+            ("Create[Membership]", "e1"),
+            ("Create[Membership]", "e2"),
+            ("Create[Membership]", "e3"),
         ]
         summary = result.summary
         assert (summary.group_create, summary.membership_create, summary.create) == (4, 3, 3)
@@ -161,8 +156,10 @@ class TestFirstRun:
         assert result.rejects == ()
 
     def test_a_membership_carries_group_person_role_and_is_active(self) -> None:
-        created = [op for op in plan_of().operations if isinstance(op, CreateMembership)]
-        assert created[1].membership == Membership(sync_key="e2", group="c1", person="t1", role="Instructor")
+        created = [
+            op for op in plan_of().operations if isinstance(op, Create) and isinstance(op.record, Membership)
+        ]
+        assert created[1].record == Membership(sync_key="e2", group="c1", person="t1", role="Instructor")
 
     def test_the_phases_follow_the_hierarchy(self) -> None:
         ops = plan_of().operations
@@ -200,18 +197,20 @@ class TestSecondRun:
             snapshot_memberships=MEMBERSHIPS,
         )
         assert kinds(result.operations) == [
-            ("UpdateGroup", "c1"),
-            ("CreateGroup", "c3"),
-            ("UpdateMembership", "e2"),
-            ("CreateMembership", "e4"),
+            ("Update[Group]", "c1"),
+            ("Create[Group]", "c3"),
+            ("Update[Membership]", "e2"),
+            ("Create[Membership]", "e4"),
         ]
         update = result.operations[0]
-        assert isinstance(update, UpdateGroup)
+        assert isinstance(update, Update)
+        assert isinstance(update.record, Group)
         assert [(c.field, c.old, c.new) for c in update.changes] == [("name", "Maths 7A", "Maths 7B")]
-        assert kinds(result.deletions) == [("DeleteMembership", "e3"), ("DeleteGroup", "c2")]
+        assert kinds(result.deletions) == [("Delete[Membership]", "e3"), ("Delete[Group]", "c2")]
         deleted = result.deletions[1]
-        assert isinstance(deleted, DeleteGroup)
-        assert deleted.parent == "s1"
+        assert isinstance(deleted, Delete)
+        assert isinstance(deleted.record, Group)
+        assert deleted.record.parent == "s1"
 
     def test_group_deletions_run_children_first(self) -> None:
         result = plan_of(
@@ -222,13 +221,13 @@ class TestSecondRun:
             snapshot_memberships=MEMBERSHIPS,
         )
         assert kinds(result.deletions) == [
-            ("DeleteMembership", "e1"),
-            ("DeleteMembership", "e2"),
-            ("DeleteMembership", "e3"),
-            ("DeleteGroup", "c1"),
-            ("DeleteGroup", "c2"),
-            ("DeleteGroup", "s1"),
-            ("DeleteGroup", "d1"),
+            ("Delete[Membership]", "e1"),
+            ("Delete[Membership]", "e2"),
+            ("Delete[Membership]", "e3"),
+            ("Delete[Group]", "c1"),
+            ("Delete[Group]", "c2"),
+            ("Delete[Group]", "s1"),
+            ("Delete[Group]", "d1"),
         ]
         ops = list(result.deletions)
         keys = [[ops[i].sync_key for i in phase] for phase in phases(ops)]
@@ -241,7 +240,7 @@ class TestSecondRun:
             snapshot_memberships=MEMBERSHIPS,
             group_delete=["c2"],
         )
-        assert kinds(result.deletions) == [("DeleteGroup", "c2")]
+        assert kinds(result.deletions) == [("Delete[Group]", "c2")]
         # e3 (in c2) is still in the enrollments: rejected, and so protected from deletion
         assert [(r.sync_key, r.field) for r in result.rejects] == [("e3", "group")]
         assert "marked for deletion" in result.rejects[0].reason
@@ -256,7 +255,7 @@ class TestSecondRun:
             snapshot_groups=GROUPS,
             snapshot_memberships=MEMBERSHIPS,
         )
-        assert kinds(result.operations) == [("ChangeIdentifier", "p1-new")]
+        assert kinds(result.operations) == [("ChangeIdentifier[Person]", "p1-new")]
         assert isinstance(result.operations[0], ChangeIdentifier)
 
     def test_a_renamed_group_moves_its_children_and_memberships_without_updates(self) -> None:
@@ -277,9 +276,10 @@ class TestSecondRun:
             snapshot_groups=snapshot_groups,
             snapshot_memberships=MEMBERSHIPS,
         )
-        assert kinds(result.operations) == [("ChangeGroupIdentifier", "c1-2026")]
+        assert kinds(result.operations) == [("ChangeIdentifier[Group]", "c1-2026")]
         rename = result.operations[0]
-        assert isinstance(rename, ChangeGroupIdentifier)
+        assert isinstance(rename, ChangeIdentifier)
+        assert isinstance(rename.record, Group)
         assert (rename.old_id, rename.changes) == ("c1", ())
         assert result.deletions == ()
 
@@ -296,12 +296,14 @@ class TestSecondRun:
             snapshot_memberships=MEMBERSHIPS,
         )
         assert kinds(result.operations) == [
-            ("ChangeMembershipIdentifier", "e1-2026"),
-            ("ChangeMembershipIdentifier", "e3-2026"),
+            ("ChangeIdentifier[Membership]", "e1-2026"),
+            ("ChangeIdentifier[Membership]", "e3-2026"),
         ]
         first, second = result.operations
-        assert isinstance(first, ChangeMembershipIdentifier)
-        assert isinstance(second, ChangeMembershipIdentifier)
+        assert isinstance(first, ChangeIdentifier)
+        assert isinstance(first.record, Membership)
+        assert isinstance(second, ChangeIdentifier)
+        assert isinstance(second.record, Membership)
         assert (first.old_id, first.changes) == ("e1", ())
         assert [(c.field, c.old, c.new) for c in second.changes] == [("role", "Learner", "Instructor")]
         assert result.deletions == ()
@@ -319,8 +321,8 @@ class TestSecondRun:
             snapshot_memberships=MEMBERSHIPS,
         )
         assert kinds(result.operations) == [
-            ("ChangeIdentifier", "p1-new"),
-            ("ChangeMembershipIdentifier", "e1-new"),
+            ("ChangeIdentifier[Person]", "p1-new"),
+            ("ChangeIdentifier[Membership]", "e1-new"),
         ]
         assert result.deletions == ()
 
@@ -356,9 +358,10 @@ class TestSecondRun:
         result = plan_of(
             snapshot_persons=PERSONS, snapshot_groups=GROUPS, snapshot_memberships=snapshot_memberships
         )
-        assert kinds(result.operations) == [("UpdateMembership", "e3")]
+        assert kinds(result.operations) == [("Update[Membership]", "e3")]
         update = result.operations[0]
-        assert isinstance(update, UpdateMembership)
+        assert isinstance(update, Update)
+        assert isinstance(update.record, Membership)
         assert [(c.field, c.old, c.new) for c in update.changes] == [("active", "false", "true")]
 
 
@@ -371,7 +374,11 @@ class TestReferences:
         reasons = {r.sync_key: r.reason for r in result.rejects}
         assert reasons["e4"] == "group 'c9' is not in orgs.csv, classes.csv"
         assert reasons["e5"] == "person 'nobody' is not in roster.csv"
-        assert {op.sync_key for op in result.operations if isinstance(op, CreateMembership)} == {
+        assert {
+            op.sync_key
+            for op in result.operations
+            if isinstance(op, Create) and isinstance(op.record, Membership)
+        } == {
             "e1",
             "e2",
             "e3",
@@ -388,8 +395,10 @@ class TestReferences:
             == "parent group 's1' has a rejected row in orgs.csv, classes.csv: fix that row first"
         )
         assert by_key["e1"].field == "group"
-        assert kinds(result.operations)[:1] == [("CreateGroup", "d1")]
-        assert not any(isinstance(op, CreateMembership) for op in result.operations)
+        assert kinds(result.operations)[:1] == [("Create[Group]", "d1")]
+        assert not any(
+            isinstance(op, Create) and isinstance(op.record, Membership) for op in result.operations
+        )
 
     def test_a_parent_loop_rejects_every_group_on_it(self) -> None:
         groups = {"a": group("A", "b"), "b": group("B", "c"), "c": group("C", "a"), "d": group("D", "a")}
@@ -400,7 +409,7 @@ class TestReferences:
         assert (
             reasons["d"] == "parent group 'a' has a rejected row in orgs.csv, classes.csv: fix that row first"
         )
-        assert not any(isinstance(op, CreateGroup) for op in result.operations)
+        assert not any(isinstance(op, Create) and isinstance(op.record, Group) for op in result.operations)
 
     def test_a_rejected_membership_protects_its_snapshot_record(self) -> None:
         memberships = {k: v for k, v in MEMBERSHIPS.items() if k != "e3"}
@@ -416,7 +425,11 @@ class TestReferences:
 
     def test_memberships_without_group_files_need_the_group_in_the_snapshot(self) -> None:
         result = plan_of(groups=None, snapshot_groups={"c1": GROUPS["c1"]})
-        assert {op.sync_key for op in result.operations if isinstance(op, CreateMembership)} == {"e1", "e2"}
+        assert {
+            op.sync_key
+            for op in result.operations
+            if isinstance(op, Create) and isinstance(op.record, Membership)
+        } == {"e1", "e2"}
         assert [(r.sync_key, r.field) for r in result.rejects] == [("e3", "group")]
         assert "no group file is read" in result.rejects[0].reason
 
@@ -437,19 +450,18 @@ class TestDeletesModes:
 
     def test_deactivate_sends_only_active_memberships_marked_inactive(self) -> None:
         ops = deletion_operations(self.deletions().deletions, DeletesMode.DEACTIVATE)
-        assert [type(op) for op in ops] == [DeactivateMembership]
-        assert isinstance(ops[0], DeactivateMembership)
-        assert ops[0].membership == Membership(
+        assert kinds(ops) == [("Deactivate[Membership]", "e3")]
+        assert ops[0].record == Membership(
             sync_key="e3", group="c2", person="p2", role="Learner", active="false"
         )
 
     def test_delete_sends_memberships_then_groups_then_persons(self) -> None:
         ops = deletion_operations(self.deletions().deletions, DeletesMode.DELETE)
-        assert [(type(op), op.sync_key) for op in ops] == [
-            (DeleteMembership, "e3"),
-            (DeleteMembership, "e9"),
-            (DeleteGroup, "c2"),
-            (Delete, "p2"),
+        assert kinds(ops) == [
+            ("Delete[Membership]", "e3"),
+            ("Delete[Membership]", "e9"),
+            ("Delete[Group]", "c2"),
+            ("Delete[Person]", "p2"),
         ]
 
 
@@ -489,4 +501,6 @@ class TestSafetyLimits:
 def test_deletion_operations_never_send_a_person_or_group_unless_delete(mode: DeletesMode) -> None:
     result = TestDeletesModes().deletions()
     sent = deletion_operations(result.deletions, mode)
-    assert any(isinstance(op, Delete | DeleteGroup) for op in sent) is (mode is DeletesMode.DELETE)
+    assert any(isinstance(op, Delete) and not isinstance(op.record, Membership) for op in sent) is (
+        mode is DeletesMode.DELETE
+    )

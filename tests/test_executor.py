@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from sync.emulator import Emulator
 from sync.ims.clients import PersonClient
-from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
+from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
 from sync.models.kinds import PERSON
 from sync.send.executor import Executor
 from sync.send.policy import ExecutorSettings, RetryPolicy
@@ -64,7 +64,7 @@ class TestExecutor:
     ) -> None:
         """Twenty creates at concurrency 10 are all confirmed, in the snapshot and journal, in plan order."""
         executor, waits = execute(emulator)
-        ops = [Create(person=person(n), identity=f"u{n:03d}", password="pw-secret") for n in range(20)]
+        ops = [Create(record=person(n), identity=f"u{n:03d}", password="pw-secret") for n in range(20)]
         report = executor.run(ops)
         assert [r.operation for r in report.results] == ops
         assert {r.outcome for r in report.results} == {Outcome.CONFIRMED}
@@ -79,8 +79,8 @@ class TestExecutor:
     ) -> None:
         """A sync key IMS ES refuses (over 64 characters) is rejected once, not retried; others go on."""
         executor, waits = execute(emulator)
-        bad = Create(person=person(1, sync_key="x" * 65))
-        good = Create(person=person(2))
+        bad = Create(record=person(1, sync_key="x" * 65))
+        good = Create(record=person(2))
         report = executor.run([bad, good])
         assert [r.outcome for r in report.results] == [Outcome.REJECTED, Outcome.CONFIRMED]
         assert report.results[0].attempts == 1
@@ -97,7 +97,7 @@ class TestExecutor:
         emulator = emulator_factory(error_rate=1.0, seed=3)
         executor, waits = execute(emulator, circuit_threshold=100)
         with capture_logs() as logs:
-            report = executor.run([Create(person=person(1))])
+            report = executor.run([Create(record=person(1))])
         result = report.results[0]
         assert result.outcome is Outcome.UNCONFIRMED
         assert result.attempts == FAST_RETRY.max_attempts
@@ -118,10 +118,10 @@ class TestExecutor:
         """A create applied but unanswered is retried (createPerson upserts): one person, confirmed once."""
         emulator = emulator_factory(drop_rate=0.5, seed=7)
         executor, _ = execute(emulator, circuit_threshold=100)
-        report = executor.run([Create(person=person(n)) for n in range(10)])
+        report = executor.run([Create(record=person(n)) for n in range(10)])
         confirmed = [r for r in report.results if r.outcome is Outcome.CONFIRMED]
         assert len(confirmed) >= 8
-        assert set(emulator.persons()) >= {r.operation.person.sync_key for r in confirmed}  # type: ignore[union-attr]
+        assert set(emulator.persons()) >= {r.operation.sync_key for r in confirmed}
         assert store.count(PERSON) == len(confirmed)
 
     def test_rename_already_applied_is_confirmed_by_reading(
@@ -129,13 +129,13 @@ class TestExecutor:
     ) -> None:
         """A rename the service already holds (answer lost earlier) is confirmed via readPerson."""
         executor, _ = execute(emulator)
-        executor.run([Create(person=person(1))])
+        executor.run([Create(record=person(1))])
         # An earlier request renamed k001 -> k901 on the service, but its answer never reached us.
         with PersonClient(
             url=emulator.pms_url, username=USERNAME, password=PASSWORD, ca_bundle=emulator.ca_path
         ) as other:
             assert other.change_person_identifier("k001", "k901").ok
-        op = ChangeIdentifier(old_id="k001", new_id="k901", person=person(1, sync_key="k901"))
+        op = ChangeIdentifier(old_id="k001", new_id="k901", record=person(1, sync_key="k901"))
         result = executor.run([op]).results[0]
         assert result.outcome is Outcome.CONFIRMED
         ops = [e.operation for e in store.journal()][-3:]
@@ -147,7 +147,7 @@ class TestExecutor:
     ) -> None:
         """Old id unknown and new id absent too: the rename is really rejected, the snapshot unchanged."""
         executor, _ = execute(emulator)
-        op = ChangeIdentifier(old_id="k001", new_id="k901", person=person(1, sync_key="k901"))
+        op = ChangeIdentifier(old_id="k001", new_id="k901", record=person(1, sync_key="k901"))
         result = executor.run([op]).results[0]
         assert result.outcome is Outcome.REJECTED
         assert store.count(PERSON) == 0
@@ -157,12 +157,12 @@ class TestExecutor:
     ) -> None:
         """A changeIdentifier with changed fields renames, then updates; the snapshot holds the new record."""
         executor, _ = execute(emulator)
-        executor.run([Create(person=person(1))])
+        executor.run([Create(record=person(1))])
         renamed = person(1, sync_key="k901", family_name="Renamed")
         op = ChangeIdentifier(
             old_id="k001",
             new_id="k901",
-            person=renamed,
+            record=renamed,
             changes=(FieldChange(field="family_name", old="F1", new="Renamed"),),
         )
         result = executor.run([op]).results[0]
@@ -175,12 +175,12 @@ class TestExecutor:
     ) -> None:
         """Deletion candidates are skipped unless deletes are on; deleting a gone person is confirmed."""
         executor, _ = execute(emulator)
-        executor.run([Create(person=person(1)), Create(person=person(2))])
-        off = executor.run([Delete(sync_key="k001")])
+        executor.run([Create(record=person(1)), Create(record=person(2))])
+        off = executor.run([Delete(record=Person(sync_key="k001"))])
         assert off.results == ()
         assert "k001" in emulator.persons()
         on, _ = execute(emulator, deletes=True)
-        report = on.run([Delete(sync_key="k001"), Delete(sync_key="k001")])
+        report = on.run([Delete(record=Person(sync_key="k001")), Delete(record=Person(sync_key="k001"))])
         assert [r.outcome for r in report.results] == [Outcome.CONFIRMED, Outcome.CONFIRMED]
         assert "k001" not in emulator.persons()
         assert list(store.load(PERSON).index) == ["k002"]
@@ -190,8 +190,8 @@ class TestExecutor:
     ) -> None:
         """updatePerson merges, so an update that empties a field is sent as replacePerson."""
         executor, _ = execute(emulator)
-        executor.run([Create(person=person(1, email="a@b.example"))])
-        op = Update(person=person(1), changes=(FieldChange(field="email", old="a@b.example", new=""),))
+        executor.run([Create(record=person(1, email="a@b.example"))])
+        op = Update(record=person(1), changes=(FieldChange(field="email", old="a@b.example", new=""),))
         assert executor.run([op]).results[0].outcome is Outcome.CONFIRMED
         assert emulator.persons()["k001"].email == ""
         assert [e.operation for e in store.journal()][-1] == "replacePerson"
@@ -205,7 +205,7 @@ class TestExecutor:
         """After N consecutive transient failures the run stops; the rest is skipped, never sent."""
         emulator = emulator_factory(error_rate=1.0, seed=2)
         executor, _ = execute(emulator, circuit_threshold=3, max_in_flight=1)
-        report = executor.run([Create(person=person(n)) for n in range(10)])
+        report = executor.run([Create(record=person(n)) for n in range(10)])
         assert report.stopped.startswith("circuit open")
         skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
         assert len(skipped) >= 8
@@ -236,7 +236,7 @@ class TestExecutor:
                 stop=stop,
                 on_result=on_result,
             )
-            report = executor.run([Create(person=person(n)) for n in range(20)])
+            report = executor.run([Create(record=person(n)) for n in range(20)])
         assert report.stopped == "stopped by signal"
         confirmed = [r for r in report.results if r.outcome is Outcome.CONFIRMED]
         assert 1 <= len(confirmed) <= 3
@@ -253,8 +253,8 @@ class TestMassCreates:
     ) -> None:
         """Twelve creates in batches of five: three requests, the bad item rejected, the rest confirmed."""
         executor, _ = execute(emulator, batch_size=5)
-        ops = [Create(person=person(n), password="pw-secret") for n in range(12)]
-        ops[6] = Create(person=person(6, sync_key="y" * 65))
+        ops = [Create(record=person(n), password="pw-secret") for n in range(12)]
+        ops[6] = Create(record=person(6, sync_key="y" * 65))
         report = executor.run(ops)
         outcomes = [r.outcome for r in report.results]
         assert outcomes == [Outcome.REJECTED if i == 6 else Outcome.CONFIRMED for i in range(12)]
@@ -274,7 +274,7 @@ class TestMassCreates:
         """A batch applied but unanswered is resent; createPersons upserts, so each person exists once."""
         emulator = emulator_factory(drop_rate=0.5, seed=7)  # seed 7: the first request's answer is lost
         executor, _ = execute(emulator, batch_size=4, max_in_flight=4, circuit_threshold=100)
-        report = executor.run([Create(person=person(n)) for n in range(8)])
+        report = executor.run([Create(record=person(n)) for n in range(8)])
         assert {r.outcome for r in report.results} == {Outcome.CONFIRMED}
         assert sorted(emulator.persons()) == [f"k{n:03d}" for n in range(8)]
         assert sorted(store.load(PERSON).index) == [f"k{n:03d}" for n in range(8)]

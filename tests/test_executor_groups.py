@@ -13,22 +13,17 @@ from sync.emulator import Emulator
 from sync.ims.clients import GroupClient, MembershipClient, PersonClient
 from sync.ims.exchange import Timeouts
 from sync.models import (
-    ChangeGroupIdentifier,
-    ChangeMembershipIdentifier,
+    ChangeIdentifier,
     Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
+    Deactivate,
     Delete,
-    DeleteGroup,
-    DeleteMembership,
     FieldChange,
     Group,
     Membership,
     Operation,
     Outcome,
     Person,
-    UpdateMembership,
+    Update,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.send.executor import Executor
@@ -54,14 +49,14 @@ M3 = Membership(sync_key="e3", group="c2", person="p1", role="Learner")
 
 def first_night() -> list[Operation]:
     return [
-        CreateGroup(group=SCHOOL),
-        CreateGroup(group=CLASS_A),
-        CreateGroup(group=CLASS_B),
-        Create(person=person("p1")),
-        Create(person=person("p2")),
-        CreateMembership(membership=M1),
-        CreateMembership(membership=M2),
-        CreateMembership(membership=M3),
+        Create(record=SCHOOL),
+        Create(record=CLASS_A),
+        Create(record=CLASS_B),
+        Create(record=person("p1")),
+        Create(record=person("p2")),
+        Create(record=M1),
+        Create(record=M2),
+        Create(record=M3),
     ]
 
 
@@ -150,8 +145,8 @@ class TestDependencies:
     ) -> None:
         bad_school = replace(SCHOOL, sync_key="s" * 65)  # IMS ES refuses keys over 64 characters
         ops = first_night()
-        ops[0] = CreateGroup(group=bad_school)
-        ops[1] = CreateGroup(group=replace(CLASS_A, parent=bad_school.sync_key))
+        ops[0] = Create(record=bad_school)
+        ops[1] = Create(record=replace(CLASS_A, parent=bad_school.sync_key))
         results = run(emulator, ops)
         assert results[0][1] is Outcome.REJECTED
         assert results[1][1] is Outcome.SKIPPED
@@ -171,7 +166,7 @@ class TestDependencies:
         self, emulator: Emulator, store: StateStore, run: Run
     ) -> None:
         ops = first_night()
-        ops[4] = Create(person=replace(person("p2"), role="NotARole"))
+        ops[4] = Create(record=replace(person("p2"), role="NotARole"))
         results = run(emulator, ops)
         kinds = dict(zip(["s1", "c1", "c2", "p1", "p2", "e1", "e2", "e3"], results, strict=True))
         assert kinds["p2"][1] is Outcome.REJECTED
@@ -185,10 +180,10 @@ class TestChanges:
     def test_deactivate_then_reactivate(self, emulator: Emulator, store: StateStore, run: Run) -> None:
         run(emulator, first_night())
         inactive = replace(M3, active="false")
-        assert run(emulator, [DeactivateMembership(membership=inactive)])[0][1] is Outcome.CONFIRMED
+        assert run(emulator, [Deactivate(record=inactive)])[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e3"].active is False
         assert store.load(MEMBERSHIP).loc["e3", "active"] == "false"
-        again = run(emulator, [UpdateMembership(membership=M3, changes=())])
+        again = run(emulator, [Update(record=M3, changes=())])
         assert again[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e3"].active is True
 
@@ -196,10 +191,10 @@ class TestChanges:
         self, emulator: Emulator, store: StateStore, run: Run
     ) -> None:
         run(emulator, first_night())
-        run(emulator, [DeleteMembership(membership=M1)])
+        run(emulator, [Delete(record=M1)])
         assert "e1" not in emulator.memberships()
         store_before = store.count(MEMBERSHIP)
-        results = run(emulator, [UpdateMembership(membership=replace(M1, role="Instructor"), changes=())])
+        results = run(emulator, [Update(record=replace(M1, role="Instructor"), changes=())])
         assert results[0][1] is Outcome.CONFIRMED
         assert emulator.memberships()["e1"].role == "Instructor"
         assert store.count(MEMBERSHIP) == store_before + 1
@@ -209,10 +204,10 @@ class TestChanges:
     ) -> None:
         run(emulator, first_night())
         renamed = replace(M1, sync_key="e1-2026", role="Instructor")
-        op = ChangeMembershipIdentifier(
+        op = ChangeIdentifier(
             old_id="e1",
             new_id="e1-2026",
-            membership=renamed,
+            record=renamed,
             changes=(FieldChange(field="role", old="Learner", new="Instructor"),),
         )
         results = run(emulator, [op])
@@ -233,7 +228,7 @@ class TestChanges:
     ) -> None:
         run(emulator, first_night())
         renamed = replace(CLASS_A, sync_key="c1-2026")
-        results = run(emulator, [ChangeGroupIdentifier(old_id="c1", new_id="c1-2026", group=renamed)])
+        results = run(emulator, [ChangeIdentifier(old_id="c1", new_id="c1-2026", record=renamed)])
         assert results[0][1] is Outcome.CONFIRMED
         assert "c1-2026" in emulator.groups()
         snapshot = store.load(MEMBERSHIP)
@@ -246,13 +241,13 @@ class TestDeletes:
     ) -> None:
         run(emulator, first_night())
         ops: list[Operation] = [
-            Delete(sync_key="p2"),
-            DeleteGroup(sync_key="s1"),
-            DeleteGroup(sync_key="c1", parent="s1"),
-            DeleteGroup(sync_key="c2", parent="s1"),
-            DeleteMembership(membership=M1),
-            DeleteMembership(membership=M2),
-            DeleteMembership(membership=M3),
+            Delete(record=Person(sync_key="p2")),
+            Delete(record=Group(sync_key="s1")),
+            Delete(record=Group(sync_key="c1", parent="s1")),
+            Delete(record=Group(sync_key="c2", parent="s1")),
+            Delete(record=M1),
+            Delete(record=M2),
+            Delete(record=M3),
         ]
         results = run(emulator, ops, batch_size=3)
         assert {outcome for _, outcome, _ in results} == {Outcome.CONFIRMED}
@@ -271,9 +266,9 @@ class TestDeletes:
         self, emulator: Emulator, store: StateStore, run: Run
     ) -> None:
         run(emulator, first_night())
-        run(emulator, [DeleteGroup(sync_key="c2", parent="s1")])  # takes e3 along in IMS ES
+        run(emulator, [Delete(record=Group(sync_key="c2", parent="s1"))])  # takes e3 along in IMS ES
         assert "e3" not in emulator.memberships()
-        results = run(emulator, [DeleteMembership(membership=M3)])
+        results = run(emulator, [Delete(record=M3)])
         assert results[0][1] is Outcome.CONFIRMED
         assert "readMembership" in {entry.operation for entry in store.journal()}
         assert "e3" not in store.load(MEMBERSHIP).index
@@ -285,14 +280,14 @@ class TestDeletes:
             emulator,
             [
                 *first_night(),
-                CreateGroup(group=Group(sync_key="g1", name="Group 1", type="CourseGroup", parent="c1")),
+                Create(record=Group(sync_key="g1", name="Group 1", type="CourseGroup", parent="c1")),
             ],
         )
         # g1 (made elsewhere, say) is not deleted: IMS ES refuses c1, so s1 must wait
         ops: list[Operation] = [
-            DeleteGroup(sync_key="s1"),
-            DeleteGroup(sync_key="c1", parent="s1"),
-            DeleteGroup(sync_key="c2", parent="s1"),
+            Delete(record=Group(sync_key="s1")),
+            Delete(record=Group(sync_key="c1", parent="s1")),
+            Delete(record=Group(sync_key="c2", parent="s1")),
         ]
         results = run(emulator, ops)
         assert [outcome for _, outcome, _ in results] == [
@@ -315,7 +310,7 @@ class TestDeletes:
             url=emulator.mms_url, username=USERNAME, password=PASSWORD, ca_bundle=emulator.ca_path
         ) as client:
             assert client.delete_membership("e3").ok
-        results = run(emulator, [DeactivateMembership(membership=replace(M3, active="false"))])
+        results = run(emulator, [Deactivate(record=replace(M3, active="false"))])
         assert results[0][1] is Outcome.CONFIRMED
         assert "e3" not in emulator.memberships()  # not created again only to be marked inactive
         assert "e3" not in store.load(MEMBERSHIP).index
@@ -325,7 +320,7 @@ class TestDeletes:
 
     def test_deletes_off_sends_no_deletion(self, emulator: Emulator, store: StateStore, run: Run) -> None:
         run(emulator, first_night())
-        results = run(emulator, [DeleteMembership(membership=M1), DeleteGroup(sync_key="c2")], deletes=False)
+        results = run(emulator, [Delete(record=M1), Delete(record=Group(sync_key="c2"))], deletes=False)
         assert results == []
         assert set(emulator.memberships()) == {"e1", "e2", "e3"}
 

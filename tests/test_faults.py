@@ -15,7 +15,7 @@ from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
 from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.ims.clients import PersonClient
-from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Update
+from sync.models import ChangeIdentifier, Create, Delete, FieldChange, Outcome, Person, Update
 from sync.send.executor import Executor
 from sync.send.policy import ExecutorSettings, RetryPolicy
 from sync.state.journal import RequestItem, SentRequest
@@ -214,7 +214,7 @@ class TestEveryOperationEndsAccountedFor:
     ) -> None:
         """A fault on every request leaves unconfirmed or rejected, never confirmed; a rerun heals."""
         emulator = emulator_factory(seed=5, **faults)
-        ops = [Create(person=person(n), identity=f"u{n:03d}") for n in range(1, 4)]
+        ops = [Create(record=person(n), identity=f"u{n:03d}") for n in range(1, 4)]
         results = execute(emulator, ops, read_timeout=0.25, max_in_flight=3, batch_size=batch_size)
         assert [r.outcome for r in results] == [outcome] * 3
         assert all(error in r.error for r in results), [r.error for r in results]
@@ -286,12 +286,12 @@ class TestAmbiguousOutcomes:
         # createPersons too: the executor may send creates in batches.
         creates = frozenset({"createPerson", "createPersons"})
         emulator = emulator_factory(drop_rate=0.5, fault_operations=creates, seed=21)
-        ops = [Create(person=person(n), identity=f"u{n:03d}", password="pw") for n in range(1, 13)]
+        ops = [Create(record=person(n), identity=f"u{n:03d}", password="pw") for n in range(1, 13)]
         results = execute(emulator, ops)
         assert {r.outcome for r in results} == {Outcome.CONFIRMED}
         sent = Counter(e.sync_key for e in emulator.history() if e.operation in creates)
         assert max(sent.values()) >= 2  # some creates were applied, unanswered and sent again
-        assert as_fields(emulator.persons()) == as_fields({op.sync_key: op.person for op in ops})
+        assert as_fields(emulator.persons()) == as_fields({op.sync_key: op.record for op in ops})
         assert duplicates(emulator.persons()) == []
         assert as_fields(snapshot_persons(state)) == as_fields(emulator.persons())
         assert journal_problems(state) == []
@@ -301,14 +301,14 @@ class TestAmbiguousOutcomes:
     ) -> None:
         """A createPersons batch applied but unanswered is sent again whole: no duplicate, all confirmed."""
         emulator = emulator_factory(drop_rate=0.5, fault_operations=frozenset({"createPersons"}), seed=26)
-        ops = [Create(person=person(n), identity=f"u{n:03d}", password="pw") for n in range(1, 16)]
+        ops = [Create(record=person(n), identity=f"u{n:03d}", password="pw") for n in range(1, 16)]
         results = execute(emulator, ops, batch_size=5, max_in_flight=10)
         assert {r.outcome for r in results} == {Outcome.CONFIRMED}
         sent = Counter(e.sync_key for e in emulator.history() if e.operation == "createPersons")
         assert set(sent) == {op.sync_key for op in ops}  # every create went in a batch
         assert max(sent.values()) >= 2  # some batch was applied, unanswered and sent again
         assert emulator.faults_injected()["drop"] > 0
-        assert as_fields(emulator.persons()) == as_fields({op.sync_key: op.person for op in ops})
+        assert as_fields(emulator.persons()) == as_fields({op.sync_key: op.record for op in ops})
         assert duplicates(emulator.persons()) == []
         assert as_fields(snapshot_persons(state)) == as_fields(emulator.persons())
         assert journal_problems(state) == []
@@ -318,10 +318,10 @@ class TestAmbiguousOutcomes:
     ) -> None:
         """updatePerson upserts: retrying an applied update leaves the right final state."""
         emulator = emulator_factory(drop_rate=0.5, fault_operations=frozenset({"updatePerson"}), seed=32)
-        execute(emulator, [Create(person=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
+        execute(emulator, [Create(record=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
         updates = [
             Update(
-                person=person(n, family_name=f"New{n}"),
+                record=person(n, family_name=f"New{n}"),
                 identity=f"u{n:03d}",
                 changes=(FieldChange(field="family_name", old=f"F{n}", new=f"New{n}"),),
             )
@@ -342,10 +342,10 @@ class TestAmbiguousOutcomes:
         emulator = emulator_factory(
             drop_rate=0.5, fault_operations=frozenset({"changePersonIdentifier"}), seed=23
         )
-        execute(emulator, [Create(person=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
+        execute(emulator, [Create(record=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
         renames = [
             ChangeIdentifier(
-                old_id=f"k{n:03d}", new_id=f"k{n + 900:03d}", person=person(n, sync_key=f"k{n + 900:03d}")
+                old_id=f"k{n:03d}", new_id=f"k{n + 900:03d}", record=person(n, sync_key=f"k{n + 900:03d}")
             )
             for n in range(1, 9)
         ]
@@ -368,8 +368,10 @@ class TestAmbiguousOutcomes:
     ) -> None:
         """A deletePerson retried after its answer was lost fails as unknown; a read confirms it is gone."""
         emulator = emulator_factory(drop_rate=0.5, fault_operations=frozenset({"deletePerson"}), seed=24)
-        execute(emulator, [Create(person=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
-        results = execute(emulator, [Delete(sync_key=f"k{n:03d}") for n in range(1, 7)], deletes=True)
+        execute(emulator, [Create(record=person(n), identity=f"u{n:03d}") for n in range(1, 9)])
+        results = execute(
+            emulator, [Delete(record=Person(sync_key=f"k{n:03d}")) for n in range(1, 7)], deletes=True
+        )
         assert {r.outcome for r in results} == {Outcome.CONFIRMED}
         with StateStore.open(state, exclusive=False) as store:
             journal = store.journal(store.last_run_id())
@@ -385,7 +387,7 @@ class TestAmbiguousOutcomes:
         self, emulator: Emulator, execute: Callable[..., list[Any]], state: Path
     ) -> None:
         """k001 -> k501 applied but unanswered, then the roster says k601: the person ends as k601."""
-        execute(emulator, [Create(person=person(1), identity="u001")])
+        execute(emulator, [Create(record=person(1), identity="u001")])
         # The earlier run sent k001 -> k501 (journalled as sent), the service applied it, the run died.
         with StateStore.open(state) as store:
             store.record_sent(
@@ -400,7 +402,7 @@ class TestAmbiguousOutcomes:
             )
         with client_for(emulator) as other:
             assert other.change_person_identifier("k001", "k501", message_id="lost-rename").ok
-        op = ChangeIdentifier(old_id="k001", new_id="k601", person=person(1, sync_key="k601"))
+        op = ChangeIdentifier(old_id="k001", new_id="k601", record=person(1, sync_key="k601"))
         results = execute(emulator, [op])
         assert results[0].outcome is Outcome.CONFIRMED
         assert sorted(emulator.persons()) == ["k601"]

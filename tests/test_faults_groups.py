@@ -27,20 +27,16 @@ from sync.emulator.store import Event
 from sync.ims.clients import GroupClient, MembershipClient, PersonClient
 from sync.ims.exchange import Timeouts
 from sync.models import (
-    ChangeGroupIdentifier,
+    ChangeIdentifier,
     Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
-    DeleteGroup,
-    DeleteMembership,
+    Deactivate,
+    Delete,
     Group,
     Membership,
     Operation,
     Outcome,
     Person,
-    UpdateGroup,
-    UpdateMembership,
+    Update,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP
 from sync.send.executor import Executor
@@ -553,9 +549,9 @@ def base_person(key: str) -> Person:
 def base_night() -> list[Operation]:
     """Two schools, two classes in s1, three persons, three memberships."""
     return [
-        *(CreateGroup(group=g) for g in (*SCHOOLS, *CLASSES)),
-        *(Create(person=base_person(k)) for k in ("p1", "p2", "p3")),
-        *(CreateMembership(membership=m) for m in MEMBERS),
+        *(Create(record=g) for g in (*SCHOOLS, *CLASSES)),
+        *(Create(record=base_person(k)) for k in ("p1", "p2", "p3")),
+        *(Create(record=m) for m in MEMBERS),
     ]
 
 
@@ -571,26 +567,30 @@ class Model:
         """Apply `ops` in order; self."""
         for op in ops:
             match op:
-                case CreateGroup() | UpdateGroup():
-                    self.groups[op.sync_key] = op.group
-                case ChangeGroupIdentifier():
+                case Create(record=Group() as group) | Update(record=Group() as group):
+                    self.groups[op.sync_key] = group
+                case ChangeIdentifier(record=Group() as group):
                     del self.groups[op.old_id]
-                    self.groups[op.new_id] = op.group
+                    self.groups[op.new_id] = group
                     for key, g in list(self.groups.items()):
                         if g.parent == op.old_id:
                             self.groups[key] = replace(g, parent=op.new_id)
                     for key, m in list(self.memberships.items()):
                         if m.group == op.old_id:
                             self.memberships[key] = replace(m, group=op.new_id)
-                case DeleteGroup():
+                case Delete(record=Group()):
                     del self.groups[op.sync_key]
                     self.memberships = {k: m for k, m in self.memberships.items() if m.group != op.sync_key}
-                case CreateMembership() | UpdateMembership() | DeactivateMembership():
-                    self.memberships[op.sync_key] = op.membership
-                case DeleteMembership():
+                case (
+                    Create(record=Membership() as membership)
+                    | Update(record=Membership() as membership)
+                    | Deactivate(record=Membership() as membership)
+                ):
+                    self.memberships[op.sync_key] = membership
+                case Delete(record=Membership()):
                     del self.memberships[op.sync_key]
-                case Create():
-                    self.persons[op.sync_key] = op.person
+                case Create(record=Person() as person):
+                    self.persons[op.sync_key] = person
                 case _:
                     raise AssertionError(f"the model does not apply {op!r}")
         return self
@@ -714,65 +714,57 @@ RENAMED_CLASS: Final = replace(CLASSES[0], sync_key="c1-2026")
 CASES: Final = {
     "createGroup": Case(
         (
-            CreateGroup(group=Group(sync_key="s3", name="East School", type="School")),
-            CreateGroup(group=Group(sync_key="c3", name="Art 7A", type="Course", parent="s2")),
+            Create(record=Group(sync_key="s3", name="East School", type="School")),
+            Create(record=Group(sync_key="c3", name="Art 7A", type="Course", parent="s2")),
         )
     ),
     "createGroups": Case(
         (
-            CreateGroup(group=Group(sync_key="s3", name="East School", type="School")),
-            CreateGroup(group=Group(sync_key="c3", name="Art 7A", type="Course", parent="s2")),
+            Create(record=Group(sync_key="s3", name="East School", type="School")),
+            Create(record=Group(sync_key="c3", name="Art 7A", type="Course", parent="s2")),
         ),
         batch_size=2,
     ),
     "updateGroup": Case(
         (
-            UpdateGroup(group=replace(CLASSES[0], name="Maths 7A (adv)"), changes=()),
-            UpdateGroup(group=replace(CLASSES[1], parent="s2"), changes=()),  # moved to another school
+            Update(record=replace(CLASSES[0], name="Maths 7A (adv)"), changes=()),
+            Update(record=replace(CLASSES[1], parent="s2"), changes=()),  # moved to another school
         )
     ),
     "deleteGroup": Case(
         (
-            DeleteGroup(sync_key="c2", parent="s1"),  # takes e3 along
-            DeleteGroup(sync_key="s2"),
+            Delete(record=Group(sync_key="c2", parent="s1")),  # takes e3 along
+            Delete(record=Group(sync_key="s2")),
         )
     ),
     "changeGroupIdentifier": Case(
         (
-            ChangeGroupIdentifier(old_id="c1", new_id="c1-2026", group=RENAMED_CLASS, changes=()),
-            ChangeGroupIdentifier(old_id="s2", new_id="s2-new", group=replace(SCHOOLS[1], sync_key="s2-new")),
+            ChangeIdentifier(old_id="c1", new_id="c1-2026", record=RENAMED_CLASS, changes=()),
+            ChangeIdentifier(old_id="s2", new_id="s2-new", record=replace(SCHOOLS[1], sync_key="s2-new")),
         )
     ),
     "createMembership": Case(
         (
-            CreateMembership(
-                membership=Membership(sync_key="e4", group="c2", person="p2", role="Instructor")
-            ),
-            CreateMembership(membership=Membership(sync_key="e5", group="c2", person="p3", role="Learner")),
+            Create(record=Membership(sync_key="e4", group="c2", person="p2", role="Instructor")),
+            Create(record=Membership(sync_key="e5", group="c2", person="p3", role="Learner")),
         )
     ),
     "createMemberships": Case(
         (
-            CreateMembership(
-                membership=Membership(sync_key="e4", group="c2", person="p2", role="Instructor")
-            ),
-            CreateMembership(membership=Membership(sync_key="e5", group="c2", person="p3", role="Learner")),
+            Create(record=Membership(sync_key="e4", group="c2", person="p2", role="Instructor")),
+            Create(record=Membership(sync_key="e5", group="c2", person="p3", role="Learner")),
         ),
         batch_size=2,
     ),
     "updateMembership": Case(
         (
-            UpdateMembership(membership=replace(MEMBERS[0], role="TeachingAssistant"), changes=()),
-            UpdateMembership(membership=replace(MEMBERS[2], group="c1", person="p3"), changes=()),  # moved
-            DeactivateMembership(membership=replace(MEMBERS[1], active="false")),
+            Update(record=replace(MEMBERS[0], role="TeachingAssistant"), changes=()),
+            Update(record=replace(MEMBERS[2], group="c1", person="p3"), changes=()),  # moved
+            Deactivate(record=replace(MEMBERS[1], active="false")),
         )
     ),
-    "deleteMembership": Case(
-        (DeleteMembership(membership=MEMBERS[0]), DeleteMembership(membership=MEMBERS[2]))
-    ),
-    "deleteMemberships": Case(
-        (DeleteMembership(membership=MEMBERS[0]), DeleteMembership(membership=MEMBERS[2])), batch_size=2
-    ),
+    "deleteMembership": Case((Delete(record=MEMBERS[0]), Delete(record=MEMBERS[2]))),
+    "deleteMemberships": Case((Delete(record=MEMBERS[0]), Delete(record=MEMBERS[2])), batch_size=2),
 }
 
 
@@ -835,16 +827,14 @@ class TestAmbiguousGroupOutcomes:
             Membership(sync_key=f"e{n}", group=f"c{n}", person="p1", role="Learner") for n in range(1, 9)
         ]
         setup: list[Operation] = [
-            *(CreateGroup(group=g) for g in (*schools, *classes)),
-            Create(person=base_person("p1")),
-            *(CreateMembership(membership=m) for m in members),
+            *(Create(record=g) for g in (*schools, *classes)),
+            Create(record=base_person("p1")),
+            *(Create(record=m) for m in members),
         ]
         assert set(execute(emulator, setup).outcomes()) == {Outcome.CONFIRMED}
         emulator.reconfigure(drop_rate=0.5, fault_operations=frozenset({"changeGroupIdentifier"}))
         renames = [
-            ChangeGroupIdentifier(
-                old_id=f"s{n}", new_id=f"school-{n}", group=replace(g, sync_key=f"school-{n}")
-            )
+            ChangeIdentifier(old_id=f"s{n}", new_id=f"school-{n}", record=replace(g, sync_key=f"school-{n}"))
             for n, g in enumerate(schools, start=1)
         ]
         run = execute(emulator, renames, retry=replace(RETRY, max_attempts=6))
@@ -897,7 +887,7 @@ class TestAmbiguousGroupOutcomes:
             url=emulator.gms_url, username=USERNAME, password=PASSWORD, ca_bundle=emulator.ca_path
         ) as other:
             assert other.change_group_identifier("s1", "s1-b", message_id="lost-group-rename").ok
-        op = ChangeGroupIdentifier(old_id="s1", new_id="s1-c", group=replace(SCHOOLS[0], sync_key="s1-c"))
+        op = ChangeIdentifier(old_id="s1", new_id="s1-c", record=replace(SCHOOLS[0], sync_key="s1-c"))
         run = execute(emulator, [op])
         assert run.outcomes() == [Outcome.CONFIRMED], run.results
         expected = Model().apply(base_night()).apply([op])

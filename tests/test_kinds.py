@@ -7,8 +7,38 @@ import typing
 
 import pytest
 
-from sync.models import KINDS, Group, Kind, Membership, Operation, Person, kind_named, kind_of
+from sync.models import (
+    KINDS,
+    ChangeIdentifier,
+    Create,
+    Deactivate,
+    Group,
+    Kind,
+    Membership,
+    Operation,
+    Person,
+    Record,
+    Update,
+    kind_named,
+    kind_of,
+)
 from sync.models.kinds import GROUP, MEMBERSHIP, OPERATION_TYPES, PERSON
+
+#: One record of each kind.
+RECORDS: dict[str, Record] = {
+    "person": Person(sync_key="p"),
+    "group": Group(sync_key="g"),
+    "membership": Membership(sync_key="m", group="g", person="p", role="Learner"),
+}
+
+
+def _operation(op_type: type[Operation], record: Record) -> Operation:
+    """An operation of `op_type` on `record`, with whatever else that type requires."""
+    if op_type is ChangeIdentifier:
+        return ChangeIdentifier(record=record, old_id="old", new_id=record.sync_key)
+    if op_type is Update:
+        return Update(record=record, changes=())
+    return op_type(record=record)  # type: ignore[call-arg]
 
 
 class TestKinds:
@@ -30,11 +60,14 @@ class TestKinds:
 
     def test_kind_of_records_and_operations(self) -> None:
         """Records and every operation type map back to their kind; names and phases are distinct."""
-        assert kind_of(Person(sync_key="p")) is PERSON
-        assert kind_of(Group(sync_key="g")) is GROUP
-        assert kind_of(Membership(sync_key="m", group="g", person="p", role="Learner")) is MEMBERSHIP
-        owned = [t for kind in KINDS for t in kind.operation_types]
-        assert sorted(owned, key=str) == sorted(typing.get_args(Operation), key=str)
+        assert kind_of(RECORDS["person"]) is PERSON
+        assert kind_of(RECORDS["group"]) is GROUP
+        assert kind_of(RECORDS["membership"]) is MEMBERSHIP
+        for kind in KINDS:
+            for _, op_type in kind.typed_operations:
+                assert kind_of(_operation(op_type, RECORDS[kind.name])) is kind
+        used = {op_type for kind in KINDS for _, op_type in kind.typed_operations}
+        assert used == {typing.get_origin(t) for t in typing.get_args(Operation)}
         assert [k.phase for k in KINDS] == sorted({k.phase for k in KINDS})
         assert len({k.name for k in KINDS}) == len(KINDS)
 
@@ -51,7 +84,11 @@ class TestKinds:
 
     def test_type_of_each_operation(self) -> None:
         """Every operation type has one name per kind; an operation of another kind is refused."""
-        names = {kind.type_of(t.__new__(t)) for kind in KINDS for t in kind.operation_types}
-        assert names == set(OPERATION_TYPES)
+        for kind in KINDS:
+            names = [kind.type_of(_operation(t, RECORDS[kind.name])) for _, t in kind.typed_operations]
+            assert names == [name for name, _ in kind.typed_operations]
+        assert [name for name, _ in MEMBERSHIP.typed_operations] == list(OPERATION_TYPES)
         with pytest.raises(TypeError, match="no person operation"):
-            PERSON.type_of(GROUP.create.__new__(GROUP.create))
+            PERSON.type_of(Create(record=RECORDS["group"]))
+        with pytest.raises(TypeError, match="no person operation"):
+            PERSON.type_of(Deactivate(record=RECORDS["person"]))

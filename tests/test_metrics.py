@@ -14,8 +14,7 @@ from sync.emulator import Emulator
 from sync.models import (
     ChangeOperation,
     Create,
-    CreateMembership,
-    DeactivateMembership,
+    Deactivate,
     Membership,
     Operation,
     OperationResult,
@@ -39,12 +38,12 @@ def _member(key: str) -> Membership:
 
 def _figures(exit_code: int, *, at: datetime = T0, state: str = STATE) -> RunFigures:
     changes: tuple[ChangeOperation, ...] = (
-        Create(person=Person(sync_key="p1")),
-        Create(person=Person(sync_key="p2")),
-        Update(person=Person(sync_key="p3"), changes=()),
-        CreateMembership(membership=_member("m1")),
+        Create(record=Person(sync_key="p1")),
+        Create(record=Person(sync_key="p2")),
+        Update(record=Person(sync_key="p3"), changes=()),
+        Create(record=_member("m1")),
     )
-    ops: tuple[Operation, ...] = (*changes, DeactivateMembership(membership=_member("m2")))
+    ops: tuple[Operation, ...] = (*changes, Deactivate(record=_member("m2")))
     plan = Plan(
         operations=changes,
         deletions=(),

@@ -25,6 +25,7 @@ from sync.models import (
     FieldChange,
     OperationResult,
     Outcome,
+    Person,
     Plan,
     Reject,
     RunResult,
@@ -80,9 +81,9 @@ def fixture_plan() -> Plan:
     hostile = make_person("k1", given_name=SCRIPT, family_name=IMG, email=FORMULA, phone="+47 555 1234")
     return Plan(
         operations=(
-            Create(person=hostile, identity="id-1", password=PASSWORD),
+            Create(record=hostile, identity="id-1", password=PASSWORD),
             Update(
-                person=make_person("k2", email="new@school.test"),
+                record=make_person("k2", email="new@school.test"),
                 identity="id-2",
                 changes=(
                     FieldChange(field="email", old="old@school.test", new="new@school.test"),
@@ -92,13 +93,13 @@ def fixture_plan() -> Plan:
             ChangeIdentifier(
                 old_id="old-3",
                 new_id="k3",
-                person=make_person("k3", role="Staff"),
+                record=make_person("k3", role="Staff"),
                 identity="id-3",
                 changes=(FieldChange(field="role", old="Student", new="Staff"),),
             ),
-            ChangeIdentifier(old_id="old-4", new_id="k4", person=make_person("k4"), identity="id-4"),
+            ChangeIdentifier(old_id="old-4", new_id="k4", record=make_person("k4"), identity="id-4"),
         ),
-        deletions=(Delete(sync_key="k9", identity="id-9", reason="not in roster"),),
+        deletions=(Delete(record=Person(sync_key="k9"), identity="id-9", reason="not in roster"),),
         rejects=(
             Reject(file="students.csv", row=7, field="role", reason="unknown role 'elev' | x", sync_key="k7"),
             Reject(file="students.csv", row=12, field="sync_key", reason="missing sync key"),
@@ -162,7 +163,7 @@ def fixture_run(plan: Plan) -> RunResult:
 
 def _creates(n: int) -> Plan:
     return Plan(
-        operations=tuple(Create(person=make_person(f"k{i:06d}"), password=PASSWORD) for i in range(n)),
+        operations=tuple(Create(record=make_person(f"k{i:06d}"), password=PASSWORD) for i in range(n)),
         deletions=(),
         rejects=(),
         conflicts=(),

@@ -14,15 +14,11 @@ from pathlib import Path
 import pytest
 
 from sync.models import (
-    ChangeGroupIdentifier,
+    ChangeIdentifier,
     Conflict,
     Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
+    Deactivate,
     Delete,
-    DeleteGroup,
-    DeleteMembership,
     DeletesMode,
     FieldChange,
     Group,
@@ -30,14 +26,14 @@ from sync.models import (
     Operation,
     OperationResult,
     Outcome,
+    Person,
     Plan,
     Reject,
     RunResult,
     Status,
-    UpdateGroup,
-    UpdateMembership,
+    Update,
 )
-from sync.report.ops import DESCRIPTIONS as _DESCRIPTIONS
+from sync.models.kinds import KINDS
 from sync.report.ops import OP_LABELS as _OP_LABELS
 from sync.report.ops import PERSON_LABELS as _PERSON_LABELS
 from sync.report.render import (
@@ -74,39 +70,39 @@ def fixture_plan() -> Plan:
     """Groups, a person and memberships of every operation kind, with hostile names and roles."""
     return Plan(
         operations=(
-            CreateGroup(group=Group(sync_key="s1", name="North School", type="School"), identity="org-1"),
-            CreateGroup(
-                group=Group(sync_key="c1", name=FORMULA, type="Course", parent="s1", description=SCRIPT),
+            Create(record=Group(sync_key="s1", name="North School", type="School"), identity="org-1"),
+            Create(
+                record=Group(sync_key="c1", name=FORMULA, type="Course", parent="s1", description=SCRIPT),
                 identity="org-2",
             ),
-            UpdateGroup(
-                group=Group(sync_key="c2", name=SCRIPT, type="Course", parent="s1"),
+            Update(
+                record=Group(sync_key="c2", name=SCRIPT, type="Course", parent="s1"),
                 changes=(
                     FieldChange(field="name", old="Maths", new=SCRIPT),
                     FieldChange(field="parent", old="", new="s1"),
                 ),
             ),
-            ChangeGroupIdentifier(
+            ChangeIdentifier(
                 old_id="c3-old",
                 new_id="c3",
-                group=Group(sync_key="c3", name="History", type="Course", parent="s1"),
+                record=Group(sync_key="c3", name="History", type="Course", parent="s1"),
                 identity="org-3",
             ),
-            Create(person=make_person("p1"), identity="id-1", password=PASSWORD),
-            CreateMembership(membership=Membership(sync_key="m1", group="c1", person="p1", role=FORMULA)),
-            CreateMembership(membership=Membership(sync_key="m2", group="c2", person="p2", role=SCRIPT)),
-            UpdateMembership(
-                membership=Membership(sync_key="m3", group="c2", person="p3", role="Instructor"),
+            Create(record=make_person("p1"), identity="id-1", password=PASSWORD),
+            Create(record=Membership(sync_key="m1", group="c1", person="p1", role=FORMULA)),
+            Create(record=Membership(sync_key="m2", group="c2", person="p2", role=SCRIPT)),
+            Update(
+                record=Membership(sync_key="m3", group="c2", person="p3", role="Instructor"),
                 changes=(FieldChange(field="role", old="Learner", new="Instructor"),),
             ),
         ),
         deletions=(
-            DeleteMembership(
-                membership=Membership(sync_key="m9", group="c9", person="p9", role="Learner"),
+            Delete(
+                record=Membership(sync_key="m9", group="c9", person="p9", role="Learner"),
                 reason="not in roster",
             ),
-            DeleteGroup(sync_key="c9", identity="org-9", reason="not in roster", parent="s1"),
-            Delete(sync_key="p9", identity="id-9", reason="not in roster"),
+            Delete(record=Group(sync_key="c9", parent="s1"), identity="org-9", reason="not in roster"),
+            Delete(record=Person(sync_key="p9"), identity="id-9", reason="not in roster"),
         ),
         rejects=(Reject(file="groups.csv", row=4, field="type", reason="unknown type", sync_key="=bad"),),
         conflicts=(
@@ -128,9 +124,9 @@ def _sent_deletions(plan: Plan, mode: DeletesMode) -> list[Operation]:
     if mode is DeletesMode.DELETE:
         return list(plan.deletions)
     return [
-        DeactivateMembership(membership=dataclasses.replace(d.membership, active="false"), reason=d.reason)
+        Deactivate(record=dataclasses.replace(d.record, active="false"), reason=d.reason)
         for d in plan.deletions
-        if isinstance(d, DeleteMembership)
+        if isinstance(d, Delete) and isinstance(d.record, Membership)
     ]
 
 
@@ -165,9 +161,7 @@ def _run(plan: Plan, mode: DeletesMode) -> RunResult:
 
 
 def _groups_only(plan: Plan) -> Plan:
-    ops = tuple(
-        op for op in plan.operations if isinstance(op, CreateGroup | UpdateGroup | ChangeGroupIdentifier)
-    )
+    ops = tuple(op for op in plan.operations if isinstance(op.record, Group))
     return Plan(
         operations=ops,
         deletions=(),
@@ -194,11 +188,12 @@ def _md_summary(text: str) -> dict[str, str]:
 
 
 def test_every_operation_class_is_described() -> None:
-    """The report knows every Operation class, with a table label for each."""
-    classes = set(typing.get_args(Operation))
-    assert classes == set(_DESCRIPTIONS)
-    assert set(_DESCRIPTIONS.values()) == set(_OP_LABELS)
-    assert {name for name, kind in _DESCRIPTIONS.values() if kind == "person"} == set(_PERSON_LABELS)
+    """Every Operation class is some kind's, and the report has a table label for each kind's each."""
+    classes = {typing.get_origin(t) for t in typing.get_args(Operation)}
+    assert classes == {op_type for kind in KINDS for _, op_type in kind.typed_operations}
+    described = {(name, kind.name) for kind in KINDS for name, _ in kind.typed_operations}
+    assert described == set(_OP_LABELS)
+    assert {name for name, kind in described if kind == "person"} == set(_PERSON_LABELS)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -430,8 +425,8 @@ class TestPlanMarkdown:
     def test_persons_only_plan_looks_as_before(self, meta: ReportMeta) -> None:
         """Without groups or memberships, no group or membership row or section shows."""
         plan = Plan(
-            operations=(Create(person=make_person("p1")),),
-            deletions=(Delete(sync_key="p9"),),
+            operations=(Create(record=make_person("p1")),),
+            deletions=(Delete(record=Person(sync_key="p9")),),
             rejects=(),
             conflicts=(),
             unchanged=1,
@@ -626,8 +621,8 @@ class TestRun:
     def test_persons_only_run_has_no_group_sections(self, meta: ReportMeta) -> None:
         """A persons-only run report shows no group or membership section."""
         plan = Plan(
-            operations=(Create(person=make_person("p1")),),
-            deletions=(Delete(sync_key="p9"),),
+            operations=(Create(record=make_person("p1")),),
+            deletions=(Delete(record=Person(sync_key="p9")),),
             rejects=(),
             conflicts=(),
             unchanged=0,

@@ -142,7 +142,7 @@ class TestNoSecretLeaks:
         ):
             ops = [
                 Create(
-                    person=Person(
+                    record=Person(
                         sync_key=f"w{n}", username=f"w{n}", given_name="G", family_name="F", role="Student"
                     ),
                     password=WAL_SECRET,
@@ -172,8 +172,8 @@ class TestNoSecretLeaks:
                 repr(EmulatorConfig(username="u", password=secret)),
                 repr(emulator),
                 repr(Exchange(path="/", soap_action="a", request=secret.encode(), status=200, response=b"")),
-                repr(Create(person=Person(sync_key="k"), password=secret)),
-                str(Create(person=Person(sync_key="k"), password=secret)),
+                repr(Create(record=Person(sync_key="k"), password=secret)),
+                str(Create(record=Person(sync_key="k"), password=secret)),
             ]
         assert [text for text in shown if secret in text] == []
 

@@ -11,7 +11,8 @@ import click
 
 from sync.cli.options import LISTED_KINDS
 from sync.cli.output import SHOWN_LINES, Output, notice, rich_table
-from sync.models import Kind, Outcome, Plan, PlanSummary, RunResult, kind_of
+from sync.models import Kind, Operation, Outcome, Plan, PlanSummary, RunResult, kind_of
+from sync.models.kinds import PERSON
 
 __all__ = ["plan_counts", "print_run_summary", "summary_line"]
 
@@ -99,7 +100,7 @@ def print_run_summary(outcome: RunResult) -> None:
     for result in problems[:SHOWN_LINES]:
         reason = result.error or (result.status.description if result.status else "") or "not sent"
         key = getattr(result.operation, "sync_key", "")
-        click.echo(f"{result.outcome.value}: {type(result.operation).__name__} {key}: {reason}", err=True)
+        click.echo(f"{result.outcome.value}: {_operation_name(result.operation)} {key}: {reason}", err=True)
     if len(problems) > SHOWN_LINES:
         click.echo(f"... and {len(problems) - SHOWN_LINES} more not confirmed (see --report)", err=True)
 
@@ -108,7 +109,7 @@ def _outcome_rows(outcome: RunResult) -> list[tuple[str, ...]]:
     """Operations by type (rows) and outcome (columns), with a total row."""
     counts: dict[str, dict[str, int]] = {}
     for result in outcome.results:
-        operation = type(result.operation).__name__
+        operation = _operation_name(result.operation)
         row = counts.setdefault(operation, dict.fromkeys(_OUTCOME_NAMES, 0))
         row[result.outcome.value] += 1
     rows = [
@@ -118,3 +119,12 @@ def _outcome_rows(outcome: RunResult) -> list[tuple[str, ...]]:
     totals = [outcome.count(o) for o in Outcome]
     rows.append(("total", f"{len(outcome.results):,}", *(f"{n:,}" for n in totals)))
     return rows
+
+
+def _operation_name(op: Operation) -> str:
+    """An operation's name in the run's lines and table, as they have always read: Create,
+    CreateGroup, ChangeMembershipIdentifier, DeactivateMembership, ..."""
+    kind = kind_of(op)
+    noun = "" if kind is PERSON else kind.ims_name
+    name = type(op).__name__
+    return f"Change{noun}Identifier" if name == "ChangeIdentifier" else f"{name}{noun}"

@@ -7,6 +7,7 @@ the pipeline.
 from __future__ import annotations
 
 from sync.models.kinds import (
+    DELETION_ORDER,
     KINDS,
     OPERATION_TYPES,
     Kind,
@@ -17,17 +18,11 @@ from sync.models.kinds import (
     kind_of,
 )
 from sync.models.operations import (
-    ChangeGroupIdentifier,
     ChangeIdentifier,
-    ChangeMembershipIdentifier,
     ChangeOperation,
     Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
+    Deactivate,
     Delete,
-    DeleteGroup,
-    DeleteMembership,
     DeleteOperation,
     DeletesMode,
     FieldChange,
@@ -36,8 +31,6 @@ from sync.models.operations import (
     Operation,
     PersonOperation,
     Update,
-    UpdateGroup,
-    UpdateMembership,
 )
 from sync.models.plans import (
     Conflict,
@@ -68,6 +61,7 @@ from sync.models.results import (
 )
 
 __all__ = [
+    "DELETION_ORDER",
     "GROUP_FIELDS",
     "GROUP_TYPES",
     "INSTITUTION_ROLE_TYPES",
@@ -76,19 +70,13 @@ __all__ = [
     "MEMBERSHIP_ROLE_TYPES",
     "OPERATION_TYPES",
     "PERSON_FIELDS",
-    "ChangeGroupIdentifier",
     "ChangeIdentifier",
-    "ChangeMembershipIdentifier",
     "ChangeOperation",
     "CodeMajor",
     "Conflict",
     "Create",
-    "CreateGroup",
-    "CreateMembership",
-    "DeactivateMembership",
+    "Deactivate",
     "Delete",
-    "DeleteGroup",
-    "DeleteMembership",
     "DeleteOperation",
     "DeletesMode",
     "FieldChange",
@@ -113,8 +101,6 @@ __all__ = [
     "Severity",
     "Status",
     "Update",
-    "UpdateGroup",
-    "UpdateMembership",
     "kind_named",
     "kind_of",
     "person_hash",

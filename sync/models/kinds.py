@@ -2,7 +2,7 @@
 
 Every layer (diff, snapshot and journal, executor, IMS ES clients, reports, CLI export) is written
 once over these descriptions instead of once per kind. A new kind of object is a new `Kind` here, its
-record and operation types, and its IMS ES request shape in `sync.ims`; its mapping says how to read it.
+record type, and its IMS ES request shape in `sync.ims`; its mapping says how to read it.
 
 Pure data: this module imports nothing but the value types beside it.
 """
@@ -12,26 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
-from sync.models.operations import (
-    ChangeGroupIdentifier,
-    ChangeIdentifier,
-    ChangeMembershipIdentifier,
-    Create,
-    CreateGroup,
-    CreateMembership,
-    DeactivateMembership,
-    Delete,
-    DeleteGroup,
-    DeleteMembership,
-    Operation,
-    Update,
-    UpdateGroup,
-    UpdateMembership,
-)
+from sync.models.operations import ChangeIdentifier, Create, Deactivate, Delete, Operation, Update
 from sync.models.records import (
-    GROUP_FIELDS,
-    MEMBERSHIP_FIELDS,
-    PERSON_FIELDS,
     Group,
     Membership,
     Person,
@@ -39,6 +21,7 @@ from sync.models.records import (
 )
 
 __all__ = [
+    "DELETION_ORDER",
     "GROUP",
     "KINDS",
     "MEMBERSHIP",
@@ -50,6 +33,7 @@ __all__ = [
     "Reference",
     "kind_named",
     "kind_of",
+    "operation_type",
 ]
 
 KindName: TypeAlias = Literal["person", "group", "membership"]
@@ -62,6 +46,10 @@ OPERATION_TYPES: Final[tuple[OperationType, ...]] = (
     "delete",
     "deactivate",
 )
+_TYPED_OPERATIONS: Final[tuple[tuple[OperationType, type[Operation]], ...]] = tuple(
+    zip(OPERATION_TYPES, (Create, Update, ChangeIdentifier, Delete, Deactivate), strict=True)
+)
+_TYPE_NAMES: Final[dict[type, OperationType]] = {op_type: name for name, op_type in _TYPED_OPERATIONS}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,21 +72,35 @@ class Kind:
     """What the engine needs to know of one kind of object: data, storage, IMS ES calls, order."""
 
     name: KindName  # singular, as reports and the journal say it
-    plural: str  # the set mapping's section, `snapshot export --kind`, the snapshot table
     record: type[Record]
-    fields: tuple[str, ...]  # canonical fields, without the sync key, in a fixed order
-    columns: tuple[str, ...]  # the snapshot column of each field, in `fields` order
+    columns: tuple[str, ...] = ()  # the snapshot column of each field, in `fields` order (default: its name)
     identity: bool  # has an identity key (matched when its sync key changes): persons and groups
     references: tuple[Reference, ...]
-    ims_name: str  # IMS ES's name in its operations: createPerson, readGroup, deleteMembership, ...
     service: Literal["pms", "gms", "mms"]
-    create: type[Create | CreateGroup | CreateMembership]
-    update: type[Update | UpdateGroup | UpdateMembership]
-    change_identifier: type[ChangeIdentifier | ChangeGroupIdentifier | ChangeMembershipIdentifier]
-    delete: type[Delete | DeleteGroup | DeleteMembership]
-    deactivate: type[DeactivateMembership] | None = None  # `--deletes deactivate` keeps it, inactive
+    #: Roster columns a create carries (`Create`'s field of that name) but the plan never compares nor
+    #: the snapshot keeps: a person's initial password.
+    created_with: tuple[str, ...] = ()
+    deactivatable: bool = False  # `--deletes deactivate` keeps it, inactive, instead of deleting it
+    #: Fields an update cannot empty: IMS ES's update keeps what it is not sent (a group's parent and
+    #: name), so the plan sets such an update aside as a conflict.
+    unclearable: tuple[str, ...] = ()
+    #: An "unknown object" answer to an identifier change follows the journal's targets of this kind's
+    #: unconfirmed renames from the old id (persons, groups).
+    follows_lost_renames: bool = False
+    #: An update answered "unknown object" creates the object again: unlike updatePerson,
+    #: updateMembership does not create, and the roster still wants it (memberships).
+    recreates_vanished: bool = False
     summary_prefix: str  # PlanSummary's field prefix ("" for persons, whose counts are unprefixed)
-    phase: int  # change phases run in this order (groups, persons, memberships); deletions reversed
+    phase: int  # change phases run in this order (groups, persons, memberships); deletions: DELETION_ORDER
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            object.__setattr__(self, "columns", self.fields)
+
+    @property
+    def plural(self) -> str:
+        """The set mapping's section, `snapshot export --kind`, the snapshot table: "persons", ..."""
+        return f"{self.name}s"
 
     @property
     def table(self) -> str:
@@ -106,27 +108,26 @@ class Kind:
         return self.plural
 
     @property
-    def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:
-        """Each operation type of this kind with what it does ("create", "update", ...)."""
-        pairs: tuple[tuple[OperationType, type[Operation]], ...] = (
-            ("create", self.create),
-            ("update", self.update),
-            ("changeIdentifier", self.change_identifier),
-            ("delete", self.delete),
-        )
-        return (*pairs, ("deactivate", self.deactivate)) if self.deactivate is not None else pairs
+    def fields(self) -> tuple[str, ...]:
+        """The canonical fields, without the sync key, in a fixed order: the record's."""
+        return self.record.FIELDS
 
     @property
-    def operation_types(self) -> tuple[type[Operation], ...]:
-        """Every operation type of this kind."""
-        return tuple(op_type for _, op_type in self.typed_operations)
+    def ims_name(self) -> str:
+        """IMS ES's name in its operations: createPerson, readGroup, deleteMembership, ..."""
+        return self.name.capitalize()
+
+    @property
+    def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:
+        """Each operation type of this kind with what it does ("create", "update", ...)."""
+        return _TYPED_OPERATIONS if self.deactivatable else _TYPED_OPERATIONS[:-1]
 
     def type_of(self, op: Operation) -> OperationType:
-        """What `op` does: "create", "update", "changeIdentifier", "delete" or "deactivate"."""
-        for name, op_type in self.typed_operations:
-            if type(op) is op_type:
-                return name
-        raise TypeError(f"{type(op).__name__} is no {self.name} operation")
+        """What `op` (of this kind) does: "create", "update", "changeIdentifier", "delete" or "deactivate"."""
+        name = operation_type(op)
+        if kind_of(op) is not self or (name == "deactivate" and not self.deactivatable):
+            raise TypeError(f"{type(op).__name__} of a {kind_of(op).name} is no {self.name} operation")
+        return name
 
     def operation(self, verb: Literal["create", "update", "replace", "delete", "read"]) -> str:
         """IMS ES's operation name: `operation("create")` of persons is "createPerson"."""
@@ -144,66 +145,48 @@ class Kind:
 
 GROUP: Final = Kind(
     name="group",
-    plural="groups",
     record=Group,
-    fields=GROUP_FIELDS,
-    columns=GROUP_FIELDS,
     identity=True,
     references=(Reference(field="parent", kind="group", column="parent", go_with_it=False),),
-    ims_name="Group",
     service="gms",
-    create=CreateGroup,
-    update=UpdateGroup,
-    change_identifier=ChangeGroupIdentifier,
-    delete=DeleteGroup,
+    unclearable=("parent", "name"),
+    follows_lost_renames=True,
     summary_prefix="group_",
     phase=0,
 )
 PERSON: Final = Kind(
     name="person",
-    plural="persons",
     record=Person,
-    fields=PERSON_FIELDS,
-    columns=PERSON_FIELDS,
     identity=True,
     references=(),
-    ims_name="Person",
     service="pms",
-    create=Create,
-    update=Update,
-    change_identifier=ChangeIdentifier,
-    delete=Delete,
+    created_with=("password",),
+    follows_lost_renames=True,
     summary_prefix="",
     phase=1,
 )
 MEMBERSHIP: Final = Kind(
     name="membership",
-    plural="memberships",
     record=Membership,
-    fields=MEMBERSHIP_FIELDS,
     columns=("group_key", "person_key", "role", "active"),
     identity=False,
     references=(
         Reference(field="group", kind="group", column="group_key", go_with_it=True),
         Reference(field="person", kind="person", column="person_key", go_with_it=True),
     ),
-    ims_name="Membership",
     service="mms",
-    create=CreateMembership,
-    update=UpdateMembership,
-    change_identifier=ChangeMembershipIdentifier,
-    delete=DeleteMembership,
-    deactivate=DeactivateMembership,
+    deactivatable=True,
+    recreates_vanished=True,
     summary_prefix="membership_",
     phase=2,
 )
 
 #: Every kind, in the order their changes are sent (itslearning: hierarchies, then users, then
-#: memberships); deletions go the other way round.
+#: memberships); deletions go in DELETION_ORDER.
 KINDS: Final[tuple[Kind, ...]] = (GROUP, PERSON, MEMBERSHIP)
 
 _BY_NAME: Final[dict[str, Kind]] = {kind.name: kind for kind in KINDS}
-_BY_TYPE: Final[dict[type, Kind]] = {t: kind for kind in KINDS for t in (kind.record, *kind.operation_types)}
+_BY_RECORD: Final[dict[type, Kind]] = {kind.record: kind for kind in KINDS}
 
 
 def kind_named(name: str) -> Kind:
@@ -216,5 +199,22 @@ def kind_named(name: str) -> Kind:
 
 
 def kind_of(value: Record | Operation) -> Kind:
-    """The kind a record or an operation is of."""
-    return _BY_TYPE[type(value)]
+    """The kind a record or an operation (by the record it carries) is of."""
+    return _BY_RECORD[type(value if isinstance(value, Record) else value.record)]
+
+
+def operation_type(op: Operation) -> OperationType:
+    """What `op` does, whatever its kind: "create", "update", "changeIdentifier", "delete", "deactivate"."""
+    return _TYPE_NAMES[type(op)]
+
+
+def _level(kind: Kind) -> int:
+    """How many kinds deep `kind` refers to others: persons and groups 0, memberships 1."""
+    others = [kind_named(ref.kind) for ref in kind.references if ref.kind != kind.name]
+    return 1 + max(map(_level, others)) if others else 0
+
+
+#: The order deletions run in (and the reports list them): a kind before those it refers to; kinds that
+#: refer to none of each other keep their phase order: memberships, then groups, then persons. (Not the
+#: change phases reversed, which `Kind.phase` suggests.)
+DELETION_ORDER: Final[tuple[Kind, ...]] = tuple(sorted(KINDS, key=lambda kind: (-_level(kind), kind.phase)))

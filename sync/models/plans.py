@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Final
 
-from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
+from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of, operation_type
 from sync.models.operations import ChangeOperation, DeleteOperation
 
 __all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
@@ -19,6 +19,11 @@ REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
 def count_name(kind: Kind, count: str) -> str:
     """The name of a Plan's or PlanSummary's count of `kind`: "unchanged", "group_snapshot_size", ..."""
     return f"{kind.summary_prefix}{count}"
+
+
+def _snake(op_type: str) -> str:
+    """An operation type's count name: "changeIdentifier" -> "change_identifier"."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in op_type)
 
 
 def _camel(name: str) -> str:
@@ -113,17 +118,15 @@ class Plan:
     @property
     def summary(self) -> PlanSummary:
         """Counts by kind."""
-        counted = Counter(type(op) for op in (*self.operations, *self.deletions))
+        counted = Counter(
+            (kind_of(op).name, operation_type(op)) for op in (*self.operations, *self.deletions)
+        )
         counts = {"rejected": len(self.rejects), "conflicts": len(self.conflicts)}
         for kind in KINDS:
             # (no deactivations: a plan holds none, a run makes them of deletion candidates)
-            for count, op_type in (
-                ("create", kind.create),
-                ("update", kind.update),
-                ("change_identifier", kind.change_identifier),
-                ("delete", kind.delete),
-            ):
-                counts[count_name(kind, count)] = counted[op_type]
+            for op_type, _ in kind.typed_operations:
+                if op_type != "deactivate":
+                    counts[count_name(kind, _snake(op_type))] = counted[kind.name, op_type]
             counts[count_name(kind, "unchanged")] = self.unchanged_of(kind)
             counts[count_name(kind, "snapshot_size")] = self.snapshot_size_of(kind)
         return PlanSummary(**counts)

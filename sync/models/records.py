@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import ClassVar, Final, Self, TypeAlias
 
 #: The canonical person fields sent to IMS ES, in a fixed order (the sync key is separate).
 #: Every value is a string; "" means absent. birth_date is ISO yyyy-mm-dd; role is an
@@ -67,9 +67,27 @@ MEMBERSHIP_ROLE_TYPES: Final = (
 )
 
 
+class _Fields:
+    """What every record does with its canonical fields (`FIELDS`, without the sync key)."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]]
+
+    def values(self) -> dict[str, str]:
+        """The canonical fields (without the sync key) as a dict, in `FIELDS` order."""
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Self:
+        """The record of `sync_key` from a mapping that holds (at least) every canonical field."""
+        return cls(sync_key=sync_key, **{name: values[name] for name in cls.FIELDS})  # type: ignore[call-arg]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Person:
+class Person(_Fields):
     """One person as IMS ES holds it. Never carries a password."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = PERSON_FIELDS
 
     sync_key: str
     username: str = ""
@@ -81,19 +99,12 @@ class Person:
     phone: str = ""
     mobile: str = ""
 
-    def values(self) -> dict[str, str]:
-        """The canonical fields (without the sync key) as a dict, in PERSON_FIELDS order."""
-        return {name: getattr(self, name) for name in PERSON_FIELDS}
-
-    @classmethod
-    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Person:
-        """Build a Person from a mapping that holds (at least) every canonical field."""
-        return cls(sync_key=sync_key, **{name: values[name] for name in PERSON_FIELDS})
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Group:
+class Group(_Fields):
     """One group (school, course, ...) as IMS ES GMS holds it."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = GROUP_FIELDS
 
     sync_key: str
     name: str = ""
@@ -101,34 +112,18 @@ class Group:
     parent: str = ""
     description: str = ""
 
-    def values(self) -> dict[str, str]:
-        """The canonical fields (without the sync key), in GROUP_FIELDS order."""
-        return {name: getattr(self, name) for name in GROUP_FIELDS}
-
-    @classmethod
-    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Group:
-        """Build a Group from a mapping that holds (at least) every canonical group field."""
-        return cls(sync_key=sync_key, **{name: values[name] for name in GROUP_FIELDS})
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Membership:
+class Membership(_Fields):
     """One membership: a person in a group with a role, as IMS ES MMS holds it."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = MEMBERSHIP_FIELDS
 
     sync_key: str
     group: str
     person: str
     role: str
     active: str = "true"
-
-    def values(self) -> dict[str, str]:
-        """The canonical fields (without the sync key), in MEMBERSHIP_FIELDS order."""
-        return {name: getattr(self, name) for name in MEMBERSHIP_FIELDS}
-
-    @classmethod
-    def from_values(cls, sync_key: str, values: Mapping[str, str]) -> Membership:
-        """Build a Membership from a mapping that holds (at least) every canonical membership field."""
-        return cls(sync_key=sync_key, **{name: values[name] for name in MEMBERSHIP_FIELDS})
 
 
 def person_hash(person: Person, identity: str = "") -> str:

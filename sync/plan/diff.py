@@ -25,13 +25,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from sync.models import Plan
-from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of
+from sync.models import ChangeIdentifier, Plan
+from sync.models.kinds import DELETION_ORDER, GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of
 from sync.models.plans import REPORTED_KINDS, count_name
 from sync.plan.columns import text_frame
 from sync.plan.kind_plan import KindPlan, plan_kind, snapshot_columns
 from sync.plan.links import check_references
-from sync.plan.ordering import DELETION_ORDER
 from sync.read.roster import Roster
 
 __all__ = ["DiffPolicy", "Snapshots", "apply_plan", "empty_snapshot", "plan", "plan_set", "snapshot_columns"]
@@ -165,7 +164,7 @@ def apply_plan(snapshot: pd.DataFrame, plan: Plan, kind: Kind = PERSON) -> pd.Da
     dropped: set[str] = {d.sync_key for d in plan.deletions if kind_of(d) is kind}
     added = [op for op in plan.operations if kind_of(op) is kind]
     for op in added:
-        if isinstance(op, kind.change_identifier):
+        if isinstance(op, ChangeIdentifier):
             dropped.add(op.old_id)
         dropped.add(op.sync_key)
     kept = snap.loc[~np.asarray(snap.index.isin(dropped), dtype=bool)]

@@ -7,12 +7,12 @@ types. What genuinely differs between kinds is spelled out here:
 - a kind with an identity key (persons, groups) is recognised by it when its sync key changes, as the
   policy allows; a membership has none: its group and person are its identity, and the same enrolment
   under a new sync key is always a changeMembershipIdentifier (a create would enrol the person twice);
-- a group update that empties its parent or name is a Conflict (`_UNCLEARABLE`);
+- an update that empties a field the kind cannot clear (a group's parent or name) is a Conflict;
 - a kind that refers to itself (a group's parent) is diffed against a snapshot with its own renamed
   keys moved, changed parents first and deleted children first;
-- a person's create carries the roster's password (`_CARRIED`);
-- a membership's deletion carries its snapshot record (`--deletes deactivate` sends it back inactive),
-  the others their sync key.
+- a create carries the roster columns its kind is `created_with` (a person's initial password);
+- a deletion carries the snapshot's record (a group's parent orders deletions; a membership is sent
+  back inactive under `--deletes deactivate`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import pandas as pd
 
-from sync.models import ChangeOperation, Conflict, DeleteOperation, FieldChange, Reject
+from sync.models import (
+    ChangeIdentifier,
+    ChangeOperation,
+    Conflict,
+    Create,
+    Delete,
+    DeleteOperation,
+    FieldChange,
+    Reject,
+    Update,
+)
 from sync.models.kinds import Kind
 from sync.plan.columns import Found, diff_columns, moved_keys
 from sync.plan.identity import shown, unique_conflicts, with_reference_identity
@@ -32,14 +42,6 @@ from sync.plan.ordering import depths, own_reference
 from sync.read.roster import Roster
 
 __all__ = ["KindPlan", "plan_kind", "snapshot_columns"]
-
-#: Roster columns carried to a kind's creates but never compared nor kept in the snapshot, by kind name.
-_CARRIED: Final[dict[str, tuple[str, ...]]] = {"person": ("password",)}
-
-#: Fields an update cannot empty, by kind name: updateGroup keeps what it is not sent (IMS ES update
-#: semantics), so sending the group without a parent or name would change nothing while the snapshot
-#: said it had.
-_UNCLEARABLE: Final[dict[str, tuple[str, ...]]] = {"group": ("parent", "name")}
 
 
 def snapshot_columns(kind: Kind) -> tuple[str, ...]:
@@ -100,7 +102,7 @@ def plan_kind(
         deleted_depth = depths(dict(zip(snapshot.index, snapshot[own.field], strict=True)))
     operations, uncleared = _operations(kind, found, depth)
     deletions = sorted(
-        (_deletion(kind, key, values, reason) for key, values, reason in found.deletions),
+        (Delete(**_carried(kind, key, values), reason=reason) for key, values, reason in found.deletions),
         key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
     )
     conflicts = unique_conflicts([*found.conflicts, *uncleared])
@@ -124,7 +126,7 @@ def _found(kind: Kind, roster: Roster, snapshot: pd.DataFrame, detect_identifier
         roster,
         snapshot,
         columns=("identity", *kind.fields),
-        extra=_CARRIED.get(kind.name, ()),
+        extra=kind.created_with,
         renames=detect_identifier_changes or not kind.identity,
         noun=kind.name,
     )
@@ -140,7 +142,7 @@ def _changes(old: dict[str, str], new: dict[str, str], columns: Sequence[str]) -
 
 def _carried(kind: Kind, key: str, values: dict[str, str]) -> dict[str, Any]:
     """What every operation of `kind` with a record carries: the record, and the identity if it has one."""
-    carried: dict[str, Any] = {kind.name: kind.record.from_values(key, values)}
+    carried: dict[str, Any] = {"record": kind.record.from_values(key, values)}
     if kind.identity:
         carried["identity"] = values["identity"]
     return carried
@@ -155,21 +157,19 @@ def _operations(
     ops: list[tuple[tuple[int, int, str], ChangeOperation]] = []
     for old_key, key, values, old_values in found.renames:
         changes = _changes(old_values, values, columns)
-        rename = kind.change_identifier(
-            old_id=old_key, new_id=key, changes=changes, **_carried(kind, key, values)
-        )
+        rename = ChangeIdentifier(old_id=old_key, new_id=key, changes=changes, **_carried(kind, key, values))
         ops.append(((depth.get(key, 0), 0, key), rename))
     uncleared: list[Conflict] = []
     for key, new, old in found.updates:
-        cleared = [name for name in _UNCLEARABLE.get(kind.name, ()) if old[name] and not new[name]]
+        cleared = [name for name in kind.unclearable if old[name] and not new[name]]
         if cleared:
             uncleared.append(_cannot_clear(kind, key, new["identity"], cleared))
             continue
-        update = kind.update(changes=_changes(old, new, columns), **_carried(kind, key, new))
+        update = Update(changes=_changes(old, new, columns), **_carried(kind, key, new))
         ops.append(((depth.get(key, 0), 1, key), update))
     for key, values in found.creates:
-        extra: dict[str, Any] = {name: values[name] for name in _CARRIED.get(kind.name, ())}
-        ops.append(((depth.get(key, 0), 2, key), kind.create(**_carried(kind, key, values), **extra)))
+        extra: dict[str, Any] = {name: values[name] for name in kind.created_with}
+        ops.append(((depth.get(key, 0), 2, key), Create(**_carried(kind, key, values), **extra)))
     return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
 
 
@@ -183,12 +183,3 @@ def _cannot_clear(kind: Kind, key: str, identity: str, fields: Sequence[str]) ->
         f"({kind.operation('update')} keeps what it is not sent): set it in itslearning by hand, or give "
         f"the {kind.name} a value again",
     )
-
-
-def _deletion(kind: Kind, key: str, values: dict[str, str], reason: str) -> DeleteOperation:
-    if kind.deactivate is not None:  # its snapshot record: `--deletes deactivate` sends it back inactive
-        return kind.delete(**_carried(kind, key, values), reason=reason)
-    # By sync key and identity, with the snapshot's references (a group's parent: children go first).
-    by_key: dict[str, Any] = {"sync_key": key, "identity": values["identity"], "reason": reason}
-    by_key.update((ref.field, values[ref.field]) for ref in kind.references)
-    return kind.delete(**by_key)

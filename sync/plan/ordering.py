@@ -10,30 +10,19 @@ membership is sent only after its person and group were answered.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from sync.models import DeactivateMembership, DeleteMembership, DeleteOperation, DeletesMode, Operation
-from sync.models.kinds import KINDS, Kind, Reference, kind_named
+from sync.models import Deactivate, Delete, DeleteOperation, DeletesMode, Operation
+from sync.models.kinds import DELETION_ORDER, KINDS, Kind, Reference, kind_of
 
-__all__ = ["DELETION_ORDER", "deletion_operations", "depths", "own_reference", "phases"]
+__all__ = ["deletion_operations", "depths", "own_reference", "phases"]
 
 
 def own_reference(kind: Kind) -> Reference | None:
     """The field by which records of `kind` refer to records of their own kind (a group's parent)."""
     return next((ref for ref in kind.references if ref.kind == kind.name), None)
 
-
-def _level(kind: Kind) -> int:
-    """How many kinds deep `kind` refers to others: persons and groups 0, memberships 1."""
-    others = [kind_named(ref.kind) for ref in kind.references if ref.kind != kind.name]
-    return 1 + max(map(_level, others)) if others else 0
-
-
-#: The order deletions run in: a kind before those it refers to; kinds that refer to none of each
-#: other keep their phase order (memberships, then groups, then persons).
-DELETION_ORDER: Final = tuple(sorted(KINDS, key=lambda kind: (-_level(kind), kind.phase)))
 
 _DELETION_PHASE: Final = {kind.name: len(KINDS) + rank for rank, kind in enumerate(DELETION_ORDER)}
 _OWN: Final = {kind.name: own_reference(kind) for kind in KINDS}
@@ -54,19 +43,9 @@ def depths(parent_of: dict[str, str]) -> dict[str, int]:
     return depth
 
 
-#: Per operation type: its kind, and whether it removes (a deletion or a deactivation).
-_PLACE: Final[dict[type, tuple[Kind, bool]]] = {
-    op_type: (kind, op_type in (kind.delete, kind.deactivate))
-    for kind in KINDS
-    for op_type in kind.operation_types
-}
-
-
-def _own_parent(ref: Reference, op: Operation, removal: bool) -> str:
-    """The key `op` refers to along its kind's own reference (a group's parent): a change's record
-    holds it, a deletion by sync key carries the snapshot's."""
-    holder = op if removal else op.record  # type: ignore[union-attr]  # every change carries its record
-    return str(getattr(holder, ref.field))
+def _place(op: Operation) -> tuple[Kind, bool]:
+    """`op`'s kind, and whether it removes (a deletion or a deactivation)."""
+    return kind_of(op), isinstance(op, (Delete, Deactivate))
 
 
 def phases(operations: Sequence[Operation]) -> list[list[int]]:
@@ -78,14 +57,14 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
     """
     parent_of: dict[tuple[str, bool], dict[str, str]] = {}  # (kind, removal) -> key -> parent
     for op in operations:
-        kind, removal = _PLACE[type(op)]
+        kind, removal = _place(op)
         ref = _OWN[kind.name]
         if ref is not None:
-            parent_of.setdefault((kind.name, removal), {})[op.sync_key] = _own_parent(ref, op, removal)
+            parent_of.setdefault((kind.name, removal), {})[op.sync_key] = str(getattr(op.record, ref.field))
     depth = {part: depths(links) for part, links in parent_of.items()}
     keyed: dict[tuple[int, int], list[int]] = {}
     for position, op in enumerate(operations):
-        kind, removal = _PLACE[type(op)]
+        kind, removal = _place(op)
         level = depth[kind.name, removal][op.sync_key] if _OWN[kind.name] is not None else 0
         key = (_DELETION_PHASE[kind.name], -level) if removal else (kind.phase, level)
         keyed.setdefault(key, []).append(position)
@@ -95,15 +74,17 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
 def deletion_operations(deletions: Iterable[DeleteOperation], mode: DeletesMode) -> list[Operation]:
     """What a run sends of the plan's deletion candidates under `--deletes mode`.
 
-    off: nothing. deactivate: each active membership becomes a DeactivateMembership (kept, marked
-    inactive); persons and groups are kept. delete: every candidate.
+    off: nothing. deactivate: each active record of a kind that can be deactivated (memberships) becomes
+    a Deactivate (kept, marked inactive); the others are kept. delete: every candidate.
     """
     if mode is DeletesMode.OFF:
         return []
     if mode is DeletesMode.DELETE:
         return list(deletions)
     return [
-        DeactivateMembership(membership=dataclasses.replace(op.membership, active="false"), reason=op.reason)
+        Deactivate(
+            record=kind.record.from_values(op.sync_key, values | {"active": "false"}), reason=op.reason
+        )
         for op in deletions
-        if isinstance(op, DeleteMembership) and op.membership.active != "false"
+        if (kind := kind_of(op)).deactivatable and (values := op.record.values())["active"] != "false"
     ]

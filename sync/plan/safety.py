@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from sync.models import DeletesMode, Plan
+from sync.models import Create, DeletesMode, Plan
 from sync.models.kinds import Kind, kind_of
 from sync.models.plans import REPORTED_KINDS
 from sync.plan.ordering import deletion_operations
@@ -76,14 +76,15 @@ def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMod
     mode = (
         deletes if isinstance(deletes, DeletesMode) else (DeletesMode.DELETE if deletes else DeletesMode.OFF)
     )
-    changed = Counter(type(op) for op in plan.operations)
+    # Updates and identifier changes, by kind.
+    changed = Counter(kind_of(op).name for op in plan.operations if not isinstance(op, Create))
     # What the run sends of the deletion candidates, by kind.
     removed = Counter(kind_of(op).name for op in deletion_operations(plan.deletions, mode))
     breaches: list[Breach] = []
     for kind in REPORTED_KINDS:
         size = plan.snapshot_size_of(kind)
         limit = _limit(limits, size)
-        changes = changed[kind.update] + changed[kind.change_identifier]
+        changes = changed[kind.name]
         if changes > limit and changes > limits.accept_changes:
             breaches.append(_breach(kind, "changes", changes, limit, size))
         count = removed[kind.name]

@@ -87,7 +87,7 @@ _BLANK_PERSON: Final = ("",) * len(PERSON_FIELDS)
 
 def _object_cells(op: Operation) -> tuple[str, ...]:
     """The `_OBJECT_CSV_COLUMNS` cells of an operation: its record's fields in its kind's columns (a
-    deletion without a record has only the references it holds, a group's parent)."""
+    deletion that shows no record has only the references it holds, a group's parent)."""
     kind = kind_of(op)
     record = ops.record_of(op)
     cells: list[str] = [kind.name]
@@ -98,7 +98,7 @@ def _object_cells(op: Operation) -> tuple[str, ...]:
             cells += ops.values_of(record)
         else:
             refs = {ref.field for ref in kind.references}
-            cells += (str(getattr(op, f)) if f in refs else "" for f in kind.fields)
+            cells += (str(getattr(op.record, f)) if f in refs else "" for f in kind.fields)
     return tuple(cells)
 
 

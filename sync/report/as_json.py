@@ -42,7 +42,7 @@ def _operation_dict(op: Operation) -> dict[str, object]:
     if record is not None:
         out[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
     elif deletion:
-        out |= {ref.field: getattr(op, ref.field) for ref in kind.references}
+        out |= {ref.field: getattr(op.record, ref.field) for ref in kind.references}
     if not deletion:
         out["changes"] = [{"field": c.field, "old": c.old, "new": c.new} for c in ops.changes_of(op)]
     return out

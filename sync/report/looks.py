@@ -14,7 +14,7 @@ from typing import Final
 
 from sync.models.kinds import KINDS, Kind
 
-__all__ = ["DELETION_ORDER", "LOOKS", "Look", "look_of"]
+__all__ = ["LOOKS", "Look", "look_of"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,11 +98,6 @@ LOOKS: Final[Mapping[str, Look]] = {
     ),
 }
 
-#: The order a run deletes in (sync.plan.ordering), which the deletion tables follow: memberships, then
-#: groups (children first), then persons. Not the change phases reversed, which `Kind.phase` suggests.
-DELETION_ORDER: Final[tuple[str, ...]] = ("membership", "group", "person")
-
-assert set(LOOKS) == set(DELETION_ORDER), "every kind has its place among the deletions"
 assert set(LOOKS) == {kind.name for kind in KINDS}, "every kind needs its look"
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, Literal, TypeAlias
+from typing import Final
 
 from sync.models import (
+    Delete,
     DeleteOperation,
     FieldChange,
     Operation,
@@ -18,10 +19,9 @@ from sync.models import (
     RunResult,
     Status,
 )
-from sync.models.kinds import KINDS, PERSON, Kind, KindName, kind_of
+from sync.models.kinds import KINDS, PERSON, KindName, OperationType, kind_of, operation_type
 
 __all__ = [
-    "DESCRIPTIONS",
     "FIELD_LABELS",
     "OP_LABELS",
     "PERSON_LABELS",
@@ -35,7 +35,6 @@ __all__ = [
     "reason_of",
     "record_of",
     "status_text",
-    "typed_operations",
     "unsent_deletions",
     "values_of",
 ]
@@ -60,26 +59,6 @@ FIELD_LABELS: Final[Mapping[str, str]] = {
     "active": "Active",
 }
 
-#: What an operation does, as the JSON and CSV name it.
-OperationType: TypeAlias = Literal["create", "update", "changeIdentifier", "delete", "deactivate"]
-
-
-def typed_operations(kind: Kind) -> tuple[tuple[OperationType, type[Operation]], ...]:
-    """Each operation type of the kind with what it does ("create", "update", ...)."""
-    pairs: tuple[tuple[OperationType, type[Operation]], ...] = (
-        ("create", kind.create),
-        ("update", kind.update),
-        ("changeIdentifier", kind.change_identifier),
-        ("delete", kind.delete),
-    )
-    return (*pairs, ("deactivate", kind.deactivate)) if kind.deactivate is not None else pairs
-
-
-#: Every operation class's JSON name and kind of object (tests check that no Operation is missing).
-DESCRIPTIONS: Final[Mapping[type[Operation], tuple[OperationType, KindName]]] = {
-    op_type: (name, kind.name) for kind in KINDS for name, op_type in typed_operations(kind)
-}
-
 _VERBS: Final[Mapping[OperationType, str]] = {
     "create": "Create {}",
     "update": "Update {}",
@@ -96,10 +75,12 @@ def _label(name: OperationType, kind: str) -> str:
 #: The tables' operation labels: a person's are those of the persons-only reports (`PERSON_LABELS`
 #: once groups or memberships show too); groups and memberships say what they are.
 OP_LABELS: Final[Mapping[tuple[OperationType, KindName], str]] = {
-    (name, kind): _label(name, "" if kind == PERSON.name else kind) for name, kind in DESCRIPTIONS.values()
+    (name, kind.name): _label(name, "" if kind is PERSON else kind.name)
+    for kind in KINDS
+    for name, _ in kind.typed_operations
 }
 PERSON_LABELS: Final[Mapping[OperationType, str]] = {
-    name: _label(name, PERSON.name) for name, _ in typed_operations(PERSON)
+    name: _label(name, PERSON.name) for name, _ in PERSON.typed_operations
 }
 
 # Record.values() builds its dict with getattr per field; these getters are several times faster,
@@ -111,7 +92,7 @@ _GETTERS: Final[Mapping[type, Callable[[Record], tuple[str, ...]]]] = {
 
 def describe(op: Operation) -> tuple[OperationType, KindName]:
     """The operation's JSON name ("create", ...) and the kind of object it changes."""
-    return DESCRIPTIONS[type(op)]
+    return operation_type(op), kind_of(op).name
 
 
 def values_of(record: Record) -> tuple[str, ...]:
@@ -120,9 +101,9 @@ def values_of(record: Record) -> tuple[str, ...]:
 
 
 def record_of(op: Operation) -> Record | None:
-    """The record an operation carries (a person's or group's deletion carries none)."""
-    record: Record | None = getattr(op, "record", None)
-    return record
+    """The record a report shows of an operation. A deletion of a kind that cannot be deactivated shows
+    none, only the references its record holds (a group's parent): what it sends is its sync key."""
+    return None if isinstance(op, Delete) and not kind_of(op).deactivatable else op.record
 
 
 def op_keys(op: Operation) -> dict[str, str]:

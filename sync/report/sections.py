@@ -14,7 +14,10 @@ from functools import partial
 from typing import Final, TypeAlias, TypeVar
 
 from sync.models import (
+    ChangeIdentifier,
     ChangeOperation,
+    Create,
+    Delete,
     DeleteOperation,
     FieldChange,
     Operation,
@@ -23,9 +26,10 @@ from sync.models import (
     Plan,
     Record,
     RunResult,
+    Update,
 )
-from sync.models.kinds import KINDS, PERSON, Kind
-from sync.report.looks import DELETION_ORDER, look_of
+from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind, kind_of
+from sync.report.looks import look_of
 from sync.report.meta import ReportMeta
 from sync.report.ops import (
     FIELD_LABELS,
@@ -37,7 +41,6 @@ from sync.report.ops import (
     describe,
     identity_of,
     op_keys,
-    record_of,
     status_text,
     unsent_deletions,
     values_of,
@@ -46,6 +49,7 @@ from sync.report.ops import (
 __all__ = ["Count", "Page", "Section", "plan_page", "run_page"]
 
 _T = TypeVar("_T")
+_Op = TypeVar("_Op", bound="Operation")
 
 #: One summary row: label, count, and the colour of its bar in the HTML chart ("" for no bar).
 Count: TypeAlias = tuple[str, int, str]
@@ -172,12 +176,12 @@ def _plan_counts(plan: Plan) -> list[Count]:
 # --- tables of operations ------------------------------------------------------------------------
 
 
-def _cell(op: Operation, record: Record | None, field: str) -> str:
-    """A column's text: a record field, a person's full name, or a reference a deletion holds."""
+def _cell(record: Record, field: str) -> str:
+    """A column's text: a record field, or a person's full name."""
     if field == "full_name":
         parts = (getattr(record, "given_name", ""), getattr(record, "family_name", ""))
         return " ".join(part for part in parts if part)
-    value: str = getattr(record, field) if record is not None else getattr(op, field)
+    value: str = getattr(record, field)
     return value
 
 
@@ -185,8 +189,8 @@ def _labels(fields: Sequence[str]) -> tuple[str, ...]:
     return tuple("Name" if f == "full_name" else FIELD_LABELS[f] for f in fields)
 
 
-def _of_type(ops: Sequence[_T], op_type: type) -> list[_T]:
-    return [op for op in ops if type(op) is op_type]
+def _of_type(ops: Sequence[_Op], kind: Kind, op_type: type) -> list[_Op]:
+    return [op for op in ops if type(op) is op_type and kind_of(op) is kind]
 
 
 def _create_row(kind: Kind, op: ChangeOperation) -> tuple[str, ...]:
@@ -195,13 +199,13 @@ def _create_row(kind: Kind, op: ChangeOperation) -> tuple[str, ...]:
 
 
 def _update_row(columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
-    return (op.sync_key, *(_cell(op, op.record, f) for f in columns), changes_text(changes_of(op)))
+    return (op.sync_key, *(_cell(op.record, f) for f in columns), changes_text(changes_of(op)))
 
 
 def _rename_row(kind: Kind, columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
     keys = op_keys(op)
     identity = (identity_of(op),) if kind.identity else ()
-    cells = (_cell(op, op.record, f) for f in columns)
+    cells = (_cell(op.record, f) for f in columns)
     return (keys["oldId"], keys["newId"], *cells, *identity, changes_text(changes_of(op)))
 
 
@@ -213,7 +217,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
     rename_header = ("Old sync key", "New sync key", *_labels(look.rename_columns), *identity, "Changes")
     return [
         _section(
-            _of_type(ops, kind.create),
+            _of_type(ops, kind, Create),
             partial(_create_row, kind),
             max_rows,
             anchor=f"{look.anchor}creates",
@@ -222,7 +226,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
             header=("Sync key", *(FIELD_LABELS[f] for f in kind.fields), *identity),
         ),
         _section(
-            _of_type(ops, kind.update),
+            _of_type(ops, kind, Update),
             partial(_update_row, look.update_columns),
             max_rows,
             anchor=f"{look.anchor}updates",
@@ -233,7 +237,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
             changes=changes_of,
         ),
         _section(
-            _of_type(ops, kind.change_identifier),
+            _of_type(ops, kind, ChangeIdentifier),
             partial(_rename_row, kind, look.rename_columns),
             max_rows,
             anchor=f"{look.anchor}identifiers",
@@ -247,9 +251,8 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
 
 
 def _deletion_row(kind: Kind, columns: tuple[str, ...], d: DeleteOperation) -> tuple[str, ...]:
-    record = record_of(d)
     identity = (identity_of(d),) if kind.identity else ()
-    return (d.sync_key, *(_cell(d, record, f) for f in columns), *identity, d.reason)
+    return (d.sync_key, *(_cell(d.record, f) for f in columns), *identity, d.reason)
 
 
 def _deletion_sections(
@@ -258,12 +261,12 @@ def _deletion_sections(
     """Deletion candidates by kind, in the order a run deletes them: memberships, groups, persons."""
     prefix, suffix = ("unsent-", " not sent") if not_sent else ("", "")
     out = []
-    for kind in sorted(kinds, key=lambda kind: DELETION_ORDER.index(kind.name)):
+    for kind in sorted(kinds, key=DELETION_ORDER.index):
         look = look_of(kind)
         identity = ("Identity",) if kind.identity else ()
         out.append(
             _section(
-                _of_type(deletions, kind.delete),
+                _of_type(deletions, kind, Delete),
                 partial(_deletion_row, kind, look.deletion_columns),
                 max_rows,
                 anchor=f"{prefix}{look.anchor}deletions",

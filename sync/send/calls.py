@@ -1,5 +1,5 @@
-"""Each kind's IMS ES client methods, bound once in one table: the clients name them per kind
-(create_person, create_group, create_membership, ...); the executor calls them the same way for every
+"""Each kind's IMS ES client methods, bound once in one table: the clients name them after the kind
+(create_person, create_group, create_memberships, ...); the executor calls them the same way for every
 kind, by what they do. A new kind is a new row here.
 
 Only binds: sends nothing itself.
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from sync.ims.exchange import MassReply
-from sync.models import Kind, Operation, Status, kind_of
+from sync.models import Create, Delete, Kind, Operation, Status, kind_of
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.send.services import GroupService, MembershipService, PersonService
 
 __all__ = ["Calls", "KindCalls"]
@@ -58,51 +59,41 @@ def _all_created(method: _SendMany) -> _SendMany:
     return lambda ops, *, message_id=None: method([op.record for op in ops], message_id=message_id)
 
 
+def _named_calls(client: Any, kind: Kind, **overrides: Any) -> KindCalls:
+    """The calls a client names after `kind` (create_group, create_groups, update_group, read_group,
+    delete_group, change_group_identifier), with what a kind does otherwise in `overrides`."""
+    name = kind.name
+    calls: dict[str, Any] = {
+        "create": _created(getattr(client, f"create_{name}")),
+        "create_many": _all_created(getattr(client, f"create_{kind.plural}")),
+        "update": getattr(client, f"update_{name}"),
+        "read": getattr(client, f"read_{name}"),
+        "delete": getattr(client, f"delete_{name}"),
+        "change_identifier": getattr(client, f"change_{name}_identifier"),
+    }
+    return KindCalls(**(calls | overrides))
+
+
 def _person_calls(pms: PersonService) -> KindCalls:
     # Persons are created with their initial password ("" = none), carried by the operation.
-    return KindCalls(
+    return _named_calls(
+        pms,
+        PERSON,
         create=lambda op, *, message_id=None: pms.create_person(
-            op.person, password=op.password, message_id=message_id
+            op.record, password=op.password, message_id=message_id
         ),
         create_many=lambda ops, *, message_id=None: pms.create_persons(
-            [(op.person, op.password) for op in ops], message_id=message_id
+            [(op.record, op.password) for op in ops], message_id=message_id
         ),
-        update=pms.update_person,
         replace=pms.replace_person,
-        read=pms.read_person,
-        delete=pms.delete_person,
-        change_identifier=pms.change_person_identifier,
-    )
-
-
-def _group_calls(gms: GroupService) -> KindCalls:
-    return KindCalls(
-        create=_created(gms.create_group),
-        create_many=_all_created(gms.create_groups),
-        update=gms.update_group,
-        read=gms.read_group,
-        delete=gms.delete_group,
-        change_identifier=gms.change_group_identifier,
-    )
-
-
-def _membership_calls(mms: MembershipService) -> KindCalls:
-    return KindCalls(
-        create=_created(mms.create_membership),
-        create_many=_all_created(mms.create_memberships),
-        update=mms.update_membership,
-        read=mms.read_membership,
-        delete=mms.delete_membership,
-        change_identifier=mms.change_membership_identifier,
-        delete_many=mms.delete_memberships,
     )
 
 
 #: How each kind's calls are bound to its service's client, by kind name.
 _BINDINGS: Final[dict[str, Callable[[Any], KindCalls]]] = {
     "person": _person_calls,
-    "group": _group_calls,
-    "membership": _membership_calls,
+    "group": lambda gms: _named_calls(gms, GROUP),
+    "membership": lambda mms: _named_calls(mms, MEMBERSHIP, delete_many=mms.delete_memberships),
 }
 
 
@@ -137,8 +128,8 @@ class Calls:
     def mass_operation(self, op: Operation) -> str:
         """The mass request `op` may travel in (createPersons, ..., deleteMemberships), or "" if none."""
         kind = kind_of(op)
-        if isinstance(op, kind.create):
+        if isinstance(op, Create):
             return kind.mass_operation("create")
-        if isinstance(op, kind.delete) and self.of(kind).delete_many is not None:
+        if isinstance(op, Delete) and self.of(kind).delete_many is not None:
             return kind.mass_operation("delete")
         return ""

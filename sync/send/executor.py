@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from sync.errors import RemoteError
-from sync.models import KINDS, Operation, OperationResult, Outcome, kind_of
+from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome, kind_of
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
 from sync.send.circuit import Halt
@@ -142,8 +142,7 @@ class Executor:
 
 def _is_deletion(op: Operation) -> bool:
     """A deletion or deactivation: sent only when settings.deletes."""
-    kind = kind_of(op)
-    return isinstance(op, kind.delete) or (kind.deactivate is not None and isinstance(op, kind.deactivate))
+    return isinstance(op, (Delete, Deactivate))
 
 
 def _result(op: Operation, step: Step) -> OperationResult:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from sync.errors import UnmatchedAnswerError
 from sync.ims.exchange import MassReply
-from sync.models import Outcome, Status, kind_of
+from sync.models import Create, Outcome, Status, kind_of
 from sync.send.attempts import Sender, Step, is_unknown_answer, now
 from sync.send.operations import Operations, upsert
 from sync.send.policy import is_busy
@@ -47,10 +47,10 @@ class MassSender:
         calls = self._operations.calls.of(kind)
         items = tuple(RequestItem(index=i, sync_key=op.sync_key) for i, op in enumerate(ops))
         call: Callable[[str], MassReply]
-        creates = all(isinstance(op, kind.create) for op in ops)
+        creates = all(isinstance(op, Create) for op in ops)
         if creates:
             call = lambda mid: calls.create_many(ops, message_id=mid)  # noqa: E731
-            changes: list[SnapshotChange] = [upsert(op) for op in ops if isinstance(op, kind.create)]
+            changes: list[SnapshotChange] = [upsert(op) for op in ops if isinstance(op, Create)]
         else:
             delete_many = calls.delete_many
             assert delete_many is not None  # only kinds with a mass delete are batched (Calls.mass_operation)

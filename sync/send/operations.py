@@ -1,6 +1,7 @@
 """One operation of any kind sent to IMS ES: its create, update, identifier change, deletion or
 deactivation, written once over `sync.models.kinds` (IMS ES's operation names come from the Kind, the
-client methods from `sync.send.calls`). What a kind does differently is named in `_WAYS`.
+client methods from `sync.send.calls`). What a kind does differently its Kind says
+(`follows_lost_renames`, `recreates_vanished`).
 
 Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport of its own.
 """
@@ -8,10 +9,20 @@ Sends through `sync.send.attempts` and `sync.send.resolve`; imports no transport
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, Protocol
 
-from sync.models import FieldChange, Kind, Operation, Outcome, Record, kind_of
+from sync.models import (
+    ChangeIdentifier,
+    ChangeOperation,
+    Create,
+    Deactivate,
+    Delete,
+    Kind,
+    Operation,
+    Outcome,
+    Record,
+    Update,
+    kind_of,
+)
 from sync.send.attempts import Sender, Step, is_unknown_answer, one
 from sync.send.calls import Calls, KindCalls
 from sync.send.resolve import Reader, Resolver
@@ -20,52 +31,7 @@ from sync.state.changes import Remove, Rename, Upsert
 __all__ = ["Operations", "upsert"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Ways:
-    """What a kind does differently when IMS ES answers "unknown object" to its changes."""
-
-    #: Follows the journal's targets of this kind's unconfirmed renames from an old id (Resolver.rename).
-    follows_lost_renames: bool = False
-    #: An update of a vanished object creates it again.
-    recreates_vanished: bool = False
-
-
-#: By kind name. Only persons and groups follow lost renames through the journal: memberships do not.
-#: Unlike updatePerson, updateMembership does not create: a membership removed in IMS ES (by hand, or
-#: with its group) that the roster still wants is created again. (A deactivation of a vanished
-#: membership lets it go instead: see Operations._deactivate.)
-_WAYS: Final[dict[str, _Ways]] = {
-    "person": _Ways(follows_lost_renames=True),
-    "group": _Ways(follows_lost_renames=True),
-    "membership": _Ways(recreates_vanished=True),
-}
-
-
-class _Carries(Protocol):
-    """An operation carrying the record IMS ES will hold."""
-
-    @property
-    def record(self) -> Record: ...
-
-
-class _Changed(_Carries, Protocol):
-    """An operation that sets an object's fields: an update, or an identifier change followed by one."""
-
-    @property
-    def changes(self) -> tuple[FieldChange, ...]: ...
-
-
-class _Renamed(_Changed, Protocol):
-    """An identifier change."""
-
-    @property
-    def old_id(self) -> str: ...
-
-    @property
-    def new_id(self) -> str: ...
-
-
-def upsert(op: _Carries) -> Upsert:
+def upsert(op: ChangeOperation | Deactivate[Record]) -> Upsert:
     """The snapshot change that confirms `op`'s record; persons and groups carry an identity value,
     memberships none."""
     return Upsert(record=op.record, identity=getattr(op, "identity", ""))
@@ -87,18 +53,18 @@ class Operations:
         """
         kind = kind_of(op)
         calls = self.calls.of(kind)
-        if isinstance(op, kind.create):
+        if isinstance(op, Create):
             return self._sender.step(
                 kind.operation("create"),
                 one(op.sync_key),
                 lambda mid: calls.create(op, message_id=mid),
                 lambda: [upsert(op)],
             )
-        if isinstance(op, kind.update):
+        if isinstance(op, Update):
             return self._update(kind, calls, op)
-        if isinstance(op, kind.change_identifier):
+        if isinstance(op, ChangeIdentifier):
             return self._change_identifier(kind, calls, op)
-        if isinstance(op, kind.delete):
+        if isinstance(op, Delete):
             return self._resolver.remove(
                 kind.operation("delete"),
                 op.sync_key,
@@ -114,7 +80,7 @@ class Operations:
         operation = kind.operation("read")
         return lambda key: self._resolver.read(operation, key, lambda mid: calls.read(key, message_id=mid))
 
-    def _update(self, kind: Kind, calls: KindCalls, op: _Changed) -> Step:
+    def _update(self, kind: Kind, calls: KindCalls, op: Update[Record] | ChangeIdentifier[Record]) -> Step:
         record, change = op.record, upsert(op)
         # updatePerson merges what it is given, so a cleared field needs replacePerson.
         if calls.replace is not None and any(not c.new for c in op.changes):
@@ -124,9 +90,9 @@ class Operations:
         step = self._sender.step(
             operation, one(record.sync_key), lambda mid: send(record, message_id=mid), lambda: [change]
         )
-        if not (_WAYS[kind.name].recreates_vanished and is_unknown_answer(step)):
+        if not (kind.recreates_vanished and is_unknown_answer(step)):
             return step
-        # The object vanished from IMS ES, but the roster still wants it: created again (see _WAYS).
+        # The object vanished from IMS ES, but the roster still wants it: created again.
         return _followed(
             step,
             lambda: self._sender.step(
@@ -137,7 +103,7 @@ class Operations:
             ),
         )
 
-    def _change_identifier(self, kind: Kind, calls: KindCalls, op: _Renamed) -> Step:
+    def _change_identifier(self, kind: Kind, calls: KindCalls, op: ChangeIdentifier[Record]) -> Step:
         store = self._sender.store
         step = self._resolver.rename(
             kind.change_identifier_operation,
@@ -148,7 +114,7 @@ class Operations:
             self.reader(kind),
             lost_targets=(
                 (lambda old_id: store.unconfirmed_renames(kind, old_id))
-                if _WAYS[kind.name].follows_lost_renames
+                if kind.follows_lost_renames
                 else None
             ),
         )
@@ -161,7 +127,7 @@ class Operations:
         """An update with active false. "Unknown object": it is gone from IMS ES already (by hand, or
         with its group), so nothing is left to deactivate; a read confirms, and the snapshot lets it
         go instead of creating it again only to mark it inactive."""
-        if kind.deactivate is None or not isinstance(op, kind.deactivate):
+        if not (kind.deactivatable and isinstance(op, Deactivate)):
             raise TypeError(f"{type(op).__name__} is no operation the executor sends")
         return self._resolver.remove(
             kind.operation("update"),

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from sync.models import Operation, OperationResult, Outcome, kind_of
+from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
 from sync.plan.ordering import phases
 from sync.send.circuit import Halt
 from sync.send.policy import ExecutorSettings
@@ -45,13 +45,13 @@ class _Unconfirmed:
     def missing(self, op: Operation) -> str:
         """Why `op` cannot be sent: a group or person it needs was not confirmed earlier in this run."""
         kind = kind_of(op)
-        if isinstance(op, (kind.create, kind.update, kind.change_identifier)):
+        if isinstance(op, (Create, Update, ChangeIdentifier)):
             for ref in kind.references:
                 key = getattr(op.record, ref.field)
                 if key in self._objects.get(ref.kind, ()):
                     what = ref.kind if ref.field == ref.kind else f"{ref.field} {ref.kind}"
                     return f"not sent: {what} {key!r} was not confirmed in this run"
-        elif isinstance(op, kind.delete) and op.sync_key in self._kept_parents.get(kind.name, ()):
+        elif isinstance(op, Delete) and op.sync_key in self._kept_parents.get(kind.name, ()):
             return (
                 f"not sent: a child {kind.name} of {op.sync_key!r} was not deleted in this run, and IMS ES "
                 f"refuses to delete a {kind.name} with children"
@@ -62,11 +62,11 @@ class _Unconfirmed:
         """Remember what an unconfirmed operation leaves missing: an object later operations need, or a
         child that keeps its parent (a reference that does not go with it) from being deleted."""
         kind = kind_of(op)
-        if isinstance(op, (kind.create, kind.update, kind.change_identifier)):
+        if isinstance(op, (Create, Update, ChangeIdentifier)):
             self._objects.setdefault(kind.name, set()).add(op.sync_key)
-        elif isinstance(op, kind.delete):
+        elif isinstance(op, Delete):
             for ref in kind.references:
-                parent = getattr(op, ref.field, "")  # a deletion carries the snapshot's parent
+                parent = getattr(op.record, ref.field)  # a deletion carries the snapshot's parent
                 if ref.kind == kind.name and not ref.go_with_it and parent:
                     self._kept_parents.setdefault(kind.name, set()).add(parent)
 
