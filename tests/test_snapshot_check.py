@@ -173,15 +173,19 @@ def test_each_violation_is_a_line_and_exit_1(
 
 
 def test_a_damaged_page_is_reported_by_the_integrity_check(state: Path, check: Checked) -> None:
-    """An index page overwritten with garbage: the integrity check's findings, one a line; exit 1."""
+    """An index entry damaged on disk: the integrity check's findings, one a line; exit 1."""
     connection = sqlite3.connect(state / DB_NAME)
     (page_size,) = connection.execute("PRAGMA page_size").fetchone()
     query = "SELECT rootpage FROM sqlite_master WHERE name = 'persons_identity'"
     (root,) = connection.execute(query).fetchone()
     connection.close()
     with (state / DB_NAME).open("r+b") as handle:
-        handle.seek((root - 1) * page_size + 8)
-        handle.write(b"\xff" * 64)
+        # The page's last byte: the low byte of the rowid its first entry points to (the cells grow down
+        # from the end), so the index stays readable but no longer matches its table.
+        handle.seek(root * page_size - 1)
+        last = handle.read(1)[0]
+        handle.seek(root * page_size - 1)
+        handle.write(bytes([last ^ 0x40]))
     code, out, _ = check()
     assert code == EXIT_FAILED, out
     assert "  integrity: " in out
