@@ -25,6 +25,7 @@ from sync.cli.options import (
     state_opt,
 )
 from sync.cli.output import EXIT_FAILED, EXIT_USAGE, SHOWN_LINES, Exit, fail, notice, write
+from sync.errors import StateError
 from sync.models.kinds import GROUP, PERSON
 
 __all__ = ["snapshot"]
@@ -158,8 +159,12 @@ def snapshot_adopt(
                 click.echo(f"adopted {found.groups} groups and {found.memberships} memberships into {state}")
                 for failure in found.failed_reads[:SHOWN_LINES]:
                     notice("adopt_read_failed", f"not adopted: {failure}", failure=failure)
-        except BaseException:
-            store.end_run(run_id, status="failed", summary=summary)
+        except BaseException as exc:
+            try:
+                store.end_run(run_id, status="failed", summary=summary)
+            except StateError:
+                if not isinstance(exc, StateError):
+                    raise
             raise
         store.end_run(run_id, status="ok", summary=summary)
 
