@@ -4,8 +4,12 @@ exit 0 when all is well, 1 when something is wrong, 2 when the state cannot be r
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +20,11 @@ from sync.models import Group, Membership, Person
 from sync.state.changes import Upsert
 from sync.state.schema import DB_NAME, SCHEMA_VERSION
 from sync.state.store import StateStore
+from tests.checks import AS_NOBODY
 from tests.journal import confirmed, sent_request
 
 Checked = Callable[[], tuple[int, str, str]]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(name="state")
@@ -87,6 +93,33 @@ def test_check_runs_while_a_run_holds_the_lock(state: Path, check: Checked) -> N
     with StateStore.open(state) as store:
         assert check()[0] == EXIT_OK
         store.begin_run(command="run", roster="r", mapping="m")  # the check left the run free to write
+
+
+def test_a_state_the_user_may_only_read_is_checked_without_a_trace(state: Path) -> None:
+    """uid 65534 on a state it may read, not write (nor the index a reader needs): checked, nothing added."""
+    shared = Path(tempfile.mkdtemp(prefix="check-", dir="/tmp"))  # pytest's tmp_path is root's alone
+    try:
+        readable = shared / "state"
+        shutil.copytree(state, readable)
+        for path in (shared, readable, *readable.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        files = sorted(readable.iterdir())
+        before = digest(readable / DB_NAME)
+        completed = subprocess.run(
+            [*AS_NOBODY, sys.executable, "-m", "sync", "snapshot", "check", "--state", str(readable)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == EXIT_OK, completed.stderr
+        assert ": ok (" in completed.stdout
+        assert sorted(readable.iterdir()) == files
+        assert digest(readable / DB_NAME) == before
+    finally:
+        shutil.rmtree(shared)
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ from sync.cli.app import EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.state.schema import DB_NAME, SCHEMA_VERSION
 from tests.checks import (
+    AS_NOBODY,
+    NOBODY,
     as_fields,
     duplicates,
     expected_persons,
@@ -43,16 +45,6 @@ from tests.conftest import PASSWORD, USERNAME
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 ENV: Final = {"IMS_ES_USERNAME": USERNAME, "IMS_ES_PASSWORD": PASSWORD, "IMS_SYNC_LOG_FORMAT": "json"}
-NOBODY: Final = 65534
-#: uid/gid 65534 with no groups, able to read (not write) what it does not own.
-AS_NOBODY: Final = (
-    "setpriv",
-    f"--reuid={NOBODY}",
-    f"--regid={NOBODY}",
-    "--clear-groups",
-    "--inh-caps=+dac_read_search",
-    "--ambient-caps=+dac_read_search",
-)
 
 
 def start(args: Sequence[str], *, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:

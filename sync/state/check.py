@@ -1,8 +1,9 @@
 """`snapshot check`: SQLite's integrity check and the state's own invariants, read without changing anything.
 
 The database is opened read-only (SQLite's `mode=ro`: no write, no checkpoint; SQLite may create the
-empty `-wal`/`-shm` companions any reader needs) and without the run lock, so a check never blocks a run;
-everything is read in one read transaction, so a run writing meanwhile cannot show it half a change.
+empty `-wal`/`-shm` companions any reader needs, or, where it may not, reads a checkpointed file as
+immutable) and without the run lock, so a check never blocks a run; everything is read in one read
+transaction, so a run writing meanwhile cannot show it half a change.
 What it checks, each violation one `Problem`:
 
 - `PRAGMA integrity_check` (every page, index and constraint: `quick_check` skips the index contents);
@@ -85,11 +86,10 @@ def check_state(state_dir: Path) -> CheckReport:
     if not path.is_file():
         raise StateError(f"no state database in {state_dir}: nothing has run there yet (check --state)")
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+        connection = _open(path)
     except sqlite3.Error as exc:
         raise StateError(f"opening {path} read-only failed: {explain(exc)}") from exc
     try:
-        connection.execute("BEGIN")  # one read transaction: one consistent state
         problems = list(_check(connection, path))
         rows = {kind.table: _count(connection, kind.table) for kind in KINDS}
         rows["requests"] = _count(connection, "requests")
@@ -98,6 +98,31 @@ def check_state(state_dir: Path) -> CheckReport:
     finally:
         connection.close()
     return CheckReport(path=path, problems=tuple(problems), rows=rows)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The database read-only, in a read transaction (one consistent state).
+
+    A reader of a WAL database writes the `-shm` index; where it may not (a state directory this user
+    can only read) and no `-wal` file holds commits, the file alone is the whole state: it is read as
+    immutable then, without SQLite's locks.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=10.0)
+    try:
+        connection.execute("BEGIN")
+        connection.execute("PRAGMA user_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        name = getattr(exc, "sqlite_errorname", "")
+        if (
+            not name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))
+            or path.with_name(f"{DB_NAME}-wal").exists()
+        ):
+            raise
+        connection = sqlite3.connect(f"{uri}&immutable=1", uri=True)
+        connection.execute("BEGIN")
+    return connection
 
 
 def _count(connection: sqlite3.Connection, table: str) -> int:
