@@ -205,6 +205,16 @@ def test_each_violation_is_a_line_and_exit_1(
     assert digest(state / DB_NAME) == before
 
 
+def test_a_missing_table_is_reported_with_its_indexes(state: Path, check: Checked) -> None:
+    """A table dropped by hand: the table and its indexes are reported missing (exit 1), not a crash."""
+    edit(state, "DROP TABLE groups")
+    code, out, err = check()
+    assert code == EXIT_FAILED, err
+    assert "  schema: table groups is missing" in out
+    assert "  schema: index groups_parent is missing" in out
+    assert "(read 2 persons, 1 memberships, 5 requests)" in out
+
+
 def test_a_damaged_page_is_reported_by_the_integrity_check(state: Path, check: Checked) -> None:
     """An index entry damaged on disk: the integrity check's findings, one a line; exit 1."""
     connection = sqlite3.connect(state / DB_NAME)

@@ -91,8 +91,9 @@ def check_state(state_dir: Path) -> CheckReport:
         raise StateError(f"opening {path} read-only failed: {explain(exc)}") from exc
     try:
         problems = list(_check(connection, path))
-        rows = {kind.table: _count(connection, kind.table) for kind in KINDS}
-        rows["requests"] = _count(connection, "requests")
+        tables = {str(name) for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        counted = [*(kind.table for kind in KINDS), "requests"]
+        rows = {table: _count(connection, table) for table in counted if table in tables}
     except sqlite3.Error as exc:
         raise StateError(f"reading {path} failed: {explain(exc)}") from exc
     finally:
@@ -141,7 +142,10 @@ def _check(connection: sqlite3.Connection, path: Path) -> Iterator[Problem]:
     if integrity != ["ok"]:
         yield from (Problem("integrity", line, "damaged") for line in integrity)
         return  # the invariants below would only repeat the damage in other words
-    yield from _check_schema(connection)
+    schema = list(_check_schema(connection))
+    yield from schema
+    if any(p.what.startswith("table ") and p.what.endswith(" is missing") for p in schema):
+        return  # the checks below would fail on what is missing
     yield from _check_snapshot(connection)
     yield from _check_references(connection)
     yield from _check_journal(connection)
@@ -170,7 +174,7 @@ def _check_schema(connection: sqlite3.Connection) -> Iterator[Problem]:
     for kind, name in sorted(set(found) - set(expected)):
         yield Problem("schema", f"{kind} {name} is not part of version {SCHEMA_VERSION}", "damaged")
     if set(expected) - set(found):
-        return  # the checks below would fail on the missing tables
+        return  # the checks below would fail on what is missing
     for cache in CACHES.values():
         if connection.execute(cache.generation_sql).fetchone() is None:
             yield Problem("schema", f"the generation row of {cache.table.name} is missing", "damaged")
