@@ -43,6 +43,18 @@ MEMBERSHIP_ROLES: Final = {
 }
 #: Journal outcomes that account for a request: answered one way or another.
 ACCOUNTED: Final = frozenset({"confirmed", "rejected", "unconfirmed"})
+#: An unprivileged user (sessions and CI run as root, for whom permissions test nothing).
+NOBODY: Final = 65534
+#: A command prefix running it as uid/gid 65534 without groups, able to read (never write) what it does not
+#: own: CAP_DAC_READ_SEARCH lets it read the interpreter and the tests' files under root's directories.
+AS_NOBODY: Final = (
+    "setpriv",
+    f"--reuid={NOBODY}",
+    f"--regid={NOBODY}",
+    "--clear-groups",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
+)
 #: The emulator's credentials, as the environment variables an operator sets.
 CREDENTIALS: Final = {"IMS_ES_USERNAME": USERNAME, "IMS_ES_PASSWORD": PASSWORD}
 

@@ -484,6 +484,21 @@ MESSAGES = (
     "[sync] deletes = ",
     "not adopted:",
     "mapping init reads one CSV file",
+    # the state directory's faults, and `snapshot check`
+    "make the state directory and its files writable by the user that runs ims-sync",
+    "the disk is full: free space on it",
+    "restore the state directory from a backup, or start a new one",
+    "is missing, but its write-ahead log",
+    "vanished while in use",
+    "stopped: the state directory failed; nothing more was sent",
+    "not recorded: the state directory failed",
+    "no state database in",
+    "brings it up to date; then check it again",
+    "the snapshot was changed outside ims-es-sync",
+    "the snapshot names an object it does not hold",
+    "the journal holds answers ims-es-sync does not write",
+    "is not a confirmed request in the journal",
+    "its content hash does not match its columns",
 )
 
 

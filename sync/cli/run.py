@@ -51,6 +51,7 @@ from sync.cli.output import (
     write,
 )
 from sync.cli.summaries import print_run_summary
+from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult
 from sync.plan.safety import SafetyLimits, check_limits
 
@@ -228,11 +229,22 @@ def _run(settings: RunSettings, figures: _Figures) -> None:
         )
         figures.result = outcome
         counts = {o.value: outcome.count(o) for o in Outcome}
-        store.end_run(run_id, status=_run_status(outcome), summary=counts)
+        _end_run(store, run_id, outcome, counts, execution.fatal)
         if settings.metrics_file is not None:
             figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
     _finish(settings, outcome, execution, counts)
+
+
+def _end_run(
+    store: Any, run_id: str, outcome: RunResult, counts: dict[str, int], fatal: Exception | None
+) -> None:
+    """Record how the run ended; when the state itself stopped the run, its error is the one to tell."""
+    try:
+        store.end_run(run_id, status=_run_status(outcome), summary=counts)
+    except StateError:
+        if not isinstance(fatal, StateError):
+            raise
 
 
 def _check_budget(settings: RunSettings) -> None:

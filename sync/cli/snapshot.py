@@ -1,4 +1,5 @@
-"""`snapshot export` and `snapshot adopt`: the snapshot as CSV; the snapshot built from what the site holds.
+"""`snapshot export`, `snapshot check` and `snapshot adopt`: the snapshot as CSV; the state's integrity and
+invariants; the snapshot built from what the site holds.
 
 `adopt` reads from IMS ES: it imports the transport (zeep) and the adopters inside the command.
 """
@@ -23,7 +24,8 @@ from sync.cli.options import (
     service_opts,
     state_opt,
 )
-from sync.cli.output import EXIT_USAGE, SHOWN_LINES, fail, notice, write
+from sync.cli.output import EXIT_FAILED, EXIT_USAGE, SHOWN_LINES, Exit, fail, notice, write
+from sync.errors import StateError
 from sync.models.kinds import GROUP, PERSON
 
 __all__ = ["snapshot"]
@@ -58,6 +60,31 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
     with StateStore.open(state, exclusive=False) as store:
         frame = store.load(_KINDS_BY_PLURAL[kind])
     write(frame_to_csv(frame), output)
+
+
+@snapshot.command("check", epilog="Example: ims-sync snapshot check --state /var/lib/ims-sync")
+@state_opt
+def snapshot_check(state: Path) -> None:
+    """Check the state database: SQLite's integrity check, then the snapshot's own invariants.
+
+    Reads without the run lock and changes nothing, so it is safe while a run writes. Prints one line
+    per problem, then what to do. Exit 0 when all is well, 1 when something is wrong, 2 when the state
+    cannot be read at all.
+    """
+    from sync.state.check import TODO, check_state  # noqa: PLC0415
+
+    report = check_state(state)
+    rows = ", ".join(f"{count} {table}" for table, count in report.rows.items())
+    if not report.problems:
+        click.echo(f"{report.path}: ok (integrity and invariants checked over {rows})")
+        return
+    count = len(report.problems)
+    click.echo(f"{report.path}: {count} problem{'s' if count > 1 else ''} (read {rows})")
+    for problem in report.problems:
+        click.echo(f"  {problem.where}: {problem.what}")
+    for todo in dict.fromkeys(problem.todo for problem in report.problems):
+        click.echo(f"what to do: {TODO[todo]}")
+    raise Exit(EXIT_FAILED)
 
 
 @snapshot.command(
@@ -132,8 +159,12 @@ def snapshot_adopt(
                 click.echo(f"adopted {found.groups} groups and {found.memberships} memberships into {state}")
                 for failure in found.failed_reads[:SHOWN_LINES]:
                     notice("adopt_read_failed", f"not adopted: {failure}", failure=failure)
-        except BaseException:
-            store.end_run(run_id, status="failed", summary=summary)
+        except BaseException as exc:
+            try:
+                store.end_run(run_id, status="failed", summary=summary)
+            except StateError:
+                if not isinstance(exc, StateError):
+                    raise
             raise
         store.end_run(run_id, status="ok", summary=summary)
 

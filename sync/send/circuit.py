@@ -1,5 +1,6 @@
 """When a run stops taking new work: the circuit breaker (consecutive transient failures), a stop
-signal (SIGTERM/Ctrl-C), or a fatal error (credentials, certificate); and how the report says why.
+signal (SIGTERM/Ctrl-C), or a fatal error (credentials, certificate, a state directory that cannot be
+written); and how the report says why.
 
 Thread-safe; imports no I/O.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from sync.errors import RemoteError
+from sync.errors import StateError, SyncError
 
 __all__ = ["Circuit", "Halt"]
 
@@ -39,10 +40,10 @@ class Halt:
     def __init__(self, *, threshold: int, stop: threading.Event) -> None:
         self.circuit = Circuit(threshold)
         self.stop = stop
-        self.fatal: RemoteError | None = None
+        self.fatal: SyncError | None = None
         self._fatal_lock = threading.Lock()
 
-    def fatal_error(self, exc: RemoteError) -> None:
+    def fatal_error(self, exc: SyncError) -> None:
         """Remember the first fatal error: the run stops."""
         with self._fatal_lock:
             self.fatal = self.fatal or exc
@@ -52,6 +53,8 @@ class Halt:
 
     def reason(self) -> str:
         """Why the run stopped early ("" when it did not)."""
+        if isinstance(self.fatal, StateError):  # the command ends with its message: say it once
+            return "stopped: the state directory failed; nothing more was sent"
         if self.fatal is not None:
             return f"stopped: {self.fatal}"
         if self.circuit.open.is_set():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from sync.errors import RemoteError
+from sync.errors import StateError, SyncError
 from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome, kind_of
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
@@ -41,6 +41,8 @@ from sync.state.store import StateStore
 
 __all__ = ["ExecutionReport", "Executor"]
 
+_NOT_RECORDED = "not recorded: the state directory failed (the run stopped)"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionReport:
@@ -48,7 +50,7 @@ class ExecutionReport:
 
     results: tuple[OperationResult, ...]
     stopped: str = ""
-    fatal: RemoteError | None = field(default=None, repr=False)
+    fatal: SyncError | None = field(default=None, repr=False)
 
 
 class Executor:
@@ -121,7 +123,21 @@ class Executor:
             self._on_result(result)
 
     def _execute(self, unit: Unit) -> list[OperationResult]:
-        """Run one unit in a worker: one operation, or a batch as one mass request."""
+        """Run one unit in a worker: one operation, or a batch as one mass request.
+
+        A state that cannot record (disk full, read-only, gone) stops the run: no request goes out
+        unjournalled. The unit is unconfirmed (a request of it may have been sent); the next run re-diffs.
+        """
+        try:
+            return self._execute_unit(unit)
+        except StateError as exc:
+            self._halt.fatal_error(exc)
+            ops = unit.ops if isinstance(unit, Batch) else (unit,)
+            return [
+                OperationResult(operation=op, outcome=Outcome.UNCONFIRMED, error=_NOT_RECORDED) for op in ops
+            ]
+
+    def _execute_unit(self, unit: Unit) -> list[OperationResult]:
         if isinstance(unit, Batch):
             try:
                 steps = self._mass.send(unit)

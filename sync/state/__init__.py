@@ -11,4 +11,5 @@ sqlite3 and filelock. Its rooms:
 - `journal`: requests, answers and runs; `changes`: `Upsert`, `Rename`, `Remove` and their cascades;
 - `lock`: the run lock; `clock`: stored times;
 - `adopt`: a populated site into the snapshot; `reconcile`: flags on the journal (pure).
+- `check`: `snapshot check`, the integrity check and the state's invariants, read-only.
 """

@@ -24,6 +24,7 @@ __all__ = ["LOCK_INFO_NAME", "LOCK_NAME", "acquire_lock", "release_lock"]
 
 LOCK_NAME: Final = "state.lock"
 LOCK_INFO_NAME: Final = "state.lock.info"
+_WRITABLE: Final = "make the state directory and its files writable by the user that runs ims-sync"
 
 
 def acquire_lock(state_dir: Path) -> filelock.BaseFileLock:
@@ -39,7 +40,9 @@ def acquire_lock(state_dir: Path) -> filelock.BaseFileLock:
     except filelock.Timeout as exc:
         raise StateLockedError(_locked_message(state_dir)) from exc
     except OSError as exc:
-        raise StateError(f"cannot lock state directory {state_dir}: {exc.strerror or exc}") from exc
+        raise StateError(
+            f"cannot lock state directory {state_dir}: {exc.strerror or exc}; {_WRITABLE}"
+        ) from exc
     info = {"pid": os.getpid(), "since": iso(now())}
     try:
         fd = os.open(state_dir / LOCK_INFO_NAME, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -47,7 +50,9 @@ def acquire_lock(state_dir: Path) -> filelock.BaseFileLock:
             json.dump(info, handle)
     except OSError as exc:
         lock.release()
-        raise StateError(f"cannot write {state_dir / LOCK_INFO_NAME}: {exc.strerror or exc}") from exc
+        raise StateError(
+            f"cannot write {state_dir / LOCK_INFO_NAME}: {exc.strerror or exc}; {_WRITABLE}"
+        ) from exc
     return lock
 
 

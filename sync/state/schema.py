@@ -26,11 +26,26 @@ from typing import Final
 
 from sync.errors import StateError
 
-__all__ = ["DB_NAME", "MIGRATIONS", "SCHEMA_VERSION", "bulk_settings", "connect", "database_in", "explain"]
+__all__ = [
+    "DB_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "bulk_settings",
+    "check_not_orphaned",
+    "check_version",
+    "connect",
+    "database_in",
+    "explain",
+    "migrate",
+]
 
 DB_NAME: Final = "state.sqlite3"
 _BUSY_TIMEOUT_S: Final = 10.0
 _SEED_CACHE_KIB: Final = -262_144  # SQLite's page cache while seeding: 256 MiB (negative: KiB)
+_RESTORE: Final = (
+    "restore the state directory from a backup, or start a new one (on a populated site, with "
+    "`ims-sync snapshot adopt`); `ims-sync snapshot check` says what is wrong"
+)
 
 #: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
 #: Never edit a released migration: append a new one.
@@ -222,6 +237,7 @@ def connect(path: Path) -> sqlite3.Connection:
     def fail(what: str, exc: sqlite3.Error) -> StateError:
         return StateError(f"{what} failed for {path}: {explain(exc)}")
 
+    check_not_orphaned(path)
     if not path.exists():
         # Create the file owner-only; SQLite gives its -wal and -shm files the same mode.
         try:
@@ -247,7 +263,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def _configure(connection: sqlite3.Connection, path: Path) -> None:
     (version,) = connection.execute("PRAGMA user_version").fetchone()
-    _check_version(version, path)
+    check_version(version, path)
     (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
     if str(mode).lower() != "wal":
         raise StateError(f"cannot switch {path} to WAL mode (got {mode!r}); is the file system local?")
@@ -260,11 +276,8 @@ def _configure(connection: sqlite3.Connection, path: Path) -> None:
     try:
         # Re-read under the write lock: another process may have migrated in the meantime.
         (version,) = connection.execute("PRAGMA user_version").fetchone()
-        _check_version(version, path)
-        for script in MIGRATIONS[version:]:
-            for statement in _statements(script):
-                connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        check_version(version, path)
+        migrate(connection, version)
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
@@ -272,7 +285,34 @@ def _configure(connection: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def _check_version(version: int, path: Path) -> None:
+def migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Apply the migrations after `version` and set the schema version, inside the caller's transaction."""
+    for script in MIGRATIONS[version:]:
+        for statement in _statements(script):
+            connection.execute(statement)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+
+def check_not_orphaned(path: Path) -> None:
+    """Refuse a write-ahead log without its database: SQLite would lay its pages over a new, empty file.
+
+    A database SQLite has put in WAL mode is never empty, even before its first checkpoint.
+    """
+    wal = path.with_name(f"{path.name}-wal")
+    try:
+        orphaned = wal.stat().st_size > 0 and (not path.exists() or path.stat().st_size == 0)
+    except OSError:
+        return  # no log (or none we may look at): nothing to refuse here
+    if orphaned:
+        raise StateError(
+            f"{path} is missing, but its write-ahead log {wal.name} is there: the database was deleted "
+            f"or moved without it; restore both from a backup, or move {wal.name} (and {path.name}-shm) "
+            "out of the state directory to start a new state"
+        )
+
+
+def check_version(version: int, path: Path) -> None:
+    """Refuse a database written by a newer version."""
     if version > SCHEMA_VERSION:
         raise StateError(
             f"{path} has schema version {version}, written by a newer ims-es-sync "
@@ -295,14 +335,19 @@ def explain(exc: sqlite3.Error) -> str:
     """A hint for the operator from SQLite's error code (the message alone is terse)."""
     name = getattr(exc, "sqlite_errorname", "")
     hints = {
-        "SQLITE_NOTADB": "the file is not an SQLite database (corrupt, or not an ims-es-sync state file)",
-        "SQLITE_CORRUPT": "the database file is corrupt; restore it from a backup or start a new state",
-        "SQLITE_FULL": "the disk is full",
-        "SQLITE_READONLY": "the database is read-only (check the permissions of the state directory)",
+        "SQLITE_NOTADB": "the file is not an SQLite database (corrupt, or not an ims-es-sync state file); "
+        f"{_RESTORE}",
+        "SQLITE_CORRUPT": f"the database file is corrupt; {_RESTORE}",
+        "SQLITE_FULL": "the disk is full: free space on it (or move the state directory to a larger "
+        "one), then rerun; what was not confirmed is sent again",
+        "SQLITE_READONLY": "the database is read-only: make the state directory and its files writable "
+        "by the user that runs ims-sync (and check the file system is not mounted read-only)",
         "SQLITE_CANTOPEN": "the database cannot be opened (check the state directory and its permissions)",
         "SQLITE_BUSY": "the database stayed locked by another process",
-        "SQLITE_IOERR": "an I/O error occurred (disk, permissions or file system)",
-        "SQLITE_PERM": "permission denied",
+        "SQLITE_IOERR": "an I/O error occurred (disk, permissions or file system): check the disk, and that "
+        "the state directory is still there, then rerun",
+        "SQLITE_PERM": "permission denied: make the state directory and its files writable by the user "
+        "that runs ims-sync",
     }
     for prefix, hint in hints.items():
         if name.startswith(prefix):

@@ -49,8 +49,7 @@ __all__ = ["StateStore"]
 class StateStore:
     """Snapshot + journal of one state directory. Thread-safe: one connection behind a lock.
 
-    Open it with `StateStore.open(state_dir)`, use it as a context manager, or call `close()`.
-    """
+    Open it with `StateStore.open(state_dir)`, use it as a context manager, or call `close()`."""
 
     def __init__(
         self, *, path: Path, connection: sqlite3.Connection, lock: filelock.BaseFileLock | None
@@ -60,6 +59,7 @@ class StateStore:
         self._connection: sqlite3.Connection | None = connection
         self._file_lock = lock
         self._lock = threading.Lock()
+        self._identity = _identity(path)  # a write checks the file is still this one (not deleted)
         # With the run lock, the stamps at open tell close() which cached tables changed meanwhile.
         try:
             self._opened_stamps = self._stamps() if lock is not None else ()
@@ -162,6 +162,7 @@ class StateStore:
 
         `bulk` (seeding) sets a large page cache and in-memory temporary files for the transaction.
         """
+        _check_present(self._path, self._identity)
         with self._reading(what) as connection, bulk_settings(connection, bulk):
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -346,3 +347,23 @@ class StateStore:
         """
         with self._reading("reading the journal") as connection:
             return _journal.read_journal(connection, run_id)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), None when it is gone."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _check_present(path: Path, identity: tuple[int, int] | None) -> None:
+    """Refuse to write once the database file is no longer the one opened: its directory was deleted,
+    moved or replaced while the store held it open, and what it writes would be lost with it."""
+    if _identity(path) != identity:
+        raise StateError(
+            f"the state database {path} vanished while in use (its directory was deleted, moved or "
+            "replaced): nothing more is sent; restore the state directory from a backup, or rerun to "
+            "start a new one (what IMS ES already holds is then sent again, as updates)"
+        )
