@@ -4,6 +4,7 @@ run gracefully. Every run goes through the CLI, zeep and real TLS."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from sync.errors import TransientError
 from sync.ims.clients import PersonClient
 from sync.ims.exchange import Timeouts
 from sync.models import Outcome
+from sync.send.circuit import Halt, StopRequest
 from sync.send.policy import judge_failure
 from sync.state.store import StateStore
 from tests.checks import duplicates, journal_problems, person_row, run_args, set_credentials, write_roster
@@ -210,6 +212,20 @@ def test_max_run_time_stops_the_run_and_the_next_run_converges(
     assert sorted(emulator.persons()) == sorted(row["sourcedId"] for row in rows)
     creates = [event.sync_key for event in emulator.history() if event.operation == "createPerson"]
     assert sorted(creates) == sorted(row["sourcedId"] for row in rows)  # nothing created twice
+
+
+def test_a_stop_request_cuts_a_wait_short_and_says_why() -> None:
+    """A stop requested for a reason ends a wait between retries at once and is the run's stop reason."""
+    stop = StopRequest()
+    threading.Timer(0.2, stop.request, ("max run time reached",)).start()
+    started = time.monotonic()
+    stop.wait_between(30.0)
+    assert time.monotonic() - started < 2.0
+    stop.request("a later reason")  # the first reason stands
+    assert Halt(threshold=1, stop=stop).reason() == "max run time reached"
+    signalled = StopRequest()
+    signalled.set()  # what the SIGTERM handler does
+    assert Halt(threshold=1, stop=signalled).reason() == "stopped by signal"
 
 
 @pytest.mark.parametrize(
