@@ -242,7 +242,7 @@ def _run(settings: RunSettings, figures: _Figures, deadline: float | None) -> No
         the_plan = _safe_plan(settings, figures)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
-        execution = _execute(settings, store, run_id, the_plan, (user, endpoints), deadline)
+        execution = _execute(settings, store, run_id, the_plan, user, endpoints, deadline)
         outcome = RunResult(
             run_id=run_id,
             plan=the_plan,
@@ -307,11 +307,12 @@ def _execute(
     store: Any,
     run_id: str,
     the_plan: Plan,
-    service: tuple[Credentials, tuple[str, str]],
+    user: Credentials,
+    endpoints: tuple[str, str],
     deadline: float | None,
 ) -> Any:
-    """Send the plan's operations (and the deletions `--deletes` allows) with the user's credentials to
-    the endpoints in `service`, until `deadline` (time.monotonic()) if any; the executor's outcome."""
+    """Send the plan's operations (and the deletions `--deletes` allows), until `deadline`
+    (time.monotonic(); None: no limit); the executor's outcome."""
     from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
     from sync.ims.deadline import MB  # noqa: PLC0415
     from sync.ims.exchange import Timeouts  # noqa: PLC0415
@@ -320,7 +321,6 @@ def _execute(
     from sync.send.executor import Executor  # noqa: PLC0415
     from sync.send.policy import ExecutorSettings, RetryPolicy  # noqa: PLC0415
 
-    user, endpoints = service
     deletes = settings.deletes_mode
     operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes)]
     stop = StopRequest()
