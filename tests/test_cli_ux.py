@@ -471,6 +471,10 @@ MESSAGES = (
     "statusInfo items for",
     "the request does not fit the schema",
     "not sent: the run stopped before reaching it",
+    "(connect + read timeout); abandoned",
+    "exceeds the size limit of",
+    "max run time reached",
+    "is not a duration",
     # groups and memberships: references between files, dependants, set mappings, endpoints
     "has a rejected row in",
     "is marked for deletion in",

@@ -37,6 +37,8 @@ CONFIG_KEYS: Final = frozenset(
         "max_in_flight",
         "connect_timeout",
         "read_timeout",
+        "max_answer_mb",
+        "max_run_time",
         "max_attempts",
         "circuit_threshold",
         "deletes",

@@ -7,6 +7,7 @@ Imports click and the config readers only; the IMS ES transport is imported when
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -20,6 +21,7 @@ from sync.models import KINDS, Kind
 from sync.models.kinds import GROUP, MEMBERSHIP
 
 __all__ = [
+    "DURATION",
     "LISTED_KINDS",
     "REPORT_FORMATS",
     "connection",
@@ -122,6 +124,32 @@ def number_opt(
 ) -> Callable[[_F], _F]:
     """A number option whose default `--help` shows."""
     return click.option(flag, type=kind, default=default, show_default=True, help=help)
+
+
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+
+
+class Duration(click.ParamType[float, Any]):
+    """A positive duration in seconds: a number of seconds, or parts like `90m`, `3h`, `1h30m`."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            parts = _DURATION_PART.findall(text)
+            if not parts or _DURATION_PART.sub("", text).strip():
+                self.fail(f"{value!r} is not a duration: give seconds, or e.g. 90m, 4h, 1h30m", param, ctx)
+            seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a duration: it must be more than 0 seconds", param, ctx)
+        return seconds
+
+
+DURATION: Final = Duration()
 
 
 def output_opt(help: str) -> Callable[[_F], _F]:

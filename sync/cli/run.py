@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import structlog
 from sync.cli import stages
 from sync.cli.config import Credentials
 from sync.cli.options import (
+    DURATION,
     REPORT_FORMATS,
     connection,
     credentials,
@@ -76,6 +78,8 @@ class RunSettings:
     wsdl: str | None
     connect_timeout: float
     read_timeout: float
+    max_answer_mb: int
+    max_run_time: float | None
     max_attempts: int
     circuit_threshold: int
     deletes: str
@@ -124,7 +128,26 @@ class RunSettings:
     help="Load the WSDL from this URL or file (e.g. ENDPOINT?singleWsdl) instead of the bundled one.",
 )
 @number_opt("--connect-timeout", float, 60.0, "Seconds.")
-@number_opt("--read-timeout", float, 300.0, "Seconds.")
+@number_opt(
+    "--read-timeout",
+    float,
+    300.0,
+    "Seconds. A request that has no complete answer --connect-timeout + --read-timeout after it "
+    "started is abandoned (unconfirmed, retried).",
+)
+@number_opt(
+    "--max-answer-mb",
+    click.IntRange(1, 10_000),
+    50,
+    "Answers larger than this many MB are refused (unconfirmed, not retried).",
+)
+@click.option(
+    "--max-run-time",
+    type=DURATION,
+    default=None,
+    help="Stop sending this long after the run started (seconds, or e.g. 90m, 4h): requests in flight "
+    "finish, the rest is reported as skipped, exit 1. Default: no limit.",
+)
 @number_opt(
     "--max-attempts",
     click.IntRange(1, 20),
@@ -195,11 +218,13 @@ class RunSettings:
 def run(**options: Any) -> None:
     """Plan, then send the changes to IMS ES; the snapshot follows what IMS ES confirmed."""
     settings = RunSettings(**options)
+    limit = settings.max_run_time
+    deadline = None if limit is None else time.monotonic() + limit
     with _metrics(settings.metrics_file, settings.state) as figures:
-        _run(settings, figures)
+        _run(settings, figures, deadline)
 
 
-def _run(settings: RunSettings, figures: _Figures) -> None:
+def _run(settings: RunSettings, figures: _Figures, deadline: float | None) -> None:
     from sync.state.store import StateStore  # noqa: PLC0415
 
     _check_budget(settings)
@@ -218,7 +243,7 @@ def _run(settings: RunSettings, figures: _Figures) -> None:
         the_plan = _safe_plan(settings, figures)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
-        execution = _execute(settings, store, run_id, the_plan, user, endpoints)
+        execution = _execute(settings, store, run_id, the_plan, user, endpoints, deadline)
         outcome = RunResult(
             run_id=run_id,
             plan=the_plan,
@@ -296,19 +321,29 @@ def _execute(
     the_plan: Plan,
     user: Credentials,
     endpoints: tuple[str, str],
+    deadline: float | None,
 ) -> Any:
-    """Send the plan's operations (and the deletions `--deletes` allows); the executor's outcome."""
+    """Send the plan's operations (and the deletions `--deletes` allows), until `deadline`
+    (time.monotonic(); None: no limit); the executor's outcome."""
     from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
+    from sync.ims.deadline import MB  # noqa: PLC0415
     from sync.ims.exchange import Timeouts  # noqa: PLC0415
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
+    from sync.send.circuit import StopRequest  # noqa: PLC0415
     from sync.send.executor import Executor  # noqa: PLC0415
     from sync.send.policy import ExecutorSettings, RetryPolicy  # noqa: PLC0415
 
     deletes = settings.deletes_mode
     operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes)]
-    stop = threading.Event()
+    stop = StopRequest()
     timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
-    clients = connection(user, settings.ca_bundle, timeouts=timeouts, pool_size=max(settings.concurrency, 1))
+    clients = connection(
+        user,
+        settings.ca_bundle,
+        timeouts=timeouts,
+        pool_size=max(settings.concurrency, 1),
+        max_answer_bytes=settings.max_answer_mb * MB,
+    )
     gms_url, mms_url = endpoints
     client = PersonClient(url=settings.endpoint, wsdl=settings.wsdl, **clients)
     groups_client = GroupClient(url=gms_url, **clients) if gms_url else None
@@ -326,6 +361,7 @@ def _execute(
         _closing(groups_client),
         _closing(memberships_client),
         _graceful_stop(stop),
+        _time_limit(stop, deadline, settings.max_run_time),
         _progress(len(operations), enabled=Output.terminal) as tick,
     ):
         return Executor(
@@ -336,6 +372,7 @@ def _execute(
             run_id=run_id,
             settings=executor_settings,
             stop=stop,
+            sleep=stop.wait_between,  # a stop cuts a wait between retries short
             on_result=tick,
         ).run(operations)
 
@@ -427,9 +464,12 @@ def _write_metrics(path: Path, state: Path, figures: _Figures, started: datetime
 def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     """First SIGINT/SIGTERM: stop taking work and let requests in flight finish. Second: abort."""
 
+    signalled: list[int] = []
+
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
+        if signalled:
             raise KeyboardInterrupt
+        signalled.append(signum)
         stop.set()
         name = signal.Signals(signum).name
         notice(
@@ -447,6 +487,27 @@ def _graceful_stop(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def _time_limit(stop: Any, deadline: float | None, limit: float | None) -> Iterator[None]:
+    """At `deadline` (`--max-run-time` after the start), stop taking work as a first SIGTERM would."""
+    if deadline is None or limit is None:
+        yield
+        return
+    shown = f"--max-run-time {limit:g} s"
+
+    def expire() -> None:
+        stop.request(f"max run time reached ({shown}); what was not sent is skipped")
+        notice("max_run_time", f"max run time reached ({shown}): finishing requests in flight, then stopping")
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @contextmanager

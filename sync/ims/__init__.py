@@ -13,6 +13,7 @@ security.py     the WS-Security UsernameToken header
 urls.py         https only; GMS/MMS/Extended endpoints next to the PMS one
 faults.py       every foreign exception → `sync.errors`
 answers.py      reading an answer: HTTP status, safe parse, faults, statuses vs our messageIdentifier
+deadline.py     each exchange within a wall-clock bound (a watchdog cuts its socket) and a size limit
 exchange.py     ServiceClient: WSDL, rendering (zeep or direct), sending, checking
 clients.py      PersonClient, GroupClient, MembershipClient
 xsd.py          the WSDLs' schemas as one lxml validator (emulator and tests)

@@ -3,14 +3,13 @@ our messageIdentifier.
 
 A foreign exception raised here (zeep's parse errors, `faults.status_error`, `faults.fault`) is left
 for the caller to translate with `faults.translate_exception`; our own checks raise `sync.errors`
-classes. Imports zeep for its safe parser and requests for its Response type; sends nothing.
+classes. Imports zeep for its safe parser; sends nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-import requests
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -30,14 +29,14 @@ SETTINGS: Final = zeep.Settings(
 
 
 def read_answer(
-    response: requests.Response, where: str, transport: Any
+    status: int, content: bytes, where: str, transport: Any
 ) -> tuple[etree._Element, etree._Element]:
-    """The (syncResponseHeaderInfo, SOAP Body) of a 200 SOAP answer; `transport` is the WSDL's zeep one."""
-    status = response.status_code
-    if status in (401, 403) or status in TRANSIENT_HTTP or 300 <= status < 400 or not response.content:
+    """The (syncResponseHeaderInfo, SOAP Body) of a 200 SOAP answer (HTTP `status`, body `content`);
+    `transport` is the WSDL's zeep one."""
+    if status in (401, 403) or status in TRANSIENT_HTTP or 300 <= status < 400 or not content:
         raise status_error(status)
     try:
-        doc = parse_xml(response.content, transport, settings=SETTINGS)  # type: ignore[arg-type]  # zeep's hint says str; it parses bytes
+        doc = parse_xml(content, transport, settings=SETTINGS)  # type: ignore[arg-type]  # zeep's hint says str; it parses bytes
     except zeep.exceptions.Error as exc:
         if status != 200:  # an HTML error page or the like: the status is what counts
             raise status_error(status) from exc

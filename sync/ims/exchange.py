@@ -8,8 +8,9 @@ This package is the only place that imports zeep and requests; their exceptions 
 `faults.translate_exception`, and never escape (the hierarchy is drawn in `sync/errors.py`).
 
 A call goes: record → zeep value → envelope (zeep, from the WSDL) → WS-Security header (ours) → bytes →
-HTTPS POST (requests) → status check → safe parse (zeep's `parse_xml`: no DTD, no entities, no network) →
-SOAP fault or `syncResponseHeaderInfo` → `Status` values, checked against our messageIdentifier.
+HTTPS POST (requests, within a wall-clock bound and a size limit: `deadline`) → status check →
+safe parse (zeep's `parse_xml`: no DTD, no entities, no network) → SOAP fault or
+`syncResponseHeaderInfo` → `Status` values, checked against our messageIdentifier.
 
 Thread safety, checked against zeep 4.3's code: one client parses its WSDL once, holds one pooled
 `requests.Session`, and is safe to call from many threads at once: every piece of per-call state (the
@@ -41,6 +42,7 @@ from lxml import etree
 
 from sync.errors import ConfigError, ProtocolError
 from sync.ims.answers import SETTINGS, check_statuses, read_answer
+from sync.ims.deadline import MB, Bound, BoundedAdapter, send_bounded
 from sync.ims.faults import FOREIGN, translate_exception
 from sync.ims.namespaces import BIND, SOAP_ENV
 from sync.ims.security import UsernameTokenSecurity, insert_header
@@ -49,6 +51,7 @@ from sync.ims.wire import RequestBody, ServiceSpec, text
 from sync.models import Status
 
 __all__ = [
+    "DEFAULT_MAX_ANSWER_BYTES",
     "DEFAULT_TIMEOUTS",
     "BoundOperation",
     "ClientOptions",
@@ -63,7 +66,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
-    """HTTP timeouts in seconds: `connect` to open a connection, `read` to wait for each part of an answer."""
+    """HTTP timeouts in seconds: `connect` to open a connection, `read` to wait for each part of an answer.
+
+    Their sum bounds a whole exchange: past it the request is abandoned, whatever the server does.
+    """
 
     connect: float
     read: float
@@ -71,6 +77,8 @@ class Timeouts:
 
 #: As itslearning's own WCF example client: open 1 min, send/receive 5 min.
 DEFAULT_TIMEOUTS: Final = Timeouts(connect=60.0, read=300.0)
+#: Answers larger than this are refused (IMS ES answers are kilobytes; a read page of 100 persons, ~100 KB).
+DEFAULT_MAX_ANSWER_BYTES: Final = 50 * MB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +97,7 @@ class ClientOptions(TypedDict, total=False):
     pool_size: int
     wsdl: str | Path | None
     adapter: requests.adapters.BaseAdapter | None
+    max_answer_bytes: int
 
 
 def new_message_id() -> str:
@@ -146,10 +155,11 @@ class ServiceClient:
         password: Its password (sent in the WS-Security UsernameToken; never logged or shown).
         ca_bundle: A PEM file to trust instead of the system CAs (requests `verify=`), e.g. the
             emulator's or a private CA.
-        timeouts: Connect and read timeouts.
+        timeouts: Connect and read timeouts; their sum bounds each exchange's wall time.
         pool_size: Connections kept open (set it to the number of threads calling the client).
         wsdl: None for the bundled WSDL, a file path, or an https:// URL (the live `?wsdl`).
         adapter: A requests transport adapter to use instead of the pooled HTTPS one (tests).
+        max_answer_bytes: Answers larger than this are refused (ProtocolError).
 
     Raises:
         ConfigError: a non-https URL, a missing CA bundle or WSDL file, or an unusable WSDL.
@@ -168,6 +178,7 @@ class ServiceClient:
         pool_size: int = 10,
         wsdl: str | Path | None = None,
         adapter: requests.adapters.BaseAdapter | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._url = require_https(url, "the IMS ES URL")
         self._username = username
@@ -175,6 +186,7 @@ class ServiceClient:
             raise ConfigError(f"the CA bundle {str(ca_bundle)!r} does not exist")
         self._verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
         self._timeout = (timeouts.connect, timeouts.read)
+        self._bound = Bound(seconds=timeouts.connect + timeouts.read, max_bytes=max_answer_bytes)
         self._wsse = UsernameTokenSecurity(username, password)
         self._direct: frozenset[str] = frozenset()  # operations the direct builder renders (see _warm_up)
         self._envelope_nsmap = {"soap-env": SOAP_ENV, **dict(self.spec.prefixes)}  # as zeep declares them
@@ -186,9 +198,7 @@ class ServiceClient:
         session.proxies.update(requests.utils.get_environ_proxies(url))
         session.trust_env = False
         session.verify = self._verify  # also for fetching a live ?wsdl through zeep
-        mounted = adapter or requests.adapters.HTTPAdapter(
-            pool_connections=2, pool_maxsize=pool_size, max_retries=0
-        )
+        mounted = adapter or BoundedAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         session.mount("https://", mounted)
         self._session = session
         self._adapter = mounted
@@ -345,11 +355,11 @@ class ServiceClient:
             request = self._templates[name].copy()
             request.body = data
             request.headers["Content-Length"] = str(len(data))
-            response = self._adapter.send(
-                request, stream=False, timeout=self._timeout, verify=self._verify, cert=None,
-                proxies=self._proxies,
+            status, content = send_bounded(
+                self._adapter, request, bound=self._bound, where=operation.where,
+                timeout=self._timeout, verify=self._verify, cert=None, proxies=self._proxies,
             )  # fmt: skip
-            info, soap_body = read_answer(response, operation.where, self._zeep.transport)
+            info, soap_body = read_answer(status, content, operation.where, self._zeep.transport)
         except FOREIGN as exc:
             raise translate_exception(exc, operation=name, endpoint=operation.address) from exc
         return mid, info, soap_body

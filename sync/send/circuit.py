@@ -1,6 +1,6 @@
 """When a run stops taking new work: the circuit breaker (consecutive transient failures), a stop
-signal (SIGTERM/Ctrl-C), or a fatal error (credentials, certificate, a state directory that cannot be
-written); and how the report says why.
+request (SIGTERM/Ctrl-C, the run's time limit), or a fatal error (credentials, certificate, a state
+directory that cannot be written); and how the report says why.
 
 Thread-safe; imports no I/O.
 """
@@ -11,7 +11,25 @@ import threading
 
 from sync.errors import StateError, SyncError
 
-__all__ = ["Circuit", "Halt"]
+__all__ = ["Circuit", "Halt", "StopRequest"]
+
+
+class StopRequest(threading.Event):
+    """A run's stop event that can say why it was set (`set()` alone: a signal)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.why = ""
+
+    def wait_between(self, seconds: float) -> None:
+        """Sleep `seconds` between retries, or less when the run is stopped meanwhile."""
+        self.wait(seconds)
+
+    def request(self, why: str) -> None:
+        """Stop taking new work because of `why` (the first reason given stands)."""
+        if not self.is_set():
+            self.why = why
+        self.set()
 
 
 class Circuit:
@@ -63,5 +81,5 @@ class Halt:
                 "IMS ES looks unreachable"
             )
         if self.stop.is_set():
-            return "stopped by signal"
+            return (isinstance(self.stop, StopRequest) and self.stop.why) or "stopped by signal"
         return ""
