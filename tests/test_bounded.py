@@ -13,8 +13,9 @@ from typing import Any, Final
 import click
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.app import main
 from sync.cli.options import DURATION
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator, EmulatorConfig
 from sync.emulator.tls import TlsMaterial
 from sync.errors import TransientError

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_USAGE, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, EXIT_UNREACHABLE, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.models import Person
 from sync.models.kinds import PERSON

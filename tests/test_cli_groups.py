@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_SAFETY, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_SAFETY
 from sync.cli.summaries import _operation_name
 from sync.emulator import Emulator
 from sync.models import KINDS

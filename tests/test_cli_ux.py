@@ -20,8 +20,9 @@ import click
 import pytest
 
 from sync import __version__
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.app import main
 from sync.cli.clidoc import BEGIN, END, commands, options_reference
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.read.mapping import load_mapping
 from tests.checks import CREDENTIALS, person_row, run_args, set_credentials, write_roster

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli.app import EXIT_USAGE, main
+from sync.cli.app import main
 from sync.cli.config import load_config_file, load_credentials
+from sync.cli.output import EXIT_USAGE
 from sync.errors import ConfigError
 from sync.read.mapping import load_mapping
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED
 from sync.emulator import Emulator
 from sync.errors import RosterError
 from sync.models.kinds import PERSON

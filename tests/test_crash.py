@@ -18,7 +18,7 @@ from typing import Final
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.emulator.tls import TlsMaterial
 from sync.state.store import StateStore

@@ -16,7 +16,7 @@ from typing import Final
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK
+from sync.cli.output import EXIT_FAILED, EXIT_OK
 from sync.emulator.store import Event
 from sync.state.reconcile import Flag, reconcile
 from sync.state.store import StateStore

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from sync.emulator import Emulator, Exchange
 from sync.errors import ConfigError, TransientError
 from sync.ims.clients import PersonClient

@@ -21,7 +21,8 @@ from typing import Any, Final
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED, EXIT_OK
 from sync.emulator import Emulator
 from sync.emulator.store import Event
 from sync.ims.clients import GroupClient, MembershipClient, PersonClient

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sync.cli.app import EXIT_OK, EXIT_SAFETY, EXIT_USAGE, main
+from sync.cli.app import main
 from sync.cli.metrics import LAST_SUCCESS, RunFigures, write_metrics
+from sync.cli.output import EXIT_OK, EXIT_SAFETY, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.models import (
     ChangeOperation,

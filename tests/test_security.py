@@ -15,8 +15,9 @@ from typing import Any, Final
 import pytest
 from lxml import etree
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.app import main
 from sync.cli.config import Credentials, load_credentials
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.soap import response_envelope
 from sync.emulator.tls import TlsMaterial

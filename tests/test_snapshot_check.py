@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from sync.cli.app import main
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.models import Group, Membership, Person
 from sync.state.changes import Upsert
 from sync.state.schema import DB_NAME, SCHEMA_VERSION

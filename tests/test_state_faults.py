@@ -25,7 +25,7 @@ from typing import Final
 
 import pytest
 
-from sync.cli.app import EXIT_OK, EXIT_USAGE
+from sync.cli.output import EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.state.schema import DB_NAME, SCHEMA_VERSION
 from tests.checks import (

@@ -21,24 +21,13 @@ from sync import __version__
 from sync.cli.logs import configure_logging
 from sync.cli.mapping import mapping
 from sync.cli.options import load_config
-from sync.cli.output import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SAFETY,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    Exit,
-    Output,
-    exit_message,
-    exit_of,
-    fail,
-)
+from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, Output, exit_message, exit_of, fail
 from sync.cli.plan import plan, validate
 from sync.cli.run import reconcile, run
 from sync.cli.snapshot import snapshot
 from sync.errors import SyncError
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SAFETY", "EXIT_UNREACHABLE", "EXIT_USAGE", "cli", "main"]
+__all__ = ["cli", "main"]
 
 
 class _Commands(click.Group):

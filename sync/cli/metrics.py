@@ -10,15 +10,19 @@ over from the previous file, so "no successful run for 26 hours" can be alerted 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from sync.models import KINDS, Outcome, Plan, RunResult, kind_of
+
+if TYPE_CHECKING:
+    from sync.state.journal import JournalEntry
 
 __all__ = ["LAST_SUCCESS", "RunFigures", "metrics_registry", "write_metrics"]
 
@@ -27,19 +31,24 @@ _PREFIX: Final = "ims_sync_last_run_"
 LAST_SUCCESS: Final = "ims_sync_last_success_timestamp_seconds"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RunFigures:
-    """What a run did, as the people on call count it."""
+    """What a run did, as the people on call count it: filled in as the run goes, written at its end."""
 
     state: str  # the state directory: the `state` label of every series
     started_at: datetime
-    finished_at: datetime
-    exit_code: int
-    plan: Plan | None  # None when the run stopped before planning (bad input, a locked state)
-    result: RunResult | None  # None when nothing was sent (a safety limit, bad input)
+    finished_at: datetime | None = None  # None until the run ends
+    exit_code: int = 0
+    plan: Plan | None = None  # None when the run stopped before planning (bad input, a locked state)
+    result: RunResult | None = None  # None when nothing was sent (a safety limit, bad input)
     requests: int = 0  # requests journalled by this run (first attempts, retries and reads)
     retries: int = 0  # of those, attempts after the first
     held: int = 0  # operations held back by a safety limit
+
+    def count_requests(self, journal: Sequence[JournalEntry]) -> None:
+        """Requests this run journalled, and how many of them were second or later attempts."""
+        self.requests = len(journal)
+        self.retries = sum(entry.attempt > 1 for entry in journal)
 
 
 def metrics_registry(figures: RunFigures, *, last_success: float | None) -> CollectorRegistry:
@@ -52,7 +61,8 @@ def metrics_registry(figures: RunFigures, *, last_success: float | None) -> Coll
     registry = CollectorRegistry(auto_describe=True)
     labels = {"state": figures.state}
     plan = figures.plan
-    started, finished = _seconds(figures.started_at), _seconds(figures.finished_at)
+    started = _seconds(figures.started_at)
+    finished = _seconds(figures.finished_at or figures.started_at)
     success = finished if figures.exit_code == 0 else last_success
     series: list[tuple[str, str, float | None]] = [
         (f"{_PREFIX}start_timestamp_seconds", "When the last run started (Unix seconds).", started),

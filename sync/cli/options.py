@@ -26,6 +26,7 @@ __all__ = [
     "REPORT_FORMATS",
     "connection",
     "credentials",
+    "file_opt",
     "group_endpoint_opts",
     "group_endpoints",
     "load_config",
@@ -152,11 +153,14 @@ class Duration(click.ParamType[float, Any]):
 DURATION: Final = Duration()
 
 
+def file_opt(*decls: str, help: str) -> Callable[[_F], _F]:
+    """An option naming a file to write (none by default)."""
+    return click.option(*decls, type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
+
+
 def output_opt(help: str) -> Callable[[_F], _F]:
     """`--output`/`-o`: a file to write instead of standard output; `help` says what is written."""
-    return click.option(
-        "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help
-    )
+    return file_opt("--output", "-o", help=help)
 
 
 def credentials(credentials_file: Path | None) -> Credentials:

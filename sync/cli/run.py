@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -27,6 +27,7 @@ from sync.cli.options import (
     REPORT_FORMATS,
     connection,
     credentials,
+    file_opt,
     group_endpoint_opts,
     group_endpoints,
     mapping_opt,
@@ -39,7 +40,6 @@ from sync.cli.options import (
 )
 from sync.cli.output import (
     EXIT_FAILED,
-    EXIT_OK,
     EXIT_SAFETY,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -56,6 +56,9 @@ from sync.cli.summaries import print_run_summary
 from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult
 from sync.plan.safety import SafetyLimits, check_limits
+
+if TYPE_CHECKING:
+    from sync.cli.metrics import RunFigures
 
 __all__ = ["reconcile", "run"]
 
@@ -196,22 +199,15 @@ class RunSettings:
     default=0,
     help="Accept up to N deletions (or deactivations) of each kind (after reviewing the plan).",
 )
-@click.option(
-    "--report",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write a run report here: every operation's outcome, failures with reasons.",
-)
+@file_opt("--report", help="Write a run report here: every operation's outcome, failures with reasons.")
 @click.option(
     "--report-format",
     type=click.Choice(REPORT_FORMATS),
     default=None,
     help="Run report format (default: from the --report suffix, else md).",
 )
-@click.option(
+@file_opt(
     "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
     help="Write the run's figures here (Prometheus text, for node_exporter's textfile collector; "
     "rewritten atomically, whatever the exit code).",
 )
@@ -224,7 +220,7 @@ def run(**options: Any) -> None:
         _run(settings, figures, deadline)
 
 
-def _run(settings: RunSettings, figures: _Figures, deadline: float | None) -> None:
+def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> None:
     from sync.state.store import StateStore  # noqa: PLC0415
 
     _check_budget(settings)
@@ -291,7 +287,7 @@ def _check_budget(settings: RunSettings) -> None:
         _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
 
 
-def _safe_plan(settings: RunSettings, figures: _Figures) -> Plan:
+def _safe_plan(settings: RunSettings, figures: RunFigures) -> Plan:
     """The plan, its rejected rows shown, once it is within the safety limits (else exit 3)."""
     from sync.plan.ordering import deletion_operations  # noqa: PLC0415
 
@@ -409,55 +405,24 @@ def _run_status(outcome: RunResult) -> str:
     return "ok"
 
 
-class _Figures:
-    """What `--metrics-file` reports, gathered as the run goes."""
-
-    def __init__(self) -> None:
-        self.plan: Plan | None = None
-        self.result: RunResult | None = None
-        self.requests = 0
-        self.retries = 0
-        self.held = 0
-
-    def count_requests(self, journal: list[Any]) -> None:
-        """Requests this run journalled, and how many of them were second or later attempts."""
-        self.requests = len(journal)
-        self.retries = sum(entry.attempt > 1 for entry in journal)
-
-
 @contextmanager
-def _metrics(path: Path | None, state: Path) -> Iterator[_Figures]:
+def _metrics(path: Path | None, state: Path) -> Iterator[RunFigures]:
     """Gather the run's figures; at the end, however it ends, write them to `path` (if any)."""
-    figures, started = _Figures(), datetime.now(UTC)
-    code = EXIT_OK
+    from sync.cli.metrics import RunFigures, write_metrics  # noqa: PLC0415 - prometheus_client on demand
+
+    figures = RunFigures(state=str(state.resolve()), started_at=datetime.now(UTC))
     try:
         yield figures
     except BaseException as exc:
-        code = ended[0] if (ended := exit_of(exc)) is not None else EXIT_FAILED
+        figures.exit_code = ended[0] if (ended := exit_of(exc)) is not None else EXIT_FAILED
         raise
     finally:
+        figures.finished_at = datetime.now(UTC)
         if path is not None:
-            _write_metrics(path, state, figures, started, code)
-
-
-def _write_metrics(path: Path, state: Path, figures: _Figures, started: datetime, code: int) -> None:
-    from sync.cli.metrics import RunFigures, write_metrics  # noqa: PLC0415
-
-    run = RunFigures(
-        state=str(state.resolve()),
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        exit_code=code,
-        plan=figures.plan,
-        result=figures.result,
-        requests=figures.requests,
-        retries=figures.retries,
-        held=figures.held,
-    )
-    try:
-        write_metrics(path, run)
-    except OSError as exc:
-        notice("metrics_not_written", f"cannot write the metrics file {path}: {exc.strerror or exc}")
+            try:
+                write_metrics(path, figures)
+            except OSError as exc:
+                notice("metrics_not_written", f"cannot write the metrics file {path}: {exc.strerror or exc}")
 
 
 @contextmanager

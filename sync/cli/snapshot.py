@@ -11,26 +11,14 @@ from typing import Any
 
 import click
 
-from sync.cli import stages
-from sync.cli.options import (
-    LISTED_KINDS,
-    connection,
-    credentials,
-    group_endpoint_opts,
-    group_endpoints,
-    mapping_opt,
-    number_opt,
-    output_opt,
-    service_opts,
-    state_opt,
-)
+from sync.cli import options, stages
 from sync.cli.output import EXIT_FAILED, EXIT_USAGE, SHOWN_LINES, Exit, fail, notice, write
 from sync.errors import StateError
 from sync.models.kinds import GROUP, PERSON
 
 __all__ = ["snapshot"]
 
-_KINDS_BY_PLURAL = {kind.plural: kind for kind in LISTED_KINDS}
+_KINDS_BY_PLURAL = {kind.plural: kind for kind in options.LISTED_KINDS}
 
 
 @click.group(epilog="Example: ims-sync snapshot export --state /var/lib/ims-sync -o snapshot.csv")
@@ -39,12 +27,12 @@ def snapshot() -> None:
 
 
 @snapshot.command("export", epilog="Example: ims-sync snapshot export --state ./state -o snapshot.csv")
-@state_opt
-@output_opt("Write the CSV here (default: standard output).")
+@options.state_opt
+@options.output_opt("Write the CSV here (default: standard output).")
 @click.option(
     "--kind",
     type=click.Choice(list(_KINDS_BY_PLURAL)),
-    default=LISTED_KINDS[0].plural,
+    default=options.LISTED_KINDS[0].plural,
     show_default=True,
     help="Which records to export.",
 )
@@ -63,7 +51,7 @@ def snapshot_export(state: Path, output: Path | None, kind: str) -> None:
 
 
 @snapshot.command("check", epilog="Example: ims-sync snapshot check --state /var/lib/ims-sync")
-@state_opt
+@options.state_opt
 def snapshot_check(state: Path) -> None:
     """Check the state database: SQLite's integrity check, then the snapshot's own invariants.
 
@@ -94,10 +82,10 @@ def snapshot_check(state: Path) -> None:
         "--endpoint https://host/PersonManagementService.svc"
     ),
 )
-@state_opt
-@mapping_opt
-@service_opts
-@number_opt(
+@options.state_opt
+@options.mapping_opt
+@options.service_opts
+@options.number_opt(
     "--page-size",
     click.IntRange(1, 100),
     100,
@@ -110,7 +98,7 @@ def snapshot_check(state: Path) -> None:
     help="With a set mapping: the roster folder, whose groups are read too (a group without members "
     "is found no other way).",
 )
-@group_endpoint_opts
+@options.group_endpoint_opts
 def snapshot_adopt(
     state: Path,
     mapping: str,
@@ -134,11 +122,11 @@ def snapshot_adopt(
     from sync.state.store import StateStore  # noqa: PLC0415
 
     identity, group_identity, with_groups = _identities(load_any_mapping(mapping))
-    gms_url, mms_url = group_endpoints(
+    gms_url, mms_url = options.group_endpoints(
         endpoint, gms_endpoint, mms_endpoint, needs_gms=with_groups, needs_mms=with_groups
     )
     roster_groups = _roster_groups(roster, mapping) if roster is not None and with_groups else []
-    clients = connection(credentials(credentials_file), ca_bundle)
+    clients = options.connection(options.credentials(credentials_file), ca_bundle)
     summary: dict[str, int] = {}
     with StateStore.open(state) as store:
         run_id = store.begin_run(command="adopt", roster="", mapping=mapping)
