@@ -450,6 +450,8 @@ MESSAGES = (
     "who has a rejected row: fix that row first",
     "whose sync keys left the roster",
     "over the safety limit of",
+    "a truncated export would read as everybody leaving",
+    "no data rows; plan and run refuse it",
     "is in use by another ims-es-sync run",
     "nothing has run there yet",
     "no run recorded in",

@@ -19,11 +19,13 @@ from sync.cli.output import EXIT_USAGE, fail
 from sync.errors import ConfigError
 from sync.models import KINDS, Kind
 from sync.models.kinds import GROUP, MEMBERSHIP
+from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG, MAX_LOSS
 
 __all__ = [
     "DURATION",
     "LISTED_KINDS",
     "REPORT_FORMATS",
+    "accept_shrunk_opt",
     "connection",
     "credentials",
     "file_opt",
@@ -76,6 +78,14 @@ state_opt = click.option(
     envvar="IMS_SYNC_STATE",
     required=True,
     help="State directory: snapshot and journal (SQLite) and the run lock.",
+)
+#: Not a config file key, as --accept-changes: it accepts one reviewed export, on one command line.
+accept_shrunk_opt = click.option(
+    ACCEPT_SHRUNK_FLAG,
+    is_flag=True,
+    default=False,
+    help=f"Accept roster files with no data rows, or with more than {MAX_LOSS:.0%} fewer than the last "
+    "successful run read (refused otherwise, exit 2: a truncated export reads as everybody leaving).",
 )
 _endpoint_opt = click.option(
     "--endpoint", envvar="IMS_ES_ENDPOINT", required=True, help="The PMS endpoint URL (https only)."

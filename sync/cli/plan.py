@@ -14,14 +14,16 @@ from sync.cli import stages
 from sync.cli.options import (
     LISTED_KINDS,
     REPORT_FORMATS,
+    accept_shrunk_opt,
     mapping_opt,
     output_opt,
     report_format,
     roster_arg,
     state_opt,
 )
-from sync.cli.output import EXIT_FAILED, Exit, Output, rich_table, write
+from sync.cli.output import EXIT_FAILED, Exit, Output, notice, rich_table, write
 from sync.cli.summaries import plan_counts, summary_line
+from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG
 
 __all__ = ["plan", "validate"]
 
@@ -38,6 +40,8 @@ def validate(roster: Path, mapping: str) -> None:
     enrolment's class and person); without group files, enrolments' groups are checked at plan time.
     """
     result = stages.checked(stages.read(roster, mapping))
+    for empty in (file for file, count in result.file_rows.items() if count == 0):
+        notice("empty_roster_file", f"{empty}: no data rows; plan and run refuse it ({ACCEPT_SHRUNK_FLAG})")
     rejects = result.rejects
     for reject in rejects:
         click.echo(f"{reject.file}:{reject.row}: [{reject.field}] {reject.reason}")
@@ -62,7 +66,10 @@ def validate(roster: Path, mapping: str) -> None:
     help="Report format (default: from the --output suffix, else md).",
 )
 @output_opt("Report file (default: standard output).")
-def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None) -> None:
+@accept_shrunk_opt
+def plan(
+    roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None, accept_shrunk_roster: bool
+) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state."""
     from sync.plan.diff import Snapshots  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
@@ -71,8 +78,10 @@ def plan(roster: Path, mapping: str, state: Path, fmt: str | None, output: Path 
     result = stages.read(roster, mapping)
     if stages.has_state(state):
         with StateStore.open(state, exclusive=False) as store:
+            stages.refuse_shrunk(result, store.runs(), accepted=accept_shrunk_roster)
             snapshots = stages.snapshots(store)
     else:
+        stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
     meta = stages.meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)

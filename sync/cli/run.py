@@ -25,6 +25,7 @@ from sync.cli.config import Credentials
 from sync.cli.options import (
     DURATION,
     REPORT_FORMATS,
+    accept_shrunk_opt,
     connection,
     credentials,
     file_opt,
@@ -92,6 +93,7 @@ class RunSettings:
     max_change_count: int
     accept_changes: int
     accept_deletes: int
+    accept_shrunk_roster: bool
     report: Path | None
     report_format: str | None
     metrics_file: Path | None
@@ -199,6 +201,7 @@ class RunSettings:
     default=0,
     help="Accept up to N deletions (or deactivations) of each kind (after reviewing the plan).",
 )
+@accept_shrunk_opt
 @file_opt("--report", help="Write a run report here: every operation's outcome, failures with reasons.")
 @click.option(
     "--report-format",
@@ -235,6 +238,7 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
     )
     started = now_iso()
     with StateStore.open(settings.state) as store:
+        stages.refuse_shrunk(roster_set, store.runs(), accepted=settings.accept_shrunk_roster)
         figures.plan = stages.plan(roster_set, stages.snapshots(store))
         the_plan = _safe_plan(settings, figures)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
@@ -250,7 +254,7 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         )
         figures.result = outcome
         counts = {o.value: outcome.count(o) for o in Outcome}
-        _end_run(store, run_id, outcome, counts, execution.fatal)
+        _end_run(store, run_id, outcome, counts, execution.fatal, roster_set.file_rows)
         if settings.metrics_file is not None:
             figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
@@ -258,11 +262,17 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
 
 
 def _end_run(
-    store: Any, run_id: str, outcome: RunResult, counts: dict[str, int], fatal: Exception | None
+    store: Any,
+    run_id: str,
+    outcome: RunResult,
+    counts: dict[str, int],
+    fatal: Exception | None,
+    roster_rows: dict[str, int],
 ) -> None:
-    """Record how the run ended; when the state itself stopped the run, its error is the one to tell."""
+    """Record how the run ended, and the data rows of the roster files it read (the next run's
+    measure of a truncated export); when the state itself stopped the run, its error is the one to tell."""
     try:
-        store.end_run(run_id, status=_run_status(outcome), summary=counts)
+        store.end_run(run_id, status=_run_status(outcome), summary=counts, roster_rows=roster_rows)
     except StateError:
         if not isinstance(fatal, StateError):
             raise

@@ -12,10 +12,10 @@ from typing import Any
 
 from sync import __version__
 from sync.cli.options import LISTED_KINDS
-from sync.cli.output import now_iso
+from sync.cli.output import EXIT_USAGE, fail, notice, now_iso
 from sync.models import Plan
 
-__all__ = ["checked", "has_state", "meta", "plan", "read", "snapshots"]
+__all__ = ["checked", "has_state", "meta", "plan", "read", "refuse_shrunk", "snapshots"]
 
 
 def read(roster_path: Path, mapping_name: str) -> Any:
@@ -36,6 +36,24 @@ def checked(roster: Any) -> Any:
         roster.persons, roster.groups, roster.memberships, snapshot_groups=None
     )
     return dataclasses.replace(roster, groups=groups, memberships=memberships)
+
+
+def refuse_shrunk(roster: Any, runs: list[Any], *, accepted: bool) -> None:
+    """Before planning: refuse (exit 2) roster files with no data rows, or with more than half fewer
+    than the last successful run read, unless the operator `accepted` them.
+
+    The last successful run is the last `run` in `runs` (the journal's, oldest first) that went to the
+    end: status ok or partial, not stopped or failed. Without one (or one that recorded no counts, from
+    an older version), only a file with no data rows is refused.
+    """
+    from sync.plan.shrinkage import check_shrinkage  # noqa: PLC0415
+
+    done = [run for run in runs if run.command == "run" and run.status in ("ok", "partial")]
+    refused = check_shrinkage(roster.file_rows, done[-1].roster_rows if done else None)
+    if refused and not accepted:
+        fail(EXIT_USAGE, "\n".join(shrunk.message() for shrunk in refused))
+    for shrunk in refused:
+        notice("shrunk_roster_accepted", shrunk.message(accepted=True), file=shrunk.file)
 
 
 def snapshots(store: Any) -> Any:

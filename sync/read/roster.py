@@ -11,7 +11,7 @@ Reads the roster files it is given and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -68,13 +68,16 @@ class Roster:
     `MEMBERSHIP_FRAME_COLUMNS`, both with a "file" column naming the file each row came from (a groups
     roster may combine several files; `file` then joins their names with ", "). `rejected_identities`
     holds the identity values of rejected rows, so that the diff can protect the persons (groups) they
-    belong to. The repr leaves out the frame: it holds passwords.
+    belong to. `rows` holds each file's data rows: every non-blank record, accepted, rejected or
+    skipped (`rules.skip_unmapped`), counted once even when `rules.split` makes several rows of it.
+    The repr leaves out the frame: it holds passwords.
     """
 
     file: str
     frame: pd.DataFrame = field(repr=False)
     rejects: tuple[Reject, ...]
     rejected_identities: frozenset[str] = frozenset()
+    rows: Mapping[str, int] = field(default_factory=dict)  # file -> data rows read
 
 
 def read_roster(path: Path, mapping: ColumnMapping) -> Roster:
@@ -142,6 +145,7 @@ def _read_many(sources: Sequence[tuple[Path, ColumnMapping]], kind: str) -> Rost
         frame=pd.concat([roster.frame for roster in rosters]),
         rejects=tuple(reject for roster in rosters for reject in roster.rejects),
         rejected_identities=frozenset().union(*(roster.rejected_identities for roster in rosters)),
+        rows={file: count for roster in rosters for file, count in roster.rows.items()},
     )
 
 
@@ -173,6 +177,7 @@ def _build(rows: Rows) -> Roster:
         frame=_frame(rows, rejected, READINGS[rows.mapping.kind]),
         rejects=tuple(rejects),
         rejected_identities=frozenset(rejected_identities),
+        rows={rows.file: rows.records},
     )
 
 

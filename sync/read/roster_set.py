@@ -40,6 +40,17 @@ class RosterSet:
         rosters = (self.persons, self.groups, self.memberships)
         return tuple(reject for roster in rosters if roster is not None for reject in roster.rejects)
 
+    @property
+    def file_rows(self) -> dict[str, int]:
+        """Each file's data rows (see `Roster.rows`) by the file's name, in reading order. A file
+        read by two mappings (OneRoster's users.csv: persons and school memberships) is counted once."""
+        counts: dict[str, int] = {}
+        for roster in (self.persons, self.groups, self.memberships):
+            for file, count in (roster.rows if roster is not None else {}).items():
+                name = Path(file).name
+                counts[name] = max(count, counts.get(name, 0))
+        return counts
+
 
 def read_roster_set(path: Path, mapping_name_or_path: str | Path) -> RosterSet:
     """Read a roster folder through a set mapping, or a persons CSV through a persons mapping.

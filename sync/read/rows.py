@@ -16,7 +16,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type in
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.read.columnar import BoolArray, IntArray, map_unique, to_mask, trimmed
-from sync.read.csvparse import Parsed
+from sync.read.csvparse import Parsed, is_blank
 from sync.read.mapping_types import ColumnMapping
 from sync.read.reading import READINGS
 
@@ -62,6 +62,8 @@ class Rows:
             keep = pa.array(~blank)
             raw = {canonical: values.filter(keep) for canonical, values in raw.items()}
         lines = parsed.lines[~blank]
+        #: The file's data rows as parsed (before skipped rows and split values): see `Roster.rows`.
+        self.records = len(lines) + sum(1 for bad in parsed.bad if not is_blank(bad.cells))
         raw, lines = skip_unmapped(raw, lines, mapping)
         if mapping.split is not None:
             raw, lines = split_values(raw, lines, mapping.split.field, mapping.split.separator)

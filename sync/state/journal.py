@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _SENT: Final = "sent"
+_ROSTER_ROWS: Final = "roster_rows"  # the runs' summary key of the roster files' data rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +136,7 @@ class RunInfo:
     mapping: str
     status: str  # "running" until end_run (a run killed before end_run stays "running")
     summary: dict[str, int]
+    roster_rows: dict[str, int] | None = None  # each roster file's data rows; None: not recorded
 
 
 def _status_columns(status: Status | None) -> tuple[str | None, str | None, str | None, str, str]:
@@ -195,16 +197,26 @@ def begin_run(connection: sqlite3.Connection, *, command: str, roster: str, mapp
 
 
 def end_run(
-    connection: sqlite3.Connection, path: Path, run_id: str, *, status: str, summary: Mapping[str, int]
+    connection: sqlite3.Connection,
+    path: Path,
+    run_id: str,
+    *,
+    status: str,
+    summary: Mapping[str, int],
+    roster_rows: Mapping[str, int] | None = None,
 ) -> None:
-    """Record how a run ended.
+    """Record how a run ended; `roster_rows` (each roster file's data rows) goes into the summary column
+    under the key "roster_rows" (`RunInfo.roster_rows`).
 
     Raises:
         StateError: no such run in the database at `path`.
     """
+    recorded: dict[str, Any] = dict(summary)
+    if roster_rows is not None:
+        recorded[_ROSTER_ROWS] = dict(roster_rows)
     cursor = connection.execute(
         "UPDATE runs SET ended_at = ?, status = ?, summary = ? WHERE run_id = ?",
-        (iso(now()), status, json.dumps(dict(summary), sort_keys=True), run_id),
+        (iso(now()), status, json.dumps(recorded, sort_keys=True), run_id),
     )
     if cursor.rowcount == 0:
         raise StateError(f"no run {run_id!r} in {path}")
@@ -216,19 +228,28 @@ def read_runs(connection: sqlite3.Connection) -> list[RunInfo]:
         "SELECT run_id, started_at, ended_at, command, roster, mapping, status, summary "
         "FROM runs ORDER BY started_at, rowid"
     ).fetchall()
-    return [
-        RunInfo(
-            run_id=run_id,
-            started_at=datetime.fromisoformat(started),
-            ended_at=parse_time(ended),
-            command=command,
-            roster=roster,
-            mapping=mapping,
-            status=status,
-            summary={str(k): int(v) for k, v in json.loads(summary).items()},
+    infos = []
+    for run_id, started, ended, command, roster, mapping, status, summary in rows:
+        recorded = json.loads(summary)
+        roster_rows = recorded.pop(_ROSTER_ROWS, None)
+        infos.append(
+            RunInfo(
+                run_id=run_id,
+                started_at=datetime.fromisoformat(started),
+                ended_at=parse_time(ended),
+                command=command,
+                roster=roster,
+                mapping=mapping,
+                status=status,
+                summary={str(k): int(v) for k, v in recorded.items()},
+                roster_rows=_counts(roster_rows),
+            )
         )
-        for run_id, started, ended, command, roster, mapping, status, summary in rows
-    ]
+    return infos
+
+
+def _counts(recorded: Any) -> dict[str, int] | None:
+    return None if recorded is None else {str(k): int(v) for k, v in recorded.items()}
 
 
 def last_run_id(connection: sqlite3.Connection) -> str | None:

@@ -270,14 +270,14 @@ class StateStore:
         with self._transaction("recording the run start") as connection:
             return _journal.begin_run(connection, command=command, roster=roster, mapping=mapping)
 
-    def end_run(self, run_id: str, *, status: str, summary: Mapping[str, int]) -> None:
-        """Record how a run ended.
+    def end_run(self, run_id: str, *, status: str, summary: Mapping[str, int], **rows: Any) -> None:
+        """Record how a run ended; `roster_rows=` each roster file's data rows (see `RunInfo`).
 
         Raises:
             StateError: no such run, or the database cannot be written.
         """
         with self._transaction("recording the run end") as connection:
-            _journal.end_run(connection, self._path, run_id, status=status, summary=summary)
+            _journal.end_run(connection, self._path, run_id, status=status, summary=summary, **rows)
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
