@@ -11,6 +11,7 @@ from sync.cli.output import EXIT_OK, EXIT_SAFETY, EXIT_USAGE
 from sync.emulator import Emulator
 from sync.plan.shrinkage import Shrinkage, check_shrinkage
 from sync.read.roster_set import read_roster_set
+from sync.state.store import StateStore
 from tests.checks import csv_rows, person_row, write_roster
 from tests.test_cli_groups import Cli, fixture_cli, remote  # noqa: F401 - the `cli` fixture
 
@@ -147,6 +148,20 @@ class TestRun:
         assert f"roster file enrollments.csv has 10 data rows; the last successful run read {read}" in err
         assert "users.csv" not in err
         assert len(emulator.history()) == seen
+
+    def test_a_stopped_run_is_not_the_measure(self, emulator: Emulator, cli: Cli, tmp_path: Path) -> None:
+        """Counts of a stopped run or of an adopt are passed over for the last `run` that went to the end."""
+        state = tmp_path / "state"
+        roster = people(tmp_path, 20)
+        assert run_users(cli, emulator, roster, state)[0] == EXIT_OK
+        with StateStore.open(state) as store:
+            for command, status in (("run", "stopped"), ("adopt", "ok")):
+                run_id = store.begin_run(command=command, roster=str(roster), mapping="oneroster-users")
+                store.end_run(run_id, status=status, summary={}, roster_rows={"users.csv": 2})
+        write_roster(roster, [person_row(n) for n in range(1, 5)])
+        code, out, err = run_users(cli, emulator, roster, state)
+        assert code == EXIT_USAGE, out + err
+        assert "users.csv has 4 data rows; the last successful run read 20" in err
 
 
 class TestPlanAndValidate:
