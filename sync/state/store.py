@@ -243,15 +243,9 @@ class StateStore:
             return int(connection.execute(table_of(kind).count_sql).fetchone()[0])
 
     def seed(self, kind: Kind, frame: pd.DataFrame, *, message_identifier: str = "seed") -> None:
-        """Insert or replace many snapshot rows of `kind` in one transaction (benchmarks, tests, adopting).
-
-        Args:
-            kind: what the rows are.
-            frame: indexed by sync key (or with a "sync_key" column); columns as `load` returns them,
-                missing ones (and missing values) taken as "" (a membership's "active" as "true"). Nothing
-                checks that the groups and persons a membership names exist. Other columns (a password)
-                are ignored.
-            message_identifier: recorded as what confirmed these rows.
+        """Insert or replace many snapshot rows of `kind` in one transaction (benchmarks, tests, adopting);
+        `frame` as `seed_rows` (sync/state/tables.py) takes it, `message_identifier` recorded as what
+        confirmed the rows.
 
         Raises:
             ValueError: a sync key is empty or appears twice.
@@ -270,14 +264,23 @@ class StateStore:
         with self._transaction("recording the run start") as connection:
             return _journal.begin_run(connection, command=command, roster=roster, mapping=mapping)
 
-    def end_run(self, run_id: str, *, status: str, summary: Mapping[str, int], **rows: Any) -> None:
-        """Record how a run ended; `roster_rows=` each roster file's data rows (see `RunInfo`).
+    def end_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        summary: Mapping[str, int],
+        roster_rows: Mapping[str, int] | None = None,
+    ) -> None:
+        """Record how a run ended, with each roster file's data rows (see `RunInfo`).
 
         Raises:
             StateError: no such run, or the database cannot be written.
         """
         with self._transaction("recording the run end") as connection:
-            _journal.end_run(connection, self._path, run_id, status=status, summary=summary, **rows)
+            _journal.end_run(
+                connection, self._path, run_id, status=status, summary=summary, roster_rows=roster_rows
+            )
 
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
@@ -316,9 +319,8 @@ class StateStore:
 
         Raises:
             StateError: unknown request or item; changes with an answer that does not confirm them
-                (outcome not confirmed, or a messageIdRef that is not ours); a Rename
-                whose old id is missing or whose new id exists. Nothing is written then: journal and
-                snapshot stay as they were.
+                (outcome not confirmed, or a messageIdRef that is not ours); a Rename whose old id is
+                missing or whose new id exists. Nothing is written then.
         """
         self.record_answers([(answer, changes)])
 
@@ -330,11 +332,8 @@ class StateStore:
         """
         if not pairs:
             return
-        what = (
-            f"journalling the answer to {pairs[0][0].message_identifier}"
-            if len(pairs) == 1
-            else f"journalling {len(pairs)} answers"
-        )
+        first = pairs[0][0].message_identifier
+        what = f"journalling {len(pairs)} answers" if len(pairs) > 1 else f"journalling the answer to {first}"
         with self._transaction(what) as connection:
             for answer, changes in pairs:
                 _journal.write_answer(connection, self._path, answer, changes)

@@ -148,6 +148,10 @@ def seed_rows(
 ) -> Iterator[tuple[str, ...]]:
     """`table.upsert_sql`'s rows for a frame of `table`'s kind, in sync key order.
 
+    `frame` is indexed by sync key (or has a "sync_key" column), its columns as `StateStore.load` returns
+    them; missing ones (and missing values) are taken as "" (a membership's "active" as "true"). Nothing
+    checks that the groups and persons a membership names exist. Other columns (a password) are ignored.
+
     Raises:
         ValueError: a sync key is empty or appears twice (named after `caller`).
     """
