@@ -17,7 +17,7 @@ from sync.emulator import Emulator
 from sync.models import DeletesMode, Plan
 from sync.plan.diff import Snapshots, plan_set
 from sync.plan.selection import PauseWindow, active_window, select_operations
-from tests.checks import person_row, run_args, set_credentials, write_roster
+from tests.checks import csv_rows, person_row, run_args, set_credentials, write_roster
 
 Night = Callable[..., tuple[int, str, str]]
 
@@ -83,12 +83,12 @@ class TestOnly:
         assert {"p0019", "p0020"} <= set(persons)
         meta = json.loads(report.read_text(encoding="utf-8"))["meta"]
         assert meta["sending"] == "only create"
-        held = {(h["operation"], h["syncKey"], h["reason"]) for h in meta["held"]}
+        held = {(h["op"], h["object"], h["syncKey"], h["reason"]) for h in meta["held"]}
         assert held == {
-            ("Update person", "p0002", "held: not in --only"),
-            ("Update person", "p0003", "held: not in --only"),
-            ("Delete person", "p0019", "held: not in --only"),
-            ("Delete person", "p0020", "held: not in --only"),
+            ("update", "person", "p0002", "held: not in --only"),
+            ("update", "person", "p0003", "held: not in --only"),
+            ("delete", "person", "p0019", "held: not in --only"),
+            ("delete", "person", "p0020", "held: not in --only"),
         }
         assert _events(err, "only")[0]["held"] == 4
         seen = len(emulator.history())
@@ -167,14 +167,21 @@ class TestPauseWindows:
         today = date.today()
         config = _pause_config(tmp_path / "sync.toml", today - timedelta(days=1), today + timedelta(days=1))
         seen = len(emulator.history())
-        report = tmp_path / "run.md"
+        report = tmp_path / "run.csv"
         code, out, err = night(emulator, roster, "--deletes", "--report", str(report), config=config)
         assert code == EXIT_OK, out + err
         assert sorted(e.operation for e in emulator.history()[seen:]) == ["createPerson", "createPerson"]
         (event,) = _events(err, "pause_window")
         assert event["allow"] == ["create"]
         assert event["held"] == 4
-        assert "held: pause window" in report.read_text(encoding="utf-8")
+        held = [row for row in csv_rows(report) if row["outcome"] == "held"]
+        assert sorted((row["kind"], row["sync_key"]) for row in held) == [
+            ("delete", "p0019"),
+            ("delete", "p0020"),
+            ("update", "p0002"),
+            ("update", "p0003"),
+        ]
+        assert all(row["reason"].startswith("held: pause window") for row in held)
 
     def test_window_not_covering_today_sends_everything(
         self, emulator: Emulator, tmp_path: Path, night: Night

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -22,8 +22,17 @@ __all__ = [
 ]
 
 Format: TypeAlias = Literal["json", "csv", "md", "html"]
-#: An operation a run does not send: its label, sync key and why (`sync.report.ops.held_rows`).
-HeldRow: TypeAlias = tuple[str, str, str]
+
+
+class HeldRow(NamedTuple):
+    """An operation a run does not send (`--only`, a pause window), as reports show it (`ops.held_rows`)."""
+
+    operation: str  # the tables' label ("Update person")
+    op: str  # its type, as the JSON and CSV name it ("update")
+    object: str  # its kind of object ("person")
+    sync_key: str
+    reason: str
+
 
 #: Every format the renderers accept, for CLI choices.
 FORMATS: Final[tuple[Format, ...]] = ("json", "csv", "md", "html")
@@ -48,15 +57,17 @@ class ReportMeta:
     endpoint: str = ""
     tool_version: str
     sending: str = ""  # which operation types the run sends, when not all (`--only`, a pause window)
-    held: tuple[HeldRow, ...] = ()  # what the run holds back: operation, sync key, reason
+    held: tuple[HeldRow, ...] = ()  # what the run holds back, and why
 
     def as_dict(self) -> dict[str, object]:
         """The meta under the names the JSON reports use (endpoint sanitised); `sending` and `held`
         only when the run sends less than the plan."""
         restricted: dict[str, object] = {"sending": self.sending} if self.sending else {}
         if self.held:
-            keys = ("operation", "syncKey", "reason")
-            restricted["held"] = [dict(zip(keys, row, strict=True)) for row in self.held]
+            restricted["held"] = [
+                {"op": row.op, "object": row.object, "syncKey": row.sync_key, "reason": row.reason}
+                for row in self.held
+            ]
         return {
             "title": self.title,
             "roster": self.roster,

@@ -20,6 +20,7 @@ from sync.models import (
     Status,
 )
 from sync.models.kinds import KINDS, PERSON, KindName, OperationType, kind_of, operation_type
+from sync.report.meta import HeldRow
 
 if TYPE_CHECKING:
     from sync.plan.selection import Held
@@ -119,13 +120,13 @@ def op_keys(op: Operation) -> dict[str, str]:
     return {"syncKey": op.sync_key}
 
 
-def held_rows(held: Iterable[Held]) -> tuple[tuple[str, str, str], ...]:
-    """The operations a run holds back (`--only`, a pause window) as report rows: label, key, reason."""
+def held_rows(held: Iterable[Held]) -> tuple[HeldRow, ...]:
+    """The operations a run holds back (`--only`, a pause window) as the reports show them."""
     rows = []
     for h in held:
         name, kind = describe(h.operation)
         label = PERSON_LABELS[name] if kind == PERSON.name else OP_LABELS[name, kind]
-        rows.append((label, op_keys(h.operation)["syncKey"], h.reason))
+        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason))
     return tuple(rows)
 
 

@@ -309,7 +309,7 @@ def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
     return [
         _section(
             meta.held,
-            lambda row: row,
+            lambda row: (row.operation, row.sync_key, row.reason),
             max_rows,
             anchor="held",
             heading="Held",
