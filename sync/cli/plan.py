@@ -84,7 +84,7 @@ def plan(
         snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
     selection = stages.select(the_plan, deletes="off", only=only)
-    announce_selection(selection, deletes="delete", only=only)
+    announce_selection(selection, deletes=None, only=only)
     meta = stages.meta(
         "Dry run: planned changes", roster=roster, mapping=mapping, state=state, selection=selection
     )

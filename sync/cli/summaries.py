@@ -130,9 +130,10 @@ def _operation_name(op: Operation) -> str:
     return f"Change{noun}Identifier" if name == "ChangeIdentifier" else f"{name}{noun}"
 
 
-def announce_selection(selection: Any, *, deletes: str, only: frozenset[str] | None) -> None:
+def announce_selection(selection: Any, *, deletes: str | None, only: frozenset[str] | None) -> None:
     """Say which operation types a run sends when `--only` or a pause window (`selection`, from
-    `sync.plan.selection`) restricts it, and how many it holds; a `pause_window` event inside a window."""
+    `sync.plan.selection`) restricts it, and how many it holds; a `pause_window` event inside a window.
+    `deletes` is the run's `--deletes` (None for a plan, which lists deletion candidates as such)."""
     held = len(selection.held)
     if selection.window is not None:
         window = selection.window
