@@ -244,3 +244,17 @@ class TestSelection:
         assert selection.send == []
         assert [h.reason for h in selection.held] == ["held: not in --only"]
         assert selection.describe() == "only update (pause window 2027-06-20 to 2027-08-15)"
+
+    def test_several_windows_the_first_covering_one_rules(self) -> None:
+        """Of several windows, the one covering the day applies; where two overlap, the first listed."""
+        summer = PauseWindow(start=date(2027, 6, 20), end=date(2027, 8, 15), allow=frozenset({"create"}))
+        winter = PauseWindow(start=date(2027, 12, 20), end=date(2028, 1, 3))
+        late = PauseWindow(start=date(2027, 8, 1), end=date(2027, 8, 31), allow=frozenset({"update"}))
+        windows = [summer, winter, late]
+        assert active_window(windows, date(2027, 6, 19)) is None
+        assert active_window(windows, date(2027, 6, 20)) is summer
+        assert active_window(windows, date(2027, 8, 10)) is summer
+        assert active_window(windows, date(2027, 8, 16)) is late
+        assert active_window(windows, date(2028, 1, 1)) is winter
+        selection = select_operations([], [], deletes=DeletesMode.DELETE, window=winter)
+        assert selection.describe() == "nothing (pause window 2027-12-20 to 2028-01-03)"

@@ -61,7 +61,7 @@ class Selection:
         if not self.restricted:
             return ""
         why = f" ({self.window.text()})" if self.window is not None else ""
-        return f"only {types_text(self.types)}{why}"
+        return f"{'only ' if self.types else ''}{types_text(self.types)}{why}"
 
 
 def types_text(types: Iterable[OperationType]) -> str:
