@@ -57,7 +57,8 @@ class _Commands(click.Group):
     callback=load_config,
     is_eager=True,
     expose_value=False,
-    help="TOML config file ([sync] options, [credentials]); flags and environment override it.",
+    help="TOML config file ([sync] options, [credentials], [[pause]] windows); flags and environment "
+    "override it.",
 )
 @click.option(
     "--log-format",

@@ -12,6 +12,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +20,9 @@ from sync.errors import ConfigError
 
 __all__ = [
     "CONFIG_KEYS",
+    "OPERATION_NAMES",
     "Credentials",
+    "PauseRow",
     "load_config_file",
     "load_credentials",
 ]
@@ -50,8 +53,15 @@ CONFIG_KEYS: Final = frozenset(
         "log_format",
         "log_file",
         "credentials_file",
+        "only",
     }
 )
+
+#: The operation types `--only` and a pause window's `allow` name (as `sync.models.kinds` does).
+OPERATION_NAMES: Final = ("create", "update", "changeIdentifier", "delete", "deactivate")
+
+#: A checked `[[pause]]` window: from, to (inclusive), the operation types it allows.
+PauseRow = tuple[date, date, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,20 +109,58 @@ def _deletes_mode(value: object, path: Path) -> str:
     )
 
 
+def _only(value: object, path: Path) -> str:
+    """`only` as `--only` takes it: a list of operation types, or their comma-separated names."""
+    names = value if isinstance(value, list) else str(value).split(",")
+    if not all(isinstance(name, str) and name.strip() in OPERATION_NAMES for name in names):
+        raise ConfigError(
+            f"config file {path}: [sync] only = {value!r}; expected operation types among "
+            f"{', '.join(OPERATION_NAMES)}"
+        )
+    return ",".join(name.strip() for name in names)
+
+
+def _pause_windows(value: object, path: Path) -> list[PauseRow]:
+    """The `[[pause]]` windows, checked: dates, `to` not before `from`, `allow` known operation types."""
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise ConfigError(f"config file {path}: pause must be [[pause]] tables (from, to, allow)")
+    windows: list[PauseRow] = []
+    for number, row in enumerate(value, start=1):
+        where = f"config file {path}: [[pause]] number {number}"
+        unknown = sorted(set(row) - {"from", "to", "allow"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; it takes from, to and allow")
+        for key in ("from", "to"):
+            if type(row.get(key)) is not date:
+                raise ConfigError(f"{where}: {key} = {row.get(key)!r} is not a date (write e.g. 2027-06-20)")
+        if row["to"] < row["from"]:
+            raise ConfigError(f"{where}: to = {row['to']} is before from = {row['from']}")
+        allow = row.get("allow", [])
+        if not isinstance(allow, list) or not all(name in OPERATION_NAMES for name in allow):
+            raise ConfigError(
+                f"{where}: allow = {allow!r}; expected a list of operation types among "
+                f"{', '.join(OPERATION_NAMES)}"
+            )
+        windows.append((row["from"], row["to"], tuple(allow)))
+    return windows
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a config file into option defaults (keys as option names, dashes as underscores).
 
-    The file has a `[sync]` table of options and an optional `[credentials]` table (username,
-    password); a file with a password must be readable by its owner only.
+    The file has a `[sync]` table of options, an optional `[credentials]` table (username,
+    password; a file with a password must be readable by its owner only) and optional `[[pause]]`
+    windows (checked, under the key `_pause`).
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key, or a password in a file others can read.
     """
     data = _read_toml(path)
-    unknown = set(data) - {"sync", "credentials"}
+    unknown = set(data) - {"sync", "credentials", "pause"}
     if unknown:
         raise ConfigError(
-            f"config file {path}: unknown table(s) {sorted(unknown)}; expected [sync], [credentials]"
+            f"config file {path}: unknown table(s) {sorted(unknown)}; expected [sync], [credentials], "
+            "[[pause]]"
         )
     for table in ("sync", "credentials"):
         if not isinstance(data.get(table, {}), dict):
@@ -128,6 +176,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
     options = {key.replace("-", "_"): value for key, value in options.items()}
     if "deletes" in options:
         options["deletes"] = _deletes_mode(options["deletes"], path)
+    if "only" in options:
+        options["only"] = _only(options["only"], path)
+    if "pause" in data:
+        options["_pause"] = _pause_windows(data["pause"], path)
     credentials = data.get("credentials", {})
     if credentials:
         unknown_keys = sorted(set(credentials) - {"username", "password"})

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from sync.cli.config import Credentials, load_config_file, load_credentials
+from sync.cli.config import OPERATION_NAMES, Credentials, load_config_file, load_credentials
 from sync.cli.output import EXIT_USAGE, fail
 from sync.errors import ConfigError
 from sync.models import KINDS, Kind
@@ -161,6 +161,29 @@ class Duration(click.ParamType[float, Any]):
 
 
 DURATION: Final = Duration()
+
+
+def _only_types(_ctx: click.Context, param: click.Parameter, value: str | None) -> frozenset[str] | None:
+    """`--only`'s operation types (None: every type)."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in OPERATION_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{value!r}: expected operation types among {', '.join(OPERATION_NAMES)}, comma-separated",
+            param=param,
+        )
+    return frozenset(names)
+
+
+only_opt = click.option(
+    "--only",
+    default=None,
+    callback=_only_types,
+    help="Send only these operation types (comma-separated among create, update, changeIdentifier, "
+    "delete, deactivate); the others are listed as held. Deletions still need --deletes.",
+)
 
 
 def file_opt(*decls: str, help: str) -> Callable[[_F], _F]:

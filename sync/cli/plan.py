@@ -16,13 +16,14 @@ from sync.cli.options import (
     REPORT_FORMATS,
     accept_shrunk_opt,
     mapping_opt,
+    only_opt,
     output_opt,
     report_format,
     roster_arg,
     state_opt,
 )
 from sync.cli.output import EXIT_FAILED, Exit, Output, notice, rich_table, write
-from sync.cli.summaries import plan_counts, summary_line
+from sync.cli.summaries import announce_selection, plan_counts, summary_line
 from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG
 
 __all__ = ["plan", "validate"]
@@ -67,10 +68,21 @@ def validate(roster: Path, mapping: str) -> None:
 )
 @output_opt("Report file (default: standard output).")
 @accept_shrunk_opt
+@only_opt
 def plan(
-    roster: Path, mapping: str, state: Path, fmt: str | None, output: Path | None, accept_shrunk_roster: bool
+    roster: Path,
+    mapping: str,
+    state: Path,
+    fmt: str | None,
+    output: Path | None,
+    accept_shrunk_roster: bool,
+    only: frozenset[str] | None,
 ) -> None:
-    """Dry run: show what a run would change. Sends nothing and changes no state."""
+    """Dry run: show what a run would change. Sends nothing and changes no state.
+
+    With --only or inside a config file's pause window, the report says which operation types the run
+    sends and lists the others as held (deletion candidates stay listed as such).
+    """
     from sync.plan.diff import Snapshots  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
@@ -84,7 +96,11 @@ def plan(
         stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
-    meta = stages.meta("Dry run: planned changes", roster=roster, mapping=mapping, state=state)
+    selection = stages.select(the_plan, deletes="off", only=only)
+    announce_selection(selection, deletes=None, only=only)
+    meta = stages.meta(
+        "Dry run: planned changes", roster=roster, mapping=mapping, state=state, selection=selection
+    )
     write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
     if Output.terminal:

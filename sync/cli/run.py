@@ -33,6 +33,7 @@ from sync.cli.options import (
     group_endpoints,
     mapping_opt,
     number_opt,
+    only_opt,
     output_opt,
     report_format,
     roster_arg,
@@ -53,7 +54,7 @@ from sync.cli.output import (
     print_rejects,
     write,
 )
-from sync.cli.summaries import print_run_summary
+from sync.cli.summaries import announce_selection, print_run_summary
 from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult
 from sync.plan.safety import SafetyLimits, check_limits
@@ -97,6 +98,7 @@ class RunSettings:
     report: Path | None
     report_format: str | None
     metrics_file: Path | None
+    only: frozenset[str] | None
 
     @property
     def deletes_mode(self) -> DeletesMode:
@@ -209,6 +211,7 @@ class RunSettings:
     default=None,
     help="Run report format (default: from the --report suffix, else md).",
 )
+@only_opt
 @file_opt(
     "--metrics-file",
     help="Write the run's figures here (Prometheus text, for node_exporter's textfile collector; "
@@ -240,10 +243,10 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
     with StateStore.open(settings.state) as store:
         stages.refuse_shrunk(roster_set, store.runs(), accepted=settings.accept_shrunk_roster)
         figures.plan = stages.plan(roster_set, stages.snapshots(store))
-        the_plan = _safe_plan(settings, figures)
+        the_plan, selection = _safe_plan(settings, figures)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
-        execution = _execute(settings, store, run_id, the_plan, user, endpoints, deadline)
+        execution = _execute(settings, store, run_id, selection.send, user, endpoints, deadline)
         outcome = RunResult(
             run_id=run_id,
             plan=the_plan,
@@ -258,7 +261,7 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         if settings.metrics_file is not None:
             figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
-    _finish(settings, outcome, execution, counts)
+    _finish(settings, outcome, execution, counts, selection)
 
 
 def _end_run(
@@ -297,10 +300,9 @@ def _check_budget(settings: RunSettings) -> None:
         _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
 
 
-def _safe_plan(settings: RunSettings, figures: RunFigures) -> Plan:
-    """The plan, its rejected rows shown, once it is within the safety limits (else exit 3)."""
-    from sync.plan.ordering import deletion_operations  # noqa: PLC0415
-
+def _safe_plan(settings: RunSettings, figures: RunFigures) -> tuple[Plan, Any]:
+    """The plan, its rejected rows shown, and what the run sends of it (`stages.select`: `--only`,
+    pause windows), once that is within the safety limits (else exit 3)."""
     the_plan = figures.plan
     assert the_plan is not None
     print_rejects(the_plan)
@@ -310,37 +312,36 @@ def _safe_plan(settings: RunSettings, figures: RunFigures) -> Plan:
         accept_changes=settings.accept_changes,
         accept_deletes=settings.accept_deletes,
     )
-    breaches = check_limits(the_plan, limits, deletes=settings.deletes_mode)
+    selection = stages.select(the_plan, deletes=settings.deletes, only=settings.only)
+    announce_selection(selection, deletes=settings.deletes, only=settings.only)
+    breaches = check_limits(the_plan, limits, deletes=settings.deletes_mode, sent=selection.send)
     if breaches:
         for breach in breaches:
             _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
-        sent = deletion_operations(the_plan.deletions, settings.deletes_mode)
-        figures.held = len(the_plan.operations) + len(sent)  # a breach holds the whole plan
+        figures.held = len(selection.send)  # a breach holds the whole plan
         fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
-    return the_plan
+    return the_plan, selection
 
 
 def _execute(
     settings: RunSettings,
     store: Any,
     run_id: str,
-    the_plan: Plan,
+    operations: list[Any],
     user: Credentials,
     endpoints: tuple[str, str],
     deadline: float | None,
 ) -> Any:
-    """Send the plan's operations (and the deletions `--deletes` allows), until `deadline`
+    """Send `operations` (what `stages.select` lets through of the plan), until `deadline`
     (time.monotonic(); None: no limit); the executor's outcome."""
     from sync.ims.clients import GroupClient, MembershipClient, PersonClient  # noqa: PLC0415
     from sync.ims.deadline import MB  # noqa: PLC0415
     from sync.ims.exchange import Timeouts  # noqa: PLC0415
-    from sync.plan.ordering import deletion_operations  # noqa: PLC0415
     from sync.send.circuit import StopRequest  # noqa: PLC0415
     from sync.send.executor import Executor  # noqa: PLC0415
     from sync.send.policy import ExecutorSettings, RetryPolicy  # noqa: PLC0415
 
     deletes = settings.deletes_mode
-    operations = [*the_plan.operations, *deletion_operations(the_plan.deletions, deletes)]
     stop = StopRequest()
     timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
     clients = connection(
@@ -383,7 +384,9 @@ def _execute(
         ).run(operations)
 
 
-def _finish(settings: RunSettings, outcome: RunResult, execution: Any, counts: dict[str, int]) -> None:
+def _finish(
+    settings: RunSettings, outcome: RunResult, execution: Any, counts: dict[str, int], selection: Any
+) -> None:
     """Write the report and the summary; end with the exit code the outcome calls for."""
     if settings.report is not None:
         from sync.report.render import render_run  # noqa: PLC0415
@@ -394,6 +397,7 @@ def _finish(settings: RunSettings, outcome: RunResult, execution: Any, counts: d
             mapping=settings.mapping,
             state=settings.state,
             endpoint=settings.endpoint,
+            selection=selection,
         )
         fmt = report_format(settings.report, settings.report_format)
         write(render_run(outcome, fmt=fmt, meta=meta), settings.report)  # type: ignore[arg-type]

@@ -7,15 +7,18 @@ and the emulator start fast.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+import click
 
 from sync import __version__
 from sync.cli.options import LISTED_KINDS
 from sync.cli.output import EXIT_USAGE, fail, notice, now_iso
 from sync.models import Plan
 
-__all__ = ["checked", "has_state", "meta", "plan", "read", "refuse_shrunk", "snapshots"]
+__all__ = ["checked", "has_state", "meta", "plan", "read", "refuse_shrunk", "select", "snapshots"]
 
 
 def read(roster_path: Path, mapping_name: str) -> Any:
@@ -69,8 +72,28 @@ def plan(roster: Any, snapshots: Any) -> Plan:
     return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
 
 
-def meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "") -> Any:
-    """What a report says about its run: title, inputs, time, tool version."""
+def select(the_plan: Plan, *, deletes: str, only: frozenset[str] | None) -> Any:
+    """What a run sends of `the_plan` today: `--only` and the config file's pause windows applied."""
+    from sync.models import DeletesMode  # noqa: PLC0415
+    from sync.plan.selection import PauseWindow, active_window, select_operations  # noqa: PLC0415
+
+    rows = click.get_current_context().find_root().meta.get("config_options", {}).get("_pause", [])
+    windows = [PauseWindow(start=start, end=end, allow=frozenset(allow)) for start, end, allow in rows]
+    return select_operations(
+        the_plan.operations,
+        the_plan.deletions,
+        deletes=DeletesMode(deletes),
+        only=only,  # type: ignore[arg-type]  # checked against the operation types by --only
+        window=active_window(windows, date.today()),  # the machine's local date
+    )
+
+
+def meta(
+    title: str, *, roster: Path | None, mapping: str, state: Path, endpoint: str = "", selection: Any = None
+) -> Any:
+    """What a report says about its run: title, inputs, time, tool version, and what `selection`
+    (from `select`) holds back."""
+    from sync.report.ops import held_rows  # noqa: PLC0415
     from sync.report.render import ReportMeta  # noqa: PLC0415
 
     return ReportMeta(
@@ -81,6 +104,8 @@ def meta(title: str, *, roster: Path | None, mapping: str, state: Path, endpoint
         generated_at=now_iso(),
         endpoint=endpoint,
         tool_version=__version__,
+        sending=selection.describe() if selection is not None else "",
+        held=held_rows(selection.held) if selection is not None else (),
     )
 
 

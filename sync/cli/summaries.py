@@ -5,7 +5,7 @@ Written once over the kinds (`sync.models.kinds`) and PlanSummary's per-kind cou
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import click
 
@@ -14,7 +14,7 @@ from sync.cli.output import SHOWN_LINES, Output, notice, rich_table
 from sync.models import Kind, Operation, Outcome, Plan, PlanSummary, RunResult, kind_of
 from sync.models.kinds import PERSON
 
-__all__ = ["plan_counts", "print_run_summary", "summary_line"]
+__all__ = ["announce_selection", "plan_counts", "print_run_summary", "summary_line"]
 
 # (label, PlanSummary count without the kind's prefix): what every kind counts, in this order.
 _CHANGES: Final = (
@@ -128,3 +128,27 @@ def _operation_name(op: Operation) -> str:
     noun = "" if kind is PERSON else kind.ims_name
     name = type(op).__name__
     return f"Change{noun}Identifier" if name == "ChangeIdentifier" else f"{name}{noun}"
+
+
+def announce_selection(selection: Any, *, deletes: str | None, only: frozenset[str] | None) -> None:
+    """Say which operation types a run sends when `--only` or a pause window (`selection`, from
+    `sync.plan.selection`) restricts it, and how many it holds; a `pause_window` event inside a window.
+    `deletes` is the run's `--deletes` (None for a plan, which lists deletion candidates as such)."""
+    held = len(selection.held)
+    if selection.window is not None:
+        window = selection.window
+        notice(
+            "pause_window",
+            f"{window.text()}: this run sends {selection.describe()}; {held} operations held",
+            start=window.start.isoformat(),
+            end=window.end.isoformat(),
+            allow=sorted(window.allow),
+            held=held,
+        )
+    elif selection.restricted:
+        notice("only", f"--only: this run sends {selection.describe()}; {held} operations held", held=held)
+    if only is not None and "delete" in only and deletes == "off":
+        notice(
+            "only_without_deletes",
+            "--only delete: --deletes is off, so no deletions are sent; add --deletes to send them",
+        )

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sync.models import Create, DeletesMode, Plan
+from sync.models import Create, Deactivate, Delete, DeletesMode, Operation, Plan
 from sync.models.kinds import Kind, kind_of
 from sync.models.plans import REPORTED_KINDS
 from sync.plan.ordering import deletion_operations
@@ -66,20 +67,26 @@ def _limit(limits: SafetyLimits, snapshot_size: int) -> int:
     return min(limits.max_count, max(limits.floor, math.ceil(limits.max_share * snapshot_size)))
 
 
-def check_limits(plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMode) -> list[Breach]:
+def check_limits(
+    plan: Plan, limits: SafetyLimits, *, deletes: bool | DeletesMode, sent: Sequence[Operation] | None = None
+) -> list[Breach]:
     """The limits `plan` breaches (empty when it may run).
 
     Persons, groups and memberships are each measured against their own snapshot. Deletions count
     only when the run sends them: all of them under `delete` (or True), memberships only under
     `deactivate` (deactivating is also a removal from the course, and as easy to get wrong in bulk).
+    `sent`, when given, is what the run sends (after `--only` and pause windows): only it is counted.
     """
     mode = (
         deletes if isinstance(deletes, DeletesMode) else (DeletesMode.DELETE if deletes else DeletesMode.OFF)
     )
+    if sent is None:
+        sent = [*plan.operations, *deletion_operations(plan.deletions, mode)]
+    removals = [op for op in sent if isinstance(op, (Delete, Deactivate))]
     # Updates and identifier changes, by kind.
-    changed = Counter(kind_of(op).name for op in plan.operations if not isinstance(op, Create))
+    changed = Counter(kind_of(op).name for op in sent if not isinstance(op, (Create, Delete, Deactivate)))
     # What the run sends of the deletion candidates, by kind.
-    removed = Counter(kind_of(op).name for op in deletion_operations(plan.deletions, mode))
+    removed = Counter(kind_of(op).name for op in removals)
     breaches: list[Breach] = []
     for kind in REPORTED_KINDS:
         size = plan.snapshot_size_of(kind)

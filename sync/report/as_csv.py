@@ -15,6 +15,7 @@ from sync.models import PERSON_FIELDS, DeleteOperation, Operation, Plan, RunResu
 from sync.models.kinds import KINDS, PERSON, kind_of
 from sync.report import ops
 from sync.report.as_json import iso
+from sync.report.meta import HeldRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,10 +108,13 @@ def _person_cells(op: Operation) -> tuple[str, ...]:
     return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
 
 
-def plan_csv_rows(plan: Plan) -> Iterable[tuple[object, ...]]:
-    """The plan CSV's rows: operations, deletion candidates, rejected rows, conflicts."""
+def plan_csv_rows(plan: Plan, held: Sequence[HeldRow] = ()) -> Iterable[tuple[object, ...]]:
+    """The plan CSV's rows: operations (a held one's `reason` says why the run holds it), deletion
+    candidates, rejected rows, conflicts."""
+    reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     for op in plan.operations:
         keys = ops.op_keys(op)
+        reason = reasons.get((*ops.describe(op), keys["syncKey"]), "")
         yield (
             ops.describe(op)[0],
             op.sync_key,
@@ -119,7 +123,7 @@ def plan_csv_rows(plan: Plan) -> Iterable[tuple[object, ...]]:
             ops.identity_of(op),
             *_person_cells(op),
             ops.changes_text(ops.changes_of(op)),
-            *("",) * len(_SET_ASIDE_CSV_COLUMNS),
+            *(reason if column == "reason" else "" for column in _SET_ASIDE_CSV_COLUMNS),
             *_object_cells(op),
         )
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
@@ -179,8 +183,9 @@ RUN_CSV_HEADER: Final = (
 _UNSENT_OUTCOME: Final = "not sent"
 
 
-def run_csv_rows(result: RunResult) -> Iterable[tuple[object, ...]]:
-    """The run CSV's rows: every result, then unsent deletion candidates, rejected rows, conflicts."""
+def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tuple[object, ...]]:
+    """The run CSV's rows: every result, then the held operations (outcome `held`, with their reason),
+    unsent deletion candidates, rejected rows, conflicts."""
     for r in result.results:
         keys = ops.op_keys(r.operation)
         status = r.status
@@ -207,6 +212,9 @@ def run_csv_rows(result: RunResult) -> Iterable[tuple[object, ...]]:
             "",
             "",
         )
+    for row in held:
+        held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}
+        yield _csv_row(RUN_CSV_HEADER, held_cells | {"outcome": "held"})
     for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result), result.plan):
         if cells["kind"] == "delete":
             cells["outcome"] = _UNSENT_OUTCOME

@@ -7,12 +7,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["FORMATS", "MAX_TABLE_ROWS", "Format", "ReportMeta", "check_format", "meta_items", "safe_endpoint"]
+__all__ = [
+    "FORMATS",
+    "MAX_TABLE_ROWS",
+    "Format",
+    "HeldRow",
+    "ReportMeta",
+    "check_format",
+    "meta_items",
+    "safe_endpoint",
+]
 
 Format: TypeAlias = Literal["json", "csv", "md", "html"]
+
+
+class HeldRow(NamedTuple):
+    """An operation a run does not send (`--only`, a pause window), as reports show it (`ops.held_rows`)."""
+
+    operation: str  # the tables' label ("Update person")
+    op: str  # its type, as the JSON and CSV name it ("update")
+    object: str  # its kind of object ("person")
+    sync_key: str
+    reason: str
+
 
 #: Every format the renderers accept, for CLI choices.
 FORMATS: Final[tuple[Format, ...]] = ("json", "csv", "md", "html")
@@ -36,9 +56,18 @@ class ReportMeta:
     generated_at: str
     endpoint: str = ""
     tool_version: str
+    sending: str = ""  # which operation types the run sends, when not all (`--only`, a pause window)
+    held: tuple[HeldRow, ...] = ()  # what the run holds back, and why
 
-    def as_dict(self) -> dict[str, str]:
-        """The meta under the names the JSON reports use (endpoint sanitised)."""
+    def as_dict(self) -> dict[str, object]:
+        """The meta under the names the JSON reports use (endpoint sanitised); `sending` and `held`
+        only when the run sends less than the plan."""
+        restricted: dict[str, object] = {"sending": self.sending} if self.sending else {}
+        if self.held:
+            restricted["held"] = [
+                {"op": row.op, "object": row.object, "syncKey": row.sync_key, "reason": row.reason}
+                for row in self.held
+            ]
         return {
             "title": self.title,
             "roster": self.roster,
@@ -47,7 +76,7 @@ class ReportMeta:
             "generatedAt": self.generated_at,
             "endpoint": safe_endpoint(self.endpoint),
             "toolVersion": self.tool_version,
-        }
+        } | restricted
 
 
 def safe_endpoint(url: str) -> str:
@@ -73,6 +102,7 @@ def meta_items(meta: ReportMeta, extra: Sequence[tuple[str, str]]) -> list[tuple
         ("Mapping", meta.mapping),
         ("State", meta.state),
         ("Endpoint", safe_endpoint(meta.endpoint)),
+        ("Sending", meta.sending),
         *extra,
         ("Generated", meta.generated_at),
         ("Tool version", meta.tool_version),

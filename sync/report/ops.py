@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sync.models import (
     Delete,
@@ -20,6 +20,10 @@ from sync.models import (
     Status,
 )
 from sync.models.kinds import KINDS, PERSON, KindName, OperationType, kind_of, operation_type
+from sync.report.meta import HeldRow
+
+if TYPE_CHECKING:
+    from sync.plan.selection import Held
 
 __all__ = [
     "FIELD_LABELS",
@@ -30,6 +34,7 @@ __all__ = [
     "changes_text",
     "code_minor_text",
     "describe",
+    "held_rows",
     "identity_of",
     "op_keys",
     "reason_of",
@@ -113,6 +118,16 @@ def op_keys(op: Operation) -> dict[str, str]:
         old_id: str = getattr(op, "old_id", "")
         return {"syncKey": new_id, "oldId": old_id, "newId": new_id}
     return {"syncKey": op.sync_key}
+
+
+def held_rows(held: Iterable[Held]) -> tuple[HeldRow, ...]:
+    """The operations a run holds back (`--only`, a pause window) as the reports show them."""
+    rows = []
+    for h in held:
+        name, kind = describe(h.operation)
+        label = PERSON_LABELS[name] if kind == PERSON.name else OP_LABELS[name, kind]
+        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason))
+    return tuple(rows)
 
 
 def changes_of(op: Operation) -> tuple[FieldChange, ...]:

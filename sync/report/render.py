@@ -32,7 +32,7 @@ from sync.report.as_csv import (
 from sync.report.as_html import render_html
 from sync.report.as_json import iso, plan_to_dict, reconcile_to_dict, run_to_dict, to_json
 from sync.report.as_markdown import render_md
-from sync.report.meta import FORMATS, MAX_TABLE_ROWS, Format, ReportMeta, check_format
+from sync.report.meta import FORMATS, MAX_TABLE_ROWS, Format, HeldRow, ReportMeta, check_format
 from sync.report.sections import Page, plan_page, run_page
 from sync.state.reconcile import reconcile_summary
 
@@ -64,7 +64,7 @@ class _Renderers(Generic[_S]):
 
     data: Callable[..., dict[str, object]]  # (subject, meta=...) -> the JSON shape
     csv_header: tuple[str, ...]
-    csv_rows: Callable[[_S], Iterable[tuple[object, ...]]]
+    csv_rows: Callable[[_S, Sequence[HeldRow]], Iterable[tuple[object, ...]]]
     page: Callable[[_S, ReportMeta, int], Page]
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
@@ -73,7 +73,7 @@ class _Renderers(Generic[_S]):
         if fmt == "json":
             return to_json(self.data(subject, meta=meta))
         if fmt == "csv":
-            return write_csv(self.csv_header, self.csv_rows(subject))
+            return write_csv(self.csv_header, self.csv_rows(subject, meta.held))
         page = self.page(subject, meta, max_rows)
         return render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
 

@@ -302,11 +302,29 @@ def _set_aside_sections(plan: Plan, max_rows: int) -> list[Section]:
     ]
 
 
+def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
+    """The operations the run holds back (`--only`, a pause window), when it holds any."""
+    if not meta.held:
+        return []
+    return [
+        _section(
+            meta.held,
+            lambda row: (row.operation, row.sync_key, row.reason),
+            max_rows,
+            anchor="held",
+            heading="Held",
+            hint=f"Not sent by this run ({meta.sending}); a run without the restriction sends them.",
+            header=("Operation", "Sync key", "Reason"),
+        )
+    ]
+
+
 def plan_page(plan: Plan, meta: ReportMeta, max_rows: int) -> Page:
     """A plan's page: its tables in the order a run sends them; group and membership tables only when
     the plan deals with groups or memberships."""
     kinds = _kinds_shown(plan)
     sections = [
+        *_held_sections(meta, max_rows),
         *(section for kind in kinds for section in _change_sections(kind, plan.operations, max_rows)),
         *_deletion_sections(plan.deletions, max_rows, kinds=kinds, not_sent=False),
         *_set_aside_sections(plan, max_rows),
@@ -368,7 +386,7 @@ def _results_section(
     )
 
 
-def _run_sections(result: RunResult, max_rows: int) -> list[Section]:
+def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Section]:
     mixed = _mixed(result.plan)
     return [
         _results_section(
@@ -388,6 +406,7 @@ def _run_sections(result: RunResult, max_rows: int) -> list[Section]:
             heading="Confirmed",
             hint="itslearning confirmed these; the snapshot records them.",
         ),
+        *_held_sections(meta, max_rows),
         *_set_aside_sections(result.plan, max_rows),
         *_deletion_sections(
             unsent_deletions(result), max_rows, kinds=_kinds_shown(result.plan), not_sent=True
@@ -400,7 +419,7 @@ def run_page(result: RunResult, meta: ReportMeta, max_rows: int) -> Page:
     return Page(
         meta=meta,
         counts=[(o.value.capitalize(), result.count(o), _OUTCOME_COLOURS[o]) for o in Outcome],
-        sections=_run_sections(result, max_rows),
+        sections=_run_sections(result, meta, max_rows),
         extra_meta=(
             ("Run id", result.run_id),
             ("Started", result.started_at),
