@@ -73,10 +73,14 @@ def fixture_exchange_log(request: pytest.FixtureRequest) -> Iterator[ExchangeLog
 def fixture_emulator_factory(
     tls_material: TlsMaterial, exchange_log: ExchangeLog
 ) -> Iterator[Callable[..., Emulator]]:
-    """`emulator_factory(**config_overrides)` starts an emulator (lenient by default); stopped at teardown."""
+    """`emulator_factory(**config_overrides)` starts an emulator (lenient by default); stopped at teardown.
+
+    `make` builds the server from its config: an Emulator, or a subclass that misbehaves
+    (tests/misbehaving.py).
+    """
     started: list[Emulator] = []
 
-    def factory(**overrides: Any) -> Emulator:
+    def factory(*, make: Callable[[EmulatorConfig], Emulator] = Emulator, **overrides: Any) -> Emulator:
         options: dict[str, Any] = {
             "username": USERNAME,
             "password": PASSWORD,
@@ -84,7 +88,7 @@ def fixture_emulator_factory(
             "tls_key": tls_material.key,
         }
         options.update(overrides)
-        emulator = Emulator(EmulatorConfig(**options))
+        emulator = make(EmulatorConfig(**options))
         emulator.on_exchange = exchange_log
         emulator.start()
         started.append(emulator)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,8 +16,7 @@ import pytest
 from sync.cli.app import main
 from sync.cli.options import DURATION
 from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from sync.emulator import Emulator, EmulatorConfig
-from sync.emulator.tls import TlsMaterial
+from sync.emulator import Emulator
 from sync.errors import TransientError
 from sync.ims.clients import PersonClient
 from sync.ims.exchange import Timeouts
@@ -26,7 +25,7 @@ from sync.send.circuit import Halt, StopRequest
 from sync.send.policy import judge_failure
 from sync.state.store import StateStore
 from tests.checks import duplicates, journal_problems, person_row, run_args, set_credentials, write_roster
-from tests.conftest import PASSWORD, USERNAME, ExchangeLog
+from tests.conftest import PASSWORD, USERNAME
 from tests.executing import person
 from tests.misbehaving import GIVE_UP, Misbehaving
 
@@ -40,25 +39,15 @@ TIMEOUTS: Final = ("--connect-timeout", str(CONNECT), "--read-timeout", str(READ
 
 
 @pytest.fixture(name="misbehaving")
-def fixture_misbehaving(
-    tls_material: TlsMaterial, exchange_log: ExchangeLog
-) -> Iterator[Callable[[str], Misbehaving]]:
+def fixture_misbehaving(emulator_factory: Callable[..., Emulator]) -> Callable[[str], Misbehaving]:
     """`misbehaving(mode)` starts an emulator that delivers its answers in `mode`; stopped at teardown."""
-    started: list[Misbehaving] = []
 
     def start(mode: str) -> Misbehaving:
-        config = EmulatorConfig(
-            username=USERNAME, password=PASSWORD, tls_cert=tls_material.cert, tls_key=tls_material.key
-        )
-        server = Misbehaving(config, mode)
-        server.on_exchange = exchange_log
-        server.start()
-        started.append(server)
+        server = emulator_factory(make=lambda config: Misbehaving(config, mode))
+        assert isinstance(server, Misbehaving)
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 @pytest.fixture(name="cli")
