@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,6 +125,41 @@ class TestReviewedPlan:
         )
         assert code == EXIT_USAGE
         assert "setting deletes was off, is now delete" in err
+        assert len(emulator.history()) == seen
+
+    def test_a_plan_is_refused_when_the_mapping_changed(
+        self, emulator: Emulator, tmp_path: Path, cli: Command
+    ) -> None:
+        """A comment added to the mapping file after the review: refused, the mapping named."""
+        roster = _synced(cli, emulator, tmp_path)
+        mapping = tmp_path / "mine.toml"
+        mapping.write_bytes((Path(__file__).parents[1] / "mappings" / "oneroster-users.toml").read_bytes())
+        _plan(cli, emulator, roster, tmp_path / "plan.json", "-m", str(mapping))
+        mapping.write_bytes(mapping.read_bytes() + b"# reviewed\n")
+        seen = len(emulator.history())
+        code, _, err = cli(emulator, "run", roster, "-m", str(mapping), "--plan", str(tmp_path / "plan.json"))
+        assert code == EXIT_USAGE
+        assert "the mapping changed" in err
+        assert "roster file" not in err
+        assert len(emulator.history()) == seen
+
+    def test_a_oneroster_folder_plan_runs_and_a_changed_class_file_is_named(
+        self, emulator: Emulator, tmp_path: Path, cli: Command
+    ) -> None:
+        """A set mapping's folder: the reviewed plan runs; one byte more in classes.csv names that file."""
+        folder = tmp_path / "oneroster"
+        shutil.copytree(Path(__file__).parents[1] / "samples" / "oneroster", folder)
+        _plan(cli, emulator, folder, tmp_path / "plan.json", "-m", "oneroster")
+        code, _, err = cli(emulator, "run", folder, "-m", "oneroster", "--plan", str(tmp_path / "plan.json"))
+        assert code == EXIT_OK, err
+        assert emulator.groups()
+        _plan(cli, emulator, folder, tmp_path / "plan.json", "-m", "oneroster")
+        (folder / "classes.csv").write_bytes((folder / "classes.csv").read_bytes() + b"\n")
+        seen = len(emulator.history())
+        code, _, err = cli(emulator, "run", folder, "-m", "oneroster", "--plan", str(tmp_path / "plan.json"))
+        assert code == EXIT_USAGE
+        assert "roster file classes.csv changed" in err
+        assert "users.csv" not in err
         assert len(emulator.history()) == seen
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from sync.cli.output import EXIT_SAFETY, EXIT_USAGE, fail, notice
-from sync.plan.fingerprint import Fingerprint, differences, fingerprint
+from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint
 
 __all__ = ["approve_opt", "check_approved", "check_reviewed", "of_plan", "plan_file_opt", "snapshot_state"]
 
@@ -61,7 +61,6 @@ def of_plan(
 ) -> Fingerprint:
     """The fingerprint of `the_plan`, made from `roster` (a RosterSet) through `mapping` against a
     snapshot in state `snapshot` (None: no state yet), with these settings."""
-    from sync.read.mapping import builtin_mappings  # noqa: PLC0415
     from sync.report.as_json import operation_texts  # noqa: PLC0415
 
     files = {
@@ -70,7 +69,6 @@ def of_plan(
         if part is not None
         for file in part.rows
     }
-    mapping_file = builtin_mappings().get(mapping, Path(mapping))
     settings = {
         "deletes": deletes,
         "max_change_share": f"{max_share:g}",
@@ -79,11 +77,25 @@ def of_plan(
     }
     return fingerprint(
         roster_files=files,
-        mapping=Path(mapping_file).read_bytes(),
+        mapping=_mapping_bytes(mapping),
         snapshot=snapshot,
         settings=settings,
         operations=operation_texts(the_plan),
     )
+
+
+def _mapping_bytes(mapping: str) -> bytes:
+    """What the fingerprint hashes of a mapping: each file's name and SHA-256, the mapping's own file
+    (a built-in's too) and, for a set mapping, each mapping it names, in the set's order."""
+    from sync.read.mapping import SetMapping, load_any_mapping  # noqa: PLC0415
+
+    loaded = load_any_mapping(mapping)
+    sources = [loaded.source]
+    if isinstance(loaded, SetMapping):
+        sources += [entry.mapping.source for entry in loaded.entries]
+    return "".join(
+        f"{Path(source).name}\t{digest(Path(source).read_bytes())}\n" for source in dict.fromkeys(sources)
+    ).encode()
 
 
 def check_reviewed(plan_file: Path, now: Fingerprint) -> None:

@@ -4,7 +4,8 @@ sends exactly the plan that was reviewed (`run --plan`) or the breaches that wer
 The parts, in this order, each one `name<TAB>value` line of the hashed text:
 
 1. `roster:<file name>`: the SHA-256 of each roster file's bytes, sorted by file name;
-2. `mapping`: the SHA-256 of the mapping file's bytes (a built-in's own file);
+2. `mapping`: the SHA-256 of the mapping's files (its own, a built-in's too, and those a set mapping
+   names: each file's name and SHA-256, one line each);
 3. `snapshot`: the SHA-256 of the snapshot's state (the generation counters and nonces that every
    change to the persons and memberships tables advances, and the groups' content); "" without state;
 4. `setting:<name>`: each setting that shapes what a run sends (`deletes`, `max_change_share`,
@@ -44,8 +45,8 @@ def fingerprint(
     settings: Mapping[str, object],
     operations: Iterable[str],
 ) -> Fingerprint:
-    """The fingerprint of a plan: `roster_files` by name, the `mapping` file's bytes, the `snapshot`'s
-    state (None: no state yet), the `settings` and the `operations` (one text per operation)."""
+    """The fingerprint of a plan: `roster_files` by name, the `mapping`'s files (as the CLI lists them),
+    the `snapshot`'s state (None: no state yet), the `settings` and the `operations` (one text each)."""
     parts = {f"roster:{name}": digest(roster_files[name]) for name in sorted(roster_files)}
     parts["mapping"] = digest(mapping)
     parts["snapshot"] = "" if snapshot is None else digest(snapshot)
