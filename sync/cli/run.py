@@ -233,11 +233,14 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         stages.refuse_shrunk(roster_set, store.runs(), accepted=settings.accept_shrunk_roster)
         snapshots = stages.snapshots(store)
         figures.plan = stages.plan(roster_set, snapshots)
-        state = None if fresh else approval.snapshot_state(store, snapshots)
         made = figures.plan
-        the_plan, selection = _safe_plan(
-            settings, figures, functools.cache(lambda: _fingerprint(settings, roster_set, state, made))
-        )
+
+        @functools.cache
+        def fingerprint() -> Fingerprint:  # made only for --plan, --approve or a breach
+            state = None if fresh else approval.snapshot_state(store, snapshots)
+            return _fingerprint(settings, roster_set, state, made)
+
+        the_plan, selection = _safe_plan(settings, figures, fingerprint)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
         execution = _execute(settings, store, run_id, selection.send, user, endpoints, deadline)
