@@ -17,7 +17,7 @@ import click
 from sync.cli.config import OPERATION_NAMES, Credentials, load_config_file, load_credentials
 from sync.cli.output import EXIT_USAGE, fail
 from sync.errors import ConfigError
-from sync.models import KINDS, Kind
+from sync.models import KINDS, DeletesMode, Kind
 from sync.models.kinds import GROUP, MEMBERSHIP
 from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG, MAX_LOSS
 
@@ -28,9 +28,11 @@ __all__ = [
     "accept_shrunk_opt",
     "connection",
     "credentials",
+    "deletes_opt",
     "file_opt",
     "group_endpoint_opts",
     "group_endpoints",
+    "limit_opts",
     "load_config",
     "mapping_opt",
     "number_opt",
@@ -247,3 +249,33 @@ LISTED_KINDS: Final[tuple[Kind, ...]] = (
     *(kind for kind in KINDS if not kind.summary_prefix),
     *(kind for kind in KINDS if kind.summary_prefix),
 )
+
+
+deletes_opt = click.option(
+    "--deletes",
+    type=click.Choice([m.value for m in DeletesMode]),
+    default=DeletesMode.OFF.value,
+    is_flag=False,
+    flag_value=DeletesMode.DELETE.value,
+    show_default=True,
+    help="What to do with what left the roster. off: only list it; deactivate: memberships set "
+    "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
+)
+_max_share_opt = number_opt(
+    "--max-change-share",
+    click.FloatRange(0, 1),
+    0.10,
+    "Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
+)
+_max_count_opt = number_opt(
+    "--max-change-count",
+    click.IntRange(0),
+    500,
+    "Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
+    "or deleted in one run, whatever the share.",
+)
+
+
+def limit_opts(command: _F) -> _F:
+    """`--max-change-share`, `--max-change-count`: the safety limits (they shape what a run sends)."""
+    return _max_share_opt(_max_count_opt(command))

@@ -5,16 +5,19 @@ Imports the pipeline's stages lazily (through `sync.cli.stages` and inside the c
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 import structlog
 
-from sync.cli import stages
+from sync.cli import approval, stages
 from sync.cli.options import (
     LISTED_KINDS,
     REPORT_FORMATS,
     accept_shrunk_opt,
+    deletes_opt,
+    limit_opts,
     mapping_opt,
     only_opt,
     output_opt,
@@ -69,6 +72,8 @@ def validate(roster: Path, mapping: str) -> None:
 @output_opt("Report file (default: standard output).")
 @accept_shrunk_opt
 @only_opt
+@deletes_opt
+@limit_opts
 def plan(
     roster: Path,
     mapping: str,
@@ -77,32 +82,61 @@ def plan(
     output: Path | None,
     accept_shrunk_roster: bool,
     only: frozenset[str] | None,
+    deletes: str,
+    max_change_share: float,
+    max_change_count: int,
 ) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state.
 
     With --only or inside a config file's pause window, the report says which operation types the run
     sends and lists the others as held (deletion candidates stay listed as such).
+
+    The plan's fingerprint (printed; in a JSON plan with the parts it hashes) covers the roster files,
+    the mapping, the snapshot's state, --deletes, the safety limits, --only and the operations:
+    `run --plan` and `run --approve` send only the plan that has it.
     """
     from sync.plan.diff import Snapshots  # noqa: PLC0415
     from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
 
     result = stages.read(roster, mapping)
+    snapshot_state = None
     if stages.has_state(state):
         with StateStore.open(state, exclusive=False) as store:
             stages.refuse_shrunk(result, store.runs(), accepted=accept_shrunk_roster)
             snapshots = stages.snapshots(store)
+            snapshot_state = approval.snapshot_state(store, snapshots)
     else:
         stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
+    fingerprint = approval.of_plan(
+        result,
+        mapping,
+        snapshot_state,
+        the_plan,
+        deletes=deletes,
+        max_share=max_change_share,
+        max_count=max_change_count,
+        only=only,
+    )
     selection = stages.select(the_plan, deletes="off", only=only)
     announce_selection(selection, deletes=None, only=only)
-    meta = stages.meta(
-        "Dry run: planned changes", roster=roster, mapping=mapping, state=state, selection=selection
+    meta = dataclasses.replace(
+        stages.meta(
+            "Dry run: planned changes", roster=roster, mapping=mapping, state=state, selection=selection
+        ),
+        fingerprint=fingerprint.value,
+        fingerprint_parts=tuple(fingerprint.parts.items()),
     )
     write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
-    _log.info("plan", roster=str(roster), **the_plan.summary.as_dict())
+    _log.info("plan", roster=str(roster), fingerprint=fingerprint.value, **the_plan.summary.as_dict())
+    if not Output.json:  # (under JSON logs, the plan event carries it)
+        click.echo(
+            f"plan fingerprint {fingerprint.value} (send exactly this plan with `run --plan` on its JSON, "
+            f"or with --approve {fingerprint.value} when it breaches a safety limit)",
+            err=True,
+        )
     if Output.terminal:
         rich_table("Dry run", ("Kind", "Count"), [(k, f"{n:,}") for k, n in plan_counts(the_plan)])
     elif output is not None and not Output.json:

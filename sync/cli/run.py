@@ -6,6 +6,7 @@ command, so other commands start without them.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import structlog
 
-from sync.cli import stages
+from sync.cli import approval, stages
+from sync.cli.approval import approve_opt, plan_file_opt
 from sync.cli.config import Credentials
 from sync.cli.options import (
     DURATION,
@@ -28,9 +30,11 @@ from sync.cli.options import (
     accept_shrunk_opt,
     connection,
     credentials,
+    deletes_opt,
     file_opt,
     group_endpoint_opts,
     group_endpoints,
+    limit_opts,
     mapping_opt,
     number_opt,
     only_opt,
@@ -57,6 +61,7 @@ from sync.cli.output import (
 from sync.cli.summaries import announce_selection, print_run_summary
 from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult
+from sync.plan.fingerprint import Fingerprint
 from sync.plan.safety import SafetyLimits, check_limits
 
 if TYPE_CHECKING:
@@ -99,6 +104,8 @@ class RunSettings:
     report_format: str | None
     metrics_file: Path | None
     only: frozenset[str] | None
+    plan_file: Path | None
+    approve: str | None
 
     @property
     def deletes_mode(self) -> DeletesMode:
@@ -167,30 +174,9 @@ class RunSettings:
     20,
     "Consecutive transient failures after which the run stops (exit 4).",
 )
-@click.option(
-    "--deletes",
-    type=click.Choice([m.value for m in DeletesMode]),
-    default=DeletesMode.OFF.value,
-    is_flag=False,
-    flag_value=DeletesMode.DELETE.value,
-    show_default=True,
-    help="What to do with what left the roster. off: only list it; deactivate: memberships set "
-    "inactive, persons and groups kept; delete (also bare --deletes): memberships, groups, persons deleted.",
-)
+@deletes_opt
 @group_endpoint_opts
-@number_opt(
-    "--max-change-share",
-    click.FloatRange(0, 1),
-    0.10,
-    "Safety limit: share of the snapshot a run may update, re-identify or delete (exit 3 above it).",
-)
-@number_opt(
-    "--max-change-count",
-    click.IntRange(0),
-    500,
-    "Safety limit: at most this many persons, groups or memberships (each kind on its own) changed "
-    "or deleted in one run, whatever the share.",
-)
+@limit_opts
 @click.option(
     "--accept-changes",
     type=click.IntRange(0),
@@ -212,6 +198,8 @@ class RunSettings:
     help="Run report format (default: from the --report suffix, else md).",
 )
 @only_opt
+@plan_file_opt
+@approve_opt
 @file_opt(
     "--metrics-file",
     help="Write the run's figures here (Prometheus text, for node_exporter's textfile collector; "
@@ -240,10 +228,19 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         needs_mms=roster_set.memberships is not None,
     )
     started = now_iso()
+    fresh = not stages.has_state(settings.state)
     with StateStore.open(settings.state) as store:
         stages.refuse_shrunk(roster_set, store.runs(), accepted=settings.accept_shrunk_roster)
-        figures.plan = stages.plan(roster_set, stages.snapshots(store))
-        the_plan, selection = _safe_plan(settings, figures)
+        snapshots = stages.snapshots(store)
+        figures.plan = stages.plan(roster_set, snapshots)
+        made = figures.plan
+
+        @functools.cache
+        def fingerprint() -> Fingerprint:  # made only for --plan, --approve or a breach
+            state = None if fresh else approval.snapshot_state(store, snapshots)
+            return _fingerprint(settings, roster_set, state, made)
+
+        the_plan, selection = _safe_plan(settings, figures, fingerprint)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
         execution = _execute(settings, store, run_id, selection.send, user, endpoints, deadline)
@@ -300,12 +297,32 @@ def _check_budget(settings: RunSettings) -> None:
         _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
 
 
-def _safe_plan(settings: RunSettings, figures: RunFigures) -> tuple[Plan, Any]:
+def _fingerprint(settings: RunSettings, roster_set: Any, state: bytes | None, the_plan: Plan) -> Fingerprint:
+    """The fingerprint of the plan this run made (as `plan` makes it with the same settings)."""
+    return approval.of_plan(
+        roster_set,
+        settings.mapping,
+        state,
+        the_plan,
+        deletes=settings.deletes,
+        max_share=settings.max_change_share,
+        max_count=settings.max_change_count,
+        only=settings.only,
+    )
+
+
+def _safe_plan(
+    settings: RunSettings, figures: RunFigures, fingerprint_of: Callable[[], Fingerprint]
+) -> tuple[Plan, Any]:
     """The plan, its rejected rows shown, and what the run sends of it (`stages.select`: `--only`,
-    pause windows), once that is within the safety limits (else exit 3)."""
+    pause windows), once it is the reviewed one (`--plan`, else exit 2) and within the safety limits
+    or approved (`--approve`; else exit 3). `fingerprint_of` makes the plan's fingerprint, when needed."""
     the_plan = figures.plan
     assert the_plan is not None
     print_rejects(the_plan)
+    fingerprint = fingerprint_of() if settings.plan_file or settings.approve else None
+    if settings.plan_file is not None and fingerprint is not None:
+        approval.check_reviewed(settings.plan_file, fingerprint)
     limits = SafetyLimits(
         max_share=settings.max_change_share,
         max_count=settings.max_change_count,
@@ -315,11 +332,16 @@ def _safe_plan(settings: RunSettings, figures: RunFigures) -> tuple[Plan, Any]:
     selection = stages.select(the_plan, deletes=settings.deletes, only=settings.only)
     announce_selection(selection, deletes=settings.deletes, only=settings.only)
     breaches = check_limits(the_plan, limits, deletes=settings.deletes_mode, sent=selection.send)
+    if fingerprint is not None and approval.check_approved(settings.approve, fingerprint, breaches):
+        return the_plan, selection
     if breaches:
         for breach in breaches:
             _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
         figures.held = len(selection.send)  # a breach holds the whole plan
-        fail(EXIT_SAFETY, "\n".join(f"safety limit: {b.message()}" for b in breaches))
+        value = fingerprint_of().value
+        lines = [f"safety limit: {b.message()}" for b in breaches]
+        lines.append(f"plan fingerprint {value}: to send exactly this plan, add --approve {value}")
+        fail(EXIT_SAFETY, "\n".join(lines))
     return the_plan, selection
 
 

@@ -6,7 +6,7 @@ Pure: imports the models and the report's own operation helpers; writes no file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -18,7 +18,7 @@ from sync.report.meta import ReportMeta
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
 
-__all__ = ["iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
+__all__ = ["iso", "operation_texts", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
 
 #: One encoder for every JSON item (json.dumps builds a new one per call).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False)
@@ -77,9 +77,10 @@ def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, obj
 
     Args:
         plan: the plan to describe.
-        meta: the report context; `"meta"` is `{}` without it.
+        meta: the report context; `"meta"` is `{}` without it. A meta with a fingerprint adds
+            `"fingerprint"` and `"fingerprintParts"` (sync.plan.fingerprint) at the end.
     """
-    return {
+    out: dict[str, object] = {
         "summary": plan.summary.as_dict(),
         "operations": [_operation_dict(op) for op in plan.operations],
         "rejects": [_reject_dict(r) for r in plan.rejects],
@@ -87,6 +88,16 @@ def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, obj
         "deletions": [_operation_dict(d) for d in plan.deletions],
         "meta": meta.as_dict() if meta is not None else {},
     }
+    if meta is not None and meta.fingerprint:
+        out["fingerprint"] = meta.fingerprint
+        out["fingerprintParts"] = dict(meta.fingerprint_parts)
+    return out
+
+
+def operation_texts(plan: Plan) -> Iterator[str]:
+    """Each operation, then each deletion candidate, as its JSON item (what a plan's fingerprint hashes)."""
+    for op in (*plan.operations, *plan.deletions):
+        yield _JSON.encode(_operation_dict(op))
 
 
 def _code_minor_list(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:

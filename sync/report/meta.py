@@ -58,6 +58,8 @@ class ReportMeta:
     tool_version: str
     sending: str = ""  # which operation types the run sends, when not all (`--only`, a pause window)
     held: tuple[HeldRow, ...] = ()  # what the run holds back, and why
+    fingerprint: str = ""  # a plan's fingerprint (sync.plan.fingerprint); "" for none
+    fingerprint_parts: tuple[tuple[str, str], ...] = ()  # what it was hashed from, in order
 
     def as_dict(self) -> dict[str, object]:
         """The meta under the names the JSON reports use (endpoint sanitised); `sending` and `held`

@@ -222,9 +222,10 @@ class StateStore:
         with self._reading("reading the snapshot generation") as connection:
             return generation_stamps(connection)
 
+    generation = _stamps  # public: any change advances it; an approved plan's fingerprint hashes it
+
     def refresh_cache(self) -> bool:
-        """Rewrite each Arrow cache (persons, memberships) that does not match the database; True when
-        one was rewritten.
+        """Rewrite each Arrow cache (persons, memberships) unlike the database; True when one was.
 
         Raises:
             StateError: the database cannot be read.

@@ -1,0 +1,84 @@
+"""A plan's fingerprint: one SHA-256 over what the plan was made from and what it holds, so that a run
+sends exactly the plan that was reviewed (`run --plan`) or the breaches that were approved (`--approve`).
+
+The parts, in this order, each one `name<TAB>value` line of the hashed text:
+
+1. `roster:<file name>`: the SHA-256 of each roster file's bytes, sorted by file name;
+2. `mapping`: the SHA-256 of the mapping's files (its own, a built-in's too, and those a set mapping
+   names: each file's name and SHA-256, one line each);
+3. `snapshot`: the SHA-256 of the snapshot's state (the generation counters and nonces that every
+   change to the persons and memberships tables advances, and the groups' content); "" without state;
+4. `setting:<name>`: each setting that shapes what a run sends (`deletes`, `max_change_share`,
+   `max_change_count`, `only`), as its value;
+5. `operations`: the SHA-256 of the plan's operations and deletion candidates (their JSON items).
+
+Pure: imports no I/O; the CLI gathers the bytes and values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["Fingerprint", "differences", "digest", "fingerprint"]
+
+
+def digest(data: bytes) -> str:
+    """The SHA-256 of `data`, in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fingerprint:
+    """The fingerprint (`value`) and the parts it was hashed from, in order (name -> value)."""
+
+    value: str
+    parts: dict[str, str]
+
+
+def fingerprint(
+    *,
+    roster_files: Mapping[str, bytes],
+    mapping: bytes,
+    snapshot: bytes | None,
+    settings: Mapping[str, object],
+    operations: Iterable[str],
+) -> Fingerprint:
+    """The fingerprint of a plan: `roster_files` by name, the `mapping`'s files (as the CLI lists them),
+    the `snapshot`'s state (None: no state yet), the `settings` and the `operations` (one text each)."""
+    parts = {f"roster:{name}": digest(roster_files[name]) for name in sorted(roster_files)}
+    parts["mapping"] = digest(mapping)
+    parts["snapshot"] = "" if snapshot is None else digest(snapshot)
+    parts |= {f"setting:{name}": str(value) for name, value in settings.items()}
+    parts["operations"] = digest("\n".join(operations).encode())
+    text = "".join(f"{name}\t{value}\n" for name, value in parts.items())
+    return Fingerprint(value=digest(text.encode()), parts=parts)
+
+
+def differences(reviewed: Mapping[str, object], now: Fingerprint) -> list[str]:
+    """What differs between a reviewed plan's parts and `now`'s, in plain words (empty: none)."""
+    said: list[str] = []
+    for name in sorted(set(reviewed) | set(now.parts), key=_order):
+        before, after = reviewed.get(name), now.parts.get(name)
+        if before == after:
+            continue
+        kind, _, what = name.partition(":")
+        if kind == "roster":
+            state = "is new" if before is None else "is gone" if after is None else "changed"
+            said.append(f"roster file {what} {state}")
+        elif kind == "setting":
+            said.append(f"setting {what} was {before}, is now {after}")
+        elif name == "snapshot":
+            said.append("the snapshot moved on (a run or adopt changed it since the plan)")
+        elif name == "mapping":
+            said.append("the mapping changed")
+        elif name == "operations":
+            said.append("the planned operations differ")
+    return said
+
+
+def _order(name: str) -> tuple[int, str]:
+    kinds = ("roster", "mapping", "snapshot", "setting", "operations")
+    kind = name.partition(":")[0]
+    return (kinds.index(kind) if kind in kinds else len(kinds), name)
