@@ -61,8 +61,6 @@ def of_plan(
 ) -> Fingerprint:
     """The fingerprint of `the_plan`, made from `roster` (a RosterSet) through `mapping` against a
     snapshot in state `snapshot` (None: no state yet), with these settings."""
-    from sync.report.as_json import operation_texts  # noqa: PLC0415
-
     files = {
         Path(file).name: Path(file).read_bytes()
         for part in (roster.persons, roster.groups, roster.memberships)
@@ -80,7 +78,9 @@ def of_plan(
         mapping=_mapping_bytes(mapping),
         snapshot=snapshot,
         settings=settings,
-        operations=operation_texts(the_plan),
+        # Each operation's repr: its type and every field (a password is left out of it), ~4x cheaper
+        # than its JSON item on a first night.
+        operations=map(repr, (*the_plan.operations, *the_plan.deletions)),
     )
 
 

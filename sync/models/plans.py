@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Final
 
-from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of, operation_type
+from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
 from sync.models.operations import ChangeOperation, DeleteOperation
 
 __all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
@@ -14,6 +15,9 @@ __all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count
 #: The kinds in the order summaries, rejects, conflicts and safety limits list them: persons first (a
 #: plan of persons only reads as it always did), then groups, then memberships.
 REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
+
+
+_RECORD: Final = attrgetter("record")
 
 
 def count_name(kind: Kind, count: str) -> str:
@@ -118,15 +122,15 @@ class Plan:
     @property
     def summary(self) -> PlanSummary:
         """Counts by kind."""
-        counted = Counter(
-            (kind_of(op).name, operation_type(op)) for op in (*self.operations, *self.deletions)
-        )
+        every = (*self.operations, *self.deletions)
+        # Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 of them.
+        counted = Counter(zip(map(type, every), map(type, map(_RECORD, every)), strict=True))
         counts = {"rejected": len(self.rejects), "conflicts": len(self.conflicts)}
         for kind in KINDS:
             # (no deactivations: a plan holds none, a run makes them of deletion candidates)
-            for op_type, _ in kind.typed_operations:
+            for op_type, op_class in kind.typed_operations:
                 if op_type != "deactivate":
-                    counts[count_name(kind, _snake(op_type))] = counted[kind.name, op_type]
+                    counts[count_name(kind, _snake(op_type))] = counted[op_class, kind.record]
             counts[count_name(kind, "unchanged")] = self.unchanged_of(kind)
             counts[count_name(kind, "snapshot_size")] = self.snapshot_size_of(kind)
         return PlanSummary(**counts)

@@ -6,7 +6,7 @@ Pure: imports the models and the report's own operation helpers; writes no file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -18,7 +18,7 @@ from sync.report.meta import ReportMeta
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
 
-__all__ = ["iso", "operation_texts", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
+__all__ = ["iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
 
 #: One encoder for every JSON item (json.dumps builds a new one per call).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False)
@@ -92,12 +92,6 @@ def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, obj
         out["fingerprint"] = meta.fingerprint
         out["fingerprintParts"] = dict(meta.fingerprint_parts)
     return out
-
-
-def operation_texts(plan: Plan) -> Iterator[str]:
-    """Each operation, then each deletion candidate, as its JSON item (what a plan's fingerprint hashes)."""
-    for op in (*plan.operations, *plan.deletions):
-        yield _JSON.encode(_operation_dict(op))
 
 
 def _code_minor_list(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
