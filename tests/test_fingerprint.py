@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.plan.fingerprint import Fingerprint, differences, fingerprint
+from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint
 
 
 def _print(**changed: Any) -> Fingerprint:
     """A fingerprint of fixed parts, with `changed` ones replaced."""
     parts: dict[str, Any] = {
-        "roster_files": {"users.csv": b"a,b\n1,2\n", "orgs.csv": b"x\n"},
+        "roster_files": {"users.csv": digest(b"a,b\n1,2\n"), "orgs.csv": digest(b"x\n")},
         "mapping": b"[columns]\n",
         "snapshot": b"1:2",
         "settings": {"deletes": "off", "only": "all"},
@@ -24,7 +24,7 @@ def test_every_part_moves_the_fingerprint() -> None:
     base = _print()
     assert _print().value == base.value
     others = [
-        _print(roster_files={"users.csv": b"a,b\n1,2\n\n", "orgs.csv": b"x\n"}),
+        _print(roster_files={"users.csv": digest(b"a,b\n1,2\n\n"), "orgs.csv": digest(b"x\n")}),
         _print(mapping=b"[columns] \n"),
         _print(snapshot=b"1:3"),
         _print(snapshot=None),
@@ -51,7 +51,7 @@ def test_differences_name_what_changed() -> None:
     """The reviewed parts against today's: the file, the snapshot, the setting with both values."""
     reviewed = _print().parts
     now = _print(
-        roster_files={"users.csv": b"changed", "extra.csv": b""},
+        roster_files={"users.csv": digest(b"changed"), "extra.csv": digest(b"")},
         snapshot=b"9:9",
         settings={"deletes": "delete", "only": "all"},
     )

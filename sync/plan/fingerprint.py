@@ -40,15 +40,16 @@ class Fingerprint:
 
 def fingerprint(
     *,
-    roster_files: Mapping[str, bytes],
+    roster_files: Mapping[str, str],
     mapping: bytes,
     snapshot: bytes | None,
     settings: Mapping[str, object],
     operations: Iterable[str],
 ) -> Fingerprint:
-    """The fingerprint of a plan: `roster_files` by name, the `mapping`'s files (as the CLI lists them),
-    the `snapshot`'s state (None: no state yet), the `settings` and the `operations` (one text each)."""
-    parts = {f"roster:{name}": digest(roster_files[name]) for name in sorted(roster_files)}
+    """The fingerprint of a plan: `roster_files` (each file's SHA-256 by name), the `mapping`'s files (as
+    the CLI lists them), the `snapshot`'s state (None: no state yet), the `settings` and the `operations`
+    (one text each)."""
+    parts = {f"roster:{name}": roster_files[name] for name in sorted(roster_files)}
     parts["mapping"] = digest(mapping)
     parts["snapshot"] = "" if snapshot is None else digest(snapshot)
     parts |= {f"setting:{name}": str(value) for name, value in settings.items()}
