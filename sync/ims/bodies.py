@@ -43,7 +43,7 @@ def _record_xml(parent: etree._Element, kind: Kind, xml: KindXml[Any], record: R
     """`sourcedId` and the record's element, appended to `parent`."""
     namespace = xml.spec.message_namespace
     _identifier(parent, f"{{{namespace}}}sourcedId", record.sync_key)
-    xml.fill(etree.SubElement(parent, f"{{{namespace}}}{kind.name}"), record, password)
+    xml.write(etree.SubElement(parent, f"{{{namespace}}}{kind.name}"), record, password)
 
 
 def record_body(kind: Kind, record: Record, password: str = "") -> RequestBody:

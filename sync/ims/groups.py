@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from lxml import etree
 
-from sync.ims.namespaces import BIND, COMMON, GMS_DATA, GMS_MESS
-from sync.ims.wire import KindXml, ServiceSpec, text
+from sync.ims.namespaces import COMMON, GMS_DATA, GMS_MESS
+from sync.ims.wire import KindXml, ServiceSpec
 from sync.models import Group
 
 __all__ = [
@@ -38,9 +38,12 @@ GROUP_SCHEME: Final = "ItslearningOrganisationTypes"
 _GROUP_LEVEL: Final = "1"
 _PARENT: Final = "Parent"
 
-GMS_SPEC: Final = ServiceSpec(
+GMS_SPEC: Final = ServiceSpec.itslearning(
+    service="gms",
+    name="Group",
     wsdl=BUNDLED_GMS_WSDL,
-    binding="BasicHttpBinding_GroupManagementServiceSync",
+    messages=GMS_MESS,
+    data=GMS_DATA,
     operations=(
         "createGroup",
         "updateGroup",
@@ -50,9 +53,6 @@ GMS_SPEC: Final = ServiceSpec(
         "createGroups",
         "readGroupsForPerson",
     ),
-    message_namespace=GMS_MESS,
-    prefixes=(("ims", BIND), ("ims1", GMS_MESS), ("ims2", COMMON), ("ims3", GMS_DATA)),
-    soap_action_base="http://www.imsglobal.org/soap/gms/",
 )
 
 
@@ -71,26 +71,6 @@ def group_value(group: Group) -> dict[str, Any]:
             description["descLong"] = group.description
         value["description"] = description
     return value
-
-
-def _fill_group(element: etree._Element, group: Group, _password: str) -> None:
-    """The `group` element's children as zeep renders `group_value(group)` (a group has no password)."""
-    group_type = etree.SubElement(element, f"{{{GMS_DATA}}}groupType")
-    text(group_type, f"{{{GMS_DATA}}}scheme", GROUP_SCHEME)
-    type_value = etree.SubElement(group_type, f"{{{GMS_DATA}}}typeValue")
-    text(type_value, f"{{{GMS_DATA}}}type", group.type)
-    text(type_value, f"{{{GMS_DATA}}}level", _GROUP_LEVEL)
-    if group.parent:
-        relationship = etree.SubElement(element, f"{{{GMS_DATA}}}relationship")
-        text(relationship, f"{{{GMS_DATA}}}relation", _PARENT)
-        source = etree.SubElement(relationship, f"{{{GMS_DATA}}}sourceId")
-        text(source, f"{{{COMMON}}}identifier", group.parent)
-        text(relationship, f"{{{GMS_DATA}}}label", _PARENT)
-    if group.name:
-        description = etree.SubElement(element, f"{{{GMS_DATA}}}description")
-        text(description, f"{{{GMS_DATA}}}descShort", group.name)
-        if group.description:
-            text(description, f"{{{GMS_DATA}}}descLong", group.description)
 
 
 def group_from_xml(element: etree._Element, sync_key: str) -> Group:
@@ -117,7 +97,6 @@ def group_from_xml(element: etree._Element, sync_key: str) -> Group:
 GROUP_XML: Final[KindXml[Group]] = KindXml(
     spec=GMS_SPEC,
     value=lambda group, _password: group_value(group),
-    fill=_fill_group,
     read=group_from_xml,
     samples=(
         Group(sync_key="warm-up", name="N & <m>", type="Course", parent="p", description="D\u00e5"),

@@ -14,8 +14,8 @@ from typing import Any, Final
 from lxml import etree
 
 from sync.errors import RejectedError
-from sync.ims.namespaces import BIND, COMMON, MMS_DATA, MMS_MESS
-from sync.ims.wire import KindXml, ServiceSpec, text
+from sync.ims.namespaces import COMMON, MMS_DATA, MMS_MESS
+from sync.ims.wire import KindXml, ServiceSpec
 from sync.models import Membership
 
 __all__ = [
@@ -30,9 +30,12 @@ __all__ = [
 BUNDLED_MMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "mms.wsdl"
 
 
-MMS_SPEC: Final = ServiceSpec(
+MMS_SPEC: Final = ServiceSpec.itslearning(
+    service="mms",
+    name="Membership",
     wsdl=BUNDLED_MMS_WSDL,
-    binding="BasicHttpBinding_MembershipManagementServiceSync",
+    messages=MMS_MESS,
+    data=MMS_DATA,
     operations=(
         "createMembership",
         "updateMembership",
@@ -44,9 +47,6 @@ MMS_SPEC: Final = ServiceSpec(
         "readMembershipsForPerson",
         "readMembershipsForGroup",
     ),
-    message_namespace=MMS_MESS,
-    prefixes=(("ims", BIND), ("ims1", MMS_MESS), ("ims2", COMMON), ("ims3", MMS_DATA)),
-    soap_action_base="http://www.imsglobal.org/soap/mms/",
 )
 
 _ACTIVE: Final = {"true": True, "1": True, "false": False, "0": False}
@@ -81,23 +81,6 @@ def membership_value(membership: Membership) -> dict[str, Any]:
     }
 
 
-def _fill_membership(element: etree._Element, membership: Membership, _password: str) -> None:
-    """The `membership` element's children as zeep renders `membership_value(membership)`."""
-    active = _active(membership)
-    group = etree.SubElement(element, f"{{{MMS_DATA}}}groupSourcedId")
-    text(group, f"{{{COMMON}}}identifier", membership.group)
-    member = etree.SubElement(element, f"{{{MMS_DATA}}}member")
-    text(
-        etree.SubElement(member, f"{{{MMS_DATA}}}memberSourcedId"),
-        f"{{{COMMON}}}identifier",
-        membership.person,
-    )
-    text(member, f"{{{MMS_DATA}}}idType", "Person")
-    role = etree.SubElement(member, f"{{{MMS_DATA}}}role")
-    text(role, f"{{{MMS_DATA}}}roleType", membership.role)
-    text(role, f"{{{MMS_DATA}}}status", "true" if active else "false")
-
-
 def membership_from_xml(element: etree._Element, sync_key: str) -> Membership:
     """Read a `membership` element (any namespace for the element itself); unknown children are ignored.
 
@@ -122,7 +105,6 @@ def membership_from_xml(element: etree._Element, sync_key: str) -> Membership:
 MEMBERSHIP_XML: Final[KindXml[Membership]] = KindXml(
     spec=MMS_SPEC,
     value=lambda membership, _password: membership_value(membership),
-    fill=_fill_membership,
     read=membership_from_xml,
     check=_active,  # refuse a bad flag before anything is rendered
     samples=(

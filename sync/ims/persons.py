@@ -15,7 +15,7 @@ from typing import Any, Final
 from lxml import etree
 from zeep import xsd
 
-from sync.ims.namespaces import BIND, COMMON, PMS_DATA, PMS_MESS
+from sync.ims.namespaces import COMMON, PMS_DATA, PMS_MESS
 from sync.ims.wire import KindXml, RequestBody, ServiceSpec, nil, text
 from sync.models import Person
 
@@ -39,9 +39,12 @@ EXTENDED_BINDING: Final = "BasicHttpBinding_ExtendedPersonManagementServiceSync"
 EXTENDED_OPERATIONS: Final = ("readAllPersons",)
 
 #: Person Management: the binding PersonClient calls at its main URL (readAllPersons is apart).
-PMS_SPEC: Final = ServiceSpec(
+PMS_SPEC: Final = ServiceSpec.itslearning(
+    service="pms",
+    name="Person",
     wsdl=BUNDLED_WSDL,
-    binding="BasicHttpBinding_PersonManagementServiceSync",
+    messages=PMS_MESS,
+    data=PMS_DATA,
     operations=(
         "createPerson",
         "updatePerson",
@@ -53,10 +56,6 @@ PMS_SPEC: Final = ServiceSpec(
         "createPersons",
         "deletePersons",
     ),
-    message_namespace=PMS_MESS,
-    # The prefixes itslearning's documentation uses.
-    prefixes=(("ims", BIND), ("ims1", PMS_MESS), ("ims2", COMMON), ("ims3", PMS_DATA)),
-    soap_action_base="http://www.imsglobal.org/soap/pms/",
 )
 
 
@@ -92,46 +91,6 @@ def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
     if tels:
         value["tel"] = tels
     return value
-
-
-def _fill_name(name: etree._Element, person: Person) -> None:
-    for kind, part_text in (("First", person.given_name), ("Last", person.family_name)):
-        if part_text:
-            part = etree.SubElement(name, f"{{{PMS_DATA}}}partName")
-            text(part, f"{{{PMS_DATA}}}namePartType", kind)
-            text(part, f"{{{PMS_DATA}}}namePartValue", part_text)
-
-
-def _fill_person(element: etree._Element, person: Person, password: str) -> None:
-    """The `person` element's children as zeep renders `person_value(person, password=password)`."""
-    format_name = f"{person.given_name} {person.family_name}".strip()
-    if format_name:
-        text(element, f"{{{PMS_DATA}}}formatName", format_name)
-    else:
-        nil(element, f"{{{PMS_DATA}}}formatName")
-    if person.given_name or person.family_name:
-        _fill_name(etree.SubElement(element, f"{{{PMS_DATA}}}name"), person)
-    if person.email:
-        text(element, f"{{{COMMON}}}email", person.email)
-    if person.username or password:
-        user = etree.SubElement(element, f"{{{PMS_DATA}}}userId")
-        if person.username:
-            text(user, f"{{{COMMON}}}userIdValue", person.username)
-        if password:
-            text(user, f"{{{COMMON}}}passWord", password)
-    if person.birth_date:
-        demographics = etree.SubElement(element, f"{{{PMS_DATA}}}demographics")
-        text(demographics, f"{{{PMS_DATA}}}gender", "Gender")
-        text(demographics, f"{{{PMS_DATA}}}bday", person.birth_date)
-    if person.role:
-        role = etree.SubElement(element, f"{{{PMS_DATA}}}institutionRole")
-        text(role, f"{{{PMS_DATA}}}institutionRoleType", person.role)
-        text(role, f"{{{PMS_DATA}}}primaryRoleType", "true")
-    for kind, number in (("Voice", person.phone), ("Mobile", person.mobile)):
-        if number:
-            tel = etree.SubElement(element, f"{{{PMS_DATA}}}tel")
-            text(tel, f"{{{PMS_DATA}}}telType", kind)
-            text(tel, f"{{{PMS_DATA}}}telValue", number)
 
 
 _PHONE_TYPES: Final = {"Voice": "phone", "1": "phone", "Mobile": "mobile", "3": "mobile"}
@@ -192,7 +151,6 @@ _SAMPLE: Final = Person(
 PERSON_XML: Final[KindXml[Person]] = KindXml(
     spec=PMS_SPEC,
     value=lambda person, password: person_value(person, password=password),
-    fill=_fill_person,
     read=person_from_xml,
     samples=(_SAMPLE, Person(sync_key="bare")),
 )

@@ -5,7 +5,8 @@ The namespaces of SOAP and of IMS's common and binding schemas; `RequestBody`, a
 `KindXml`, one kind's XML shape (its element, written and read). `persons`, `groups` and `memberships`
 each fill in one `KindXml`; `bodies` builds the request bodies of every kind from them.
 
-Pure data and lxml: imports no zeep, no requests and nothing else of `sync.ims`.
+Pure data and lxml (and zeep's `xsd.Nil` marker): imports no zeep client, no requests and nothing else of
+`sync.ims` but its namespaces.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 from lxml import etree
+from zeep import xsd
 
-from sync.ims.namespaces import XSI
+from sync.ims.namespaces import BIND, COMMON, XSI
 from sync.models import Record
 
 __all__ = [
@@ -26,9 +28,13 @@ __all__ = [
     "ServiceSpec",
     "nil",
     "text",
+    "write_value",
 ]
 
 _XSI_NSMAP: Final = {"xsi": XSI}
+
+#: The elements of a kind's element that are IMS's common types (imsCommonSchema), not the service's data.
+_COMMON_ELEMENTS: Final = frozenset({"identifier", "email", "userIdValue", "passWord"})
 
 R = TypeVar("R", bound=Record)
 
@@ -41,6 +47,27 @@ def text(parent: etree._Element, tag: str, value: str) -> None:
 def nil(parent: etree._Element, tag: str) -> None:
     """Append `<tag xsi:nil="true"/>` to `parent`, as zeep renders `xsd.Nil`."""
     etree.SubElement(parent, tag, nsmap=_XSI_NSMAP).set(f"{{{XSI}}}nil", "true")
+
+
+def write_value(parent: etree._Element, value: Mapping[str, Any], namespace: str) -> None:
+    """Append the elements of zeep `value` to `parent`, in `namespace`, exactly as zeep renders them.
+
+    The value of an element: a mapping (its children), a list (the element repeated), text, a number,
+    a bool ("true"/"false") or `xsd.Nil` (`xsi:nil`). The IMS common types (`identifier`, `email`,
+    `userId` parts) are in IMS's common namespace, as the bundled WSDLs declare them. The direct builder
+    of a kind's element is this over its zeep value, so the two renderings cannot drift apart.
+    """
+    for name, item in value.items():
+        tag = f"{{{COMMON if name in _COMMON_ELEMENTS else namespace}}}{name}"
+        for one in item if isinstance(item, list) else (item,):
+            if isinstance(one, Mapping):
+                write_value(etree.SubElement(parent, tag), one, namespace)
+            elif one is xsd.Nil:
+                nil(parent, tag)
+            elif isinstance(one, bool):
+                text(parent, tag, "true" if one else "false")
+            else:
+                text(parent, tag, str(one))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +92,7 @@ class ServiceSpec:
         binding: The local name of the SOAP binding whose operations the client calls.
         operations: Those operations.
         message_namespace: The namespace of the `<op>Request` body elements.
+        data_namespace: The namespace of the service's data (a kind's element and its children).
         prefixes: Namespace prefixes declared once on the envelope (zeep's `set_ns_prefix`), in order.
         soap_action_base: The SOAPAction prefix, used when the WSDL gives an operation none.
     """
@@ -73,8 +101,29 @@ class ServiceSpec:
     binding: str
     operations: tuple[str, ...]
     message_namespace: str
+    data_namespace: str
     prefixes: tuple[tuple[str, str], ...]
     soap_action_base: str
+
+    @classmethod
+    def itslearning(
+        cls, *, service: str, name: str, wsdl: Path, messages: str, data: str, operations: tuple[str, ...]
+    ) -> ServiceSpec:
+        """An IMS ES service as itslearning publishes it.
+
+        `service` is IMS's short name (pms, gms, mms), `name` the service's (Person, Group, Membership):
+        the binding `BasicHttpBinding_<name>ManagementServiceSync`, the envelope prefixes itslearning's
+        documentation uses (ims, ims1 to ims3) and SOAPActions under `http://www.imsglobal.org/soap/<service>/`.
+        """
+        return cls(
+            wsdl=wsdl,
+            binding=f"BasicHttpBinding_{name}ManagementServiceSync",
+            operations=operations,
+            message_namespace=messages,
+            data_namespace=data,
+            prefixes=(("ims", BIND), ("ims1", messages), ("ims2", COMMON), ("ims3", data)),
+            soap_action_base=f"http://www.imsglobal.org/soap/{service}/",
+        )
 
 
 def _accept(record: Record) -> None:
@@ -88,15 +137,23 @@ class KindXml(Generic[R]):
     Attributes:
         spec: The kind's service.
         value: The zeep value of the element for (record, password); only persons carry a password.
-        fill: Append the element's children to the (empty) element, exactly as zeep renders `value`.
         read: The record in an element of an answer, given its sync key.
         check: Raise (a `sync.errors` class) for a record that cannot be sent; called before rendering.
         samples: A record with every field and a bare one, rendered both ways by the warm-up.
+        fill: Append the element's children to the (empty) element; by default `value` written with
+            `write_value`, i.e. exactly as zeep renders it (another builder is for tests of the warm-up).
     """
 
     spec: ServiceSpec
     value: Callable[[R, str], dict[str, Any]]
-    fill: Callable[[etree._Element, R, str], None]
     read: Callable[[etree._Element, str], R]
     check: Callable[[R], object] = _accept
     samples: tuple[R, R]
+    fill: Callable[[etree._Element, R, str], None] | None = None
+
+    def write(self, element: etree._Element, record: R, password: str) -> None:
+        """Append `record`'s children to its (empty) element, as zeep renders `value(record, password)`."""
+        if self.fill is not None:
+            self.fill(element, record, password)
+        else:
+            write_value(element, self.value(record, password), self.spec.data_namespace)
