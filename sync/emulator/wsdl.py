@@ -29,7 +29,6 @@ __all__ = [
     "SchemaValidator",
     "ServiceDescription",
     "bundled_catalog",
-    "bundled_description",
 ]
 
 PMS_PATH: Final = "/PersonManagementService.svc"
@@ -144,11 +143,6 @@ def _load(name: str) -> ServiceDescription:
     resource = importlib.resources.files("sync.ims") / "wsdl" / name
     with importlib.resources.as_file(resource) as path:
         return ServiceDescription.load(path)
-
-
-def bundled_description() -> ServiceDescription:
-    """Our own PMS WSDL, `sync/ims/wsdl/pms.wsdl` (package data), loaded once per process."""
-    return _load("pms.wsdl")
 
 
 @functools.cache
