@@ -19,7 +19,7 @@ from sync.cli.app import main
 from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.models import Group, Membership, Person
 from sync.state.changes import Upsert
-from sync.state.schema import DB_NAME, SCHEMA_VERSION
+from sync.state.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
 from sync.state.store import StateStore
 from tests.checks import AS_NOBODY
 from tests.journal import confirmed, sent_request
@@ -287,3 +287,18 @@ def test_a_schema_this_version_cannot_check_exits_2(
     assert code == EXIT_USAGE
     assert message in err
     assert digest(state / DB_NAME) == before
+
+
+#: sha256 of each released migration's text, as databases in the field were created from it.
+RELEASED_MIGRATIONS = (
+    "ee88ec875214ccf3dc8692938969c3b8a39e12f3491d790e379712f5cd8ef9fb",
+    "85afea60fe6a1b328400cb3b57188a6e1a4e1abe4cb8d012e077bd7105e25cff",
+    "f40481930f3d70d6b0c4556d49fb95be92c6b228702a595e825c23f1cf31b235",
+    "368d462e7fb48ec90cf38e651704de0666a2e498798482909a3d95f9d921097e",
+)
+
+
+def test_released_migrations_are_never_edited() -> None:
+    """A released migration's text (however it is built) is byte for byte what databases were made by."""
+    released = [hashlib.sha256(text.encode()).hexdigest() for text in MIGRATIONS[: len(RELEASED_MIGRATIONS)]]
+    assert released == list(RELEASED_MIGRATIONS)

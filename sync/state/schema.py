@@ -47,6 +47,28 @@ _RESTORE: Final = (
     "`ims-sync snapshot adopt`); `ims-sync snapshot check` says what is wrong"
 )
 
+
+def _generation_counter(table: str, watched: str) -> str:
+    """A migration's text: a one-row generation counter `table` that triggers on `watched` bump (with a
+    new random nonce) in the very transaction of every insert, update and delete (released migrations 2
+    and 4 are this text)."""
+    triggers = "".join(
+        f"""    CREATE TRIGGER {watched}_{done} AFTER {event} ON {watched} BEGIN
+        UPDATE {table} SET generation = generation + 1, nonce = random();
+    END;
+"""  # noqa: S608 (the names are this module's constants, never input)
+        for event, done in (("INSERT", "inserted"), ("UPDATE", "updated"), ("DELETE", "deleted"))
+    )
+    return f"""
+    CREATE TABLE {table} (
+        id          INTEGER PRIMARY KEY CHECK (id = 0),
+        generation  INTEGER NOT NULL,
+        nonce       INTEGER NOT NULL
+    );
+    INSERT INTO {table} (id, generation, nonce) VALUES (0, 0, random());
+{triggers}    """  # noqa: S608
+
+
 #: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
 #: Never edit a released migration: append a new one.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -111,23 +133,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # The snapshot's generation: bumped by triggers in the very transaction that changes a person, so
     # no code path can change the snapshot without invalidating the Arrow cache. The random nonce keeps
     # a restored backup (same counter, other history) from matching a cache of another history.
-    """
-    CREATE TABLE snapshot_generation (
-        id          INTEGER PRIMARY KEY CHECK (id = 0),
-        generation  INTEGER NOT NULL,
-        nonce       INTEGER NOT NULL
-    );
-    INSERT INTO snapshot_generation (id, generation, nonce) VALUES (0, 0, random());
-    CREATE TRIGGER persons_inserted AFTER INSERT ON persons BEGIN
-        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
-    END;
-    CREATE TRIGGER persons_updated AFTER UPDATE ON persons BEGIN
-        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
-    END;
-    CREATE TRIGGER persons_deleted AFTER DELETE ON persons BEGIN
-        UPDATE snapshot_generation SET generation = generation + 1, nonce = random();
-    END;
-    """,
+    _generation_counter("snapshot_generation", "persons"),
     # Groups and memberships (issue 7). A membership's group_key and person_key are sync keys of the
     # groups and persons tables, without foreign keys: the snapshot records what IMS ES confirmed, and
     # the cascades IMS ES applies (delete, change of identifier) are applied by the store itself.
@@ -166,23 +172,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # (SQLite cannot alter a CHECK without rebuilding the table), and the persons triggers update it
     # without a WHERE, so a second row there would move with every person change. Apart, a membership
     # change leaves the persons cache valid and a person change leaves the memberships cache valid.
-    """
-    CREATE TABLE membership_generation (
-        id          INTEGER PRIMARY KEY CHECK (id = 0),
-        generation  INTEGER NOT NULL,
-        nonce       INTEGER NOT NULL
-    );
-    INSERT INTO membership_generation (id, generation, nonce) VALUES (0, 0, random());
-    CREATE TRIGGER memberships_inserted AFTER INSERT ON memberships BEGIN
-        UPDATE membership_generation SET generation = generation + 1, nonce = random();
-    END;
-    CREATE TRIGGER memberships_updated AFTER UPDATE ON memberships BEGIN
-        UPDATE membership_generation SET generation = generation + 1, nonce = random();
-    END;
-    CREATE TRIGGER memberships_deleted AFTER DELETE ON memberships BEGIN
-        UPDATE membership_generation SET generation = generation + 1, nonce = random();
-    END;
-    """,
+    _generation_counter("membership_generation", "memberships"),
 )
 
 #: The schema version this code writes (SQLite `PRAGMA user_version`).
