@@ -69,10 +69,19 @@ def _generation_counter(table: str, watched: str) -> str:
 {triggers}    """  # noqa: S608
 
 
+#: A journal answer's columns, in `requests` (a request) and `request_items` (an item of a mass request).
+_ANSWER: Final = """        message_id_ref  TEXT,
+        code_major      TEXT,
+        severity        TEXT,
+        code_minor      TEXT NOT NULL DEFAULT '[]',
+        description     TEXT NOT NULL DEFAULT '',
+        outcome         TEXT NOT NULL DEFAULT 'sent',
+"""
+
 #: Schema migrations, applied in order; migration i takes the database from user_version i to i + 1.
 #: Never edit a released migration: append a new one.
 MIGRATIONS: Final[tuple[str, ...]] = (
-    """
+    f"""
     CREATE TABLE runs (
         run_id      TEXT PRIMARY KEY,
         started_at  TEXT NOT NULL,
@@ -81,7 +90,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         roster      TEXT NOT NULL DEFAULT '',
         mapping     TEXT NOT NULL DEFAULT '',
         status      TEXT NOT NULL DEFAULT 'running',
-        summary     TEXT NOT NULL DEFAULT '{}'
+        summary     TEXT NOT NULL DEFAULT '{{}}'
     );
     CREATE TABLE requests (
         message_identifier TEXT PRIMARY KEY,
@@ -90,13 +99,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         attempt         INTEGER NOT NULL,
         sent_at         TEXT NOT NULL,
         answered_at     TEXT,
-        message_id_ref  TEXT,
-        code_major      TEXT,
-        severity        TEXT,
-        code_minor      TEXT NOT NULL DEFAULT '[]',
-        description     TEXT NOT NULL DEFAULT '',
-        outcome         TEXT NOT NULL DEFAULT 'sent',
-        error           TEXT NOT NULL DEFAULT ''
+{_ANSWER}        error           TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX requests_run_id ON requests (run_id, sent_at);
     CREATE TABLE request_items (
@@ -104,13 +107,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         item_index      INTEGER NOT NULL,
         sync_key        TEXT NOT NULL,
         new_sync_key    TEXT NOT NULL DEFAULT '',
-        message_id_ref  TEXT,
-        code_major      TEXT,
-        severity        TEXT,
-        code_minor      TEXT NOT NULL DEFAULT '[]',
-        description     TEXT NOT NULL DEFAULT '',
-        outcome         TEXT NOT NULL DEFAULT 'sent',
-        PRIMARY KEY (message_identifier, item_index)
+{_ANSWER}        PRIMARY KEY (message_identifier, item_index)
     ) WITHOUT ROWID;
     CREATE INDEX request_items_sync_key ON request_items (sync_key);
     CREATE TABLE persons (
