@@ -16,15 +16,9 @@ from lxml import etree
 from sync.ims.namespaces import COMMON, GMS_DATA, GMS_MESS
 from sync.ims.wire import KindXml, ServiceSpec
 from sync.models import Group
+from sync.models.kinds import GROUP
 
-__all__ = [
-    "BUNDLED_GMS_WSDL",
-    "GMS_SPEC",
-    "GROUP_SCHEME",
-    "GROUP_XML",
-    "group_from_xml",
-    "group_value",
-]
+__all__ = ["BUNDLED_GMS_WSDL", "GMS_SPEC", "GROUP_SCHEME", "GROUP_XML", "group_from_xml", "group_value"]
 
 #: The bundled GMS WSDL (ours: itslearning publishes no GMS message schema; see docs/emulator.md).
 BUNDLED_GMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "gms.wsdl"
@@ -39,20 +33,7 @@ _GROUP_LEVEL: Final = "1"
 _PARENT: Final = "Parent"
 
 GMS_SPEC: Final = ServiceSpec.itslearning(
-    service="gms",
-    name="Group",
-    wsdl=BUNDLED_GMS_WSDL,
-    messages=GMS_MESS,
-    data=GMS_DATA,
-    operations=(
-        "createGroup",
-        "updateGroup",
-        "deleteGroup",
-        "readGroup",
-        "changeGroupIdentifier",
-        "createGroups",
-        "readGroupsForPerson",
-    ),
+    GROUP, wsdl=BUNDLED_GMS_WSDL, messages=GMS_MESS, data=GMS_DATA, more=("readGroupsForPerson",)
 )
 
 

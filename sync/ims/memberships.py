@@ -17,36 +17,20 @@ from sync.errors import RejectedError
 from sync.ims.namespaces import COMMON, MMS_DATA, MMS_MESS
 from sync.ims.wire import KindXml, ServiceSpec
 from sync.models import Membership
+from sync.models.kinds import MEMBERSHIP
 
-__all__ = [
-    "BUNDLED_MMS_WSDL",
-    "MEMBERSHIP_XML",
-    "MMS_SPEC",
-    "membership_from_xml",
-    "membership_value",
-]
+__all__ = ["BUNDLED_MMS_WSDL", "MEMBERSHIP_XML", "MMS_SPEC", "membership_from_xml", "membership_value"]
 
 #: The bundled MMS WSDL (itslearning's MembershipManagementServiceSync shapes, schemas inline).
 BUNDLED_MMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "mms.wsdl"
 
 
 MMS_SPEC: Final = ServiceSpec.itslearning(
-    service="mms",
-    name="Membership",
+    MEMBERSHIP,
     wsdl=BUNDLED_MMS_WSDL,
     messages=MMS_MESS,
     data=MMS_DATA,
-    operations=(
-        "createMembership",
-        "updateMembership",
-        "deleteMembership",
-        "readMembership",
-        "changeMembershipIdentifier",
-        "createMemberships",
-        "deleteMemberships",
-        "readMembershipsForPerson",
-        "readMembershipsForGroup",
-    ),
+    more=("deleteMemberships", "readMembershipsForPerson", "readMembershipsForGroup"),
 )
 
 _ACTIVE: Final = {"true": True, "1": True, "false": False, "0": False}

@@ -18,6 +18,7 @@ from zeep import xsd
 from sync.ims.namespaces import COMMON, PMS_DATA, PMS_MESS
 from sync.ims.wire import KindXml, RequestBody, ServiceSpec, nil, text
 from sync.models import Person
+from sync.models.kinds import PERSON
 
 __all__ = [
     "BUNDLED_WSDL",
@@ -40,22 +41,11 @@ EXTENDED_OPERATIONS: Final = ("readAllPersons",)
 
 #: Person Management: the binding PersonClient calls at its main URL (readAllPersons is apart).
 PMS_SPEC: Final = ServiceSpec.itslearning(
-    service="pms",
-    name="Person",
+    PERSON,
     wsdl=BUNDLED_WSDL,
     messages=PMS_MESS,
     data=PMS_DATA,
-    operations=(
-        "createPerson",
-        "updatePerson",
-        "replacePerson",
-        "deletePerson",
-        "readPerson",
-        "readPersons",
-        "changePersonIdentifier",
-        "createPersons",
-        "deletePersons",
-    ),
+    more=("replacePerson", "readPersons", "deletePersons"),
 )
 
 

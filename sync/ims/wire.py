@@ -21,6 +21,7 @@ from zeep import xsd
 
 from sync.ims.namespaces import BIND, COMMON, XSI
 from sync.models import Record
+from sync.models.kinds import Kind
 
 __all__ = [
     "KindXml",
@@ -107,22 +108,28 @@ class ServiceSpec:
 
     @classmethod
     def itslearning(
-        cls, *, service: str, name: str, wsdl: Path, messages: str, data: str, operations: tuple[str, ...]
+        cls, kind: Kind, *, wsdl: Path, messages: str, data: str, more: tuple[str, ...] = ()
     ) -> ServiceSpec:
-        """An IMS ES service as itslearning publishes it.
+        """The IMS ES service of `kind` as itslearning publishes it.
 
-        `service` is IMS's short name (pms, gms, mms), `name` the service's (Person, Group, Membership):
-        the binding `BasicHttpBinding_<name>ManagementServiceSync`, the envelope prefixes itslearning's
-        documentation uses (ims, ims1 to ims3) and SOAPActions under `http://www.imsglobal.org/soap/<service>/`.
+        The binding `BasicHttpBinding_<Kind>ManagementServiceSync`; the operations every kind has
+        (create, update, delete, read, change identifier, mass create), then `more`; the envelope
+        prefixes itslearning's documentation uses (ims, ims1 to ims3); SOAPActions under
+        `http://www.imsglobal.org/soap/<service>/`.
         """
         return cls(
             wsdl=wsdl,
-            binding=f"BasicHttpBinding_{name}ManagementServiceSync",
-            operations=operations,
+            binding=f"BasicHttpBinding_{kind.ims_name}ManagementServiceSync",
+            operations=(
+                *(kind.operation(verb) for verb in ("create", "update", "delete", "read")),
+                kind.change_identifier_operation,
+                kind.mass_operation("create"),
+                *more,
+            ),
             message_namespace=messages,
             data_namespace=data,
             prefixes=(("ims", BIND), ("ims1", messages), ("ims2", COMMON), ("ims3", data)),
-            soap_action_base=f"http://www.imsglobal.org/soap/{service}/",
+            soap_action_base=f"http://www.imsglobal.org/soap/{kind.service}/",
         )
 
 
