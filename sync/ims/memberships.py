@@ -25,12 +25,10 @@ __all__ = ["BUNDLED_MMS_WSDL", "MEMBERSHIP_XML", "MMS_SPEC", "membership_from_xm
 BUNDLED_MMS_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "mms.wsdl"
 
 
+#: What Membership Management offers besides the operations every kind has.
+_MORE: Final = ("deleteMemberships", "readMembershipsForPerson", "readMembershipsForGroup")
 MMS_SPEC: Final = ServiceSpec.itslearning(
-    MEMBERSHIP,
-    wsdl=BUNDLED_MMS_WSDL,
-    messages=MMS_MESS,
-    data=MMS_DATA,
-    more=("deleteMemberships", "readMembershipsForPerson", "readMembershipsForGroup"),
+    MEMBERSHIP, wsdl=BUNDLED_MMS_WSDL, messages=MMS_MESS, data=MMS_DATA, more=_MORE
 )
 
 _ACTIVE: Final = {"true": True, "1": True, "false": False, "0": False}

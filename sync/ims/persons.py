@@ -39,13 +39,10 @@ BUNDLED_WSDL: Final = Path(__file__).resolve().parent / "wsdl" / "pms.wsdl"
 EXTENDED_BINDING: Final = "BasicHttpBinding_ExtendedPersonManagementServiceSync"
 EXTENDED_OPERATIONS: Final = ("readAllPersons",)
 
-#: Person Management: the binding PersonClient calls at its main URL (readAllPersons is apart).
+#: What Person Management offers besides the operations every kind has (readAllPersons is apart).
+_MORE: Final = ("replacePerson", "readPersons", "deletePersons")
 PMS_SPEC: Final = ServiceSpec.itslearning(
-    PERSON,
-    wsdl=BUNDLED_WSDL,
-    messages=PMS_MESS,
-    data=PMS_DATA,
-    more=("replacePerson", "readPersons", "deletePersons"),
+    PERSON, wsdl=BUNDLED_WSDL, messages=PMS_MESS, data=PMS_DATA, more=_MORE
 )
 
 
