@@ -215,7 +215,7 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
     for row in held:
         held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}
         yield _csv_row(RUN_CSV_HEADER, held_cells | {"outcome": "held"})
-    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result), result.plan):
+    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result, held), result.plan):
         if cells["kind"] == "delete":
             cells["outcome"] = _UNSENT_OUTCOME
         yield _csv_row(RUN_CSV_HEADER, cells)
