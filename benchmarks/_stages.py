@@ -83,6 +83,7 @@ def _install() -> None:
     _wrap(sync.plan.links, "check_membership_links", fixed("links (memberships)"))
     _wrap(sync.plan.diff, "plan_kind", lambda kind, *_args, **_kwargs: f"diff {kind.plural}")
     _wrap(sync.plan.kind_plan, "moved_keys", fixed("diff: move renamed keys"))
+    _wrap(sync.plan.diff, "plan_schools", fixed("diff: schools"))
     _wrap(sync.report.render, "render_plan", fixed("report: render"))
     _wrap(sync.cli.plan, "write", fixed("report: write"))
 

@@ -68,6 +68,7 @@ STAGES = (
     "diff groups",
     "diff: move renamed keys",
     "diff memberships",
+    "diff: schools",
     "report: render",
     "report: write",
     "rest of the command",
