@@ -137,6 +137,7 @@ def plan(
         deletes=deletes,
         only=only,
         fingerprint=fingerprint.value,
+        schools=stages.school_counts(the_plan, snapshots),
     )
     meta = dataclasses.replace(
         stages.meta(
@@ -167,12 +168,18 @@ def _held_at_limits(
     deletes: str,
     only: frozenset[str] | None,
     fingerprint: str,
+    schools: Any,
 ) -> Any:
     """`selection` (deletion candidates not sent, listed as such) with what a run would hold at the
     safety limits (measured on what the run sends: its deletions too) held, each breach said."""
     sending = stages.select(the_plan, deletes=deletes, only=only)
     limited, breaches = limits.hold_breaches(
-        the_plan, sending, safety, deletes=DeletesMode(deletes), fingerprint=lambda: fingerprint
+        the_plan,
+        sending,
+        safety,
+        deletes=DeletesMode(deletes),
+        fingerprint=lambda: fingerprint,
+        schools=schools,
     )
     for breach in breaches:
         notice("limit_holds", f"safety limit: {breach.message()}", limit_key=breach.key, count=breach.count)

@@ -242,7 +242,8 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
             state = None if fresh else approval.snapshot_state(store, snapshots)
             return _fingerprint(settings, roster_set, state, made)
 
-        the_plan, selection, breaches = _safe_plan(settings, figures, fingerprint)
+        schools = stages.school_counts(made, snapshots)
+        the_plan, selection, breaches = _safe_plan(settings, figures, fingerprint, schools)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
         execution = _execute(settings, store, run_id, selection.send, user, endpoints, deadline)
@@ -319,12 +320,13 @@ def _fingerprint(settings: RunSettings, roster_set: Any, state: bytes | None, th
 
 
 def _safe_plan(
-    settings: RunSettings, figures: RunFigures, fingerprint_of: Callable[[], Fingerprint]
+    settings: RunSettings, figures: RunFigures, fingerprint_of: Callable[[], Fingerprint], schools: Any
 ) -> tuple[Plan, Any, list[Any]]:
     """The plan, its rejected rows shown, what the run sends of it (`stages.select`: `--only`, pause
     windows; less what breaches a safety limit, held unless approved by `--approve`) once it is the
     reviewed one (`--plan`, else exit 2), and the breaches that hold operations.
-    `fingerprint_of` makes the plan's fingerprint, when needed."""
+    `fingerprint_of` makes the plan's fingerprint, when needed; `schools` (`stages.school_counts`) what
+    the per-school limits measure against."""
     the_plan = figures.plan
     assert the_plan is not None
     print_rejects(the_plan)
@@ -341,7 +343,12 @@ def _safe_plan(
     selection = stages.select(the_plan, deletes=settings.deletes, only=settings.only)
     announce_selection(selection, deletes=settings.deletes, only=settings.only)
     held, breaches = limits.hold_breaches(
-        the_plan, selection, safety, deletes=settings.deletes_mode, fingerprint=lambda: fingerprint_of().value
+        the_plan,
+        selection,
+        safety,
+        deletes=settings.deletes_mode,
+        fingerprint=lambda: fingerprint_of().value,
+        schools=schools,
     )
     if fingerprint is not None and approval.check_approved(settings.approve, fingerprint, breaches):
         breaches = []
