@@ -150,6 +150,26 @@ class TestPerType:
             f"p{n:04d}" for n in range(61, 65)
         }
 
+    def test_every_plan_format_lists_the_held_deletions(
+        self, emulator: Emulator, tmp_path: Path, cli: Command
+    ) -> None:
+        """The JSON, CSV and HTML plans (with --deletes) list the 30 deletions as held, with the flag."""
+        roster = _leavers_night(cli, emulator, tmp_path)
+        release = "release with --accept-deletes 30 or --approve "
+        for fmt in ("json", "csv", "html"):
+            out = tmp_path / f"plan.{fmt}"
+            assert cli(emulator, "plan", roster, "--deletes", "delete", "-o", str(out))[0] == EXIT_OK
+            text = out.read_text(encoding="utf-8")
+            if fmt == "json":
+                held = json.loads(text)["meta"]["held"]
+                assert sorted(h["syncKey"] for h in held) == [f"p{n:04d}" for n in range(31, 61)]
+                assert all(release in h["reason"] for h in held)
+            elif fmt == "csv":
+                rows = [row for row in csv_rows(out) if release in row["reason"]]
+                assert sorted(row["sync_key"] for row in rows) == [f"p{n:04d}" for n in range(31, 61)]
+            else:
+                assert text.count(release) == 30
+
     def test_limit_flag_holds_updates_and_off_releases_them(
         self, emulator: Emulator, tmp_path: Path, cli: Command
     ) -> None:
