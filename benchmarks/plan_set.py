@@ -69,6 +69,8 @@ STAGES = (
     "diff: move renamed keys",
     "diff memberships",
     "diff: schools",
+    "limits: school sizes",
+    "limits: check and hold",
     "report: render",
     "report: write",
     "rest of the command",
