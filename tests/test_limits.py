@@ -14,11 +14,14 @@ import pytest
 from sync.cli.app import main
 from sync.cli.output import EXIT_OK, EXIT_SAFETY, EXIT_USAGE
 from sync.emulator import Emulator
-from sync.models import DeletesMode, Person, Plan, Update
-from sync.models.kinds import operation_type
+from sync.models import DeletesMode, Person, Plan, Schools, Update
+from sync.models.kinds import GROUP, MEMBERSHIP, operation_type
+from sync.plan.diff import snapshot_columns
 from sync.plan.limits import Bound, parse_bound, parse_rule
 from sync.plan.safety import SafetyLimits, SchoolCounts, breaching, check_limits
+from sync.plan.school_sizes import school_counts
 from tests.checks import csv_rows, person_row, set_credentials, write_roster
+from tests.test_diff_set import GROUPS, MEMBERSHIPS, enrol, group, snap
 
 Command = Callable[..., tuple[int, str, str]]
 SAMPLES = Path(__file__).parents[1] / "samples" / "oneroster"
@@ -109,7 +112,7 @@ class TestPerType:
         result = json.loads(report.read_text(encoding="utf-8"))
         held = result["meta"]["held"]
         assert sorted(h["syncKey"] for h in held) == [f"p{n:04d}" for n in range(31, 61)]
-        assert {h["op"] for h in held} == {"delete"}
+        assert {(h["op"], h["object"], h["cause"]) for h in held} == {("delete", "person", "limit")}
         assert all(
             h["reason"].startswith(
                 "held: safety limit person.delete: 30 over 10; release with --accept-deletes 30 or --approve "
@@ -446,6 +449,33 @@ class TestRules:
         send, held = breaching(list(plan.operations), [breach], schools)
         assert sorted(op.sync_key for op, _ in held) == [f"p{n}" for n in range(6)]
         assert [operation_type(op) for op in send] == ["update", "update"]
+
+
+def test_school_sizes_count_each_school_s_memberships_and_distinct_persons() -> None:
+    """A person in classes of two schools counts at both, once each; a membership at its group's school;
+    a group of no school (the district) counts nowhere."""
+    groups = {**GROUPS, "s2": group("South School", "d1", "School"), "c3": group("Art 8B", "s2")}
+    memberships = {
+        **MEMBERSHIPS,  # e1 c1/p1, e2 c1/t1, e3 c2/p2: all at s1
+        "e4": enrol("c3", "p1"),
+        "e5": enrol("c2", "p1"),
+        "e6": enrol("d1", "p9"),
+    }
+    counts = school_counts(
+        Schools(names={"s1": "North School", "s2": "South School"}),
+        snap(groups, snapshot_columns(GROUP)),
+        snap(memberships, snapshot_columns(MEMBERSHIP)),
+    )
+    assert counts is not None
+    assert dict(counts.sizes) == {
+        ("s1", "membership"): 4,
+        ("s1", "person"): 3,
+        ("s2", "membership"): 1,
+        ("s2", "person"): 1,
+    }
+    assert (
+        school_counts(Schools(), snap(groups, snapshot_columns(GROUP)), snap({}, ("group", "person"))) is None
+    )
 
 
 def _updates_plan(count: int) -> Plan:

@@ -121,12 +121,12 @@ def op_keys(op: Operation) -> dict[str, str]:
 
 
 def held_rows(held: Iterable[Held]) -> tuple[HeldRow, ...]:
-    """The operations a run holds back (`--only`, a pause window) as the reports show them."""
+    """The operations a run holds back (`--only`, a pause window, a safety limit) as the reports show them."""
     rows = []
     for h in held:
         name, kind = describe(h.operation)
         label = PERSON_LABELS[name] if kind == PERSON.name else OP_LABELS[name, kind]
-        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason))
+        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason, h.cause))
     return tuple(rows)
 
 
