@@ -387,7 +387,8 @@ class TestPerSchool:
     def test_the_school_limit_is_configurable_and_can_be_off(
         self, emulator: Emulator, tmp_path: Path, cli: Command
     ) -> None:
-        """--limit school=off sends school A's 8 edits; --limit school.update=50% would too."""
+        """--limit school.update=50% and --max-change-share 1 hold nothing at school A; --limit school=off
+        sends its 8 edits."""
         folder = _two_schools(tmp_path / "roster")
         assert cli(emulator, "run", folder, mapping="oneroster")[0] == EXIT_OK
         _two_schools(folder, edited_at_a=8)
@@ -396,6 +397,8 @@ class TestPerSchool:
         assert not _events(err, "limit_holds")
         code, _, err = cli(emulator, "plan", folder, mapping="oneroster")
         assert [e["limit_key"] for e in _events(err, "limit_holds")] == ["school.update"]
+        code, _, err = cli(emulator, "plan", folder, "--max-change-share", "1", mapping="oneroster")
+        assert not _events(err, "limit_holds")  # a site that lifted the limits is not held per school
         code, _, err = cli(emulator, "run", folder, "--limit", "school=off", mapping="oneroster")
         assert code == EXIT_OK, err
         assert emulator.persons()["usr-001"].family_name == "Edited"
@@ -453,7 +456,7 @@ class TestRules:
 
 def test_school_sizes_count_each_school_s_memberships_and_distinct_persons() -> None:
     """A person in classes of two schools counts at both, once each; a membership at its group's school;
-    a group of no school (the district) counts nowhere."""
+    a group of no school (the district) counts nowhere; a re-keyed school counts as under its old key."""
     groups = {**GROUPS, "s2": group("South School", "d1", "School"), "c3": group("Art 8B", "s2")}
     memberships = {
         **MEMBERSHIPS,  # e1 c1/p1, e2 c1/t1, e3 c2/p2: all at s1
@@ -473,8 +476,19 @@ def test_school_sizes_count_each_school_s_memberships_and_distinct_persons() -> 
         ("s2", "membership"): 1,
         ("s2", "person"): 1,
     }
+    renamed = school_counts(
+        Schools(names={"s3": "South School"}),
+        snap(groups, snapshot_columns(GROUP)),
+        snap(memberships, snapshot_columns(MEMBERSHIP)),
+        {"s2": "s3", "c1": "c9"},
+    )
+    assert renamed is not None
+    assert (renamed.sizes["s3", "membership"], renamed.sizes["s3", "person"]) == (1, 1)  # as s2 held
+    assert ("c9", "person") not in renamed.sizes  # a class is no school
+    no_schools = Schools()
     assert (
-        school_counts(Schools(), snap(groups, snapshot_columns(GROUP)), snap({}, ("group", "person"))) is None
+        school_counts(no_schools, snap(groups, snapshot_columns(GROUP)), snap({}, ("group", "person")))
+        is None
     )
 
 

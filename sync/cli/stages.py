@@ -84,9 +84,18 @@ def plan(roster: Any, snapshots: Any) -> Plan:
 
 def school_counts(the_plan: Plan, snapshots: Any) -> Any:
     """What the per-school limits measure against (None for a plan without schools)."""
+    from sync.models import ChangeIdentifier, kind_of  # noqa: PLC0415
+    from sync.models.kinds import GROUP  # noqa: PLC0415
     from sync.plan.school_sizes import school_counts as counts  # noqa: PLC0415
 
-    return counts(the_plan.schools, snapshots.groups, snapshots.memberships)
+    if not the_plan.schools:
+        return None
+    renames = {
+        op.old_id: op.sync_key
+        for op in the_plan.operations
+        if isinstance(op, ChangeIdentifier) and kind_of(op) is GROUP
+    }
+    return counts(the_plan.schools, snapshots.groups, snapshots.memberships, renames)
 
 
 def select(the_plan: Plan, *, deletes: str, only: frozenset[str] | None) -> Any:

@@ -10,7 +10,8 @@
 
 Without a rule a kind's updates, identifier changes, deletions and deactivations are limited to
 `--max-change-share` of its snapshot (at least 10, at most `--max-change-count`), a school's to
-`SCHOOL_SHARE` of its persons or memberships (at least `SCHOOL_FLOOR`); creates are not limited.
+`SCHOOL_SHARE` of its persons or memberships, or `--max-change-share` when that is more (at least
+`SCHOOL_FLOOR`; `--max-change-share 1` lifts it); creates are not limited.
 The rule for an operation: one from the command line before one from the config file; then the most
 specific (`person.delete` before `person` before `*.delete` before `*`); then the last given.
 

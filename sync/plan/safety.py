@@ -50,9 +50,10 @@ class SafetyLimits:
 
     Without a rule (`rules`, see `sync.plan.limits`), a kind's updates, identifier changes, deletions
     and deactivations each breach when their count exceeds `min(max_count, max(floor, ceil(max_share *
-    snapshot)))`; a school's, when their count at the school exceeds `max(SCHOOL_FLOOR, ceil(SCHOOL_SHARE
-    * the school's snapshot))`. A breach whose count is at most `accept_changes` (updates, identifier
-    changes) or `accept_deletes` (deletions, deactivations) is accepted.
+    snapshot)))`; a school's, when their count at the school exceeds `max(SCHOOL_FLOOR, ceil(share *
+    the school's snapshot))`, the share `SCHOOL_SHARE` or `max_share` when more (`max_share` 1: none).
+    A breach whose count is at most `accept_changes` (updates, identifier changes) or `accept_deletes`
+    (deletions, deactivations) is accepted.
     """
 
     max_share: float = 0.10
@@ -71,7 +72,11 @@ class SafetyLimits:
             return max(matching, key=lambda m: m[:2])[2].bound
         if op_type not in LIMITED_TYPES:
             return Bound()
-        return Bound(share=SCHOOL_SHARE if scope == SCHOOL else self.max_share)
+        if scope != SCHOOL:
+            return Bound(share=self.max_share)
+        # A school's default share is never below the kind's, and `--max-change-share 1` (anything may
+        # change) lifts it: what a site that turned the limits off relies on.
+        return Bound() if self.max_share >= 1 else Bound(share=max(SCHOOL_SHARE, self.max_share))
 
     def accepted(self, op_type: str) -> int:
         """How many operations of `op_type` the operator accepted (--accept-changes, --accept-deletes)."""

@@ -11,6 +11,8 @@ Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); value
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc  # type: ignore[import-untyped]
@@ -24,9 +26,16 @@ from sync.plan.schools import _group_schools  # the attribution of groups to sch
 __all__ = ["school_counts"]
 
 
-def school_counts(schools: Schools, groups: pd.DataFrame, memberships: pd.DataFrame) -> SchoolCounts | None:
+def school_counts(
+    schools: Schools,
+    groups: pd.DataFrame,
+    memberships: pd.DataFrame,
+    renames: Mapping[str, str] | None = None,
+) -> SchoolCounts | None:
     """The per-school limits' measure for a plan with `schools` (None for a plan without schools):
-    each school's persons and memberships in the snapshot (`groups`, `memberships`: its frames)."""
+    each school's persons and memberships in the snapshot (`groups`, `memberships`: its frames). A
+    school the plan gives a new sync key (`renames`: the groups' old key -> new key) is measured under
+    the new key by what it held under the old one (not as a new, empty school)."""
     if not schools:
         return None
     group_schools, _ = _group_schools((groups,))
@@ -55,4 +64,7 @@ def school_counts(schools: Schools, groups: pd.DataFrame, memberships: pd.DataFr
         for kind, counts in ((MEMBERSHIP, members), (PERSON, persons))
         for n, school in enumerate(keys)
     }
+    for old_key, new_key in (renames or {}).items():
+        if old_key in school_number:
+            sizes |= {(new_key, kind.name): sizes[old_key, kind.name] for kind in (MEMBERSHIP, PERSON)}
     return SchoolCounts(of=schools.of_operation, sizes=sizes, names=dict(schools.names))
