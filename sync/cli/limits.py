@@ -17,7 +17,14 @@ from sync.plan.limits import Rule, rules_text
 from sync.plan.safety import Breach, SafetyLimits, SchoolCounts, breaching, check_limits
 from sync.plan.selection import Held, Selection
 
-__all__ = ["config_rules", "hold_breaches", "limits_setting", "safety_limits", "stopped_message"]
+__all__ = [
+    "config_rules",
+    "hold_breaches",
+    "limits_setting",
+    "log_breaches",
+    "safety_limits",
+    "stopped_message",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -69,15 +76,6 @@ def hold_breaches(
         return selection, []
     value = fingerprint()
     send, held = breaching(selection.send, breaches, schools)
-    for breach in breaches:
-        _log.warning(
-            "safety_limit",
-            kind=breach.kind,
-            limit_key=breach.key,
-            school=breach.school or None,
-            count=breach.count,
-            limit=breach.limit,
-        )
     return selection.holding(
         send,
         (
@@ -89,6 +87,19 @@ def hold_breaches(
             for op, breach in held
         ),
     ), breaches
+
+
+def log_breaches(breaches: Sequence[Breach]) -> None:
+    """One `safety_limit` event per breach that holds operations in a run."""
+    for breach in breaches:
+        _log.error(
+            "safety_limit",
+            kind=breach.kind,
+            limit_key=breach.key,
+            school=breach.school or None,
+            count=breach.count,
+            limit=breach.limit,
+        )
 
 
 def stopped_message(breaches: Sequence[Breach], fingerprint: str) -> str:

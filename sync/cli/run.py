@@ -353,6 +353,7 @@ def _safe_plan(
     if fingerprint is not None and approval.check_approved(settings.approve, fingerprint, breaches):
         breaches = []
     else:
+        limits.log_breaches(breaches)
         selection = held
     figures.held = Counter(h.cause for h in selection.held)
     return the_plan, selection, breaches
