@@ -61,10 +61,12 @@ def _wrap(owner: Any, attribute: str, label: Callable[..., str]) -> None:
 
 def _install() -> None:
     """Wrap the stages of `ims-sync plan` where the command looks them up."""
+    import sync.cli.limits
     import sync.cli.plan
     import sync.plan.diff
     import sync.plan.kind_plan
     import sync.plan.links
+    import sync.plan.school_sizes
     import sync.read.roster_set
     import sync.report.render
     import sync.state.store
@@ -83,6 +85,9 @@ def _install() -> None:
     _wrap(sync.plan.links, "check_membership_links", fixed("links (memberships)"))
     _wrap(sync.plan.diff, "plan_kind", lambda kind, *_args, **_kwargs: f"diff {kind.plural}")
     _wrap(sync.plan.kind_plan, "moved_keys", fixed("diff: move renamed keys"))
+    _wrap(sync.plan.diff, "plan_schools", fixed("diff: schools"))
+    _wrap(sync.plan.school_sizes, "school_counts", fixed("limits: school sizes"))
+    _wrap(sync.cli.limits, "hold_breaches", fixed("limits: check and hold"))
     _wrap(sync.report.render, "render_plan", fixed("report: render"))
     _wrap(sync.cli.plan, "write", fixed("report: write"))
 
@@ -96,6 +101,7 @@ def main() -> int:
     import sync.cli.app
     import sync.plan.diff
     import sync.plan.links
+    import sync.plan.school_sizes
     import sync.read.roster_set
     import sync.report.render
     import sync.state.store

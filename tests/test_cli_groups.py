@@ -199,7 +199,11 @@ class TestOneRosterFolder:
         # 9 enrolments, and the school membership of the leaver (usr-1008)
         assert "the plan would deactivate 10 memberships" in err
         assert "--accept-deletes 10" in err
-        assert sent(emulator, before) == []  # a breach sends nothing at all
+        # a breach holds only the deactivations: the rest (groups, persons, new enrolments) is sent
+        held_run = sent(emulator, before)
+        assert ("createGroup", "cls-nat6") in held_run
+        assert not [key for _, key in held_run if key == "enr-kor-1001"]
+        assert emulator.memberships()["enr-kor-1001"].active is True
         code, _, _ = cli(*deactivate)
         assert code == EXIT_FAILED  # the one bad row
         memberships = emulator.memberships()

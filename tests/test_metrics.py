@@ -102,7 +102,8 @@ class TestMetricsFile:
         assert _value(values, "ims_sync_last_run_rejects") == 1
         assert _value(values, "ims_sync_last_run_requests") == 9
         assert _value(values, "ims_sync_last_run_retries") == 2
-        assert _value(values, "ims_sync_last_run_held_operations") == 0
+        for cause in ("limit", "only", "pause"):  # one series per cause, 0 included
+            assert _value(values, "ims_sync_last_run_held_operations", cause=cause) == 0
         ops = "ims_sync_last_run_operations"
         assert _value(values, ops, kind="person", type="create", outcome="confirmed") == 2
         assert _value(values, ops, kind="person", type="update", outcome="rejected") == 1
@@ -172,7 +173,8 @@ class TestRunWritesMetrics:
         assert main([*run_args(emulator, roster, state), "--metrics-file", str(prom)]) == EXIT_SAFETY
         held = _read_for(prom, state)
         assert held["ims_sync_last_run_exit_code", ()] == EXIT_SAFETY
-        assert held["ims_sync_last_run_held_operations", ()] == 30
+        assert held["ims_sync_last_run_held_operations", (("cause", "limit"),)] == 30
+        assert held["ims_sync_last_run_held_operations", (("cause", "only"),)] == 0
         assert held["ims_sync_last_run_requests", ()] == 0
         assert held[LAST_SUCCESS, ()] == success
 

@@ -35,7 +35,8 @@ approve_opt = click.option(
     metavar="FINGERPRINT",
     default=None,
     help="Send a plan that breaches a safety limit when its fingerprint (printed by `plan` and by a "
-    "run the limit stopped) is FINGERPRINT; exactly that plan's breaches are accepted (else exit 3).",
+    "run that held operations at a limit) is FINGERPRINT; exactly that plan's breaches are accepted "
+    "(else exit 3).",
 )
 
 
@@ -59,6 +60,7 @@ def of_plan(
     max_share: float,
     max_count: int,
     only: frozenset[str] | None,
+    limits: str = "default",
 ) -> Fingerprint:
     """The fingerprint of `the_plan`, made from `roster` (a RosterSet) through `mapping` against a
     snapshot in state `snapshot` (None: no state yet), with these settings."""
@@ -73,6 +75,7 @@ def of_plan(
         "max_change_share": f"{max_share:g}",
         "max_change_count": max_count,
         "only": ",".join(sorted(only)) if only else "all",
+        "limits": limits,
     }
     return fingerprint(
         roster_files=files,
@@ -126,7 +129,7 @@ def check_reviewed(plan_file: Path, now: Fingerprint) -> None:
 
 def check_approved(approve: str | None, now: Fingerprint, breaches: Sequence[Any]) -> bool:
     """True when `--approve` approves this plan's `breaches` (none: nothing to approve); exit 3 when it
-    names another plan; False without `--approve` (the limits then stop the run)."""
+    names another plan; False without `--approve` (the limits then hold what breaches them)."""
     if approve is None:
         return not breaches
     if approve.strip().lower() != now.value:

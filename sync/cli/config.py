@@ -2,7 +2,8 @@
 
 Precedence is flags > environment > config file > built-in defaults; click applies the first two,
 and the config file reaches click as its `default_map` (see `sync.cli.options.load_config`).
-Reads files only: imports neither click nor any stage of the pipeline.
+Reads files only: imports neither click nor any stage of the pipeline (but for the pure parser of
+the safety limits' rules, `sync.plan.limits`, when a file has a `[limits]` table).
 """
 
 from __future__ import annotations
@@ -145,22 +146,42 @@ def _pause_windows(value: object, path: Path) -> list[PauseRow]:
     return windows
 
 
+def _limit_rules(value: object, path: Path) -> tuple[Any, ...]:
+    """The `[limits]` table's rules (`sync.plan.limits.Rule`), in the file's order: `person.delete = 50`,
+    `membership = "5%"`, `school = "25%"`, `"*.update" = "off"` (a dotted key is a nested table)."""
+    from sync.plan.limits import parse_rule  # noqa: PLC0415 - pure, and only for a file with limits
+
+    if not isinstance(value, dict):
+        raise ConfigError(f"config file {path}: [limits] must be a table, e.g. [limits] on its own line")
+    flat: list[tuple[str, object]] = []
+    for key, setting in value.items():
+        if isinstance(setting, dict):
+            flat += [(f"{key}.{op_type}", bound) for op_type, bound in setting.items()]
+        else:
+            flat.append((key, setting))
+    try:
+        return tuple(parse_rule(key, setting) for key, setting in flat)
+    except ValueError as exc:
+        raise ConfigError(f"config file {path}: [limits] {exc}") from None
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a config file into option defaults (keys as option names, dashes as underscores).
 
     The file has a `[sync]` table of options, an optional `[credentials]` table (username,
-    password; a file with a password must be readable by its owner only) and optional `[[pause]]`
-    windows (checked, under the key `_pause`).
+    password; a file with a password must be readable by its owner only), optional `[[pause]]`
+    windows (checked, under the key `_pause`) and an optional `[limits]` table (the safety limits'
+    rules, under the key `_limits`).
 
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key, or a password in a file others can read.
     """
     data = _read_toml(path)
-    unknown = set(data) - {"sync", "credentials", "pause"}
+    unknown = set(data) - {"sync", "credentials", "pause", "limits"}
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown table(s) {sorted(unknown)}; expected [sync], [credentials], "
-            "[[pause]]"
+            "[[pause]], [limits]"
         )
     for table in ("sync", "credentials"):
         if not isinstance(data.get(table, {}), dict):
@@ -180,6 +201,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         options["only"] = _only(options["only"], path)
     if "pause" in data:
         options["_pause"] = _pause_windows(data["pause"], path)
+    if "limits" in data:
+        options["_limits"] = _limit_rules(data["limits"], path)
     credentials = data.get("credentials", {})
     if credentials:
         unknown_keys = sorted(set(credentials) - {"username", "password"})

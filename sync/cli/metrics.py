@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from sync.models import KINDS, Outcome, Plan, RunResult, kind_of
+from sync.plan.selection import HELD_CAUSES
 
 if TYPE_CHECKING:
     from sync.state.journal import JournalEntry
@@ -43,7 +44,8 @@ class RunFigures:
     result: RunResult | None = None  # None when nothing was sent (a safety limit, bad input)
     requests: int = 0  # requests journalled by this run (first attempts, retries and reads)
     retries: int = 0  # of those, attempts after the first
-    held: int = 0  # operations held back by a safety limit
+    #: Operations held back, by cause: a safety limit, `--only`, a pause window (`sync.plan.selection`).
+    held: Counter[str] = field(default_factory=Counter)
 
     def count_requests(self, journal: Sequence[JournalEntry]) -> None:
         """Requests this run journalled, and how many of them were second or later attempts."""
@@ -70,7 +72,6 @@ def metrics_registry(figures: RunFigures, *, last_success: float | None) -> Coll
         (f"{_PREFIX}duration_seconds", "How long the last run took.", finished - started),
         (f"{_PREFIX}exit_code", "The last run's exit code (see docs/scheduling.md).", figures.exit_code),
         (f"{_PREFIX}rejects", "Roster rows the last run rejected.", len(plan.rejects) if plan else 0),
-        (f"{_PREFIX}held_operations", "Operations held back at a safety limit.", figures.held),
         (f"{_PREFIX}requests", "Requests sent to IMS ES (retries and reads included).", figures.requests),
         (f"{_PREFIX}retries", "Attempts after the first.", figures.retries),
         (LAST_SUCCESS, "When the last run that exited 0 ended (Unix seconds).", success),
@@ -78,6 +79,14 @@ def metrics_registry(figures: RunFigures, *, last_success: float | None) -> Coll
     for name, doc, value in series:
         if value is not None:
             Gauge(name, doc, list(labels), registry=registry).labels(**labels).set(value)
+    held = Gauge(
+        f"{_PREFIX}held_operations",
+        "Operations the last run held back, by cause: a safety limit, --only, a pause window.",
+        [*labels, "cause"],
+        registry=registry,
+    )
+    for cause in HELD_CAUSES:  # every cause present, 0 included
+        held.labels(**labels, cause=cause).set(figures.held[cause])
     operations = Gauge(
         f"{_PREFIX}operations",
         "The last run's operations by kind, type and outcome.",

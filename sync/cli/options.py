@@ -19,6 +19,7 @@ from sync.cli.output import EXIT_USAGE, fail
 from sync.errors import ConfigError
 from sync.models import KINDS, DeletesMode, Kind
 from sync.models.kinds import GROUP, MEMBERSHIP
+from sync.plan.limits import Rule, parse_rule
 from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG, MAX_LOSS
 
 __all__ = [
@@ -276,6 +277,34 @@ _max_count_opt = number_opt(
 )
 
 
+def _limit_rules(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Rule, ...]:
+    """`--limit KEY=VALUE` (repeatable), as the safety limits' rules (`sync.plan.limits`)."""
+    rules = []
+    for value in values:
+        key, equals, bound = value.partition("=")
+        try:
+            if not equals:
+                raise ValueError("expected KEY=VALUE, e.g. person.delete=50 or membership.update=5%")
+            rules.append(parse_rule(key, bound, from_flag=True))
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r}: {exc}", param=param) from None
+    return tuple(rules)
+
+
+_limit_opt = click.option(
+    "--limit",
+    "limit_rules",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_limit_rules,
+    help="Safety limit per kind and operation type, repeatable: KEY is person, group, membership, * or "
+    "school (each school's persons and memberships), optionally .create, .update, .changeIdentifier, "
+    ".delete or .deactivate; VALUE a count (50), a share of the snapshot (5%) or off. What breaches is "
+    "held, the rest sent (exit 3). Adds to the config file's [limits]; see docs/configuration.md.",
+)
+
+
 def limit_opts(command: _F) -> _F:
-    """`--max-change-share`, `--max-change-count`: the safety limits (they shape what a run sends)."""
-    return _max_share_opt(_max_count_opt(command))
+    """`--max-change-share`, `--max-change-count`, `--limit`: the safety limits (they shape what a run
+    sends)."""
+    return _max_share_opt(_max_count_opt(_limit_opt(command)))

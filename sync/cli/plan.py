@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
 
-from sync.cli import approval, stages
+from sync.cli import approval, limits, stages
 from sync.cli.options import (
     LISTED_KINDS,
     REPORT_FORMATS,
@@ -27,6 +28,8 @@ from sync.cli.options import (
 )
 from sync.cli.output import EXIT_FAILED, Exit, Output, notice, rich_table, write
 from sync.cli.summaries import announce_selection, plan_counts, summary_line
+from sync.models import DeletesMode, Plan
+from sync.plan.limits import Rule
 from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG
 
 __all__ = ["plan", "validate"]
@@ -85,11 +88,15 @@ def plan(
     deletes: str,
     max_change_share: float,
     max_change_count: int,
+    limit_rules: tuple[Rule, ...],
 ) -> None:
     """Dry run: show what a run would change. Sends nothing and changes no state.
 
     With --only or inside a config file's pause window, the report says which operation types the run
     sends and lists the others as held (deletion candidates stay listed as such).
+
+    What breaches a safety limit (with --deletes, the deletions it sends too) is listed as held, with
+    the flag or fingerprint that releases it.
 
     The plan's fingerprint (printed; in a JSON plan with the parts it hashes) covers the roster files,
     the mapping, the snapshot's state, --deletes, the safety limits, --only and the operations:
@@ -119,9 +126,19 @@ def plan(
         max_share=max_change_share,
         max_count=max_change_count,
         only=only,
+        limits=limits.limits_setting(limit_rules),
     )
     selection = stages.select(the_plan, deletes="off", only=only)
     announce_selection(selection, deletes=None, only=only)
+    selection = _held_at_limits(
+        the_plan,
+        selection,
+        limits.safety_limits(max_share=max_change_share, max_count=max_change_count, flags=limit_rules),
+        deletes=deletes,
+        only=only,
+        fingerprint=fingerprint.value,
+        schools=stages.school_counts(the_plan, snapshots),
+    )
     meta = dataclasses.replace(
         stages.meta(
             "Dry run: planned changes", roster=roster, mapping=mapping, state=state, selection=selection
@@ -141,3 +158,31 @@ def plan(
         rich_table("Dry run", ("Kind", "Count"), [(k, f"{n:,}") for k, n in plan_counts(the_plan)])
     elif output is not None and not Output.json:
         click.echo(summary_line(the_plan), err=True)
+
+
+def _held_at_limits(
+    the_plan: Plan,
+    selection: Any,
+    safety: Any,
+    *,
+    deletes: str,
+    only: frozenset[str] | None,
+    fingerprint: str,
+    schools: Any,
+) -> Any:
+    """`selection` (deletion candidates not sent, listed as such) with what a run would hold at the
+    safety limits (measured on what the run sends: its deletions too) held, each breach said."""
+    sending = stages.select(the_plan, deletes=deletes, only=only)
+    limited, breaches = limits.hold_breaches(
+        the_plan,
+        sending,
+        safety,
+        deletes=DeletesMode(deletes),
+        fingerprint=lambda: fingerprint,
+        schools=schools,
+    )
+    for breach in breaches:
+        notice("limit_holds", f"safety limit: {breach.message()}", limit_key=breach.key, count=breach.count)
+    held = [h for h in limited.held if h.cause == "limit"]
+    kept = {id(h.operation) for h in held}
+    return selection.holding([op for op in selection.send if id(op) not in kept], held)

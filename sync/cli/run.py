@@ -10,6 +10,7 @@ import functools
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import structlog
 
-from sync.cli import approval, stages
+from sync.cli import approval, limits, stages
 from sync.cli.approval import approve_opt, plan_file_opt
 from sync.cli.config import Credentials
 from sync.cli.options import (
@@ -62,7 +63,7 @@ from sync.cli.summaries import announce_selection, print_run_summary
 from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult
 from sync.plan.fingerprint import Fingerprint
-from sync.plan.safety import SafetyLimits, check_limits
+from sync.plan.limits import Rule
 
 if TYPE_CHECKING:
     from sync.cli.metrics import RunFigures
@@ -97,6 +98,7 @@ class RunSettings:
     mms_endpoint: str | None
     max_change_share: float
     max_change_count: int
+    limit_rules: tuple[Rule, ...]
     accept_changes: int
     accept_deletes: int
     accept_shrunk_roster: bool
@@ -240,7 +242,8 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
             state = None if fresh else approval.snapshot_state(store, snapshots)
             return _fingerprint(settings, roster_set, state, made)
 
-        the_plan, selection = _safe_plan(settings, figures, fingerprint)
+        schools = stages.school_counts(made, snapshots)
+        the_plan, selection, breaches = _safe_plan(settings, figures, fingerprint, schools)
         run_id = store.begin_run(command="run", roster=str(settings.roster), mapping=settings.mapping)
         _log.info("run_start", run_id=run_id, endpoint=settings.endpoint, **the_plan.summary.as_dict())
         execution = _execute(settings, store, run_id, selection.send, user, endpoints, deadline)
@@ -254,17 +257,21 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         )
         figures.result = outcome
         counts = {o.value: outcome.count(o) for o in Outcome}
-        _end_run(store, run_id, outcome, counts, execution.fatal, roster_set.file_rows)
+        status = _run_status(outcome, held=bool(breaches))
+        _end_run(store, run_id, status, counts, execution.fatal, roster_set.file_rows)
         if settings.metrics_file is not None:
             figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
     _finish(settings, outcome, execution, counts, selection)
+    if breaches:  # the rest was sent; what breached is held (after any exit 4 or fatal error above)
+        fail(EXIT_SAFETY, limits.stopped_message(breaches, fingerprint().value))
+    _exit_failed(outcome, counts)
 
 
 def _end_run(
     store: Any,
     run_id: str,
-    outcome: RunResult,
+    status: str,
     counts: dict[str, int],
     fatal: Exception | None,
     roster_rows: dict[str, int],
@@ -272,7 +279,7 @@ def _end_run(
     """Record how the run ended, and the data rows of the roster files it read (the next run's
     measure of a truncated export); when the state itself stopped the run, its error is the one to tell."""
     try:
-        store.end_run(run_id, status=_run_status(outcome), summary=counts, roster_rows=roster_rows)
+        store.end_run(run_id, status=status, summary=counts, roster_rows=roster_rows)
     except StateError:
         if not isinstance(fatal, StateError):
             raise
@@ -308,41 +315,48 @@ def _fingerprint(settings: RunSettings, roster_set: Any, state: bytes | None, th
         max_share=settings.max_change_share,
         max_count=settings.max_change_count,
         only=settings.only,
+        limits=limits.limits_setting(settings.limit_rules),
     )
 
 
 def _safe_plan(
-    settings: RunSettings, figures: RunFigures, fingerprint_of: Callable[[], Fingerprint]
-) -> tuple[Plan, Any]:
-    """The plan, its rejected rows shown, and what the run sends of it (`stages.select`: `--only`,
-    pause windows), once it is the reviewed one (`--plan`, else exit 2) and within the safety limits
-    or approved (`--approve`; else exit 3). `fingerprint_of` makes the plan's fingerprint, when needed."""
+    settings: RunSettings, figures: RunFigures, fingerprint_of: Callable[[], Fingerprint], schools: Any
+) -> tuple[Plan, Any, list[Any]]:
+    """The plan, its rejected rows shown, what the run sends of it (`stages.select`: `--only`, pause
+    windows; less what breaches a safety limit, held unless approved by `--approve`) once it is the
+    reviewed one (`--plan`, else exit 2), and the breaches that hold operations.
+    `fingerprint_of` makes the plan's fingerprint, when needed; `schools` (`stages.school_counts`) what
+    the per-school limits measure against."""
     the_plan = figures.plan
     assert the_plan is not None
     print_rejects(the_plan)
     fingerprint = fingerprint_of() if settings.plan_file or settings.approve else None
     if settings.plan_file is not None and fingerprint is not None:
         approval.check_reviewed(settings.plan_file, fingerprint)
-    limits = SafetyLimits(
+    safety = limits.safety_limits(
         max_share=settings.max_change_share,
         max_count=settings.max_change_count,
+        flags=settings.limit_rules,
         accept_changes=settings.accept_changes,
         accept_deletes=settings.accept_deletes,
     )
     selection = stages.select(the_plan, deletes=settings.deletes, only=settings.only)
     announce_selection(selection, deletes=settings.deletes, only=settings.only)
-    breaches = check_limits(the_plan, limits, deletes=settings.deletes_mode, sent=selection.send)
+    held, breaches = limits.hold_breaches(
+        the_plan,
+        selection,
+        safety,
+        deletes=settings.deletes_mode,
+        fingerprint=lambda: fingerprint_of().value,
+        schools=schools,
+    )
     if fingerprint is not None and approval.check_approved(settings.approve, fingerprint, breaches):
-        return the_plan, selection
-    if breaches:
-        for breach in breaches:
-            _log.error("safety_limit", kind=breach.kind, count=breach.count, limit=breach.limit)
-        figures.held = len(selection.send)  # a breach holds the whole plan
-        value = fingerprint_of().value
-        lines = [f"safety limit: {b.message()}" for b in breaches]
-        lines.append(f"plan fingerprint {value}: to send exactly this plan, add --approve {value}")
-        fail(EXIT_SAFETY, "\n".join(lines))
-    return the_plan, selection
+        breaches = []
+    else:
+        limits.log_breaches(breaches)
+        selection = held
+    figures.held = Counter(h.cause for h in selection.held)
+    return the_plan, selection, breaches
 
 
 def _execute(
@@ -409,7 +423,7 @@ def _execute(
 def _finish(
     settings: RunSettings, outcome: RunResult, execution: Any, counts: dict[str, int], selection: Any
 ) -> None:
-    """Write the report and the summary; end with the exit code the outcome calls for."""
+    """Write the report and the summary; exit 4 (or raise the fatal error) when the outcome calls for it."""
     if settings.report is not None:
         from sync.report.render import render_run  # noqa: PLC0415
 
@@ -428,15 +442,21 @@ def _finish(
         raise execution.fatal
     if execution.stopped.startswith("circuit open"):
         fail(EXIT_UNREACHABLE, f"IMS ES unreachable: {execution.stopped}")
+
+
+def _exit_failed(outcome: RunResult, counts: dict[str, int]) -> None:
+    """Exit 1 when operations failed or rows were rejected (all recorded)."""
     failed = counts["rejected"] + counts["unconfirmed"] + counts["skipped"]
     if failed or outcome.plan.rejects:
         raise Exit(EXIT_FAILED)
 
 
-def _run_status(outcome: RunResult) -> str:
+def _run_status(outcome: RunResult, *, held: bool) -> str:
+    """How the journal records the run: stopped, partial (something failed, or was held at a safety
+    limit) or ok."""
     if outcome.stopped:
         return "stopped"
-    if any(r.outcome is not Outcome.CONFIRMED for r in outcome.results):
+    if held or any(r.outcome is not Outcome.CONFIRMED for r in outcome.results):
         return "partial"
     return "ok"
 

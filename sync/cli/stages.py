@@ -18,7 +18,17 @@ from sync.cli.options import LISTED_KINDS
 from sync.cli.output import EXIT_USAGE, fail, notice, now_iso
 from sync.models import Plan
 
-__all__ = ["checked", "has_state", "meta", "plan", "read", "refuse_shrunk", "select", "snapshots"]
+__all__ = [
+    "checked",
+    "has_state",
+    "meta",
+    "plan",
+    "read",
+    "refuse_shrunk",
+    "school_counts",
+    "select",
+    "snapshots",
+]
 
 
 def read(roster_path: Path, mapping_name: str) -> Any:
@@ -70,6 +80,22 @@ def plan(roster: Any, snapshots: Any) -> Plan:
     from sync.plan.diff import plan_set  # noqa: PLC0415
 
     return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
+
+
+def school_counts(the_plan: Plan, snapshots: Any) -> Any:
+    """What the per-school limits measure against (None for a plan without schools)."""
+    from sync.models import ChangeIdentifier, kind_of  # noqa: PLC0415
+    from sync.models.kinds import GROUP  # noqa: PLC0415
+    from sync.plan.school_sizes import school_counts as counts  # noqa: PLC0415
+
+    if not the_plan.schools:
+        return None
+    renames = {
+        op.old_id: op.sync_key
+        for op in the_plan.operations
+        if isinstance(op, ChangeIdentifier) and kind_of(op) is GROUP
+    }
+    return counts(the_plan.schools, snapshots.groups, snapshots.memberships, renames)
 
 
 def select(the_plan: Plan, *, deletes: str, only: frozenset[str] | None) -> Any:

@@ -32,6 +32,10 @@ _LINE_ONLY_MAIN: Final = (
     ("unchanged", "unchanged"),
 )
 
+# `--deletes` deactivate or delete: the removal type it does not send, and what each sends.
+_OTHER_REMOVAL: Final = {"deactivate": "delete", "delete": "deactivate"}
+_REMOVALS: Final = {"deactivate": "deactivations", "delete": "deletions"}
+
 # The main kind, persons, has the unprefixed counts and comes first; the others follow when present.
 _MAIN, *_OTHERS = LISTED_KINDS
 _OUTCOME_NAMES: Final = tuple(o.value for o in Outcome)
@@ -151,4 +155,11 @@ def announce_selection(selection: Any, *, deletes: str | None, only: frozenset[s
         notice(
             "only_without_deletes",
             "--only delete: --deletes is off, so no deletions are sent; add --deletes to send them",
+        )
+    other = _OTHER_REMOVAL.get(deletes or "")
+    if only is not None and other is not None and other in only and deletes not in only:
+        notice(
+            "only_other_removal",
+            f"--only {other}: --deletes {deletes} sends {_REMOVALS[deletes or '']}, not {_REMOVALS[other]}, "
+            f"so nothing is removed; add {deletes} to --only, or use --deletes {other}",
         )

@@ -59,6 +59,7 @@ from sync.models.results import (
     Severity,
     Status,
 )
+from sync.models.schools import NO_SCHOOL, Schools
 
 __all__ = [
     "DELETION_ORDER",
@@ -68,6 +69,7 @@ __all__ = [
     "KINDS",
     "MEMBERSHIP_FIELDS",
     "MEMBERSHIP_ROLE_TYPES",
+    "NO_SCHOOL",
     "OPERATION_TYPES",
     "PERSON_FIELDS",
     "ChangeIdentifier",
@@ -98,6 +100,7 @@ __all__ = [
     "Reference",
     "Reject",
     "RunResult",
+    "Schools",
     "Severity",
     "Status",
     "Update",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Final
 
 from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
 from sync.models.operations import ChangeOperation, DeleteOperation
+from sync.models.schools import Schools
 
 __all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
 
@@ -97,7 +98,9 @@ class Plan:
     before children), then persons, then memberships. `deletions` holds deletion candidates in
     execution order (memberships, then groups children first, then persons), listed always and
     executed only as `--deletes` allows. The `group_*` and `membership_*` counts are 0 for a plan of
-    persons only.
+    persons only. `schools` tells which school(s) each of its objects belongs to (empty without
+    groups); it derives from the same inputs, so it takes no part in comparisons, the repr or reports
+    other than the per-school ones.
     """
 
     operations: tuple[ChangeOperation, ...]
@@ -110,6 +113,7 @@ class Plan:
     group_snapshot_size: int = 0
     membership_unchanged: int = 0
     membership_snapshot_size: int = 0
+    schools: Schools = field(default_factory=Schools, compare=False, repr=False)
 
     def unchanged_of(self, kind: Kind) -> int:
         """How many records of `kind` the plan leaves as they are."""

@@ -18,6 +18,7 @@ serves every kind (`sync.plan.kind_plan`). Rules (DESIGN §2):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,6 +32,7 @@ from sync.models.plans import REPORTED_KINDS, count_name
 from sync.plan.columns import text_frame
 from sync.plan.kind_plan import KindPlan, plan_kind, snapshot_columns
 from sync.plan.links import check_references
+from sync.plan.schools import plan_schools
 from sync.read.roster import Roster
 
 __all__ = ["DiffPolicy", "Snapshots", "apply_plan", "empty_snapshot", "plan", "plan_set", "snapshot_columns"]
@@ -105,6 +107,7 @@ def plan_set(
         One Plan. Operations run groups (parents before children), then persons, then memberships;
         deletions run memberships, then groups (children before parents), then persons.
     """
+    read_groups, read_memberships = groups, memberships  # their rejected rows tell schools too
     groups, memberships = check_references(
         persons, groups, memberships, snapshot_groups=snapshots.groups.index
     )
@@ -125,7 +128,18 @@ def plan_set(
             )
         )
         renames[kind.name] = parts[kind.name].renames
-    return _joined(parts, {kind.name: len(snapshots.of(kind)) for kind in KINDS})
+    joined = _joined(parts, {kind.name: len(snapshots.of(kind)) for kind in KINDS})
+    schools = plan_schools(
+        (*joined.operations, *joined.deletions),
+        {name: part.rejects for name, part in parts.items()},
+        groups=(_frame(read_groups), snapshots.groups),
+        memberships=(_frame(read_memberships), snapshots.memberships),
+    )
+    return dataclasses.replace(joined, schools=schools)
+
+
+def _frame(roster: Roster | None) -> pd.DataFrame | None:
+    return None if roster is None else roster.frame
 
 
 def _joined(parts: dict[str, KindPlan], snapshot_sizes: dict[str, int]) -> Plan:

@@ -9,7 +9,7 @@ The parts, in this order, each one `name<TAB>value` line of the hashed text:
 3. `snapshot`: the SHA-256 of the snapshot's state (the generation counters and nonces that every
    change to the persons and memberships tables advances, and the groups' content); "" without state;
 4. `setting:<name>`: each setting that shapes what a run sends (`deletes`, `max_change_share`,
-   `max_change_count`, `only`), as its value;
+   `max_change_count`, `only`, `limits`: the `--limit` and `[limits]` rules), as its value;
 5. `operations`: the SHA-256 of the plan's operations and deletion candidates (each one's repr: its type
    and every field, a password left out).
 

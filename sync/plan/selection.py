@@ -4,19 +4,34 @@ Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); value
 The date a window is matched against is a parameter (`today`): the CLI reads the clock.
 Around the summer rollover an operator sends only some types of operation (creates before term
 start, say); the others stay in the plan and the reports as held, with their reason, and are not sent.
+The safety limits (`sync.plan.safety`) hold more of what is selected: `Selection.holding` adds them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Final, Literal, TypeAlias
 
 from sync.models import DeleteOperation, DeletesMode, Operation
 from sync.models.kinds import OPERATION_TYPES, OperationType, operation_type
 from sync.plan.ordering import deletion_operations
 
-__all__ = ["Held", "PauseWindow", "Selection", "active_window", "select_operations", "types_text"]
+__all__ = [
+    "HELD_CAUSES",
+    "Held",
+    "HeldCause",
+    "PauseWindow",
+    "Selection",
+    "active_window",
+    "select_operations",
+    "types_text",
+]
+
+#: Why an operation is held: `--only`, a pause window, a safety limit (the metrics' `cause` label).
+HeldCause: TypeAlias = Literal["only", "pause", "limit"]
+HELD_CAUSES: Final[tuple[HeldCause, ...]] = ("only", "pause", "limit")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +56,7 @@ class Held:
 
     operation: Operation
     reason: str
+    cause: HeldCause = "only"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +71,15 @@ class Selection:
     @property
     def restricted(self) -> bool:
         return self.types != frozenset(OPERATION_TYPES)
+
+    @property
+    def limited(self) -> int:
+        """How many operations a safety limit holds."""
+        return sum(h.cause == "limit" for h in self.held)
+
+    def holding(self, send: list[Operation], held: Iterable[Held]) -> Selection:
+        """This selection, sending only `send` and holding `held` besides what it held already."""
+        return replace(self, send=send, held=[*self.held, *held])
 
     def describe(self) -> str:
         """One line for summaries and report headers: "" when every type is sent."""
@@ -102,5 +127,5 @@ def select_operations(
             held.append(Held(operation=op, reason="held: not in --only"))
         else:
             assert window is not None
-            held.append(Held(operation=op, reason=f"held: {window.text()}"))
+            held.append(Held(operation=op, reason=f"held: {window.text()}", cause="pause"))
     return Selection(send=send, held=held, types=types, window=window)

@@ -110,7 +110,7 @@ def _person_cells(op: Operation) -> tuple[str, ...]:
 
 def plan_csv_rows(plan: Plan, held: Sequence[HeldRow] = ()) -> Iterable[tuple[object, ...]]:
     """The plan CSV's rows: operations (a held one's `reason` says why the run holds it), deletion
-    candidates, rejected rows, conflicts."""
+    candidates (a held one's reason follows its own), rejected rows, conflicts."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     for op in plan.operations:
         keys = ops.op_keys(op)
@@ -126,8 +126,15 @@ def plan_csv_rows(plan: Plan, held: Sequence[HeldRow] = ()) -> Iterable[tuple[ob
             *(reason if column == "reason" else "" for column in _SET_ASIDE_CSV_COLUMNS),
             *_object_cells(op),
         )
+    # A deletion candidate a run would hold (a safety limit, --only, a pause window) says so after its own.
+    removals = {(row.object, row.sync_key): row.reason for row in held if row.op in ("delete", "deactivate")}
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
-        yield _csv_row(PLAN_CSV_HEADER, cells)
+        why = (
+            removals.get((str(cells.get("object")), str(cells["sync_key"])))
+            if cells["kind"] == "delete"
+            else None
+        )
+        yield _csv_row(PLAN_CSV_HEADER, cells | {"reason": f"{cells['reason']}; {why}"} if why else cells)
 
 
 def _csv_row(header: Sequence[str], cells: Mapping[str, object]) -> tuple[object, ...]:
@@ -215,7 +222,7 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
     for row in held:
         held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}
         yield _csv_row(RUN_CSV_HEADER, held_cells | {"outcome": "held"})
-    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result), result.plan):
+    for cells in _deletion_and_set_aside_cells(ops.unsent_deletions(result, held), result.plan):
         if cells["kind"] == "delete":
             cells["outcome"] = _UNSENT_OUTCOME
         yield _csv_row(RUN_CSV_HEADER, cells)

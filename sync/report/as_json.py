@@ -157,7 +157,9 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
         "results": [_result_dict(r) for r in result.results],
         "rejects": [_reject_dict(r) for r in result.plan.rejects],
         "conflicts": [_conflict_dict(c) for c in result.plan.conflicts],
-        "deletionsNotSent": [_operation_dict(d) for d in ops.unsent_deletions(result)],
+        "deletionsNotSent": [
+            _operation_dict(d) for d in ops.unsent_deletions(result, meta.held if meta else ())
+        ],
         "meta": meta.as_dict() if meta is not None else {},
     }
 

@@ -25,13 +25,15 @@ Format: TypeAlias = Literal["json", "csv", "md", "html"]
 
 
 class HeldRow(NamedTuple):
-    """An operation a run does not send (`--only`, a pause window), as reports show it (`ops.held_rows`)."""
+    """An operation a run does not send (`--only`, a pause window, a safety limit), as reports show it
+    (`ops.held_rows`)."""
 
     operation: str  # the tables' label ("Update person")
     op: str  # its type, as the JSON and CSV name it ("update")
     object: str  # its kind of object ("person")
     sync_key: str
     reason: str
+    cause: str = ""  # "only", "pause" or "limit" (`sync.plan.selection.HELD_CAUSES`)
 
 
 #: Every format the renderers accept, for CLI choices.
@@ -67,7 +69,13 @@ class ReportMeta:
         restricted: dict[str, object] = {"sending": self.sending} if self.sending else {}
         if self.held:
             restricted["held"] = [
-                {"op": row.op, "object": row.object, "syncKey": row.sync_key, "reason": row.reason}
+                {
+                    "op": row.op,
+                    "object": row.object,
+                    "syncKey": row.sync_key,
+                    "reason": row.reason,
+                    "cause": row.cause,
+                }
                 for row in self.held
             ]
         return {

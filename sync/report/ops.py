@@ -121,12 +121,12 @@ def op_keys(op: Operation) -> dict[str, str]:
 
 
 def held_rows(held: Iterable[Held]) -> tuple[HeldRow, ...]:
-    """The operations a run holds back (`--only`, a pause window) as the reports show them."""
+    """The operations a run holds back (`--only`, a pause window, a safety limit) as the reports show them."""
     rows = []
     for h in held:
         name, kind = describe(h.operation)
         label = PERSON_LABELS[name] if kind == PERSON.name else OP_LABELS[name, kind]
-        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason))
+        rows.append(HeldRow(label, name, kind, op_keys(h.operation)["syncKey"], h.reason, h.cause))
     return tuple(rows)
 
 
@@ -176,8 +176,10 @@ def _deletion_key(op: Operation) -> tuple[KindName, str] | None:
     return (kind, op.sync_key) if name in ("delete", "deactivate") else None
 
 
-def unsent_deletions(result: RunResult) -> list[DeleteOperation]:
+def unsent_deletions(result: RunResult, held: Iterable[HeldRow] = ()) -> list[DeleteOperation]:
     """The plan's deletion candidates the run did not send: all under `--deletes off`, persons and
-    groups under `deactivate` (a deactivated membership was sent), none under `delete`."""
-    sent = {_deletion_key(r.operation) for r in result.results}
+    groups under `deactivate` (a deactivated membership was sent), none under `delete`; less those
+    `held` (`--only`, a pause window, a safety limit), listed as held instead."""
+    sent: set[tuple[str, str] | None] = {_deletion_key(r.operation) for r in result.results}
+    sent |= {(row.object, row.sync_key) for row in held if row.op in ("delete", "deactivate")}
     return [d for d in result.plan.deletions if _deletion_key(d) not in sent]

@@ -29,6 +29,7 @@ from sync.models import (
     Update,
 )
 from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind, kind_of
+from sync.plan.safety import LIMIT_REASON
 from sync.report.looks import look_of
 from sync.report.meta import ReportMeta
 from sync.report.ops import (
@@ -302,8 +303,21 @@ def _set_aside_sections(plan: Plan, max_rows: int) -> list[Section]:
     ]
 
 
+def _held_hint(meta: ReportMeta) -> str:
+    """What the held table's reader needs to know: why they are held, and what releases them."""
+    hints = []
+    if meta.sending:
+        hints.append(f"Not sent by this run ({meta.sending}); a run without the restriction sends them.")
+    if any(row.reason.startswith(LIMIT_REASON) for row in meta.held):
+        hints.append(
+            "Held at a safety limit (the rest of the plan is sent; exit 3): each reason names the limit, "
+            "the counts, and the flag or --approve fingerprint that releases them, after review."
+        )
+    return " ".join(hints)
+
+
 def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
-    """The operations the run holds back (`--only`, a pause window), when it holds any."""
+    """The operations the run holds back (`--only`, a pause window, a safety limit), when it holds any."""
     if not meta.held:
         return []
     return [
@@ -313,7 +327,7 @@ def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
             max_rows,
             anchor="held",
             heading="Held",
-            hint=f"Not sent by this run ({meta.sending}); a run without the restriction sends them.",
+            hint=_held_hint(meta),
             header=("Operation", "Sync key", "Reason"),
         )
     ]
@@ -409,7 +423,7 @@ def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Se
         *_held_sections(meta, max_rows),
         *_set_aside_sections(result.plan, max_rows),
         *_deletion_sections(
-            unsent_deletions(result), max_rows, kinds=_kinds_shown(result.plan), not_sent=True
+            unsent_deletions(result, meta.held), max_rows, kinds=_kinds_shown(result.plan), not_sent=True
         ),
     ]
 

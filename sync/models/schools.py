@@ -1,0 +1,77 @@
+"""Which school(s) each object of a plan belongs to: the value the per-school reports and limits read.
+
+A school is a group of type "School". The attribution itself is computed by `sync.plan.schools`; this
+room only holds it and answers questions about it. Pure data: imports nothing but the value types
+beside it (no I/O, no pandas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from sync.models.kinds import kind_of
+from sync.models.operations import ChangeIdentifier, Operation
+
+if TYPE_CHECKING:  # plans.py holds a Schools
+    from sync.models.plans import Reject
+
+__all__ = ["NO_SCHOOL", "Schools"]
+
+#: What reports call the objects that belong to no school.
+NO_SCHOOL: Final = "No school"
+
+_NONE: Final[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schools:
+    """The school groups of a plan and the schools of its objects (empty for a plan without groups).
+
+    Args:
+        names: each school's sync key -> its display name (the group's name, or its key when unnamed).
+        objects: kind name -> sync key -> the sorted school keys the object belongs to; an object of
+            no school is left out.
+        rejects: (file, row) -> the sorted school keys of a rejected roster row whose school can be told.
+
+    Its repr counts the entries instead of listing them (they can be 10^6).
+    """
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    objects: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    rejects: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        counted = sum(map(len, self.objects.values()))
+        return f"Schools({len(self.names)} schools, {counted} objects, {len(self.rejects)} rejects)"
+
+    def __bool__(self) -> bool:
+        """True when the plan has at least one school."""
+        return bool(self.names)
+
+    def keys(self) -> tuple[str, ...]:
+        """Every school's sync key, sorted."""
+        return tuple(sorted(self.names))
+
+    def name(self, key: str) -> str:
+        """The display name of the school `key` (the key itself when it is no school of the plan)."""
+        return self.names.get(key, key)
+
+    def of(self, kind_name: str, sync_key: str) -> tuple[str, ...]:
+        """The sorted school keys of the `kind_name` ("person", "group", "membership") `sync_key`."""
+        return self.objects.get(kind_name, {}).get(sync_key, _NONE)
+
+    def of_operation(self, op: Operation) -> tuple[str, ...]:
+        """The schools of an operation's record; for an identifier change those of the old and new key."""
+        kind = kind_of(op).name
+        found = self.of(kind, op.sync_key)
+        if isinstance(op, ChangeIdentifier):
+            old = self.of(kind, op.old_id)
+            if old and old != found:
+                return tuple(sorted({*found, *old}))
+        return found
+
+    def of_reject(self, reject: Reject) -> tuple[str, ...]:
+        """The sorted school keys of a rejected row, when its school can be told (else none)."""
+        return self.rejects.get((reject.file, reject.row), _NONE)
