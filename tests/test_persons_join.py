@@ -1,0 +1,309 @@
+"""Tests for persons read from several files (`[[persons.join]]`): fields, roles, optional files, the
+join syntax's errors and dates in each listed format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sync.errors import ConfigError
+from sync.read.mapping import load_any_mapping
+from sync.read.roster_set import read_roster_set
+
+USERS = """id,name,surname,kind
+u1,Emma,Hansen,elev
+u2,Kari,Nilsen,
+u3,Ole,Berg,
+"""
+
+MAIN = """
+[columns]
+sync_key = "id"
+given_name = "name"
+family_name = "surname"
+role = "kind"
+
+[values.role]
+elev = "Student"
+"""
+
+BIRTHS = """
+[columns]
+sync_key = "person"
+birth_date = "born"
+
+[rules]
+date_formats = ["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y"]
+"""
+
+ROLES = """
+[columns]
+sync_key = "user"
+role = "role"
+primary = "main"
+
+[rules]
+many_rows = true
+primary_values = ["true", "yes"]
+
+[values.role]
+teacher = "Staff"
+student = "Student"
+admin = "Administrator"
+"""
+
+
+def write_set(tmp_path: Path, joins: str, files: dict[str, str], persons_extra: str = "") -> Path:
+    """A folder holding `files`, the mappings above, and a set mapping with `joins`; the set's path."""
+    folder = tmp_path / "export"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    for name, text in (("main", MAIN), ("births", BIRTHS), ("roles", ROLES)):
+        (tmp_path / f"{name}.toml").write_text(text, encoding="utf-8")
+    set_path = tmp_path / "school-set.toml"
+    set_path.write_text(
+        f'kind = "set"\n[persons]\nfile = "users.csv"\nmapping = "main"\n{persons_extra}\n{joins}',
+        encoding="utf-8",
+    )
+    return set_path
+
+
+BIRTHS_JOIN = '[[persons.join]]\nfile = "births.csv"\nmapping = "births"\n'
+ROLES_JOIN = '[[persons.join]]\nfile = "roles.csv"\nmapping = "roles"\n'
+
+
+class TestFields:
+    def test_joined_file_adds_its_fields(self, tmp_path):
+        """A birth date from the joined file reaches its person; a person without a row keeps none."""
+        births = "person,born\nu1,2014-03-05\nu2,7/4/1980\n"
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS, "births.csv": births})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        assert roster.rejects == ()
+        assert roster.frame["birth_date"].to_dict() == {"u1": "2014-03-05", "u2": "1980-07-04", "u3": ""}
+        assert roster.rows == {
+            str(tmp_path / "export" / "users.csv"): 3,
+            str(tmp_path / "export" / "births.csv"): 2,
+        }
+
+    @pytest.mark.parametrize(
+        ("written", "iso"),
+        [
+            ("2014-03-05", "2014-03-05"),
+            ("3/5/2014", "2014-03-05"),
+            ("12/31/2012", "2012-12-31"),
+            ("05.03.2014", "2014-03-05"),
+            ("03/05/2014", "2014-03-05"),
+        ],
+    )
+    def test_each_date_format(self, tmp_path, written, iso):
+        """Dates in each listed format (M/D/YYYY with one-digit months too) are read as ISO dates."""
+        births = f"person,born\nu1,{written}\n"
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS, "births.csv": births})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        assert roster.rejects == ()
+        assert roster.frame.loc["u1", "birth_date"] == iso
+
+    def test_bad_date_rejects_the_row_and_protects_the_person(self, tmp_path):
+        """A date in no listed format rejects its row by file and line; the reject names the person."""
+        births = "person,born\nu1,2014-03-05\nu2,31/12/1980\n"
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS, "births.csv": births})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        [reject] = roster.rejects
+        assert (Path(reject.file).name, reject.row, reject.field, reject.sync_key) == (
+            "births.csv",
+            3,
+            "birth_date",
+            "u2",
+        )
+        assert "bad date '31/12/1980'" in reject.reason
+
+    def test_row_of_unknown_person_is_rejected(self, tmp_path):
+        """A joined row whose person is not in the persons file is rejected with file, line and reason."""
+        births = "person,born\nu1,2014-03-05\nu9,2014-03-05\n"
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS, "births.csv": births})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        [reject] = roster.rejects
+        assert (Path(reject.file).name, reject.row, reject.field) == ("births.csv", 3, "sync_key")
+        assert reject.reason == "person 'u9' (column 'person') is not in users.csv"
+        assert "u9" not in roster.frame.index
+        assert roster.frame.loc["u1", "birth_date"] == "2014-03-05"
+
+    def test_same_person_twice_in_a_one_row_file_is_rejected(self, tmp_path):
+        """A file with one row per person rejects both rows of a person named twice."""
+        births = "person,born\nu1,2014-03-05\nu1,2014-03-06\n"
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS, "births.csv": births})
+        rejects = read_roster_set(tmp_path / "export", mapping).persons.rejects
+        assert [(r.row, r.field) for r in rejects] == [(2, "sync_key"), (3, "sync_key")]
+
+    def test_optional_join_file_may_be_absent(self, tmp_path):
+        """An optional joined file missing from the folder adds nothing and stops nothing."""
+        joins = BIRTHS_JOIN + "optional = true\n"
+        mapping = write_set(tmp_path, joins, {"users.csv": USERS})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        assert roster.rejects == ()
+        assert set(roster.frame["birth_date"]) == {""}
+
+    def test_required_join_file_missing_stops_the_run(self, tmp_path):
+        """A joined file that is not optional must be in the folder."""
+        from sync.errors import RosterError
+
+        mapping = write_set(tmp_path, BIRTHS_JOIN, {"users.csv": USERS})
+        with pytest.raises(RosterError, match=r"births\.csv is missing"):
+            read_roster_set(tmp_path / "export", mapping)
+
+
+class TestRoles:
+    ROLES_CSV = """user,school,role,main
+u2,lia,teacher,false
+u2,ravnaas,admin,true
+u3,lia,teacher,
+u3,ravnaas,student,
+u1,ravnaas,teacher,true
+"""
+
+    def test_primary_row_gives_the_role(self, tmp_path):
+        """The primary row's role wins; without one the first row's; the persons file's own role first."""
+        mapping = write_set(tmp_path, ROLES_JOIN, {"users.csv": USERS, "roles.csv": self.ROLES_CSV})
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        assert roster.rejects == ()
+        assert roster.frame["role"].to_dict() == {"u1": "Student", "u2": "Administrator", "u3": "Staff"}
+
+    def test_person_without_a_role_anywhere_is_rejected(self, tmp_path):
+        """`[persons] required` rejects, at its persons-file line, a person no file gives a role."""
+        roles = "user,school,role,main\nu2,lia,teacher,true\n"
+        mapping = write_set(
+            tmp_path, ROLES_JOIN, {"users.csv": USERS, "roles.csv": roles}, 'required = ["role"]'
+        )
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        [reject] = roster.rejects
+        assert (Path(reject.file).name, reject.row, reject.field, reject.sync_key) == (
+            "users.csv",
+            4,
+            "role",
+            "u3",
+        )
+        assert reject.reason == "no role for 'u3' in any file (column 'kind')"
+        assert list(roster.frame.index) == ["u1", "u2"]
+
+    def test_unknown_role_rejects_its_row(self, tmp_path):
+        """A role the joined mapping does not know rejects the row, naming the person."""
+        roles = "user,school,role,main\nu2,lia,janitor,true\n"
+        mapping = write_set(tmp_path, ROLES_JOIN, {"users.csv": USERS, "roles.csv": roles})
+        [reject] = read_roster_set(tmp_path / "export", mapping).persons.rejects
+        assert (reject.row, reject.field, reject.sync_key) == (2, "role", "u2")
+
+
+class TestSyntax:
+    @pytest.mark.parametrize(
+        ("joins", "persons_extra", "message"),
+        [
+            (
+                '[[persons.join]]\nfile = "b.csv"\nmapping = "births"\nfoo = 1\n',
+                "",
+                r"\[persons\.join\.1\.foo\] unknown key",
+            ),
+            (
+                '[[persons.join]]\nfile = "users.csv"\nmapping = "births"\n',
+                "",
+                r"\[persons\.join\.1\.file\] 'users\.csv' is also the file of \[persons\]",
+            ),
+            (
+                '[[persons.join]]\nfile = "b.csv"\nmapping = "roles"\n'
+                '[[persons.join]]\nfile = "B.csv"\nmapping = "births"\n',
+                "",
+                r"\[persons\.join\.2\.file\] 'B\.csv' is also the file of \[persons\.join\.1\]",
+            ),
+            (
+                '[[persons.join]]\nfile = "b.csv"\nmapping = "oneroster-orgs"\n',
+                "",
+                r"\[persons\.join\.1\.mapping\] 'oneroster-orgs' is a groups mapping",
+            ),
+            (
+                '[[persons.join]]\nfile = "b.csv"\nmapping = "main"\n',
+                'required = ["nickname_x"]',
+                r"\[persons\.required\] names 'nickname_x'",
+            ),
+            ("", 'required = "role"', r"\[persons\.required\] must be a list of strings"),
+            (
+                '[persons.join]\nfile = "b.csv"\nmapping = "births"\n',
+                "",
+                r"\[persons\.join\] must be an array of tables",
+            ),
+            (
+                '[[persons.join]]\nfile = "b.csv"\nmapping = "oneroster-users"\n',
+                "",
+                r"\[persons\.join\.1\.mapping\] 'oneroster-users': a joined file adds fields",
+            ),
+        ],
+    )
+    def test_bad_join_names_file_and_key(self, tmp_path, joins, persons_extra, message):
+        """Every problem of a join is a ConfigError naming the set mapping and the key."""
+        mapping = write_set(tmp_path, joins, {}, persons_extra)
+        with pytest.raises(ConfigError, match=message) as error:
+            load_any_mapping(mapping)
+        assert str(mapping) in str(error.value)
+
+    def test_main_persons_file_cannot_have_many_rows(self, tmp_path):
+        """The persons file has one row per person: a many_rows mapping there is an error."""
+        mapping = write_set(tmp_path, "", {})
+        mapping.write_text(
+            'kind = "set"\n[persons]\nfile = "users.csv"\nmapping = "roles"\n', encoding="utf-8"
+        )
+        with pytest.raises(
+            ConfigError, match=r"\[persons\.mapping\] the persons file has one row per person"
+        ):
+            load_any_mapping(mapping)
+
+    def test_many_rows_mapping_alone_is_refused(self, tmp_path):
+        """A many_rows mapping given on its own (not in a set) says to name it in [[persons.join]]."""
+        write_set(tmp_path, "", {"users.csv": USERS})
+        with pytest.raises(ConfigError, match=r"name it in a set mapping's \[\[persons\.join\]\]"):
+            read_roster_set(tmp_path / "export" / "users.csv", tmp_path / "roles.toml")
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            (
+                '[columns]\nsync_key = "a"\nprimary = "p"\n',
+                r"\[columns\.primary\] marks a person's main row: it needs rules\.many_rows",
+            ),
+            (
+                '[columns]\nsync_key = "a"\n[rules]\nprimary_values = ["x"]\n',
+                r"\[rules\.primary_values\] needs a 'primary' column",
+            ),
+            (
+                '[columns]\nsync_key = "a"\nprimary = "p"\n'
+                '[rules]\nmany_rows = true\nprimary_values = [" "]\n',
+                r"\[rules\.primary_values\] must list non-empty values",
+            ),
+            (
+                '[columns]\nsync_key = "a"\n[rules]\nmany_rows = "yes"\n',
+                r"\[rules\.many_rows\] must be true or false",
+            ),
+            (
+                'kind = "groups"\n[columns]\nsync_key = "a"\nname = "n"\ntype = "t"\n'
+                "[rules]\nmany_rows = true\n",
+                r"\[rules\.many_rows\] only a persons mapping",
+            ),
+            (
+                '[columns]\nsync_key = "a"\nagents = "b"\n[values.agents]\nx = "y"\n',
+                r"\[values\.agents\] agents takes no value map",
+            ),
+            (
+                '[columns]\nsync_key = "a"\n[constants]\nparents = "x"\n',
+                r"\[constants\.parents\] parents cannot be a constant",
+            ),
+            (
+                '[columns]\nsync_key = "a"\nagents = "b"\n[rules]\nidentity = "agents"\n',
+                r"\[rules\.identity\] cannot be agents",
+            ),
+        ],
+    )
+    def test_bad_rules_name_file_and_key(self, tmp_path, text, message):
+        """The new rules and list fields are checked with the mapping parser's usual errors."""
+        path = tmp_path / "bad.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=message):
+            load_any_mapping(path)
