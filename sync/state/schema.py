@@ -183,6 +183,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         UPDATE membership_generation SET generation = generation + 1, nonce = random();
     END;
     """,
+    # Every person field itslearning takes, and a parent's children (issue 17). Existing rows get ""
+    # everywhere: their content hashes hold as they are (the hash leaves trailing empty later fields
+    # out, see sync.models.records.PERSON_LATER_FIELDS), so an upgraded snapshot plans no change.
+    """
+    ALTER TABLE persons ADD COLUMN nickname     TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN prefix       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN street       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN street_extra TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN postal_code  TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN city         TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN gender       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN children     TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 #: The schema version this code writes (SQLite `PRAGMA user_version`).
