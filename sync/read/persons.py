@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sync.models import Reject
+from sync.models import CHILDREN_SEP, Reject
 from sync.read.checks import CONTROL_RE, check
 from sync.read.columnar import BoolArray, shown_value, to_mask
 from sync.read.mapping_types import MAX_SYNC_KEY_LENGTH, ColumnMapping
@@ -39,8 +39,8 @@ from sync.read.rows import Rows
 
 __all__ = ["read_persons"]
 
-#: Separates the sync keys of a list cell (`agentSourcedIds`: "usr-1,usr-2") and of `children`.
-LIST_SEP: Final = ","
+#: Separates the sync keys of a list cell (`agentSourcedIds`: "usr-1,usr-2"), as in `children`.
+LIST_SEP: Final = CHILDREN_SEP
 _CARER: Final = "Carer"
 
 

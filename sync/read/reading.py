@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from sync.models import GROUP_TYPES, INSTITUTION_ROLE_TYPES, MEMBERSHIP_ROLE_TYPES
+from sync.models import GENDERS, GROUP_TYPES, INSTITUTION_ROLE_TYPES, MEMBERSHIP_ROLE_TYPES
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, Kind
-
-#: The genders a mapped `gender` may hold (IMS ES demographics/gender); "" = not given.
-GENDERS: Final = ("Male", "Female")
 
 __all__ = ["LIST_FIELDS", "PRIMARY_FIELD", "READINGS", "Reading", "reading"]
 
@@ -83,9 +80,7 @@ READINGS: Final[Mapping[str, Reading]] = MappingProxyType(
                 types_described="is not an IMS ES institutionRoleType",
                 date_fields=("birth_date",),
                 link_fields=(*(name for name in LIST_FIELDS if name not in PERSON.fields), PRIMARY_FIELD),
-                typed_fields=MappingProxyType(
-                    {"gender": (GENDERS, "is not an IMS ES gender")} if "gender" in PERSON.fields else {}
-                ),
+                typed_fields=MappingProxyType({"gender": (GENDERS, "is not an IMS ES gender")}),
             ),
             Reading(
                 kind=GROUP,
