@@ -307,3 +307,232 @@ class TestSyntax:
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError, match=message):
             load_any_mapping(path)
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SDS = SAMPLES / "sds"
+GUARDIANS = SAMPLES / "oneroster-guardians"
+
+
+def copy_folder(source: Path, tmp_path: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
+    """A copy of the sample folder `source` without the files `leave_out`."""
+    target = tmp_path / source.name
+    target.mkdir()
+    for path in source.iterdir():
+        if path.name not in leave_out:
+            (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+class TestSdsSample:
+    def test_persons_have_the_role_birth_date_gender_and_children_the_export_says(self):
+        """samples/sds reads clean: roles from roles.csv (Carer from relationships.csv), M/D/YYYY dates,
+        sex as gender, and each guardian's children."""
+        roster_set = read_roster_set(SDS, "sds")
+        assert roster_set.rejects == ()
+        frame = roster_set.persons.frame
+        assert frame["role"].to_dict() == {
+            "stu-1001": "Student",
+            "stu-1002": "Student",
+            "stu-1003": "Student",
+            "stu-1004": "Student",
+            "tch-2001": "Staff",
+            "tch-2002": "Staff",
+            "prf-2003": "Staff",
+            "adm-3001": "Administrator",
+            "gdn-4001": "Carer",
+            "gdn-4002": "Carer",  # no roles.csv row: relationships.csv says guardian
+            "gdn-4003": "Carer",
+        }
+        assert frame.loc["stu-1001", ["birth_date", "gender"]].tolist() == ["2014-03-05", "Female"]
+        assert frame.loc["stu-1004", ["birth_date", "gender"]].tolist() == ["2012-12-31", "Male"]
+        assert frame.loc["tch-2002", ["birth_date", "gender"]].tolist() == ["", ""]
+        children = frame["children"][frame["children"] != ""].to_dict()
+        assert children == {"gdn-4001": "stu-1001", "gdn-4002": "stu-1002", "gdn-4003": "stu-1003,stu-1004"}
+        assert roster_set.file_rows == {
+            "users.csv": 11,
+            "roles.csv": 10,
+            "relationships.csv": 4,
+            "demographics.csv": 5,
+            "orgs.csv": 3,
+            "classes.csv": 3,
+            "enrollments.csv": 8,
+        }
+
+    def test_teacher_of_two_schools_gets_both_memberships_and_the_primary_role(self):
+        """tch-2001 teaches at Lia (first row) and Ravnås (isPrimary): Staff, and a member of both schools."""
+        roster_set = read_roster_set(SDS, "sds")
+        assert roster_set.memberships is not None
+        members = roster_set.memberships.frame
+        schools = members[(members["person"] == "tch-2001") & members["group"].str.startswith("org-")]
+        assert schools[["group", "role"]].to_dict("index") == {
+            "org-lia:tch-2001": {"group": "org-lia", "role": "Instructor"},
+            "org-ravnaas:tch-2001": {"group": "org-ravnaas", "role": "Instructor"},
+        }
+        assert roster_set.persons.frame.loc["tch-2001", "role"] == "Staff"
+        assert not members["person"].str.startswith("gdn-").any()  # guardians belong to no school
+        assert members.loc["cls-5a:stu-1001", "role"] == "Learner"
+
+    def test_optional_files_may_be_absent(self, tmp_path):
+        """Without relationships, demographics, classes and enrollments the folder still reads; the one
+        guardians whose role only relationships.csv gave are rejected for want of a role."""
+        leave_out = ("relationships.csv", "demographics.csv", "classes.csv", "enrollments.csv")
+        folder = copy_folder(SDS, tmp_path, leave_out=leave_out)
+        roster_set = read_roster_set(folder, "sds")
+        assert [(Path(r.file).name, r.row, r.field, r.sync_key) for r in roster_set.rejects] == [
+            ("users.csv", 11, "role", "gdn-4002"),
+            ("users.csv", 12, "role", "gdn-4003"),
+        ]
+        frame = roster_set.persons.frame
+        assert set(frame["children"]) == {""}
+        assert set(frame["birth_date"]) == {""}
+        assert roster_set.memberships is not None
+        assert set(roster_set.memberships.frame["group"]) == {"org-ravnaas", "org-lia"}
+
+    def test_guardian_row_naming_an_unknown_child_is_rejected(self, tmp_path):
+        """A relationships.csv row whose student is not in users.csv is rejected by file and line; the
+        guardian's other children stay."""
+        folder = copy_folder(SDS, tmp_path)
+        with (folder / "relationships.csv").open("a", encoding="utf-8") as fh:
+            fh.write("stu-9999,gdn-4003,guardian\n")
+        roster_set = read_roster_set(folder, "sds")
+        [reject] = roster_set.rejects
+        assert (Path(reject.file).name, reject.row, reject.field, reject.sync_key) == (
+            "relationships.csv",
+            6,
+            "children",
+            "gdn-4003",
+        )
+        assert (
+            reject.reason
+            == "children value 'stu-9999' in column 'userSourcedId' is not a person in users.csv"
+        )
+        assert roster_set.persons.frame.loc["gdn-4003", "children"] == "stu-1003,stu-1004"
+
+    def test_relationship_of_an_unknown_guardian_is_rejected(self, tmp_path):
+        """A relationships.csv row whose guardian is not in users.csv is rejected by file and line."""
+        folder = copy_folder(SDS, tmp_path)
+        with (folder / "relationships.csv").open("a", encoding="utf-8") as fh:
+            fh.write("stu-1001,gdn-9999,parent\n")
+        [reject] = read_roster_set(folder, "sds").rejects
+        assert (Path(reject.file).name, reject.row, reject.field) == ("relationships.csv", 6, "sync_key")
+        assert reject.reason == "person 'gdn-9999' (column 'relationshipUserSourcedId') is not in users.csv"
+
+    def test_demographics_row_of_an_unknown_person_is_rejected(self, tmp_path):
+        """A demographics.csv row for a user not in users.csv is rejected by file and line."""
+        folder = copy_folder(SDS, tmp_path)
+        with (folder / "demographics.csv").open("a", encoding="utf-8") as fh:
+            fh.write("stu-9999,male,1/2/2014,,,,,\n")
+        [reject] = read_roster_set(folder, "sds").rejects
+        assert (Path(reject.file).name, reject.row, reject.field) == ("demographics.csv", 7, "sync_key")
+        assert "stu-9999" in reject.reason
+
+    def test_same_link_in_two_rows_is_one(self, tmp_path):
+        """A guardian listed twice for one student (two relationship roles) has that child once."""
+        folder = copy_folder(SDS, tmp_path)
+        with (folder / "relationships.csv").open("a", encoding="utf-8") as fh:
+            fh.write("stu-1001,gdn-4001,parent\n")
+        roster_set = read_roster_set(folder, "sds")
+        assert roster_set.rejects == ()
+        assert roster_set.persons.frame.loc["gdn-4001", "children"] == "stu-1001"
+
+
+class TestOneRosterGuardians:
+    def test_agents_read_in_both_directions_and_demographics_joined(self):
+        """agentSourcedIds on parents (children) and on students (parents) make one set of links;
+        demographics.csv gives birth dates and sex."""
+        roster_set = read_roster_set(GUARDIANS, "oneroster")
+        assert roster_set.rejects == ()
+        frame = roster_set.persons.frame
+        children = frame["children"][frame["children"] != ""].to_dict()
+        assert children == {
+            "usr-1024": "usr-1001,usr-1002",  # from both sides for usr-1001, from the parent for usr-1002
+            "usr-1025": "usr-1003",  # from the student's side only
+            "usr-1026": "usr-1003",  # from both sides
+        }
+        assert frame.loc["usr-1001", ["role", "birth_date", "gender"]].tolist() == [
+            "Student",
+            "2014-03-05",
+            "Female",
+        ]
+        assert frame.loc["usr-1024", ["role", "birth_date", "gender"]].tolist() == [
+            "Carer",
+            "1981-02-17",
+            "Male",
+        ]
+        assert frame.loc["usr-1004", ["birth_date", "gender", "children"]].tolist() == ["", "", ""]
+
+    def test_oneroster_sample_without_demographics_reads_as_before(self):
+        """samples/oneroster has no demographics.csv (optional) and no agents: nobody gets a field."""
+        roster_set = read_roster_set(SAMPLES / "oneroster", "oneroster")
+        frame = roster_set.persons.frame
+        assert {name: set(frame[name]) for name in ("birth_date", "gender", "children")} == {
+            "birth_date": {""},
+            "gender": {""},
+            "children": {""},
+        }
+
+    @pytest.mark.parametrize(
+        ("row", "agents", "reason"),
+        [
+            (
+                "usr-1002",
+                "usr-9999",
+                "agents value 'usr-9999' in column 'agentSourcedIds' is not a person in users.csv",
+            ),
+            ("usr-1002", "usr-1004", "cannot be told parent from child: neither is a Carer"),
+            ("usr-1025", "usr-1026", "cannot be told parent from child: both are a Carer"),
+            ("usr-1002", "usr-1002", "is the person itself"),
+        ],
+    )
+    def test_bad_agent_is_rejected_by_file_and_line(self, tmp_path, row, agents, reason):
+        """An agent that is unknown, of the same side (both or neither Carers) or the person itself is
+        rejected with the file, the line and the person; the other links stay."""
+        folder = copy_folder(GUARDIANS, tmp_path)
+        users = (folder / "users.csv").read_text(encoding="utf-8").splitlines()
+        line = next(i for i, text in enumerate(users) if text.startswith(f"{row},"))
+        cells = users[line].split(",")
+        cells[15] = agents
+        users[line] = ",".join(cells)
+        (folder / "users.csv").write_text("\n".join(users) + "\n", encoding="utf-8")
+        roster_set = read_roster_set(folder, "oneroster")
+        [reject] = roster_set.rejects
+        assert (Path(reject.file).name, reject.row, reject.field, reject.sync_key) == (
+            "users.csv",
+            line + 1,
+            "agents",
+            row,
+        )
+        assert reject.reason.endswith(reason)
+        assert roster_set.persons.frame.loc["usr-1024", "children"] == "usr-1001,usr-1002"
+
+
+class TestChildrenColumn:
+    def test_children_column_is_split_sorted_and_unique(self, tmp_path):
+        """A persons CSV's own children column (a list of keys) is read sorted, unique, without blanks."""
+        (tmp_path / "p.csv").write_text(
+            'id,name,surname,kind,kids\nu1,A,B,Student,\nu2,C,D,Student,\nu3,E,F,Carer,"u2, u1,,u2"\n',
+            encoding="utf-8",
+        )
+        (tmp_path / "m.toml").write_text(
+            '[columns]\nsync_key = "id"\ngiven_name = "name"\nfamily_name = "surname"\nrole = "kind"\n'
+            'children = "kids"\n',
+            encoding="utf-8",
+        )
+        roster = read_roster_set(tmp_path / "p.csv", tmp_path / "m.toml").persons
+        assert roster.rejects == ()
+        assert roster.frame["children"].to_dict() == {"u1": "", "u2": "", "u3": "u1,u2"}
+
+    def test_parents_column_links_the_other_way(self, tmp_path):
+        """A parents column names the row's parents: the link is stored on the parent."""
+        (tmp_path / "p.csv").write_text(
+            "id,name,surname,kind,mums\nu1,A,B,Student,u3\nu2,C,D,Student,u3\nu3,E,F,Carer,\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "m.toml").write_text(
+            '[columns]\nsync_key = "id"\ngiven_name = "name"\nfamily_name = "surname"\nrole = "kind"\n'
+            'parents = "mums"\n',
+            encoding="utf-8",
+        )
+        roster = read_roster_set(tmp_path / "p.csv", tmp_path / "m.toml").persons
+        assert roster.frame["children"].to_dict() == {"u1": "", "u2": "", "u3": "u1,u2"}
