@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sync.errors import ConfigError
@@ -314,6 +315,11 @@ SDS = SAMPLES / "sds"
 GUARDIANS = SAMPLES / "oneroster-guardians"
 
 
+def fields(frame: pd.DataFrame, key: str, *names: str) -> list[str]:
+    """The values of `names` in the row of `key`."""
+    return [str(frame.at[key, name]) for name in names]
+
+
 def copy_folder(source: Path, tmp_path: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
     """A copy of the sample folder `source` without the files `leave_out`."""
     target = tmp_path / source.name
@@ -344,9 +350,9 @@ class TestSdsSample:
             "gdn-4002": "Carer",  # no roles.csv row: relationships.csv says guardian
             "gdn-4003": "Carer",
         }
-        assert frame.loc["stu-1001", ["birth_date", "gender"]].tolist() == ["2014-03-05", "Female"]
-        assert frame.loc["stu-1004", ["birth_date", "gender"]].tolist() == ["2012-12-31", "Male"]
-        assert frame.loc["tch-2002", ["birth_date", "gender"]].tolist() == ["", ""]
+        assert fields(frame, "stu-1001", "birth_date", "gender") == ["2014-03-05", "Female"]
+        assert fields(frame, "stu-1004", "birth_date", "gender") == ["2012-12-31", "Male"]
+        assert fields(frame, "tch-2002", "birth_date", "gender") == ["", ""]
         children = frame["children"][frame["children"] != ""].to_dict()
         assert children == {"gdn-4001": "stu-1001", "gdn-4002": "stu-1002", "gdn-4003": "stu-1003,stu-1004"}
         assert roster_set.file_rows == {
@@ -450,17 +456,17 @@ class TestOneRosterGuardians:
             "usr-1025": "usr-1003",  # from the student's side only
             "usr-1026": "usr-1003",  # from both sides
         }
-        assert frame.loc["usr-1001", ["role", "birth_date", "gender"]].tolist() == [
+        assert fields(frame, "usr-1001", "role", "birth_date", "gender") == [
             "Student",
             "2014-03-05",
             "Female",
         ]
-        assert frame.loc["usr-1024", ["role", "birth_date", "gender"]].tolist() == [
+        assert fields(frame, "usr-1024", "role", "birth_date", "gender") == [
             "Carer",
             "1981-02-17",
             "Male",
         ]
-        assert frame.loc["usr-1004", ["birth_date", "gender", "children"]].tolist() == ["", "", ""]
+        assert fields(frame, "usr-1004", "birth_date", "gender", "children") == ["", "", ""]
 
     def test_oneroster_sample_without_demographics_reads_as_before(self):
         """samples/oneroster has no demographics.csv (optional) and no agents: nobody gets a field."""
