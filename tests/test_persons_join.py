@@ -127,7 +127,7 @@ class TestFields:
         roster = read_roster_set(tmp_path / "export", mapping).persons
         [reject] = roster.rejects
         assert (Path(reject.file).name, reject.row, reject.field) == ("births.csv", 3, "sync_key")
-        assert reject.reason == "person 'u9' (column 'person') is not in users.csv"
+        assert reject.reason == "person 'u9' (column 'person') is not in the persons file users.csv"
         assert "u9" not in roster.frame.index
         assert roster.frame.loc["u1", "birth_date"] == "2014-03-05"
 
@@ -422,7 +422,10 @@ class TestSdsSample:
             fh.write("stu-1001,gdn-9999,parent\n")
         [reject] = read_roster_set(folder, "sds").rejects
         assert (Path(reject.file).name, reject.row, reject.field) == ("relationships.csv", 6, "sync_key")
-        assert reject.reason == "person 'gdn-9999' (column 'relationshipUserSourcedId') is not in users.csv"
+        assert (
+            reject.reason
+            == "person 'gdn-9999' (column 'relationshipUserSourcedId') is not in the persons file users.csv"
+        )
 
     def test_demographics_row_of_an_unknown_person_is_rejected(self, tmp_path):
         """A demographics.csv row for a user not in users.csv is rejected by file and line."""

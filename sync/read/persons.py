@@ -111,7 +111,9 @@ def _not_in(joined: Roster, unknown: BoolArray, column: str, main_name: str) -> 
             file=joined.file,
             row=int(line),
             field="sync_key",
-            reason=f"person {shown_value(str(key))!r} (column {column!r}) is not in {main_name}",
+            reason=(
+                f"person {shown_value(str(key))!r} (column {column!r}) is not in the persons file {main_name}"
+            ),
         )
         for key, line in zip(keys, lines, strict=True)
     ]
