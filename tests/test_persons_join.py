@@ -545,3 +545,26 @@ class TestChildrenColumn:
         )
         roster = read_roster_set(tmp_path / "p.csv", tmp_path / "m.toml").persons
         assert roster.frame["children"].to_dict() == {"u1": "", "u2": "", "u3": "u1,u2"}
+
+
+class TestMappingInit:
+    def test_sds_folder_is_pointed_at_the_sds_set(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`mapping init` on an SDS folder says to use `--mapping sds` (not oneroster), exit 2."""
+        from sync.cli.app import main
+        from sync.cli.output import EXIT_USAGE
+
+        assert main(["mapping", "init", str(SDS)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "it looks like a School Data Sync v2.1 folder" in err
+        assert "--mapping sds" in err
+        assert "--mapping oneroster" not in err
+
+    def test_sds_users_csv_starter_says_to_use_the_set(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`mapping init` on SDS's users.csv (no role column, roles.csv beside it) starts with a note
+        naming `--mapping sds`; a OneRoster users.csv gets no such note."""
+        from sync.cli.app import main
+
+        assert main(["mapping", "init", str(SDS / "users.csv")]) == 0
+        assert capsys.readouterr().out.startswith("# NOTE: this looks like a School Data Sync v2.1 users.csv")
+        assert main(["mapping", "init", str(GUARDIANS / "users.csv")]) == 0
+        assert "School Data Sync" not in capsys.readouterr().out
