@@ -31,7 +31,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.models import CHILDREN_SEP, Reject
 from sync.read.checks import CONTROL_RE, check
-from sync.read.columnar import BoolArray, shown_value, to_mask
+from sync.read.columnar import shown_value, to_mask
 from sync.read.mapping_types import MAX_SYNC_KEY_LENGTH, ColumnMapping
 from sync.read.reading import LIST_FIELDS, PRIMARY_FIELD
 from sync.read.roster import Roster, build, rejected_rows, rows_of
@@ -76,8 +76,9 @@ def read_persons(
     listed = _lists(rows, np.flatnonzero(~rejected_rows(rows)))
     if not joins and not listed and not required:
         return roster
-    frame = roster.frame.copy()
-    known = pd.Index(frame.index).append(pd.Index([r.sync_key for r in roster.rejects if r.sync_key]))
+    persons = _Persons(roster.frame.copy())
+    rejected_keys = pa.array([r.sync_key for r in roster.rejects if r.sync_key], type=pa.large_string())
+    known = pa.concat_arrays([persons.keys, rejected_keys])  # a rejected person is still a person
     rejects = list(roster.rejects)
     counts = dict(roster.rows)
     main_name = Path(roster.file).name
@@ -87,60 +88,130 @@ def read_persons(
         joined = build(joined_rows)
         counts.update(joined.rows)
         rejects.extend(joined.rejects)
-        unknown = ~joined.frame.index.isin(known)
-        rejects.extend(_not_in(joined, unknown, joined_rows.column("sync_key"), main_name))
-        positions = np.flatnonzero(~rejected_rows(joined_rows))[~unknown]  # the known accepted rows
+        positions = np.flatnonzero(~rejected_rows(joined_rows))
+        owners = joined_rows.raw["sync_key"].take(pa.array(positions))
+        unknown = ~to_mask(pc.is_in(owners, value_set=known))
+        rejects.extend(_not_in(joined_rows, positions[unknown], main_name))
+        positions = positions[~unknown]  # the accepted rows of known persons
         listed.extend(_lists(joined_rows, positions))
-        _fill(frame, joined.frame[~unknown], joined_rows, positions)
-    missing = _missing(frame, required, roster.file, rows)
-    if missing:
-        rejects.extend(missing)
-        frame = frame[~frame.index.isin([reject.sync_key for reject in missing])]
-    if "children" in frame.columns:
-        _link(frame, listed, known, main_name, rejects)
-    return replace(roster, frame=frame, rejects=tuple(rejects), rows=counts)
+        persons.fill(joined_rows, positions)
+    rejects.extend(persons.require(required, rows))
+    if "children" in persons.frame.columns:
+        rejects.extend(persons.link(listed, known, main_name))
+    return replace(roster, frame=persons.frame, rejects=tuple(rejects), rows=counts)
 
 
-def _not_in(joined: Roster, unknown: BoolArray, column: str, main_name: str) -> list[Reject]:
+def _not_in(rows: Rows, positions: Any, main_name: str) -> list[Reject]:
     """Rejects for the joined rows whose person is not in the persons file (not protected: the
     persons file says who exists)."""
-    keys = joined.frame.index[unknown]
-    lines = joined.frame["row"].to_numpy()[unknown]
+    column = rows.column("sync_key")
     return [
         Reject(
-            file=joined.file,
-            row=int(line),
+            file=rows.file,
+            row=int(rows.lines[position]),
             field="sync_key",
             reason=(
-                f"person {shown_value(str(key))!r} (column {column!r}) is not in the persons file {main_name}"
+                f"person {shown_value(rows.text('sync_key', position))!r} (column {column!r}) is not in "
+                f"the persons file {main_name}"
             ),
         )
-        for key, line in zip(keys, lines, strict=True)
+        for position in positions
     ]
 
 
-def _fill(frame: pd.DataFrame, joined: pd.DataFrame, rows: Rows, positions: Any) -> None:
-    """Fill the persons' empty fields with the joined file's values (its primary rows' when a person
-    has several)."""
-    fields = [name for name in rows.mapping.columns if name in frame.columns and name not in LIST_FIELDS]
-    fields += [name for name in rows.mapping.constants if name in frame.columns and name not in fields]
-    fields = [name for name in fields if name not in {"sync_key", "children"}]
-    if not fields or joined.empty:
-        return
-    if rows.mapping.many_rows:
-        joined = joined.iloc[_primary_first(rows, positions)]
-        joined = joined[~joined.index.duplicated(keep="first")]
-    for name in fields:
-        values = joined[name].reindex(frame.index, fill_value="")
-        frame[name] = frame[name].where(frame[name] != "", values)
+def _arrow(values: Any) -> Any:
+    """A pandas "str" array (or index) as an Arrow large-string array (no copy)."""
+    array = pa.array(values.array if hasattr(values, "array") else values)
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return array.cast(pa.large_string())
+
+
+class _Persons:
+    """The persons frame as the joined files fill it, and its keys as Arrow (for hash lookups)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.keys = _arrow(frame.index)
+
+    def fill(self, rows: Rows, positions: Any) -> None:
+        """Fill the persons' empty fields with the joined file's values (its primary rows' when a
+        person has several)."""
+        mapped = [*rows.mapping.columns, *rows.mapping.constants]
+        fields = [
+            name for name in mapped if name in self.frame.columns and name not in {"sync_key", "children"}
+        ]
+        if not fields or not len(positions):
+            return
+        if rows.mapping.many_rows:
+            positions = positions[_primary_first(rows, positions)]
+        take = pa.array(positions)
+        # index_in finds each person's first row: the primary one, as the rows are ordered so.
+        found = pc.index_in(self.keys, value_set=rows.raw["sync_key"].take(take))
+        for name in fields:
+            values = pc.fill_null(rows.values[name].take(take).take(found), "")
+            own = _arrow(self.frame[name])
+            self.frame[name] = pd.array(pc.if_else(pc.equal(own, ""), values, own), dtype="str")
+
+    def require(self, required: frozenset[str], rows: Rows) -> list[Reject]:
+        """Reject (and drop) the persons still without a required field once every file is joined."""
+        rejects = []
+        dropped = np.zeros(len(self.frame), dtype=bool)
+        for name in sorted(required):
+            empty = to_mask(pc.equal(_arrow(self.frame[name]), ""))
+            column = rows.column(name) if name in rows.mapping.columns else name
+            lines = self.frame["row"].to_numpy()
+            for position in np.flatnonzero(empty & ~dropped):
+                key = str(self.keys[position].as_py())
+                rejects.append(
+                    Reject(
+                        file=rows.file,
+                        row=int(lines[position]),
+                        field=name,
+                        reason=f"no {name} for {shown_value(key)!r} in any file (column {column!r})",
+                        sync_key=key,
+                    )
+                )
+            dropped |= empty
+        if dropped.any():
+            self.frame = self.frame[~dropped]
+            self.keys = self.keys.filter(pa.array(~dropped))
+        return rejects
+
+    def link(self, listed: Sequence[_Listed], known: Any, main_name: str) -> list[Reject]:
+        """Set each parent's `children` from every list cell; the links that cannot be are rejected."""
+        rejects: list[Reject] = []
+        roles = _arrow(self.frame["role"])
+        pairs = [_pairs(cells, self.keys, roles, known, main_name, rejects) for cells in listed]
+        parents = pa.concat_arrays([parent for parent, _ in pairs] or [pa.array([], pa.large_string())])
+        children = pa.concat_arrays([child for _, child in pairs] or [pa.array([], pa.large_string())])
+        links = pa.table({"parent": parents, "child": children}).filter(
+            pc.is_in(parents, value_set=self.keys)
+        )
+        # Each link once (read from both sides, or twice), each parent's children sorted.
+        links = (
+            links.group_by(["parent", "child"])
+            .aggregate([])
+            .sort_by([("parent", "ascending"), ("child", "ascending")])
+        )
+        encoded = pc.dictionary_encode(links["parent"].combine_chunks())
+        counts = np.bincount(
+            np.asarray(encoded.indices.to_numpy(zero_copy_only=False)), minlength=len(encoded.dictionary)
+        )
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), type=pa.int32())
+        lists = pa.ListArray.from_arrays(offsets, links["child"].combine_chunks())
+        joined = pc.binary_join(lists, pa.scalar(LIST_SEP, type=pa.large_string()))
+        value = pc.fill_null(joined.take(pc.index_in(self.keys, value_set=encoded.dictionary)), "")
+        self.frame["children"] = pd.array(value, dtype="str")
+        return rejects
 
 
 def _primary_first(rows: Rows, positions: Any) -> Any:
-    """The joined frame's rows, primary rows first (each group in file order)."""
+    """The order of `positions` that puts primary rows first (each group in file order)."""
     if PRIMARY_FIELD not in rows.raw:
         return np.arange(len(positions))
     marks = rows.raw[PRIMARY_FIELD].take(pa.array(positions))
-    primary = to_mask(pc.is_in(pc.utf8_lower(marks), value_set=pa.array(sorted(rows.mapping.primary_values))))
+    values = pa.array(sorted(rows.mapping.primary_values), type=pa.large_string())
+    primary = to_mask(pc.is_in(pc.utf8_lower(marks), value_set=values))
     return np.argsort(~primary, kind="stable")
 
 
@@ -167,74 +238,41 @@ def _lists(rows: Rows, positions: Any) -> list[_Listed]:
     return found
 
 
-def _missing(frame: pd.DataFrame, required: frozenset[str], file: str, rows: Rows) -> list[Reject]:
-    """Rejects for persons still without a required field once every file is joined."""
-    rejects = []
-    for name in sorted(required):
-        empty = (frame[name] == "").to_numpy()
-        for key, line in zip(frame.index[empty], frame["row"].to_numpy()[empty], strict=True):
-            column = rows.column(name) if name in rows.mapping.columns else name
-            rejects.append(
-                Reject(
-                    file=file,
-                    row=int(line),
-                    field=name,
-                    reason=f"no {name} for {shown_value(str(key))!r} in any file (column {column!r})",
-                    sync_key=str(key),
-                )
-            )
-    return rejects
-
-
-def _link(
-    frame: pd.DataFrame, listed: Sequence[_Listed], known: pd.Index, main_name: str, rejects: list[Reject]
-) -> None:
-    """Set each parent's `children` from every list cell; reject the links that cannot be."""
-    pairs = [_pairs(cells, frame, known, main_name, rejects) for cells in listed]
-    links = pd.concat(pairs) if pairs else pd.DataFrame({"parent": [], "child": []}, dtype="str")
-    links = links[links["parent"].isin(frame.index)].drop_duplicates()
-    children = (
-        links.sort_values(["parent", "child"]).groupby("parent", sort=False)["child"].agg(LIST_SEP.join)
-        if len(links)
-        else pd.Series([], dtype="str")
-    )
-    frame["children"] = pd.array(children.reindex(frame.index, fill_value="").to_numpy(), dtype="str")
-
-
 def _pairs(
-    cells: _Listed, frame: pd.DataFrame, known: pd.Index, main_name: str, rejects: list[Reject]
-) -> pd.DataFrame:
-    """The (parent, child) links of one column's cells; the bad ones appended to `rejects`."""
+    cells: _Listed, keys: Any, roles: Any, known: Any, main_name: str, rejects: list[Reject]
+) -> tuple[Any, Any]:
+    """The (parent, child) links of one column's cells (two Arrow arrays); the bad ones appended to
+    `rejects`."""
     lists = pc.split_pattern(cells.cells, pattern=LIST_SEP)
     rows = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
     others = pc.utf8_trim_whitespace(pc.list_flatten(lists))
-    present = ~to_mask(pc.equal(others, ""))
-    rows, others = rows[present], others.filter(pa.array(present))
+    present = pa.array(~to_mask(pc.equal(others, "")))
+    rows, others = rows[present.to_numpy(zero_copy_only=False)], others.filter(present)
     owners = cells.owners.take(pa.array(rows))
-    owner = pd.Series(owners.to_pandas(), dtype="str")
-    other = pd.Series(others.to_pandas(), dtype="str")
-    bad = np.asarray(
-        to_mask(pc.greater(pc.utf8_length(others), MAX_SYNC_KEY_LENGTH))
-        | to_mask(pc.match_substring_regex(others, CONTROL_RE)),
+    bad = to_mask(pc.greater(pc.utf8_length(others), MAX_SYNC_KEY_LENGTH)) | to_mask(
+        pc.match_substring_regex(others, CONTROL_RE)
     )
-    unknown = ~other.isin(known).to_numpy() & ~bad
-    itself = (owner == other).to_numpy() & ~bad
+    unknown = ~to_mask(pc.is_in(others, value_set=known)) & ~bad
+    itself = to_mask(pc.equal(owners, others)) & ~bad
+    undecided = np.zeros(len(rows), dtype=bool)
+    owner_carer = other_carer = undecided
     if cells.field == "children":
-        parent, child = owner, other
-        undecided = np.zeros(len(owner), dtype=bool)
+        parent, child = owners, others
     elif cells.field == "parents":
-        parent, child = other, owner
-        undecided = np.zeros(len(owner), dtype=bool)
+        parent, child = others, owners
     else:  # agents: on a Carer its children, on anyone else their parents
-        roles = frame["role"]
-        owner_carer = (owner.map(roles) == _CARER).to_numpy(dtype=bool, na_value=False)
-        other_carer = (other.map(roles) == _CARER).to_numpy(dtype=bool, na_value=False)
-        parent = owner.where(owner_carer | ~other_carer, other)
-        child = other.where(owner_carer | ~other_carer, owner)
+
+        def carer(values: Any) -> Any:
+            return to_mask(pc.equal(roles.take(pc.index_in(values, value_set=keys)), _CARER))
+
+        owner_carer, other_carer = carer(owners), carer(others)
+        owner_parent = pa.array(owner_carer | ~other_carer)
+        parent = pc.if_else(owner_parent, owners, others)
+        child = pc.if_else(owner_parent, others, owners)
         undecided = (owner_carer == other_carer) & ~bad & ~unknown & ~itself
     failed = bad | unknown | itself | undecided
     for i in np.flatnonzero(failed):
-        value = shown_value(str(other.iloc[i]))
+        value = shown_value(str(others[i].as_py()))
         if bad[i]:
             why = f"is not a sync key (over {MAX_SYNC_KEY_LENGTH} characters, or control characters)"
         elif unknown[i]:
@@ -250,8 +288,8 @@ def _pairs(
                 row=int(cells.lines[rows[i]]),
                 field=cells.field,
                 reason=f"{cells.field} value {value!r} in column {cells.column!r} {why}",
-                sync_key=str(owner.iloc[i]),
+                sync_key=str(owners[i].as_py()),
             )
         )
-    keep = ~failed
-    return pd.DataFrame({"parent": parent[keep].to_numpy(), "child": child[keep].to_numpy()}, dtype="str")
+    keep = pa.array(~failed)
+    return parent.filter(keep), child.filter(keep)
