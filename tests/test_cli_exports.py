@@ -5,6 +5,7 @@ a second night sends nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,3 +72,27 @@ def test_export_folder_syncs_and_a_second_night_sends_nothing(
     code, out, err = cli(*command)
     assert code == EXIT_OK, out + err
     assert emulator.history()[events:] == []
+
+
+def test_guardian_link_removed_from_the_export_reaches_the_plan(
+    emulator: Emulator, cli: Cli, tmp_path: Path
+) -> None:
+    """After a first night, a relationships.csv row removed from the SDS export plans one update: the
+    guardian's children without that child (how it is sent, replacePerson, is the engine's part)."""
+    roster = tmp_path / "sds"
+    roster.mkdir()
+    for path in (SAMPLES / "sds").iterdir():
+        (roster / path.name).write_bytes(path.read_bytes())
+    state = tmp_path / "state"
+    command = ["--mapping", "sds", "--state", str(state)]
+    code, out, err = cli("run", str(roster), *command, *remote(emulator))
+    assert code == EXIT_OK, out + err
+    relationships = roster / "relationships.csv"
+    lines = relationships.read_text(encoding="utf-8").splitlines(keepends=True)
+    relationships.write_text("".join(line for line in lines if not line.startswith("stu-1004,")), "utf-8")
+    plan = tmp_path / "plan.json"
+    code, out, err = cli("plan", str(roster), *command, "--format", "json", "--output", str(plan))
+    assert code == EXIT_OK, out + err
+    operations = json.loads(plan.read_text(encoding="utf-8"))["operations"]
+    assert [(op["op"], op["syncKey"]) for op in operations] == [("update", "gdn-4003")]
+    assert operations[0]["changes"] == [{"field": "children", "old": "stu-1003,stu-1004", "new": "stu-1003"}]
