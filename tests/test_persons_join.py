@@ -568,3 +568,51 @@ class TestMappingInit:
         assert capsys.readouterr().out.startswith("# NOTE: this looks like a School Data Sync v2.1 users.csv")
         assert main(["mapping", "init", str(GUARDIANS / "users.csv")]) == 0
         assert "School Data Sync" not in capsys.readouterr().out
+
+
+class TestEveryField:
+    def test_every_person_field_is_mappable(self, tmp_path: Path) -> None:
+        """Nickname, prefix, the address lines and gender (through a value map, "" for not given) read
+        from their columns like any field."""
+        (tmp_path / "p.csv").write_text(
+            "id;fornavn;etternavn;kallenavn;tittel;adresse;adresse2;postnr;sted;kjonn\n"
+            "u1;Emma;Hansen;Em;Dr.;Storgata 1;Leil. 2;9008;Tromsø;j\n"
+            "u2;Noah;Berg;;;;;;;ukjent\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "m.toml").write_text(
+            '[columns]\nsync_key = "id"\ngiven_name = "fornavn"\nfamily_name = "etternavn"\n'
+            'nickname = "kallenavn"\nprefix = "tittel"\nstreet = "adresse"\nstreet_extra = "adresse2"\n'
+            'postal_code = "postnr"\ncity = "sted"\ngender = "kjonn"\n'
+            '[values.gender]\nj = "Female"\ng = "Male"\nukjent = ""\n',
+            encoding="utf-8",
+        )
+        roster = read_roster_set(tmp_path / "p.csv", tmp_path / "m.toml").persons
+        assert roster.rejects == ()
+        names = ("nickname", "prefix", "street", "street_extra", "postal_code", "city", "gender")
+        assert fields(roster.frame, "u1", *names) == [
+            "Em",
+            "Dr.",
+            "Storgata 1",
+            "Leil. 2",
+            "9008",
+            "Tromsø",
+            "Female",
+        ]
+        assert fields(roster.frame, "u2", *names) == ["", "", "", "", "", "", ""]
+
+    def test_gender_outside_the_map_or_the_ims_values_is_refused(self, tmp_path: Path) -> None:
+        """A gender value the map does not know rejects its row; a map target other than Male, Female
+        or "" is a ConfigError naming the key."""
+        (tmp_path / "p.csv").write_text("id,sex\nu1,x\nu2,male\n", encoding="utf-8")
+        (tmp_path / "m.toml").write_text(
+            '[columns]\nsync_key = "id"\ngender = "sex"\n[values.gender]\nmale = "Male"\n', encoding="utf-8"
+        )
+        roster = read_roster_set(tmp_path / "p.csv", tmp_path / "m.toml").persons
+        assert [(r.row, r.field) for r in roster.rejects] == [(2, "gender")]
+        assert roster.frame.loc["u2", "gender"] == "Male"
+        (tmp_path / "bad.toml").write_text(
+            '[columns]\nsync_key = "id"\ngender = "sex"\n[values.gender]\nmale = "M"\n', encoding="utf-8"
+        )
+        with pytest.raises(ConfigError, match=r"\[values\.gender\.male\] 'M' is not an IMS ES gender"):
+            load_any_mapping(tmp_path / "bad.toml")
