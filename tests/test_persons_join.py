@@ -188,6 +188,21 @@ u1,ravnaas,teacher,true
         assert reject.reason == "no role for 'u3' in any file (column 'kind')"
         assert list(roster.frame.index) == ["u1", "u2"]
 
+    def test_person_marked_for_deletion_needs_no_role(self, tmp_path):
+        """`[persons] required` leaves a row marked for deletion alone: it needs only its sync key."""
+        users = "id,name,surname,kind,status\nu1,Emma,Hansen,elev,active\nu2,Kari,Nilsen,,tobedeleted\n"
+        mapping = write_set(
+            tmp_path, ROLES_JOIN, {"users.csv": users, "roles.csv": "user,role,main\n"}, 'required = ["role"]'
+        )
+        (tmp_path / "main.toml").write_text(
+            MAIN.replace('role = "kind"', 'role = "kind"\nstatus = "status"')
+            + '[delete_when]\nstatus = ["tobedeleted"]\n',
+            encoding="utf-8",
+        )
+        roster = read_roster_set(tmp_path / "export", mapping).persons
+        assert roster.rejects == ()
+        assert roster.frame["delete"].to_dict() == {"u1": False, "u2": True}
+
     def test_unknown_role_rejects_its_row(self, tmp_path):
         """A role the joined mapping does not know rejects the row, naming the person."""
         roles = "user,school,role,main\nu2,lia,janitor,true\n"

@@ -153,11 +153,13 @@ class _Persons:
             self.frame[name] = pd.array(pc.if_else(pc.equal(own, ""), values, own), dtype="str")
 
     def require(self, required: frozenset[str], rows: Rows) -> list[Reject]:
-        """Reject (and drop) the persons still without a required field once every file is joined."""
+        """Reject (and drop) the persons still without a required field once every file is joined
+        (not those marked for deletion)."""
         rejects = []
         dropped = np.zeros(len(self.frame), dtype=bool)
+        marked = self.frame["delete"].to_numpy(dtype=bool)  # a row marked for deletion needs only its key
         for name in sorted(required):
-            empty = to_mask(pc.equal(_arrow(self.frame[name]), ""))
+            empty = to_mask(pc.equal(_arrow(self.frame[name]), "")) & ~marked
             column = rows.column(name) if name in rows.mapping.columns else name
             lines = self.frame["row"].to_numpy()
             for position in np.flatnonzero(empty & ~dropped):
