@@ -422,11 +422,11 @@ class TestSdsSample:
             "relationships.csv",
             6,
             "children",
-            "gdn-4003",
+            "",  # the guardian is not held back: the link is left out
         )
-        assert (
-            reject.reason
-            == "children value 'stu-9999' in column 'userSourcedId' is not a person in users.csv"
+        assert reject.reason == (
+            "children value 'stu-9999' in column 'userSourcedId' (person 'gdn-4003') is not a person in "
+            "users.csv; the link is left out"
         )
         assert roster_set.persons.frame.loc["gdn-4003", "children"] == "stu-1003,stu-1004"
 
@@ -502,7 +502,7 @@ class TestOneRosterGuardians:
             (
                 "usr-1002",
                 "usr-9999",
-                "agents value 'usr-9999' in column 'agentSourcedIds' is not a person in users.csv",
+                "is not a person in users.csv",
             ),
             ("usr-1002", "usr-1004", "cannot be told parent from child: neither is a Carer"),
             ("usr-1025", "usr-1026", "cannot be told parent from child: both are a Carer"),
@@ -511,7 +511,7 @@ class TestOneRosterGuardians:
     )
     def test_bad_agent_is_rejected_by_file_and_line(self, tmp_path, row, agents, reason):
         """An agent that is unknown, of the same side (both or neither Carers) or the person itself is
-        rejected with the file, the line and the person; the other links stay."""
+        rejected with the file, the line and the person, and left out; the other links stay."""
         folder = copy_folder(GUARDIANS, tmp_path)
         users = (folder / "users.csv").read_text(encoding="utf-8").splitlines()
         line = next(i for i, text in enumerate(users) if text.startswith(f"{row},"))
@@ -525,9 +525,12 @@ class TestOneRosterGuardians:
             "users.csv",
             line + 1,
             "agents",
-            row,
+            "",  # the person is not held back: the link is left out
         )
-        assert reject.reason.endswith(reason)
+        assert reject.reason.startswith(
+            f"agents value '{agents}' in column 'agentSourcedIds' (person '{row}') "
+        )
+        assert reject.reason.endswith(f"{reason}; the link is left out")
         assert roster_set.persons.frame.loc["usr-1024", "children"] == "usr-1001,usr-1002"
 
 

@@ -11,7 +11,8 @@ Each file is read and checked on its own (`sync.read.roster`); then, column by c
   (`primary` column in `rules.primary_values`), else of the person's first row;
 - `children`, `parents` and `agents` (lists of sync keys) become one set of (parent, child) links,
   the same link read from both sides counted once; a link to a person not in the persons file is
-  rejected, naming the row's file, line and column. `children` on each parent holds them
+  rejected, naming the row's file, line and column, and left out (the row's person is not held back
+  for it: the other side is no person of the roster). `children` on each parent holds them
   (`CHILDREN_SEP`-joined, sorted).
 
 Reads the roster files it is given and nothing else.
@@ -289,8 +290,11 @@ def _pairs(
                 file=cells.file,
                 row=int(cells.lines[rows[i]]),
                 field=cells.field,
-                reason=f"{cells.field} value {value!r} in column {cells.column!r} {why}",
-                sync_key=str(owners[i].as_py()),
+                # The link is left out; the person keeps the rest of the row (no sync key: not held).
+                reason=(
+                    f"{cells.field} value {value!r} in column {cells.column!r} (person "
+                    f"{shown_value(str(owners[i].as_py()))!r}) {why}; the link is left out"
+                ),
             )
         )
     keep = pa.array(~failed)
