@@ -74,10 +74,7 @@ def _install() -> None:
     def fixed(name: str) -> Callable[..., str]:
         return lambda *_args, **_kwargs: name
 
-    def read_label(_path: Any, mapping: Any) -> str:
-        return f"read {mapping.kind}"
-
-    _wrap(sync.read.roster_set, "read_roster", read_label)
+    _wrap(sync.read.roster_set, "read_persons", fixed("read persons"))  # with the files joined to them
     _wrap(sync.read.roster_set, "read_groups", fixed("read groups"))
     _wrap(sync.read.roster_set, "read_memberships", fixed("read memberships"))
     _wrap(sync.state.store.StateStore, "load", lambda _store, kind: f"load snapshot {kind.plural}")

@@ -9,7 +9,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from sync.models import Person
+from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, Person
 from sync.report.render import ReportMeta
 
 PASSWORD = "Zq7!known-Pa55w0rd"
@@ -40,6 +40,7 @@ def make_person(key: str, **fields: str) -> Person:
         "birth_date": "2010-05-01",
         "phone": "",
         "mobile": "",
+        **dict.fromkeys(PERSON_FIELDS[-PERSON_LATER_FIELDS:], ""),
     }
     base.update(fields)
     return Person.from_values(key, base)

@@ -98,7 +98,7 @@ class TestFormat:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[columns]\nsync_key = "ID"\nnickname = "Nick"\n', r"\[columns\.nickname\] unknown canonical field"),
+        ('[columns]\nsync_key = "ID"\nshoe_size = "9"\n', r"\[columns\.shoe_size\] unknown canonical field"),
         ('[columns]\nusername = "U"\n', r"\[columns\.sync_key\] missing"),
         ('[columns]\nsync_key = ""\n', r"\[columns\.sync_key\] names an empty column"),
         ("[columns]\nsync_key = 5\n", r"\[columns\.sync_key\] must be a string"),
@@ -283,7 +283,7 @@ MEMBERSHIPS = 'kind = "memberships"\n[columns]\ngroup = "G"\nperson = "P"\n'
             r"\[values\.role\.elev\] 'Student' is not an IMS ES membership roleType; known: Learner",
         ),
         (MEMBERSHIPS + '[values.group]\na = "b"\n', r"\[values\.group\] group takes no value map"),
-        (MINIMAL + '[constants]\nnickname = "x"\n', r"\[constants\.nickname\] unknown canonical field"),
+        (MINIMAL + '[constants]\nshoe_size = "x"\n', r"\[constants\.shoe_size\] unknown canonical field"),
         (GROUPS + '[constants]\nusername = "x"\n', r"\[constants\.username\] unknown canonical field"),
         (MEMBERSHIPS + '[constants]\nactive = "false"\n', r"\[constants\.active\] unknown canonical field"),
         (MINIMAL + '[constants]\nsync_key = "x"\n', r"\[constants\.sync_key\] sync_key cannot be a constant"),

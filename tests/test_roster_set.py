@@ -110,8 +110,8 @@ class TestSetFolder:
         with pytest.raises(RosterError) as caught:
             read_roster_set(BASE / "users.csv", "oneroster")
         assert str(caught.value).startswith(
-            "oneroster is a set mapping: give the folder holding users.csv, orgs.csv, classes.csv and "
-            "enrollments.csv"
+            "oneroster is a set mapping: give the folder holding users.csv, demographics.csv, orgs.csv, "
+            "classes.csv and enrollments.csv"
         )
 
     def test_missing_file_is_named(self, tmp_path):
@@ -206,9 +206,16 @@ class TestSetMappingFile:
         """The built-in sets name their files and load the mappings of each."""
         oneroster = load_any_mapping("oneroster")
         assert isinstance(oneroster, SetMapping)
-        assert [entry.file for entry in oneroster.entries] == [*FILES, "users.csv"]
-        assert oneroster.files == FILES
+        # demographics.csv is joined to users.csv (optional), then come the groups and memberships.
+        assert [entry.file for entry in oneroster.entries] == [
+            "users.csv",
+            "demographics.csv",
+            *FILES[1:],
+            "users.csv",
+        ]
+        assert oneroster.files == ("users.csv", "demographics.csv", *FILES[1:])
         assert [entry.mapping.kind for entry in oneroster.entries] == [
+            "persons",
             "persons",
             "groups",
             "groups",

@@ -19,7 +19,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
 from sync.errors import StateError, StateLockedError
-from sync.models import PERSON_FIELDS, Outcome, Person, Status, person_hash
+from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, Outcome, Person, Status, person_hash
 from sync.models.kinds import PERSON
 from sync.state import loading
 from sync.state.cache import CACHE_NAME, CACHES, read_cache, read_cache_stamp, write_cache
@@ -78,16 +78,19 @@ class TestSchema:
         }
 
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:
-        """The snapshot table holds the sync key, identity, every person field and the confirmation."""
+        """The snapshot table holds the sync key, identity, every person field and the confirmation (the
+        fields added by a later migration come last: SQLite appends added columns)."""
         StateStore.open(state).close()
         columns = [row[1] for row in db_rows(state, "PRAGMA table_info(persons)")]
+        first = len(PERSON_FIELDS) - PERSON_LATER_FIELDS
         assert columns == [
             "sync_key",
             "identity",
-            *PERSON_FIELDS,
+            *PERSON_FIELDS[:first],
             "content_hash",
             "confirmed_at",
             "message_identifier",
+            *PERSON_FIELDS[first:],
         ]
         indexed = {row[0] for row in db_rows(state, "SELECT sql FROM sqlite_master WHERE type = 'index'")}
         assert any("persons (identity)" in (sql or "") for sql in indexed)
@@ -597,6 +600,14 @@ class TestLoad:
                 "birth_date": "2011-04-0" + (numbers.str[-1:].replace("0", "9")).to_numpy(),
                 "phone": ["", "+47 22 33 44 55"] * (n // 2),
                 "mobile": [""] * n,
+                "nickname": ["", "Lulu"] * (n // 2),
+                "prefix": [""] * n,
+                "street": ["Storgata 1", ""] * (n // 2),
+                "street_extra": [""] * n,
+                "postal_code": ["0155", ""] * (n // 2),
+                "city": ["Oslo", ""] * (n // 2),
+                "gender": ["Female", "", "Male", ""] * (n // 4),
+                "children": [""] * 9 * (n // 10) + ["S0000001,S0000002"] * (n // 10),
             },
             index=pd.Index(("S" + numbers.str.zfill(7)).to_numpy(), name="sync_key"),
         )
@@ -607,7 +618,7 @@ class TestLoad:
         assert store.count(PERSON) == n
         assert loaded.index.name == "sync_key"
         assert list(loaded.columns) == ["identity", *PERSON_FIELDS]
-        assert loaded.shape == (n, 9)
+        assert loaded.shape == (n, 1 + len(PERSON_FIELDS))
         assert loaded.loc["S0199999", "given_name"] == "Åsa"
         assert loaded.loc["S0199998", "family_name"] == "Øvergård"
         assert loaded.equals(frame.astype("str").set_axis(frame.index.astype("str"), axis=0))

@@ -31,16 +31,10 @@ def mapping_init(roster: Path, output: Path | None, force: bool) -> None:
     encoding are detected; every role value seen is listed under [values.role].
     """
     from sync.read.mapping import load_mapping  # noqa: PLC0415
-    from sync.read.mapping_init import starter_mapping  # noqa: PLC0415
+    from sync.read.mapping_init import folder_hint, starter_mapping  # noqa: PLC0415
 
     if roster.is_dir():
-        oneroster = all((roster / name).is_file() for name in ("users.csv", "orgs.csv", "classes.csv"))
-        hint = (
-            "it looks like a OneRoster folder: use the built-in set mapping, --mapping oneroster"
-            if oneroster
-            else "give one of its CSV files; a set mapping (see `ims-sync mapping list`) reads a folder"
-        )
-        fail(EXIT_USAGE, f"{roster} is a folder and mapping init reads one CSV file; {hint}")
+        fail(EXIT_USAGE, f"{roster} is a folder and mapping init reads one CSV file; {folder_hint(roster)}")
     text = starter_mapping(roster)
     if output is None:
         click.echo(text, nl=False)

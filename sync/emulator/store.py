@@ -126,6 +126,11 @@ class Store:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(memberships)")}
         if "active" not in columns:  # a state file written before memberships kept their status
             self._db.execute("ALTER TABLE memberships ADD COLUMN active INTEGER NOT NULL DEFAULT 1")
+        # A state file written before persons had every field itslearning takes: add the missing ones.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(persons)")}
+        for name in PERSON_FIELDS:
+            if name not in have:  # a constant of PERSON_FIELDS, never input
+                self._db.execute(f"ALTER TABLE persons ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
         self._depth = 0
 
     def close(self) -> None:

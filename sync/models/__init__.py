@@ -39,17 +39,23 @@ from sync.models.plans import (
     Reject,
 )
 from sync.models.records import (
+    CHILDREN_SEP,
+    GENDERS,
     GROUP_FIELDS,
     GROUP_TYPES,
     INSTITUTION_ROLE_TYPES,
     MEMBERSHIP_FIELDS,
     MEMBERSHIP_ROLE_TYPES,
     PERSON_FIELDS,
+    PERSON_LATER_FIELDS,
     Group,
     Membership,
     Person,
     Record,
+    hashed_values,
+    join_children,
     person_hash,
+    split_children,
 )
 from sync.models.results import (
     CodeMajor,
@@ -62,7 +68,9 @@ from sync.models.results import (
 from sync.models.schools import NO_SCHOOL, Schools
 
 __all__ = [
+    "CHILDREN_SEP",
     "DELETION_ORDER",
+    "GENDERS",
     "GROUP_FIELDS",
     "GROUP_TYPES",
     "INSTITUTION_ROLE_TYPES",
@@ -72,6 +80,7 @@ __all__ = [
     "NO_SCHOOL",
     "OPERATION_TYPES",
     "PERSON_FIELDS",
+    "PERSON_LATER_FIELDS",
     "ChangeIdentifier",
     "ChangeOperation",
     "CodeMajor",
@@ -104,7 +113,10 @@ __all__ = [
     "Severity",
     "Status",
     "Update",
+    "hashed_values",
+    "join_children",
     "kind_named",
     "kind_of",
     "person_hash",
+    "split_children",
 ]

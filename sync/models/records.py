@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final, Self, TypeAlias
 
 #: The canonical person fields sent to IMS ES, in a fixed order (the sync key is separate).
 #: Every value is a string; "" means absent. birth_date is ISO yyyy-mm-dd; role is an
-#: IMS ES institutionRoleType (Student, Staff, Administrator, Carer, Guest, ...).
+#: IMS ES institutionRoleType (Student, Staff, Administrator, Carer, Guest, ...); gender is one of
+#: GENDERS; children holds the sync keys of the person's children (a parent's links, itslearning's
+#: parent portal) as one canonical string (`join_children`).
 PERSON_FIELDS: Final = (
     "username",
     "given_name",
@@ -19,7 +21,28 @@ PERSON_FIELDS: Final = (
     "birth_date",
     "phone",
     "mobile",
+    # Added in schema version 5 (issue 17): `person_hash` leaves them out while they are all empty.
+    "nickname",
+    "prefix",
+    "street",
+    "street_extra",
+    "postal_code",
+    "city",
+    "gender",
+    "children",
 )
+
+#: How many of the PERSON_FIELDS (the last ones) came after the first snapshots: a content hash leaves
+#: them out while they and every field after them are empty, so a snapshot written before them keeps
+#: its hashes valid without rehashing a row.
+PERSON_LATER_FIELDS: Final = 8
+
+#: The IMS ES demographics genders a person may have ("" = not given). itslearning's schema also has
+#: "Gender" (unspecified): what is sent when only a birth date is known (gender is required there).
+GENDERS: Final = ("Male", "Female")
+
+#: What separates the children's sync keys in `Person.children` (a key holding it cannot be a child).
+CHILDREN_SEP: Final = ","
 
 #: The institutionRoleType values itslearning's PMS schema allows (InstitutionRoleDType), in its order.
 INSTITUTION_ROLE_TYPES: Final = (
@@ -67,11 +90,26 @@ MEMBERSHIP_ROLE_TYPES: Final = (
 )
 
 
+def join_children(keys: Iterable[str]) -> str:
+    """The canonical `children` value of these sync keys: sorted, unique, joined by CHILDREN_SEP.
+
+    Empty keys are left out. The caller rejects a key that holds CHILDREN_SEP (it would read back as two).
+    """
+    return CHILDREN_SEP.join(sorted({key for key in keys if key}))
+
+
+def split_children(value: str) -> tuple[str, ...]:
+    """The children's sync keys in a `children` value (the inverse of `join_children`)."""
+    return tuple(key for key in value.split(CHILDREN_SEP) if key) if value else ()
+
+
 class _Fields:
     """What every record does with its canonical fields (`FIELDS`, without the sync key)."""
 
     __slots__ = ()
     FIELDS: ClassVar[tuple[str, ...]]
+    #: How many of the last FIELDS a content hash leaves out while they are empty (see PERSON_LATER_FIELDS).
+    LATER_FIELDS: ClassVar[int] = 0
 
     def values(self) -> dict[str, str]:
         """The canonical fields (without the sync key) as a dict, in `FIELDS` order."""
@@ -88,6 +126,7 @@ class Person(_Fields):
     """One person as IMS ES holds it. Never carries a password."""
 
     FIELDS: ClassVar[tuple[str, ...]] = PERSON_FIELDS
+    LATER_FIELDS: ClassVar[int] = PERSON_LATER_FIELDS
 
     sync_key: str
     username: str = ""
@@ -98,6 +137,14 @@ class Person(_Fields):
     birth_date: str = ""
     phone: str = ""
     mobile: str = ""
+    nickname: str = ""
+    prefix: str = ""
+    street: str = ""
+    street_extra: str = ""
+    postal_code: str = ""
+    city: str = ""
+    gender: str = ""
+    children: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,10 +173,20 @@ class Membership(_Fields):
     active: str = "true"
 
 
+def hashed_values(values: Sequence[str], later: int) -> Sequence[str]:
+    """`values` without the trailing empty ones among their last `later` (the fields added after the first
+    snapshots): what a content hash covers, so that an upgraded snapshot's hashes still hold."""
+    end = len(values)
+    while end > len(values) - later and not values[end - 1]:
+        end -= 1
+    return values[:end]
+
+
 def person_hash(person: Person, identity: str = "") -> str:
-    """A stable content hash of a person's canonical fields and identity value (sha256, hex)."""
+    """A stable content hash of a person's canonical fields and identity value (sha256, hex); the later
+    fields (PERSON_LATER_FIELDS) count only up to the last non-empty one."""
     h = hashlib.sha256()
-    for value in (identity, *person.values().values()):
+    for value in hashed_values((identity, *person.values().values()), PERSON_LATER_FIELDS):
         h.update(value.encode("utf-8"))
         h.update(b"\x1f")
     return h.hexdigest()

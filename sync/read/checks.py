@@ -22,11 +22,11 @@ from sync.read.mapping_types import MAX_SYNC_KEY_LENGTH, MAX_VALUE_LENGTH
 from sync.read.reading import READINGS
 from sync.read.rows import Rows
 
-__all__ = ["check"]
+__all__ = ["CONTROL_RE", "check"]
 
 # Control characters (C0 without NUL, DEL, C1) and invisible format characters (soft hyphen,
 # zero-width and bidirectional marks, BOM): not allowed in a sync key. NUL is reported on its own.
-_CONTROL_RE: Final = r"[\x01-\x1f\x7f-\x9f\x{ad}\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}-\x{2064}\x{feff}]"
+CONTROL_RE: Final = r"[\x01-\x1f\x7f-\x9f\x{ad}\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}-\x{2064}\x{feff}]"
 # Characters XML 1.0 forbids (NUL is reported on its own): a value holding one cannot be sent.
 _XML_INVALID_RE: Final = r"[\x01-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 
@@ -122,7 +122,7 @@ def check_key(rows: Rows, canonical: str, what: str) -> None:
     if may_hold(keys, (0x7F, 0xC2, 0xE2, 0xEF)):
         rows.flag(
             canonical,
-            to_mask(pc.match_substring_regex(keys, _CONTROL_RE)),
+            to_mask(pc.match_substring_regex(keys, CONTROL_RE)),
             lambda _: f"{what} in column {column!r} contains control characters or invisible marks",
         )
 

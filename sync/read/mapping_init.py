@@ -28,6 +28,7 @@ from sync.read.mapping_types import DELIMITERS
 __all__ = [
     "MappingGuess",
     "RosterSketch",
+    "folder_hint",
     "guess_mapping",
     "render_mapping",
     "sketch_roster",
@@ -419,4 +420,41 @@ def starter_mapping(path: Path, *, source_name: str | None = None) -> str:
         RosterError: the roster cannot be read or has no header line.
     """
     sketch = sketch_roster(path)
-    return render_mapping(sketch, guess_mapping(sketch), source_name=source_name or path.name)
+    text = render_mapping(sketch, guess_mapping(sketch), source_name=source_name or path.name)
+    if _is_sds_users(path, sketch.header):
+        text = (
+            "# NOTE: this looks like a School Data Sync v2.1 users.csv: it has no role column; the roles\n"
+            "# are in roles.csv, guardians in relationships.csv. Rather than this starter, use the built-in\n"
+            f"# set mapping on the folder: ims-sync validate {path.parent} --mapping sds\n\n"
+        ) + text
+    return text
+
+
+def folder_hint(folder: Path) -> str:
+    """What to use for a roster folder, which `mapping init` cannot read: the built-in set mapping its
+    files look like (SDS v2.1: users.csv without a role column and roles.csv; OneRoster: users.csv,
+    orgs.csv and classes.csv), else a pointer to the set mappings."""
+    users = folder / "users.csv"
+    if users.is_file() and (folder / "roles.csv").is_file():
+        try:
+            header = sketch_roster(users).header
+        except RosterError:
+            header = ()
+        if _is_sds_users(users, header):
+            return (
+                "it looks like a School Data Sync v2.1 folder (users.csv without roles, roles.csv): use "
+                "the built-in set mapping, --mapping sds"
+            )
+    if all((folder / name).is_file() for name in ("users.csv", "orgs.csv", "classes.csv")):
+        return "it looks like a OneRoster folder: use the built-in set mapping, --mapping oneroster"
+    return "give one of its CSV files; a set mapping (see `ims-sync mapping list`) reads a folder"
+
+
+def _is_sds_users(path: Path, header: tuple[str, ...]) -> bool:
+    """An SDS v2.1 users.csv: next to a roles.csv, with a sourcedId and no role column."""
+    names = {_norm(name) for name in header}
+    return (
+        path.name.casefold() == "users.csv"
+        and (path.parent / "roles.csv").is_file()
+        and ("sourcedid" in names and "role" not in names)
+    )

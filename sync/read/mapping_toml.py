@@ -8,6 +8,7 @@ Reads the mapping files it is given (and the mappings a set names); `sync.read.m
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from sync.read.mapping_types import (
     builtin_mappings,
     canonical_fields,
 )
-from sync.read.reading import READINGS
+from sync.read.reading import LIST_FIELDS, PRIMARY_FIELD, READINGS
 
 __all__ = ["parse_file", "read_document"]
 
@@ -43,15 +44,20 @@ _SECTIONS: Final = frozenset(
 )
 _SET_SECTIONS: Final = frozenset({"kind", "description", *KINDS})
 _SET_ENTRY_KEYS: Final = frozenset({"file", "mapping", "optional"})
+# Fields that cannot be the same on every row.
+_NOT_CONSTANT: Final = frozenset({"sync_key", "password", "status", *LIST_FIELDS, PRIMARY_FIELD})
+_JOIN_KEY: Final = "join"  # [[persons.join]]: files joined to the persons file on the sync key
 # Fields that hold another object's sync key: not an identity.
 _REFERENCE_FIELDS: Final = frozenset(
     reference.field for reading in READINGS.values() for reference in reading.kind.references
 )
-# Fields that hold sync keys (their own or another object's): no value map, no constant.
-_KEY_FIELDS: Final = _REFERENCE_FIELDS | {"sync_key"}
+# Fields that hold sync keys (their own or another object's, or lists of them): no value map, no constant.
+_KEY_FIELDS: Final = _REFERENCE_FIELDS | {"sync_key", *LIST_FIELDS}
 _SECTION_KEYS: Final = {
     "csv": frozenset({"delimiter", "encoding"}),
-    "rules": frozenset({"required", "identity", "date_formats", "split", "skip_unmapped"}),
+    "rules": frozenset(
+        {"required", "identity", "date_formats", "split", "skip_unmapped", "many_rows", "primary_values"}
+    ),
 }
 _SPLIT_KEYS: Final = frozenset({"field", "separator"})
 # The kinds that may split a column (a derived key's: one row names several groups or persons).
@@ -84,6 +90,12 @@ def read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"mapping {path}: not UTF-8 text (TOML files are UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"mapping {path}: cannot be read: {exc.strerror}") from None
+
+
+def _typed(kind: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    """The fields of `kind` whose values must be one of a list: that list and what a value outside is not."""
+    reading = READINGS[kind]
+    return {reading.typed_field: (reading.types, reading.types_described), **reading.typed_fields}
 
 
 class _Parser:
@@ -133,6 +145,7 @@ class _Parser:
         value_maps = self.value_maps(self.table(document, "values"), columns, {*columns, *constants}, kind)
         self.check_constants(constants, value_maps, kind)
         split = self.split(rules, columns, kind)
+        many_rows, primary_values = _many_rows(self, rules, columns, kind)
         return ColumnMapping(
             name=self.path.stem,
             source=str(self.path),
@@ -148,6 +161,8 @@ class _Parser:
             constants=MappingProxyType(constants),
             split=split,
             skip_unmapped=self.skip_unmapped(rules, columns, value_maps),
+            many_rows=many_rows,
+            primary_values=primary_values,
         )
 
     def split(self, rules: Mapping[str, Any], columns: Mapping[str, str], kind: str) -> Split | None:
@@ -242,8 +257,10 @@ class _Parser:
             raise self.fail("rules.identity", f"names {identity!r}, which [columns] does not map")
         if identity == "password":
             raise self.fail("rules.identity", "cannot be the password")
-        if identity in _REFERENCE_FIELDS:
+        if identity in _REFERENCE_FIELDS or identity in LIST_FIELDS:
             raise self.fail("rules.identity", f"cannot be {identity}: it holds another object's sync key")
+        if identity == PRIMARY_FIELD:
+            raise self.fail("rules.identity", f"cannot be {identity}: it marks a person's main row")
         return columns
 
     def constants(
@@ -254,7 +271,7 @@ class _Parser:
             key = f"constants.{field_name}"
             if field_name not in canonical_fields(kind):
                 raise self.fail(key, f"unknown canonical field; known: {', '.join(canonical_fields(kind))}")
-            if field_name in {"sync_key", "password", "status"} or field_name == identity:
+            if field_name in _NOT_CONSTANT or field_name == identity:
                 raise self.fail(key, f"{field_name} cannot be a constant")
             if field_name in columns:
                 raise self.fail(
@@ -294,43 +311,45 @@ class _Parser:
     def value_maps(
         self, table: Mapping[str, Any], columns: Mapping[str, str], fields: set[str], kind: str
     ) -> Mapping[str, Mapping[str, str]]:
-        reading = READINGS[kind]
-        target_field, targets, described = reading.typed_field, reading.types, reading.types_described
+        typed = _typed(kind)
         maps: dict[str, Mapping[str, str]] = {}
         for field_name, entries in table.items():
             key = f"values.{field_name}"
             if field_name not in columns:
                 raise self.fail(key, f"{field_name!r} is not mapped in [columns]")
-            if field_name in _KEY_FIELDS or field_name == "password":
+            if field_name in _KEY_FIELDS or field_name in {"password", PRIMARY_FIELD}:
                 raise self.fail(key, f"{field_name} takes no value map")
             if not isinstance(entries, dict):
                 raise self.fail(key, "must be a table of CSV value = canonical value")
             folded: dict[str, str] = {}
             for raw, value in entries.items():
                 target = self.string(value, f"{key}.{raw}").strip()
-                if field_name == target_field and target not in targets:
+                # Only the role (type) must be given; another typed field may map a value to "" (not given).
+                optional = field_name != READINGS[kind].typed_field and not target
+                if field_name in typed and target not in typed[field_name][0] and not optional:
+                    targets, described = typed[field_name]
                     raise self.fail(f"{key}.{raw}", f"{target!r} {described}; known: {', '.join(targets)}")
                 fold = raw.strip().casefold()
                 if fold in folded and folded[fold] != target:
                     raise self.fail(f"{key}.{raw}", "is given twice (keys ignore case) with different values")
                 folded[fold] = target
             maps[field_name] = MappingProxyType(folded)
-        if target_field in fields and target_field not in maps:
-            # Without a value map the CSV (or a constant) must hold the target values already (any case).
-            maps[target_field] = MappingProxyType({value.casefold(): value for value in targets})
+        for field_name, (targets, _) in typed.items():
+            if field_name in fields and field_name not in maps:
+                # Without a value map the CSV (or a constant) must hold the target values already (any case).
+                maps[field_name] = MappingProxyType({value.casefold(): value for value in targets})
         return MappingProxyType(maps)
 
     def check_constants(
         self, constants: Mapping[str, str], value_maps: Mapping[str, Mapping[str, str]], kind: str
     ) -> None:
         """A constant must pass the checks its column would: a value-mapped field's value is a target."""
-        reading = READINGS[kind]
-        target_field, targets, described = reading.typed_field, reading.types, reading.types_described
-        value = constants.get(target_field)
-        if value is not None and value.casefold() not in value_maps[target_field]:
-            raise self.fail(
-                f"constants.{target_field}", f"{value!r} {described}; known: {', '.join(targets)}"
-            )
+        for field_name, (targets, described) in _typed(kind).items():
+            value = constants.get(field_name)
+            if value is not None and value.casefold() not in value_maps[field_name]:
+                raise self.fail(
+                    f"constants.{field_name}", f"{value!r} {described}; known: {', '.join(targets)}"
+                )
 
     def date_formats(self, rules: Mapping[str, Any]) -> tuple[str, ...]:
         formats = self.strings(rules.get("date_formats", list(_DEFAULT_DATE_FORMATS)), "rules.date_formats")
@@ -360,6 +379,31 @@ class _Parser:
         return MappingProxyType(result)
 
 
+def _many_rows(
+    parser: _Parser, rules: Mapping[str, Any], columns: Mapping[str, str], kind: str
+) -> tuple[bool, frozenset[str]]:
+    """`rules.many_rows = true`: several rows per person (a file joined to the persons file), and
+    `rules.primary_values`: what the `primary` column holds on a person's main row."""
+    many_rows = rules.get("many_rows", False)
+    if not isinstance(many_rows, bool):
+        raise parser.fail("rules.many_rows", "must be true or false")
+    if many_rows and kind != "persons":
+        raise parser.fail("rules.many_rows", "only a persons mapping (of a [[persons.join]] file) has it")
+    values = parser.strings(rules.get("primary_values", ["true"]), "rules.primary_values")
+    if PRIMARY_FIELD not in columns:
+        if "primary_values" in rules:
+            raise parser.fail("rules.primary_values", f"needs a {PRIMARY_FIELD!r} column in [columns]")
+        return many_rows, frozenset()
+    if not many_rows:
+        raise parser.fail(
+            f"columns.{PRIMARY_FIELD}", "marks a person's main row: it needs rules.many_rows = true"
+        )
+    folded = frozenset(value.strip().casefold() for value in values)
+    if not folded or "" in folded:
+        raise parser.fail("rules.primary_values", "must list non-empty values such as 'true'")
+    return many_rows, folded
+
+
 class _SetParser:
     """Turns a `kind = "set"` document into a SetMapping, naming the file and key in every error."""
 
@@ -378,9 +422,7 @@ class _SetParser:
             raise self.fail("description", f"must be a string, not {type(description).__name__}")
         if "persons" not in document:
             raise self.fail("persons", "missing: a set names its persons file and mapping")
-        persons = self.entry(document["persons"], "persons", "persons")
-        if persons.optional:
-            raise self.fail("persons.optional", "the persons file cannot be optional")
+        persons = self.persons(document["persons"])
         groups, group_keys = self.entries(document, "groups", numbered=True)
         memberships, membership_keys = self.entries(document, "memberships", numbered=False)
         # A file may be read once per kind: users.csv holds the persons and their school memberships.
@@ -414,12 +456,57 @@ class _SetParser:
         keys = [kind] if single and not numbered else [f"{kind}.{n}" for n in range(1, len(value) + 1)]
         return tuple(self.entry(item, key, kind) for item, key in zip(value, keys, strict=True)), keys
 
-    def entry(self, value: object, key: str, kind: str) -> SetEntry:
+    def persons(self, value: object) -> SetEntry:
+        """[persons] and the files joined to it ([[persons.join]])."""
+        table = dict(value) if isinstance(value, dict) else value
+        joins = table.pop(_JOIN_KEY, []) if isinstance(table, dict) else []
+        required = table.pop("required", []) if isinstance(table, dict) else []
+        persons = self.entry(table, "persons", "persons", (*_SET_ENTRY_KEYS, _JOIN_KEY, "required"))
+        if persons.optional:
+            raise self.fail("persons.optional", "the persons file cannot be optional")
+        if persons.mapping.many_rows:
+            raise self.fail("persons.mapping", "the persons file has one row per person: no rules.many_rows")
+        if not isinstance(joins, list):
+            raise self.fail(f"persons.{_JOIN_KEY}", "must be an array of tables ([[persons.join]])")
+        files = {persons.file.casefold(): "persons"}
+        entries = []
+        for number, item in enumerate(joins, start=1):
+            key = f"persons.{_JOIN_KEY}.{number}"
+            entry = self.entry(item, key, "persons")
+            fold = entry.file.casefold()
+            if fold in files:
+                raise self.fail(f"{key}.file", f"{entry.file!r} is also the file of [{files[fold]}]")
+            files[fold] = key
+            joined = entry.mapping
+            if joined.identity or joined.delete_when or "password" in joined.columns:
+                raise self.fail(
+                    f"{key}.mapping",
+                    f"{joined.name!r}: a joined file adds fields; identity, password and deletions "
+                    "come from the persons file",
+                )
+            entries.append(entry)
+        fields = self.required(required, (persons, *entries))
+        return dataclasses.replace(persons, joins=tuple(entries), required=fields)
+
+    def required(self, value: object, entries: tuple[SetEntry, ...]) -> frozenset[str]:
+        """`[persons] required`: fields a person must have from one of the files."""
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.fail("persons.required", "must be a list of strings")
+        for name in value:
+            if not any(name in {*e.mapping.columns, *e.mapping.constants} for e in entries):
+                raise self.fail("persons.required", f"names {name!r}, which no persons mapping maps")
+            if name in LIST_FIELDS or name == PRIMARY_FIELD:
+                raise self.fail("persons.required", f"{name!r} cannot be required")
+        return frozenset(value)
+
+    def entry(
+        self, value: object, key: str, kind: str, allowed: tuple[str, ...] = tuple(_SET_ENTRY_KEYS)
+    ) -> SetEntry:
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table with file and mapping")
         for name in value:
-            if name not in _SET_ENTRY_KEYS:
-                raise self.fail(f"{key}.{name}", f"unknown key; known: {', '.join(sorted(_SET_ENTRY_KEYS))}")
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}", f"unknown key; known: {', '.join(sorted(allowed))}")
         for name in ("file", "mapping"):
             if not isinstance(value.get(name), str) or not value[name].strip():
                 raise self.fail(f"{key}.{name}", "missing: must be a non-empty string")

@@ -68,7 +68,9 @@ class ColumnMapping:
     `split` (memberships only, derived keys only) turns a row into one membership per value of a
     multi-valued group or person column. `skip_unmapped` names value-mapped fields whose non-empty
     values outside the map drop the row silently instead of rejecting it (e.g. parents in users.csv
-    when reading school memberships).
+    when reading school memberships). `many_rows` (a persons mapping of a set's `[[persons.join]]`
+    file) lets a file hold several rows per person: the row whose `primary` column holds one of
+    `primary_values` (casefolded) gives the person's fields, else the person's first row.
     """
 
     name: str
@@ -85,6 +87,8 @@ class ColumnMapping:
     constants: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     split: Split | None = None
     skip_unmapped: frozenset[str] = frozenset()
+    many_rows: bool = False
+    primary_values: frozenset[str] = frozenset()
 
     def required_columns(self) -> frozenset[str]:
         """Canonical fields whose CSV column must be present in the header.
@@ -106,11 +110,15 @@ class ColumnMapping:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetEntry:
-    """One file of a set mapping: its name in the roster folder and the mapping that reads it."""
+    """One file of a set mapping: its name in the roster folder and the mapping that reads it. The
+    persons entry may name files joined to it on the person's sync key (`[[persons.join]]`)."""
 
     file: str
     mapping: ColumnMapping
     optional: bool = False
+    joins: tuple[SetEntry, ...] = ()
+    #: Fields every person must have once the joined files are read (`[persons] required`).
+    required: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,8 +134,9 @@ class SetMapping:
 
     @property
     def entries(self) -> tuple[SetEntry, ...]:
-        """Every entry of the set: persons, groups, memberships (a file may be read by several)."""
-        return (self.persons, *self.groups, *self.memberships)
+        """Every entry of the set: persons and the files joined to them, groups, memberships (a file may
+        be read by several)."""
+        return (self.persons, *self.persons.joins, *self.groups, *self.memberships)
 
     @property
     def files(self) -> tuple[str, ...]:

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from sync.models import GROUP_TYPES, INSTITUTION_ROLE_TYPES, MEMBERSHIP_ROLE_TYPES
+from sync.models import GENDERS, GROUP_TYPES, INSTITUTION_ROLE_TYPES, MEMBERSHIP_ROLE_TYPES
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, Kind
 
-__all__ = ["READINGS", "Reading", "reading"]
+__all__ = ["LIST_FIELDS", "PRIMARY_FIELD", "READINGS", "Reading", "reading"]
+
+#: A person's links to other persons, each a list of sync keys separated by ",": `children` (the
+#: person's children), `parents` (the person's parents) and `agents` (OneRoster's agentSourcedIds: on
+#: a Carer its children, on anyone else their parents).
+LIST_FIELDS: Final = ("children", "parents", "agents")
+
+#: Marks the row that gives a person's fields in a file with several rows per person (`rules.many_rows`).
+PRIMARY_FIELD: Final = "primary"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,12 +44,19 @@ class Reading:
     #: Without a sync_key column the key is these fields' values joined by ":" (a membership's
     #: group:person), and `rules.split` may make one row per value of one of them.
     derived_key: tuple[str, ...] = ()
+    #: Fields read but kept out of the frame: a person's links to other persons (lists of sync keys,
+    #: `LIST_FIELDS`) and the primary-row marker of a file with several rows per person.
+    link_fields: tuple[str, ...] = ()
+    #: Other value-mapped fields whose values must be one of a list, with what a value outside it is not.
+    typed_fields: Mapping[str, tuple[tuple[str, ...], str]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def canonical_fields(self) -> tuple[str, ...]:
         """The fields a mapping may name in [columns] or [constants] (besides the identity field)."""
         read = (name for name in self.kind.fields if name not in self.fixed)
-        return ("sync_key", *read, *self.extra_fields, "status")
+        return ("sync_key", *read, *self.extra_fields, *self.link_fields, "status")
 
     @property
     def frame_columns(self) -> tuple[str, ...]:
@@ -64,6 +79,8 @@ READINGS: Final[Mapping[str, Reading]] = MappingProxyType(
                 types=INSTITUTION_ROLE_TYPES,
                 types_described="is not an IMS ES institutionRoleType",
                 date_fields=("birth_date",),
+                link_fields=(*(name for name in LIST_FIELDS if name not in PERSON.fields), PRIMARY_FIELD),
+                typed_fields=MappingProxyType({"gender": (GENDERS, "is not an IMS ES gender")}),
             ),
             Reading(
                 kind=GROUP,

@@ -132,12 +132,12 @@ def _read_many(sources: Sequence[tuple[Path, ColumnMapping]], kind: str) -> Rost
     for _, mapping in sources:
         if mapping.kind != kind:
             raise ValueError(f"mapping {mapping.name} reads {mapping.kind}, not {kind}")
-    files = [_rows(path, mapping) for path, mapping in sources]
+    files = [rows_of(path, mapping) for path, mapping in sources]
     for rows in files:
         check(rows)
     if len(files) > 1:
         flag_across_files(files)
-    rosters = [_build(rows) for rows in files]
+    rosters = [build(rows) for rows in files]
     if len(rosters) == 1:
         return rosters[0]
     return Roster(
@@ -149,7 +149,7 @@ def _read_many(sources: Sequence[tuple[Path, ColumnMapping]], kind: str) -> Rost
     )
 
 
-def _rows(path: Path, mapping: ColumnMapping) -> Rows:
+def rows_of(path: Path, mapping: ColumnMapping) -> Rows:
     """Read, decode and parse a file: its rows, ready to check."""
     file = str(path)
     data = to_utf8(read_file(path), mapping.encoding, file)
@@ -157,11 +157,17 @@ def _rows(path: Path, mapping: ColumnMapping) -> Rows:
     return Rows(parse(data, delimiter, mapping, file), mapping, file)
 
 
-def _build(rows: Rows) -> Roster:
-    """The roster of the accepted rows and the rejects (after `check`)."""
+def rejected_rows(rows: Rows) -> BoolArray:
+    """Which rows a check rejected (after `check`)."""
     rejected = np.zeros(rows.count, dtype=bool)
     for problem in rows.problems:
         rejected |= problem.mask
+    return rejected
+
+
+def build(rows: Rows) -> Roster:
+    """The roster of the accepted rows and the rejects (after `check`)."""
+    rejected = rejected_rows(rows)
     rejects = [_reject(rows, int(position)) for position in np.flatnonzero(rejected)]
     identity = rows.mapping.identity
     rejected_identities: set[str] = set()

@@ -17,7 +17,8 @@ from sync.errors import ConfigError, RosterError
 from sync.models import Reject
 from sync.read.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
 from sync.read.mapping_types import listed
-from sync.read.roster import Roster, read_groups, read_memberships, read_roster
+from sync.read.persons import read_persons
+from sync.read.roster import Roster, read_groups, read_memberships
 
 __all__ = ["RosterSet", "read_roster_set"]
 
@@ -79,7 +80,12 @@ def _read_single(path: Path, mapping: ColumnMapping) -> RosterSet:
         )
     if path.is_dir():
         raise RosterError(f"roster {path} is a folder; mapping {mapping.name} reads one persons CSV file")
-    return RosterSet(persons=read_roster(path, mapping))
+    if mapping.many_rows:
+        raise ConfigError(
+            f"mapping {mapping.source}: has several rows per person (rules.many_rows): name it in a set "
+            "mapping's [[persons.join]]"
+        )
+    return RosterSet(persons=read_persons(path, mapping))
 
 
 def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
@@ -109,7 +115,12 @@ def _read_set(folder: Path, mapping: SetMapping) -> RosterSet:
     groups = present(mapping.groups)
     memberships = present(mapping.memberships)
     return RosterSet(
-        persons=read_roster(persons_path, mapping.persons.mapping),
+        persons=read_persons(
+            persons_path,
+            mapping.persons.mapping,
+            present(mapping.persons.joins),
+            mapping.persons.required,
+        ),
         groups=read_groups(groups) if groups else None,
         memberships=read_memberships(memberships) if memberships else None,
     )

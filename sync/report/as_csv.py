@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from sync.models import PERSON_FIELDS, DeleteOperation, Operation, Plan, RunResult
+from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.kinds import KINDS, PERSON, kind_of
 from sync.report import ops
 from sync.report.as_json import iso
@@ -71,16 +71,21 @@ _OBJECT_CSV_COLUMNS: Final = (
 #: Rejected rows' and conflicts' columns (a deletion candidate's reason too), in the plan and run CSV.
 _SET_ASIDE_CSV_COLUMNS: Final = ("file", "row", "field", "reason", "roster_keys", "snapshot_keys")
 
+#: The person fields the plan CSV always had, in their place; the later ones (issue 17) come last, so a
+#: reader that indexes columns keeps working.
+_FIRST_PERSON_FIELDS: Final = len(PERSON_FIELDS) - PERSON_LATER_FIELDS
+
 PLAN_CSV_HEADER: Final = (
     "kind",
     "sync_key",
     "old_id",
     "new_id",
     "identity",
-    *PERSON_FIELDS,
+    *PERSON_FIELDS[:_FIRST_PERSON_FIELDS],
     "changes",
     *_SET_ASIDE_CSV_COLUMNS,
     *_OBJECT_CSV_COLUMNS,
+    *PERSON_FIELDS[_FIRST_PERSON_FIELDS:],
 )
 
 _BLANK_PERSON: Final = ("",) * len(PERSON_FIELDS)
@@ -115,16 +120,18 @@ def plan_csv_rows(plan: Plan, held: Sequence[HeldRow] = ()) -> Iterable[tuple[ob
     for op in plan.operations:
         keys = ops.op_keys(op)
         reason = reasons.get((*ops.describe(op), keys["syncKey"]), "")
+        person = _person_cells(op)
         yield (
             ops.describe(op)[0],
             op.sync_key,
             keys.get("oldId", ""),
             keys.get("newId", ""),
             ops.identity_of(op),
-            *_person_cells(op),
+            *person[:_FIRST_PERSON_FIELDS],
             ops.changes_text(ops.changes_of(op)),
             *(reason if column == "reason" else "" for column in _SET_ASIDE_CSV_COLUMNS),
             *_object_cells(op),
+            *person[_FIRST_PERSON_FIELDS:],
         )
     # A deletion candidate a run would hold (a safety limit, --only, a pause window) says so after its own.
     removals = {(row.object, row.sync_key): row.reason for row in held if row.op in ("delete", "deactivate")}

@@ -27,6 +27,7 @@ from sync.models import (
     Record,
     RunResult,
     Update,
+    split_children,
 )
 from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind, kind_of
 from sync.plan.safety import LIMIT_REASON
@@ -178,12 +179,21 @@ def _plan_counts(plan: Plan) -> list[Count]:
 
 
 def _cell(record: Record, field: str) -> str:
-    """A column's text: a record field, or a person's full name."""
+    """A column's text: a record field (a person's children one ", " apart), or a person's full name."""
     if field == "full_name":
         parts = (getattr(record, "given_name", ""), getattr(record, "family_name", ""))
         return " ".join(part for part in parts if part)
     value: str = getattr(record, field)
-    return value
+    return ", ".join(split_children(value)) if field == "children" else value
+
+
+def _create_columns(kind: Kind, ops: Sequence[ChangeOperation]) -> tuple[str, ...]:
+    """The fields a kind's create table shows: every one, but the later ones (`Record.LATER_FIELDS`,
+    e.g. a person's address and children) only when a created record has them (a table of persons
+    without them looks as it always did)."""
+    first = len(kind.fields) - kind.record.LATER_FIELDS
+    later = [f for f in kind.fields[first:] if any(getattr(op.record, f) for op in ops)]
+    return (*kind.fields[:first], *later)
 
 
 def _labels(fields: Sequence[str]) -> tuple[str, ...]:
@@ -194,9 +204,10 @@ def _of_type(ops: Sequence[_Op], kind: Kind, op_type: type) -> list[_Op]:
     return [op for op in ops if type(op) is op_type and kind_of(op) is kind]
 
 
-def _create_row(kind: Kind, op: ChangeOperation) -> tuple[str, ...]:
+def _create_row(kind: Kind, columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
     identity = (identity_of(op),) if kind.identity else ()
-    return (op.sync_key, *values_of(op.record), *identity)
+    values = values_of(op.record) if columns == kind.fields else (_cell(op.record, f) for f in columns)
+    return (op.sync_key, *values, *identity)
 
 
 def _update_row(columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
@@ -216,15 +227,17 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
     identity = ("Identity",) if kind.identity else ()
     update_header = ("Sync key", *_labels(look.update_columns), "Changes")
     rename_header = ("Old sync key", "New sync key", *_labels(look.rename_columns), *identity, "Changes")
+    creates = _of_type(ops, kind, Create)
+    create_columns = _create_columns(kind, creates[:max_rows])
     return [
         _section(
-            _of_type(ops, kind, Create),
-            partial(_create_row, kind),
+            creates,
+            partial(_create_row, kind, create_columns),
             max_rows,
             anchor=f"{look.anchor}creates",
             heading=f"New {look.noun} (create)",
             hint=look.create_hint,
-            header=("Sync key", *(FIELD_LABELS[f] for f in kind.fields), *identity),
+            header=("Sync key", *(FIELD_LABELS[f] for f in create_columns), *identity),
         ),
         _section(
             _of_type(ops, kind, Update),

@@ -67,6 +67,7 @@ class _Move:
     select_sql: str
     update_sql: str
     position: int  # the reference's position among the hashed values
+    later_fields: int  # the table's `later_fields` (what the content hash leaves out while empty)
 
 
 def _move(table: Table, column: str) -> _Move:
@@ -78,6 +79,7 @@ def _move(table: Table, column: str) -> _Move:
             "message_identifier = ? WHERE sync_key = ?"
         ),
         position=hashed.index(column),
+        later_fields=table.later_fields,
     )
 
 
@@ -119,9 +121,10 @@ def apply_change(
         case Upsert(record=record, identity=identity):
             kind = kind_of(record)
             values = (*((identity,) if kind.identity else ()), *record.values().values())
+            table = TABLES[kind.name]
             connection.execute(
-                TABLES[kind.name].upsert_sql,
-                (record.sync_key, *values, content_hash(values), *confirmation),
+                table.upsert_sql,
+                (record.sync_key, *values, content_hash(values, table.later_fields), *confirmation),
             )
         case Rename(kind=kind_name, old_id=old_id, new_id=new_id):
             _rename(connection, TABLES[kind_name], old_id, new_id, confirmation)
@@ -162,5 +165,5 @@ def _move_references(
     moved = []
     for sync_key, *values in connection.execute(move.select_sql, (old_id,)).fetchall():
         values[move.position] = new_id
-        moved.append((new_id, content_hash(values), *confirmation, sync_key))
+        moved.append((new_id, content_hash(values, move.later_fields), *confirmation, sync_key))
     connection.executemany(move.update_sql, moved)

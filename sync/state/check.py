@@ -188,7 +188,7 @@ def _check_snapshot(connection: sqlite3.Connection) -> Iterator[Problem]:
         table = TABLES[kind.name]
         rows = connection.execute(f"SELECT {', '.join(table.columns)}, content_hash FROM {table.name}")
         for key, *values, stored in rows:
-            if content_hash([str(value) for value in values]) != stored:
+            if content_hash([str(value) for value in values], table.later_fields) != stored:
                 yield Problem(f"{table.name} {key}", "its content hash does not match its columns", "edited")
         # Through the journal's primary key: no set of every messageIdentifier in memory.
         unconfirmed = connection.execute(

@@ -170,6 +170,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # without a WHERE, so a second row there would move with every person change. Apart, a membership
     # change leaves the persons cache valid and a person change leaves the memberships cache valid.
     _generation_counter("membership_generation", "memberships"),
+    # Every person field itslearning takes, and a parent's children (issue 17). Existing rows get ""
+    # everywhere: their content hashes hold as they are (the hash leaves trailing empty later fields
+    # out, see sync.models.records.PERSON_LATER_FIELDS), so an upgraded snapshot plans no change.
+    """
+    ALTER TABLE persons ADD COLUMN nickname     TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN prefix       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN street       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN street_extra TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN postal_code  TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN city         TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN gender       TEXT NOT NULL DEFAULT '';
+    ALTER TABLE persons ADD COLUMN children     TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 #: The schema version this code writes (SQLite `PRAGMA user_version`).

@@ -23,7 +23,7 @@ from typing import Final
 
 import pandas as pd
 
-from sync.models import KINDS, Kind
+from sync.models import KINDS, Kind, hashed_values
 from sync.state.clock import iso, now
 
 __all__ = ["SEP", "TABLES", "Table", "content_hash", "seed_rows", "table_of"]
@@ -69,6 +69,7 @@ class Table:
     count_sql: str
     exists_sql: str
     rename_sql: str  # (new sync key, confirmed_at, message_identifier, old sync key)
+    later_fields: int = 0  # the last fields the content hash leaves out while empty (`Record.LATER_FIELDS`)
     # A WITHOUT ROWID table is read in sync key ranges: (the next bound, the open-ended last chunk).
     key_ranges: tuple[str, str] | None = None
 
@@ -120,6 +121,7 @@ def _table(kind: Kind) -> Table:
             f"UPDATE {name} SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?"
         ),
         key_ranges=key_ranges,
+        later_fields=kind.record.LATER_FIELDS,
     )
 
 
@@ -132,15 +134,16 @@ def table_of(kind: Kind) -> Table:
     return TABLES[kind.name]
 
 
-def content_hash(values: Sequence[str]) -> str:
+def content_hash(values: Sequence[str], later: int = 0) -> str:
     """sha256 (hex) over `values`, each followed by the separator: `person_hash`'s scheme.
 
     Persons hash (identity, *PERSON_FIELDS) (equal to person_hash, without building a Person), groups
     (identity, *GROUP_FIELDS), memberships MEMBERSHIP_FIELDS: every value of a row but its sync key, in
-    column order. person_hash feeds each value then a separator into sha256; one joined string is the
-    same bytes.
+    column order, but trailing empty values among the last `later` (`Table.later_fields`: fields added
+    after the first snapshots, whose rows were hashed without them). person_hash feeds each value then a
+    separator into sha256; one joined string is the same bytes.
     """
-    return hashlib.sha256((SEP.join(values) + SEP).encode("utf-8")).hexdigest()
+    return hashlib.sha256((SEP.join(hashed_values(values, later)) + SEP).encode("utf-8")).hexdigest()
 
 
 def seed_rows(
@@ -174,6 +177,6 @@ def seed_rows(
     # random (a denser file, read faster); keys are unique, so the tuples compare by key alone.
     # Every snapshot table hashes all its values but the sync key, in column order.
     return (
-        (key, *values, content_hash(values), confirmed_at, message_identifier)
+        (key, *values, content_hash(values, table.later_fields), confirmed_at, message_identifier)
         for key, *values in sorted(zip(keys, *columns, strict=True))
     )
