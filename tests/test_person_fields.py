@@ -14,14 +14,16 @@ from sync.models import (
     CHILDREN_SEP,
     PERSON_FIELDS,
     PERSON_LATER_FIELDS,
+    FieldChange,
     Person,
     Update,
     join_children,
     person_hash,
     split_children,
 )
-from sync.models.kinds import PERSON
+from sync.models.kinds import GROUP, PERSON
 from sync.plan.diff import plan
+from sync.plan.ordering import link_levels
 from sync.read.mapping_types import CANONICAL_FIELDS
 from sync.state.changes import Upsert
 from sync.state.check import check_state
@@ -179,3 +181,30 @@ def test_an_emulator_state_file_without_the_new_fields_opens_with_them(tmp_path:
         assert store.get("p2") == Person(sync_key="p2", username="cy", city="Oslo", children="p1")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "verb"),
+    [
+        ((FieldChange(field="children", old="a", new="a,b"),), "update"),
+        ((FieldChange(field="children", old="", new="a"),), "update"),
+        ((FieldChange(field="children", old="a,b", new="b,c"),), "replace"),
+        ((FieldChange(field="children", old="a", new=""),), "replace"),
+        ((FieldChange(field="city", old="Oslo", new="Bergen"),), "update"),
+        ((FieldChange(field="city", old="Oslo", new=""),), "replace"),
+    ],
+)
+def test_an_update_replaces_only_when_it_drops_a_child_or_clears_a_field(
+    changes: tuple[FieldChange, ...], verb: str
+) -> None:
+    """updatePerson adds children, so dropping one (or clearing a field) needs replacePerson."""
+    assert PERSON.update_verb(changes) == verb
+    assert GROUP.update_verb(changes) == "update"
+
+
+def test_link_levels_put_parents_after_their_children() -> None:
+    """A parent's level is above each of its children's in the run; links outside it and loops do not
+    hold anything up."""
+    levels = link_levels({"gran": ("mum",), "mum": ("kid", "elsewhere"), "kid": (), "a": ("b",), "b": ("a",)})
+    assert (levels["kid"], levels["mum"], levels["gran"]) == (0, 1, 2)
+    assert set(levels) == {"gran", "mum", "kid", "a", "b"}

@@ -58,12 +58,14 @@ from sync.models.records import (
     split_children,
 )
 from sync.models.results import (
+    PARENT_PORTAL_DISABLED,
     CodeMajor,
     OperationResult,
     Outcome,
     RunResult,
     Severity,
     Status,
+    parent_portal_notice,
 )
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "MEMBERSHIP_FIELDS",
     "MEMBERSHIP_ROLE_TYPES",
     "OPERATION_TYPES",
+    "PARENT_PORTAL_DISABLED",
     "PERSON_FIELDS",
     "PERSON_LATER_FIELDS",
     "ChangeIdentifier",
@@ -114,6 +117,7 @@ __all__ = [
     "join_children",
     "kind_named",
     "kind_of",
+    "parent_portal_notice",
     "person_hash",
     "split_children",
 ]
