@@ -191,7 +191,8 @@ def _relinks(
     sent = {op.sync_key for op in operations}
     linked = frame[kind.links]
     relinks = []
-    for key, value in linked[linked.to_numpy() != ""].items():
+    # rows marked for deletion are deletion candidates, not parents to link
+    for key, value in linked[(linked.to_numpy() != "") & ~frame["delete"].to_numpy(dtype=bool)].items():
         children = set(split_children(str(value)))
         if key in sent or key not in snapshot.index or not children & created:
             continue
