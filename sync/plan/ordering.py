@@ -99,15 +99,31 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
 
 
 def _linked_levels(operations: Sequence[Operation]) -> dict[tuple[str, str], int]:
-    """(kind, sync key) -> `link_levels` of the changes of kinds with links (`Kind.links`): a parent's
-    change runs in a phase after its children's creates and identifier changes of this run, as IMS ES
-    skips a link to a person that does not exist (yet)."""
-    links: dict[str, dict[str, tuple[str, ...]]] = {}
+    """(kind, sync key) -> `link_levels` of the changes of kinds with links (`Kind.links`) that link to
+    another change of this run (the others stay at level 0): a parent's change runs in a phase after
+    its children's creates and identifier changes of this run, as IMS ES skips a link to a person that
+    does not exist (yet)."""
+    linking = [kind for kind in KINDS if kind.links]
+    if not linking:
+        return {}
+    parents: dict[str, dict[str, tuple[str, ...]]] = {kind.name: {} for kind in linking}
+    changes: list[tuple[str, str]] = []  # (kind, sync key) of every change of a linking kind
     for op in operations:
         kind, removal = _place(op)
-        if kind.links and not removal:
-            links.setdefault(kind.name, {})[op.sync_key] = split_children(getattr(op.record, kind.links))
-    return {(name, key): level for name, keyed in links.items() for key, level in link_levels(keyed).items()}
+        if removal or not kind.links:
+            continue
+        changes.append((kind.name, op.sync_key))
+        value = getattr(op.record, kind.links)
+        if value:
+            parents[kind.name][op.sync_key] = split_children(value)
+    levels: dict[tuple[str, str], int] = {}
+    changed = set(changes) if any(parents.values()) else set()
+    for name, linked in parents.items():
+        # the parents, and as leaves those of their children that change in this run too
+        children = (c for keys in linked.values() for c in keys if (name, c) in changed)
+        graph = dict.fromkeys(children, ()) | linked
+        levels.update(((name, key), level) for key, level in link_levels(graph).items())
+    return levels
 
 
 def deletion_operations(deletions: Iterable[DeleteOperation], mode: DeletesMode) -> list[Operation]:
