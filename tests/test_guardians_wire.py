@@ -4,6 +4,8 @@ emulator over HTTPS, every exchange checked against itslearning's WSDL (tests/co
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -14,6 +16,9 @@ from sync.emulator.soap import InvalidDataError, parse_person, person_element
 from sync.ims.clients import PersonClient
 from sync.ims.namespaces import COMMON, PMS_DATA
 from sync.models import Person, Severity
+from sync.models.kinds import PERSON
+from sync.state.adopt import adopt
+from sync.state.store import StateStore
 from tests.clients import connect
 from tests.conftest import ExchangeLog
 
@@ -170,3 +175,23 @@ class TestParentPortalOff:
         assert emulator.persons()["mum"] == _carer("mum")
         plain = client.update_person(_carer("mum"))
         assert (plain.ok, plain.severity) == (True, Severity.STATUS)
+
+
+class TestAdopt:
+    """Adopting a site keeps only the later fields the mapping reads; the others stay empty, as the
+    roster has them."""
+
+    def test_adopt_keeps_mapped_children_and_leaves_unmapped_fields_empty(
+        self, client: PersonClient, tmp_path: Path
+    ) -> None:
+        """A parent's links are adopted when the mapping reads children; its city (not read) is not."""
+        assert client.create_person(Person(sync_key="kid-1", given_name="K", role="Student")).ok
+        assert client.create_person(replace(_carer("mum", "kid-1"), city="Oslo")).ok
+        for mapped, children in ((frozenset({"children"}), "kid-1"), (frozenset(), "")):
+            state = tmp_path / f"state-{len(mapped)}"
+            with StateStore.open(state) as store:
+                run_id = store.begin_run(command="adopt", roster="", mapping="")
+                adopt(client, store, run_id=run_id, mapped=mapped)
+                frame = store.load(PERSON)
+            assert (frame.loc["mum", "children"], frame.loc["mum", "city"]) == (children, "")
+            assert frame.loc["mum", "username"] == "mum"
