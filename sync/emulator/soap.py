@@ -15,7 +15,7 @@ from typing import Final
 from lxml import etree
 
 from sync.ims.namespaces import BIND, COMMON, PMS_DATA, SOAP_ENV, WSSE, WSU, XML_NS
-from sync.ims.persons import CHILD, UNSPECIFIED_GENDER, fill_person, relations_of
+from sync.ims.person_xml import CHILD, UNSPECIFIED_GENDER, fill_person, relations_of
 from sync.models import GENDERS, INSTITUTION_ROLE_TYPES, PERSON_FIELDS, Person, Status
 
 __all__ = [
