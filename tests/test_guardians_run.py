@@ -231,3 +231,15 @@ class TestGuardians:
         )
         assert code == EXIT_OK
         assert "Children: kid-1, kid-2 → kid-2 (-kid-1)" in plan.read_text(encoding="utf-8")
+        html = tmp_path / "plan.html"
+        state = str(tmp_path / "state")
+        assert main(["plan", str(roster), "--mapping", mapping, "--state", state, "-o", str(html)]) == EXIT_OK
+        assert "<del>kid-1, kid-2</del> → <ins>kid-2</ins>" in html.read_text(encoding="utf-8")
+        csv_plan = tmp_path / "plan.csv"
+        assert (
+            main(["plan", str(roster), "--mapping", mapping, "--state", state, "-o", str(csv_plan)])
+            == EXIT_OK
+        )
+        rows = csv.DictReader(csv_plan.read_text(encoding="utf-8").splitlines())
+        [row] = [r for r in rows if r["sync_key"] == "mum"]
+        assert (row["kind"], row["children"]) == ("update", "kid-2")
