@@ -223,6 +223,15 @@ class TestGuardians:
         text = report.read_text(encoding="utf-8")
         assert "## Parent/child links sent" in text
         assert "| confirmed | mum | kid-1, kid-2 |" in text
+        run_csv = tmp_path / "run.csv"
+        write(roster, [guardian("mum", "kid-1,kid-2,kid-3"), kid(1), kid(2), kid(3)])
+        assert sync_run(emulator, roster, "--report", str(run_csv))[0] == EXIT_OK
+        links = {
+            r["sync_key"]: r["children"] for r in csv.DictReader(run_csv.read_text("utf-8").splitlines())
+        }
+        assert links == {"kid-3": "", "mum": "kid-1,kid-2,kid-3"}
+        write(roster, [guardian("mum", "kid-1,kid-2"), kid(1), kid(2)])
+        assert sync_run(emulator, roster)[0] == EXIT_OK
         write(roster, [guardian("mum", "kid-2"), kid(1), kid(2)])
         plan = tmp_path / "plan.md"
         mapping = str(tmp_path / "guardians.toml")
