@@ -475,6 +475,7 @@ MESSAGES = (
     "is the file system local?",
     "written by a newer ims-es-sync",
     "the service refused the credentials",
+    "parent portal is disabled on this site",
     "TLS certificate did not verify",
     "IMS ES unreachable",
     "without a SOAP answer",

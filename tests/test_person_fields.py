@@ -14,21 +14,23 @@ from sync.models import (
     CHILDREN_SEP,
     PERSON_FIELDS,
     PERSON_LATER_FIELDS,
+    FieldChange,
     Person,
     Update,
     join_children,
     person_hash,
     split_children,
 )
-from sync.models.kinds import PERSON
+from sync.models.kinds import GROUP, PERSON
 from sync.plan.diff import plan
+from sync.plan.ordering import link_levels, phases
 from sync.read.mapping_types import CANONICAL_FIELDS
 from sync.state.changes import Upsert
 from sync.state.check import check_state
 from sync.state.schema import DB_NAME, MIGRATIONS
 from sync.state.store import StateStore
 from tests.journal import confirmed, sent_request
-from tests.strategies import make_roster
+from tests.strategies import make_roster, snapshot_frame
 
 #: The fields a schema-4 snapshot had (today's main before issue 17), in their order.
 V4_FIELDS = ("username", "given_name", "family_name", "email", "role", "birth_date", "phone", "mobile")
@@ -179,3 +181,47 @@ def test_an_emulator_state_file_without_the_new_fields_opens_with_them(tmp_path:
         assert store.get("p2") == Person(sync_key="p2", username="cy", city="Oslo", children="p1")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "verb"),
+    [
+        ((FieldChange(field="children", old="a", new="a,b"),), "update"),
+        ((FieldChange(field="children", old="", new="a"),), "update"),
+        ((FieldChange(field="children", old="a,b", new="b,c"),), "replace"),
+        ((FieldChange(field="children", old="a", new=""),), "replace"),
+        ((FieldChange(field="city", old="Oslo", new="Bergen"),), "update"),
+        ((FieldChange(field="city", old="Oslo", new=""),), "replace"),
+    ],
+)
+def test_an_update_replaces_only_when_it_drops_a_child_or_clears_a_field(
+    changes: tuple[FieldChange, ...], verb: str
+) -> None:
+    """updatePerson adds children, so dropping one (or clearing a field) needs replacePerson."""
+    assert PERSON.update_verb(changes) == verb
+    assert GROUP.update_verb(changes) == "update"
+
+
+def test_link_levels_put_parents_after_their_children() -> None:
+    """A parent's level is above each of its children's in the run; links outside it and loops do not
+    hold anything up."""
+    levels = link_levels({"gran": ("mum",), "mum": ("kid", "elsewhere"), "kid": (), "a": ("b",), "b": ("a",)})
+    assert (levels["kid"], levels["mum"], levels["gran"]) == (0, 1, 2)
+    assert set(levels) == {"gran", "mum", "kid", "a", "b"}
+
+
+def test_an_unchanged_parent_of_a_child_created_now_is_updated_after_it() -> None:
+    """A parent whose link was skipped (its child did not exist) is updated in a phase after the child's
+    create; one marked for deletion is not."""
+    mum = _roster_person("mum", role="Carer", children="kid")
+    gran = _roster_person("gran", role="Carer", children="kid")
+    roster = make_roster({"mum": mum, "gran": gran, "kid": _roster_person("kid")}, delete=["gran"])
+    result = plan(roster, snapshot_frame({"mum": mum, "gran": gran}))
+    ops = result.operations
+    assert [(type(op).__name__, op.sync_key) for op in ops] == [("Create", "kid"), ("Update", "mum")]
+    update = ops[1]
+    assert isinstance(update, Update)
+    assert update.changes == (FieldChange(field="children", old="", new="kid"),)
+    assert PERSON.update_verb(update.changes) == "update"
+    assert result.unchanged == 0
+    assert [[ops[i].sync_key for i in phase] for phase in phases(ops)] == [["kid"], ["mum"]]

@@ -515,7 +515,7 @@ class TestRoundTrip:
             "<m:person><d:formatName>X Y</d:formatName><d:name><d:nameType>Full</d:nameType>"
             "<d:partName><d:namePartType>Middle</d:namePartType><d:namePartValue>Q</d:namePartValue></d:partName>"
             "<d:partName><d:namePartType>First</d:namePartType><d:namePartValue>X</d:namePartValue></d:partName>"
-            "</d:name><d:address><d:locality>Oslo</d:locality></d:address>"
+            "</d:name><d:address><d:region>Oslo</d:region></d:address>"
             "<d:institutionRole><d:institutionRoleType>Guest</d:institutionRoleType>"
             "<d:primaryRoleType>false</d:primaryRoleType></d:institutionRole>"
             "<d:institutionRole><d:institutionRoleType>Staff</d:institutionRoleType>"

@@ -61,7 +61,7 @@ from sync.cli.output import (
 )
 from sync.cli.summaries import announce_selection, print_run_summary
 from sync.errors import StateError
-from sync.models import DeletesMode, Outcome, Plan, RunResult
+from sync.models import DeletesMode, Outcome, Plan, RunResult, parent_portal_notice
 from sync.plan.fingerprint import Fingerprint
 from sync.plan.limits import Rule
 
@@ -262,6 +262,9 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
         if settings.metrics_file is not None:
             figures.count_requests(store.journal(run_id))
     _log.info("run_end", run_id=run_id, stopped=execution.stopped or None, **counts)
+    portal = outcome.parent_portal_disabled()
+    if portal:  # once per run, however many persons it concerns; not a failure
+        notice("parent_portal_disabled", f"warning: {parent_portal_notice(len(portal))}", persons=len(portal))
     _finish(settings, outcome, execution, counts, selection)
     if breaches:  # the rest was sent; what breached is held (after any exit 4 or fatal error above)
         fail(EXIT_SAFETY, limits.stopped_message(breaches, fingerprint().value))

@@ -121,7 +121,8 @@ def snapshot_adopt(
     from sync.read.mapping import load_any_mapping  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
 
-    identity, group_identity, with_groups = _identities(load_any_mapping(mapping))
+    loaded = load_any_mapping(mapping)
+    identity, group_identity, with_groups = _identities(loaded)
     gms_url, mms_url = options.group_endpoints(
         endpoint, gms_endpoint, mms_endpoint, needs_gms=with_groups, needs_mms=with_groups
     )
@@ -131,7 +132,8 @@ def snapshot_adopt(
     with StateStore.open(state) as store:
         run_id = store.begin_run(command="adopt", roster="", mapping=mapping)
         try:
-            result = _adopt_persons(store, run_id, endpoint, clients, identity, page_size)
+            mapped = _mapped_person_fields(loaded)
+            result = _adopt_persons(store, run_id, endpoint, clients, identity, page_size, mapped)
             summary = {"persons": result.persons, "pages": result.pages}
             click.echo(
                 f"adopted {result.persons} persons in {result.pages} pages "
@@ -177,15 +179,31 @@ def _roster_groups(roster: Path, mapping: str) -> list[str]:
     return [] if roster_set.groups is None else list(roster_set.groups.frame.index)
 
 
+def _mapped_person_fields(loaded: Any) -> frozenset[str]:
+    """The person fields the mapping reads (a column or a constant)."""
+    from sync.read.mapping import SetMapping  # noqa: PLC0415
+
+    persons = loaded.persons.mapping if isinstance(loaded, SetMapping) else loaded
+    return frozenset(persons.columns) | frozenset(persons.constants)
+
+
 def _adopt_persons(
-    store: Any, run_id: str, endpoint: str, clients: dict[str, Any], identity: str, page_size: int
+    store: Any,
+    run_id: str,
+    endpoint: str,
+    clients: dict[str, Any],
+    identity: str,
+    page_size: int,
+    mapped: frozenset[str],
 ) -> Any:
     """Every person the site holds (readAllPersons) into the snapshot."""
     from sync.ims.clients import PersonClient  # noqa: PLC0415
     from sync.state.adopt import adopt  # noqa: PLC0415
 
     with PersonClient(url=endpoint, **clients) as client:
-        return adopt(client, store, run_id=run_id, identity_field=identity, page_size=page_size)
+        return adopt(
+            client, store, run_id=run_id, identity_field=identity, page_size=page_size, mapped=mapped
+        )
 
 
 def _adopt_groups(

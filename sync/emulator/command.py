@@ -102,6 +102,12 @@ def _number(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callabl
     show_default=True,
     help="Refuse requests that break the schema (lenient, like production, logs them).",
 )
+@click.option(
+    "--parent-portal/--no-parent-portal",
+    default=True,
+    show_default=True,
+    help="Act as a site with itslearning's parent portal on (off: relationships are refused with a warning).",
+)
 @_number("--latency-ms", "Delay added to every answer.")
 @_number("--error-rate", "Share answered HTTP 503.")
 @_number("--fault-rate", "Share answered with a SOAP fault s:Server (HTTP 500) before anything is done.")
@@ -123,6 +129,7 @@ def emulator(
     cert_dir: Path | None,
     state: Path | None,
     strict: bool,
+    parent_portal: bool,
     latency_ms: float,
     error_rate: float,
     fault_rate: float,
@@ -156,6 +163,7 @@ def emulator(
             cert_dir=cert_dir,
             state=state,
             strict=strict,
+            parent_portal=parent_portal,
             latency_ms=latency_ms,
             error_rate=error_rate,
             fault_rate=fault_rate,

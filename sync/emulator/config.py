@@ -41,6 +41,7 @@ class EmulatorConfig:
     cert_dir: Path | None = None  # where a generated pair is written (None: a temporary directory)
     state: Path | None = None  # SQLite file; None: in memory
     strict: bool = False  # enforce the schema (production is lenient)
+    parent_portal: bool = True  # False: a site with the parent portal off (relationships refused, warned)
     latency_ms: float = 0.0  # added to every answer, sleeping
     error_rate: float = 0.0  # share of requests answered HTTP 503 before anything is done
     fault_rate: float = 0.0  # share answered with a 500 SOAP fault s:Server before anything is done

@@ -107,7 +107,7 @@ class Emulator:
         self._services = {
             operation: service
             for service in (
-                PersonService(self._store),
+                PersonService(self._store, parent_portal=config.parent_portal),
                 GroupService(self._store),
                 MembershipService(self._store),
             )

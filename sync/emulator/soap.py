@@ -14,8 +14,9 @@ from typing import Final
 
 from lxml import etree
 
-from sync.ims.namespaces import BIND, COMMON, PMS_DATA, SOAP_ENV, WSSE, WSU, XML_NS, XSI
-from sync.models import INSTITUTION_ROLE_TYPES, PERSON_FIELDS, Person, Status
+from sync.ims.namespaces import BIND, COMMON, PMS_DATA, SOAP_ENV, WSSE, WSU, XML_NS
+from sync.ims.person_xml import CHILD, UNSPECIFIED_GENDER, fill_person, relations_of
+from sync.models import GENDERS, INSTITUTION_ROLE_TYPES, PERSON_FIELDS, Person, Status
 
 __all__ = [
     "RECOGNISED_ROLES",
@@ -40,6 +41,22 @@ RECOGNISED_ROLES: Final = frozenset({"Student", "Staff", "Guest", "Administrator
 DESCRIPTION_LANGUAGE: Final = "en-US"
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: namePartType -> field, and address element -> field (the rest of a name or address is ignored).
+_NAME_FIELDS: Final = {"First": "given_name", "Last": "family_name", "Nick": "nickname", "Prefix": "prefix"}
+#: Fields read as the text of one element, when it is there: (path, field).
+_TEXT_FIELDS: Final = (
+    (f"{{{COMMON}}}email", "email"),
+    (f"{{{PMS_DATA}}}userId/{{{COMMON}}}userIdValue", "username"),
+    *(
+        (f"{{{PMS_DATA}}}address/{{{PMS_DATA}}}{ims}", name)
+        for ims, name in (
+            ("street", "street"),
+            ("extadd", "street_extra"),
+            ("postcode", "postal_code"),
+            ("locality", "city"),
+        )
+    ),
+)
 _NSMAP_RESPONSE: Final = {"s": SOAP_ENV, "u": WSU}
 
 
@@ -51,7 +68,8 @@ class InvalidDataError(ValueError):
 class ParsedPerson:
     """The canonical fields a `person` element carries: only those present in it."""
 
-    fields: Mapping[str, str]
+    fields: Mapping[str, str]  # children are apart: what a write does with them depends on the operation
+    children: tuple[str, ...] | None = None  # the Child relationships' keys; None: the element has none
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
@@ -61,54 +79,20 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._El
     return element
 
 
-def person_element(tag: str, person: Person, *, password: str = "") -> etree._Element:
-    """Build a `person` element (named `tag`) in the shared contract's shape.
+def person_element(
+    tag: str, person: Person, *, password: str = "", parents: tuple[str, ...] = ()
+) -> etree._Element:
+    """Build a `person` element (named `tag`) in the shared contract's shape (`sync.ims.persons`).
 
     Args:
         tag: the element's qualified name, e.g. `{PMS_MESS}person`.
-        person: the values; "" means absent.
+        person: the values; "" means absent. Its children are answered as Child relationships.
         password: a create password (only createPerson(s) carries one); never stored or echoed.
+        parents: the persons whose child it is, answered as Parent relationships (as itslearning reads do).
     """
     root = etree.Element(tag, nsmap={"d": PMS_DATA, "c": COMMON})
-    format_name = f"{person.given_name} {person.family_name}".strip()
-    formatted = _sub(root, f"{{{PMS_DATA}}}formatName")
-    if format_name:
-        formatted.text = format_name
-    else:
-        formatted.set(f"{{{XSI}}}nil", "true")
-    _name(root, person)
-    if person.email:
-        _sub(root, f"{{{COMMON}}}email", person.email)
-    if person.username or password:
-        user_id = _sub(root, f"{{{PMS_DATA}}}userId")
-        if person.username:
-            _sub(user_id, f"{{{COMMON}}}userIdValue", person.username)
-        if password:
-            _sub(user_id, f"{{{COMMON}}}passWord", password)
-    if person.birth_date:
-        demographics = _sub(root, f"{{{PMS_DATA}}}demographics")
-        _sub(demographics, f"{{{PMS_DATA}}}gender", "Gender")
-        _sub(demographics, f"{{{PMS_DATA}}}bday", person.birth_date)
-    if person.role:
-        role = _sub(root, f"{{{PMS_DATA}}}institutionRole")
-        _sub(role, f"{{{PMS_DATA}}}institutionRoleType", person.role)
-        _sub(role, f"{{{PMS_DATA}}}primaryRoleType", "true")
-    for tel_type, value in (("Voice", person.phone), ("Mobile", person.mobile)):
-        if value:
-            tel = _sub(root, f"{{{PMS_DATA}}}tel")
-            _sub(tel, f"{{{PMS_DATA}}}telType", tel_type)
-            _sub(tel, f"{{{PMS_DATA}}}telValue", value)
+    fill_person(root, person, password, parents)
     return root
-
-
-def _name(root: etree._Element, person: Person) -> None:
-    if person.given_name or person.family_name:
-        name = _sub(root, f"{{{PMS_DATA}}}name")
-        for part_type, value in (("First", person.given_name), ("Last", person.family_name)):
-            if value:
-                part = _sub(name, f"{{{PMS_DATA}}}partName")
-                _sub(part, f"{{{PMS_DATA}}}namePartType", part_type)
-                _sub(part, f"{{{PMS_DATA}}}namePartValue", value)
 
 
 def _text(element: etree._Element | None) -> str:
@@ -126,20 +110,19 @@ def parse_person(element: etree._Element) -> ParsedPerson:
     fields: dict[str, str] = {}
     for part in element.iterfind(f"{{{PMS_DATA}}}name/{{{PMS_DATA}}}partName"):
         part_type = _text(part.find(f"{{{PMS_DATA}}}namePartType"))
-        value = _text(part.find(f"{{{PMS_DATA}}}namePartValue"))
-        if part_type == "First":
-            fields["given_name"] = value
-        elif part_type == "Last":
-            fields["family_name"] = value
-    email = element.find(f"{{{COMMON}}}email")
-    if email is not None:
-        fields["email"] = _text(email)
-    username = element.find(f"{{{PMS_DATA}}}userId/{{{COMMON}}}userIdValue")
-    if username is not None:
-        fields["username"] = _text(username)
+        name = _NAME_FIELDS.get(part_type)
+        if name is not None:
+            fields[name] = _text(part.find(f"{{{PMS_DATA}}}namePartValue"))
+    for path, name in _TEXT_FIELDS:
+        found = element.find(path)
+        if found is not None:
+            fields[name] = _text(found)
     bday = element.find(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}bday")
     if bday is not None:
         fields["birth_date"] = _check_date(_text(bday).strip())
+    gender = element.find(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}gender")
+    if gender is not None:
+        fields["gender"] = _check_gender(_text(gender).strip())
     roles = element.findall(f"{{{PMS_DATA}}}institutionRole")
     if roles:
         primary = [
@@ -154,7 +137,20 @@ def parse_person(element: etree._Element) -> ParsedPerson:
         target = {"Voice": "phone", "Mobile": "mobile"}.get(tel_type)
         if target is not None:
             fields[target] = _text(tel.find(f"{{{PMS_DATA}}}telValue"))
-    return ParsedPerson(fields={name: fields[name] for name in PERSON_FIELDS if name in fields})
+    relations = relations_of(element)
+    wrong = sorted({relation for relation, _ in relations if relation != CHILD})
+    if wrong:
+        raise InvalidDataError(f"relationship relation {wrong[0]!r}: only {CHILD!r} can be written")
+    return ParsedPerson(
+        fields={name: fields[name] for name in PERSON_FIELDS if name in fields},
+        children=tuple(key for _, key in relations) if relations else None,
+    )
+
+
+def _check_gender(value: str) -> str:
+    if value not in (*GENDERS, UNSPECIFIED_GENDER):
+        raise InvalidDataError(f"gender {value!r} is not one of Male, Female, Gender")
+    return "" if value == UNSPECIFIED_GENDER else value
 
 
 def _check_date(value: str) -> str:

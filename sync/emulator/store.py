@@ -13,7 +13,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Final
 
-from sync.models import PERSON_FIELDS, Person
+from sync.models import PERSON_FIELDS, Person, join_children, split_children
 
 __all__ = ["Event", "Group", "Membership", "Store"]
 
@@ -24,6 +24,13 @@ _UPSERT: Final = (
     f"INSERT OR REPLACE INTO persons (sync_key, {_COLUMNS}) "  # noqa: S608
     f"VALUES (?, {', '.join('?' for _ in PERSON_FIELDS)})"
 )
+# A parent's children are one canonical string (sync.models.join_children): a key is one of them when
+# ",key," is in ",children,".
+_PARENTS: Final = (
+    "SELECT sync_key FROM persons WHERE instr(',' || children || ',', ',' || ? || ',') > 0 ORDER BY sync_key"
+)
+_CHILDREN: Final = "SELECT children FROM persons WHERE sync_key = ?"
+_SET_CHILDREN: Final = "UPDATE persons SET children = ? WHERE sync_key = ?"
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS persons (
     sync_key TEXT PRIMARY KEY,
@@ -173,16 +180,38 @@ class Store:
             )
 
     def delete(self, sync_key: str) -> bool:
-        """Remove a person, and the memberships that were theirs; False when there was none."""
+        """Remove a person, the memberships that were theirs and their links to parents; False when there
+        was none."""
         with self._lock:
             if self._db.execute("DELETE FROM persons WHERE sync_key = ?", (sync_key,)).rowcount == 0:
                 return False
             self._db.execute("DELETE FROM memberships WHERE person_key = ?", (sync_key,))
+            self._relink(sync_key, None)
             return True
 
     def rename(self, old_key: str, new_key: str) -> None:
-        """Move a person to a new sync key, memberships too (the caller checked that `new_key` is free)."""
-        self._rename(old_key, new_key, ("persons", "sync_key"), ("memberships", "person_key"))
+        """Move a person to a new sync key, memberships and parents' links too (the caller checked that
+        `new_key` is free)."""
+        with self._lock:
+            self._rename(old_key, new_key, ("persons", "sync_key"), ("memberships", "person_key"))
+            self._relink(old_key, new_key)
+
+    def parents(self, sync_key: str) -> tuple[str, ...]:
+        """The sync keys of the persons whose children include `sync_key`, in key order."""
+        with self._lock:
+            rows = self._db.execute(_PARENTS, (sync_key,)).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def _relink(self, old_key: str, new_key: str | None) -> None:
+        """In every parent of `old_key`, name the child `new_key` instead (None: drop the link)."""
+        for parent in self.parents(old_key):
+            children = set(split_children(self._db.execute(_CHILDREN, (parent,)).fetchone()[0]))
+            children.discard(old_key)
+            if new_key is not None:
+                children.add(new_key)
+            self._db.execute(
+                "UPDATE persons SET children = ? WHERE sync_key = ?", (join_children(children), parent)
+            )
 
     # --- groups ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ The rooms, from the wire up:
 
 ```
 wire.py         namespaces, RequestBody, ServiceSpec, KindXml (what a kind supplies)
+person_xml.py   the person element in lxml, written and read (no zeep: the emulator shares it)
 persons.py      the person element and PMS (+ readAllPersons' paging)      } one per kind: its XML shape
 groups.py       the group element and GMS                                  } and its service
 memberships.py  the membership element and MMS                            }

@@ -1,7 +1,8 @@
-"""Persons on the wire (PMS): the person element written and read, the PMS service, readAllPersons' paging.
+"""Persons on the wire (PMS): the person element as zeep's value, the PMS service, readAllPersons' paging.
 
 Contract: PERSON ⇄ IMS ES XML. `PERSON_XML` is what `bodies` and the clients need of persons; the rest
 of a person request (sourcedId, pairs, key sets) is the same shape for every kind and lives in `bodies`.
+The element in lxml (written and read) is `sync.ims.person_xml`'s, which the emulator shares.
 
 Imports lxml and zeep's `xsd.Nil` marker only; sends nothing.
 """
@@ -15,20 +16,37 @@ from typing import Any, Final
 from lxml import etree
 from zeep import xsd
 
-from sync.ims.namespaces import COMMON, PMS_DATA, PMS_MESS
+from sync.ims.namespaces import PMS_DATA, PMS_MESS
+from sync.ims.person_xml import (
+    ADDRESS_PARTS,
+    CHILD,
+    NAME_PARTS,
+    PARENT,
+    UNSPECIFIED_GENDER,
+    fill_person,
+    person_from_xml,
+    person_relations,
+    present,
+    relations_of,
+)
 from sync.ims.wire import KindXml, RequestBody, ServiceSpec, nil, text
 from sync.models import Person
 from sync.models.kinds import PERSON
 
 __all__ = [
     "BUNDLED_WSDL",
+    "CHILD",
     "EXTENDED_BINDING",
     "EXTENDED_OPERATIONS",
+    "PARENT",
     "PERSON_XML",
     "PMS_SPEC",
+    "UNSPECIFIED_GENDER",
+    "fill_person",
     "page_body",
     "person_from_xml",
     "person_value",
+    "relations_of",
 ]
 
 #: The WSDL shipped with the package (PMS + ExtendedPersonManagement, schemas inline).
@@ -49,13 +67,9 @@ PMS_SPEC: Final = ServiceSpec.itslearning(
 def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
     """The zeep value of a `person` element (contract: PERSON ⇄ IMS ES XML); `password` only on creates."""
     value: dict[str, Any] = {"formatName": f"{person.given_name} {person.family_name}".strip() or xsd.Nil}
-    parts = [
-        {"namePartType": kind, "namePartValue": part}
-        for kind, part in (("First", person.given_name), ("Last", person.family_name))
-        if part
-    ]
+    parts = present(person, NAME_PARTS)
     if parts:
-        value["name"] = {"partName": parts}
+        value["name"] = {"partName": [{"namePartType": kind, "namePartValue": part} for kind, part in parts]}
     if person.email:
         value["email"] = person.email
     user: dict[str, str] = {}
@@ -65,9 +79,13 @@ def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
         user["passWord"] = password
     if user:
         value["userId"] = user
-    if person.birth_date:
-        # gender is required when demographics is present; the roster has none: "Gender" = unspecified.
-        value["demographics"] = {"gender": "Gender", "bday": person.birth_date}
+    address = present(person, ADDRESS_PARTS)
+    if address:
+        value["address"] = {name: [part] if name == "street" else part for name, part in address}
+    if person.birth_date or person.gender:
+        value["demographics"] = {"gender": person.gender or UNSPECIFIED_GENDER}
+        if person.birth_date:
+            value["demographics"]["bday"] = person.birth_date
     if person.role:
         value["institutionRole"] = [{"institutionRoleType": person.role, "primaryRoleType": True}]
     tels = [
@@ -77,36 +95,12 @@ def person_value(person: Person, *, password: str = "") -> dict[str, Any]:
     ]
     if tels:
         value["tel"] = tels
+    relations = person_relations(person, ())
+    if relations:
+        value["extension"] = {
+            "relationship": [{"relation": rel, "sourceId": {"identifier": key}} for rel, key in relations]
+        }
     return value
-
-
-_PHONE_TYPES: Final = {"Voice": "phone", "1": "phone", "Mobile": "mobile", "3": "mobile"}
-
-
-def person_from_xml(element: etree._Element, sync_key: str) -> Person:
-    """Read a `person` element (any namespace for the element itself); unknown children are ignored."""
-    fields: dict[str, str] = {}
-    for part in element.iterfind(f"{{{PMS_DATA}}}name/{{{PMS_DATA}}}partName"):
-        kind = part.findtext(f"{{{PMS_DATA}}}namePartType")
-        value = part.findtext(f"{{{PMS_DATA}}}namePartValue") or ""
-        if kind == "First":
-            fields["given_name"] = value
-        elif kind == "Last":
-            fields["family_name"] = value
-    fields["email"] = element.findtext(f"{{{COMMON}}}email") or ""
-    fields["username"] = element.findtext(f"{{{PMS_DATA}}}userId/{{{COMMON}}}userIdValue") or ""
-    fields["birth_date"] = element.findtext(f"{{{PMS_DATA}}}demographics/{{{PMS_DATA}}}bday") or ""
-    roles = element.findall(f"{{{PMS_DATA}}}institutionRole")
-    primary = [
-        r for r in roles if (r.findtext(f"{{{PMS_DATA}}}primaryRoleType") or "").strip() in {"true", "1"}
-    ]
-    if roles:
-        fields["role"] = (primary or roles)[0].findtext(f"{{{PMS_DATA}}}institutionRoleType") or ""
-    for tel in element.iterfind(f"{{{PMS_DATA}}}tel"):
-        name = _PHONE_TYPES.get(tel.findtext(f"{{{PMS_DATA}}}telType") or "")
-        if name and name not in fields:
-            fields[name] = tel.findtext(f"{{{PMS_DATA}}}telValue") or ""
-    return Person(sync_key=sync_key, **fields)
 
 
 def page_body(page_index: int, page_size: int) -> RequestBody:
@@ -132,12 +126,14 @@ def page_body(page_index: int, page_size: int) -> RequestBody:
 
 _SAMPLE: Final = Person(
     sync_key="warm-up", username="u & <v>", given_name="G\u00e5", family_name="f", email="e",
-    role="Student", birth_date="2000-01-01", phone="1", mobile="2",
+    role="Student", birth_date="2000-01-01", phone="1", mobile="2", nickname="n", prefix="Dr",
+    street="s 1", street_extra="x", postal_code="0155", city="c", gender="Female", children="a,b",
 )  # fmt: skip
 
 PERSON_XML: Final[KindXml[Person]] = KindXml(
     spec=PMS_SPEC,
     value=lambda person, password: person_value(person, password=password),
+    fill=fill_person,
     read=person_from_xml,
     samples=(_SAMPLE, Person(sync_key="bare")),
 )

@@ -148,7 +148,8 @@ class KindXml(Generic[R]):
         check: Raise (a `sync.errors` class) for a record that cannot be sent; called before rendering.
         samples: A record with every field and a bare one, rendered both ways by the warm-up.
         fill: Append the element's children to the (empty) element; by default `value` written with
-            `write_value`, i.e. exactly as zeep renders it (another builder is for tests of the warm-up).
+            `write_value`, i.e. exactly as zeep renders it. Persons bring their own (`person_xml`'s, which
+            the emulator's answers share); the warm-up checks any builder against zeep's rendering.
     """
 
     spec: ServiceSpec

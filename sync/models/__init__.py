@@ -58,12 +58,14 @@ from sync.models.records import (
     split_children,
 )
 from sync.models.results import (
+    PARENT_PORTAL_DISABLED,
     CodeMajor,
     OperationResult,
     Outcome,
     RunResult,
     Severity,
     Status,
+    parent_portal_notice,
 )
 from sync.models.schools import NO_SCHOOL, Schools
 
@@ -79,6 +81,7 @@ __all__ = [
     "MEMBERSHIP_ROLE_TYPES",
     "NO_SCHOOL",
     "OPERATION_TYPES",
+    "PARENT_PORTAL_DISABLED",
     "PERSON_FIELDS",
     "PERSON_LATER_FIELDS",
     "ChangeIdentifier",
@@ -117,6 +120,7 @@ __all__ = [
     "join_children",
     "kind_named",
     "kind_of",
+    "parent_portal_notice",
     "person_hash",
     "split_children",
 ]

@@ -9,15 +9,25 @@ Pure data: this module imports nothing but the value types beside it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
-from sync.models.operations import ChangeIdentifier, Create, Deactivate, Delete, Operation, Update
+from sync.models.operations import (
+    ChangeIdentifier,
+    Create,
+    Deactivate,
+    Delete,
+    FieldChange,
+    Operation,
+    Update,
+)
 from sync.models.records import (
     Group,
     Membership,
     Person,
     Record,
+    split_children,
 )
 
 __all__ = [
@@ -90,6 +100,12 @@ class Kind:
     #: An update answered "unknown object" creates the object again: unlike updatePerson,
     #: updateMembership does not create, and the roster still wants it (memberships).
     recreates_vanished: bool = False
+    #: IMS ES's update merges what it is sent (updatePerson): clearing a field needs the kind's replace.
+    merging_update: bool = False
+    #: A field holding sync keys of records of this kind (a person's children, `join_children`): IMS ES's
+    #: update only adds to them (so an update that drops one needs the replace) and skips those that do
+    #: not exist yet (so a run sends the record after those of them it changes).
+    links: str = ""
     summary_prefix: str  # PlanSummary's field prefix ("" for persons, whose counts are unprefixed)
     phase: int  # change phases run in this order (groups, persons, memberships); deletions: DELETION_ORDER
 
@@ -129,6 +145,21 @@ class Kind:
             raise TypeError(f"{type(op).__name__} of a {kind_of(op).name} is no {self.name} operation")
         return name
 
+    def update_verb(self, changes: Iterable[FieldChange]) -> Literal["update", "replace"]:
+        """How IMS ES must be sent an update with these changes (the one place this is decided): "replace"
+        (replacePerson) when its update merges and a field is cleared or the links lose a key; else
+        "update" (so adding a child is an updatePerson)."""
+        if not self.merging_update:
+            return "update"
+        for change in changes:
+            if not change.new:
+                return "replace"
+            if change.field == self.links and not set(split_children(change.old)) <= set(
+                split_children(change.new)
+            ):
+                return "replace"
+        return "update"
+
     def operation(self, verb: Literal["create", "update", "replace", "delete", "read"]) -> str:
         """IMS ES's operation name: `operation("create")` of persons is "createPerson"."""
         return f"{verb}{self.ims_name}"
@@ -161,6 +192,8 @@ PERSON: Final = Kind(
     references=(),
     service="pms",
     created_with=("password",),
+    merging_update=True,
+    links="children",
     follows_lost_renames=True,
     summary_prefix="",
     phase=1,

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from sync.models.operations import Operation
 from sync.models.plans import Plan
+
+#: What itslearning's warning says (lower case) when a write carries relationships and the site's
+#: parent portal is off: the person was written, its relationships were not.
+PARENT_PORTAL_DISABLED: Final = "parent portal is disabled"
+
+
+def parent_portal_notice(persons: int) -> str:
+    """What the log and every run report say, once per run, when the site's parent portal refused links."""
+    return (
+        f"itslearning's parent portal is disabled on this site: {persons} person(s) were written without "
+        "their parent/child links (not a failure; turn the portal on to link them, see troubleshooting.md)"
+    )
 
 
 class CodeMajor(StrEnum):
@@ -77,3 +90,14 @@ class RunResult:
     def count(self, outcome: Outcome) -> int:
         """How many operations ended with `outcome`."""
         return sum(r.outcome is outcome for r in self.results)
+
+    def parent_portal_disabled(self) -> tuple[str, ...]:
+        """The sync keys of the persons itslearning wrote without their parent/child links because the
+        site's parent portal is off (a confirmed answer with that warning), in result order."""
+        return tuple(
+            r.operation.sync_key
+            for r in self.results
+            if r.status is not None
+            and r.status.severity == Severity.WARNING
+            and PARENT_PORTAL_DISABLED in r.status.description.lower()
+        )

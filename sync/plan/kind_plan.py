@@ -10,6 +10,8 @@ types. What genuinely differs between kinds is spelled out here:
 - an update that empties a field the kind cannot clear (a group's parent or name) is a Conflict;
 - a kind that refers to itself (a group's parent) is diffed against a snapshot with its own renamed
   keys moved, changed parents first and deleted children first;
+- a kind with links (a parent's children) updates an unchanged record whose links name a record this
+  run creates (IMS ES skipped that link when it was sent);
 - a create carries the roster columns its kind is `created_with` (a person's initial password);
 - a deletion carries the snapshot's record (a group's parent orders deletions; a membership is sent
   back inactive under `--deletes deactivate`).
@@ -34,6 +36,8 @@ from sync.models import (
     FieldChange,
     Reject,
     Update,
+    join_children,
+    split_children,
 )
 from sync.models.kinds import Kind
 from sync.plan.columns import Found, diff_columns, moved_keys
@@ -101,6 +105,8 @@ def plan_kind(
         # deletions go children first, by the snapshot's own links (before its renames moved them)
         deleted_depth = depths(dict(zip(snapshot.index, snapshot[own.field], strict=True)))
     operations, uncleared = _operations(kind, found, depth)
+    relinks = _relinks(kind, roster.frame, snapshot, operations) if kind.links else ()
+    operations = (*operations, *relinks)
     deletions = sorted(
         (Delete(**_carried(kind, key, values), reason=reason) for key, values, reason in found.deletions),
         key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
@@ -113,7 +119,7 @@ def plan_kind(
         rejects=tuple(sorted(roster.rejects, key=lambda r: (r.file, r.row, r.field, r.reason))),
         # a kind without an identity key shows the identity made of its references readably
         conflicts=tuple(conflicts if kind.identity else map(shown, conflicts)),
-        unchanged=found.unchanged,
+        unchanged=found.unchanged - len(relinks),
         renames=renames,
     )
 
@@ -171,6 +177,30 @@ def _operations(
         extra: dict[str, Any] = {name: values[name] for name in kind.created_with}
         ops.append(((depth.get(key, 0), 2, key), Create(**_carried(kind, key, values), **extra)))
     return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
+
+
+def _relinks(
+    kind: Kind, frame: pd.DataFrame, snapshot: pd.DataFrame, operations: Sequence[ChangeOperation]
+) -> tuple[Update[Any], ...]:
+    """Updates of unchanged records whose links (a parent's children) name a record this run creates:
+    IMS ES skipped those links when they were sent (the child did not exist), so they are sent again,
+    after the create (`ordering.phases`). The change shows the links without those children as old."""
+    created = {op.sync_key for op in operations if isinstance(op, Create)}
+    if not created:
+        return ()
+    sent = {op.sync_key for op in operations}
+    linked = frame[kind.links]
+    relinks = []
+    # rows marked for deletion are deletion candidates, not parents to link
+    for key, value in linked[(linked.to_numpy() != "") & ~frame["delete"].to_numpy(dtype=bool)].items():
+        children = set(split_children(str(value)))
+        if key in sent or key not in snapshot.index or not children & created:
+            continue
+        values = {name: str(frame.at[key, name]) for name in snapshot_columns(kind)}
+        old = join_children(children - created)
+        change = FieldChange(field=kind.links, old=old, new=values[kind.links])
+        relinks.append(Update(changes=(change,), **_carried(kind, str(key), values)))
+    return tuple(relinks)
 
 
 def _cannot_clear(kind: Kind, key: str, identity: str, fields: Sequence[str]) -> Conflict:

@@ -191,7 +191,16 @@ RUN_CSV_HEADER: Final = (
     "identity",
     *_OBJECT_CSV_COLUMNS,
     *_SET_ASIDE_CSV_COLUMNS,
+    # appended for a person's parent/child links as sent (issue 17)
+    PERSON.links,
 )
+
+
+def _links(op: Operation) -> str:
+    """A person's children as its operation sent them ("" for other kinds and deletions)."""
+    record = ops.record_of(op)
+    return str(getattr(record, PERSON.links)) if record is not None and kind_of(op) is PERSON else ""
+
 
 #: The run CSV's `outcome` for a deletion candidate the run did not send (`--deletes` kept it).
 _UNSENT_OUTCOME: Final = "not sent"
@@ -225,6 +234,7 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
             ops.reason_of(r.operation),
             "",
             "",
+            _links(r.operation),
         )
     for row in held:
         held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}

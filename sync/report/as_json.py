@@ -10,7 +10,18 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from sync.models import Conflict, Operation, OperationResult, Outcome, Plan, Reject, RunResult, Status
+from sync.models import (
+    Conflict,
+    Operation,
+    OperationResult,
+    Outcome,
+    Plan,
+    Reject,
+    RunResult,
+    Status,
+    parent_portal_notice,
+    split_children,
+)
 from sync.models.kinds import kind_of
 from sync.report import ops
 from sync.report.meta import ReportMeta
@@ -119,6 +130,8 @@ def _result_dict(result: OperationResult) -> dict[str, object]:
     named: dict[str, object] = {}
     if record is not None and not kind.identity:
         named[kind_name] = dict(zip(kind.fields, ops.values_of(record), strict=True))
+    elif record is not None and kind.links and getattr(record, kind.links):
+        named[kind.links] = list(split_children(getattr(record, kind.links)))  # a parent's links as sent
     return {
         "op": name,
         "object": kind_name,
@@ -141,7 +154,8 @@ def _run_summary(result: RunResult) -> dict[str, int]:
 def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[str, object]:
     """The JSON shape of a run: summary by outcome, why it stopped, every operation's outcome (a
     membership's with its `"membership"`; `"op"` is "deactivate" under `--deletes deactivate`), and
-    the deletion candidates the run did not send (`"deletionsNotSent"`).
+    the deletion candidates the run did not send (`"deletionsNotSent"`), and, when the site's parent
+    portal refused links, `"parentPortalDisabled"`.
 
     Args:
         result: the run to describe.
@@ -161,7 +175,18 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
             _operation_dict(d) for d in ops.unsent_deletions(result, meta.held if meta else ())
         ],
         "meta": meta.as_dict() if meta is not None else {},
+        **_portal(result),
     }
+
+
+def _portal(result: RunResult) -> dict[str, object]:
+    """`"parentPortalDisabled"`: the persons written without their links, only when there are some."""
+    keys = result.parent_portal_disabled()
+    return (
+        {"parentPortalDisabled": {"message": parent_portal_notice(len(keys)), "syncKeys": list(keys)}}
+        if keys
+        else {}
+    )
 
 
 def iso(value: datetime | None) -> str:

@@ -18,6 +18,7 @@ from sync.models import (
     Record,
     RunResult,
     Status,
+    split_children,
 )
 from sync.models.kinds import KINDS, PERSON, KindName, OperationType, kind_of, operation_type
 from sync.report.meta import HeldRow
@@ -39,6 +40,7 @@ __all__ = [
     "op_keys",
     "reason_of",
     "record_of",
+    "shown_changes",
     "status_text",
     "unsent_deletions",
     "values_of",
@@ -156,10 +158,32 @@ def reason_of(op: Operation) -> str:
     return reason
 
 
+def shown_change(change: FieldChange) -> FieldChange:
+    """`change` as a report shows it: a person's children one ", " apart (kid-1, kid-2)."""
+    if change.field != PERSON.links:
+        return change
+    return FieldChange(
+        field=change.field,
+        old=", ".join(split_children(change.old)),
+        new=", ".join(split_children(change.new)),
+    )
+
+
+def shown_changes(op: Operation) -> tuple[FieldChange, ...]:
+    """The field changes of `op` as a report shows them (`shown_change`)."""
+    return tuple(map(shown_change, changes_of(op)))
+
+
 def change_text(change: FieldChange) -> str:
-    old = change.old if change.old else "(empty)"
-    new = change.new if change.new else "(empty)"
-    return f"{FIELD_LABELS.get(change.field, change.field)}: {old} → {new}"
+    shown = shown_change(change)
+    old = shown.old if shown.old else "(empty)"
+    new = shown.new if shown.new else "(empty)"
+    text = f"{FIELD_LABELS.get(change.field, change.field)}: {old} → {new}"
+    if shown is change:
+        return text
+    before, after = set(split_children(change.old)), set(split_children(change.new))
+    moves = [*(f"+{key}" for key in sorted(after - before)), *(f"-{key}" for key in sorted(before - after))]
+    return f"{text} ({' '.join(moves)})"
 
 
 def changes_text(changes: Iterable[FieldChange]) -> str:

@@ -27,6 +27,7 @@ from sync.models import (
     Record,
     RunResult,
     Update,
+    parent_portal_notice,
     split_children,
 )
 from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind, kind_of
@@ -43,6 +44,7 @@ from sync.report.ops import (
     describe,
     identity_of,
     op_keys,
+    shown_changes,
     status_text,
     unsent_deletions,
     values_of,
@@ -248,7 +250,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
             hint=look.update_hint,
             header=update_header,
             changes_column=len(update_header) - 1,
-            changes=changes_of,
+            changes=shown_changes,
         ),
         _section(
             _of_type(ops, kind, ChangeIdentifier),
@@ -259,7 +261,7 @@ def _change_sections(kind: Kind, ops: Sequence[ChangeOperation], max_rows: int) 
             hint=look.rename_hint,
             header=rename_header,
             changes_column=len(rename_header) - 1,
-            changes=changes_of,
+            changes=shown_changes,
         ),
     ]
 
@@ -413,6 +415,43 @@ def _results_section(
     )
 
 
+def _link_row(r: OperationResult) -> tuple[str, ...]:
+    return (r.outcome.value, op_keys(r.operation)["syncKey"], _cell(r.operation.record, PERSON.links))
+
+
+def _links_sections(result: RunResult, max_rows: int) -> list[Section]:
+    """The persons whose parent/child links the run sent (a section only when there are some)."""
+    sent = [
+        r
+        for r in result.results
+        if kind_of(r.operation) is PERSON
+        and not isinstance(r.operation, Delete)
+        and (
+            _cell(r.operation.record, PERSON.links)
+            or any(c.field == PERSON.links for c in changes_of(r.operation))
+        )
+    ]
+    if not sent:
+        return []
+    return [
+        _section(
+            sent,
+            lambda r: (
+                r.outcome.value,
+                op_keys(r.operation)["syncKey"],
+                _cell(r.operation.record, PERSON.links),
+            ),
+            max_rows,
+            anchor="links",
+            heading="Parent/child links sent",
+            hint="Each parent's children as sent (itslearning's parent portal); a child itslearning does "
+            "not hold is skipped by it.",
+            header=("Outcome", "Sync key", "Children"),
+            outcome_column=0,
+        )
+    ]
+
+
 def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Section]:
     mixed = _mixed(result.plan)
     return [
@@ -433,12 +472,31 @@ def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Se
             heading="Confirmed",
             hint="itslearning confirmed these; the snapshot records them.",
         ),
+        *_links_sections(result, max_rows),
         *_held_sections(meta, max_rows),
         *_set_aside_sections(result.plan, max_rows),
         *_deletion_sections(
             unsent_deletions(result, meta.held), max_rows, kinds=_kinds_shown(result.plan), not_sent=True
         ),
     ]
+
+
+_LISTED: Final = 20  # sync keys a banner names before it says how many more
+
+
+def _listed(keys: Sequence[str]) -> str:
+    more = f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else ""
+    return ", ".join(keys[:_LISTED]) + more
+
+
+def _run_banner(result: RunResult) -> str:
+    """Why the run stopped early, and (once) that the parent portal refused links."""
+    portal = result.parent_portal_disabled()
+    parts = [
+        f"The run stopped early: {result.stopped}" if result.stopped else "",
+        f"Warning: {parent_portal_notice(len(portal))}: {_listed(portal)}." if portal else "",
+    ]
+    return " ".join(part for part in parts if part)
 
 
 def run_page(result: RunResult, meta: ReportMeta, max_rows: int) -> Page:
@@ -452,6 +510,6 @@ def run_page(result: RunResult, meta: ReportMeta, max_rows: int) -> Page:
             ("Started", result.started_at),
             ("Finished", result.finished_at),
         ),
-        banner=f"The run stopped early: {result.stopped}" if result.stopped else "",
+        banner=_run_banner(result),
         summary_label="Outcome",
     )

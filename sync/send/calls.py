@@ -45,7 +45,7 @@ class KindCalls:
     read: _Read  # by sync key
     delete: _Send  # by sync key
     change_identifier: _Rename
-    replace: _Send | None = None  # persons only: updatePerson merges, so a cleared field needs replacePerson
+    replace: _Send | None = None  # persons only: what `Kind.update_verb` says "replace" for
     delete_many: _SendMany | None = None  # memberships only: IMS ES has no mass delete of persons or groups
 
 

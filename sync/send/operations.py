@@ -82,11 +82,9 @@ class Operations:
 
     def _update(self, kind: Kind, calls: KindCalls, op: Update[Record] | ChangeIdentifier[Record]) -> Step:
         record, change = op.record, upsert(op)
-        # updatePerson merges what it is given, so a cleared field needs replacePerson.
-        if calls.replace is not None and any(not c.new for c in op.changes):
-            operation, send = kind.operation("replace"), calls.replace
-        else:
-            operation, send = kind.operation("update"), calls.update
+        verb = kind.update_verb(op.changes)
+        operation = kind.operation(verb)
+        send = calls.replace if verb == "replace" and calls.replace is not None else calls.update
         step = self._sender.step(
             operation, one(record.sync_key), lambda mid: send(record, message_id=mid), lambda: [change]
         )

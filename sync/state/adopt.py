@@ -15,8 +15,9 @@ through `StateStore`: it imports no sqlite3 of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ import structlog
 from sync.errors import RemoteError
 from sync.ims.clients import Page
 from sync.ims.exchange import new_message_id
-from sync.models import Group, Membership, Outcome, Person, Status
+from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, Group, Membership, Outcome, Person, Status
 from sync.state.changes import SnapshotChange, Upsert
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.store import StateStore
@@ -120,6 +121,12 @@ def _upsert(record: Person | Group, identity_field: str) -> Upsert:
     return Upsert(record=record, identity=str(getattr(record, identity_field, "")) if identity_field else "")
 
 
+def _unmapped_cleared(person: Person, mapped: Collection[str]) -> Person:
+    """`person` with the later fields (`PERSON_LATER_FIELDS`) that are not `mapped` emptied."""
+    cleared = {name: "" for name in PERSON_FIELDS[-PERSON_LATER_FIELDS:] if name not in mapped}
+    return dataclasses.replace(person, **cleared)
+
+
 def adopt(
     client: PageReader,
     store: StateStore,
@@ -127,8 +134,14 @@ def adopt(
     run_id: str,
     identity_field: str = "username",
     page_size: int = MAX_PAGE_SIZE,
+    mapped: Collection[str] = (),
 ) -> AdoptResult:
     """Read every person the site holds, page by page, into the snapshot.
+
+    Of the fields added after the first snapshots (`PERSON_LATER_FIELDS`: nickname, address, gender,
+    children), only those in `mapped` (what the mapping reads) are adopted; the others are kept empty,
+    as the roster has them, so that a mapping without them plans no change to what the site holds (a
+    replacePerson would otherwise clear them, or drop the parent portal's links made by hand).
 
     Args:
         client: the IMS ES client (readAllPersons must be enabled for the integration).
@@ -152,7 +165,8 @@ def adopt(
         except RemoteError as exc:
             _record_unanswered(store, mid, exc)
             raise
-        _record_answer(store, mid, page.status, [_upsert(p, identity_field) for p in page.persons])
+        persons = [_unmapped_cleared(p, mapped) for p in page.persons]
+        _record_answer(store, mid, page.status, [_upsert(p, identity_field) for p in persons])
         _log.info(
             "adopt_page",
             page_index=page_index,
