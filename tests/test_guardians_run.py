@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sync.cli.app import main
-from sync.cli.output import EXIT_OK
+from sync.cli.output import EXIT_FAILED, EXIT_OK
 from sync.emulator import Emulator
 from sync.models import Person
 from tests.checks import run_args, set_credentials, snapshot_persons
@@ -172,11 +172,14 @@ class TestGuardians:
     def test_a_link_skipped_before_its_child_existed_is_sent_when_the_child_is_created(
         self, emulator: Emulator, tmp_path: Path, sync_run: Callable[..., tuple[int, str, str]]
     ) -> None:
-        """A child first named only by its parent (itslearning skips the link) is linked on the run
-        that creates it, though the parent's row did not change."""
+        """A link to a child the export does not hold is rejected by line (the parent is still written),
+        and made on the run that creates the child, though the parent's row did not change."""
         roster = write(tmp_path / "users.csv", [guardian("mum", "kid-1")])
-        assert sync_run(emulator, roster)[0] == EXIT_OK
-        assert emulator.persons()["mum"].children == ""  # itslearning skipped the unknown child
+        code, out, err = sync_run(emulator, roster)
+        assert code == EXIT_FAILED
+        assert "1 create" in out and "1 rejected rows" in out
+        assert "'kid-1'" in err and "the link is left out" in err
+        assert emulator.persons()["mum"].children == ""
         write(roster, [guardian("mum", "kid-1"), kid(1)])
         seen = len(emulator.history())
         code, out, _ = sync_run(emulator, roster)
