@@ -55,7 +55,7 @@ def test_a_loop_through_a_school_stops_at_the_school() -> None:
         {"s9": group("Loop School", "k9", "School"), "k9": group("Class", "s9")}, snapshot_columns(GROUP)
     )
     delete = Delete(record=GROUP.record.from_values("k9", {**group("Class", "s9")}))
-    schools = plan_schools([delete], {}, groups=(None, frame), memberships=(None, None))
+    schools = plan_schools([delete], {}, persons=(None, None), groups=(None, frame), memberships=(None, None))
     assert schools.of_operation(delete) == ("s9",)
 
 

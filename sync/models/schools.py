@@ -1,4 +1,5 @@
-"""Which school(s) each object of a plan belongs to: the value the per-school reports and limits read.
+"""Which school(s) each object of a plan belongs to: the value the per-school reports and limits read,
+with the names and classes those reports show of the people and groups the plan names.
 
 A school is a group of type "School". The attribution itself is computed by `sync.plan.schools`; this
 room only holds it and answers questions about it. Pure data: imports nothing but the value types
@@ -34,6 +35,11 @@ class Schools:
         objects: kind name -> sync key -> the sorted school keys the object belongs to; an object of
             no school is left out.
         rejects: (file, row) -> the sorted school keys of a rejected roster row whose school can be told.
+        people: the display name (given and family name) of each person the plan names, directly or
+            through a membership.
+        groups: every group's name, by sync key.
+        classes: each planned person's groups other than schools (their classes), sorted by key, as
+            the roster and the snapshot hold them.
 
     Its repr counts the entries instead of listing them (they can be 10^6).
     """
@@ -41,6 +47,9 @@ class Schools:
     names: Mapping[str, str] = field(default_factory=dict)
     objects: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     rejects: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    people: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)
+    classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         counted = sum(map(len, self.objects.values()))
@@ -71,6 +80,18 @@ class Schools:
             if old and old != found:
                 return tuple(sorted({*found, *old}))
         return found
+
+    def person_name(self, key: str) -> str:
+        """A person's given and family name ("" when the plan does not name them)."""
+        return self.people.get(key, "")
+
+    def group_name(self, key: str) -> str:
+        """A group's name (its key when unknown)."""
+        return self.groups.get(key, key)
+
+    def classes_of(self, person_key: str) -> tuple[str, ...]:
+        """The names of a planned person's classes, sorted."""
+        return tuple(sorted(self.group_name(key) for key in self.classes.get(person_key, ())))
 
     def of_reject(self, reject: Reject) -> tuple[str, ...]:
         """The sorted school keys of a rejected row, when its school can be told (else none)."""

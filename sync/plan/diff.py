@@ -132,6 +132,7 @@ def plan_set(
     schools = plan_schools(
         (*joined.operations, *joined.deletions),
         {name: part.rejects for name, part in parts.items()},
+        persons=(persons.frame, snapshots.persons),
         groups=(_frame(read_groups), snapshots.groups),
         memberships=(_frame(read_memberships), snapshots.memberships),
     )

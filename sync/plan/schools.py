@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
@@ -37,6 +38,13 @@ SCHOOL_TYPE: Final = "School"
 
 _Wanted = dict[str, set[str]]
 _BySchool = dict[str, tuple[str, ...]]
+
+
+def _in(values: pd.Series | pd.Index, keys: set[str]) -> npt.NDArray[np.bool_]:
+    """Per value: is it one of `keys`? (An Arrow hash lookup: pandas' isin makes a Python object per key.)"""
+    if not keys or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    return mask(pc.is_in(arrow(values), value_set=arrow(keys)))
 
 
 def _nearest_school(parent: Mapping[str, str], types: Mapping[str, str]) -> dict[str, str]:
@@ -61,7 +69,7 @@ def _nearest_school(parent: Mapping[str, str], types: Mapping[str, str]) -> dict
 
 
 def _group_schools(frames: Iterable[pd.DataFrame | None]) -> tuple[_BySchool, dict[str, str]]:
-    """Each group's schools (by the roster's chain and the snapshot's) and each school's name.
+    """Each group's schools (by the roster's chain and the snapshot's) and each group's name.
 
     `frames` are the roster's groups then the snapshot's (index sync key; "name", "type", "parent")."""
     parts = [frame for frame in frames if frame is not None and len(frame)]
@@ -86,8 +94,7 @@ def _group_schools(frames: Iterable[pd.DataFrame | None]) -> tuple[_BySchool, di
             schools.setdefault(group, set()).add(school)
     names: dict[str, str] = {}
     for frame in reversed(parts):  # the roster's name wins
-        at = (frame["type"] == SCHOOL_TYPE).to_numpy(dtype=bool)
-        names.update(zip(frame.index[at].tolist(), frame["name"][at].tolist(), strict=True))
+        names.update(zip(frame.index.tolist(), frame["name"].tolist(), strict=True))
     return {group: tuple(sorted(found)) for group, found in schools.items()}, {
         key: name or key for key, name in names.items()
     }
@@ -99,12 +106,7 @@ def _pairs(frames: Iterable[pd.DataFrame | None], wanted: _Wanted) -> pd.DataFra
     for frame in frames:
         if frame is None or not len(frame):
             continue
-        want = np.zeros(len(frame), dtype=bool)
-        for column, kind in ((None, MEMBERSHIP), ("person", PERSON)):
-            keys = wanted[kind.name]
-            if keys:
-                values = arrow(frame.index if column is None else frame[column])
-                want |= mask(pc.is_in(values, value_set=arrow(keys)))
+        want = _in(frame.index, wanted[MEMBERSHIP.name]) | _in(frame["person"], wanted[PERSON.name])
         if want.any():
             part = frame.loc[want, ["group", "person"]]
             kept.append(pd.DataFrame({"key": part.index.to_numpy(), **{c: part[c].to_numpy() for c in part}}))
@@ -112,10 +114,10 @@ def _pairs(frames: Iterable[pd.DataFrame | None], wanted: _Wanted) -> pd.DataFra
 
 
 def _by_key(keys: pd.Series, schools: pd.Series, wanted: set[str]) -> _BySchool:
-    """key -> its sorted distinct schools, for the wanted keys among `keys`."""
+    """key -> its sorted distinct schools (or other values), for the wanted keys among `keys`."""
     frame = pd.DataFrame({"key": keys.to_numpy(), "school": schools.to_numpy()}).drop_duplicates()
     if len(wanted) < len(frame):
-        frame = frame.loc[mask(pc.is_in(arrow(frame["key"]), value_set=arrow(wanted)))]
+        frame = frame.loc[_in(frame["key"], wanted)]
     frame = frame.sort_values(["key", "school"], kind="stable")
     single = ~frame["key"].duplicated(keep=False).to_numpy(dtype=bool)
     shared: dict[str, tuple[str, ...]] = {}  # one tuple per school, not one per key
@@ -123,7 +125,7 @@ def _by_key(keys: pd.Series, schools: pd.Series, wanted: set[str]) -> _BySchool:
         key: shared.setdefault(school, (school,))
         for key, school in zip(frame["key"][single].tolist(), frame["school"][single].tolist(), strict=True)
     }
-    several = frame.loc[~single]  # sorted by key, then school: a few people in two schools
+    several = frame.loc[~single]  # sorted by key, then school: a few people in two schools (or classes)
     for key, school in zip(several["key"].tolist(), several["school"].tolist(), strict=True):
         out[key] = (*out.get(key, ()), school)
     return out
@@ -142,24 +144,40 @@ def _wanted(operations: Iterable[Operation], rejects: Mapping[str, Iterable[Reje
     return wanted
 
 
+def _person_names(frames: Iterable[pd.DataFrame | None], keys: set[str]) -> dict[str, str]:
+    """Each of `keys`' given and family name (else username, else key), the roster's before the snapshot's."""
+    names: dict[str, str] = {}
+    for frame in frames:
+        if frame is None or not len(frame) or not keys:
+            continue
+        part = frame.loc[_in(frame.index, keys)]
+        columns = [part[c].tolist() for c in ("given_name", "family_name", "username")]
+        for key, given, family, username in zip(part.index.tolist(), *columns, strict=True):
+            names.setdefault(key, " ".join(filter(None, (given, family))) or username or key)
+    return names
+
+
 def plan_schools(
     operations: Iterable[Operation],
     rejects: Mapping[str, Iterable[Reject]],
     *,
+    persons: tuple[pd.DataFrame | None, pd.DataFrame | None],
     groups: tuple[pd.DataFrame | None, pd.DataFrame | None],
     memberships: tuple[pd.DataFrame | None, pd.DataFrame | None],
 ) -> Schools:
-    """The schools of a plan's objects.
+    """The schools of a plan's objects, and the names and classes its per-school reports show.
 
     Args:
         operations: the plan's operations and deletion candidates.
         rejects: the plan's rejects by kind name ("person", "group", "membership").
+        persons: the persons roster's frame and the persons snapshot, for names.
         groups: the groups roster's frame (before its reference checks, so rejected rows count) and
             the groups snapshot; None where there is none.
         memberships: the memberships roster's frame (before its checks) and snapshot ("group", "person").
     """
-    group_schools, names = _group_schools(groups)
-    if not names:
+    group_schools, group_names = _group_schools(groups)
+    schools = {key for found in group_schools.values() for key in found}
+    if not schools:
         return Schools()
     rejects = {kind_name: tuple(some) for kind_name, some in rejects.items()}
     wanted = _wanted(operations, rejects)
@@ -180,4 +198,14 @@ def plan_schools(
         for r in some
         if r.sync_key in objects[kind_name]
     }
-    return Schools(names=names, objects=objects, rejects=by_row)
+    in_classes = pairs.loc[~_in(pairs["group"], schools)]
+    enrolled = pairs.loc[_in(pairs["key"], wanted[MEMBERSHIP.name]), "person"]
+    named = wanted[PERSON.name] | set(enrolled.tolist())
+    return Schools(
+        names={key: group_names.get(key, key) for key in schools},
+        objects=objects,
+        rejects=by_row,
+        people=_person_names(persons, named),
+        groups=group_names,
+        classes=_by_key(in_classes["person"], in_classes["group"], wanted[PERSON.name]),
+    )
