@@ -10,8 +10,15 @@ import pytest
 from sync.cli.by_school import write_folder
 from sync.cli.output import EXIT_OK, EXIT_USAGE
 from sync.emulator import Emulator
-from sync.models import Plan
-from sync.report.as_school_html import INDEX_FILE, NO_SCHOOL_FILE, plan_school_files, school_file
+from sync.models import OperationResult, Outcome, Plan, RunResult, Status
+from sync.models.kinds import kind_of
+from sync.report.as_school_html import (
+    INDEX_FILE,
+    NO_SCHOOL_FILE,
+    plan_school_files,
+    run_school_files,
+    school_file,
+)
 from tests.reports import SCRIPT, chromium, chromium_dom, parse_html, report_meta
 from tests.test_cli_groups import BASE, Cli, fixture_cli, remote  # noqa: F401 - the cli fixture
 from tests.test_diff_set import GROUPS, enrol, group, person, plan_of
@@ -233,3 +240,43 @@ class TestCommandLine:
         code, _, err = cli(*base, "--report-by-school", "--report", str(tmp_path / "md"))
         assert code == EXIT_USAGE
         assert "add --report-format html" in err
+
+
+def test_run_pages_tell_done_not_done_held_and_kept_per_school() -> None:
+    """A run's pages: what each school's objects came to, failures in plain words, held and kept leavers."""
+    plan = _plan(
+        persons={k: v for k, v in PEOPLE.items() if k != "p3"},
+        memberships={k: v for k, v in ENROLMENTS.items() if k != "e5"},
+        snapshot_groups=TWO_SCHOOLS,
+        snapshot_persons={"p3": person("dee")},
+        snapshot_memberships={"e5": ENROLMENTS["e5"]},
+    )
+    by_key = {(kind_of(op).name, op.sync_key): op for op in (*plan.operations, *plan.deletions)}
+    refused = Status(
+        code_major="failure", severity="error", code_minor=(("invalid_data", "x"),), description="name taken"
+    )
+    result = RunResult(
+        run_id="r1",
+        plan=plan,
+        results=(
+            OperationResult(operation=by_key["person", "p1"], outcome=Outcome.CONFIRMED),
+            OperationResult(operation=by_key["person", "p2"], outcome=Outcome.REJECTED, status=refused),
+            OperationResult(operation=by_key["membership", "e4"], outcome=Outcome.SKIPPED),
+        ),
+        started_at="2025-01-31T02:00:00Z",
+        finished_at="2025-01-31T02:01:00Z",
+    )
+    held = [(by_key["person", "t1"], "held: not in --only")]
+    files = run_school_files(result, meta=report_meta(title="Run", roster="roster"), held=held)
+    north = parse_html(files["s1.html"]).tables
+    south = parse_html(files["s2.html"]).tables
+    assert north["t-sent"] == [["Ada (student): new"]]
+    assert north["t-failed"] == [["Bo (student): new", "itslearning refused it: name taken"]]
+    assert north["t-held"] == [["Cy (student): new", "held: not in --only"]]
+    assert south["t-sent"] == [["Ada (student): new"]]  # Ada is in both schools
+    assert south["t-failed"] == [["Ada in Art 8B: joins as student", "not sent: the run stopped before it"]]
+    assert ["Dee (student): leaves", "no longer in the roster"] in south["t-kept"]
+    assert "t-kept" not in north
+    assert "invalid_data" not in files["s1.html"]
+    index = parse_html(files[INDEX_FILE]).tables["t-schools"]
+    assert index[0] == ["North School", "1", "1", "1", "0", "0"]

@@ -8,7 +8,8 @@ beside it (no I/O, no pandas).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -18,12 +19,36 @@ from sync.models.operations import ChangeIdentifier, Operation
 if TYPE_CHECKING:  # plans.py holds a Schools
     from sync.models.plans import Reject
 
-__all__ = ["NO_SCHOOL", "Schools"]
+__all__ = ["NO_SCHOOL", "Schools", "SortedPairs"]
 
 #: What reports call the objects that belong to no school.
 NO_SCHOOL: Final = "No school"
 
 _NONE: Final[tuple[str, ...]] = ()
+
+
+class SortedPairs(Mapping[str, tuple[str, ...]]):
+    """key -> the values beside it, over two lists sorted by key (then value), a key repeated for each of
+    its values: looked up by bisection, so 10^5 keys cost two lists, not a dict of tuples."""
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, keys: Sequence[str] = (), values: Sequence[str] = ()) -> None:
+        self._keys = keys
+        self._values = values
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        low = bisect.bisect_left(self._keys, key)
+        high = bisect.bisect_right(self._keys, key, low)
+        if low == high:
+            raise KeyError(key)
+        return tuple(self._values[low:high])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self._keys))
+
+    def __len__(self) -> int:
+        return len(set(self._keys))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +61,7 @@ class Schools:
             no school is left out.
         rejects: (file, row) -> the sorted school keys of a rejected roster row whose school can be told.
         people: the display name (given and family name) of each person the plan names, directly or
-            through a membership.
+            through a membership (a 1-tuple: `SortedPairs` holds them).
         groups: every group's name, by sync key.
         classes: each planned person's groups other than schools (their classes), sorted by key, as
             the roster and the snapshot hold them.
@@ -47,9 +72,9 @@ class Schools:
     names: Mapping[str, str] = field(default_factory=dict)
     objects: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     rejects: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
-    people: Mapping[str, str] = field(default_factory=dict)
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=SortedPairs)
     groups: Mapping[str, str] = field(default_factory=dict)
-    classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    classes: Mapping[str, tuple[str, ...]] = field(default_factory=SortedPairs)
 
     def __repr__(self) -> str:
         counted = sum(map(len, self.objects.values()))
@@ -83,7 +108,7 @@ class Schools:
 
     def person_name(self, key: str) -> str:
         """A person's given and family name ("" when the plan does not name them)."""
-        return self.people.get(key, "")
+        return self.people.get(key, ("",))[0]
 
     def group_name(self, key: str) -> str:
         """A group's name (its key when unknown)."""

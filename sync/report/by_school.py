@@ -28,7 +28,7 @@ from sync.models import (
     Update,
 )
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, kind_of
-from sync.report.ops import FIELD_LABELS
+from sync.report.ops import FIELD_LABELS, unsent_deletions
 from sync.report.sections import Count, Section, section
 
 __all__ = ["NO_SCHOOL_KEY", "SchoolPage", "plan_school_pages", "run_school_pages"]
@@ -111,7 +111,7 @@ class _Bucket:
     enrolments: list[Operation] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     results: dict[str, list[tuple[Operation, str]]] = field(
-        default_factory=lambda: {"sent": [], "failed": [], "held": []}
+        default_factory=lambda: {"sent": [], "failed": [], "held": [], "kept": []}
     )
 
 
@@ -313,6 +313,9 @@ def _bucket_run(result: RunResult, held: Sequence[tuple[Operation, str]]) -> dic
     for op, why in held:
         for bucket in _file(buckets, schools, op):
             bucket.results["held"].append((op, why))
+    for deletion in unsent_deletions(result):
+        for bucket in _file(buckets, schools, deletion):
+            bucket.results["kept"].append((deletion, _LEAVING.get(deletion.reason, deletion.reason)))
     _bucket_rejects(buckets, schools, result.plan.rejects)
     return buckets
 
@@ -338,6 +341,7 @@ def run_school_pages(
         table("sent", "Done", "What itslearning confirmed."),
         table("failed", "Not done", "What was not carried out, and why."),
         table("held", "Held back", "Not sent by this run, and what releases it."),
+        table("kept", "Not removed", "Gone from the roster, but this run does not remove them."),
     )
     for key in _ordered(buckets, schools):
         b = buckets[key]
@@ -345,6 +349,7 @@ def run_school_pages(
             ("Done", len(b.results["sent"]), _CREATE),
             ("Not done", len(b.results["failed"]), _DELETE),
             ("Held back", len(b.results["held"]), _WARN),
+            ("Not removed", len(b.results["kept"]), _DELETE),
             ("Rejected rows", len(b.rejects), _REJECT),
         )
         sections = (*(make(b) for make in tables), _rejects_section(b.rejects, max_rows))
