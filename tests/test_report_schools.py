@@ -280,3 +280,22 @@ def test_run_pages_tell_done_not_done_held_and_kept_per_school() -> None:
     assert "invalid_data" not in files["s1.html"]
     index = parse_html(files[INDEX_FILE]).tables["t-schools"]
     assert index[0] == ["North School", "1", "1", "1", "0", "0"]
+
+
+def test_school_tables_are_capped_with_a_note() -> None:
+    """Past the row cap a school's table shows the first rows, a note of the rest and keeps its filter."""
+    files = plan_school_files(_plan(), meta=report_meta(title="Dry run", roster="roster"), max_rows=2)
+    north = parse_html(files["s1.html"])
+    assert len(north.tables["t-new-people"]) == 2
+    assert "1 more not shown" in files["s1.html"]
+    assert any(tag == "input" and a.get("id") == "t-new-people-filter" for tag, a in north.tags)
+
+
+def test_a_plan_without_schools_has_only_the_no_school_page() -> None:
+    """Persons only: the index links one "No school" page that lists everyone."""
+    plan = plan_of(groups=None, memberships=None)
+    files = plan_school_files(plan, meta=report_meta(title="Dry run", roster="roster"))
+    assert sorted(files) == [INDEX_FILE, NO_SCHOOL_FILE]
+    assert parse_html(files[INDEX_FILE]).tables["t-schools"][0][0] == "No school"
+    people = parse_html(files[NO_SCHOOL_FILE]).tables["t-new-people"]
+    assert sorted(row[0] for row in people) == ["Ada", "Bo", "Cy"]
