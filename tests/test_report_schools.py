@@ -217,6 +217,20 @@ class TestCommandLine:
         assert code == EXIT_USAGE
         assert f"Invalid value for '--output' / '-o': File '{tmp_path}' is a directory." in err
 
+    def test_the_config_file_asks_for_the_run_report_by_school(self, cli: Cli, tmp_path: Path) -> None:
+        """`report_by_school = true` in [sync] reaches `run` like its flag (here: refused without HTML)."""
+        config = tmp_path / "ims-sync.toml"
+        config.write_text(
+            f'[sync]\nreport_by_school = true\nreport = "{tmp_path / "pages"}"\n', encoding="utf-8"
+        )
+        code, _, err = cli(
+            "--config", str(config), "run", str(BASE), "-m", "oneroster", "--state", str(tmp_path / "s"),
+            "--endpoint", "https://127.0.0.1:9/PersonManagementService.svc",
+        )  # fmt: skip
+        assert code == EXIT_USAGE
+        assert "--report-by-school writes HTML pages: add --report-format html" in err
+        assert not (tmp_path / "s").exists()
+
     def test_run_report_by_school_groups_what_was_sent_and_held(
         self, cli: Cli, emulator: Emulator, tmp_path: Path
     ) -> None:
