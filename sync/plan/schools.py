@@ -19,7 +19,8 @@ touches the result's rows only to build its lookups.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any, Final
 
@@ -42,7 +43,7 @@ _SYNC_KEY: Final = attrgetter("record.sync_key")
 
 _SPACE: Final = pa.scalar(" ", type=pa.large_string())
 
-_Wanted = dict[str, set[str]]
+_KeySets = dict[str, set[str]]
 _BySchool = dict[str, tuple[str, ...]]
 
 
@@ -110,6 +111,22 @@ def _keys(keys: Iterable[str]) -> Any:
     return pa.array(list(keys), type=pa.large_string())
 
 
+class _Wanted:
+    """The sync keys the plan names of one kind: an Arrow value set, and the same Python strings (the
+    operations' own), so that the lookups built keep those and make no new ones."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        listed = list(keys)
+        self.array = _keys(listed)
+        self._objects = np.array(listed, dtype=object)
+
+    def same(self, values: Any) -> list[str]:
+        """`values` (each one of the keys) as the plan's own strings."""
+        at = pc.index_in(values, value_set=self.array).to_numpy(zero_copy_only=False)
+        found: list[str] = self._objects[at].tolist()
+        return found
+
+
 def _in(values: Any, keys: Any) -> Any:
     """Per value: is it one of `keys` (an Arrow array)? A hash lookup; false for no keys."""
     if not len(keys) or not len(values):
@@ -152,39 +169,60 @@ def _same_as_before(values: Any) -> Any:
     return mask(pc.equal(values.slice(1), values.slice(0, len(values) - 1)))
 
 
-def _by_key(keys: Any, values: Any, wanted: Any) -> _BySchool:
-    """key -> its sorted distinct values (schools), for the wanted keys among `keys`: a dict whose
-    one-school entries share one tuple per school and are made at C speed."""
-    k, v = _distinct(keys, values, wanted)
+def _shared_list(values: Any) -> list[str]:
+    """Arrow strings as a Python list in which equal values are one object (10^5 rows naming a few
+    thousand groups cost 10^5 references, not 10^5 strings)."""
+    encoded = pc.dictionary_encode(values)
+    words = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    shared: list[str] = words[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
+    return shared
+
+
+def _by_key(keys: Any, values: Any, wanted: _Wanted) -> _BySchool:
+    """key -> its sorted distinct values (schools), for the wanted keys among `keys`. Equal tuples are
+    one object; the keys of one school are made at C speed, the others one key at a time."""
+    k, v = _distinct(keys, values, wanted.array)
     n = len(k)
-    several = np.zeros(n, dtype=bool)
-    if n > 1:
-        same = _same_as_before(k)
-        several[1:] |= same
-        several[:-1] |= same
-    single = pa.array(~several)
-    single_values = v.filter(single).to_pylist()
-    shared = {school: (school,) for school in set(single_values)}
-    out = dict(zip(k.filter(single).to_pylist(), map(shared.__getitem__, single_values), strict=True))
-    if several.any():  # a few people (or classes) in two schools
-        chosen = pa.array(several)
-        for key, value in zip(k.filter(chosen).to_pylist(), v.filter(chosen).to_pylist(), strict=True):
-            out[key] = (*out.get(key, ()), value)
+    if not n:
+        return {}
+    starts = np.flatnonzero(np.r_[True, ~_same_as_before(k)]) if n > 1 else np.zeros(1, dtype=np.intp)
+    ends = np.r_[starts[1:], n]
+    names = wanted.same(k.take(pa.array(starts)))
+    found = _shared_list(v)
+    combos: dict[tuple[str, ...], tuple[str, ...]] = {}
+    single = (ends - starts) == 1
+    firsts = [found[at] for at in starts[single].tolist()]
+    out = dict(zip(itertools.compress(names, single.tolist()), map(_one(combos), firsts), strict=True))
+    for key, start, end in zip(
+        itertools.compress(names, (~single).tolist()),
+        starts[~single].tolist(),
+        ends[~single].tolist(),
+        strict=True,
+    ):
+        value = tuple(found[start:end])
+        out[key] = combos.setdefault(value, value)
     return out
 
 
-def _sorted_pairs(keys: Any, values: Any, wanted: Any) -> SortedPairs:
-    k, v = _distinct(keys, values, wanted)
-    return SortedPairs(k.to_pylist(), v.to_pylist())
+def _one(combos: dict[tuple[str, ...], tuple[str, ...]]) -> Callable[[str], tuple[str, ...]]:
+    def one(value: str) -> tuple[str, ...]:
+        return combos.setdefault((value,), (value,))
+
+    return one
+
+
+def _sorted_pairs(keys: Any, values: Any, wanted: _Wanted) -> SortedPairs:
+    k, v = _distinct(keys, values, wanted.array)
+    return SortedPairs(wanted.same(k), _shared_list(v))
 
 
 def _wanted(
     operations: Mapping[str, Iterable[Operation]],
     renamed: Mapping[str, Iterable[str]],
     rejects: Mapping[str, Iterable[Reject]],
-) -> _Wanted:
+) -> _KeySets:
     """The sync keys the plan names, by kind name (an identifier change: the new key and the old)."""
-    wanted: _Wanted = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
+    wanted: _KeySets = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
     for kind_name, ops in operations.items():
         wanted[kind_name].update(map(_SYNC_KEY, ops))  # a ChangeIdentifier's record has the new key
     for kind_name, old in renamed.items():
@@ -252,7 +290,8 @@ def plan_schools(
     objects: dict[str, dict[str, tuple[str, ...]]] = {
         GROUP.name: {key: group_schools[key] for key in wanted[GROUP.name] if key in group_schools}
     }
-    arrays = {kind_name: _keys(keys) for kind_name, keys in wanted.items()}
+    planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
+    arrays = {kind_name: keys.array for kind_name, keys in planned.items()}
     pairs = _pairs(memberships, arrays)
     school_of = pa.table({
         "group": pa.array([g for g, found in group_schools.items() for _ in found], type=pa.large_string()),
@@ -260,7 +299,7 @@ def plan_schools(
     })  # fmt: skip
     attributed = pairs.join(school_of, "group", join_type="inner")
     for kind, column in ((MEMBERSHIP, "key"), (PERSON, "person")):
-        objects[kind.name] = _by_key(attributed[column], attributed["school"], arrays[kind.name])
+        objects[kind.name] = _by_key(attributed[column], attributed["school"], planned[kind.name])
     by_row = {
         (r.file, r.row): objects[kind_name][r.sync_key]
         for kind_name, some in rejects.items()
@@ -275,5 +314,5 @@ def plan_schools(
         rejects=by_row,
         people=_person_names(persons, pc.unique(pa.chunked_array([arrays[PERSON.name], *enrolled.chunks]))),
         groups=group_names,
-        classes=_sorted_pairs(in_classes["person"], in_classes["group"], arrays[PERSON.name]),
+        classes=_sorted_pairs(in_classes["person"], in_classes["group"], planned[PERSON.name]),
     )
