@@ -408,6 +408,9 @@ def _section(markdown: str, heading: str) -> list[str]:
 # A distinctive, fixed fragment of every message the tool prints when it stops or rejects a row.
 # The test below checks each is in docs/troubleshooting.md, and still in the code.
 MESSAGES = (
+    "writes HTML pages: add",
+    "writes a folder of pages: name it with",
+    "must name a folder",
     "is neither a file nor a built-in",
     "not valid TOML",
     "not UTF-8 text (TOML files are UTF-8)",

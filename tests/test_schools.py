@@ -55,7 +55,9 @@ def test_a_loop_through_a_school_stops_at_the_school() -> None:
         {"s9": group("Loop School", "k9", "School"), "k9": group("Class", "s9")}, snapshot_columns(GROUP)
     )
     delete = Delete(record=GROUP.record.from_values("k9", {**group("Class", "s9")}))
-    schools = plan_schools([delete], {}, groups=(None, frame), memberships=(None, None))
+    schools = plan_schools(
+        {"group": [delete]}, {}, persons=(None, None), groups=(None, frame), memberships=(None, None)
+    )
     assert schools.of_operation(delete) == ("s9",)
 
 
@@ -163,3 +165,18 @@ def test_person_attribution_is_column_wise_over_many_memberships() -> None:
     assert result.schools.of("person", "p999") == ("s1", "s2")
     assert result.schools.of("person", "p1500") == ()
     assert result.schools.of("membership", "m1500") == ("s2",)
+
+
+def test_the_plan_names_people_and_their_classes() -> None:
+    """Persons named by the plan (directly or by an enrolment) have a display name and their classes."""
+    persons = {**PERSONS, "p2": {**person("bo"), "given_name": "", "family_name": ""}}
+    result = plan_of(
+        persons=persons, groups=TWO_SCHOOLS, memberships={**MEMBERSHIPS, "e4": enrol("c3", "p1")}
+    )
+    schools = result.schools
+    assert schools.person_name("p1") == "Ada"
+    assert schools.person_name("p2") == "bo"  # no name: the username
+    assert schools.classes_of("p1") == ("Art 8B", "Maths 7A")  # sorted by name; the schools left out
+    assert schools.group_name("s2") == "South School"
+    assert schools.group_name("unknown") == "unknown"
+    assert schools.person_name("nobody") == ""

@@ -50,6 +50,7 @@ CONFIG_KEYS: Final = frozenset(
         "max_change_count",
         "report",
         "report_format",
+        "report_by_school",
         "metrics_file",
         "log_format",
         "log_file",

@@ -13,6 +13,7 @@ import click
 import structlog
 
 from sync.cli import approval, limits, stages
+from sync.cli.by_school import by_school_opt, check_target, target_opt, write_folder
 from sync.cli.options import (
     LISTED_KINDS,
     REPORT_FORMATS,
@@ -21,7 +22,6 @@ from sync.cli.options import (
     limit_opts,
     mapping_opt,
     only_opt,
-    output_opt,
     report_format,
     roster_arg,
     state_opt,
@@ -72,7 +72,8 @@ def validate(roster: Path, mapping: str) -> None:
     default=None,
     help="Report format (default: from the --output suffix, else md).",
 )
-@output_opt("Report file (default: standard output).")
+@target_opt("--output", "-o", help="Report file (default: standard output); with --by-school, a folder.")
+@by_school_opt("--by-school")
 @accept_shrunk_opt
 @only_opt
 @deletes_opt
@@ -83,6 +84,7 @@ def plan(
     state: Path,
     fmt: str | None,
     output: Path | None,
+    by_school: bool,
     accept_shrunk_roster: bool,
     only: frozenset[str] | None,
     deletes: str,
@@ -106,6 +108,10 @@ def plan(
     from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
 
+    fmt = report_format(output, fmt)
+    check_target(
+        output, fmt, by_school=by_school, option="output", flag="--by-school", format_flag="--format"
+    )
     result = stages.read(roster, mapping)
     snapshot_state = None
     if stages.has_state(state):
@@ -146,7 +152,12 @@ def plan(
         fingerprint=fingerprint.value,
         fingerprint_parts=tuple(fingerprint.parts.items()),
     )
-    write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
+    if by_school and output is not None:
+        from sync.report.as_school_html import plan_school_files  # noqa: PLC0415
+
+        write_folder(plan_school_files(the_plan, meta=meta), output)
+    else:
+        write(render_plan(the_plan, fmt=fmt, meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=str(roster), fingerprint=fingerprint.value, **the_plan.summary.as_dict())
     if not Output.json:  # (under JSON logs, the plan event carries it)
         click.echo(

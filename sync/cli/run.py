@@ -24,6 +24,7 @@ import structlog
 
 from sync.cli import approval, limits, stages
 from sync.cli.approval import approve_opt, plan_file_opt
+from sync.cli.by_school import by_school_opt, check_target, target_opt, write_folder
 from sync.cli.config import Credentials
 from sync.cli.options import (
     DURATION,
@@ -104,6 +105,7 @@ class RunSettings:
     accept_shrunk_roster: bool
     report: Path | None
     report_format: str | None
+    report_by_school: bool
     metrics_file: Path | None
     only: frozenset[str] | None
     plan_file: Path | None
@@ -192,13 +194,18 @@ class RunSettings:
     help="Accept up to N deletions (or deactivations) of each kind (after reviewing the plan).",
 )
 @accept_shrunk_opt
-@file_opt("--report", help="Write a run report here: every operation's outcome, failures with reasons.")
+@target_opt(
+    "--report",
+    help="Write a run report here: every operation's outcome, failures with reasons (with "
+    "--report-by-school, a folder).",
+)
 @click.option(
     "--report-format",
     type=click.Choice(REPORT_FORMATS),
     default=None,
     help="Run report format (default: from the --report suffix, else md).",
 )
+@by_school_opt("--report-by-school")
 @only_opt
 @plan_file_opt
 @approve_opt
@@ -220,6 +227,15 @@ def _run(settings: RunSettings, figures: RunFigures, deadline: float | None) -> 
     from sync.state.store import StateStore  # noqa: PLC0415
 
     _check_budget(settings)
+    fmt = report_format(settings.report, settings.report_format)
+    check_target(
+        settings.report,
+        fmt,
+        by_school=settings.report_by_school,
+        option="report",
+        flag="--report-by-school",
+        format_flag="--report-format",
+    )
     user = credentials(settings.credentials_file)
     roster_set = stages.read(settings.roster, settings.mapping)
     endpoints = group_endpoints(
@@ -438,8 +454,14 @@ def _finish(
             endpoint=settings.endpoint,
             selection=selection,
         )
-        fmt = report_format(settings.report, settings.report_format)
-        write(render_run(outcome, fmt=fmt, meta=meta), settings.report)  # type: ignore[arg-type]
+        if settings.report_by_school:
+            from sync.report.as_school_html import run_school_files  # noqa: PLC0415
+
+            held = [(h.operation, h.reason) for h in selection.held] if selection is not None else []
+            write_folder(run_school_files(outcome, meta=meta, held=held), settings.report)
+        else:
+            fmt = report_format(settings.report, settings.report_format)
+            write(render_run(outcome, fmt=fmt, meta=meta), settings.report)  # type: ignore[arg-type]
     print_run_summary(outcome)
     if execution.fatal is not None:
         raise execution.fatal

@@ -130,8 +130,10 @@ def plan_set(
         renames[kind.name] = parts[kind.name].renames
     joined = _joined(parts, {kind.name: len(snapshots.of(kind)) for kind in KINDS})
     schools = plan_schools(
-        (*joined.operations, *joined.deletions),
+        {name: (*part.operations, *part.deletions) for name, part in parts.items()},
         {name: part.rejects for name, part in parts.items()},
+        renamed={name: part.renames.keys() for name, part in parts.items()},
+        persons=(persons.frame, snapshots.persons),
         groups=(_frame(read_groups), snapshots.groups),
         memberships=(_frame(read_memberships), snapshots.memberships),
     )

@@ -13,29 +13,37 @@ Rules:
 - a rejected row belongs to the schools of its object's sync key, when that can be told.
 
 Only the objects the plan names (operations, deletions, rejects) are looked up; the work over the
-memberships is column-wise (Arrow membership tests, one pandas merge, one sort).
+memberships is column-wise in Arrow (hash lookups, one join, distinct pairs, one sort): Python
+touches the result's rows only to build its lookups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Final
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sync.models import ChangeIdentifier, Operation, Reject, kind_of
+from sync.models import Operation, Reject
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
-from sync.models.schools import Schools
-from sync.plan.columns import arrow, mask
+from sync.models.schools import Schools, SortedPairs
+from sync.plan.columns import mask
 
 __all__ = ["SCHOOL_TYPE", "plan_schools"]
 
 #: The group type that makes a group a school.
 SCHOOL_TYPE: Final = "School"
 
-_Wanted = dict[str, set[str]]
+_SYNC_KEY: Final = attrgetter("record.sync_key")
+
+_SPACE: Final = pa.scalar(" ", type=pa.large_string())
+
+_KeySets = dict[str, set[str]]
 _BySchool = dict[str, tuple[str, ...]]
 
 
@@ -61,7 +69,7 @@ def _nearest_school(parent: Mapping[str, str], types: Mapping[str, str]) -> dict
 
 
 def _group_schools(frames: Iterable[pd.DataFrame | None]) -> tuple[_BySchool, dict[str, str]]:
-    """Each group's schools (by the roster's chain and the snapshot's) and each school's name.
+    """Each group's schools (by the roster's chain and the snapshot's) and each group's name.
 
     `frames` are the roster's groups then the snapshot's (index sync key; "name", "type", "parent")."""
     parts = [frame for frame in frames if frame is not None and len(frame)]
@@ -86,98 +94,225 @@ def _group_schools(frames: Iterable[pd.DataFrame | None]) -> tuple[_BySchool, di
             schools.setdefault(group, set()).add(school)
     names: dict[str, str] = {}
     for frame in reversed(parts):  # the roster's name wins
-        at = (frame["type"] == SCHOOL_TYPE).to_numpy(dtype=bool)
-        names.update(zip(frame.index[at].tolist(), frame["name"][at].tolist(), strict=True))
+        names.update(zip(frame.index.tolist(), frame["name"].tolist(), strict=True))
     return {group: tuple(sorted(found)) for group, found in schools.items()}, {
         key: name or key for key, name in names.items()
     }
 
 
-def _pairs(frames: Iterable[pd.DataFrame | None], wanted: _Wanted) -> pd.DataFrame:
+def _column(values: pd.Series | pd.Index) -> Any:
+    """Text values as Arrow large strings, chunks kept (`columns.arrow` joins them: a copy)."""
+    array = pa.array(values.array) if values.dtype == "str" else pa.array(values.astype("str").array)
+    return array.cast(pa.large_string())
+
+
+def _keys(keys: Iterable[str]) -> Any:
+    """Keys as an Arrow value set (made once per set: 10^5 Python strings take a while to convert)."""
+    return pa.array(list(keys), type=pa.large_string())
+
+
+class _Wanted:
+    """The sync keys the plan names of one kind: an Arrow value set, and the same Python strings (the
+    operations' own), so that the lookups built keep those and make no new ones."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        listed = list(keys)
+        self.array = _keys(listed)
+        self._objects = np.array(listed, dtype=object)
+
+    def same(self, values: Any) -> list[str]:
+        """`values` (each one of the keys) as the plan's own strings."""
+        at = pc.index_in(values, value_set=self.array).to_numpy(zero_copy_only=False)
+        found: list[str] = self._objects[at].tolist()
+        return found
+
+
+def _in(values: Any, keys: Any) -> Any:
+    """Per value: is it one of `keys` (an Arrow array)? A hash lookup; false for no keys."""
+    if not len(keys) or not len(values):
+        return pa.array(np.zeros(len(values), dtype=bool))
+    return pc.fill_null(pc.is_in(values, value_set=keys), False)
+
+
+def _pairs(frames: Iterable[pd.DataFrame | None], wanted: Mapping[str, Any]) -> Any:
     """The memberships (key, group, person) of `frames` that name a wanted membership or person."""
     kept = []
     for frame in frames:
         if frame is None or not len(frame):
             continue
-        want = np.zeros(len(frame), dtype=bool)
-        for column, kind in ((None, MEMBERSHIP), ("person", PERSON)):
-            keys = wanted[kind.name]
-            if keys:
-                values = arrow(frame.index if column is None else frame[column])
-                want |= mask(pc.is_in(values, value_set=arrow(keys)))
-        if want.any():
-            part = frame.loc[want, ["group", "person"]]
-            kept.append(pd.DataFrame({"key": part.index.to_numpy(), **{c: part[c].to_numpy() for c in part}}))
-    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=["key", "group", "person"])
+        table = pa.table({"key": _column(frame.index), "group": _column(frame["group"]),
+                          "person": _column(frame["person"])})  # fmt: skip
+        want = pc.or_(_in(table["key"], wanted[MEMBERSHIP.name]), _in(table["person"], wanted[PERSON.name]))
+        kept.append(table.filter(want))
+    empty = pa.table({name: pa.array([], type=pa.large_string()) for name in ("key", "group", "person")})
+    return pa.concat_tables(kept) if kept else empty
 
 
-def _by_key(keys: pd.Series, schools: pd.Series, wanted: set[str]) -> _BySchool:
-    """key -> its sorted distinct schools, for the wanted keys among `keys`."""
-    frame = pd.DataFrame({"key": keys.to_numpy(), "school": schools.to_numpy()}).drop_duplicates()
-    if len(wanted) < len(frame):
-        frame = frame.loc[mask(pc.is_in(arrow(frame["key"]), value_set=arrow(wanted)))]
-    frame = frame.sort_values(["key", "school"], kind="stable")
-    single = ~frame["key"].duplicated(keep=False).to_numpy(dtype=bool)
-    shared: dict[str, tuple[str, ...]] = {}  # one tuple per school, not one per key
-    out = {
-        key: shared.setdefault(school, (school,))
-        for key, school in zip(frame["key"][single].tolist(), frame["school"][single].tolist(), strict=True)
-    }
-    several = frame.loc[~single]  # sorted by key, then school: a few people in two schools
-    for key, school in zip(several["key"].tolist(), several["school"].tolist(), strict=True):
-        out[key] = (*out.get(key, ()), school)
+def _distinct(keys: Any, values: Any, wanted: Any) -> tuple[Any, Any]:
+    """The distinct (key, value) pairs of the wanted keys, sorted by key then value (Arrow arrays):
+    one sort, then each row equal to the one before it dropped."""
+    table = pa.table({"k": keys, "v": values})
+    table = table.filter(_in(table["k"], wanted))
+    table = table.take(pc.sort_indices(table, sort_keys=[("k", "ascending"), ("v", "ascending")]))
+    k, v = table["k"].combine_chunks(), table["v"].combine_chunks()
+    n = len(k)
+    if n < 2:
+        return k, v
+    keep = np.ones(n, dtype=bool)
+    keep[1:] = ~(_same_as_before(k) & _same_as_before(v))
+    chosen = pa.array(keep)
+    return k.filter(chosen), v.filter(chosen)
+
+
+def _same_as_before(values: Any) -> Any:
+    """Per value from the second on: is it the one before it?"""
+    return mask(pc.equal(values.slice(1), values.slice(0, len(values) - 1)))
+
+
+def _shared_list(values: Any) -> list[str]:
+    """Arrow strings as a Python list in which equal values are one object (10^5 rows naming a few
+    thousand groups cost 10^5 references, not 10^5 strings)."""
+    encoded = pc.dictionary_encode(values)
+    words = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    shared: list[str] = words[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
+    return shared
+
+
+def _by_key(keys: Any, values: Any, wanted: _Wanted) -> _BySchool:
+    """key -> its sorted distinct values (schools), for the wanted keys among `keys`. Equal tuples are
+    one object; the keys of one school are made at C speed, the others one key at a time."""
+    k, v = _distinct(keys, values, wanted.array)
+    n = len(k)
+    if not n:
+        return {}
+    starts = np.flatnonzero(np.r_[True, ~_same_as_before(k)]) if n > 1 else np.zeros(1, dtype=np.intp)
+    ends = np.r_[starts[1:], n]
+    names = wanted.same(k.take(pa.array(starts)))
+    found = _shared_list(v)
+    combos: dict[tuple[str, ...], tuple[str, ...]] = {}
+    single = (ends - starts) == 1
+    firsts = [found[at] for at in starts[single].tolist()]
+    out = dict(zip(itertools.compress(names, single.tolist()), map(_one(combos), firsts), strict=True))
+    for key, start, end in zip(
+        itertools.compress(names, (~single).tolist()),
+        starts[~single].tolist(),
+        ends[~single].tolist(),
+        strict=True,
+    ):
+        value = tuple(found[start:end])
+        out[key] = combos.setdefault(value, value)
     return out
 
 
-def _wanted(operations: Iterable[Operation], rejects: Mapping[str, Iterable[Reject]]) -> _Wanted:
-    """The sync keys the plan names, by kind name (an identifier change: the old and the new key)."""
-    wanted: _Wanted = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
-    for op in operations:
-        keys = wanted[kind_of(op).name]
-        keys.add(op.sync_key)
-        if isinstance(op, ChangeIdentifier):
-            keys.add(op.old_id)
+def _one(combos: dict[tuple[str, ...], tuple[str, ...]]) -> Callable[[str], tuple[str, ...]]:
+    def one(value: str) -> tuple[str, ...]:
+        return combos.setdefault((value,), (value,))
+
+    return one
+
+
+def _sorted_pairs(keys: Any, values: Any, wanted: _Wanted) -> SortedPairs:
+    k, v = _distinct(keys, values, wanted.array)
+    return SortedPairs(wanted.same(k), _shared_list(v))
+
+
+def _wanted(
+    operations: Mapping[str, Iterable[Operation]],
+    renamed: Mapping[str, Iterable[str]],
+    rejects: Mapping[str, Iterable[Reject]],
+) -> _KeySets:
+    """The sync keys the plan names, by kind name (an identifier change: the new key and the old)."""
+    wanted: _KeySets = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
+    for kind_name, ops in operations.items():
+        wanted[kind_name].update(map(_SYNC_KEY, ops))  # a ChangeIdentifier's record has the new key
+    for kind_name, old in renamed.items():
+        wanted[kind_name].update(old)
     for kind_name, some in rejects.items():
         wanted[kind_name].update(r.sync_key for r in some if r.sync_key)
     return wanted
 
 
+def _person_names(frames: Iterable[pd.DataFrame | None], named: Any) -> SortedPairs:
+    """Each `named` person's given and family name (else username, else key), the roster's first."""
+    tables = []
+    for frame in frames:
+        if frame is None or not len(frame) or not len(named):
+            continue
+        columns = {c: _column(frame[c]) for c in ("given_name", "family_name", "username")}
+        table = pa.table({"key": _column(frame.index), **columns})
+        table = table.filter(_in(table["key"], named))
+        full = pc.utf8_trim_whitespace(
+            pc.binary_join_element_wise(table["given_name"], table["family_name"], _SPACE)
+        )
+        for fallback in (table["username"], table["key"]):
+            full = pc.if_else(pc.equal(full, ""), fallback, full)
+        tables.append(pa.table({"key": table["key"], "name": full}))
+    if not tables:
+        return SortedPairs()
+    named = pa.concat_tables(tables)  # the roster's first: the first row of a key is kept
+    order = pc.sort_indices(named, sort_keys=[("key", "ascending")])  # stable: the roster's row first
+    named = named.take(order)
+    k = named["key"].combine_chunks()
+    n = len(k)
+    keep = np.ones(n, dtype=bool)
+    if n > 1:
+        keep[1:] = ~_same_as_before(k)
+    named = named.filter(pa.array(keep))
+    return SortedPairs(named["key"].to_pylist(), named["name"].to_pylist())
+
+
 def plan_schools(
-    operations: Iterable[Operation],
+    operations: Mapping[str, Iterable[Operation]],
     rejects: Mapping[str, Iterable[Reject]],
     *,
+    renamed: Mapping[str, Iterable[str]] | None = None,
+    persons: tuple[pd.DataFrame | None, pd.DataFrame | None],
     groups: tuple[pd.DataFrame | None, pd.DataFrame | None],
     memberships: tuple[pd.DataFrame | None, pd.DataFrame | None],
 ) -> Schools:
-    """The schools of a plan's objects.
+    """The schools of a plan's objects, and the names and classes its per-school reports show.
 
     Args:
-        operations: the plan's operations and deletion candidates.
+        operations: the plan's operations and deletion candidates, by kind name.
         rejects: the plan's rejects by kind name ("person", "group", "membership").
+        renamed: the old sync keys of the plan's identifier changes, by kind name.
+        persons: the persons roster's frame and the persons snapshot, for names.
         groups: the groups roster's frame (before its reference checks, so rejected rows count) and
             the groups snapshot; None where there is none.
         memberships: the memberships roster's frame (before its checks) and snapshot ("group", "person").
     """
-    group_schools, names = _group_schools(groups)
-    if not names:
+    group_schools, group_names = _group_schools(groups)
+    schools = {key for found in group_schools.values() for key in found}
+    if not schools:
         return Schools()
     rejects = {kind_name: tuple(some) for kind_name, some in rejects.items()}
-    wanted = _wanted(operations, rejects)
+    wanted = _wanted(operations, renamed or {}, rejects)
     objects: dict[str, dict[str, tuple[str, ...]]] = {
         GROUP.name: {key: group_schools[key] for key in wanted[GROUP.name] if key in group_schools}
     }
-    pairs = _pairs(memberships, wanted)
-    school_of = pd.DataFrame(
-        [(group, school) for group, found in group_schools.items() for school in found],
-        columns=["group", "school"],
-    )
-    attributed = pairs.merge(school_of, on="group", how="inner", sort=False)
+    planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
+    arrays = {kind_name: keys.array for kind_name, keys in planned.items()}
+    pairs = _pairs(memberships, arrays)
+    school_of = pa.table({
+        "group": pa.array([g for g, found in group_schools.items() for _ in found], type=pa.large_string()),
+        "school": pa.array([s for found in group_schools.values() for s in found], type=pa.large_string()),
+    })  # fmt: skip
+    attributed = pairs.join(school_of, "group", join_type="inner")
     for kind, column in ((MEMBERSHIP, "key"), (PERSON, "person")):
-        objects[kind.name] = _by_key(attributed[column], attributed["school"], wanted[kind.name])
+        objects[kind.name] = _by_key(attributed[column], attributed["school"], planned[kind.name])
     by_row = {
         (r.file, r.row): objects[kind_name][r.sync_key]
         for kind_name, some in rejects.items()
         for r in some
         if r.sync_key in objects[kind_name]
     }
-    return Schools(names=names, objects=objects, rejects=by_row)
+    in_classes = pairs.filter(pc.invert(_in(pairs["group"], _keys(schools))))
+    enrolled = pairs.filter(_in(pairs["key"], arrays[MEMBERSHIP.name]))["person"]
+    return Schools(
+        names={key: group_names.get(key, key) for key in schools},
+        objects=objects,
+        rejects=by_row,
+        people=_person_names(persons, pc.unique(pa.chunked_array([arrays[PERSON.name], *enrolled.chunks]))),
+        groups=group_names,
+        classes=_sorted_pairs(in_classes["person"], in_classes["group"], planned[PERSON.name]),
+    )

@@ -20,7 +20,7 @@ from sync.report.meta import meta_items
 from sync.report.ops import FIELD_LABELS
 from sync.report.sections import Count, Page
 
-__all__ = ["render_html"]
+__all__ = ["chart", "environment", "head_assets", "render_html"]
 
 
 @cache
@@ -84,6 +84,10 @@ def _chart(counts: Sequence[Count]) -> dict[str, object]:
             for i, ((label, n, colour), width) in enumerate(zip(bars, widths, strict=True))
         ],
     }
+
+
+#: Shared with the per-school pages (`sync.report.as_school_html`).
+environment, head_assets, chart = _environment, _head_assets, _chart
 
 
 def render_html(page: Page, max_rows: int) -> str:

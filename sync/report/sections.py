@@ -50,7 +50,7 @@ from sync.report.ops import (
     values_of,
 )
 
-__all__ = ["Count", "Page", "Section", "plan_page", "run_page"]
+__all__ = ["Count", "Page", "Section", "plan_page", "run_page", "section"]
 
 _T = TypeVar("_T")
 _Op = TypeVar("_Op", bound="Operation")
@@ -136,6 +136,10 @@ def _section(
         changes=[changes(item) for item in shown] if changes_column >= 0 else [],
         outcome_column=outcome_column,
     )
+
+
+#: One table of items (the per-school pages build theirs with it too).
+section: Final = _section
 
 
 # --- what a plan deals with ----------------------------------------------------------------------
