@@ -23,7 +23,8 @@ from sync.cli.mapping import mapping
 from sync.cli.options import load_config
 from sync.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, Output, exit_message, exit_of, fail
 from sync.cli.plan import plan, validate
-from sync.cli.run import reconcile, run
+from sync.cli.reconcile import reconcile
+from sync.cli.run import run
 from sync.cli.snapshot import snapshot
 from sync.errors import SyncError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -31,6 +31,9 @@ from sync.cli.summaries import announce_selection, plan_counts, summary_line
 from sync.models import DeletesMode, Plan
 from sync.plan.limits import Rule
 from sync.plan.shrinkage import ACCEPT_SHRUNK_FLAG
+
+if TYPE_CHECKING:
+    from sync.report.meta import ReportMeta
 
 __all__ = ["plan", "validate"]
 
@@ -105,7 +108,6 @@ def plan(
     `run --plan` and `run --approve` send only the plan that has it.
     """
     from sync.plan.diff import Snapshots  # noqa: PLC0415
-    from sync.report.render import render_plan  # noqa: PLC0415
     from sync.state.store import StateStore  # noqa: PLC0415
 
     fmt = report_format(output, fmt)
@@ -152,17 +154,25 @@ def plan(
         fingerprint=fingerprint.value,
         fingerprint_parts=tuple(fingerprint.parts.items()),
     )
+    _report(the_plan, meta, fmt=fmt, output=output, by_school=by_school)
+
+
+def _report(the_plan: Plan, meta: ReportMeta, *, fmt: str, output: Path | None, by_school: bool) -> None:
+    """Write the plan's report (a file, standard output or a folder of school pages) and say what it holds."""
+    from sync.report.render import render_plan  # noqa: PLC0415
+
+    fingerprint = meta.fingerprint
     if by_school and output is not None:
         from sync.report.as_school_html import plan_school_files  # noqa: PLC0415
 
         write_folder(plan_school_files(the_plan, meta=meta), output)
     else:
         write(render_plan(the_plan, fmt=fmt, meta=meta), output)  # type: ignore[arg-type]
-    _log.info("plan", roster=str(roster), fingerprint=fingerprint.value, **the_plan.summary.as_dict())
+    _log.info("plan", roster=meta.roster, fingerprint=fingerprint, **the_plan.summary.as_dict())
     if not Output.json:  # (under JSON logs, the plan event carries it)
         click.echo(
-            f"plan fingerprint {fingerprint.value} (send exactly this plan with `run --plan` on its JSON, "
-            f"or with --approve {fingerprint.value} when it breaches a safety limit)",
+            f"plan fingerprint {fingerprint} (send exactly this plan with `run --plan` on its JSON, "
+            f"or with --approve {fingerprint} when it breaches a safety limit)",
             err=True,
         )
     if Output.terminal:

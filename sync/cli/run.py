@@ -1,6 +1,6 @@
-"""`run` and `reconcile`: plan, send the changes to IMS ES, record what it confirmed; then check the journal.
+"""`run`: plan, send the changes to IMS ES, record what it confirmed (`reconcile` checks the journal after).
 
-The only commands that send: they import the IMS ES transport (zeep) and the executor, inside the
+The only command that sends: they import the IMS ES transport (zeep) and the executor, inside the
 command, so other commands start without them.
 """
 
@@ -40,7 +40,6 @@ from sync.cli.options import (
     mapping_opt,
     number_opt,
     only_opt,
-    output_opt,
     report_format,
     roster_arg,
     service_opts,
@@ -69,7 +68,7 @@ from sync.plan.limits import Rule
 if TYPE_CHECKING:
     from sync.cli.metrics import RunFigures
 
-__all__ = ["reconcile", "run"]
+__all__ = ["run"]
 
 _log = structlog.get_logger(__name__)
 
@@ -583,35 +582,3 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
                 progress.advance(task)
 
         yield tick
-
-
-# --- reconcile ------------------------------------------------------------------------------
-
-
-@click.command(epilog="Example: ims-sync reconcile --state ./state --format json")
-@state_opt
-@click.option("--run", "run_id", default=None, help="Run id (default: the last run).")
-@click.option("--all", "all_runs", is_flag=True, help="Every run in the journal.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", help="Output format."
-)
-@output_opt("Write here (default: standard output).")
-def reconcile(state: Path, run_id: str | None, all_runs: bool, fmt: str, output: Path | None) -> None:
-    """Pair every request's messageIdentifier with its answer's messageIdRef; flag what is off.
-
-    Exit 1 when any request is unanswered, unmatched or failed.
-    """
-    from sync.report.render import render_reconcile  # noqa: PLC0415
-    from sync.state.reconcile import reconcile as check  # noqa: PLC0415
-    from sync.state.store import StateStore  # noqa: PLC0415
-
-    if not stages.has_state(state):
-        fail(EXIT_USAGE, f"no state in {state}: nothing has run there yet")
-    with StateStore.open(state, exclusive=False) as store:
-        chosen = None if all_runs else (run_id or store.last_run_id())
-        if chosen is None and not all_runs:
-            fail(EXIT_USAGE, f"no run recorded in {state}")
-        rows = check(store.journal(chosen))
-    write(render_reconcile(rows, fmt=fmt), output)
-    if any(row.flags - {"ok"} for row in rows):
-        raise Exit(EXIT_FAILED)
