@@ -79,7 +79,7 @@ class TestAdopt:
             adopt(client, store, run_id=store.begin_run(command="adopt", roster="", mapping=""))
             the_plan = plan(read_roster(roster_csv, load_mapping("oneroster-users")), store.load(PERSON))
         summary = the_plan.summary
-        assert (summary.create, summary.update, summary.unchanged) == (0, 1, 3)
+        assert (summary["create"], summary["update"], summary["unchanged"]) == (0, 1, 3)
 
     def test_page_size_over_itslearnings_limit_is_refused(self, emulator: Emulator, tmp_path: Path) -> None:
         """itslearning answers at most 100 persons a page; a larger page size is refused before sending."""

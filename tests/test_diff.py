@@ -65,8 +65,8 @@ class TestRules:
         result = plan(make_roster({"1": ADA, "2": BO}), snapshot_frame({"1": ADA, "2": BO}))
         assert result.operations == ()
         assert result.deletions == ()
-        assert result.unchanged == 2
-        assert result.snapshot_size == 2
+        assert result.unchanged_of(PERSON) == 2
+        assert result.snapshot_size_of(PERSON) == 2
 
     def test_new_key_is_a_create_with_its_password(self):
         """A key the snapshot lacks, with no identity match, becomes a Create carrying the password."""
@@ -86,7 +86,7 @@ class TestRules:
         assert op.changes == (FieldChange(field="email", old="", new="new@x"),)
         assert isinstance(op.record, Person)
         assert op.record.email == "new@x"
-        assert result.unchanged == 0
+        assert result.unchanged_of(PERSON) == 0
 
     def test_identity_change_alone_is_an_update(self):
         """An identity that differs (an extra field such as a national id) is an Update of identity."""
@@ -101,7 +101,7 @@ class TestRules:
         """A password in the roster does not make an otherwise equal person an Update."""
         result = plan(make_roster({"1": ADA}, passwords={"1": "secret"}), snapshot_frame({"1": ADA}))
         assert result.operations == ()
-        assert result.unchanged == 1
+        assert result.unchanged_of(PERSON) == 1
 
     def test_new_key_with_identity_of_a_gone_person_is_a_change_identifier(self):
         """A new key whose identity matches one person whose key left the roster renames that person."""
@@ -177,7 +177,7 @@ class TestRules:
         assert result.deletions == (
             Delete(record=Person.from_values("2", BO), identity="bo", reason="marked tobedeleted"),
         )
-        assert result.unchanged == 1
+        assert result.unchanged_of(PERSON) == 1
 
     def test_marked_row_not_in_snapshot_plans_nothing(self):
         """A row marked tobedeleted that IMS ES never held is neither created nor deleted."""
@@ -244,7 +244,7 @@ class TestProtection:
         roster = make_roster({"1": person("ada2")}, rejected_identities=["ada"], rejects=[reject(3)])
         result = plan(roster, snapshot_frame({"1": ADA}))
         assert result.operations == ()
-        assert result.unchanged == 0
+        assert result.unchanged_of(PERSON) == 0
         assert [c.roster_keys for c in result.conflicts] == [("1",)]
 
     def test_key_on_a_rejected_row_holds_a_new_row(self):
@@ -291,7 +291,7 @@ class TestProperties:
         assert result.operations == ()
         assert result.deletions == ()
         assert result.conflicts == ()
-        assert result.unchanged == len(persons)
+        assert result.unchanged_of(PERSON) == len(persons)
 
     @given(roster_and_snapshot())
     @settings(max_examples=40, deadline=None)

@@ -497,4 +497,11 @@ def _updates_plan(count: int) -> Plan:
     updates = tuple(
         Update(record=Person(sync_key=f"p{n}", family_name="Changed"), changes=()) for n in range(count)
     )
-    return Plan(operations=updates, deletions=(), rejects=(), conflicts=(), unchanged=0, snapshot_size=24)
+    return Plan(
+        operations=updates,
+        deletions=(),
+        rejects=(),
+        conflicts=(),
+        unchanged_by={"person": 0},
+        snapshot_sizes={"person": 24},
+    )

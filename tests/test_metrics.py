@@ -50,8 +50,8 @@ def _figures(exit_code: int, *, at: datetime = T0, state: str = STATE) -> RunFig
         deletions=(),
         rejects=(Reject(file="users.csv", row=7, field="role", reason="unknown role"),),
         conflicts=(),
-        unchanged=10,
-        snapshot_size=12,
+        unchanged_by={"person": 10},
+        snapshot_sizes={"person": 12},
     )
     outcomes = (Outcome.CONFIRMED, Outcome.CONFIRMED, Outcome.REJECTED, Outcome.SKIPPED, Outcome.CONFIRMED)
     result = RunResult(

@@ -136,7 +136,7 @@ class TestUpgrade:
         assert (snapshot[list(LATER)] == "").all().all()
         assert check_state(state).problems == ()
         result = plan(make_roster(persons), snapshot)
-        assert (result.operations, result.deletions, result.unchanged) == ((), (), 3)
+        assert (result.operations, result.deletions, result.unchanged_of(PERSON)) == ((), (), 3)
         with_child = make_roster(persons | {"p3": persons["p3"] | {"children": "p1"}})
         [update] = plan(with_child, snapshot).operations
         assert isinstance(update, Update)
@@ -223,5 +223,5 @@ def test_an_unchanged_parent_of_a_child_created_now_is_updated_after_it() -> Non
     assert isinstance(update, Update)
     assert update.changes == (FieldChange(field="children", old="", new="kid"),)
     assert PERSON.update_verb(update.changes) == "update"
-    assert result.unchanged == 0
+    assert result.unchanged_of(PERSON) == 0
     assert [[ops[i].sync_key for i in phase] for phase in phases(ops)] == [["kid"], ["mum"]]

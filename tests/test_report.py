@@ -112,8 +112,8 @@ def fixture_plan() -> Plan:
                 reason="two snapshot persons share this identity",
             ),
         ),
-        unchanged=40,
-        snapshot_size=45,
+        unchanged_by={"person": 40},
+        snapshot_sizes={"person": 45},
     )
 
 
@@ -167,8 +167,8 @@ def _creates(n: int) -> Plan:
         deletions=(),
         rejects=(),
         conflicts=(),
-        unchanged=0,
-        snapshot_size=0,
+        unchanged_by={"person": 0},
+        snapshot_sizes={"person": 0},
     )
 
 
@@ -472,8 +472,8 @@ class TestTruncation:
             deletions=(),
             rejects=(),
             conflicts=(),
-            unchanged=0,
-            snapshot_size=0,
+            unchanged_by={"person": 0},
+            snapshot_sizes={"person": 0},
         )
         started = time.perf_counter()
         rendered = {fmt: render_plan(plan, fmt=fmt, meta=meta) for fmt in FORMATS}
@@ -762,7 +762,12 @@ def test_report_script_filters_and_sorts_in_node(meta: ReportMeta, tmp_path: Pat
     plan = _creates(3)
     rejects = tuple(Reject(file="f.csv", row=row, field="role", reason="bad") for row in (10, 9, 100))
     plan = Plan(
-        operations=plan.operations, deletions=(), rejects=rejects, conflicts=(), unchanged=0, snapshot_size=0
+        operations=plan.operations,
+        deletions=(),
+        rejects=rejects,
+        conflicts=(),
+        unchanged_by={"person": 0},
+        snapshot_sizes={"person": 0},
     )
     page = parse_html(render_plan(plan, fmt="html", meta=meta))
     (script,) = page.raw["script"]

@@ -108,12 +108,8 @@ def fixture_plan() -> Plan:
         conflicts=(
             Conflict(identity="org-5", roster_keys=("c5",), snapshot_keys=("x5", "y5"), reason="ambiguous"),
         ),
-        unchanged=5,
-        snapshot_size=6,
-        group_unchanged=3,
-        group_snapshot_size=7,
-        membership_unchanged=10,
-        membership_snapshot_size=12,
+        unchanged_by={"person": 5, "group": 3, "membership": 10},
+        snapshot_sizes={"person": 6, "group": 7, "membership": 12},
     )
 
 
@@ -167,9 +163,8 @@ def _groups_only(plan: Plan) -> Plan:
         deletions=(),
         rejects=(),
         conflicts=(),
-        unchanged=0,
-        snapshot_size=0,
-        group_snapshot_size=2,
+        unchanged_by={"person": 0},
+        snapshot_sizes={"person": 0, "group": 2},
     )
 
 
@@ -429,8 +424,8 @@ class TestPlanMarkdown:
             deletions=(Delete(record=Person(sync_key="p9")),),
             rejects=(),
             conflicts=(),
-            unchanged=1,
-            snapshot_size=2,
+            unchanged_by={"person": 1},
+            snapshot_sizes={"person": 2},
         )
         text = render_plan(plan, fmt="md", meta=meta)
         assert list(_md_summary(text))[2:] == [
@@ -625,8 +620,8 @@ class TestRun:
             deletions=(Delete(record=Person(sync_key="p9")),),
             rejects=(),
             conflicts=(),
-            unchanged=0,
-            snapshot_size=1,
+            unchanged_by={"person": 0},
+            snapshot_sizes={"person": 1},
         )
         run = RunResult(
             run_id="r",

@@ -42,7 +42,7 @@ _OUTCOME_NAMES: Final = tuple(o.value for o in Outcome)
 
 
 def _count(summary: PlanSummary, kind: Kind, name: str) -> int:
-    return int(getattr(summary, f"{kind.summary_prefix}{name}"))
+    return summary.of(kind, name)
 
 
 def _counts(

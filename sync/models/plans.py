@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
 
@@ -11,7 +12,7 @@ from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
 from sync.models.operations import ChangeOperation, DeleteOperation
 from sync.models.schools import Schools
 
-__all__ = ["REPORTED_KINDS", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
+__all__ = ["REPORTED_KINDS", "SUMMARY_NAMES", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
 
 #: The kinds in the order summaries, rejects, conflicts and safety limits list them: persons first (a
 #: plan of persons only reads as it always did), then groups, then memberships.
@@ -59,35 +60,46 @@ class Conflict:
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanSummary:
-    """Counts of a plan, as the reports show them. The unprefixed counts are about persons."""
+#: What a summary counts of every kind (after the kind's `summary_prefix`), in the reports' order; the
+#: plan-wide "rejected" and "conflicts" follow persons' changes (where a plan of persons only had them).
+_CHANGE_COUNTS: Final = ("create", "update", "change_identifier", "delete")
+_KEPT_COUNTS: Final = ("unchanged", "snapshot_size")
+SUMMARY_NAMES: Final = tuple(
+    name
+    for kind in REPORTED_KINDS
+    for name in (
+        *(count_name(kind, count) for count in _CHANGE_COUNTS),
+        *(("rejected", "conflicts") if kind is PERSON else ()),
+        *(count_name(kind, count) for count in _KEPT_COUNTS),
+    )
+)
 
-    create: int
-    update: int
-    change_identifier: int
-    delete: int
-    rejected: int
-    conflicts: int
-    unchanged: int
-    snapshot_size: int
-    group_create: int = 0
-    group_update: int = 0
-    group_change_identifier: int = 0
-    group_delete: int = 0
-    group_unchanged: int = 0
-    group_snapshot_size: int = 0
-    membership_create: int = 0
-    membership_update: int = 0
-    membership_change_identifier: int = 0
-    membership_delete: int = 0
-    membership_unchanged: int = 0
-    membership_snapshot_size: int = 0
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary(Mapping[str, int]):
+    """Counts of a plan, as the reports show them, by name (`SUMMARY_NAMES`: `count_name` of a kind's
+    create, update, change_identifier, delete, unchanged and snapshot_size, plus rejected and
+    conflicts). The unprefixed counts are about persons."""
+
+    counts: Mapping[str, int]
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def of(self, kind: Kind, count: str) -> int:
+        """`kind`'s count named `count` (without the kind's prefix): `of(GROUP, "create")`."""
+        return self.counts[count_name(kind, count)]
 
     def as_dict(self) -> dict[str, int]:
         """The summary under the names the JSON report uses (create, groupCreate, membershipSnapshot, ...),
-        in the order of the fields above."""
-        return {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        in `SUMMARY_NAMES` order."""
+        return {_camel(name): self.counts[name] for name in SUMMARY_NAMES}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,31 +109,27 @@ class Plan:
     `operations` holds creates, changeIdentifiers and updates in execution order: groups (parents
     before children), then persons, then memberships. `deletions` holds deletion candidates in
     execution order (memberships, then groups children first, then persons), listed always and
-    executed only as `--deletes` allows. The `group_*` and `membership_*` counts are 0 for a plan of
-    persons only. `schools` tells which school(s) each of its objects belongs to (empty without
-    groups); it derives from the same inputs, so it takes no part in comparisons, the repr or reports
-    other than the per-school ones.
+    executed only as `--deletes` allows. `unchanged_by` and `snapshot_sizes` count by kind name (a
+    plan of persons only has no group or membership counts: 0). `schools` tells which school(s) each of
+    its objects belongs to (empty without groups); it derives from the same inputs, so it takes no part
+    in comparisons, the repr or reports other than the per-school ones.
     """
 
     operations: tuple[ChangeOperation, ...]
     deletions: tuple[DeleteOperation, ...]
     rejects: tuple[Reject, ...]
     conflicts: tuple[Conflict, ...]
-    unchanged: int
-    snapshot_size: int
-    group_unchanged: int = 0
-    group_snapshot_size: int = 0
-    membership_unchanged: int = 0
-    membership_snapshot_size: int = 0
+    unchanged_by: Mapping[str, int] = field(default_factory=dict)  # by kind name; a kind not there: 0
+    snapshot_sizes: Mapping[str, int] = field(default_factory=dict)  # by kind name; a kind not there: 0
     schools: Schools = field(default_factory=Schools, compare=False, repr=False)
 
     def unchanged_of(self, kind: Kind) -> int:
         """How many records of `kind` the plan leaves as they are."""
-        return int(getattr(self, count_name(kind, "unchanged")))
+        return self.unchanged_by.get(kind.name, 0)
 
     def snapshot_size_of(self, kind: Kind) -> int:
         """How many records of `kind` the snapshot held."""
-        return int(getattr(self, count_name(kind, "snapshot_size")))
+        return self.snapshot_sizes.get(kind.name, 0)
 
     @property
     def summary(self) -> PlanSummary:
@@ -137,7 +145,7 @@ class Plan:
                     counts[count_name(kind, _snake(op_type))] = counted[op_class, kind.record]
             counts[count_name(kind, "unchanged")] = self.unchanged_of(kind)
             counts[count_name(kind, "snapshot_size")] = self.snapshot_size_of(kind)
-        return PlanSummary(**counts)
+        return PlanSummary({name: counts[name] for name in SUMMARY_NAMES})
 
     @property
     def empty(self) -> bool:

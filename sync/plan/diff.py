@@ -28,7 +28,7 @@ import pandas as pd
 
 from sync.models import ChangeIdentifier, Plan
 from sync.models.kinds import DELETION_ORDER, GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of
-from sync.models.plans import REPORTED_KINDS, count_name
+from sync.models.plans import REPORTED_KINDS
 from sync.plan.columns import text_frame
 from sync.plan.kind_plan import KindPlan, plan_kind, snapshot_columns
 from sync.plan.links import check_references
@@ -151,17 +151,13 @@ def _joined(parts: dict[str, KindPlan], snapshot_sizes: dict[str, int]) -> Plan:
     def each(order: tuple[Kind, ...], what: str) -> tuple[Any, ...]:
         return tuple(item for kind in order if kind.name in parts for item in getattr(parts[kind.name], what))
 
-    counts: dict[str, Any] = {}
-    for kind in KINDS:
-        if kind.name in parts:
-            counts[count_name(kind, "unchanged")] = parts[kind.name].unchanged
-            counts[count_name(kind, "snapshot_size")] = snapshot_sizes[kind.name]
     return Plan(
         operations=each(KINDS, "operations"),
         deletions=each(DELETION_ORDER, "deletions"),
         rejects=each(REPORTED_KINDS, "rejects"),
         conflicts=each(REPORTED_KINDS, "conflicts"),
-        **counts,
+        unchanged_by={name: part.unchanged for name, part in parts.items()},
+        snapshot_sizes={name: snapshot_sizes[name] for name in parts},
     )
 
 

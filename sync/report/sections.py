@@ -148,7 +148,7 @@ section: Final = _section
 def _present(plan: Plan, kind: Kind) -> bool:
     """Whether the plan deals with the kind: held in the snapshot, or changed."""
     s = plan.summary
-    return any(getattr(s, kind.summary_prefix + field) for _, field, _ in _KIND_COUNTS)
+    return any(s.of(kind, field) for _, field, _ in _KIND_COUNTS)
 
 
 def _kinds_shown(plan: Plan) -> tuple[Kind, ...]:
@@ -165,17 +165,17 @@ def _mixed(plan: Plan) -> bool:
 def _plan_counts(plan: Plan) -> list[Count]:
     """The summary: as it always was for persons only; per object kind once groups or memberships show."""
     s = plan.summary
-    set_aside = [("Conflicts", s.conflicts, _WARN), ("Rejected rows", s.rejected, _REJECT)]
+    set_aside = [("Conflicts", s["conflicts"], _WARN), ("Rejected rows", s["rejected"], _REJECT)]
     if not _mixed(plan):
         return [
-            *((label.capitalize(), getattr(s, field), colour) for label, field, colour in _KIND_COUNTS[:4]),
+            *((label.capitalize(), s[field], colour) for label, field, colour in _KIND_COUNTS[:4]),
             *set_aside,
-            *((label.capitalize(), getattr(s, field), colour) for label, field, colour in _KIND_COUNTS[4:]),
+            *((label.capitalize(), s[field], colour) for label, field, colour in _KIND_COUNTS[4:]),
         ]
     # persons first, as in the persons-only summary
     kinds = sorted(_kinds_shown(plan), key=lambda kind: bool(look_of(kind).title))
     return [
-        (f"{look_of(kind).noun.capitalize()}: {label}", getattr(s, kind.summary_prefix + field), colour)
+        (f"{look_of(kind).noun.capitalize()}: {label}", s.of(kind, field), colour)
         for kind in kinds
         for label, field, colour in _KIND_COUNTS
     ] + set_aside
