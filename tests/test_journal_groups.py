@@ -1,7 +1,9 @@
-"""Group commits of the journal (sync.state.commits).
+"""Group commits of the journal (sync.state.commits) and the in-flight budget (sync.send.budget).
 
 Answers that arrive together are journalled, with the snapshot changes they confirm, in one SQLite
-transaction (counted with SQLite's own statement trace); a write that refuses fails alone.
+transaction (counted with SQLite's own statement trace); a write that refuses fails alone; a snapshot row
+never exists without its confirmed journal answer, seen by a reader of its own while a run goes on; and
+the workers that outnumber the budget never put more objects in flight than it allows.
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sync.emulator import Emulator
 from sync.errors import StateError
+from sync.ims.clients import PersonClient
+from sync.ims.exchange import Timeouts
+from sync.models import Create, Outcome, Person, Status
 from sync.models.kinds import PERSON
+from sync.send.executor import Executor
+from sync.send.policy import ExecutorSettings
 from sync.state.changes import Upsert
+from sync.state.schema import DB_NAME
 from sync.state.store import StateStore
+from tests.conftest import PASSWORD, USERNAME
 from tests.executing import person
 from tests.journal import confirmed, db_rows, sent_request
 
@@ -136,3 +147,131 @@ def test_a_failing_transaction_fails_every_write_of_its_group(store: StateStore)
     assert all("the database stayed locked" in str(error) for error in errors)
     assert store.count(PERSON) == 0
     assert {row[0] for row in db_rows(store.path.parent, "SELECT outcome FROM requests")} == {"sent"}
+
+
+class _Counting(PersonClient):
+    """The real client, counting the createPerson requests it has out at once."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._lock = threading.Lock()
+        self.out = 0
+        self.most = 0
+
+    def create_person(self, person: Person, *, password: str = "", message_id: str | None = None) -> Status:
+        """createPerson, counted while it is out."""
+        with self._lock:
+            self.out += 1
+            self.most = max(self.most, self.out)
+        try:
+            return super().create_person(person, password=password, message_id=message_id)
+        finally:
+            with self._lock:
+                self.out -= 1
+
+
+def _unconfirmed_snapshot_rows(state: Path) -> list[str]:
+    """Snapshot rows without a confirmed journal answer of their own, read in one read transaction."""
+    reader = sqlite3.connect(f"file:{state / DB_NAME}?mode=ro", uri=True, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        rows = reader.execute(
+            "SELECT p.sync_key FROM persons AS p LEFT JOIN requests AS r USING (message_identifier) "
+            "WHERE r.outcome IS NOT 'confirmed' OR r.message_id_ref IS NOT p.message_identifier "
+            "OR r.answered_at IS NULL"
+        ).fetchall()
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    return [str(row[0]) for row in rows]
+
+
+def test_a_run_keeps_the_budget_and_never_shows_a_snapshot_row_before_its_answer(
+    emulator_factory: Callable[..., Emulator], store: StateStore
+) -> None:
+    """60 creates with 3 in flight: never more than 3 out, and a reader watching the database all along
+    never sees a person in the snapshot whose journal answer is not confirmed with it."""
+    emulator = emulator_factory(latency_ms=20)
+    client = _Counting(
+        url=emulator.pms_url,
+        username=USERNAME,
+        password=PASSWORD,
+        ca_bundle=emulator.ca_path,
+        timeouts=Timeouts(connect=5.0, read=5.0),
+    )
+    state = store.path.parent
+    seen: list[int] = []
+    problems: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            problems.extend(_unconfirmed_snapshot_rows(state))
+            seen.append(store.count(PERSON))
+
+    watcher = threading.Thread(target=watch)
+    ops = [Create(record=person(n), identity=f"u{n:03d}") for n in range(60)]
+    with client:
+        executor = Executor(
+            client=client,
+            store=store,
+            run_id=store.begin_run(command="test", roster="-", mapping="-"),
+            settings=ExecutorSettings(max_in_flight=3),
+        )
+        watcher.start()
+        try:
+            report = executor.run(ops)
+        finally:
+            done.set()
+            watcher.join()
+    assert {result.outcome for result in report.results} == {Outcome.CONFIRMED}
+    assert problems == []
+    assert len(set(seen)) > 5  # the reader watched the snapshot grow, not only its two ends
+    assert client.most == 3  # the budget was used, and never exceeded
+    entries = store.journal()
+    assert len(entries) == 60
+    assert all(entry.message_id_ref == entry.message_identifier for entry in entries)
+
+
+def test_a_run_whose_answers_arrive_together_commits_fewer_transactions(
+    emulator_factory: Callable[..., Emulator], store: StateStore
+) -> None:
+    """A run of 30 creates whose database stalls for 0.3 s (another process holds it) commits the answers
+    and requests queued meanwhile together: fewer transactions than journal writes, the journal whole."""
+    emulator = emulator_factory(latency_ms=20)
+    client = _Counting(
+        url=emulator.pms_url,
+        username=USERNAME,
+        password=PASSWORD,
+        ca_bundle=emulator.ca_path,
+        timeouts=Timeouts(connect=5.0, read=5.0),
+    )
+    state = store.path.parent
+
+    def stall() -> None:
+        wait_for(lambda: len(db_rows(state, "SELECT 1 FROM requests WHERE outcome != 'sent'")) >= 10)
+        blocker = sqlite3.connect(store.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        time.sleep(0.3)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    staller = threading.Thread(target=stall)
+    ops = [Create(record=person(n), identity=f"u{n:03d}") for n in range(30)]
+    with client:
+        executor = Executor(
+            client=client,
+            store=store,
+            run_id=store.begin_run(command="test", roster="-", mapping="-"),
+            settings=ExecutorSettings(max_in_flight=10),
+        )
+        statements = traced(store)
+        staller.start()
+        report = executor.run(ops)
+        staller.join()
+    assert {result.outcome for result in report.results} == {Outcome.CONFIRMED}
+    writes = 2 * len(ops)  # each request journalled as sent, then its answer
+    assert commits(statements) <= writes - 5
+    assert _unconfirmed_snapshot_rows(state) == []
+    assert store.count(PERSON) == 30
+    assert all(entry.message_id_ref == entry.message_identifier for entry in store.journal())
