@@ -539,6 +539,7 @@ MESSAGES = (
     "restore the state directory from a backup, or start a new one",
     "is missing, but its write-ahead log",
     "vanished while in use",
+    "its group's transaction failed",
     "stopped: the state directory failed; nothing more was sent",
     "not recorded: the state directory failed",
     "no state database in",

@@ -1,7 +1,9 @@
 """Scheduling: the plan's phases run one after the other; inside a phase, work is handed to a pool of
-workers in units (one operation, or a batch for a mass request) while the objects in flight stay within
-`max_in_flight`. An operation whose group, parent or person was not confirmed by an earlier phase is
-skipped, not sent: IMS ES would refuse it anyway.
+workers in units (one operation, or a batch for a mass request), twice the in-flight budget's worth of
+objects at once: each unit waits in its worker for its share of the budget (sync.send.budget), so that
+while `max_in_flight` objects are in flight, the next unit starts the moment one is done, without a
+round trip through the scheduling thread. An operation whose group, parent or person was not confirmed
+by an earlier phase is skipped, not sent: IMS ES would refuse it anyway.
 
 Knows nothing of IMS ES, the clients or the store: it runs the units it is given through `execute`.
 """
@@ -11,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
 from sync.plan.ordering import phases
+from sync.send.budget import Budget
 from sync.send.circuit import Halt
 from sync.send.policy import ExecutorSettings
 
 __all__ = ["Batch", "Scheduler", "Unit"]
+
+#: Objects handed to the workers at once, per object of the in-flight budget: one in flight, one waiting.
+HANDED_OUT_PER_BUDGET: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +78,14 @@ class _Unconfirmed:
 
 
 class Scheduler:
-    """Runs operations phase by phase on a pool of `max_in_flight` workers.
+    """Runs operations phase by phase on a pool of `HANDED_OUT_PER_BUDGET` x `max_in_flight` workers.
 
     Args:
         settings: the in-flight budget and batch size.
         halt: when to stop handing out work.
         mass_operation: the mass request an operation may travel in, or "".
         execute: runs one unit (in a worker thread), returning one result per operation.
-        report: called with each result as it arrives.
+        report: called with each result as it arrives (in the worker that ran it, if one did).
     """
 
     def __init__(
@@ -101,8 +107,9 @@ class Scheduler:
         """Every operation's result, in order; what the run did not reach is skipped."""
         results: dict[int, OperationResult] = {}
         unconfirmed = _Unconfirmed()
+        budget = Budget(self._settings.max_in_flight)
         with ThreadPoolExecutor(
-            max_workers=self._settings.max_in_flight, thread_name_prefix="ims-es"
+            max_workers=HANDED_OUT_PER_BUDGET * self._settings.max_in_flight, thread_name_prefix="ims-es"
         ) as pool:
             for phase in phases(todo):
                 if self._halt.halted():
@@ -117,7 +124,7 @@ class Scheduler:
                         self._report(results[position])
                     else:
                         runnable.append(position)
-                self._run_phase(pool, todo, runnable, results)
+                self._run_phase(pool, budget, todo, runnable, results)
                 for position in phase:
                     result = results.get(position)
                     if result is None or result.outcome is not Outcome.CONFIRMED:
@@ -130,32 +137,50 @@ class Scheduler:
     def _run_phase(
         self,
         pool: ThreadPoolExecutor,
+        budget: Budget,
         todo: Sequence[Operation],
         positions: Sequence[int],
         results: dict[int, OperationResult],
     ) -> None:
         units = self._units(todo, positions)
-        budget = self._settings.max_in_flight
-        pending: dict[Future[list[OperationResult]], tuple[int, ...]] = {}
-        in_flight = 0
+        handed_out = HANDED_OUT_PER_BUDGET * budget.limit
+        pending: dict[Future[list[OperationResult] | None], tuple[int, ...]] = {}
+        objects = 0  # of the units handed out and not done
         next_unit = 0
         while next_unit < len(units) or pending:
             while next_unit < len(units) and not self._halt.halted():
                 unit_positions, unit = units[next_unit]
-                if pending and in_flight + len(unit_positions) > budget:
+                if pending and objects + len(unit_positions) > handed_out:
                     break
-                pending[pool.submit(self._execute, unit)] = unit_positions
-                in_flight += len(unit_positions)
+                pending[pool.submit(self._run_unit, budget, unit, len(unit_positions))] = unit_positions
+                objects += len(unit_positions)
                 next_unit += 1
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 unit_positions = pending.pop(future)
-                in_flight -= len(unit_positions)
-                for position, result in zip(unit_positions, future.result(), strict=True):
+                objects -= len(unit_positions)
+                unit_results = future.result()
+                if unit_results is None:
+                    continue  # the run halted before the unit's turn: skipped as never reached
+                for position, result in zip(unit_positions, unit_results, strict=True):
                     results[position] = result
-                    self._report(result)
+
+    def _run_unit(self, budget: Budget, unit: Unit, objects: int) -> list[OperationResult] | None:
+        """In a worker: wait for the unit's share of the budget, run it, report its results, give the
+        share back (to a unit waiting in another worker). None: the run halted while it waited (the
+        unit was never reached)."""
+        share = budget.take(objects)
+        try:
+            if self._halt.halted():
+                return None
+            unit_results = self._execute(unit)
+            for result in unit_results:
+                self._report(result)
+            return unit_results
+        finally:
+            share.give_back()
 
     def _units(
         self, todo: Sequence[Operation], positions: Sequence[int]

@@ -9,6 +9,7 @@ sqlite3 and filelock. Its rooms:
 - `loading`: reading a table fast into Arrow, and the frames `StateStore.load` returns;
 - `cache`: `persons.arrow` and `memberships.arrow`, stamped by the tables' generations;
 - `journal`: requests, answers and runs; `changes`: `Upsert`, `Rename`, `Remove` and their cascades;
+- `commits`: the journal's writes of concurrent threads, committed in groups (one transaction each);
 - `lock`: the run lock; `clock`: stored times;
 - `adopt`: a populated site into the snapshot; `reconcile`: flags on the journal (pure).
 - `check`: `snapshot check`, the integrity check and the state's invariants, read-only.

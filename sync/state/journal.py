@@ -40,6 +40,7 @@ __all__ = [
     "read_runs",
     "unconfirmed_renames",
     "write_answer",
+    "write_answers",
     "write_sent",
 ]
 
@@ -342,6 +343,14 @@ def write_answer(
             raise StateError(f"request {mid} has no item {item.index} in the journal {path}")
     for change in changes:
         apply_change(connection, change, confirmed_at=answered_at, message_identifier=mid)
+
+
+def write_answers(
+    connection: sqlite3.Connection, path: Path, pairs: Sequence[tuple[Answer, Sequence[SnapshotChange]]]
+) -> None:
+    """`write_answer` for each (answer, changes) pair, in order."""
+    for answer, changes in pairs:
+        write_answer(connection, path, answer, changes)
 
 
 def read_journal(connection: sqlite3.Connection, run_id: str | None) -> list[JournalEntry]:

@@ -3,8 +3,8 @@
 `StateStore` composes the rooms beside it: the schema and connection (sync.state.schema), the run lock
 (sync.state.lock), the snapshot tables (sync.state.tables, read by sync.state.loading), their Arrow
 caches (sync.state.cache), the journal (sync.state.journal) and the changes its answers confirm, with
-their cascades (sync.state.changes). It owns the one connection, the transactions and the turning of
-sqlite3's errors into `StateError`.
+their cascades (sync.state.changes), committed in groups (sync.state.commits). It owns the one
+connection, the transactions and the turning of sqlite3's errors into `StateError`.
 
 The state package is the only place of the sync engine that imports sqlite3 and filelock.
 """
@@ -12,6 +12,7 @@ The state package is the only place of the sync engine that imports sqlite3 and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ from sync.state.cache import (
     write_cache,
 )
 from sync.state.changes import SnapshotChange
+from sync.state.commits import GroupCommit
 from sync.state.journal import Answer, JournalEntry, RunInfo, SentRequest
 from sync.state.loading import as_frame, one_read, read_table
 from sync.state.lock import acquire_lock, release_lock
@@ -59,6 +61,7 @@ class StateStore:
         self._connection: sqlite3.Connection | None = connection
         self._file_lock = lock
         self._lock = threading.Lock()
+        self._commits = GroupCommit(self._transaction)  # the journal's writes, committed in groups
         self._identity = _identity(path)  # a write checks the file is still this one (not deleted)
         # With the run lock, the stamps at open tell close() which cached tables changed meanwhile.
         try:
@@ -303,16 +306,17 @@ class StateStore:
             return _journal.unconfirmed_renames(connection, kind, old_id)
 
     def record_sent(self, request: SentRequest) -> None:
-        """Journal a request as *sent*, with its items; committed before the request goes out.
+        """Journal a request as *sent*, with its items; committed (maybe in a group) before it goes out.
 
         Raises:
             StateError: unknown run id, a messageIdentifier used before, or a database failure.
         """
-        with self._transaction(f"journalling request {request.message_identifier}") as connection:
-            _journal.write_sent(connection, request)
+        what = f"journalling request {request.message_identifier}"
+        self._commits.write(what, functools.partial(_journal.write_sent, request=request))
 
     def record_answer(self, answer: Answer, changes: Sequence[SnapshotChange] = ()) -> None:
-        """Journal a request's answer and apply the snapshot changes it confirms, in one transaction.
+        """Journal a request's answer and apply the snapshot changes it confirms, in one transaction
+        (maybe shared with other threads' journal writes: see sync.state.commits); returns once committed.
 
         Items without their own `ItemAnswer` take the request's status and outcome. Each change is
         stamped with `answered_at` and the answer's messageIdentifier. Recording a second answer for
@@ -335,9 +339,7 @@ class StateStore:
             return
         first = pairs[0][0].message_identifier
         what = f"journalling {len(pairs)} answers" if len(pairs) > 1 else f"journalling the answer to {first}"
-        with self._transaction(what) as connection:
-            for answer, changes in pairs:
-                _journal.write_answer(connection, self._path, answer, changes)
+        self._commits.write(what, functools.partial(_journal.write_answers, path=self._path, pairs=pairs))
 
     def journal(self, run_id: str | None = None) -> list[JournalEntry]:
         """Journalled requests with their answers and items, in sent order.
