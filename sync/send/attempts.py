@@ -70,6 +70,7 @@ def is_unknown_answer(step: Step) -> bool:
     return step.outcome is Outcome.REJECTED and step.status is not None and is_unknown(step.status)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sender:
     """Sends requests for the workers: retries, journal, log, and the circuit and fatal errors they feed.
 
@@ -82,22 +83,12 @@ class Sender:
         log: the run's logger.
     """
 
-    def __init__(
-        self,
-        *,
-        store: StateStore,
-        run_id: str,
-        policy: RetryPolicy,
-        sleep: Callable[[float], None],
-        halt: Halt,
-        log: Any,
-    ) -> None:
-        self.store = store
-        self._run_id = run_id
-        self.policy = policy
-        self._sleep = sleep
-        self.halt = halt
-        self.log = log
+    store: StateStore
+    run_id: str
+    policy: RetryPolicy
+    sleep: Callable[[float], None]
+    halt: Halt
+    log: Any
 
     def step(
         self,
@@ -150,7 +141,7 @@ class Sender:
     def _retrying(self, operation: str, items: tuple[RequestItem, ...]) -> Retrying:
         policy = self.policy
         return Retrying(
-            sleep=self._sleep,
+            sleep=self.sleep,
             stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_seconds),
             wait=wait_exponential_jitter(
                 multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
@@ -165,7 +156,7 @@ class Sender:
         mid = new_message_id()
         self.store.record_sent(
             SentRequest(
-                run_id=self._run_id,
+                run_id=self.run_id,
                 message_identifier=mid,
                 operation=operation,
                 attempt=attempt,
