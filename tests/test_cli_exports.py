@@ -46,9 +46,8 @@ def remote(emulator: Emulator) -> list[str]:
 def test_export_folder_syncs_and_a_second_night_sends_nothing(
     emulator: Emulator, cli: Cli, tmp_path: Path, folder: str, mapping: str
 ) -> None:
-    """The folder syncs with exit 0: the emulator holds every person with the export's role and birth
-    date and every membership; the snapshot holds each person's gender and children; a second run
-    sends nothing."""
+    """The folder syncs with exit 0: the emulator holds every person with the export's role, birth
+    date, gender and children, and every membership; so does the snapshot; a second run sends nothing."""
     roster = SAMPLES / folder
     state = tmp_path / "state"
     command = ["run", str(roster), "--mapping", mapping, "--state", str(state), *remote(emulator)]
@@ -59,7 +58,10 @@ def test_export_folder_syncs_and_a_second_night_sends_nothing(
     held = emulator.persons()
     assert set(held) == set(wanted.index)
     for key, person in held.items():
-        assert (person.role, person.birth_date) == (wanted.at[key, "role"], wanted.at[key, "birth_date"]), key
+        read_back = (person.role, person.birth_date, person.gender, person.children)
+        assert read_back == tuple(
+            wanted.at[key, name] for name in ("role", "birth_date", "gender", "children")
+        ), key
     assert expected.memberships is not None
     assert set(emulator.memberships()) == set(expected.memberships.frame.index)
     with StateStore.open(state, exclusive=False) as store:
@@ -74,11 +76,12 @@ def test_export_folder_syncs_and_a_second_night_sends_nothing(
     assert emulator.history()[events:] == []
 
 
-def test_guardian_link_removed_from_the_export_reaches_the_plan(
+def test_guardian_link_removed_from_the_export_is_removed_in_itslearning(
     emulator: Emulator, cli: Cli, tmp_path: Path
 ) -> None:
-    """After a first night, a relationships.csv row removed from the SDS export plans one update: the
-    guardian's children without that child (how it is sent, replacePerson, is the engine's part)."""
+    """After a first night, a relationships.csv row removed from the SDS export plans one update (the
+    guardian's children without that child), sent as a replacePerson; the emulator then holds the
+    guardian with the remaining child only."""
     roster = tmp_path / "sds"
     roster.mkdir()
     for path in (SAMPLES / "sds").iterdir():
@@ -96,3 +99,8 @@ def test_guardian_link_removed_from_the_export_reaches_the_plan(
     operations = json.loads(plan.read_text(encoding="utf-8"))["operations"]
     assert [(op["op"], op["syncKey"]) for op in operations] == [("update", "gdn-4003")]
     assert operations[0]["changes"] == [{"field": "children", "old": "stu-1003,stu-1004", "new": "stu-1003"}]
+    events = len(emulator.history())
+    code, out, err = cli("run", str(roster), *command, *remote(emulator))
+    assert code == EXIT_OK, out + err
+    assert [(e.operation, e.sync_key) for e in emulator.history()[events:]] == [("replacePerson", "gdn-4003")]
+    assert emulator.persons()["gdn-4003"].children == "stu-1003"
