@@ -70,6 +70,18 @@ class TestReviewedPlan:
         assert plan["fingerprintParts"]["setting:deletes"] == "off"
         assert plan["fingerprint"] in err
 
+    def test_markdown_and_html_plans_show_the_same_fingerprint(
+        self, emulator: Emulator, tmp_path: Path, cli: Command
+    ) -> None:
+        """The plan a reviewer reads (Markdown, HTML) names the fingerprint the JSON plan carries."""
+        roster = write_roster(tmp_path / "users.csv", [person_row(n) for n in range(1, 4)])
+        fingerprint = _plan(cli, emulator, roster, tmp_path / "p.json")["fingerprint"]
+        for fmt in ("md", "html"):
+            out = tmp_path / f"p.{fmt}"
+            assert cli(emulator, "plan", roster, "--format", fmt, "-o", str(out))[0] == EXIT_OK
+            assert f"{fingerprint}" in out.read_text(encoding="utf-8"), fmt
+        assert f"- **Fingerprint:** {fingerprint}" in (tmp_path / "p.md").read_text(encoding="utf-8")
+
     def test_the_reviewed_plan_runs(self, emulator: Emulator, tmp_path: Path, cli: Command) -> None:
         """A plan run unchanged with --plan sends exactly its operations."""
         roster = _synced(cli, emulator, tmp_path)

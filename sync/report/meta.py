@@ -113,6 +113,7 @@ def meta_items(meta: ReportMeta, extra: Sequence[tuple[str, str]]) -> list[tuple
         ("State", meta.state),
         ("Endpoint", safe_endpoint(meta.endpoint)),
         ("Sending", meta.sending),
+        ("Fingerprint", meta.fingerprint),
         *extra,
         ("Generated", meta.generated_at),
         ("Tool version", meta.tool_version),
