@@ -341,3 +341,18 @@ def test_rejects_are_passed_through_sorted_by_row(detect):
     roster = make_roster({}, rejects=[reject(9, "a"), reject(3, "b")])
     result = plan(roster, empty_snapshot(PERSON), DiffPolicy(detect_identifier_changes=detect))
     assert [r.row for r in result.rejects] == [3, 9]
+
+
+def test_a_plan_counts_its_summary_once_and_a_replaced_plan_anew() -> None:
+    """The summary is counted on first use and kept; a plan made from it by `dataclasses.replace` with
+    other operations counts its own."""
+    import dataclasses
+
+    from sync.models import Create, Person, Plan
+
+    first = Plan(operations=(Create(record=Person(sync_key="a")),), deletions=(), rejects=(), conflicts=())
+    assert first.summary is first.summary
+    assert first.summary["create"] == 1
+    second = dataclasses.replace(first, operations=())
+    assert second.summary["create"] == 0
+    assert first.summary["create"] == 1

@@ -122,6 +122,8 @@ class Plan:
     unchanged_by: Mapping[str, int] = field(default_factory=dict)  # by kind name; a kind not there: 0
     snapshot_sizes: Mapping[str, int] = field(default_factory=dict)  # by kind name; a kind not there: 0
     schools: Schools = field(default_factory=Schools, compare=False, repr=False)
+    # The summary, counted on first use (reports read it several times; a first night counts 10^6 items).
+    _summary: PlanSummary | None = field(default=None, init=False, compare=False, repr=False)
 
     def unchanged_of(self, kind: Kind) -> int:
         """How many records of `kind` the plan leaves as they are."""
@@ -133,7 +135,14 @@ class Plan:
 
     @property
     def summary(self) -> PlanSummary:
-        """Counts by kind."""
+        """Counts by kind (counted once: a Plan is immutable)."""
+        summary = self._summary
+        if summary is None:
+            summary = self._count()
+            object.__setattr__(self, "_summary", summary)
+        return summary
+
+    def _count(self) -> PlanSummary:
         every = (*self.operations, *self.deletions)
         # Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 of them.
         counted = Counter(zip(map(type, every), map(type, map(_RECORD, every)), strict=True))
