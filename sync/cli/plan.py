@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
@@ -101,11 +102,13 @@ def plan(
 
     result = stages.read(roster, mapping)
     snapshot_state = None
+    repairs: list[Any] = []
     if stages.has_state(state):
         with StateStore.open(state, exclusive=False) as store:
             stages.refuse_shrunk(result, store.runs(), accepted=accept_shrunk_roster)
             snapshots = stages.snapshots(store)
             snapshot_state = approval.snapshot_state(store, snapshots)
+            repairs = store.repairs()
     else:
         stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
@@ -128,6 +131,7 @@ def plan(
         ),
         fingerprint=fingerprint.value,
         fingerprint_parts=tuple(fingerprint.parts.items()),
+        drift=stages.from_drift(the_plan, repairs),
     )
     write(render_plan(the_plan, fmt=report_format(output, fmt), meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=str(roster), fingerprint=fingerprint.value, **the_plan.summary.as_dict())

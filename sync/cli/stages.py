@@ -18,7 +18,17 @@ from sync.cli.options import LISTED_KINDS
 from sync.cli.output import EXIT_USAGE, fail, notice, now_iso
 from sync.models import Plan
 
-__all__ = ["checked", "has_state", "meta", "plan", "read", "refuse_shrunk", "select", "snapshots"]
+__all__ = [
+    "checked",
+    "from_drift",
+    "has_state",
+    "meta",
+    "plan",
+    "read",
+    "refuse_shrunk",
+    "select",
+    "snapshots",
+]
 
 
 def read(roster_path: Path, mapping_name: str) -> Any:
@@ -70,6 +80,19 @@ def plan(roster: Any, snapshots: Any) -> Plan:
     from sync.plan.diff import plan_set  # noqa: PLC0415
 
     return plan_set(roster.persons, snapshots, groups=roster.groups, memberships=roster.memberships)
+
+
+def from_drift(the_plan: Plan, repairs: list[Any]) -> tuple[Any, ...]:
+    """The report rows of the plan's operations that come from drift `verify --repair` recorded."""
+    from sync.models import kind_of  # noqa: PLC0415
+    from sync.report.meta import DriftRow  # noqa: PLC0415
+
+    planned = {(kind_of(op).name, op.sync_key) for op in the_plan.operations}
+    return tuple(
+        DriftRow(object=r.kind, sync_key=r.sync_key, drift=r.drift)
+        for r in repairs
+        if (r.kind, r.sync_key) in planned
+    )
 
 
 def select(the_plan: Plan, *, deletes: str, only: frozenset[str] | None) -> Any:
