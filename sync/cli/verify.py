@@ -245,8 +245,8 @@ def _report(
     if repaired is not None:
         notice(
             "verify_repaired",
-            f"recorded {repaired} drifted objects in the snapshot; the next run puts "
-            "them right (extras are only reported)",
+            f"recorded {repaired} drifted objects in the snapshot; "
+            "the next run puts them right (extras are only reported)",
             repaired=repaired,
         )
     if rows or found.unverified:
