@@ -238,6 +238,7 @@ def test_a_sample_is_seeded_printed_and_repeatable(site: Site) -> None:
     seed = json.loads(next(line for line in err.splitlines() if "verify_sample" in line))["seed"]
     document = json.loads(out)
     assert sum(document["meta"]["checked"].values()) == 5
+    assert f"seed {seed}" in document["meta"]["notes"][0]
     assert all(row["drift"] != "extra" for row in document["rows"])
     again = site.drift("--sample", "5", "--seed", str(seed))
     assert again == document["rows"]

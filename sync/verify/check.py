@@ -62,6 +62,7 @@ def verify(
     if size is not None:
         chosen = sample([(kind.name, key) for kind in KINDS for key in keys[kind.name]], size, seed)
         keys = {kind.name: by_kind(chosen).get(kind.name, []) for kind in KINDS}
+        notes.append(f"a sample of {size} objects, seed {seed} (repeat with --seed {seed})")
         notes.append("objects created by hand (extra) are not searched in a sample")
     rows: list[Drift] = []
     checked: dict[str, int] = {}
