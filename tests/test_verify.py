@@ -200,6 +200,8 @@ def test_repair_then_run_leaves_only_the_extras(site: Site) -> None:
     code, _, err = site.verify("--repair", "--format", "json")
     assert code == EXIT_FAILED, err
     assert "recorded" in err
+    code, out, err = site.cli("snapshot", "check", "--state", str(site.state))
+    assert code == EXIT_OK, out + err
     code, out, err = site.cli(
         "plan", str(BASE), "-m", "oneroster", "--state", str(site.state), "--format", "json"
     )

@@ -245,7 +245,10 @@ class Reader:
                 self._record(mid, None, (), Outcome.UNCONFIRMED, f"{type(exc).__name__}: {exc}")
                 raise
             status, item_statuses = statuses(answer)
-            self._record(mid, status, item_statuses, Outcome.CONFIRMED if status.ok else Outcome.REJECTED, "")
+            # As for a mass write: the request is confirmed when any of its items is (the snapshot
+            # may then be stamped with it by a repair); each item keeps its own outcome.
+            ok = any(item.ok for item in item_statuses) if item_statuses else status.ok
+            self._record(mid, status, item_statuses, Outcome.CONFIRMED if ok else Outcome.REJECTED, "")
             return answer, mid
         raise AssertionError("unreachable")  # pragma: no cover
 
