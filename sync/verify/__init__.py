@@ -6,6 +6,8 @@ The nightly plan trusts the snapshot; `verify` checks it against the target. Roo
   `sync.models.drift.Drift` rows, and what the next run does about each; the sample's choice;
 - `reading`: the reads (readPersons in batches, readAllPersons pages, readGroup, readMembershipsForGroup,
   readMembership), within the in-flight budget, each journalled with its messageIdentifier/messageIdRef;
+- `check`: one verify: which objects (all, or a seeded sample), the reads, the comparison, and what
+  the next run does about each drifted object;
 - `repair`: `--repair`: each drifted object recorded in the snapshot, one transaction per object.
 
 May import ims, state, plan, read and models; never send, report or cli.
