@@ -188,7 +188,8 @@ class TestSchema:
         assert db_rows(state, "PRAGMA user_version") == [(2,)]
         with StateStore.open(state) as store:
             assert db_rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-            assert SCHEMA_VERSION == 4  # through version 3 (groups, memberships) to 4 (their generation)
+            # through version 3 (groups, memberships), 4 (their generation) to 5 (drift repairs)
+            assert SCHEMA_VERSION == 5
             persons = store.load(PERSON)
             assert list(persons.index) == ["p1"]
             assert (persons.loc["p1", "identity"], persons.loc["p1", "username"]) == ("ada", "ada.l")
