@@ -435,6 +435,7 @@ MESSAGES = (
     "persons created by hand not searched: readAllPersons answered",
     "the next run puts them right (extras are only reported)",
     "emulator-admin needs --state FILE",
+    "failures in a row: ",
     "exists already: edit it",
     "in the emulator's state",
     "a new membership needs",

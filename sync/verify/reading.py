@@ -4,14 +4,16 @@ Each request is journalled as sent (a fresh messageIdentifier, committed before 
 its answer (the messageIdRef the clients checked, each item's status), as a run's requests are; the
 journal's run is the verify's. Objects in flight: a readPersons or readAllPersons request counts its ids
 or page size, any other read one; workers x objects per request never exceed `max_in_flight`. A
-transient fault is retried (`attempts`, growing waits); a service that stays unreachable, or refuses our
-credentials or certificate, raises its `sync.errors` class (exit 4 or 2).
+transient fault is retried (`attempts`, growing waits); as many transient failures in a row as the budget
+holds end the check (`CircuitOpenError`: exit 4), and so does a service that refuses our credentials or
+certificate (its `sync.errors` class: exit 2).
 
 Imports the IMS ES clients and the state store's journal; never the executor.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from sync.errors import TransientError
+from sync.errors import CircuitOpenError, TransientError
 from sync.ims.clients import GroupClient, MembershipClient, Page, PersonClient
 from sync.ims.exchange import new_message_id
 from sync.models import Outcome, Record, Status
@@ -97,6 +99,9 @@ class Reader:
         #: The messageIdentifier of the read that answered for each (kind, sync key) read; a group's
         #: readMembershipsForGroup under ("memberships of", group key).
         self.seen: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._streak = 0  # transient failures in a row
+        self._unreachable: TransientError | None = None  # set: no more reads are sent
 
     # --- what verify asks for ----------------------------------------------------------------------
 
@@ -203,8 +208,12 @@ class Reader:
     def _parallel(self, work: Callable[[Any], _T], units: Iterable[Any], objects: int) -> list[_T]:
         """`work` of each unit on workers enough to keep `objects`-object units within the budget."""
         workers = max(1, self._budget.max_in_flight // max(objects, 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        try:
             return list(pool.map(work, units))
+        finally:
+            # A read that failed for good (service gone) ends the check now: what is queued is dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _journalled(
         self,
@@ -221,6 +230,10 @@ class Reader:
         """
         items = tuple(RequestItem(index=i, sync_key=key) for i, key in enumerate(keys))
         for attempt in range(1, self._budget.attempts + 1):
+            if self._unreachable is not None:
+                raise CircuitOpenError(
+                    f"reads stopped after {self._budget.max_in_flight} failures in a row: {self._unreachable}"
+                )
             mid = new_message_id()
             self._store.record_sent(
                 SentRequest(
@@ -237,13 +250,14 @@ class Reader:
                 answer = call(mid)
             except TransientError as exc:
                 self._record(mid, None, (), Outcome.UNCONFIRMED, str(exc))
-                if attempt == self._budget.attempts:
+                if self._failed_in_a_row(exc) or attempt == self._budget.attempts:
                     raise
                 self._sleep(_FIRST_WAIT_S * 2 ** (attempt - 1))
                 continue
             except Exception as exc:
                 self._record(mid, None, (), Outcome.UNCONFIRMED, f"{type(exc).__name__}: {exc}")
                 raise
+            self._streak = 0
             status, item_statuses = statuses(answer)
             # As for a mass write: the request is confirmed when any of its items is (the snapshot
             # may then be stamped with it by a repair); each item keeps its own outcome.
@@ -251,6 +265,15 @@ class Reader:
             self._record(mid, status, item_statuses, Outcome.CONFIRMED if ok else Outcome.REJECTED, "")
             return answer, mid
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failed_in_a_row(self, exc: TransientError) -> bool:
+        """Count a transient failure; True (and every later read refused) once as many reads in a row
+        failed as the budget holds: the service is gone, and the check ends instead of waiting on it."""
+        with self._lock:
+            self._streak += 1
+            if self._streak >= self._budget.max_in_flight and self._unreachable is None:
+                self._unreachable = exc
+            return self._unreachable is not None
 
     def _record(
         self, mid: str, status: Status | None, items: tuple[Status, ...], outcome: Outcome, error: str
