@@ -247,7 +247,8 @@ def test_a_sample_is_seeded_printed_and_repeatable(site: Site) -> None:
 
 
 def test_reads_are_journalled_with_their_message_ids(site: Site) -> None:
-    """Each read of a verify is a journal request whose answer refers to its messageIdentifier."""
+    """Each read of a verify is a journal request whose answer refers to its messageIdentifier, and
+    reconcile finds every one of them answered and matched."""
     site.verify()
     with StateStore.open(site.state, exclusive=False) as store:
         run = store.runs()[-1]
@@ -260,6 +261,8 @@ def test_reads_are_journalled_with_their_message_ids(site: Site) -> None:
     persons = {item.sync_key for entry in entries if entry.operation == "readPersons" for item in entry.items}
     assert persons == set(snapshot_keys(site.state, "person"))
     assert max(len(entry.items) for entry in entries) <= 10
+    code, out, err = site.cli("reconcile", "--state", str(site.state))
+    assert code == EXIT_OK, out + err
 
 
 def test_no_secret_reaches_any_output(site: Site, tmp_path: Path) -> None:
