@@ -75,6 +75,7 @@ class TestSchema:
             "groups",
             "memberships",
             "membership_generation",
+            "drift_repairs",
         }
 
     def test_persons_table_has_the_snapshot_columns(self, state: Path) -> None:

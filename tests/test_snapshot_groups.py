@@ -188,7 +188,8 @@ class TestSchema:
         assert db_rows(state, "PRAGMA user_version") == [(2,)]
         with StateStore.open(state) as store:
             assert db_rows(state, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-            assert SCHEMA_VERSION == 5  # 3: groups, memberships; 4: their generation; 5: person fields
+            # 3: groups, memberships; 4: their generation; 5: person fields; 6: drift repairs
+            assert SCHEMA_VERSION == 6
             persons = store.load(PERSON)
             assert list(persons.index) == ["p1"]
             assert (persons.loc["p1", "identity"], persons.loc["p1", "username"]) == ("ada", "ada.l")

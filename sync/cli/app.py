@@ -26,22 +26,28 @@ from sync.cli.plan import plan, validate
 from sync.cli.reconcile import reconcile
 from sync.cli.run import run
 from sync.cli.snapshot import snapshot
+from sync.cli.verify import verify
 from sync.errors import SyncError
 
 __all__ = ["cli", "main"]
 
 
 class _Commands(click.Group):
-    """The command group; `emulator` is imported only when asked for (it loads TLS and HTTP code)."""
+    """The command group; `emulator` and `emulator-admin` are imported only when asked for (the
+    emulator loads TLS and HTTP code)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "emulator"})
+        return sorted({*super().list_commands(ctx), "emulator", "emulator-admin"})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == "emulator" and cmd_name not in self.commands:
             from sync.emulator.command import emulator  # noqa: PLC0415
 
             self.add_command(emulator)
+        if cmd_name == "emulator-admin" and cmd_name not in self.commands:
+            from sync.emulator.admin import emulator_admin  # noqa: PLC0415
+
+            self.add_command(emulator_admin)
         return super().get_command(ctx, cmd_name)
 
 
@@ -98,7 +104,7 @@ def cli(log_format: str | None, log_file: Path | None) -> None:
     configure_logging(fmt="json" if fmt == "json" else "console", stream=stream, level=level)
 
 
-for _command in (validate, plan, run, reconcile, snapshot, mapping):
+for _command in (validate, plan, run, reconcile, verify, snapshot, mapping):
     cli.add_command(_command)
 
 

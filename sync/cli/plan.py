@@ -116,11 +116,13 @@ def plan(
     )
     result = stages.read(roster, mapping)
     snapshot_state = None
+    repairs: list[Any] = []
     if stages.has_state(state):
         with StateStore.open(state, exclusive=False) as store:
             stages.refuse_shrunk(result, store.runs(), accepted=accept_shrunk_roster)
             snapshots = stages.snapshots(store)
             snapshot_state = approval.snapshot_state(store, snapshots)
+            repairs = store.repairs()
     else:
         stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
@@ -153,6 +155,7 @@ def plan(
         ),
         fingerprint=fingerprint.value,
         fingerprint_parts=tuple(fingerprint.parts.items()),
+        drift=stages.from_drift(the_plan, repairs),
     )
     _report(the_plan, meta, fmt=fmt, output=output, by_school=by_school)
 

@@ -20,6 +20,7 @@ from sync.models import Plan
 
 __all__ = [
     "checked",
+    "from_drift",
     "has_state",
     "meta",
     "plan",
@@ -96,6 +97,19 @@ def school_counts(the_plan: Plan, snapshots: Any) -> Any:
         if isinstance(op, ChangeIdentifier) and kind_of(op) is GROUP
     }
     return counts(the_plan.schools, snapshots.groups, snapshots.memberships, renames)
+
+
+def from_drift(the_plan: Plan, repairs: list[Any]) -> tuple[Any, ...]:
+    """The report rows of the plan's operations that come from drift `verify --repair` recorded."""
+    from sync.models import kind_of  # noqa: PLC0415
+    from sync.report.meta import DriftRow  # noqa: PLC0415
+
+    planned = {(kind_of(op).name, op.sync_key) for op in the_plan.operations}
+    return tuple(
+        DriftRow(object=r.kind, sync_key=r.sync_key, drift=r.drift)
+        for r in repairs
+        if (r.kind, r.sync_key) in planned
+    )
 
 
 def select(the_plan: Plan, *, deletes: str, only: frozenset[str] | None) -> Any:

@@ -15,7 +15,7 @@ from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Ope
 from sync.models.kinds import KINDS, PERSON, kind_of
 from sync.report import ops
 from sync.report.as_json import iso
-from sync.report.meta import HeldRow
+from sync.report.meta import DriftRow, HeldRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,13 +113,17 @@ def _person_cells(op: Operation) -> tuple[str, ...]:
     return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
 
 
-def plan_csv_rows(plan: Plan, held: Sequence[HeldRow] = ()) -> Iterable[tuple[object, ...]]:
-    """The plan CSV's rows: operations (a held one's `reason` says why the run holds it), deletion
-    candidates (a held one's reason follows its own), rejected rows, conflicts."""
+def plan_csv_rows(
+    plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
+) -> Iterable[tuple[object, ...]]:
+    """The plan CSV's rows: operations (a held one's `reason` says why the run holds it, one from drift
+    which drift), deletion candidates, rejected rows, conflicts."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
+    drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
     for op in plan.operations:
         keys = ops.op_keys(op)
-        reason = reasons.get((*ops.describe(op), keys["syncKey"]), "")
+        name, kind = ops.describe(op)
+        reason = reasons.get((name, kind, keys["syncKey"]), "") or drifted.get((kind, keys["syncKey"]), "")
         person = _person_cells(op)
         yield (
             ops.describe(op)[0],

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = [
     "FORMATS",
     "MAX_TABLE_ROWS",
+    "DriftRow",
     "Format",
     "HeldRow",
     "ReportMeta",
@@ -34,6 +35,14 @@ class HeldRow(NamedTuple):
     sync_key: str
     reason: str
     cause: str = ""  # "only", "pause" or "limit" (`sync.plan.selection.HELD_CAUSES`)
+
+
+class DriftRow(NamedTuple):
+    """A planned operation that comes from drift `verify --repair` recorded, as reports show it."""
+
+    object: str  # its kind of object ("person")
+    sync_key: str
+    drift: str  # "missing" or "changed"
 
 
 #: Every format the renderers accept, for CLI choices.
@@ -62,10 +71,11 @@ class ReportMeta:
     held: tuple[HeldRow, ...] = ()  # what the run holds back, and why
     fingerprint: str = ""  # a plan's fingerprint (sync.plan.fingerprint); "" for none
     fingerprint_parts: tuple[tuple[str, str], ...] = ()  # what it was hashed from, in order
+    drift: tuple[DriftRow, ...] = ()  # the plan's operations that come from drift (verify --repair)
 
     def as_dict(self) -> dict[str, object]:
         """The meta under the names the JSON reports use (endpoint sanitised); `sending` and `held`
-        only when the run sends less than the plan."""
+        only when the run sends less than the plan, `fromDrift` only when operations come from drift."""
         restricted: dict[str, object] = {"sending": self.sending} if self.sending else {}
         if self.held:
             restricted["held"] = [
@@ -77,6 +87,10 @@ class ReportMeta:
                     "cause": row.cause,
                 }
                 for row in self.held
+            ]
+        if self.drift:
+            restricted["fromDrift"] = [
+                {"object": row.object, "syncKey": row.sync_key, "drift": row.drift} for row in self.drift
             ]
         return {
             "title": self.title,

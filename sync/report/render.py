@@ -32,7 +32,8 @@ from sync.report.as_csv import (
 from sync.report.as_html import render_html
 from sync.report.as_json import iso, plan_to_dict, reconcile_to_dict, run_to_dict, to_json
 from sync.report.as_markdown import render_md
-from sync.report.meta import FORMATS, MAX_TABLE_ROWS, Format, HeldRow, ReportMeta, check_format
+from sync.report.drift import aligned
+from sync.report.meta import FORMATS, MAX_TABLE_ROWS, Format, ReportMeta, check_format
 from sync.report.sections import Page, plan_page, run_page
 from sync.state.reconcile import reconcile_summary
 
@@ -64,7 +65,7 @@ class _Renderers(Generic[_S]):
 
     data: Callable[..., dict[str, object]]  # (subject, meta=...) -> the JSON shape
     csv_header: tuple[str, ...]
-    csv_rows: Callable[[_S, Sequence[HeldRow]], Iterable[tuple[object, ...]]]
+    csv_rows: Callable[[_S, ReportMeta], Iterable[tuple[object, ...]]]
     page: Callable[[_S, ReportMeta, int], Page]
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
@@ -73,13 +74,17 @@ class _Renderers(Generic[_S]):
         if fmt == "json":
             return to_json(self.data(subject, meta=meta))
         if fmt == "csv":
-            return write_csv(self.csv_header, self.csv_rows(subject, meta.held))
+            return write_csv(self.csv_header, self.csv_rows(subject, meta))
         page = self.page(subject, meta, max_rows)
         return render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
 
 
-_PLAN: Final[_Renderers[Plan]] = _Renderers(plan_to_dict, PLAN_CSV_HEADER, plan_csv_rows, plan_page)
-_RUN: Final[_Renderers[RunResult]] = _Renderers(run_to_dict, RUN_CSV_HEADER, run_csv_rows, run_page)
+_PLAN: Final[_Renderers[Plan]] = _Renderers(
+    plan_to_dict, PLAN_CSV_HEADER, lambda plan, meta: plan_csv_rows(plan, meta.held, meta.drift), plan_page
+)
+_RUN: Final[_Renderers[RunResult]] = _Renderers(
+    run_to_dict, RUN_CSV_HEADER, lambda result, meta: run_csv_rows(result, meta.held), run_page
+)
 
 
 def render_plan(plan: Plan, *, fmt: Format, meta: ReportMeta, max_rows: int = MAX_TABLE_ROWS) -> str:
@@ -147,11 +152,7 @@ def _reconcile_table(rows: Sequence[ReconcileRow], summary: Mapping[str, int]) -
         )
         for r in rows
     ]
-    widths = [max(len(header[i]), *(len(t[i]) for t in table)) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-        for cells in (header, *table)
-    ]
+    lines = aligned(header, table)
     counts = ", ".join(f"{n} {flag}" for flag, n in summary.items() if flag != "requests")
     lines.append(f"{summary['requests']} requests: {counts}")
     return "\n".join(lines) + "\n"

@@ -352,12 +352,31 @@ def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
     ]
 
 
+def _drift_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
+    """The plan's operations that come from drift `verify --repair` recorded, when there are any."""
+    if not meta.drift:
+        return []
+    return [
+        _section(
+            meta.drift,
+            lambda row: (row.object, row.sync_key, row.drift),
+            max_rows,
+            anchor="from-drift",
+            heading="From drift",
+            hint="Operations that put right what `verify --repair` found changed in or missing from "
+            "itslearning.",
+            header=("Kind", "Sync key", "Drift"),
+        )
+    ]
+
+
 def plan_page(plan: Plan, meta: ReportMeta, max_rows: int) -> Page:
     """A plan's page: its tables in the order a run sends them; group and membership tables only when
     the plan deals with groups or memberships."""
     kinds = _kinds_shown(plan)
     sections = [
         *_held_sections(meta, max_rows),
+        *_drift_sections(meta, max_rows),
         *(section for kind in kinds for section in _change_sections(kind, plan.operations, max_rows)),
         *_deletion_sections(plan.deletions, max_rows, kinds=kinds, not_sent=False),
         *_set_aside_sections(plan, max_rows),

@@ -183,6 +183,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE persons ADD COLUMN gender       TEXT NOT NULL DEFAULT '';
     ALTER TABLE persons ADD COLUMN children     TEXT NOT NULL DEFAULT '';
     """,
+    # What `verify --repair` recorded (issue 14): one row per drifted object whose snapshot row it
+    # changed, stamped with the journalled read that saw the drift; the plan shows which of its
+    # operations come from drift (sync.state.drift).
+    """
+    CREATE TABLE drift_repairs (
+        kind                TEXT NOT NULL,
+        sync_key            TEXT NOT NULL,
+        drift               TEXT NOT NULL,
+        repaired_at         TEXT NOT NULL,
+        message_identifier  TEXT NOT NULL,
+        PRIMARY KEY (kind, sync_key)
+    ) WITHOUT ROWID;
+    """,
 )
 
 #: The schema version this code writes (SQLite `PRAGMA user_version`).

@@ -4,7 +4,8 @@
 (sync.state.lock), the snapshot tables (sync.state.tables, read by sync.state.loading), their Arrow
 caches (sync.state.cache), the journal (sync.state.journal) and the changes its answers confirm, with
 their cascades (sync.state.changes), committed in groups (sync.state.commits). It owns the one
-connection, the transactions and the turning of sqlite3's errors into `StateError`.
+connection, the transactions and the turning of sqlite3's errors into `StateError`. What
+`verify --repair` records comes from `DriftRepairs` (sync.state.drift).
 
 The state package is the only place of the sync engine that imports sqlite3 and filelock.
 """
@@ -39,6 +40,7 @@ from sync.state.cache import (
 )
 from sync.state.changes import SnapshotChange
 from sync.state.commits import GroupCommit
+from sync.state.drift import DriftRepairs
 from sync.state.journal import Answer, JournalEntry, RunInfo, SentRequest
 from sync.state.loading import as_frame, one_read, read_table
 from sync.state.lock import acquire_lock, release_lock
@@ -48,7 +50,7 @@ from sync.state.tables import seed_rows, table_of
 __all__ = ["StateStore"]
 
 
-class StateStore:
+class StateStore(DriftRepairs):
     """Snapshot + journal of one state directory. Thread-safe: one connection behind a lock.
 
     Open it with `StateStore.open(state_dir)`, use it as a context manager, or call `close()`."""
