@@ -22,6 +22,12 @@ def parent_portal_notice(persons: int) -> str:
     )
 
 
+#: codeMinor values that mean "try again later", not "your data is wrong".
+BUSY_CODES: Final = frozenset({"serverbusy", "server_busy", "busy"})
+#: The codeMinor value of "unknown object": maybe really unknown, maybe a lost answer already applied it.
+UNKNOWN_OBJECT: Final = "unknownobject"
+
+
 class CodeMajor(StrEnum):
     """IMS ES statusInfo/codeMajor."""
 
@@ -53,6 +59,16 @@ class Status:
     def ok(self) -> bool:
         """True when IMS ES confirmed the operation (codeMajor success, warnings included)."""
         return self.code_major == CodeMajor.SUCCESS
+
+    @property
+    def busy(self) -> bool:
+        """IMS ES answered "server busy": try again later."""
+        return any(name.lower() in BUSY_CODES for name, _ in self.code_minor)
+
+    @property
+    def unknown_object(self) -> bool:
+        """IMS ES answered "unknown object"."""
+        return any(name.lower() == UNKNOWN_OBJECT for name, _ in self.code_minor)
 
 
 class Outcome(StrEnum):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -23,15 +22,14 @@ from tenacity import (
 )
 
 from sync.errors import RemoteError, UnmatchedAnswerError
-from sync.ims.exchange import new_message_id
 from sync.models import Outcome, Status
 from sync.send.circuit import Halt
-from sync.send.policy import RetryPolicy, is_busy, is_unknown, judge_failure
+from sync.send.policy import RetryPolicy, judge_failure
 from sync.state.changes import SnapshotChange
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.store import StateStore
 
-__all__ = ["Aborted", "Sender", "Step", "is_unknown_answer", "now", "one"]
+__all__ = ["Aborted", "Sender", "Step", "is_unknown_answer", "one"]
 
 _T = TypeVar("_T")
 
@@ -56,10 +54,6 @@ class Step:
     retry: bool = False
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def one(sync_key: str) -> tuple[RequestItem, ...]:
     """The items of a request for one object."""
     return (RequestItem(index=0, sync_key=sync_key),)
@@ -67,7 +61,7 @@ def one(sync_key: str) -> tuple[RequestItem, ...]:
 
 def is_unknown_answer(step: Step) -> bool:
     """IMS ES answered "unknown object" (failure/unknownobject) to this step."""
-    return step.outcome is Outcome.REJECTED and step.status is not None and is_unknown(step.status)
+    return step.outcome is Outcome.REJECTED and step.status is not None and step.status.unknown_object
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,18 +147,9 @@ class Sender:
 
     def journal_sent(self, operation: str, items: tuple[RequestItem, ...], attempt: int) -> str:
         """Journal a request as sent, before it goes out; returns its fresh messageIdentifier."""
-        mid = new_message_id()
-        self.store.record_sent(
-            SentRequest(
-                run_id=self.run_id,
-                message_identifier=mid,
-                operation=operation,
-                attempt=attempt,
-                sent_at=now(),
-                items=items,
-            )
-        )
-        return mid
+        request = SentRequest.fresh(self.run_id, operation, items, attempt)
+        self.store.record_sent(request)
+        return request.message_identifier
 
     def _attempt(
         self,
@@ -191,7 +176,6 @@ class Sender:
         journalled = status or heard
         answer = Answer(
             message_identifier=mid,
-            answered_at=now(),
             status=journalled,
             outcome=outcome,
             error=error,
@@ -223,7 +207,7 @@ class Sender:
         if status.ok:
             self.halt.circuit.success()
             return Outcome.CONFIRMED, False, ""
-        if is_busy(status):
+        if status.busy:
             self.halt.circuit.failure()
             return Outcome.UNCONFIRMED, True, "IMS ES answered: server busy"
         self.halt.circuit.success()

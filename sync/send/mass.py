@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from sync.errors import UnmatchedAnswerError
 from sync.ims.exchange import MassReply
 from sync.models import Create, Outcome, Status, kind_of
-from sync.send.attempts import Sender, Step, is_unknown_answer, now
+from sync.send.attempts import Sender, Step, is_unknown_answer
 from sync.send.operations import Operations, upsert
-from sync.send.policy import is_busy
 from sync.send.resolve import Resolver
 from sync.send.schedule import Batch
 from sync.state.changes import Remove, SnapshotChange
@@ -116,7 +115,6 @@ class MassSender:
         self._sender.store.record_answer(
             Answer(
                 message_identifier=mid,
-                answered_at=now(),
                 status=header,
                 outcome=request_outcome,
                 error=error,
@@ -191,7 +189,7 @@ def _item_step(status: Status | None, fallback: Outcome, error: str, mid: str, a
         outcome = fallback
     elif status.ok:
         outcome = Outcome.CONFIRMED
-    elif is_busy(status):
+    elif status.busy:
         outcome = Outcome.UNCONFIRMED
     else:
         outcome = Outcome.REJECTED

@@ -1,5 +1,5 @@
-"""The executor's limits and its judgement of failures, as data: what is retried, what is busy, what is
-"unknown object", what stops the run.
+"""The executor's limits and its judgement of failures, as data: what is retried and what stops the run
+("server busy" and "unknown object" are facts of a `Status`: sync.models.results).
 
 Pure: imports no I/O (only the error and result types), so the rules can be read in one place.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sync.errors import AuthenticationError, CertificateError, RejectedError, RemoteError, TransientError
-from sync.models import Outcome, Status
+from sync.models import Outcome
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -20,15 +20,9 @@ __all__ = [
     "ExecutorSettings",
     "RetryPolicy",
     "Verdict",
-    "is_busy",
-    "is_unknown",
     "judge_failure",
 ]
 
-#: codeMinor values that mean "try again later", not "your data is wrong".
-BUSY_CODES: Final = frozenset({"serverbusy", "server_busy", "busy"})
-#: The codeMinor value of "unknown object": maybe really unknown, maybe a lost answer already applied it.
-UNKNOWN_OBJECT: Final = "unknownobject"
 #: itslearning strongly discourages mass requests of more than 50 objects.
 MAX_BATCH_SIZE: Final = 50
 
@@ -87,13 +81,3 @@ def judge_failure(exc: Exception) -> Verdict | None:
         if isinstance(exc, types):
             return verdict
     return None
-
-
-def is_busy(status: Status) -> bool:
-    """IMS ES answered "server busy": try again later."""
-    return any(name.lower() in BUSY_CODES for name, _ in status.code_minor)
-
-
-def is_unknown(status: Status) -> bool:
-    """IMS ES answered "unknown object"."""
-    return any(name.lower() == UNKNOWN_OBJECT for name, _ in status.code_minor)

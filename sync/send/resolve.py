@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from sync.models import Outcome, Status
-from sync.send.attempts import Sender, Step, is_unknown_answer, now, one
-from sync.send.policy import is_unknown
+from sync.send.attempts import Sender, Step, is_unknown_answer, one
 from sync.state.changes import SnapshotChange
 from sync.state.journal import Answer, ItemAnswer, RequestItem
 
@@ -137,7 +136,7 @@ class Resolver:
             reads.append(read)
         old_step, old_found = reads[0]
         assert old_step.status is not None
-        applied = old_found is None and is_unknown(old_step.status)
+        applied = old_found is None and old_step.status.unknown_object
         if new_present is not None:
             applied = applied and reads[1][1] is not None
         if not applied:
@@ -147,7 +146,6 @@ class Resolver:
         self._sender.store.record_answer(
             Answer(
                 message_identifier=confirm.message_identifier,
-                answered_at=now(),
                 status=confirm.status,
                 outcome=Outcome.CONFIRMED,
                 error=f"confirms {failed.message_identifier}: already applied",

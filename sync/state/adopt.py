@@ -20,14 +20,12 @@ import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Protocol, TypeVar
 
 import structlog
 
 from sync.errors import RemoteError
 from sync.ims.clients import Page
-from sync.ims.exchange import new_message_id
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, Group, Membership, Outcome, Person, Status
 from sync.state.changes import SnapshotChange, Upsert
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
@@ -73,18 +71,9 @@ class AdoptResult:
 
 def _record_sent(store: StateStore, run_id: str, operation: str, key: str) -> str:
     """Journal a read about to go out (one item, `key`); its new messageIdentifier."""
-    mid = new_message_id()
-    store.record_sent(
-        SentRequest(
-            run_id=run_id,
-            message_identifier=mid,
-            operation=operation,
-            attempt=1,
-            sent_at=datetime.now(UTC),
-            items=(RequestItem(index=0, sync_key=key),),
-        )
-    )
-    return mid
+    request = SentRequest.fresh(run_id, operation, (RequestItem(index=0, sync_key=key),))
+    store.record_sent(request)
+    return request.message_identifier
 
 
 def _record_unanswered(store: StateStore, mid: str, exc: RemoteError) -> None:
@@ -92,7 +81,6 @@ def _record_unanswered(store: StateStore, mid: str, exc: RemoteError) -> None:
     store.record_answer(
         Answer(
             message_identifier=mid,
-            answered_at=datetime.now(UTC),
             status=None,
             outcome=Outcome.UNCONFIRMED,
             error=str(exc),
@@ -106,7 +94,6 @@ def _record_answer(store: StateStore, mid: str, status: Status, changes: Sequenc
     store.record_answer(
         Answer(
             message_identifier=mid,
-            answered_at=datetime.now(UTC),
             status=status,
             outcome=outcome,
             items=(ItemAnswer(index=0, status=status, outcome=outcome),),

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -65,8 +65,21 @@ class SentRequest:
     message_identifier: str
     operation: str  # IMS ES operation name, e.g. "createPerson", "createPersons"
     attempt: int  # 1-based
-    sent_at: datetime  # aware
     items: tuple[RequestItem, ...]
+    sent_at: datetime = field(default_factory=now)  # aware; the moment it is built, unless told
+
+    @classmethod
+    def fresh(
+        cls, run_id: str, operation: str, items: tuple[RequestItem, ...], attempt: int = 1
+    ) -> SentRequest:
+        """A request under a new messageIdentifier (a random UUID, as IMS ES expects), sent now."""
+        return cls(
+            run_id=run_id,
+            message_identifier=str(uuid.uuid4()),
+            operation=operation,
+            attempt=attempt,
+            items=items,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,11 +96,11 @@ class Answer:
     """How a request ended: IMS ES's header status (if any), our verdict, and per-item answers."""
 
     message_identifier: str
-    answered_at: datetime  # aware
     status: Status | None  # the header statusInfo (None: no answer / transport error)
     outcome: Outcome  # of the request as a whole
     error: str = ""  # our error text when there was no trustworthy answer (never secrets)
     items: tuple[ItemAnswer, ...] = ()
+    answered_at: datetime = field(default_factory=now)  # aware; the moment it is built, unless told
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,12 +18,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from sync.errors import CircuitOpenError, TransientError
 from sync.ims.clients import GroupClient, MembershipClient, Page, PersonClient
-from sync.ims.exchange import new_message_id
 from sync.models import Outcome, Record, Status
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.store import StateStore
@@ -32,7 +30,6 @@ from sync.verify.compare import Values
 __all__ = ["Budget", "Reader", "Unverified"]
 
 _T = TypeVar("_T")
-_UNKNOWN: Final = "unknownobject"
 _FIRST_WAIT_S: Final = 0.5
 
 
@@ -56,14 +53,6 @@ class Unverified:
 
 def _values(record: Record | None) -> Values | None:
     return None if record is None else record.values()
-
-
-def _unknown(status: Status) -> bool:
-    return any(name.lower() == _UNKNOWN for name, _ in status.code_minor)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _chunks(keys: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -156,7 +145,7 @@ class Reader:
                 lambda mid: client.read_memberships_for_group(key, message_id=mid),
                 lambda answer: (answer[0], ()),
             )
-            if not status.ok and not _unknown(status):
+            if not status.ok and not status.unknown_object:
                 self.unverified.append(Unverified(kind="group", sync_key=key, reason=_reason(status)))
             self.seen["memberships of", key] = mid
             for record in found:
@@ -179,7 +168,7 @@ class Reader:
         )
         found: dict[str, Values | None] = {}
         for key, status, person in zip(keys, reply.items, persons, strict=True):
-            if status.ok or _unknown(status):
+            if status.ok or status.unknown_object:
                 found[key] = _values(person)
                 self.seen["person", key] = mid
             else:
@@ -197,7 +186,7 @@ class Reader:
             (status, record), mid = self._journalled(
                 operation, [key], lambda mid: read(key, message_id=mid), lambda answer: (answer[0], ())
             )
-            if status.ok or _unknown(status):
+            if status.ok or status.unknown_object:
                 self.seen[kind, key] = mid
                 return key, _values(record)
             self.unverified.append(Unverified(kind=kind, sync_key=key, reason=_reason(status)))
@@ -234,17 +223,9 @@ class Reader:
                 raise CircuitOpenError(
                     f"reads stopped after {self._budget.max_in_flight} failures in a row: {self._unreachable}"
                 )
-            mid = new_message_id()
-            self._store.record_sent(
-                SentRequest(
-                    run_id=self._run_id,
-                    message_identifier=mid,
-                    operation=operation,
-                    attempt=attempt,
-                    sent_at=_now(),
-                    items=items,
-                )
-            )
+            request = SentRequest.fresh(self._run_id, operation, items, attempt)
+            self._store.record_sent(request)
+            mid = request.message_identifier
             self.requests += 1
             try:
                 answer = call(mid)
@@ -285,7 +266,6 @@ class Reader:
         self._store.record_answer(
             Answer(
                 message_identifier=mid,
-                answered_at=_now(),
                 status=status,
                 outcome=outcome,
                 error=error,
