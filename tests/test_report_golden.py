@@ -13,7 +13,8 @@ import pytest
 
 from sync.models import Create, Person, Plan
 from sync.models.kinds import PERSON
-from sync.report.render import render_plan
+from sync.report.as_json import to_json
+from sync.report.render import plan_to_dict, render_plan
 from tests.report_golden import GOLDEN, generated_meta, generated_plan, renderings, stored
 from tests.reports import make_person
 
@@ -66,3 +67,16 @@ def test_a_large_plan_lists_every_operation_in_json_and_csv() -> None:
     assert len(rows) == 1 + 5100
     assert rows[-1][:2] == ["create", "k05099"]
     assert isinstance(plan.operations[0].record, Person)
+
+
+def test_json_lines_are_the_encoded_dicts_even_for_a_value_that_is_not_text() -> None:
+    """The JSON plan's lines equal its dicts encoded by the stdlib, and a record holding a value that is
+    not text (which a template cannot fill) is encoded from its dict as before."""
+    plan = generated_plan()
+    meta = generated_meta(plan)
+    assert render_plan(plan, fmt="json", meta=meta) == to_json(plan_to_dict(plan, meta=meta))
+    odd = Person(sync_key="k1", username=7, given_name=None)  # type: ignore[arg-type]
+    plan = Plan(operations=(Create(record=odd, identity="id-1"),), deletions=(), rejects=(), conflicts=())
+    text = render_plan(plan, fmt="json", meta=meta)
+    assert text == to_json(plan_to_dict(plan, meta=meta))
+    assert '"username": 7, "given_name": null' in text

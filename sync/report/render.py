@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeAlias, TypeVar
 
 from sync.models import Plan, RunResult
@@ -80,7 +81,10 @@ class _Renderers(Generic[_S]):
 
 
 _PLAN: Final[_Renderers[Plan]] = _Renderers(
-    plan_to_dict, PLAN_CSV_HEADER, lambda plan, meta: plan_csv_rows(plan, meta.held, meta.drift), plan_page
+    partial(plan_to_dict, lines=True),
+    PLAN_CSV_HEADER,
+    lambda plan, meta: plan_csv_rows(plan, meta.held, meta.drift),
+    plan_page,
 )
 _RUN: Final[_Renderers[RunResult]] = _Renderers(
     run_to_dict, RUN_CSV_HEADER, lambda result, meta: run_csv_rows(result, meta.held), run_page

@@ -1,0 +1,110 @@
+"""One operation as one line of the JSON report, written from a template per shape (operation type and
+kind of record) instead of a dict per operation (issue 16: a first night has 10^5-10^6 of them).
+
+A shape's template is the line `json.JSONEncoder(ensure_ascii=False).encode` wrote of the operation's
+dict (`as_json._operation_dict`, the one definition of what a line holds), with a slot for each text;
+each text goes through the encoder's own string escaping (`json.encoder.encode_basestring`), so the
+bytes are the encoder's. A value that is not text (never, in a plan) makes `TypeError`: the caller
+then encodes that operation's dict instead.
+
+orjson is not used: it writes either compact JSON (`{"a":1}`) or every key on a line of its own, and
+the report's lines are `{"a": 1, "b": 2}` (the stdlib's separators), which no option of it gives.
+Pure: imports only the models.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from json.encoder import encode_basestring
+from typing import Final
+
+from sync.models import Delete, FieldChange, Operation
+from sync.models.kinds import kind_of, operation_type
+
+__all__ = ["changes_json", "operation_line"]
+
+#: What a shape makes of an operation: its line.
+_Line = Callable[[Operation], str]
+
+_CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
+
+
+def changes_json(changes: tuple[FieldChange, ...]) -> str:
+    """A list of field changes as the JSON report writes it."""
+    if not changes:
+        return "[]"
+    enc = encode_basestring
+    return "[" + ", ".join([_CHANGE % (enc(c.field), enc(c.old), enc(c.new)) for c in changes]) + "]"
+
+
+def _const(value: str) -> str:
+    """A text as a template's constant part (`%` doubled)."""
+    return encode_basestring(value).replace("%", "%%")
+
+
+def _key(name: str) -> str:
+    """`"name": ` as a template's constant part."""
+    return _const(name) + ": "
+
+
+def _shape(op: Operation) -> _Line:
+    """The line writer of every operation of `op`'s type and kind (what `_operation_dict` puts where)."""
+    name, kind = operation_type(op), kind_of(op)
+    deletion = name == "delete"
+    parts = [_key("op") + _const(name), _key("object") + _const(kind.name)]
+    attributes: list[str] = []  # the operation's texts, one per "%s" of the template, in order
+
+    def text(key: str, attribute: str) -> None:
+        parts.append(_key(key) + "%s")
+        attributes.append(attribute)
+
+    if getattr(op, "new_id", None) is not None:
+        for key, attribute in (("syncKey", "new_id"), ("oldId", "old_id"), ("newId", "new_id")):
+            text(key, attribute)
+    else:
+        text("syncKey", "record.sync_key")
+    if kind.identity:  # an operation without one (none is) has the "" `identity_of` gives it
+        if hasattr(op, "identity"):
+            text("identity", "identity")
+        else:
+            parts.append(_key("identity") + '""')
+    if deletion:
+        text("reason", "reason")
+    if not (isinstance(op, Delete) and not kind.deactivatable):
+        parts.append(_key(kind.name) + "{" + ", ".join(_key(f) + "%s" for f in kind.fields) + "}")
+        attributes += (f"record.{f}" for f in kind.fields)
+    elif deletion:
+        for ref in kind.references:
+            text(ref.field, f"record.{ref.field}")
+    with_changes = not deletion and hasattr(op, "changes")
+    if not deletion:
+        parts.append(_key("changes") + ("%s" if with_changes else "[]"))
+    return _writer("{" + ", ".join(parts) + "}", attributes, with_changes)
+
+
+def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
+    """A line writer filling `template` with the texts of the operation's `attributes`, then its
+    changes when `with_changes`."""
+    # (every shape has two texts or more: the sync key and an identity, a reason or a record)
+    getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
+    enc = encode_basestring
+    if with_changes:
+        return lambda op: template % (*map(enc, getter(op)), changes_json(op.changes))  # type: ignore[union-attr]
+    return lambda op: template % tuple(map(enc, getter(op)))
+
+
+_SHAPES: Final[dict[tuple[type, type], _Line]] = {}
+
+
+def operation_line(op: Operation) -> str:
+    """The operation's line of the JSON report (its shape's writer, made on first use).
+
+    Raises:
+        TypeError: a value is not text (the caller encodes the operation's dict instead).
+    """
+    shape = (type(op), type(op.record))
+    line = _SHAPES.get(shape)
+    if line is None:
+        line = _SHAPES[shape] = _shape(op)
+    return line(op)
