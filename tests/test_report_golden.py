@@ -10,9 +10,12 @@ import json
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync.models import Create, Person, Plan
 from sync.models.kinds import PERSON
+from sync.report.as_csv import neutralise_cell, write_csv
 from sync.report.as_json import to_json
 from sync.report.render import plan_to_dict, render_plan
 from tests.report_golden import GOLDEN, generated_meta, generated_plan, renderings, stored
@@ -80,3 +83,18 @@ def test_json_lines_are_the_encoded_dicts_even_for_a_value_that_is_not_text() ->
     text = render_plan(plan, fmt="json", meta=meta)
     assert text == to_json(plan_to_dict(plan, meta=meta))
     assert '"username": 7, "given_name": null' in text
+
+
+_CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab,\"'\r\n\t =+-@ø😀\x00;|")), max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.one_of(_CELL_TEXT, st.integers(-5, 5), st.none()), max_size=5), max_size=4))
+def test_csv_rows_are_what_the_csv_module_writes_of_the_neutralised_cells(rows: list[list[object]]) -> None:
+    """write_csv writes exactly what csv.writer writes of every cell neutralised (blank cells as they
+    are), whatever the cells hold: commas, quotes, line breaks, formula characters, numbers, None."""
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(("h1", "h2"))
+    writer.writerows([neutralise_cell(str(cell)) if cell != "" else "" for cell in row] for row in rows)
+    assert write_csv(("h1", "h2"), rows) == expected.getvalue()

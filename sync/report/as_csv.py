@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.kinds import KINDS, PERSON, kind_of
@@ -48,14 +49,37 @@ def neutralise_cell(value: str) -> str:
     return "'" + value if value[:1] in _FORMULA_FIRST else value
 
 
+def _row_text(row: Sequence[object]) -> str:
+    """One row as CSV text, every cell neutralised: when no cell holds a comma, a quote or a line break
+    (the csv module quotes none then), its cells joined, a `'` put before each one's formula character."""
+    try:
+        line = ",".join(row)  # type: ignore[arg-type]
+    except TypeError:  # a cell that is not text (a row number)
+        return _written([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
+    # (one blank cell alone is written quoted)
+    if line and line.count(",") == len(row) - 1 and _QUOTED.search(line) is None:
+        line = "," + line  # each cell after a comma
+        return (_RISKY.sub(",'\\1", line) if _RISKY.search(line) else line)[1:] + "\r\n"
+    first = _FORMULA_FIRST
+    return _written(["'" + cell if cell[:1] in first else cell for cell in row])  # type: ignore[index, operator]
+
+
+#: A cell that starts with a formula character, in a row's cells each after a comma.
+_RISKY: Final = re.compile(",([" + re.escape("".join(sorted(_FORMULA_FIRST))) + "])")
+#: What makes the csv module quote a cell (besides the comma).
+_QUOTED: Final = re.compile('["\r\n]')
+
+
+def _written(row: Sequence[object]) -> str:
+    """One row through the csv module (quoted where a cell needs it)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(row)
+    return buffer.getvalue()
+
+
 def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """The header and rows as CSV text, every cell neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    # Blank cells (most of a wide row) need no neutralising.
-    writer.writerows([neutralise_cell(str(cell)) if cell != "" else "" for cell in row] for row in rows)
-    return buffer.getvalue()
+    return "".join([_row_text(header), *map(_row_text, rows)])
 
 
 #: The kinds whose fields have `<kind>_<field>` columns; a person's fields have the persons-only
@@ -113,6 +137,69 @@ def _person_cells(op: Operation) -> tuple[str, ...]:
     return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
 
 
+class _Shape(NamedTuple):
+    """What every operation of one type and kind of record fills in its plan CSV row (found once)."""
+
+    name: str
+    kind: str
+    shown: bool  # its record's fields are shown (not a deletion that shows none)
+    person: bool
+    ids: bool  # an identifier change: old and new id
+    identity: bool
+    changes: bool
+    before: tuple[str, ...]  # the object columns before its kind's (its kind's name first)
+    after: tuple[str, ...]
+
+
+_SHAPES: Final[dict[tuple[type, type], _Shape]] = {}
+
+
+def _shape(op: Operation) -> _Shape:
+    shape = _SHAPES.get((type(op), type(op.record)))
+    if shape is None:
+        kind = kind_of(op)
+        # the object columns: the kind's name, then each column kind's (a person has none of its own)
+        widths = [len(k.fields) for k in _COLUMN_KINDS]
+        at = _COLUMN_KINDS.index(kind) if kind in _COLUMN_KINDS else len(_COLUMN_KINDS)
+        shape = _SHAPES[type(op), type(op.record)] = _Shape(
+            name=ops.describe(op)[0],
+            kind=kind.name,
+            shown=ops.record_of(op) is not None,
+            person=kind is PERSON,
+            ids=getattr(op, "new_id", None) is not None,
+            identity=kind.identity,
+            changes=hasattr(op, "changes"),
+            before=(kind.name, *("",) * sum(widths[:at])),
+            after=("",) * sum(widths[at + 1 :]),
+        )
+    return shape
+
+
+def _operation_row(op: Operation, reason: str) -> tuple[object, ...]:
+    """An operation's plan CSV row, `reason` in the reason column."""
+    s = _shape(op)
+    values = ops.values_of(op.record) if s.shown else _BLANK_PERSON
+    person = values if s.person else _BLANK_PERSON
+    objects = _object_cells(op) if not s.shown else s.before if s.person else (*s.before, *values, *s.after)
+    return (
+        s.name,
+        op.sync_key,
+        getattr(op, "old_id", "") if s.ids else "",
+        getattr(op, "new_id", "") if s.ids else "",
+        getattr(op, "identity", "") if s.identity else "",
+        *person[:_FIRST_PERSON_FIELDS],
+        ops.changes_text(ops.changes_of(op)) if s.changes else "",
+        "",
+        "",
+        "",
+        reason,
+        "",
+        "",
+        *objects,
+        *person[_FIRST_PERSON_FIELDS:],
+    )
+
+
 def plan_csv_rows(
     plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
 ) -> Iterable[tuple[object, ...]]:
@@ -120,23 +207,13 @@ def plan_csv_rows(
     which drift), deletion candidates, rejected rows, conflicts."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
-    for op in plan.operations:
-        keys = ops.op_keys(op)
-        name, kind = ops.describe(op)
-        reason = reasons.get((name, kind, keys["syncKey"]), "") or drifted.get((kind, keys["syncKey"]), "")
-        person = _person_cells(op)
-        yield (
-            ops.describe(op)[0],
-            op.sync_key,
-            keys.get("oldId", ""),
-            keys.get("newId", ""),
-            ops.identity_of(op),
-            *person[:_FIRST_PERSON_FIELDS],
-            ops.changes_text(ops.changes_of(op)),
-            *(reason if column == "reason" else "" for column in _SET_ASIDE_CSV_COLUMNS),
-            *_object_cells(op),
-            *person[_FIRST_PERSON_FIELDS:],
-        )
+    if reasons or drifted:
+        for op in plan.operations:
+            s = _shape(op)
+            key = op.sync_key
+            yield _operation_row(op, reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), ""))
+    else:
+        yield from (_operation_row(op, "") for op in plan.operations)
     # A deletion candidate a run would hold (a safety limit, --only, a pause window) says so after its own.
     removals = {(row.object, row.sync_key): row.reason for row in held if row.op in ("delete", "deactivate")}
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
