@@ -105,9 +105,20 @@ _GETTERS: Final[Mapping[type, Callable[[Record], tuple[str, ...]]]] = {
 }
 
 
+#: Per kind of record: whether it has an identity, whether its deletion shows its record.
+_IDENTIFIED: Final[Mapping[type, bool]] = {kind.record: kind.identity for kind in KINDS}
+_SHOWN_DELETED: Final[Mapping[type, bool]] = {kind.record: kind.deactivatable for kind in KINDS}
+#: `describe` of each (operation class, record class), found on first use.
+_DESCRIBED: Final[dict[tuple[type, type], tuple[OperationType, KindName]]] = {}
+
+
 def describe(op: Operation) -> tuple[OperationType, KindName]:
     """The operation's JSON name ("create", ...) and the kind of object it changes."""
-    return operation_type(op), kind_of(op).name
+    shape = (type(op), type(op.record))
+    described = _DESCRIBED.get(shape)
+    if described is None:
+        described = _DESCRIBED[shape] = (operation_type(op), kind_of(op).name)
+    return described
 
 
 def values_of(record: Record) -> tuple[str, ...]:
@@ -118,7 +129,8 @@ def values_of(record: Record) -> tuple[str, ...]:
 def record_of(op: Operation) -> Record | None:
     """The record a report shows of an operation. A deletion of a kind that cannot be deactivated shows
     none, only the references its record holds (a group's parent): what it sends is its sync key."""
-    return None if isinstance(op, Delete) and not kind_of(op).deactivatable else op.record
+    record = op.record
+    return None if isinstance(op, Delete) and not _SHOWN_DELETED[type(record)] else record
 
 
 def op_keys(op: Operation) -> dict[str, str]:
@@ -148,7 +160,7 @@ def changes_of(op: Operation) -> tuple[FieldChange, ...]:
 
 def identity_of(op: Operation) -> str:
     """The identity value of an operation ("" for a kind without identity: memberships)."""
-    identity: str = getattr(op, "identity", "") if kind_of(op).identity else ""
+    identity: str = getattr(op, "identity", "") if _IDENTIFIED[type(op.record)] else ""
     return identity
 
 
