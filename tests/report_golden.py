@@ -8,6 +8,7 @@ do that from writers whose output is known to be right.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -88,8 +89,13 @@ def _snapshot_of(kind: Kind, plan: Plan) -> pd.DataFrame:
 
 
 def _plan(roster: str, mapping: str, snapshots: Snapshots) -> Plan:
+    """The plan of a sample roster; its rejected rows name their file from the checkout's root (the
+    golden files hold no path of one checkout)."""
     read = read_roster_set(SAMPLES / roster, mapping)
-    return plan_set(read.persons, snapshots, groups=read.groups, memberships=read.memberships)
+    plan = plan_set(read.persons, snapshots, groups=read.groups, memberships=read.memberships)
+    root = SAMPLES.parent
+    rejects = tuple(dataclasses.replace(r, file=str(Path(r.file).relative_to(root))) for r in plan.rejects)
+    return dataclasses.replace(plan, rejects=rejects)
 
 
 def sample_plans() -> Iterator[tuple[str, Plan]]:
@@ -280,6 +286,9 @@ def generated_run(plan: Plan) -> RunResult:
         record=Membership(sync_key=gone.sync_key, group="c9", person="p9", role="Learner", active="false")
     )
     results.append(OperationResult(operation=deactivated, outcome=Outcome.CONFIRMED, attempts=1))
+    # a group's deletion (its parent shown) and a person's (no record shown), sent
+    sent = plan.deletions[2:]
+    results += [OperationResult(operation=d, outcome=Outcome.CONFIRMED, attempts=2) for d in sent]
     return RunResult(
         run_id="run-1",
         plan=plan,
