@@ -54,8 +54,9 @@ def _row_text(row: Sequence[object]) -> str:
     (the csv module quotes none then), its cells joined, a `'` put before each one's formula character."""
     try:
         line = ",".join(row)  # type: ignore[arg-type]
-    except TypeError:  # a cell that is not text (a row number)
-        return _written([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
+    except TypeError:  # a cell that is not text (a row number): as its text
+        texts = [str(cell) for cell in row]
+        line, row = ",".join(texts), texts
     # (one blank cell alone is written quoted)
     if line and line.count(",") == len(row) - 1 and _QUOTED.search(line) is None:
         line = "," + line  # each cell after a comma
@@ -175,12 +176,19 @@ def _shape(op: Operation) -> _Shape:
     return shape
 
 
+def _shaped_object_cells(op: Operation, s: _Shape, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`_object_cells(op)` from its shape and its record's `values`."""
+    if not s.shown:
+        return _object_cells(op)
+    return s.before if s.person else (*s.before, *values, *s.after)
+
+
 def _operation_row(op: Operation, reason: str) -> tuple[object, ...]:
     """An operation's plan CSV row, `reason` in the reason column."""
     s = _shape(op)
     values = ops.values_of(op.record) if s.shown else _BLANK_PERSON
     person = values if s.person else _BLANK_PERSON
-    objects = _object_cells(op) if not s.shown else s.before if s.person else (*s.before, *values, *s.after)
+    objects = _shaped_object_cells(op, s, values)
     return (
         s.name,
         op.sync_key,
@@ -277,10 +285,8 @@ RUN_CSV_HEADER: Final = (
 )
 
 
-def _links(op: Operation) -> str:
-    """A person's children as its operation sent them ("" for other kinds and deletions)."""
-    record = ops.record_of(op)
-    return str(getattr(record, PERSON.links)) if record is not None and kind_of(op) is PERSON else ""
+#: Where a person's links (`Person.children`) are among its values.
+_LINKS_AT: Final = PERSON.fields.index(PERSON.links)
 
 
 #: The run CSV's `outcome` for a deletion candidate the run did not send (`--deletes` kept it).
@@ -291,13 +297,15 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
     """The run CSV's rows: every result, then the held operations (outcome `held`, with their reason),
     unsent deletion candidates, rejected rows, conflicts."""
     for r in result.results:
-        keys = ops.op_keys(r.operation)
+        op = r.operation
+        s = _shape(op)
+        values = ops.values_of(op.record) if s.shown else _BLANK_PERSON
         status = r.status
         yield (
-            ops.describe(r.operation)[0],
-            keys["syncKey"],
-            keys.get("oldId", ""),
-            keys.get("newId", ""),
+            s.name,
+            op.sync_key,
+            getattr(op, "old_id", "") if s.ids else "",
+            getattr(op, "new_id", "") if s.ids else "",
             r.outcome.value,
             r.message_identifier,
             status.code_major if status else "",
@@ -306,16 +314,16 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
             (status.message_id_ref or "") if status else "",
             status.description if status else "",
             r.error,
-            r.attempts,
-            ops.identity_of(r.operation),
-            *_object_cells(r.operation),
+            str(r.attempts),  # (as the CSV writes it: a row of text is written the fast way)
+            getattr(op, "identity", "") if s.identity else "",
+            *_shaped_object_cells(op, s, values),
             "",
             "",
             "",
-            ops.reason_of(r.operation),
+            ops.reason_of(op),
             "",
             "",
-            _links(r.operation),
+            values[_LINKS_AT] if s.person and s.shown else "",  # a person's links as sent
         )
     for row in held:
         held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}
