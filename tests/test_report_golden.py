@@ -5,6 +5,7 @@ golden files captured from the old writers (tests/report_golden.py says how they
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -17,8 +18,8 @@ from sync.models import Create, Person, Plan
 from sync.models.kinds import PERSON
 from sync.report.as_csv import neutralise_cell, write_csv
 from sync.report.as_json import to_json
-from sync.report.render import plan_to_dict, render_plan
-from tests.report_golden import GOLDEN, generated_meta, generated_plan, renderings, stored
+from sync.report.render import plan_to_dict, render_plan, render_run, run_to_dict
+from tests.report_golden import GOLDEN, generated_meta, generated_plan, generated_run, renderings, stored
 from tests.reports import make_person
 
 RENDERINGS = dict(renderings())
@@ -98,3 +99,16 @@ def test_csv_rows_are_what_the_csv_module_writes_of_the_neutralised_cells(rows: 
     writer.writerow(("h1", "h2"))
     writer.writerows([neutralise_cell(str(cell)) if cell != "" else "" for cell in row] for row in rows)
     assert write_csv(("h1", "h2"), rows) == expected.getvalue()
+
+
+def test_run_json_lines_are_the_encoded_dicts_even_for_a_value_that_is_not_text() -> None:
+    """The JSON run's lines equal its dicts encoded by the stdlib, and a result whose attempts are not an
+    int (which a template does not write) is encoded from its dict as before."""
+    plan = generated_plan()
+    meta = generated_meta(plan)
+    run = generated_run(plan)
+    assert render_run(run, fmt="json", meta=meta) == to_json(run_to_dict(run, meta=meta))
+    odd = dataclasses.replace(run, results=(dataclasses.replace(run.results[0], attempts=True),))
+    text = render_run(odd, fmt="json", meta=meta)
+    assert text == to_json(run_to_dict(odd, meta=meta))
+    assert '"attempts": true' in text

@@ -6,7 +6,7 @@ Pure: imports the models and the report's own operation helpers; writes no file.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -24,7 +24,7 @@ from sync.models import (
 )
 from sync.models.kinds import kind_of
 from sync.report import ops
-from sync.report.json_ops import operation_line
+from sync.report.json_ops import operation_line, result_line
 from sync.report.meta import ReportMeta
 
 if TYPE_CHECKING:
@@ -170,7 +170,26 @@ def _run_summary(result: RunResult) -> dict[str, int]:
     return counts
 
 
-def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[str, object]:
+def _result_lines(results: Sequence[OperationResult]) -> Encoded:
+    """The results' lines (`json_ops.result_line`; each distinct status encoded once); each one's
+    encoded dict if a value is not text."""
+    statuses: dict[Status | None, str] = {None: "null"}
+
+    def line(result: OperationResult) -> str:
+        status = statuses.get(result.status)
+        if status is None:
+            status = statuses[result.status] = _JSON.encode(_status_dict(result.status))
+        return result_line(result, status)
+
+    try:
+        return Encoded(map(line, results))
+    except TypeError:
+        return Encoded(map(_JSON.encode, map(_result_dict, results)))
+
+
+def run_to_dict(
+    result: RunResult, *, meta: ReportMeta | None = None, lines: bool = False
+) -> dict[str, object]:
     """The JSON shape of a run: summary by outcome, why it stopped, every operation's outcome (a
     membership's with its `"membership"`; `"op"` is "deactivate" under `--deletes deactivate`), and
     the deletion candidates the run did not send (`"deletionsNotSent"`), and, when the site's parent
@@ -179,7 +198,9 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
     Args:
         result: the run to describe.
         meta: the report context; `"meta"` is `{}` without it.
+        lines: results and unsent deletion candidates as `Encoded` lines, for `to_json`.
     """
+    unsent = ops.unsent_deletions(result, meta.held if meta else ())
     return {
         "runId": result.run_id,
         "startedAt": result.started_at,
@@ -187,12 +208,10 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
         "stopped": result.stopped,
         "summary": _run_summary(result),
         "plan": result.plan.summary.as_dict(),
-        "results": [_result_dict(r) for r in result.results],
+        "results": _result_lines(result.results) if lines else [_result_dict(r) for r in result.results],
         "rejects": [_reject_dict(r) for r in result.plan.rejects],
         "conflicts": [_conflict_dict(c) for c in result.plan.conflicts],
-        "deletionsNotSent": [
-            _operation_dict(d) for d in ops.unsent_deletions(result, meta.held if meta else ())
-        ],
+        "deletionsNotSent": _operation_lines(unsent) if lines else [_operation_dict(d) for d in unsent],
         "meta": meta.as_dict() if meta is not None else {},
         **_portal(result),
     }

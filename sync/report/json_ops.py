@@ -1,8 +1,9 @@
-"""One operation as one line of the JSON report, written from a template per shape (operation type and
-kind of record) instead of a dict per operation (issue 16: a first night has 10^5-10^6 of them).
+"""One operation (a plan's) or one result (a run's) as one line of the JSON report, written from a
+template per shape (operation type and kind of record) instead of a dict per operation (issue 16: a
+first night has 10^5-10^6 of them).
 
 A shape's template is the line `json.JSONEncoder(ensure_ascii=False).encode` wrote of the operation's
-dict (`as_json._operation_dict`, the one definition of what a line holds), with a slot for each text;
+dict (`as_json._operation_dict` and `_result_dict` define what a line holds), with a slot for each text;
 each text goes through the encoder's own string escaping (`json.encoder.encode_basestring`), so the
 bytes are the encoder's. A value that is not text (never, in a plan) makes `TypeError`: the caller
 then encodes that operation's dict instead.
@@ -17,12 +18,12 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from json.encoder import encode_basestring
-from typing import Final
+from typing import Final, NamedTuple
 
-from sync.models import Delete, FieldChange, Operation
+from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.kinds import kind_of, operation_type
 
-__all__ = ["changes_json", "operation_line"]
+__all__ = ["changes_json", "operation_line", "result_line"]
 
 #: What a shape makes of an operation: its line.
 _Line = Callable[[Operation], str]
@@ -108,3 +109,65 @@ def operation_line(op: Operation) -> str:
     if line is None:
         line = _SHAPES[shape] = _shape(op)
     return line(op)
+
+
+# --- a run's results -----------------------------------------------------------------------------
+
+
+class _ResultShape(NamedTuple):
+    """What every result of one operation type and kind writes before its outcome."""
+
+    template: str  # the line's start: op, object, keys, a record without identity (a membership)
+    texts: Callable[[Operation], tuple[str, ...]]
+    links: str  # the record's field of links written as a list (a person's children), "" for none
+
+
+def _result_shape(op: Operation) -> _ResultShape:
+    """The start of every result line of `op`'s type and kind (what `as_json._result_dict` puts where)."""
+    kind = kind_of(op)
+    parts = [_key("op") + _const(operation_type(op)), _key("object") + _const(kind.name)]
+    attributes = ["new_id", "old_id", "new_id"] if getattr(op, "new_id", None) is not None else ["sync_key"]
+    parts += [_key(key) + "%s" for key in ("syncKey", "oldId", "newId")[: len(attributes)]]
+    shown = not (isinstance(op, Delete) and not kind.deactivatable)
+    if shown and not kind.identity:
+        parts.append(_key(kind.name) + "{" + ", ".join(_key(f) + "%s" for f in kind.fields) + "}")
+        attributes += (f"record.{f}" for f in kind.fields)
+    links = kind.links if shown and kind.identity else ""
+    return _ResultShape("{" + ", ".join(parts), _texts(attributes), links)
+
+
+def _texts(attributes: list[str]) -> Callable[[Operation], tuple[str, ...]]:
+    """The operation's texts of these attributes, a tuple even of one (attrgetter gives that one)."""
+    if len(attributes) > 1:
+        getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
+        return getter
+    one: Callable[[Operation], str] = operator.attrgetter(attributes[0])
+    return lambda op: (one(op),)
+
+
+_RESULT_SHAPES: Final[dict[tuple[type, type], _ResultShape]] = {}
+_TAIL: Final = ', "outcome": %s, "messageIdentifier": %s, "status": %s, "error": %s, "attempts": %s}'
+
+
+def result_line(result: OperationResult, status: str) -> str:
+    """A run's result as its line of the JSON report, `status` its status already encoded.
+
+    Raises:
+        TypeError: a value is not text, or attempts no int (the caller encodes the result's dict).
+    """
+    op = result.operation
+    key = (type(op), type(op.record))
+    shape = _RESULT_SHAPES.get(key)
+    if shape is None:
+        shape = _RESULT_SHAPES[key] = _result_shape(op)
+    enc = encode_basestring
+    line = shape.template % tuple(map(enc, shape.texts(op)))
+    if shape.links:
+        children = getattr(op.record, shape.links)
+        if children:
+            line += f", {enc(shape.links)}: [" + ", ".join(map(enc, split_children(children))) + "]"
+    attempts = result.attempts
+    if type(attempts) is not int:
+        raise TypeError("attempts is no int")
+    outcome = enc(result.outcome.value)
+    return line + _TAIL % (outcome, enc(result.message_identifier), status, enc(result.error), attempts)

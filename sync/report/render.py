@@ -87,7 +87,10 @@ _PLAN: Final[_Renderers[Plan]] = _Renderers(
     plan_page,
 )
 _RUN: Final[_Renderers[RunResult]] = _Renderers(
-    run_to_dict, RUN_CSV_HEADER, lambda result, meta: run_csv_rows(result, meta.held), run_page
+    partial(run_to_dict, lines=True),
+    RUN_CSV_HEADER,
+    lambda result, meta: run_csv_rows(result, meta.held),
+    run_page,
 )
 
 
