@@ -224,6 +224,8 @@ def unsent_deletions(result: RunResult, held: Iterable[HeldRow] = ()) -> list[De
     """The plan's deletion candidates the run did not send: all under `--deletes off`, persons and
     groups under `deactivate` (a deactivated membership was sent), none under `delete`; less those
     `held` (`--only`, a pause window, a safety limit), listed as held instead."""
+    if not result.plan.deletions:  # (a first night: no need to look at 10^5-10^6 results)
+        return []
     sent: set[tuple[str, str] | None] = {_deletion_key(r.operation) for r in result.results}
     sent |= {(row.object, row.sync_key) for row in held if row.op in ("delete", "deactivate")}
     return [d for d in result.plan.deletions if _deletion_key(d) not in sent]

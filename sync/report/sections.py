@@ -8,6 +8,7 @@ per-kind presentation in `sync.report.looks`. Pure: imports only the models and 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,7 +31,7 @@ from sync.models import (
     parent_portal_notice,
     split_children,
 )
-from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind, kind_of
+from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind
 from sync.plan.safety import LIMIT_REASON
 from sync.report.looks import look_of
 from sync.report.meta import ReportMeta
@@ -457,17 +458,18 @@ def _link_row(r: OperationResult) -> tuple[str, ...]:
     return (r.outcome.value, op_keys(r.operation)["syncKey"], _cell(r.operation.record, PERSON.links))
 
 
+def _sends_links(op: Operation) -> bool:
+    """Whether a person's operation sends its links: it holds some, or changes them (a deletion never)."""
+    if isinstance(op, Delete):
+        return False
+    links = getattr(op.record, PERSON.links)
+    return bool(links and split_children(links)) or any(c.field == PERSON.links for c in changes_of(op))
+
+
 def _links_sections(result: RunResult, max_rows: int) -> list[Section]:
     """The persons whose parent/child links the run sent (a section only when there are some)."""
     sent = [
-        r
-        for r in result.results
-        if kind_of(r.operation) is PERSON
-        and not isinstance(r.operation, Delete)
-        and (
-            _cell(r.operation.record, PERSON.links)
-            or any(c.field == PERSON.links for c in changes_of(r.operation))
-        )
+        r for r in result.results if type(r.operation.record) is PERSON.record and _sends_links(r.operation)
     ]
     if not sent:
         return []
@@ -492,9 +494,13 @@ def _links_sections(result: RunResult, max_rows: int) -> list[Section]:
 
 def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Section]:
     mixed = _mixed(result.plan)
+    confirmed: list[OperationResult] = []
+    problems: list[OperationResult] = []
+    for r in result.results:  # one walk (a first night's run has 10^5-10^6 results)
+        (confirmed if r.outcome is Outcome.CONFIRMED else problems).append(r)
     return [
         _results_section(
-            [r for r in result.results if r.outcome is not Outcome.CONFIRMED],
+            problems,
             max_rows,
             mixed=mixed,
             anchor="problems",
@@ -503,7 +509,7 @@ def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Se
             "trustworthy answer (the next run resends). Skipped: not sent, and why.",
         ),
         _results_section(
-            [r for r in result.results if r.outcome is Outcome.CONFIRMED],
+            confirmed,
             max_rows,
             mixed=mixed,
             anchor="confirmed",
@@ -539,9 +545,10 @@ def _run_banner(result: RunResult) -> str:
 
 def run_page(result: RunResult, meta: ReportMeta, max_rows: int) -> Page:
     """A run's page: outcomes, why it stopped early, and what it did not send."""
+    counted = Counter(r.outcome for r in result.results)  # (`RunResult.count` walks them per outcome)
     return Page(
         meta=meta,
-        counts=[(o.value.capitalize(), result.count(o), _OUTCOME_COLOURS[o]) for o in Outcome],
+        counts=[(o.value.capitalize(), counted[o], _OUTCOME_COLOURS[o]) for o in Outcome],
         sections=_run_sections(result, meta, max_rows),
         extra_meta=(
             ("Run id", result.run_id),
