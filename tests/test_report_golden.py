@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 from collections.abc import Callable
+from json.encoder import encode_basestring
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from sync.models import Create, Person, Plan
 from sync.models.kinds import PERSON
+from sync.report import json_ops
 from sync.report.as_csv import neutralise_cell, write_csv
 from sync.report.as_json import to_json
 from sync.report.render import plan_to_dict, render_plan, render_run, run_to_dict
@@ -112,3 +114,10 @@ def test_run_json_lines_are_the_encoded_dicts_even_for_a_value_that_is_not_text(
     text = render_run(odd, fmt="json", meta=meta)
     assert text == to_json(run_to_dict(odd, meta=meta))
     assert '"attempts": true' in text
+
+
+def test_the_json_lines_leave_unescaped_exactly_what_the_stdlib_encoder_leaves() -> None:
+    """Of every code point, the JSON lines put between quotes as it is exactly those the stdlib encoder
+    (ensure_ascii=False) writes as they are: a text holding any other is encoded by the stdlib."""
+    escaped = [chr(c) for c in range(0x110000) if json_ops._ESCAPED.search(chr(c))]
+    assert escaped == [chr(c) for c in range(0x110000) if encode_basestring(chr(c)) != f'"{chr(c)}"']

@@ -6,6 +6,7 @@ Pure: imports the models and the report's own operation helpers; writes no file.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
@@ -165,7 +166,8 @@ def _result_dict(result: OperationResult) -> dict[str, object]:
 
 
 def _run_summary(result: RunResult) -> dict[str, int]:
-    counts = {outcome.value: result.count(outcome) for outcome in Outcome}
+    counted = Counter(r.outcome for r in result.results)  # one walk (`RunResult.count` is one per outcome)
+    counts = {outcome.value: counted[outcome] for outcome in Outcome}
     counts["total"] = len(result.results)
     return counts
 
