@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.models import Create, Person, Plan
+from sync.models import Create, FieldChange, Group, Membership, Person, Plan, Update
 from sync.models.kinds import PERSON
-from sync.report import json_ops
-from sync.report.as_csv import neutralise_cell, write_csv
+from sync.report import as_csv, json_ops
+from sync.report.as_csv import PLAN_CSV_HEADER, neutralise_cell, plan_csv, write_csv
 from sync.report.as_json import to_json
+from sync.report.meta import HeldRow
 from sync.report.render import plan_to_dict, render_plan, render_run, run_to_dict
 from tests.report_golden import GOLDEN, generated_meta, generated_plan, generated_run, renderings, stored
 from tests.reports import make_person
@@ -121,3 +122,34 @@ def test_the_json_lines_leave_unescaped_exactly_what_the_stdlib_encoder_leaves()
     (ensure_ascii=False) writes as they are: a text holding any other is encoded by the stdlib."""
     escaped = [chr(c) for c in range(0x110000) if json_ops._ESCAPED.search(chr(c))]
     assert escaped == [chr(c) for c in range(0x110000) if encode_basestring(chr(c)) != f'"{chr(c)}"']
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_CELL_TEXT, min_size=4, max_size=4), st.sampled_from(["", "why, =x", "held: limit"]))
+def test_plan_csv_lines_are_what_the_csv_module_writes_of_each_row(texts: list[str], reason: str) -> None:
+    """Each operation's plan CSV line (filled from its shape's template where it can be) is what the csv
+    module writes of its row's cells neutralised, whatever its texts hold."""
+    name, email, role, children = texts
+    held = (HeldRow("Update person", "update", "person", "p2", reason),)
+    plan = Plan(
+        operations=(
+            Create(record=make_person("p1", given_name=name, email=email, children=children), identity=role),
+            Update(
+                record=make_person("p2", role=role),
+                identity=name,
+                changes=(FieldChange(field="role", old=email, new=role),),
+            ),
+            Create(record=Group(sync_key=name or "g", name=name, type="Course", parent=email)),
+            Create(record=Membership(sync_key="m", group=email, person=name, role=role, active="true")),
+        ),
+        deletions=(),
+        rejects=(),
+        conflicts=(),
+    )
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(PLAN_CSV_HEADER)
+    for op in plan.operations:
+        row = as_csv._operation_row(op, reason if op.sync_key == "p2" else "")
+        writer.writerow([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
+    assert plan_csv(plan, held) == expected.getvalue()

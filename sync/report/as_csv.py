@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
@@ -29,7 +29,7 @@ __all__ = [
     "RUN_CSV_HEADER",
     "frame_to_csv",
     "neutralise_cell",
-    "plan_csv_rows",
+    "plan_csv",
     "reconcile_csv_row",
     "run_csv_rows",
     "write_csv",
@@ -114,6 +114,7 @@ PLAN_CSV_HEADER: Final = (
 )
 
 _BLANK_PERSON: Final = ("",) * len(PERSON_FIELDS)
+_LATER_BLANK: Final = _BLANK_PERSON[_FIRST_PERSON_FIELDS:]
 
 
 def _object_cells(op: Operation) -> tuple[str, ...]:
@@ -208,20 +209,90 @@ def _operation_row(op: Operation, reason: str) -> tuple[object, ...]:
     )
 
 
-def plan_csv_rows(
-    plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
-) -> Iterable[tuple[object, ...]]:
-    """The plan CSV's rows: operations (a held one's `reason` says why the run holds it, one from drift
-    which drift), deletion candidates, rejected rows, conflicts."""
+class _Line(NamedTuple):
+    """An operation's plan CSV line of one shape: a template with a slot per text, its texts in order."""
+
+    template: str
+    head: Callable[[Operation], tuple[str, ...]]  # the texts before its changes and reason
+    changes: bool
+    tail: Callable[[Operation], tuple[str, ...]]  # the texts after them
+
+
+_SLOT: Final = "\x00"
+_LINES: Final[dict[tuple[type, type], _Line | None]] = {}
+#: What makes a text be written quoted (a comma, a quote, a line break).
+_QUOTES: Final = re.compile('[,"\r\n]')
+#: Before a formula character first in a text, among texts each after a NUL.
+_FORMULA: Final = re.compile("\x00(?=[" + re.escape("".join(sorted(_FORMULA_FIRST))) + "])")
+
+
+def _line(op: Operation) -> _Line | None:
+    """The line of `op`'s shape (None for a deletion that shows no record: cell by cell)."""
+    key = (type(op), type(op.record))
+    if key in _LINES:
+        return _LINES[key]
+    s, kind = _shape(op), kind_of(op)
+    head = ["sync_key", *(("old_id", "new_id") if s.ids else ()), *(("identity",) if s.identity else ())]
+    cells = [s.name, _SLOT, *([_SLOT] * 2 if s.ids else ["", ""]), _SLOT if s.identity else ""]
+    first, later = kind.fields[:_FIRST_PERSON_FIELDS], kind.fields[_FIRST_PERSON_FIELDS:]
+    head += [f"record.{f}" for f in first] if s.person else []
+    cells += [_SLOT if s.person else ""] * _FIRST_PERSON_FIELDS
+    cells += [_SLOT, "", "", "", _SLOT, "", ""]  # changes, set-aside columns with the reason
+    tail = [f"record.{f}" for f in (later if s.person else kind.fields)]
+    if s.person:
+        cells += [*s.before, *[_SLOT] * len(later)]
+    else:
+        cells += [*s.before, *[_SLOT] * len(kind.fields), *s.after, *_LATER_BLANK]
+    template = ",".join(cells).replace(_SLOT, "%s") + "\r\n"
+    safe = s.shown and not any(_QUOTES.search(c) or _FORMULA.search(_SLOT + c) or "%" in c for c in cells)
+    line = _LINES[key] = _Line(template, ops.texts_of(head), s.changes, ops.texts_of(tail)) if safe else None
+    return line
+
+
+def _operation_line(op: Operation, reason: str) -> str:
+    """An operation's plan CSV line, `reason` in the reason column: its shape's template filled when no
+    text needs quoting or neutralising, else its row cell by cell."""
+    line = _line(op)
+    if line is not None:
+        changes = ops.changes_text(op.changes) if line.changes else ""  # type: ignore[union-attr]
+        try:
+            texts = (*line.head(op), changes, reason, *line.tail(op))
+            joined = _SLOT + _SLOT.join(texts)
+        except TypeError:  # a text that is not text
+            return _row_text(_operation_row(op, reason))
+        if _QUOTES.search(joined) is None:
+            if _FORMULA.search(joined) is None:
+                return line.template % texts
+            if joined.count(_SLOT) == len(texts):  # (no text holds a NUL): neutralised in one go
+                return line.template % tuple(_FORMULA.sub(_SLOT + "'", joined)[1:].split(_SLOT))
+    return _row_text(_operation_row(op, reason))
+
+
+def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterable[str]:
+    """The plan CSV's lines of operations (a held one's `reason` says why the run holds it, one from
+    drift which drift)."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
-    if reasons or drifted:
-        for op in plan.operations:
-            s = _shape(op)
-            key = op.sync_key
-            yield _operation_row(op, reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), ""))
-    else:
-        yield from (_operation_row(op, "") for op in plan.operations)
+    if not (reasons or drifted):
+        return [_operation_line(op, "") for op in plan.operations]
+    lines = []
+    for op in plan.operations:
+        s, key = _shape(op), op.sync_key
+        lines.append(
+            _operation_line(op, reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), ""))
+        )
+    return lines
+
+
+def plan_csv(plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()) -> str:
+    """The plan CSV: operations (a held one's `reason` says why the run holds it, one from drift which
+    drift), deletion candidates, rejected rows, conflicts; every cell neutralised."""
+    rest = map(_row_text, _plan_csv_rest(plan, held))
+    return "".join([_row_text(PLAN_CSV_HEADER), *_plan_csv_lines(plan, held, drift), *rest])
+
+
+def _plan_csv_rest(plan: Plan, held: Sequence[HeldRow]) -> Iterable[tuple[object, ...]]:
+    """The plan CSV's rows after the operations: deletion candidates, rejected rows, conflicts."""
     # A deletion candidate a run would hold (a safety limit, --only, a pause window) says so after its own.
     removals = {(row.object, row.sync_key): row.reason for row in held if row.op in ("delete", "deactivate")}
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):

@@ -10,12 +10,11 @@ then encodes that operation's dict instead.
 
 orjson is not used: it writes either compact JSON (`{"a":1}`) or every key on a line of its own, and
 the report's lines are `{"a": 1, "b": 2}` (the stdlib's separators), which no option of it gives.
-Pure: imports only the models.
+Pure: imports only the models and the report's `ops`.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
 from json.encoder import encode_basestring
@@ -23,6 +22,7 @@ from typing import Final, NamedTuple
 
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.kinds import kind_of, operation_type
+from sync.report.ops import texts_of
 
 __all__ = ["changes_json", "operation_line", "result_line"]
 
@@ -90,8 +90,7 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
     its changes when `with_changes`. Texts without a character the encoder escapes (the common case)
     are put between quotes as they are: one search instead of one encoding per text."""
     encoded, plain = template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"')
-    # (every shape has two texts or more: the sync key and an identity, a reason or a record)
-    getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
+    getter = texts_of(attributes)
     enc, escaped = encode_basestring, _ESCAPED.search
 
     def line(op: Operation) -> str:
@@ -157,17 +156,8 @@ def _result_shape(op: Operation) -> _ResultShape:
     links = kind.links if shown and kind.identity else ""
     template = "{" + ", ".join(parts)
     return _ResultShape(
-        template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"'), _texts(attributes), links
+        template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"'), texts_of(attributes), links
     )
-
-
-def _texts(attributes: list[str]) -> Callable[[Operation], tuple[str, ...]]:
-    """The operation's texts of these attributes, a tuple even of one (attrgetter gives that one)."""
-    if len(attributes) > 1:
-        getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
-        return getter
-    one: Callable[[Operation], str] = operator.attrgetter(attributes[0])
-    return lambda op: (one(op),)
 
 
 _RESULT_SHAPES: Final[dict[tuple[type, type], _ResultShape]] = {}

@@ -7,7 +7,7 @@ Pure: imports only the models.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from sync.models import (
@@ -42,6 +42,7 @@ __all__ = [
     "record_of",
     "shown_changes",
     "status_text",
+    "texts_of",
     "unsent_deletions",
     "values_of",
 ]
@@ -119,6 +120,15 @@ def describe(op: Operation) -> tuple[OperationType, KindName]:
     if described is None:
         described = _DESCRIBED[shape] = (operation_type(op), kind_of(op).name)
     return described
+
+
+def texts_of(attributes: Sequence[str]) -> Callable[[Operation], tuple[str, ...]]:
+    """A getter of these attributes (dotted: "record.name") of an operation, as a tuple even of one."""
+    if len(attributes) != 1:
+        getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
+        return getter
+    one: Callable[[Operation], str] = operator.attrgetter(attributes[0])
+    return lambda op: (one(op),)
 
 
 def values_of(record: Record) -> tuple[str, ...]:
