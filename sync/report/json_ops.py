@@ -3,10 +3,10 @@ template per shape (operation type and kind of record) instead of a dict per ope
 first night has 10^5-10^6 of them).
 
 A shape's template is the line `json.JSONEncoder(ensure_ascii=False).encode` wrote of the operation's
-dict (`as_json._operation_dict` and `_result_dict` define what a line holds), with a slot for each text;
-each text goes through the encoder's own string escaping (`json.encoder.encode_basestring`), so the
-bytes are the encoder's. A value that is not text (never, in a plan) makes `TypeError`: the caller
-then encodes that operation's dict instead.
+dict (`as_json._operation_dict` and `_result_dict` define what a line holds), with a slot for each text.
+Texts holding a character the encoder escapes go through its own escaping (`encode_basestring`), the
+others between quotes as they are (as it writes them), so the bytes are the encoder's. A value that is
+not text (never, in a plan) makes `TypeError`: the caller then encodes the dicts instead.
 
 orjson is not used: it writes either compact JSON (`{"a":1}`) or every key on a line of its own, and
 the report's lines are `{"a": 1, "b": 2}` (the stdlib's separators), which no option of it gives.
