@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.kinds import KINDS, PERSON, kind_of
@@ -28,7 +29,7 @@ __all__ = [
     "RUN_CSV_HEADER",
     "frame_to_csv",
     "neutralise_cell",
-    "plan_csv_rows",
+    "plan_csv",
     "reconcile_csv_row",
     "run_csv_rows",
     "write_csv",
@@ -48,14 +49,38 @@ def neutralise_cell(value: str) -> str:
     return "'" + value if value[:1] in _FORMULA_FIRST else value
 
 
+def _row_text(row: Sequence[object]) -> str:
+    """One row as CSV text, every cell neutralised: when no cell holds a comma, a quote or a line break
+    (the csv module quotes none then), its cells joined, a `'` put before each one's formula character."""
+    try:
+        line = ",".join(row)  # type: ignore[arg-type]
+    except TypeError:  # a cell that is not text (a row number): as its text
+        texts = [str(cell) for cell in row]
+        line, row = ",".join(texts), texts
+    # (one blank cell alone is written quoted)
+    if line and line.count(",") == len(row) - 1 and _QUOTED.search(line) is None:
+        line = "," + line  # each cell after a comma
+        return (_RISKY.sub(",'\\1", line) if _RISKY.search(line) else line)[1:] + "\r\n"
+    first = _FORMULA_FIRST
+    return _written(["'" + cell if cell[:1] in first else cell for cell in row])  # type: ignore[index, operator]
+
+
+#: A cell that starts with a formula character, in a row's cells each after a comma.
+_RISKY: Final = re.compile(",([" + re.escape("".join(sorted(_FORMULA_FIRST))) + "])")
+#: What makes the csv module quote a cell (besides the comma).
+_QUOTED: Final = re.compile('["\r\n]')
+
+
+def _written(row: Sequence[object]) -> str:
+    """One row through the csv module (quoted where a cell needs it)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(row)
+    return buffer.getvalue()
+
+
 def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """The header and rows as CSV text, every cell neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    # Blank cells (most of a wide row) need no neutralising.
-    writer.writerows([neutralise_cell(str(cell)) if cell != "" else "" for cell in row] for row in rows)
-    return buffer.getvalue()
+    return "".join([_row_text(header), *map(_row_text, rows)])
 
 
 #: The kinds whose fields have `<kind>_<field>` columns; a person's fields have the persons-only
@@ -89,6 +114,7 @@ PLAN_CSV_HEADER: Final = (
 )
 
 _BLANK_PERSON: Final = ("",) * len(PERSON_FIELDS)
+_LATER_BLANK: Final = _BLANK_PERSON[_FIRST_PERSON_FIELDS:]
 
 
 def _object_cells(op: Operation) -> tuple[str, ...]:
@@ -113,30 +139,160 @@ def _person_cells(op: Operation) -> tuple[str, ...]:
     return ops.values_of(record) if record is not None and kind_of(op) is PERSON else _BLANK_PERSON
 
 
-def plan_csv_rows(
-    plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
-) -> Iterable[tuple[object, ...]]:
-    """The plan CSV's rows: operations (a held one's `reason` says why the run holds it, one from drift
-    which drift), deletion candidates, rejected rows, conflicts."""
+class _Shape(NamedTuple):
+    """What every operation of one type and kind of record fills in its plan CSV row (found once)."""
+
+    name: str
+    kind: str
+    shown: bool  # its record's fields are shown (not a deletion that shows none)
+    person: bool
+    ids: bool  # an identifier change: old and new id
+    identity: bool
+    changes: bool
+    before: tuple[str, ...]  # the object columns before its kind's (its kind's name first)
+    after: tuple[str, ...]
+
+
+_SHAPES: Final[dict[tuple[type, type], _Shape]] = {}
+
+
+def _shape(op: Operation) -> _Shape:
+    shape = _SHAPES.get((type(op), type(op.record)))
+    if shape is None:
+        kind = kind_of(op)
+        # the object columns: the kind's name, then each column kind's (a person has none of its own)
+        widths = [len(k.fields) for k in _COLUMN_KINDS]
+        at = _COLUMN_KINDS.index(kind) if kind in _COLUMN_KINDS else len(_COLUMN_KINDS)
+        shape = _SHAPES[type(op), type(op.record)] = _Shape(
+            name=ops.describe(op)[0],
+            kind=kind.name,
+            shown=ops.record_of(op) is not None,
+            person=kind is PERSON,
+            ids=getattr(op, "new_id", None) is not None,
+            identity=kind.identity,
+            changes=hasattr(op, "changes"),
+            before=(kind.name, *("",) * sum(widths[:at])),
+            after=("",) * sum(widths[at + 1 :]),
+        )
+    return shape
+
+
+def _shaped_object_cells(op: Operation, s: _Shape, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`_object_cells(op)` from its shape and its record's `values`."""
+    if not s.shown:
+        return _object_cells(op)
+    return s.before if s.person else (*s.before, *values, *s.after)
+
+
+def _operation_row(op: Operation, reason: str) -> tuple[object, ...]:
+    """An operation's plan CSV row, `reason` in the reason column."""
+    s = _shape(op)
+    values = ops.values_of(op.record) if s.shown else _BLANK_PERSON
+    person = values if s.person else _BLANK_PERSON
+    objects = _shaped_object_cells(op, s, values)
+    return (
+        s.name,
+        op.sync_key,
+        getattr(op, "old_id", "") if s.ids else "",
+        getattr(op, "new_id", "") if s.ids else "",
+        getattr(op, "identity", "") if s.identity else "",
+        *person[:_FIRST_PERSON_FIELDS],
+        ops.changes_text(ops.changes_of(op)) if s.changes else "",
+        "",
+        "",
+        "",
+        reason,
+        "",
+        "",
+        *objects,
+        *person[_FIRST_PERSON_FIELDS:],
+    )
+
+
+class _Line(NamedTuple):
+    """An operation's plan CSV line of one shape: a template with a slot per text, its texts in order."""
+
+    template: str
+    head: Callable[[Operation], tuple[str, ...]]  # the texts before its changes and reason
+    changes: bool
+    tail: Callable[[Operation], tuple[str, ...]]  # the texts after them
+
+
+_SLOT: Final = "\x00"
+_LINES: Final[dict[tuple[type, type], _Line | None]] = {}
+#: What makes a text be written quoted (a comma, a quote, a line break).
+_QUOTES: Final = re.compile('[,"\r\n]')
+#: Before a formula character first in a text, among texts each after a NUL.
+_FORMULA: Final = re.compile("\x00(?=[" + re.escape("".join(sorted(_FORMULA_FIRST))) + "])")
+
+
+def _line(op: Operation) -> _Line | None:
+    """The line of `op`'s shape (None for a deletion that shows no record: cell by cell)."""
+    key = (type(op), type(op.record))
+    if key in _LINES:
+        return _LINES[key]
+    s, kind = _shape(op), kind_of(op)
+    head = ["sync_key", *(("old_id", "new_id") if s.ids else ()), *(("identity",) if s.identity else ())]
+    cells = [s.name, _SLOT, *([_SLOT] * 2 if s.ids else ["", ""]), _SLOT if s.identity else ""]
+    first, later = kind.fields[:_FIRST_PERSON_FIELDS], kind.fields[_FIRST_PERSON_FIELDS:]
+    head += [f"record.{f}" for f in first] if s.person else []
+    cells += [_SLOT if s.person else ""] * _FIRST_PERSON_FIELDS
+    cells += [_SLOT, "", "", "", _SLOT, "", ""]  # changes, set-aside columns with the reason
+    tail = [f"record.{f}" for f in (later if s.person else kind.fields)]
+    if s.person:
+        cells += [*s.before, *[_SLOT] * len(later)]
+    else:
+        cells += [*s.before, *[_SLOT] * len(kind.fields), *s.after, *_LATER_BLANK]
+    template = ",".join(cells).replace(_SLOT, "%s") + "\r\n"
+    safe = s.shown and not any(_QUOTES.search(c) or _FORMULA.search(_SLOT + c) or "%" in c for c in cells)
+    line = _LINES[key] = _Line(template, ops.texts_of(head), s.changes, ops.texts_of(tail)) if safe else None
+    return line
+
+
+def _operation_line(op: Operation, reason: str) -> str:
+    """An operation's plan CSV line, `reason` in the reason column: its shape's template filled when no
+    text needs quoting or neutralising, else its row cell by cell."""
+    line = _line(op)
+    if line is not None:
+        changes = ops.changes_text(op.changes) if line.changes else ""  # type: ignore[union-attr]
+        try:
+            texts = (*line.head(op), changes, reason, *line.tail(op))
+            joined = _SLOT + _SLOT.join(texts)
+        except TypeError:  # a text that is not text
+            return _row_text(_operation_row(op, reason))
+        if _QUOTES.search(joined) is None:
+            if _FORMULA.search(joined) is None:
+                return line.template % texts
+            if joined.count(_SLOT) == len(texts):  # (no text holds a NUL): neutralised in one go
+                return line.template % tuple(_FORMULA.sub(_SLOT + "'", joined)[1:].split(_SLOT))
+    return _row_text(_operation_row(op, reason))
+
+
+def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterable[str]:
+    """The plan CSV's lines of operations (a held one's `reason` says why the run holds it, one from
+    drift which drift)."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
+    if not (reasons or drifted):
+        return [_operation_line(op, "") for op in plan.operations]
+    lines = []
     for op in plan.operations:
-        keys = ops.op_keys(op)
-        name, kind = ops.describe(op)
-        reason = reasons.get((name, kind, keys["syncKey"]), "") or drifted.get((kind, keys["syncKey"]), "")
-        person = _person_cells(op)
-        yield (
-            ops.describe(op)[0],
-            op.sync_key,
-            keys.get("oldId", ""),
-            keys.get("newId", ""),
-            ops.identity_of(op),
-            *person[:_FIRST_PERSON_FIELDS],
-            ops.changes_text(ops.changes_of(op)),
-            *(reason if column == "reason" else "" for column in _SET_ASIDE_CSV_COLUMNS),
-            *_object_cells(op),
-            *person[_FIRST_PERSON_FIELDS:],
+        s, key = _shape(op), op.sync_key
+        lines.append(
+            _operation_line(op, reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), ""))
         )
+    return lines
+
+
+def plan_csv(plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()) -> str:
+    """The plan CSV: operations (a held one's `reason` says why the run holds it, one from drift which
+    drift), deletion candidates, rejected rows, conflicts; every cell neutralised."""
+    rest = map(_row_text, _plan_csv_rest(plan, held))
+    return "".join([_row_text(PLAN_CSV_HEADER), *_plan_csv_lines(plan, held, drift), *rest])
+
+
+def _plan_csv_rest(plan: Plan, held: Sequence[HeldRow]) -> Iterable[tuple[object, ...]]:
+    """The plan CSV's rows after the operations: deletion candidates, rejected rows, conflicts."""
     # A deletion candidate a run would hold (a safety limit, --only, a pause window) says so after its own.
     removals = {(row.object, row.sync_key): row.reason for row in held if row.op in ("delete", "deactivate")}
     for cells in _deletion_and_set_aside_cells(plan.deletions, plan):
@@ -200,10 +356,8 @@ RUN_CSV_HEADER: Final = (
 )
 
 
-def _links(op: Operation) -> str:
-    """A person's children as its operation sent them ("" for other kinds and deletions)."""
-    record = ops.record_of(op)
-    return str(getattr(record, PERSON.links)) if record is not None and kind_of(op) is PERSON else ""
+#: Where a person's links (`Person.children`) are among its values.
+_LINKS_AT: Final = PERSON.fields.index(PERSON.links)
 
 
 #: The run CSV's `outcome` for a deletion candidate the run did not send (`--deletes` kept it).
@@ -214,13 +368,15 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
     """The run CSV's rows: every result, then the held operations (outcome `held`, with their reason),
     unsent deletion candidates, rejected rows, conflicts."""
     for r in result.results:
-        keys = ops.op_keys(r.operation)
+        op = r.operation
+        s = _shape(op)
+        values = ops.values_of(op.record) if s.shown else _BLANK_PERSON
         status = r.status
         yield (
-            ops.describe(r.operation)[0],
-            keys["syncKey"],
-            keys.get("oldId", ""),
-            keys.get("newId", ""),
+            s.name,
+            op.sync_key,
+            getattr(op, "old_id", "") if s.ids else "",
+            getattr(op, "new_id", "") if s.ids else "",
             r.outcome.value,
             r.message_identifier,
             status.code_major if status else "",
@@ -229,16 +385,16 @@ def run_csv_rows(result: RunResult, held: Sequence[HeldRow] = ()) -> Iterable[tu
             (status.message_id_ref or "") if status else "",
             status.description if status else "",
             r.error,
-            r.attempts,
-            ops.identity_of(r.operation),
-            *_object_cells(r.operation),
+            str(r.attempts),  # (as the CSV writes it: a row of text is written the fast way)
+            getattr(op, "identity", "") if s.identity else "",
+            *_shaped_object_cells(op, s, values),
             "",
             "",
             "",
-            ops.reason_of(r.operation),
+            ops.reason_of(op),
             "",
             "",
-            _links(r.operation),
+            values[_LINKS_AT] if s.person and s.shown else "",  # a person's links as sent
         )
     for row in held:
         held_cells = {"kind": row.op, "sync_key": row.sync_key, "object": row.object, "reason": row.reason}

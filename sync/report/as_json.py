@@ -6,7 +6,8 @@ Pure: imports the models and the report's own operation helpers; writes no file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -24,15 +25,29 @@ from sync.models import (
 )
 from sync.models.kinds import kind_of
 from sync.report import ops
+from sync.report.json_ops import operation_line, result_line
 from sync.report.meta import ReportMeta
 
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
 
-__all__ = ["iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
+__all__ = ["Encoded", "iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
 
 #: One encoder for every JSON item (json.dumps builds a new one per call).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False)
+
+
+class Encoded(list[str]):
+    """A list whose items are already encoded JSON, written by `to_json` one per line as they are."""
+
+
+def _operation_lines(operations: Iterable[Operation]) -> Encoded:
+    """The operations' lines (`json_ops`); each one's encoded dict if a value is not text."""
+    operations = tuple(operations)
+    try:
+        return Encoded(map(operation_line, operations))
+    except TypeError:
+        return Encoded(map(_JSON.encode, map(_operation_dict, operations)))
 
 
 def _operation_dict(op: Operation) -> dict[str, object]:
@@ -78,7 +93,7 @@ def _conflict_dict(conflict: Conflict) -> dict[str, object]:
     }
 
 
-def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, object]:
+def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None, lines: bool = False) -> dict[str, object]:
     """The JSON shape of a plan (never a password).
 
     Each operation and deletion candidate has `"op"` (create, update, changeIdentifier, delete) and
@@ -90,13 +105,18 @@ def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None) -> dict[str, obj
         plan: the plan to describe.
         meta: the report context; `"meta"` is `{}` without it. A meta with a fingerprint adds
             `"fingerprint"` and `"fingerprintParts"` (sync.plan.fingerprint) at the end.
+        lines: operations and deletion candidates as `Encoded` lines, for `to_json` (the dicts
+            cost seconds at 10^5 operations).
     """
+    ops: Callable[[Iterable[Operation]], list[object] | Encoded] = (
+        _operation_lines if lines else lambda items: [_operation_dict(op) for op in items]
+    )
     out: dict[str, object] = {
         "summary": plan.summary.as_dict(),
-        "operations": [_operation_dict(op) for op in plan.operations],
+        "operations": ops(plan.operations),
         "rejects": [_reject_dict(r) for r in plan.rejects],
         "conflicts": [_conflict_dict(c) for c in plan.conflicts],
-        "deletions": [_operation_dict(d) for d in plan.deletions],
+        "deletions": ops(plan.deletions),
         "meta": meta.as_dict() if meta is not None else {},
     }
     if meta is not None and meta.fingerprint:
@@ -146,12 +166,32 @@ def _result_dict(result: OperationResult) -> dict[str, object]:
 
 
 def _run_summary(result: RunResult) -> dict[str, int]:
-    counts = {outcome.value: result.count(outcome) for outcome in Outcome}
+    counted = Counter(r.outcome for r in result.results)  # one walk (`RunResult.count` is one per outcome)
+    counts = {outcome.value: counted[outcome] for outcome in Outcome}
     counts["total"] = len(result.results)
     return counts
 
 
-def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[str, object]:
+def _result_lines(results: Sequence[OperationResult]) -> Encoded:
+    """The results' lines (`json_ops.result_line`; each distinct status encoded once); each one's
+    encoded dict if a value is not text."""
+    statuses: dict[Status | None, str] = {None: "null"}
+
+    def line(result: OperationResult) -> str:
+        status = statuses.get(result.status)
+        if status is None:
+            status = statuses[result.status] = _JSON.encode(_status_dict(result.status))
+        return result_line(result, status)
+
+    try:
+        return Encoded(map(line, results))
+    except TypeError:
+        return Encoded(map(_JSON.encode, map(_result_dict, results)))
+
+
+def run_to_dict(
+    result: RunResult, *, meta: ReportMeta | None = None, lines: bool = False
+) -> dict[str, object]:
     """The JSON shape of a run: summary by outcome, why it stopped, every operation's outcome (a
     membership's with its `"membership"`; `"op"` is "deactivate" under `--deletes deactivate`), and
     the deletion candidates the run did not send (`"deletionsNotSent"`), and, when the site's parent
@@ -160,7 +200,9 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
     Args:
         result: the run to describe.
         meta: the report context; `"meta"` is `{}` without it.
+        lines: results and unsent deletion candidates as `Encoded` lines, for `to_json`.
     """
+    unsent = ops.unsent_deletions(result, meta.held if meta else ())
     return {
         "runId": result.run_id,
         "startedAt": result.started_at,
@@ -168,12 +210,10 @@ def run_to_dict(result: RunResult, *, meta: ReportMeta | None = None) -> dict[st
         "stopped": result.stopped,
         "summary": _run_summary(result),
         "plan": result.plan.summary.as_dict(),
-        "results": [_result_dict(r) for r in result.results],
+        "results": _result_lines(result.results) if lines else [_result_dict(r) for r in result.results],
         "rejects": [_reject_dict(r) for r in result.plan.rejects],
         "conflicts": [_conflict_dict(c) for c in result.plan.conflicts],
-        "deletionsNotSent": [
-            _operation_dict(d) for d in ops.unsent_deletions(result, meta.held if meta else ())
-        ],
+        "deletionsNotSent": _operation_lines(unsent) if lines else [_operation_dict(d) for d in unsent],
         "meta": meta.as_dict() if meta is not None else {},
         **_portal(result),
     }
@@ -235,12 +275,19 @@ def to_json(data: Mapping[str, object]) -> str:
     json.dumps with `indent` falls back to the pure-Python encoder (seconds for 10^5 operations);
     compact items go through the C encoder and still diff line by line.
     """
-    parts = []
+    if not data:
+        return "{\n\n}\n"
+    pieces = ["{"]  # joined once: a first night's document is 10^8 characters, each copy costs
     for key, value in data.items():
+        pieces.append(f"\n  {_JSON.encode(key)}: ")
         if isinstance(value, list) and value:
-            items = ",\n    ".join(map(_JSON.encode, value))
-            body = f"[\n    {items}\n  ]"
+            pieces.append("[\n    ")
+            items = value if isinstance(value, Encoded) else map(_JSON.encode, value)
+            for item in items:
+                pieces += (item, ",\n    ")
+            pieces[-1] = "\n  ]"
         else:
-            body = _JSON.encode(value)
-        parts.append(f"  {_JSON.encode(key)}: {body}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            pieces.append(_JSON.encode(value))
+        pieces.append(",")
+    pieces[-1] = "\n}\n"
+    return "".join(pieces)

@@ -7,7 +7,7 @@ Pure: imports only the models.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from sync.models import (
@@ -42,6 +42,7 @@ __all__ = [
     "record_of",
     "shown_changes",
     "status_text",
+    "texts_of",
     "unsent_deletions",
     "values_of",
 ]
@@ -105,9 +106,29 @@ _GETTERS: Final[Mapping[type, Callable[[Record], tuple[str, ...]]]] = {
 }
 
 
+#: Per kind of record: whether it has an identity, whether its deletion shows its record.
+_IDENTIFIED: Final[Mapping[type, bool]] = {kind.record: kind.identity for kind in KINDS}
+_SHOWN_DELETED: Final[Mapping[type, bool]] = {kind.record: kind.deactivatable for kind in KINDS}
+#: `describe` of each (operation class, record class), found on first use.
+_DESCRIBED: Final[dict[tuple[type, type], tuple[OperationType, KindName]]] = {}
+
+
 def describe(op: Operation) -> tuple[OperationType, KindName]:
     """The operation's JSON name ("create", ...) and the kind of object it changes."""
-    return operation_type(op), kind_of(op).name
+    shape = (type(op), type(op.record))
+    described = _DESCRIBED.get(shape)
+    if described is None:
+        described = _DESCRIBED[shape] = (operation_type(op), kind_of(op).name)
+    return described
+
+
+def texts_of(attributes: Sequence[str]) -> Callable[[Operation], tuple[str, ...]]:
+    """A getter of these attributes (dotted: "record.name") of an operation, as a tuple even of one."""
+    if len(attributes) != 1:
+        getter: Callable[[Operation], tuple[str, ...]] = operator.attrgetter(*attributes)
+        return getter
+    one: Callable[[Operation], str] = operator.attrgetter(attributes[0])
+    return lambda op: (one(op),)
 
 
 def values_of(record: Record) -> tuple[str, ...]:
@@ -118,7 +139,8 @@ def values_of(record: Record) -> tuple[str, ...]:
 def record_of(op: Operation) -> Record | None:
     """The record a report shows of an operation. A deletion of a kind that cannot be deactivated shows
     none, only the references its record holds (a group's parent): what it sends is its sync key."""
-    return None if isinstance(op, Delete) and not kind_of(op).deactivatable else op.record
+    record = op.record
+    return None if isinstance(op, Delete) and not _SHOWN_DELETED[type(record)] else record
 
 
 def op_keys(op: Operation) -> dict[str, str]:
@@ -148,7 +170,7 @@ def changes_of(op: Operation) -> tuple[FieldChange, ...]:
 
 def identity_of(op: Operation) -> str:
     """The identity value of an operation ("" for a kind without identity: memberships)."""
-    identity: str = getattr(op, "identity", "") if kind_of(op).identity else ""
+    identity: str = getattr(op, "identity", "") if _IDENTIFIED[type(op.record)] else ""
     return identity
 
 
@@ -212,6 +234,8 @@ def unsent_deletions(result: RunResult, held: Iterable[HeldRow] = ()) -> list[De
     """The plan's deletion candidates the run did not send: all under `--deletes off`, persons and
     groups under `deactivate` (a deactivated membership was sent), none under `delete`; less those
     `held` (`--only`, a pause window, a safety limit), listed as held instead."""
+    if not result.plan.deletions:  # (a first night: no need to look at 10^5-10^6 results)
+        return []
     sent: set[tuple[str, str] | None] = {_deletion_key(r.operation) for r in result.results}
     sent |= {(row.object, row.sync_key) for row in held if row.op in ("delete", "deactivate")}
     return [d for d in result.plan.deletions if _deletion_key(d) not in sent]

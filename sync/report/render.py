@@ -13,18 +13,18 @@ were left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeAlias, TypeVar
 
 from sync.models import Plan, RunResult
 from sync.report.as_csv import (
-    PLAN_CSV_HEADER,
     RECONCILE_CSV_HEADER,
     RUN_CSV_HEADER,
     frame_to_csv,
     neutralise_cell,
-    plan_csv_rows,
+    plan_csv,
     reconcile_csv_row,
     run_csv_rows,
     write_csv,
@@ -64,8 +64,7 @@ class _Renderers(Generic[_S]):
     """How a plan or a run becomes each format."""
 
     data: Callable[..., dict[str, object]]  # (subject, meta=...) -> the JSON shape
-    csv_header: tuple[str, ...]
-    csv_rows: Callable[[_S, ReportMeta], Iterable[tuple[object, ...]]]
+    csv: Callable[[_S, ReportMeta], str]
     page: Callable[[_S, ReportMeta, int], Page]
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
@@ -74,16 +73,20 @@ class _Renderers(Generic[_S]):
         if fmt == "json":
             return to_json(self.data(subject, meta=meta))
         if fmt == "csv":
-            return write_csv(self.csv_header, self.csv_rows(subject, meta))
+            return self.csv(subject, meta)
         page = self.page(subject, meta, max_rows)
         return render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
 
 
 _PLAN: Final[_Renderers[Plan]] = _Renderers(
-    plan_to_dict, PLAN_CSV_HEADER, lambda plan, meta: plan_csv_rows(plan, meta.held, meta.drift), plan_page
+    partial(plan_to_dict, lines=True),
+    lambda plan, meta: plan_csv(plan, meta.held, meta.drift),
+    plan_page,
 )
 _RUN: Final[_Renderers[RunResult]] = _Renderers(
-    run_to_dict, RUN_CSV_HEADER, lambda result, meta: run_csv_rows(result, meta.held), run_page
+    partial(run_to_dict, lines=True),
+    lambda result, meta: write_csv(RUN_CSV_HEADER, run_csv_rows(result, meta.held)),
+    run_page,
 )
 
 

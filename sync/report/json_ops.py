@@ -1,0 +1,192 @@
+"""One operation (a plan's) or one result (a run's) as one line of the JSON report, written from a
+template per shape (operation type and kind of record) instead of a dict per operation (issue 16: a
+first night has 10^5-10^6 of them).
+
+A shape's template is the line `json.JSONEncoder(ensure_ascii=False).encode` wrote of the operation's
+dict (`as_json._operation_dict` and `_result_dict` define what a line holds), with a slot for each text.
+Texts holding a character the encoder escapes go through its own escaping (`encode_basestring`), the
+others between quotes as they are (as it writes them), so the bytes are the encoder's. A value that is
+not text (never, in a plan) makes `TypeError`: the caller then encodes the dicts instead.
+
+orjson is not used: it writes either compact JSON (`{"a":1}`) or every key on a line of its own, and
+the report's lines are `{"a": 1, "b": 2}` (the stdlib's separators), which no option of it gives.
+Pure: imports only the models and the report's `ops`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from json.encoder import encode_basestring
+from typing import Final, NamedTuple
+
+from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
+from sync.models.kinds import kind_of, operation_type
+from sync.report.ops import texts_of
+
+__all__ = ["changes_json", "operation_line", "result_line"]
+
+#: What a shape makes of an operation: its line.
+_Line = Callable[[Operation], str]
+
+_CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
+
+
+def changes_json(changes: tuple[FieldChange, ...]) -> str:
+    """A list of field changes as the JSON report writes it."""
+    if not changes:
+        return "[]"
+    enc = encode_basestring
+    return "[" + ", ".join([_CHANGE % (enc(c.field), enc(c.old), enc(c.new)) for c in changes]) + "]"
+
+
+def _const(value: str) -> str:
+    """A text as a template's constant part (`%` doubled)."""
+    return encode_basestring(value).replace("%", "%%")
+
+
+def _key(name: str) -> str:
+    """`"name": ` as a template's constant part."""
+    return _const(name) + ": "
+
+
+def _shape(op: Operation) -> _Line:
+    """The line writer of every operation of `op`'s type and kind (what `_operation_dict` puts where)."""
+    name, kind = operation_type(op), kind_of(op)
+    deletion = name == "delete"
+    parts = [_key("op") + _const(name), _key("object") + _const(kind.name)]
+    attributes: list[str] = []  # the operation's texts, one per _SLOT of the template, in order
+
+    def text(key: str, attribute: str) -> None:
+        parts.append(_key(key) + _SLOT)
+        attributes.append(attribute)
+
+    if getattr(op, "new_id", None) is not None:
+        for key, attribute in (("syncKey", "new_id"), ("oldId", "old_id"), ("newId", "new_id")):
+            text(key, attribute)
+    else:
+        text("syncKey", "record.sync_key")
+    if kind.identity:  # an operation without one (none is) has the "" `identity_of` gives it
+        if hasattr(op, "identity"):
+            text("identity", "identity")
+        else:
+            parts.append(_key("identity") + '""')
+    if deletion:
+        text("reason", "reason")
+    if not (isinstance(op, Delete) and not kind.deactivatable):
+        parts.append(_key(kind.name) + "{" + ", ".join(_key(f) + _SLOT for f in kind.fields) + "}")
+        attributes += (f"record.{f}" for f in kind.fields)
+    elif deletion:
+        for ref in kind.references:
+            text(ref.field, f"record.{ref.field}")
+    with_changes = not deletion and hasattr(op, "changes")
+    if not deletion:
+        parts.append(_key("changes") + ("%s" if with_changes else "[]"))
+    return _writer("{" + ", ".join(parts) + "}", attributes, with_changes)
+
+
+def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
+    """A line writer filling `template`'s slots with the texts of the operation's `attributes`, then
+    its changes when `with_changes`. Texts without a character the encoder escapes (the common case)
+    are put between quotes as they are: one search instead of one encoding per text."""
+    encoded, plain = template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"')
+    getter = texts_of(attributes)
+    enc, escaped = encode_basestring, _ESCAPED.search
+
+    def line(op: Operation) -> str:
+        values = getter(op)
+        if escaped("".join(values)) is None:
+            return plain % values
+        return encoded % tuple(map(enc, values))
+
+    def line_with_changes(op: Operation) -> str:
+        values = getter(op)
+        changes = changes_json(op.changes)  # type: ignore[union-attr]
+        if escaped("".join(values)) is None:
+            return plain % (*values, changes)
+        return encoded % (*map(enc, values), changes)
+
+    return line_with_changes if with_changes else line
+
+
+#: Where a text goes in a template being built (a NUL: never in an encoded constant).
+_SLOT: Final = "\x00"
+#: The characters `encode_basestring` escapes (ensure_ascii=False): quote, backslash, controls.
+_ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
+
+
+_SHAPES: Final[dict[tuple[type, type], _Line]] = {}
+
+
+def operation_line(op: Operation) -> str:
+    """The operation's line of the JSON report (its shape's writer, made on first use).
+
+    Raises:
+        TypeError: a value is not text (the caller encodes the operation's dict instead).
+    """
+    shape = (type(op), type(op.record))
+    line = _SHAPES.get(shape)
+    if line is None:
+        line = _SHAPES[shape] = _shape(op)
+    return line(op)
+
+
+# --- a run's results -----------------------------------------------------------------------------
+
+
+class _ResultShape(NamedTuple):
+    """What every result of one operation type and kind writes before its outcome."""
+
+    template: str  # the line's start: op, object, keys, a record without identity (a membership)
+    plain: str  # the same with quotes around its slots (for texts the encoder leaves as they are)
+    texts: Callable[[Operation], tuple[str, ...]]
+    links: str  # the record's field of links written as a list (a person's children), "" for none
+
+
+def _result_shape(op: Operation) -> _ResultShape:
+    """The start of every result line of `op`'s type and kind (what `as_json._result_dict` puts where)."""
+    kind = kind_of(op)
+    parts = [_key("op") + _const(operation_type(op)), _key("object") + _const(kind.name)]
+    attributes = ["new_id", "old_id", "new_id"] if getattr(op, "new_id", None) is not None else ["sync_key"]
+    parts += [_key(key) + _SLOT for key in ("syncKey", "oldId", "newId")[: len(attributes)]]
+    shown = not (isinstance(op, Delete) and not kind.deactivatable)
+    if shown and not kind.identity:
+        parts.append(_key(kind.name) + "{" + ", ".join(_key(f) + _SLOT for f in kind.fields) + "}")
+        attributes += (f"record.{f}" for f in kind.fields)
+    links = kind.links if shown and kind.identity else ""
+    template = "{" + ", ".join(parts)
+    return _ResultShape(
+        template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"'), texts_of(attributes), links
+    )
+
+
+_RESULT_SHAPES: Final[dict[tuple[type, type], _ResultShape]] = {}
+_TAIL: Final = ', "outcome": %s, "messageIdentifier": %s, "status": %s, "error": %s, "attempts": %s}'
+
+
+def result_line(result: OperationResult, status: str) -> str:
+    """A run's result as its line of the JSON report, `status` its status already encoded.
+
+    Raises:
+        TypeError: a value is not text, or attempts no int (the caller encodes the result's dict).
+    """
+    op = result.operation
+    key = (type(op), type(op.record))
+    shape = _RESULT_SHAPES.get(key)
+    if shape is None:
+        shape = _RESULT_SHAPES[key] = _result_shape(op)
+    enc = encode_basestring
+    texts = shape.texts(op)
+    if _ESCAPED.search("".join(texts)) is None:
+        line = shape.plain % texts
+    else:
+        line = shape.template % tuple(map(enc, texts))
+    if shape.links:
+        children = getattr(op.record, shape.links)
+        if children:
+            line += f", {enc(shape.links)}: [" + ", ".join(map(enc, split_children(children))) + "]"
+    attempts = result.attempts
+    if type(attempts) is not int:
+        raise TypeError("attempts is no int")
+    outcome = enc(result.outcome.value)
+    return line + _TAIL % (outcome, enc(result.message_identifier), status, enc(result.error), attempts)
