@@ -47,7 +47,7 @@ from benchmarks._measure import ROOT, Launched, Measured, launch, machine, run_m
 from benchmarks.executor import CREDENTIALS, IMS_SYNC
 from benchmarks.plan import MAPPING, best, generate, seed_snapshot
 from benchmarks.plan_set import MAPPING as FOLDER_MAPPING
-from benchmarks.plan_set import generate_set, seed_set
+from benchmarks.plan_set import _lines, generate_set, seed_set
 from sync.state.cache import CACHE_NAME
 
 MEASUREMENTS = ("first", "night", "folder", "run")
@@ -101,18 +101,8 @@ def _fresh(path: Path) -> Path:
 
 def _plan(source: Path, mapping: str, state: Path, fmt: str, out: Path) -> list[str]:
     return [
-        IMS_SYNC,
-        "plan",
-        str(source),
-        "-m",
-        mapping,
-        "--state",
-        str(state),
-        "--format",
-        fmt,
-        "-o",
-        str(out),
-    ]
+        IMS_SYNC, "plan", str(source), "-m", mapping, "--state", str(state), "--format", fmt, "-o", str(out),
+    ]  # fmt: skip
 
 
 def _best_plan(argv_for: Callable[[], list[str]], out: Path, repeats: int) -> tuple[Measured, float]:
@@ -288,11 +278,6 @@ class Bench:
 
 def _has_sent(log: Path) -> bool:
     return log.exists() and b'"ims_request"' in log.read_bytes()
-
-
-def _lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1
 
 
 def _seconds(value: float | None) -> str:
