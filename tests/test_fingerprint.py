@@ -1,10 +1,17 @@
-"""The plan fingerprint (sync.plan.fingerprint): every part moves it, and `differences` names the part."""
+"""The plan fingerprint (sync.plan.fingerprint): every part moves it, `differences` names the part, and the
+operations are hashed as their reprs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.models import ChangeIdentifier, Create, Deactivate, Delete, FieldChange, Operation, Person, Update
+from sync.models.kinds import KINDS
+from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_texts
 
 
 def _print(**changed: Any) -> Fingerprint:
@@ -63,3 +70,62 @@ def test_differences_name_what_changed() -> None:
         "setting deletes was off, is now delete",
     ]
     assert differences(reviewed, _print()) == []
+
+
+_texts = st.text(max_size=6)  # quotes, backslashes, %, newlines and any other character
+
+
+@st.composite
+def _operations(draw: st.DrawFn) -> list[Operation]:
+    """Operations of every kind and type, in any order, with any text in their fields."""
+    ops: list[Operation] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(KINDS))
+        values = dict.fromkeys(kind.fields, "") | {draw(st.sampled_from(kind.fields)): draw(_texts)}
+        record = kind.record.from_values(draw(_texts), values)
+        text = draw(_texts)
+        changes = (FieldChange(field="name", old=text, new=""),) * draw(st.integers(0, 2))
+        made: list[Operation] = [
+            Create(record=record, identity=text, password="secret"),
+            Update(record=record, identity=text, changes=changes),
+            ChangeIdentifier(record=record, old_id=text, new_id="n", changes=changes),
+            Delete(record=record, reason=text),
+            Deactivate(record=record, reason=text),
+        ]
+        ops.append(draw(st.sampled_from(made)))
+    return ops
+
+
+@given(_operations())
+def test_operation_texts_are_the_operations_reprs(ops: list[Operation]) -> None:
+    """The operations' texts hash as their reprs did (a plan reviewed before keeps its fingerprint)."""
+    assert "\n".join(operation_texts(ops)) == "\n".join(map(repr, ops))
+    now = _print(operations=operation_texts(ops))
+    assert now.value == _print(operations=map(repr, ops)).value
+
+
+def test_operation_texts_of_a_first_night_come_in_batches() -> None:
+    """More creates than a batch: several texts, newline-joined the reprs, no password in them."""
+    ops = [
+        Create(record=Person(sync_key=f"p{n}", username=f"u'{n}\\"), password="secret") for n in range(10_005)
+    ]
+    texts = list(operation_texts(ops))
+    assert len(texts) == 2
+    assert "\n".join(texts) == "\n".join(map(repr, ops))
+    assert "secret" not in texts[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """A record whose class says itself how it is shown (not as a dataclass does)."""
+
+    record: Person
+
+    def __repr__(self) -> str:
+        return f"shown {self.record.sync_key}"
+
+
+def test_an_operation_with_its_own_repr_is_rendered_by_it() -> None:
+    """A class with its own __repr__ is hashed by it, not by the dataclass form."""
+    ops = [_Shown(record=Person(sync_key="a")), _Shown(record=Person(sync_key="b"))]
+    assert list(operation_texts(ops)) == ["shown a\nshown b"]

@@ -11,18 +11,29 @@ The parts, in this order, each one `name<TAB>value` line of the hashed text:
 4. `setting:<name>`: each setting that shapes what a run sends (`deletes`, `max_change_share`,
    `max_change_count`, `only`, `limits`: the `--limit` and `[limits]` rules), as its value;
 5. `operations`: the SHA-256 of the plan's operations and deletion candidates (each one's repr: its type
-   and every field, a password left out).
+   and every field, a password left out), one a line.
 
 Pure: imports no I/O; the CLI gathers the bytes and values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import groupby, islice
+from operator import attrgetter
+from typing import Any, Final
 
-__all__ = ["Fingerprint", "differences", "digest", "fingerprint"]
+__all__ = ["Fingerprint", "differences", "digest", "fingerprint", "operation_texts"]
+
+#: How many operations' texts `operation_texts` joins into one (a first night's 10^6 are never one text).
+_BATCH: Final = 10_000
+#: What groups operations that render alike: the operation's class and its record's.
+_CLASSES: Final = attrgetter("__class__", "record.__class__")
+#: A rendering: a %-format and what fills it from one operation (its field values, in order).
+_Rendering = tuple[str, Callable[[Any], Any]]
 
 
 def digest(data: bytes) -> str:
@@ -48,14 +59,84 @@ def fingerprint(
 ) -> Fingerprint:
     """The fingerprint of a plan: `roster_files` (each file's SHA-256 by name), the `mapping`'s files (as
     the CLI lists them), the `snapshot`'s state (None: no state yet), the `settings` and the `operations`
-    (one text each)."""
+    (their texts, hashed newline-joined: a text may hold several operations' lines)."""
     parts = {f"roster:{name}": roster_files[name] for name in sorted(roster_files)}
     parts["mapping"] = digest(mapping)
     parts["snapshot"] = "" if snapshot is None else digest(snapshot)
     parts |= {f"setting:{name}": str(value) for name, value in settings.items()}
-    parts["operations"] = digest("\n".join(operations).encode())
+    parts["operations"] = _lines_digest(operations)
     text = "".join(f"{name}\t{value}\n" for name, value in parts.items())
     return Fingerprint(value=digest(text.encode()), parts=parts)
+
+
+def operation_texts(operations: Iterable[Any]) -> Iterator[str]:
+    """The operations' reprs (dataclasses' `Create(record=Person(sync_key='p1', ...), identity='')`, a
+    password left out), newline-joined in batches: what `fingerprint` hashes of them.
+
+    The same text as `repr` gives, made per run of operations of one class (and record class) by a
+    %-format filled from an attrgetter, both at C speed: repr through the dataclasses' generated
+    methods cost 1 s for 2 x 10^5 operations. An operation that does not render as its repr (a class
+    with its own `__repr__`) is rendered by `repr`.
+    """
+    renderings: dict[tuple[type, type], _Rendering] = {}
+    for classes, run in groupby(operations, key=_CLASSES):
+        yield from _run_texts(run, renderings, classes)
+
+
+def _run_texts(
+    run: Iterator[Any], renderings: dict[tuple[type, type], _Rendering], classes: tuple[type, type]
+) -> Iterator[str]:
+    """The texts of a run of operations of one class (and record class), rendered alike."""
+    first = next(run)
+    if classes not in renderings:
+        renderings[classes] = _rendering(first)
+    form, values = renderings[classes]
+    rest = map(form.__mod__, map(values, run))
+    yield "\n".join((form % values(first), *islice(rest, _BATCH - 1)))
+    while batch := "\n".join(islice(rest, _BATCH)):
+        yield batch
+
+
+def _rendering(op: Any) -> _Rendering:
+    """How operations of `op`'s class (and record class) render as their repr: a %-format and the
+    attrgetter of its fields (the record's inlined); `repr` itself when that would not give the same."""
+    names: list[str] = []
+
+    def form(value: Any, path: str) -> str:
+        shown = [f for f in dataclasses.fields(value) if f.repr]
+        items = []
+        for f in shown:
+            inner = getattr(value, f.name)
+            if f.name == "record" and dataclasses.is_dataclass(inner):
+                items.append(f"{f.name}={form(inner, f'{path}{f.name}.')}")
+            else:
+                names.append(f"{path}{f.name}")
+                items.append(f"{f.name}=%r")
+        return f"{type(value).__qualname__.replace('%', '%%')}({', '.join(items)})"
+
+    if dataclasses.is_dataclass(op) and not isinstance(op, type):
+        rendering: _Rendering = (form(op, ""), attrgetter(*names) if len(names) > 1 else _one(names))
+        if rendering[0] % rendering[1](op) == repr(op):
+            return rendering
+    return "%s", repr
+
+
+def _one(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """An attrgetter that gives a tuple for one name too (or none)."""
+    if not names:
+        return lambda _: ()
+    get = attrgetter(names[0])
+    return lambda op: (get(op),)
+
+
+def _lines_digest(texts: Iterable[str]) -> str:
+    """The SHA-256 of `texts` newline-joined, hashed as they come (never one text in memory)."""
+    h = hashlib.sha256()
+    for n, text in enumerate(texts):
+        if n:
+            h.update(b"\n")
+        h.update(text.encode())
+    return h.hexdigest()
 
 
 def differences(reviewed: Mapping[str, object], now: Fingerprint) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Final
 
 from sync.models import DeletesMode, Operation, Plan
 from sync.models.kinds import OperationType, kind_of, operation_type
-from sync.models.plans import REPORTED_KINDS
+from sync.models.plans import REPORTED_KINDS, count_operations
 from sync.plan.limits import LIMITED_TYPES, SCHOOL, SCHOOL_FLOOR, SCHOOL_KINDS, SCHOOL_SHARE, Bound, Rule
 from sync.plan.ordering import deletion_operations
 
@@ -177,7 +177,7 @@ def check_limits(
     )
     if sent is None:
         sent = [*plan.operations, *deletion_operations(plan.deletions, mode)]
-    counts = Counter((kind_of(op).name, operation_type(op)) for op in sent)
+    counts = count_operations(sent)
     breaches: list[Breach] = []
     for kind in REPORTED_KINDS:
         size = plan.snapshot_size_of(kind)
@@ -188,7 +188,8 @@ def check_limits(
                 breaches.append(_breach(kind.name, kind.plural, op_type, count, limit, size))
     if schools is not None:
         held = {(b.object, b.op_type) for b in breaches}
-        breaches += _school_breaches([op for op in sent if _key(op) not in held], limits, schools)
+        measured = [op for op in sent if _key(op) not in held] if held else sent
+        breaches += _school_breaches(measured, limits, schools)
     return breaches
 
 
