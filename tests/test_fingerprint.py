@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import given
-from hypothesis import strategies as st
 
-from sync.models import ChangeIdentifier, Create, Deactivate, Delete, FieldChange, Operation, Person, Update
-from sync.models.kinds import KINDS
+from sync.models import Create, Operation, Person
 from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_texts
+from tests.strategies import operations
 
 
 def _print(**changed: Any) -> Fingerprint:
@@ -72,31 +71,7 @@ def test_differences_name_what_changed() -> None:
     assert differences(reviewed, _print()) == []
 
 
-_texts = st.text(max_size=6)  # quotes, backslashes, %, newlines and any other character
-
-
-@st.composite
-def _operations(draw: st.DrawFn) -> list[Operation]:
-    """Operations of every kind and type, in any order, with any text in their fields."""
-    ops: list[Operation] = []
-    for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.sampled_from(KINDS))
-        values = dict.fromkeys(kind.fields, "") | {draw(st.sampled_from(kind.fields)): draw(_texts)}
-        record = kind.record.from_values(draw(_texts), values)
-        text = draw(_texts)
-        changes = (FieldChange(field="name", old=text, new=""),) * draw(st.integers(0, 2))
-        made: list[Operation] = [
-            Create(record=record, identity=text, password="secret"),
-            Update(record=record, identity=text, changes=changes),
-            ChangeIdentifier(record=record, old_id=text, new_id="n", changes=changes),
-            Delete(record=record, reason=text),
-            Deactivate(record=record, reason=text),
-        ]
-        ops.append(draw(st.sampled_from(made)))
-    return ops
-
-
-@given(_operations())
+@given(operations())
 def test_operation_texts_are_the_operations_reprs(ops: list[Operation]) -> None:
     """The operations' texts hash as their reprs did (a plan reviewed before keeps its fingerprint)."""
     assert "\n".join(operation_texts(ops)) == "\n".join(map(repr, ops))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
 
-from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, OperationType, kind_of, operation_type
+from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, OperationType
 from sync.models.operations import ChangeOperation, DeleteOperation, Operation
 from sync.models.schools import Schools
 
@@ -28,21 +28,25 @@ __all__ = [
 REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
 
 
-#: What tells an operation's kind and type: its class and its record's.
-_CLASSES: Final = attrgetter("__class__", "record.__class__")
+_RECORD: Final = attrgetter("record")
+#: Each record class's kind name and each operation class's type (as `kind_of`, `operation_type` tell).
+_KIND_NAMES: Final[dict[type, str]] = {kind.record: kind.name for kind in KINDS}
+_TYPE_NAMES: Final[dict[type, OperationType]] = {
+    op_class: op_type for kind in KINDS for op_type, op_class in kind.typed_operations
+}
 
 
 def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, OperationType]]:
     """How many of `operations` there are of each kind (by name) and operation type.
 
-    Counted by (operation class, record class) at C speed, each class pair's kind and type then asked
-    of one operation: a first night holds 10^5-10^6 operations (per operation, 4 s per 10^6).
+    Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 operations
+    (asking each one's kind and type took 4 s per 10^6). zip's pairs, not new tuples: zip reuses its
+    pair when the counter keeps none, so no objects pile up for the garbage collector to walk.
     """
-    by_classes = Counter(map(_CLASSES, operations))
-    one_of = dict(zip(map(_CLASSES, operations), operations, strict=True))
+    by_classes = Counter(zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True))
     counts: Counter[tuple[str, OperationType]] = Counter()
-    for classes, n in by_classes.items():
-        counts[kind_of(one_of[classes]).name, operation_type(one_of[classes])] += n
+    for (op_class, record_class), n in by_classes.items():
+        counts[_KIND_NAMES[record_class], _TYPE_NAMES[op_class]] += n
     return counts
 
 
