@@ -8,17 +8,8 @@ from typing import Any
 import pandas as pd
 from hypothesis import strategies as st
 
-from sync.models import (
-    PERSON_FIELDS,
-    ChangeIdentifier,
-    Create,
-    Deactivate,
-    Delete,
-    FieldChange,
-    Operation,
-    Reject,
-    Update,
-)
+from sync.models import PERSON_FIELDS, Reject
+from sync.models import operations as op
 from sync.models.kinds import KINDS, PERSON
 from sync.plan.diff import snapshot_columns
 from sync.read.roster import FRAME_COLUMNS, Roster
@@ -135,21 +126,21 @@ _any_text = st.text(max_size=6)  # quotes, backslashes, %, newlines and any othe
 
 
 @st.composite
-def operations(draw: st.DrawFn) -> list[Operation]:
+def operations(draw: st.DrawFn) -> list[op.Operation]:
     """Operations of every kind and type, in any order, with any text in their fields."""
-    ops: list[Operation] = []
+    ops: list[op.Operation] = []
     for _ in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(KINDS))
         values = dict.fromkeys(kind.fields, "") | {draw(st.sampled_from(kind.fields)): draw(_any_text)}
         record = kind.record.from_values(draw(_any_text), values)
         text = draw(_any_text)
-        changes = (FieldChange(field="name", old=text, new=""),) * draw(st.integers(0, 2))
-        made: list[Operation] = [
-            Create(record=record, identity=text, password="secret"),
-            Update(record=record, identity=text, changes=changes),
-            ChangeIdentifier(record=record, old_id=text, new_id="n", changes=changes),
-            Delete(record=record, reason=text),
-            Deactivate(record=record, reason=text),
+        changes = (op.FieldChange(field="name", old=text, new=""),) * draw(st.integers(0, 2))
+        made: list[op.Operation] = [
+            op.Create(record=record, identity=text, password="secret"),
+            op.Update(record=record, identity=text, changes=changes),
+            op.ChangeIdentifier(record=record, old_id=text, new_id="n", changes=changes),
+            op.Delete(record=record, reason=text),
+            op.Deactivate(record=record, reason=text),
         ]
         ops.append(draw(st.sampled_from(made)))
     return ops
