@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.cli.stages import from_drift
-from sync.models import Create, DeletesMode, Operation, Person, Plan, kind_of
+from sync.models import Create, DeletesMode, Operation, Person, Plan, Schools, kind_of
 from sync.models.kinds import OPERATION_TYPES, operation_type
 from sync.models.plans import count_operations
+from sync.plan.limits import parse_rule
+from sync.plan.safety import SafetyLimits, SchoolCounts, check_limits
 from sync.plan.selection import select_operations
 from tests.strategies import operations
 
@@ -52,3 +55,27 @@ def test_drift_rows_are_those_of_planned_operations_of_the_repaired_kind() -> No
         ("person", "p2", "missing")
     ]
     assert from_drift(plan, []) == ()
+
+
+_keys = st.sampled_from(["", "a", "b", "s1", "s2"])
+
+
+@given(
+    operations(),
+    st.dictionaries(_keys, st.sampled_from([("s1",), ("s2",), ("s1", "s2")])),
+    st.dictionaries(_keys, st.sampled_from([("s1",), ("s2",), ("s1", "s2")])),
+)
+def test_school_breaches_from_the_objects_equal_asking_each_operation(
+    ops: list[Operation],
+    persons: dict[str, tuple[str, ...]],
+    memberships: dict[str, tuple[str, ...]],
+) -> None:
+    """Counted run by run from the schools' objects, every school's breaches are those `of` each gives."""
+    objects = {"person": persons, "membership": memberships}
+    schools = Schools(names={"s1": "One", "s2": "Two"}, objects=objects)
+    asked = SchoolCounts(of=schools.of_operation, sizes={}, names=schools.names)
+    # (a kind's second operation of a type breaches too: those are not measured per school)
+    limits = SafetyLimits(max_share=1, floor=1, rules=(parse_rule("school", 0),))
+    plan = Plan(operations=(), deletions=(), rejects=(), conflicts=())
+    looked_up = check_limits(plan, limits, deletes=True, sent=ops, schools=replace(asked, objects=objects))
+    assert looked_up == check_limits(plan, limits, deletes=True, sent=ops, schools=asked)

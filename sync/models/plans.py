@@ -19,8 +19,10 @@ __all__ = [
     "Plan",
     "PlanSummary",
     "Reject",
+    "classes_of",
     "count_name",
     "count_operations",
+    "kind_and_type",
 ]
 
 #: The kinds in the order summaries, rejects, conflicts and safety limits list them: persons first (a
@@ -36,6 +38,15 @@ _TYPE_NAMES: Final[dict[type, OperationType]] = {
 }
 
 
+#: An operation's class and its record's: what tells its kind and type (`kind_and_type`).
+classes_of: Final = attrgetter("__class__", "record.__class__")
+
+
+def kind_and_type(classes: tuple[type, type]) -> tuple[str, OperationType]:
+    """The kind (by name) and operation type of operations of these `classes_of`."""
+    return _KIND_NAMES[classes[1]], _TYPE_NAMES[classes[0]]
+
+
 def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, OperationType]]:
     """How many of `operations` there are of each kind (by name) and operation type.
 
@@ -45,8 +56,8 @@ def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, Op
     """
     by_classes = Counter(zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True))
     counts: Counter[tuple[str, OperationType]] = Counter()
-    for (op_class, record_class), n in by_classes.items():
-        counts[_KIND_NAMES[record_class], _TYPE_NAMES[op_class]] += n
+    for classes, n in by_classes.items():
+        counts[kind_and_type(classes)] += n
     return counts
 
 

@@ -26,12 +26,12 @@ from itertools import groupby, islice
 from operator import attrgetter
 from typing import Any, Final
 
+from sync.models.plans import classes_of
+
 __all__ = ["Fingerprint", "differences", "digest", "fingerprint", "operation_texts"]
 
 #: How many operations' texts `operation_texts` joins into one (a first night's 10^6 are never one text).
 _BATCH: Final = 10_000
-#: What groups operations that render alike: the operation's class and its record's.
-_CLASSES: Final = attrgetter("__class__", "record.__class__")
 #: A rendering: a %-format and what fills it from one operation (its field values, in order).
 _Rendering = tuple[str, Callable[[Any], Any]]
 
@@ -79,7 +79,7 @@ def operation_texts(operations: Iterable[Any]) -> Iterator[str]:
     with its own `__repr__`) is rendered by `repr`.
     """
     renderings: dict[tuple[type, type], _Rendering] = {}
-    for classes, run in groupby(operations, key=_CLASSES):
+    for classes, run in groupby(operations, key=classes_of):
         yield from _run_texts(run, renderings, classes)
 
 
