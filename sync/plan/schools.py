@@ -20,7 +20,7 @@ touches the result's rows only to build its lookups.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 from typing import Any, Final
 
@@ -196,7 +196,11 @@ def _by_key(keys: Any, values: Any, wanted: _Wanted, told: Any = None) -> _BySch
     combos: dict[tuple[str, ...], tuple[str, ...]] = {}
     single = (ends - starts) == 1
     firsts = [found[at] for at in starts[single].tolist()]
-    out = dict(zip(itertools.compress(names, single.tolist()), map(_one(combos), firsts), strict=True))
+    # One school: a tuple per school (a few hundred), looked up at C speed.
+    ones: _BySchool = {value: (value,) for value in set(firsts)}
+    out: _BySchool = dict(
+        zip(itertools.compress(names, single.tolist()), map(ones.__getitem__, firsts), strict=True)
+    )
     for key, start, end in zip(
         itertools.compress(names, (~single).tolist()),
         starts[~single].tolist(),
@@ -206,13 +210,6 @@ def _by_key(keys: Any, values: Any, wanted: _Wanted, told: Any = None) -> _BySch
         value = tuple(found[start:end])
         out[key] = combos.setdefault(value, value)
     return out
-
-
-def _one(combos: dict[tuple[str, ...], tuple[str, ...]]) -> Callable[[str], tuple[str, ...]]:
-    def one(value: str) -> tuple[str, ...]:
-        return combos.setdefault((value,), (value,))
-
-    return one
 
 
 def _sorted_pairs(keys: Any, values: Any, wanted: _Wanted) -> SortedPairs:
