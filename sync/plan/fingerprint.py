@@ -10,8 +10,8 @@ The parts, in this order, each one `name<TAB>value` line of the hashed text:
    change to the persons and memberships tables advances, and the groups' content); "" without state;
 4. `setting:<name>`: each setting that shapes what a run sends (`deletes`, `max_change_share`,
    `max_change_count`, `only`, `limits`: the `--limit` and `[limits]` rules), as its value;
-5. `operations`: the SHA-256 of the plan's operations and deletion candidates (each one's repr: its type
-   and every field, a password left out), one a line.
+5. `operations`: the SHA-256 of the plan's operations and deletion candidates (each one's type and
+   every field but a password, `operation_bytes`).
 
 Pure: imports no I/O; the CLI gathers the bytes and values.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import marshal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import groupby, islice
@@ -28,9 +29,9 @@ from typing import Any, Final
 
 from sync.models.plans import classes_of
 
-__all__ = ["Fingerprint", "differences", "digest", "fingerprint", "operation_texts"]
+__all__ = ["Fingerprint", "differences", "digest", "fingerprint", "operation_bytes"]
 
-#: How many operations' texts `operation_texts` joins into one (a first night's 10^6 are never one text).
+#: How many operations `operation_bytes` marshals at once (a first night's 10^6 are never one piece).
 _BATCH: Final = 10_000
 #: A rendering: a %-format and what fills it from one operation (its field values, in order).
 _Rendering = tuple[str, Callable[[Any], Any]]
@@ -55,46 +56,56 @@ def fingerprint(
     mapping: bytes,
     snapshot: bytes | None,
     settings: Mapping[str, object],
-    operations: Iterable[str],
+    operations: Iterable[bytes],
 ) -> Fingerprint:
     """The fingerprint of a plan: `roster_files` (each file's SHA-256 by name), the `mapping`'s files (as
     the CLI lists them), the `snapshot`'s state (None: no state yet), the `settings` and the `operations`
-    (their texts, hashed newline-joined: a text may hold several operations' lines)."""
+    (their bytes, `operation_bytes`: hashed as they come)."""
     parts = {f"roster:{name}": roster_files[name] for name in sorted(roster_files)}
     parts["mapping"] = digest(mapping)
     parts["snapshot"] = "" if snapshot is None else digest(snapshot)
     parts |= {f"setting:{name}": str(value) for name, value in settings.items()}
-    parts["operations"] = _lines_digest(operations)
+    parts["operations"] = _stream_digest(operations)
     text = "".join(f"{name}\t{value}\n" for name, value in parts.items())
     return Fingerprint(value=digest(text.encode()), parts=parts)
 
 
-def operation_texts(operations: Iterable[Any]) -> Iterator[str]:
-    """The operations' reprs (dataclasses' `Create(record=Person(sync_key='p1', ...), identity='')`, a
-    password left out), newline-joined in batches: what `fingerprint` hashes of them.
+def operation_bytes(operations: Iterable[Any]) -> Iterator[bytes]:
+    """What `fingerprint` hashes of the operations, in order, in pieces: for each run of operations of
+    one class (and record class), its form (the classes and fields its repr shows: a password is not
+    among them), then the values of those fields of each batch of operations, marshalled (format 2
+    has no references between objects, so the bytes tell the values only, whatever their identity).
 
-    The same text as `repr` gives, made per run of operations of one class (and record class) by a
-    %-format filled from an attrgetter, both at C speed: repr through the dataclasses' generated
-    methods cost 1 s for 2 x 10^5 operations. An operation that does not render as its repr (a class
-    with its own `__repr__`) is rendered by `repr`.
+    Each piece is tagged and length-prefixed, so two different lists of operations never give the same
+    bytes. About twice as fast as their reprs (which cost 0.65 s for 2 x 10^5 creates); a batch holding
+    what marshal cannot write (an update's field changes) is hashed as its operations' reprs.
     """
     renderings: dict[tuple[type, type], _Rendering] = {}
     for classes, run in groupby(operations, key=classes_of):
-        yield from _run_texts(run, renderings, classes)
+        yield from _run_bytes(run, renderings, classes)
 
 
-def _run_texts(
+def _run_bytes(
     run: Iterator[Any], renderings: dict[tuple[type, type], _Rendering], classes: tuple[type, type]
-) -> Iterator[str]:
-    """The texts of a run of operations of one class (and record class), rendered alike."""
+) -> Iterator[bytes]:
+    """The pieces of a run of operations of one class (and record class): its form, then its batches."""
     first = next(run)
     if classes not in renderings:
         renderings[classes] = _rendering(first)
     form, values = renderings[classes]
-    rest = map(form.__mod__, map(values, run))
-    yield "\n".join((form % values(first), *islice(rest, _BATCH - 1)))
-    while batch := "\n".join(islice(rest, _BATCH)):
-        yield batch
+    yield _piece(b"F", form.encode("utf-8", "surrogatepass"))
+    rest = map(values, run)
+    batch = [values(first), *islice(rest, _BATCH - 1)]
+    while batch:
+        try:
+            yield _piece(b"M", marshal.dumps(batch, 2))
+        except ValueError:  # (an object marshal cannot write: the reprs' text)
+            yield _piece(b"R", "\n".join(map(form.__mod__, batch)).encode("utf-8", "surrogatepass"))
+        batch = list(islice(rest, _BATCH))
+
+
+def _piece(tag: bytes, data: bytes) -> bytes:
+    return tag + len(data).to_bytes(8, "big") + data
 
 
 def _rendering(op: Any) -> _Rendering:
@@ -129,13 +140,11 @@ def _one(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda op: (get(op),)
 
 
-def _lines_digest(texts: Iterable[str]) -> str:
-    """The SHA-256 of `texts` newline-joined, hashed as they come (never one text in memory)."""
+def _stream_digest(pieces: Iterable[bytes]) -> str:
+    """The SHA-256 of `pieces` one after the other, hashed as they come (never all in memory)."""
     h = hashlib.sha256()
-    for n, text in enumerate(texts):
-        if n:
-            h.update(b"\n")
-        h.update(text.encode())
+    for piece in pieces:
+        h.update(piece)
     return h.hexdigest()
 
 
