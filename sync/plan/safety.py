@@ -97,7 +97,7 @@ class SafetyLimits:
 
 
 DEFAULT_LIMITS = SafetyLimits()
-_SYNC_KEY: Final = attrgetter("record.sync_key")  # (an operation's, but an identifier change's)
+_SYNC_KEY: Final = attrgetter("record.sync_key")  # (an identifier change is asked of `of`: its old key too)
 #: How a held operation's reason starts when a limit holds it.
 LIMIT_REASON: Final = "held: safety limit"
 
