@@ -1,4 +1,4 @@
-"""Hypothesis strategies and builders for roster and snapshot frames (the diff's inputs)."""
+"""Hypothesis strategies and builders for roster and snapshot frames (the diff's inputs), and operations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from sync.models import PERSON_FIELDS, Reject
-from sync.models.kinds import PERSON
+from sync.models import operations as op
+from sync.models.kinds import KINDS, PERSON
 from sync.plan.diff import snapshot_columns
 from sync.read.roster import FRAME_COLUMNS, Roster
 
@@ -119,3 +120,27 @@ def roster_and_snapshot(draw: st.DrawFn) -> tuple[Roster, dict[str, dict[str, st
             values["identity"] = ""
         seen.add(values["identity"])
     return make_roster(persons, delete=marked), snapshot
+
+
+_any_text = st.text(max_size=6)  # quotes, backslashes, %, newlines and any other character
+
+
+@st.composite
+def operations(draw: st.DrawFn) -> list[op.Operation]:
+    """Operations of every kind and type, in any order, with any text in their fields."""
+    ops: list[op.Operation] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(KINDS))
+        values = dict.fromkeys(kind.fields, "") | {draw(st.sampled_from(kind.fields)): draw(_any_text)}
+        record = kind.record.from_values(draw(_any_text), values)
+        text = draw(_any_text)
+        changes = (op.FieldChange(field="name", old=text, new=""),) * draw(st.integers(0, 2))
+        made: list[op.Operation] = [
+            op.Create(record=record, identity=text, password="secret"),
+            op.Update(record=record, identity=text, changes=changes),
+            op.ChangeIdentifier(record=record, old_id=text, new_id="n", changes=changes),
+            op.Delete(record=record, reason=text),
+            op.Deactivate(record=record, reason=text),
+        ]
+        ops.append(draw(st.sampled_from(made)))
+    return ops

@@ -208,5 +208,7 @@ def _held_at_limits(
     for breach in breaches:
         notice("limit_holds", f"safety limit: {breach.message()}", limit_key=breach.key, count=breach.count)
     held = [h for h in limited.held if h.cause == "limit"]
+    if not held:
+        return selection
     kept = {id(h.operation) for h in held}
     return selection.holding([op for op in selection.send if id(op) not in kept], held)

@@ -104,7 +104,10 @@ def from_drift(the_plan: Plan, repairs: list[Any]) -> tuple[Any, ...]:
     from sync.models import kind_of  # noqa: PLC0415
     from sync.report.meta import DriftRow  # noqa: PLC0415
 
-    planned = {(kind_of(op).name, op.sync_key) for op in the_plan.operations}
+    if not repairs:  # (most nights: no plan-wide pass over the operations)
+        return ()
+    repaired = {r.sync_key for r in repairs}
+    planned = {(kind_of(op).name, op.sync_key) for op in the_plan.operations if op.sync_key in repaired}
     return tuple(
         DriftRow(object=r.kind, sync_key=r.sync_key, drift=r.drift)
         for r in repairs

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
 
-from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind
-from sync.models.operations import ChangeOperation, DeleteOperation
+from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, OperationType
+from sync.models.operations import ChangeOperation, DeleteOperation, Operation
 from sync.models.schools import Schools
 
-__all__ = ["REPORTED_KINDS", "SUMMARY_NAMES", "Conflict", "Plan", "PlanSummary", "Reject", "count_name"]
+__all__ = [
+    "REPORTED_KINDS",
+    "SUMMARY_NAMES",
+    "Conflict",
+    "Plan",
+    "PlanSummary",
+    "Reject",
+    "classes_of",
+    "count_name",
+    "count_operations",
+    "kind_and_type",
+]
 
 #: The kinds in the order summaries, rejects, conflicts and safety limits list them: persons first (a
 #: plan of persons only reads as it always did), then groups, then memberships.
@@ -20,6 +31,34 @@ REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
 
 
 _RECORD: Final = attrgetter("record")
+#: Each record class's kind name and each operation class's type (as `kind_of`, `operation_type` tell).
+_KIND_NAMES: Final[dict[type, str]] = {kind.record: kind.name for kind in KINDS}
+_TYPE_NAMES: Final[dict[type, OperationType]] = {
+    op_class: op_type for kind in KINDS for op_type, op_class in kind.typed_operations
+}
+
+
+#: An operation's class and its record's: what tells its kind and type (`kind_and_type`).
+classes_of: Final = attrgetter("__class__", "record.__class__")
+
+
+def kind_and_type(classes: tuple[type, type]) -> tuple[str, OperationType]:
+    """The kind (by name) and operation type of operations of these `classes_of`."""
+    return _KIND_NAMES[classes[1]], _TYPE_NAMES[classes[0]]
+
+
+def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, OperationType]]:
+    """How many of `operations` there are of each kind (by name) and operation type.
+
+    Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 operations
+    (asking each one's kind and type took 4 s per 10^6). zip's pairs, not new tuples: zip reuses its
+    pair when the counter keeps none, so no objects pile up for the garbage collector to walk.
+    """
+    by_classes = Counter(zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True))
+    counts: Counter[tuple[str, OperationType]] = Counter()
+    for classes, n in by_classes.items():
+        counts[kind_and_type(classes)] += n
+    return counts
 
 
 def count_name(kind: Kind, count: str) -> str:
@@ -143,15 +182,13 @@ class Plan:
         return summary
 
     def _count(self) -> PlanSummary:
-        every = (*self.operations, *self.deletions)
-        # Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 of them.
-        counted = Counter(zip(map(type, every), map(type, map(_RECORD, every)), strict=True))
+        counted = count_operations((*self.operations, *self.deletions))
         counts = {"rejected": len(self.rejects), "conflicts": len(self.conflicts)}
         for kind in KINDS:
             # (no deactivations: a plan holds none, a run makes them of deletion candidates)
-            for op_type, op_class in kind.typed_operations:
+            for op_type, _ in kind.typed_operations:
                 if op_type != "deactivate":
-                    counts[count_name(kind, _snake(op_type))] = counted[op_class, kind.record]
+                    counts[count_name(kind, _snake(op_type))] = counted[kind.name, op_type]
             counts[count_name(kind, "unchanged")] = self.unchanged_of(kind)
             counts[count_name(kind, "snapshot_size")] = self.snapshot_size_of(kind)
         return PlanSummary({name: counts[name] for name in SUMMARY_NAMES})

@@ -67,4 +67,5 @@ def school_counts(
     for old_key, new_key in (renames or {}).items():
         if old_key in school_number:
             sizes |= {(new_key, kind.name): sizes[old_key, kind.name] for kind in (MEMBERSHIP, PERSON)}
-    return SchoolCounts(of=schools.of_operation, sizes=sizes, names=dict(schools.names))
+    names = dict(schools.names)
+    return SchoolCounts(of=schools.of_operation, sizes=sizes, names=names, objects=schools.objects)
