@@ -7,10 +7,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sync.emulator import Emulator, EmulatorConfig, Exchange
 from sync.emulator.tls import TlsMaterial, generate_self_signed
 from tests.itslearning import IMSGLOBAL_DIR, ITSLEARNING_WSDL_DIR, validate_exchange
+
+# Property tests check behaviour, not speed (that is benchmarks/' job): on a loaded 2-core machine an
+# example may take longer than Hypothesis' default 200 ms deadline without anything being wrong.
+settings.register_profile("ims-sync", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ims-sync")
 
 #: The WS-Security credentials every test emulator accepts.
 USERNAME: Final = "sync-test-user"
