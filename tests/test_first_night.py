@@ -127,6 +127,21 @@ class TestFirstNight:
         assert [c.roster_keys for c in result.conflicts if c.identity == "id-twin1"] == [("twin1", "twin2")]
         assert result.deletions == ()
 
+    def test_a_large_first_night_with_repeated_values_equals_the_row_by_row_creates(self) -> None:
+        """Columns of a few repeated values (taken through a dictionary past 1,000 rows) and all-empty
+        columns give the same Creates as the constructors row by row."""
+        rows = {
+            f"k{i:05d}": values(f"{i}", role=("Student", "Staff", "Guest")[i % 3], given_name=f"N{i % 7}")
+            | {"city": "", "children": ""}
+            for i in range(2500, 0, -1)
+        }
+        result = plan(make_roster(rows), empty_snapshot(PERSON))
+        expected = [
+            Create(record=Person.from_values(key, rows[key]), identity=rows[key]["identity"])
+            for key in sorted(rows)
+        ]
+        assert list(result.operations) == expected
+
 
 class TestSamplePlans:
     def test_the_sample_sets_plan_as_the_golden_file_says(self) -> None:

@@ -73,11 +73,23 @@ def moved_keys(frame: pd.DataFrame, column: str, renames: dict[str, str]) -> pd.
 
 
 def _pylist(values: Any) -> list[str]:
-    """An Arrow text array as a Python list (an all-empty column, as most optional fields are, at once)."""
+    """An Arrow text array as a Python list: an all-empty column (as most optional fields are) at once,
+    one of a few distinct values (a role, a first name) as shared strings, taken through its dictionary:
+    twice as fast, and a million rows hold a handful of strings instead of a million."""
     if not pc.sum(pc.binary_length(values)).as_py():
         return [""] * len(values)
+    few = len(values) > _SAMPLE and pc.count_distinct(values.slice(0, _SAMPLE)).as_py() <= _SAMPLE // 10
+    if few and not values.null_count:
+        encoded = pc.dictionary_encode(values)
+        distinct = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+        shared: list[str] = distinct[encoded.indices.to_numpy()].tolist()
+        return shared
     result: list[str] = values.to_pylist()
     return result
+
+
+#: How many values of a column `_pylist` looks at to guess whether few distinct values fill it.
+_SAMPLE: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
