@@ -1,9 +1,11 @@
 """The column-wise diff of one kind of record: its roster against its snapshot, as whole Arrow columns.
 
 Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); values in, values out.
-Keys are matched with one hash lookup, fields compared as whole columns, and only the rows that become
-operations turn into Python dicts. The rules are in `sync.plan.diff`; matching new keys by identity is
-`sync.plan.identity`'s; turning what is found here into operations is `sync.plan.kind_plan`'s.
+Keys are matched with one hash lookup, fields compared as whole columns; the rows that become creates
+or deletions leave as whole columns (`Rows`: a first night creates every row), and only those that
+become updates, identifier changes or conflicts turn into Python dicts. The rules are in
+`sync.plan.diff`; matching new keys by identity is `sync.plan.identity`'s; turning what is found here
+into operations is `sync.plan.kind_plan`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sync.models import Conflict
 from sync.plan.identity import NewRows, Record, Renamed, held
 from sync.read.roster import Roster
 
-__all__ = ["Found", "Side", "arrow", "diff_columns", "mask", "moved_keys", "text_frame"]
+__all__ = ["Found", "Rows", "Side", "arrow", "diff_columns", "mask", "moved_keys", "text_frame"]
 
 REASON_NOT_IN_ROSTER: Final = "not in roster"
 REASON_MARKED: Final = "marked tobedeleted"
@@ -70,8 +72,47 @@ def moved_keys(frame: pd.DataFrame, column: str, renames: dict[str, str]) -> pd.
     return frame.assign(**{column: pd.array(moved, dtype="str")})
 
 
+def _pylist(values: Any) -> list[str]:
+    """An Arrow text array as a Python list: an all-empty column (as most optional fields are) at once,
+    one of a few distinct values (a role, a first name) as shared strings, taken through its dictionary:
+    twice as fast, and a million rows hold a handful of strings instead of a million."""
+    if not pc.sum(pc.binary_length(values)).as_py():
+        return [""] * len(values)
+    few = len(values) > _SAMPLE and pc.count_distinct(values.slice(0, _SAMPLE)).as_py() <= _SAMPLE // 10
+    if few and not values.null_count:
+        encoded = pc.dictionary_encode(values)
+        distinct = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+        shared: list[str] = distinct[encoded.indices.to_numpy()].tolist()
+        return shared
+    result: list[str] = values.to_pylist()
+    return result
+
+
+#: How many values of a column `_pylist` looks at to guess whether few distinct values fill it.
+_SAMPLE: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Some rows of one side as whole columns: their sync keys and each column's values, in one order."""
+
+    keys: list[str]
+    columns: dict[str, list[str]]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def records(self) -> list[Record]:
+        """(sync key, values) per row."""
+        names = tuple(self.columns)
+        return [
+            (key, dict(zip(names, row, strict=True)))
+            for key, *row in zip(self.keys, *self.columns.values(), strict=True)
+        ]
+
+
 class Side:
-    """One frame's keys and text columns as arrow arrays; rows turn into dicts only on request."""
+    """One frame's keys and text columns as arrow arrays; rows turn into Python values only on request."""
 
     def __init__(self, frame: pd.DataFrame, columns: Sequence[str]) -> None:
         self.keys = arrow(frame.index)
@@ -80,19 +121,30 @@ class Side:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def rows(self, positions: IntArray, columns: Sequence[str]) -> Rows:
+        """The rows at `positions`, in that order, as whole columns."""
+        take = pa.array(positions, type=pa.int64())
+        columns_taken = {name: _pylist(self.columns[name].take(take)) for name in columns}
+        return Rows(self.keys.take(take).to_pylist(), columns_taken)
+
     def records(self, positions: IntArray, columns: Sequence[str]) -> list[Record]:
         """(sync key, values) for the rows at `positions` (a few, in practice)."""
-        take = pa.array(positions, type=pa.int64())
-        keys = self.keys.take(take).to_pylist()
-        values = [self.columns[name].take(take).to_pylist() for name in columns]
-        return [(key, dict(zip(columns, row, strict=True))) for key, *row in zip(keys, *values, strict=True)]
+        return self.rows(positions, columns).records()
 
-    def is_in(self, keys: frozenset[str], column: str = "") -> BoolArray:
-        """Per row: is its key (or `column`'s value) one of `keys`?"""
+    def by_key(self, positions: IntArray) -> IntArray:
+        """`positions` in the order of their rows' sync keys (by code point, as Python compares them)."""
+        if len(positions) < 2:
+            return positions
+        order = pc.sort_indices(self.keys.take(pa.array(positions, type=pa.int64())))
+        return np.asarray(positions[order.to_numpy()], dtype=np.intp)
+
+    def is_in(self, keys: frozenset[str] | Any, column: str = "") -> BoolArray:
+        """Per row: is its key (or `column`'s value) one of `keys` (a set, or an Arrow text array)?"""
         values = self.columns[column] if column else self.keys
-        if not keys or not len(values):
+        if not len(keys) or not len(values):
             return np.zeros(len(values), dtype=bool)
-        return mask(pc.is_in(values, value_set=pa.array(sorted(keys), type=pa.large_string())))
+        value_set = pa.array(sorted(keys), type=pa.large_string()) if isinstance(keys, frozenset) else keys
+        return mask(pc.is_in(values, value_set=value_set))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -100,9 +152,10 @@ class Found:
     """What the column diff of one kind of record found, before it becomes operations."""
 
     updates: list[tuple[str, dict[str, str], dict[str, str]]]  # key, new values, old values
-    creates: list[Record]
+    creates: Rows  # in sync key order, with the compared and the extra columns
     renames: list[Renamed]
-    deletions: list[tuple[str, dict[str, str], str]]  # key, snapshot values, reason
+    deletions: Rows  # the snapshot's rows
+    deletion_reasons: list[str]  # per deletion
     conflicts: list[Conflict]
     unchanged: int
 
@@ -180,22 +233,14 @@ def _present(
     return updates, unchanged
 
 
-def _deletions(
-    joined: _Joined, columns: Sequence[str], consumed: set[str]
-) -> list[tuple[str, dict[str, str], str]]:
-    """Snapshot keys gone from the roster (and not renamed), then those the roster marks."""
+def _deletions(joined: _Joined, columns: Sequence[str], consumed: set[str]) -> tuple[Rows, list[str]]:
+    """Snapshot keys gone from the roster (and not renamed), then those the roster marks: rows, reasons."""
     snap, position = joined.snap, joined.position
-    gone = ~joined.in_roster & ~joined.snap_protected
-    deletions = [
-        (key, values, REASON_NOT_IN_ROSTER)
-        for key, values in snap.records(np.flatnonzero(gone), columns)
-        if key not in consumed
-    ]
+    gone_at = np.flatnonzero(~joined.in_roster & ~joined.snap_protected & ~snap.is_in(frozenset(consumed)))
     marked_at = position[joined.marked & (position >= 0)]
-    for key, values in snap.records(marked_at, columns):
-        if key not in joined.protected_snapshot_keys:
-            deletions.append((key, values, REASON_MARKED))
-    return deletions
+    marked_at = marked_at[~joined.snap_protected[marked_at]]
+    reasons = [REASON_NOT_IN_ROSTER] * len(gone_at) + [REASON_MARKED] * len(marked_at)
+    return snap.rows(np.concatenate([gone_at, marked_at]), columns), reasons
 
 
 def diff_columns(
@@ -218,25 +263,37 @@ def diff_columns(
         noun: what a record is, for conflict texts ("person", "group", "membership").
     """
     joined = _join(roster, snapshot, columns, extra)
+    rows, snap = joined.rows, joined.snap
     conflicts: list[Conflict] = []
     updates, unchanged = _present(joined, columns, noun, conflicts)
-    # New keys: create, changeIdentifier, or conflict.
-    new_at = np.flatnonzero(~joined.marked & (joined.position < 0))
+    # New keys: create, changeIdentifier, or conflict. Only the rows a rejected row protects or whose
+    # identity a snapshot record gone from the roster has are contested; the others are creates.
+    new = ~joined.marked & (joined.position < 0)
+    contested = new & joined.row_protected
+    matching = renames and "identity" in columns
+    if matching:
+        gone_identities = snap.columns["identity"].filter(pa.array(~joined.in_roster))
+        identity = rows.columns["identity"]
+        contested |= new & rows.is_in(gone_identities, "identity") & mask(pc.not_equal(identity, ""))
+    contested_at = np.flatnonzero(contested)
     matcher = NewRows(
-        new=joined.rows.records(new_at, (*columns, *extra)),
-        protected=joined.row_protected[new_at],
+        new=rows.records(contested_at, (*columns, *extra)),
+        protected=joined.row_protected[contested_at],
         protected_snapshot_keys=joined.protected_snapshot_keys,
         noun=noun,
     )
-    if renames and "identity" in columns and matcher.claims:
-        wanted = ~joined.in_roster & joined.snap.is_in(frozenset(matcher.claims), "identity")
-        matcher.add_candidates(joined.snap.records(np.flatnonzero(wanted), columns))
-    renamed, creates, consumed = matcher.match(conflicts)
+    if matching and matcher.claims:
+        wanted = ~joined.in_roster & snap.is_in(frozenset(matcher.claims), "identity")
+        matcher.add_candidates(snap.records(np.flatnonzero(wanted), columns))
+    renamed, created, consumed = matcher.match(conflicts)
+    create_at = np.concatenate([np.flatnonzero(new & ~contested), contested_at[created]])
+    deletions, reasons = _deletions(joined, columns, consumed)
     return Found(
         updates=updates,
-        creates=creates,
+        creates=rows.rows(rows.by_key(create_at), (*columns, *extra)),
         renames=renamed,
-        deletions=_deletions(joined, columns, consumed),
+        deletions=deletions,
+        deletion_reasons=reasons,
         conflicts=conflicts,
         unchanged=unchanged,
     )

@@ -63,7 +63,11 @@ def unique_conflicts(conflicts: Iterable[Conflict]) -> list[Conflict]:
 
 
 class NewRows:
-    """Decides what each row with a new sync key becomes: a create, an identifier change or a Conflict."""
+    """Decides what each row with a new sync key becomes: a create, an identifier change or a Conflict.
+
+    The column diff hands it only the contested rows (a rejected row protects them, or a snapshot record
+    gone from the roster has their identity): it would make every other new row a create.
+    """
 
     def __init__(
         self,
@@ -89,12 +93,13 @@ class NewRows:
         for key, values in records:
             self.candidates.setdefault(values["identity"], []).append((key, values))
 
-    def match(self, conflicts: list[Conflict]) -> tuple[list[Renamed], list[Record], set[str]]:
-        """The renames and creates, appending conflicts; plus the snapshot keys they consume."""
+    def match(self, conflicts: list[Conflict]) -> tuple[list[Renamed], list[int], set[str]]:
+        """The renames and the creates (their places in `new`), appending conflicts; plus the snapshot
+        keys they consume."""
         renames: list[Renamed] = []
-        creates: list[Record] = []
+        creates: list[int] = []
         consumed: set[str] = set()  # snapshot keys renamed or in conflict: not deletion candidates
-        for (key, values), is_protected in zip(self.new, self.protected, strict=True):
+        for at, ((key, values), is_protected) in enumerate(zip(self.new, self.protected, strict=True)):
             identity = values.get("identity", "")
             matches = self.candidates.get(identity, []) if identity else []
             snapshot_keys = tuple(sorted(k for k, _ in matches))
@@ -102,7 +107,7 @@ class NewRows:
             if is_protected:
                 conflicts.append(held(key, identity, snapshot_keys=snapshot_keys, noun=self.noun))
             elif not matches:
-                creates.append((key, values))
+                creates.append(at)
             elif len(matches) > 1 or len(self.claims[identity]) > 1:
                 conflicts.append(self._ambiguous(identity, snapshot_keys))
             elif snapshot_keys[0] in self.protected_snapshot_keys:

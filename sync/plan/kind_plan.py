@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -40,12 +40,15 @@ from sync.models import (
     split_children,
 )
 from sync.models.kinds import Kind
-from sync.plan.columns import Found, diff_columns, moved_keys
+from sync.models.records import instances
+from sync.plan.columns import Found, Rows, diff_columns, moved_keys
 from sync.plan.identity import shown, unique_conflicts, with_reference_identity
 from sync.plan.ordering import depths, own_reference
 from sync.read.roster import Roster
 
 __all__ = ["KindPlan", "plan_kind", "snapshot_columns"]
+
+Op = TypeVar("Op", Create[Any], Delete[Any])
 
 
 def snapshot_columns(kind: Kind) -> tuple[str, ...]:
@@ -105,10 +108,11 @@ def plan_kind(
         # deletions go children first, by the snapshot's own links (before its renames moved them)
         deleted_depth = depths(dict(zip(snapshot.index, snapshot[own.field], strict=True)))
     operations, uncleared = _operations(kind, found, depth)
-    relinks = _relinks(kind, roster.frame, snapshot, operations) if kind.links else ()
+    # only a record the snapshot holds is relinked (nothing is on a first night)
+    relinks = _relinks(kind, roster.frame, snapshot, operations) if kind.links and len(snapshot) else ()
     operations = (*operations, *relinks)
     deletions = sorted(
-        (Delete(**_carried(kind, key, values), reason=reason) for key, values, reason in found.deletions),
+        _bulk(kind, Delete, found.deletions, reason=found.deletion_reasons),
         key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
     )
     conflicts = unique_conflicts([*found.conflicts, *uncleared])
@@ -154,6 +158,15 @@ def _carried(kind: Kind, key: str, values: dict[str, str]) -> dict[str, Any]:
     return carried
 
 
+def _bulk(kind: Kind, operation: type[Op], rows: Rows, **columns: Sequence[str]) -> list[Op]:
+    """One `operation` per row, built column by column: what `operation(**_carried(...), **columns)`
+    gives row by row."""
+    carried: dict[str, Sequence[Any]] = {"record": kind.record.from_columns(rows.keys, rows.columns)}
+    if kind.identity:
+        carried["identity"] = rows.columns["identity"]
+    return instances(operation, len(rows), {**carried, **columns})
+
+
 def _operations(
     kind: Kind, found: Found, depth: dict[str, int]
 ) -> tuple[tuple[ChangeOperation, ...], list[Conflict]]:
@@ -173,10 +186,14 @@ def _operations(
             continue
         update = Update(changes=_changes(old, new, columns), **_carried(kind, key, new))
         ops.append(((depth.get(key, 0), 1, key), update))
-    for key, values in found.creates:
-        extra: dict[str, Any] = {name: values[name] for name in kind.created_with}
-        ops.append(((depth.get(key, 0), 2, key), Create(**_carried(kind, key, values), **extra)))
-    return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
+    extra = {name: found.creates.columns[name] for name in kind.created_with}
+    creates: list[Create[Any]] = _bulk(kind, Create, found.creates, **extra)
+    if depth:  # parents first: the creates take their places among the others
+        keys = found.creates.keys
+        ops.extend(((depth.get(key, 0), 2, key), op) for key, op in zip(keys, creates, strict=True))
+        creates = []
+    # else one level: renames and updates by sync key, then the creates (already in sync key order)
+    return (*(op for _, op in sorted(ops, key=lambda pair: pair[0])), *creates), uncleared
 
 
 def _relinks(
