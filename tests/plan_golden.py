@@ -85,7 +85,9 @@ def sample_plans() -> list[str]:
         case = f"{name} after {before or 'nothing'}{'' if detect else ', no identity matching'}"
         for what in ("operations", "deletions", "rejects", "conflicts"):
             lines.extend(
-                f"{case}\t{json.dumps(_plain(item), ensure_ascii=False)}" for item in getattr(plan, what)
+                # (a reject names its file by its path: the checkout's own place is left out)
+                f"{case}\t{json.dumps(_plain(item), ensure_ascii=False)}".replace(f"{SAMPLES}/", "samples/")
+                for item in getattr(plan, what)
             )
         counts = {"unchanged": plan.unchanged_by, "snapshot": plan.snapshot_sizes}
         lines.append(f"{case}\t{json.dumps(counts, sort_keys=True)}")
