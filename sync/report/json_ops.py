@@ -91,22 +91,22 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
     are put between quotes as they are: one search instead of one encoding per text."""
     encoded, plain = template.replace(_SLOT, "%s"), template.replace(_SLOT, '"%s"')
     getter = texts_of(attributes)
-    enc, escaped = encode_basestring, _ESCAPED.search
 
     def line(op: Operation) -> str:
-        values = getter(op)
-        if escaped("".join(values)) is None:
-            return plain % values
-        return encoded % tuple(map(enc, values))
+        return _filled(plain, encoded, getter(op))
 
     def line_with_changes(op: Operation) -> str:
-        values = getter(op)
-        changes = changes_json(op.changes)  # type: ignore[union-attr]
-        if escaped("".join(values)) is None:
-            return plain % (*values, changes)
-        return encoded % (*map(enc, values), changes)
+        return _filled(plain, encoded, getter(op), changes_json(op.changes))  # type: ignore[union-attr]
 
     return line_with_changes if with_changes else line
+
+
+def _filled(plain: str, encoded: str, texts: tuple[str, ...], *written: str) -> str:
+    """`texts` in a template's slots, then the `written` JSON: between quotes as they are when none
+    holds a character the encoder escapes (`plain`), else each through its escaping (`encoded`)."""
+    if _ESCAPED.search("".join(texts)) is None:
+        return plain % (*texts, *written)
+    return encoded % (*map(encode_basestring, texts), *written)
 
 
 #: Where a text goes in a template being built (a NUL: never in an encoded constant).
@@ -176,11 +176,7 @@ def result_line(result: OperationResult, status: str) -> str:
     if shape is None:
         shape = _RESULT_SHAPES[key] = _result_shape(op)
     enc = encode_basestring
-    texts = shape.texts(op)
-    if _ESCAPED.search("".join(texts)) is None:
-        line = shape.plain % texts
-    else:
-        line = shape.template % tuple(map(enc, texts))
+    line = _filled(shape.plain, shape.template, shape.texts(op))
     if shape.links:
         children = getattr(op.record, shape.links)
         if children:
