@@ -11,6 +11,8 @@ membership is sent only after its person and group were answered.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
+from operator import attrgetter
 from typing import Final
 
 from sync.models import Deactivate, Delete, DeleteOperation, DeletesMode, Operation, split_children
@@ -26,6 +28,7 @@ def own_reference(kind: Kind) -> Reference | None:
 
 _DELETION_PHASE: Final = {kind.name: len(KINDS) + rank for rank, kind in enumerate(DELETION_ORDER)}
 _OWN: Final = {kind.name: own_reference(kind) for kind in KINDS}
+_RECORD: Final = attrgetter("record")
 
 
 def depths(parent_of: dict[str, str]) -> dict[str, int]:
@@ -67,9 +70,13 @@ def link_levels(links: Mapping[str, Iterable[str]]) -> dict[str, int]:
     return level
 
 
-def _place(op: Operation) -> tuple[Kind, bool]:
-    """`op`'s kind, and whether it removes (a deletion or a deactivation)."""
-    return kind_of(op), isinstance(op, (Delete, Deactivate))
+#: (operation class, record class) -> the kind, and whether the operation removes (a deletion or a
+#: deactivation): what `phases` asks of every operation, answered once per class pair.
+_PLACES: Final[dict[tuple[type, type], tuple[Kind, bool]]] = {
+    (op_class, kind.record): (kind, op_class in (Delete, Deactivate))
+    for kind in KINDS
+    for _, op_class in kind.typed_operations
+}
 
 
 def phases(operations: Sequence[Operation]) -> list[list[int]]:
@@ -79,45 +86,90 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
     per depth (a group after its parent when both change in this run), a kind with links one phase per
     link level (a parent after its children); then removals (deletions and
     deactivations) in DELETION_ORDER, a self-referring kind deepest first.
+
+    The operations are placed run by run (a plan lists each kind's operations of one type together) at
+    C speed; only kinds that refer to themselves, or link, look at each operation's record: a first
+    night of 10^6 persons without links is placed in a few hundredths of a second.
     """
-    parent_of: dict[tuple[str, bool], dict[str, str]] = {}  # (kind, removal) -> key -> parent
-    for op in operations:
-        kind, removal = _place(op)
-        ref = _OWN[kind.name]
-        if ref is not None:
-            parent_of.setdefault((kind.name, removal), {})[op.sync_key] = str(getattr(op.record, ref.field))
-    depth = {part: depths(links) for part, links in parent_of.items()}
-    linked = _linked_levels(operations)
+    placed = _placed(operations)
+    linked = _linked_levels(operations, placed)
     keyed: dict[tuple[int, int], list[int]] = {}
-    for position, op in enumerate(operations):
-        kind, removal = _place(op)
-        level = depth[kind.name, removal][op.sync_key] if _OWN[kind.name] is not None else 0
-        level = linked.get((kind.name, op.sync_key), level) if not removal else level
-        key = (_DELETION_PHASE[kind.name], -level) if removal else (kind.phase, level)
-        keyed.setdefault(key, []).append(position)
-    return [keyed[key] for key in sorted(keyed)]
+    for (kind, removal), positions in placed.items():
+        levels = _levels(operations, positions, kind, removal, linked)
+        if levels is None:  # one level: the whole part in one phase
+            keyed.setdefault(_phase_key(kind, removal, 0), []).extend(positions)
+            continue
+        for position, level in zip(positions, levels, strict=True):
+            keyed.setdefault(_phase_key(kind, removal, level), []).append(position)
+    return [sorted(keyed[key]) for key in sorted(keyed)]
 
 
-def _linked_levels(operations: Sequence[Operation]) -> dict[tuple[str, str], int]:
+def _phase_key(kind: Kind, removal: bool, level: int) -> tuple[int, int]:
+    """Where a part's operations of `level` run: changes by kind phase then level; removals after every
+    change, in DELETION_ORDER, deepest level first."""
+    return (_DELETION_PHASE[kind.name], -level) if removal else (kind.phase, level)
+
+
+def _placed(operations: Sequence[Operation]) -> dict[tuple[Kind, bool], list[int]]:
+    """The positions of `operations` by kind and removal, each in order."""
+    placed: dict[tuple[Kind, bool], list[int]] = {}
+    classes = zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True)
+    start = 0
+    for pair, run in groupby(classes):
+        end = start + sum(1 for _ in run)
+        placed.setdefault(_PLACES[pair], []).extend(range(start, end))
+        start = end
+    return placed
+
+
+def _levels(
+    operations: Sequence[Operation],
+    positions: list[int],
+    kind: Kind,
+    removal: bool,
+    linked: dict[tuple[str, str], int],
+) -> list[int] | None:
+    """The level of each operation at `positions` (all of `kind`, removing or not), or None when all are
+    at level 0: the depth along a self-reference, for changes overridden by the link level."""
+    own = _OWN[kind.name]
+    linked_here = not removal and bool(kind.links) and any(name == kind.name for name, _ in linked)
+    if own is None and not linked_here:
+        return None
+    ops = [operations[position] for position in positions]
+    keys = [op.sync_key for op in ops]
+    if own is None:
+        depth: list[int] = [0] * len(ops)
+    else:
+        parent_of = dict(zip(keys, (str(getattr(op.record, own.field)) for op in ops), strict=True))
+        depth_of = depths(parent_of)
+        depth = [depth_of[key] for key in keys]
+    if not linked_here:
+        return depth
+    return [linked.get((kind.name, key), level) for key, level in zip(keys, depth, strict=True)]
+
+
+def _linked_levels(
+    operations: Sequence[Operation], placed: dict[tuple[Kind, bool], list[int]]
+) -> dict[tuple[str, str], int]:
     """(kind, sync key) -> `link_levels` of the changes of kinds with links (`Kind.links`) that link to
     another change of this run (the others stay at level 0): a parent's change runs in a phase after
     its children's creates and identifier changes of this run, as IMS ES skips a link to a person that
     does not exist (yet)."""
-    linking = [kind for kind in KINDS if kind.links]
-    if not linking:
-        return {}
-    parents: dict[str, dict[str, tuple[str, ...]]] = {kind.name: {} for kind in linking}
-    changes: list[tuple[str, str]] = []  # (kind, sync key) of every change of a linking kind
-    for op in operations:
-        kind, removal = _place(op)
+    parents: dict[str, dict[str, tuple[str, ...]]] = {}
+    changes: list[tuple[str, list[Operation]]] = []  # each linking kind's changes
+    for (kind, removal), positions in placed.items():
         if removal or not kind.links:
             continue
-        changes.append((kind.name, op.sync_key))
-        value = getattr(op.record, kind.links)
-        if value:
-            parents[kind.name][op.sync_key] = split_children(value)
+        ops = [operations[position] for position in positions]
+        changes.append((kind.name, ops))
+        values = map(attrgetter(f"record.{kind.links}"), ops)
+        parents[kind.name] = {
+            op.sync_key: split_children(value) for op, value in zip(ops, values, strict=True) if value
+        }
+    if not any(parents.values()):
+        return {}
+    changed = {(name, op.sync_key) for name, ops in changes for op in ops}
     levels: dict[tuple[str, str], int] = {}
-    changed = set(changes) if any(parents.values()) else set()
     for name, linked in parents.items():
         # the parents, and as leaves those of their children that change in this run too
         children = (c for keys in linked.values() for c in keys if (name, c) in changed)

@@ -23,11 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Final
 
 import structlog
 
 from sync.errors import StateError, SyncError
-from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome, kind_of
+from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
 from sync.send.circuit import Halt
@@ -41,6 +43,7 @@ from sync.state.store import StateStore
 
 __all__ = ["ExecutionReport", "Executor"]
 
+_RECORD: Final = attrgetter("record")
 _NOT_RECORDED = "not recorded: the state directory failed (the run stopped)"
 
 
@@ -104,9 +107,11 @@ class Executor:
         units (one operation, or a batch for a mass request) while the objects in flight stay within
         `max_in_flight`.
         """
-        todo = [op for op in operations if self._settings.deletes or not _is_deletion(op)]
+        deletes = self._settings.deletes
+        todo = list(operations) if deletes else [op for op in operations if not _is_deletion(op)]
+        present = set(map(type, map(_RECORD, todo)))  # the record classes, at C speed
         for kind in KINDS:  # fail before sending anything when a client is missing
-            if any(kind_of(op) is kind for op in todo):
+            if kind.record in present:
                 self._calls.of(kind)
         scheduler = Scheduler(
             settings=self._settings,

@@ -10,7 +10,7 @@ Knows nothing of IMS ES, the clients or the store: it runs the units it is given
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -47,6 +47,10 @@ class _Unconfirmed:
     def __init__(self) -> None:
         self._objects: dict[str, set[str]] = {}  # sync keys, by kind name
         self._kept_parents: dict[str, set[str]] = {}  # sync keys of parents whose child stays, by kind
+
+    def __bool__(self) -> bool:
+        """Whether anything is missing or kept: when not, no operation of the next phase is held back."""
+        return bool(self._objects or self._kept_parents)
 
     def missing(self, op: Operation) -> str:
         """Why `op` cannot be sent: a group or person it needs was not confirmed earlier in this run."""
@@ -114,17 +118,10 @@ class Scheduler:
             for phase in phases(todo):
                 if self._halt.halted():
                     break  # the rest is skipped below, as never reached (not as a dependency gap)
-                runnable: list[int] = []
-                for position in phase:
-                    missing = unconfirmed.missing(todo[position])
-                    if missing:
-                        results[position] = OperationResult(
-                            operation=todo[position], outcome=Outcome.SKIPPED, error=missing
-                        )
-                        self._report(results[position])
-                    else:
-                        runnable.append(position)
+                runnable = self._runnable(todo, phase, unconfirmed, results)
                 self._run_phase(pool, budget, todo, runnable, results)
+                for _ in runnable:  # halted in the phase: its dependency gaps are still told as such
+                    pass
                 for position in phase:
                     result = results.get(position)
                     if result is None or result.outcome is not Outcome.CONFIRMED:
@@ -134,27 +131,49 @@ class Scheduler:
             for position, op in enumerate(todo)
         ]
 
+    def _runnable(
+        self,
+        todo: Sequence[Operation],
+        phase: Sequence[int],
+        unconfirmed: _Unconfirmed,
+        results: dict[int, OperationResult],
+    ) -> Iterator[int]:
+        """The positions of `phase` whose operations can be sent, as the phase's units are formed; the
+        others are skipped (and reported) on the way: the first request goes out without a pass over
+        the whole phase first."""
+        if not unconfirmed:
+            yield from phase
+            return
+        for position in phase:
+            missing = unconfirmed.missing(todo[position])
+            if missing:
+                skipped = OperationResult(operation=todo[position], outcome=Outcome.SKIPPED, error=missing)
+                results[position] = skipped
+                self._report(skipped)
+            else:
+                yield position
+
     def _run_phase(
         self,
         pool: ThreadPoolExecutor,
         budget: Budget,
         todo: Sequence[Operation],
-        positions: Sequence[int],
+        positions: Iterator[int],
         results: dict[int, OperationResult],
     ) -> None:
         units = self._units(todo, positions)
         handed_out = HANDED_OUT_PER_BUDGET * budget.limit
         pending: dict[Future[list[OperationResult] | None], tuple[int, ...]] = {}
         objects = 0  # of the units handed out and not done
-        next_unit = 0
-        while next_unit < len(units) or pending:
-            while next_unit < len(units) and not self._halt.halted():
-                unit_positions, unit = units[next_unit]
+        waiting = next(units, None)  # the next unit to hand out
+        while waiting is not None or pending:
+            while waiting is not None and not self._halt.halted():
+                unit_positions, unit = waiting
                 if pending and objects + len(unit_positions) > handed_out:
                     break
                 pending[pool.submit(self._run_unit, budget, unit, len(unit_positions))] = unit_positions
                 objects += len(unit_positions)
-                next_unit += 1
+                waiting = next(units, None)
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -182,34 +201,39 @@ class Scheduler:
         finally:
             share.give_back()
 
-    def _units(
-        self, todo: Sequence[Operation], positions: Sequence[int]
-    ) -> list[tuple[tuple[int, ...], Unit]]:
-        """Group batchable operations into mass requests (order kept); everything else goes alone."""
+    def _units(self, todo: Sequence[Operation], positions: Iterable[int]) -> Iterator[_Placed]:
+        """Group batchable operations into mass requests (order kept); everything else goes alone.
+        Formed as they are handed out: a phase of 10^6 operations is never held as units."""
         size = min(self._settings.batch_size, self._settings.max_in_flight)
-        units: list[_Placed] = []
+        if size == 1:  # single calls: no operation travels in a mass request
+            for position in positions:
+                yield (position,), todo[position]
+            return
         batch: list[int] = []
         mass = ""
-
-        def flush() -> None:
-            if len(batch) == 1:
-                units.append(((batch[0],), todo[batch[0]]))
-            elif batch:
-                units.append((tuple(batch), Batch(mass, tuple(todo[i] for i in batch))))
-            batch.clear()
-
         for position in positions:
             op = todo[position]
-            op_mass = self._mass_operation(op) if size > 1 else ""
+            op_mass = self._mass_operation(op)
             if op_mass:
                 if batch and mass != op_mass:
-                    flush()
+                    yield _flushed(todo, batch, mass)
+                    batch = []
                 mass = op_mass
                 batch.append(position)
                 if len(batch) == size:
-                    flush()
+                    yield _flushed(todo, batch, mass)
+                    batch = []
             else:
-                flush()
-                units.append(((position,), op))
-        flush()
-        return units
+                if batch:
+                    yield _flushed(todo, batch, mass)
+                    batch = []
+                yield (position,), op
+        if batch:
+            yield _flushed(todo, batch, mass)
+
+
+def _flushed(todo: Sequence[Operation], batch: list[int], mass: str) -> _Placed:
+    """The unit of the batched positions: the operation alone, or a Batch as mass request `mass`."""
+    if len(batch) == 1:
+        return (batch[0],), todo[batch[0]]
+    return tuple(batch), Batch(mass, tuple(todo[i] for i in batch))
