@@ -54,11 +54,10 @@ def _counts(
 
 
 def _has_groups(plan: Plan) -> bool:
-    """Whether the plan concerns any kind besides persons (then the summaries list every kind)."""
+    """Whether the plan concerns any kind besides persons (then the summaries list every kind): the
+    summary counts every operation of the plan by kind (a plan holds no deactivations)."""
     s = plan.summary
-    return any(_count(s, kind, "snapshot_size") or _count(s, kind, "unchanged") for kind in _OTHERS) or any(
-        kind_of(op) is not _MAIN for op in (*plan.operations, *plan.deletions)
-    )
+    return any(_count(s, kind, field) for kind in _OTHERS for _, field in (*_CHANGES, *_KEPT))
 
 
 def plan_counts(plan: Plan) -> list[tuple[str, int]]:

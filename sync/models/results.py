@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 from typing import Final
 
 from sync.models.operations import Operation
@@ -92,6 +94,9 @@ class OperationResult:
     attempts: int = 0
 
 
+_OUTCOME: Final = attrgetter("outcome")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """What a run did: every operation's outcome, and why it stopped early, if it did."""
@@ -102,10 +107,15 @@ class RunResult:
     started_at: str  # ISO 8601, UTC
     finished_at: str  # ISO 8601, UTC
     stopped: str = ""  # "" when the run went to the end; else the reason (circuit open, signal)
+    _counts: Counter[Outcome] | None = field(default=None, init=False, compare=False, repr=False)
 
     def count(self, outcome: Outcome) -> int:
         """How many operations ended with `outcome`."""
-        return sum(r.outcome is outcome for r in self.results)
+        counts = self._counts
+        if counts is None:  # counted once, in one pass: reports and summaries ask for every outcome
+            counts = Counter(map(_OUTCOME, self.results))
+            object.__setattr__(self, "_counts", counts)
+        return counts[outcome]
 
     def parent_portal_disabled(self) -> tuple[str, ...]:
         """The sync keys of the persons itslearning wrote without their parent/child links because the

@@ -122,6 +122,8 @@ class Scheduler:
                 self._run_phase(pool, budget, todo, runnable, results)
                 for _ in runnable:  # halted in the phase: its dependency gaps are still told as such
                     pass
+                if self._halt.halted():
+                    break  # no later phase runs: nothing to keep back
                 for position in phase:
                     result = results.get(position)
                     if result is None or result.outcome is not Outcome.CONFIRMED:
