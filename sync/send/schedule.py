@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
+from sync.models.records import instances
 from sync.plan.ordering import phases
 from sync.send.budget import Budget
 from sync.send.circuit import Halt
@@ -128,10 +129,7 @@ class Scheduler:
                     result = results.get(position)
                     if result is None or result.outcome is not Outcome.CONFIRMED:
                         unconfirmed.note(todo[position])
-        return [
-            results.get(position) or OperationResult(operation=op, outcome=Outcome.SKIPPED)
-            for position, op in enumerate(todo)
-        ]
+        return _in_order(todo, results)
 
     def _runnable(
         self,
@@ -232,6 +230,22 @@ class Scheduler:
                 yield (position,), op
         if batch:
             yield _flushed(todo, batch, mass)
+
+
+def _in_order(todo: Sequence[Operation], results: dict[int, OperationResult]) -> list[OperationResult]:
+    """Every operation's result in order; an operation the run did not reach is skipped (built in bulk:
+    a run stopped early on a first night leaves up to 10^6 of them)."""
+    if len(results) == len(todo):
+        return [results[position] for position in range(len(todo))]
+    unreached = [op for position, op in enumerate(todo) if position not in results]
+    skipped = iter(
+        instances(
+            OperationResult,
+            len(unreached),
+            {"operation": unreached, "outcome": [Outcome.SKIPPED] * len(unreached)},
+        )
+    )
+    return [results[position] if position in results else next(skipped) for position in range(len(todo))]
 
 
 def _flushed(todo: Sequence[Operation], batch: list[int], mass: str) -> _Placed:
