@@ -134,6 +134,12 @@ class Kind:
         return self.name.capitalize()
 
     @property
+    def service_name(self) -> str:
+        """IMS ES's service of this kind, as itslearning names it: PersonManagementService, ... (its
+        endpoint `<name>.svc`, its SOAP binding `BasicHttpBinding_<name>Sync`)."""
+        return f"{self.ims_name}ManagementService"
+
+    @property
     def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:
         """Each operation type of this kind with what it does ("create", "update", ...)."""
         return _TYPED_OPERATIONS if self.deactivatable else _TYPED_OPERATIONS[:-1]
