@@ -8,7 +8,7 @@ Imports click and the config readers only; the IMS ES transport is imported when
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -31,6 +31,7 @@ __all__ = [
     "credentials",
     "deletes_opt",
     "file_opt",
+    "format_opt",
     "group_endpoint_opts",
     "group_endpoints",
     "limit_opts",
@@ -235,13 +236,28 @@ def group_endpoints(
     return (gms_endpoint or "") if needs_gms else "", (mms_endpoint or "") if needs_mms else ""
 
 
-def report_format(output: Path | None, fmt: str | None) -> str:
-    """The report format asked for, else the one the output file's suffix names, else Markdown."""
+def format_opt(formats: Sequence[str], *, default: str, what: str) -> Callable[[_F], _F]:
+    """`--format` among `formats`; without it, `report_format(output, None, formats, default)` chooses.
+    `what` names the output in the help ("Report", ...)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(formats),
+        default=None,
+        help=f"{what} format (default: from the --output suffix, else {default}).",
+    )
+
+
+def report_format(
+    output: Path | None, fmt: str | None, formats: Sequence[str] = REPORT_FORMATS, default: str = "md"
+) -> str:
+    """The format asked for, else the one the output file's suffix names (among `formats`), else
+    `default` (a report: Markdown)."""
     if fmt is not None:
         return fmt
-    if output is not None and output.suffix.lstrip(".").lower() in REPORT_FORMATS:
+    if output is not None and output.suffix.lstrip(".").lower() in formats:
         return output.suffix.lstrip(".").lower()
-    return "md"
+    return default
 
 
 #: The kinds in the order the command line lists them (`snapshot export --kind`, plan summaries):

@@ -19,6 +19,7 @@ from sync.cli.options import (
     REPORT_FORMATS,
     accept_shrunk_opt,
     deletes_opt,
+    format_opt,
     limit_opts,
     mapping_opt,
     only_opt,
@@ -68,13 +69,7 @@ def validate(roster: Path, mapping: str) -> None:
 @roster_arg
 @mapping_opt
 @state_opt
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(REPORT_FORMATS),
-    default=None,
-    help="Report format (default: from the --output suffix, else md).",
-)
+@format_opt(REPORT_FORMATS, default="md", what="Report")
 @target_opt("--output", "-o", help="Report file (default: standard output); with --by-school, a folder.")
 @by_school_opt("--by-school")
 @accept_shrunk_opt

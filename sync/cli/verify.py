@@ -17,11 +17,13 @@ from sync.cli import stages
 from sync.cli.options import (
     connection,
     credentials,
+    format_opt,
     group_endpoint_opts,
     group_endpoints,
     mapping_opt,
     number_opt,
     output_opt,
+    report_format,
     roster_arg,
     service_opts,
     state_opt,
@@ -33,6 +35,7 @@ __all__ = ["verify"]
 
 _log = structlog.get_logger(__name__)
 _FORMATS = ("table", "json", "csv", "md", "html")
+_DEFAULT_FORMAT = "table"
 
 
 @click.command(
@@ -54,13 +57,7 @@ _FORMATS = ("table", "json", "csv", "md", "html")
 @click.option(
     "--seed", type=click.IntRange(0), default=None, help="The sample's seed (default: a new one, printed)."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(_FORMATS),
-    default=None,
-    help="Output format (default: from the --output suffix, else table).",
-)
+@format_opt(_FORMATS, default=_DEFAULT_FORMAT, what="Output")
 @output_opt("Write the drift here (default: standard output).")
 @click.option(
     "--repair",
@@ -232,8 +229,7 @@ def _report(
         state=state,
         endpoint=endpoint,
     )
-    chosen = fmt or (output.suffix.lstrip(".").lower() if output is not None else "")
-    chosen = chosen if chosen in _FORMATS else "table"
+    chosen = report_format(output, fmt, _FORMATS, _DEFAULT_FORMAT)
     write(render_drift(rows, fmt=chosen, meta=meta, checked=found.checked, notes=notes), output)
     for u in found.unverified[:SHOWN_LINES]:
         notice(

@@ -26,6 +26,7 @@ __all__ = ["emulator_admin"]
 
 _KINDS: Final = ("person", "group", "membership")
 _SCHEME: Final = "ItslearningOrganisationTypes"  # the groupType scheme the engine sends
+_EXAMPLE: Final = "Example: ims-sync emulator-admin --state emu.sqlite3"  # each command's epilog begins so
 
 
 def _fields(kind: str) -> tuple[str, ...]:
@@ -90,7 +91,7 @@ def _new(kind: str, key: str, values: dict[str, Any]) -> Any:
 @click.group(
     "emulator-admin",
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Example: ims-sync emulator-admin --state emu.sqlite3 edit person s1 --set given_name=Kari",
+    epilog=f"{_EXAMPLE} edit person s1 --set given_name=Kari",
 )
 @click.option(
     "--state",
@@ -116,59 +117,60 @@ _key_arg = click.argument("sync_key")
 _set_opt = click.option("--set", "pairs", multiple=True, metavar="FIELD=VALUE", help="A field's new value.")
 
 
-@emulator_admin.command(
-    epilog="Example: ims-sync emulator-admin --state emu.sqlite3 create person s9 --set given_name=Ann"
-)
-@_kind_arg
-@_key_arg
-@_set_opt
-@click.pass_obj
+def _on_record(example: str, *, sets: bool) -> Callable[[Callable[..., None]], click.Command]:
+    """An emulator-admin command on one record: KIND SYNC_KEY (with `sets`, the `--set FIELD=VALUE`
+    pairs) and the state `--state` opened (None without it); `example` its arguments in the epilog."""
+
+    def command(function: Callable[..., None]) -> click.Command:
+        with_args = click.pass_obj(function)
+        if sets:
+            with_args = _set_opt(with_args)
+        return emulator_admin.command(epilog=f"{_EXAMPLE} {example}")(_kind_arg(_key_arg(with_args)))
+
+    return command
+
+
+def _existing(store: Store, kind: str, key: str) -> Any:
+    """The record of `kind` with sync key `key`.
+
+    Raises:
+        click.UsageError: the emulator's state holds none.
+    """
+    current = _get(store, kind, key)
+    if current is None:
+        raise click.UsageError(f"no {kind} {key!r} in the emulator's state")
+    return current
+
+
+@_on_record("create person s9 --set given_name=Ann", sets=True)
 def create(store: Store | None, kind: str, sync_key: str, pairs: tuple[str, ...]) -> None:
     """Create a person, group or membership (refused when the sync key exists)."""
     values = _parse(kind, pairs)
-    store = _store(store)
-    with store.transaction():
-        if _get(store, kind, sync_key) is not None:
+    with _store(store).transaction() as opened:
+        if _get(opened, kind, sync_key) is not None:
             raise click.UsageError(f"{kind} {sync_key!r} exists already: edit it")
-        _put(store, _new(kind, sync_key, values))
+        _put(opened, _new(kind, sync_key, values))
     click.echo(f"created {kind} {sync_key}")
 
 
-@emulator_admin.command(
-    epilog="Example: ims-sync emulator-admin --state emu.sqlite3 edit group cls-6a --set desc_short=6B"
-)
-@_kind_arg
-@_key_arg
-@_set_opt
-@click.pass_obj
+@_on_record("edit group cls-6a --set desc_short=6B", sets=True)
 def edit(store: Store | None, kind: str, sync_key: str, pairs: tuple[str, ...]) -> None:
     """Change fields of a person, group or membership."""
     values = _parse(kind, pairs)
-    store = _store(store)
-    with store.transaction():
-        current = _get(store, kind, sync_key)
-        if current is None:
-            raise click.UsageError(f"no {kind} {sync_key!r} in the emulator's state")
-        _put(store, dataclasses.replace(current, **values))
+    with _store(store).transaction() as opened:
+        _put(opened, dataclasses.replace(_existing(opened, kind, sync_key), **values))
     click.echo(f"edited {kind} {sync_key}")
 
 
-@emulator_admin.command(
-    epilog="Example: ims-sync emulator-admin --state emu.sqlite3 delete membership enr-5a-1001"
-)
-@_kind_arg
-@_key_arg
-@click.pass_obj
+@_on_record("delete membership enr-5a-1001", sets=False)
 def delete(store: Store | None, kind: str, sync_key: str) -> None:
     """Delete a person, group or membership (a person's or group's memberships with it)."""
-    store = _store(store)
-    with store.transaction():
-        if _get(store, kind, sync_key) is None:
-            raise click.UsageError(f"no {kind} {sync_key!r} in the emulator's state")
+    with _store(store).transaction() as opened:
+        _existing(opened, kind, sync_key)
         if kind == "person":
-            store.delete(sync_key)
+            opened.delete(sync_key)
         elif kind == "group":
-            store.delete_group(sync_key)
+            opened.delete_group(sync_key)
         else:
-            store.delete_membership(sync_key)
+            opened.delete_membership(sync_key)
     click.echo(f"deleted {kind} {sync_key}")

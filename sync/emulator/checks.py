@@ -14,6 +14,7 @@ from typing import Final
 from lxml import etree
 
 from sync.ims.namespaces import COMMON, SOAP_ENV, WSA, WSSE, WSU
+from sync.ims.security import PASSWORD_TEXT
 from sync.ims.xsd import safe_parser
 
 from .http import Reply
@@ -30,9 +31,6 @@ __all__ = [
     "schema_problem",
 ]
 
-_PLAIN_TEXT_TYPE: Final = (
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
-)
 INVALID_SECURITY: Final = "An error occurred when verifying security for the message."
 INVALID_SECURITY_REPLY: Final = Reply(
     status=500, body=fault_envelope("a:InvalidSecurity", ("a", WSSE), INVALID_SECURITY)
@@ -84,7 +82,7 @@ def authenticated(header: etree._Element | None, username: str, password: str) -
     if token is None or security is None:
         return False
     sent = token.find(f"{{{WSSE}}}Password")
-    if sent is None or sent.get("Type", _PLAIN_TEXT_TYPE) != _PLAIN_TEXT_TYPE:
+    if sent is None or sent.get("Type", PASSWORD_TEXT) != PASSWORD_TEXT:
         return False
     username_ok = hmac.compare_digest(
         (token.findtext(f"{{{WSSE}}}Username") or "").encode(), username.encode()

@@ -121,25 +121,7 @@ def _number(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callabl
     help="Comma-separated operations that get the faults above (default: every operation).",
 )
 @click.option("--seed", type=int, help="Seed for reproducible fault draws.")
-def emulator(
-    host: str,
-    port: int,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    cert_dir: Path | None,
-    state: Path | None,
-    strict: bool,
-    parent_portal: bool,
-    latency_ms: float,
-    error_rate: float,
-    fault_rate: float,
-    drop_rate: float,
-    wrong_ref_rate: float,
-    slow_rate: float,
-    slow_ms: float,
-    fault_operations: str | None,
-    seed: int | None,
-) -> None:
+def emulator(fault_operations: str | None, **settings: Any) -> None:
     """Run a local IMS ES emulator (Person, Group and Membership Management) over HTTPS.
 
     It accepts the WS-Security credentials in IMS_ES_USERNAME and IMS_ES_PASSWORD, behaves like
@@ -156,31 +138,18 @@ def emulator(
         config = EmulatorConfig(
             username=username,
             password=password,
-            host=host,
-            port=port,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            cert_dir=cert_dir,
-            state=state,
-            strict=strict,
-            parent_portal=parent_portal,
-            latency_ms=latency_ms,
-            error_rate=error_rate,
-            fault_rate=fault_rate,
-            drop_rate=drop_rate,
-            wrong_ref_rate=wrong_ref_rate,
-            slow_rate=slow_rate,
-            slow_ms=slow_ms,
             fault_operations=(
                 None
                 if fault_operations is None
                 else frozenset(name.strip() for name in fault_operations.split(",") if name.strip())
             ),
-            seed=seed,
+            **settings,  # every other option is the config field of its name
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:
         serve(config)
     except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        raise click.ClickException(
+            f"cannot serve on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None

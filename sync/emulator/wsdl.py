@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from sync.ims.namespaces import WSDL, WSDL_SOAP
+from sync.ims.urls import endpoint
 from sync.ims.xsd import load_wsdl_schema, safe_parser
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 
 __all__ = [
     "EXTENDED_PATH",
@@ -31,10 +33,10 @@ __all__ = [
     "bundled_catalog",
 ]
 
-PMS_PATH: Final = "/PersonManagementService.svc"
-EXTENDED_PATH: Final = "/ExtendedPersonManagementService.svc"
-GMS_PATH: Final = "/GroupManagementService.svc"
-MMS_PATH: Final = "/MembershipManagementService.svc"
+PMS_PATH: Final = f"/{endpoint(PERSON)}"
+EXTENDED_PATH: Final = f"/{endpoint(PERSON, extended=True)}"
+GMS_PATH: Final = f"/{endpoint(GROUP)}"
+MMS_PATH: Final = f"/{endpoint(MEMBERSHIP)}"
 #: Every endpoint the emulator serves.
 PATHS: Final = (PMS_PATH, EXTENDED_PATH, GMS_PATH, MMS_PATH)
 

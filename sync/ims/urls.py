@@ -1,6 +1,6 @@
 """IMS ES endpoints: https only, shown without credentials, and the GMS/MMS/Extended URLs next to PMS.
 
-Pure: string handling only, imports no I/O.
+Pure: string handling over the kinds' service names (`Kind.service_name`), imports no I/O.
 """
 
 from __future__ import annotations
@@ -9,10 +9,18 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from sync.errors import ConfigError
+from sync.models.kinds import GROUP, MEMBERSHIP, PERSON, Kind
 
-__all__ = ["display_url", "extended_url", "require_https", "service_urls"]
+__all__ = ["display_url", "endpoint", "extended_url", "require_https", "service_urls"]
 
-_PMS_PATH_SEGMENT: Final = "personmanagementservice.svc"
+#: What itslearning's ExtendedPersonManagement endpoint (readAllPersons) prefixes to the PMS one's name.
+_EXTENDED: Final = "Extended"
+
+
+def endpoint(kind: Kind, *, extended: bool = False) -> str:
+    """The last segment of the URL of `kind`'s service: `PersonManagementService.svc`, ...; `extended`:
+    itslearning's ExtendedPersonManagement beside it (`ExtendedPersonManagementService.svc`)."""
+    return f"{_EXTENDED if extended else ''}{kind.service_name}.svc"
 
 
 def display_url(url: str) -> str:
@@ -45,7 +53,7 @@ def extended_url(url: str) -> str:
     """`.../PersonManagementService.svc` → `.../ExtendedPersonManagementService.svc`."""
     parts = urlsplit(url)
     head, _, last = parts.path.rpartition("/")
-    return urlunsplit((parts.scheme, parts.netloc, f"{head}/Extended{last}", parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"{head}/{_EXTENDED}{last}", parts.query, ""))
 
 
 def service_urls(pms_url: str) -> tuple[str, str]:
@@ -60,13 +68,13 @@ def service_urls(pms_url: str) -> tuple[str, str]:
     require_https(pms_url, "the IMS ES URL")
     parts = urlsplit(pms_url)
     head, _, last = parts.path.rpartition("/")
-    if last.lower() != _PMS_PATH_SEGMENT:
+    if last.lower() != endpoint(PERSON).lower():
         raise ConfigError(
             f"cannot derive the GMS and MMS endpoints from {display_url(pms_url)!r}: its path does not "
-            "end in PersonManagementService.svc"
+            f"end in {endpoint(PERSON)}"
         )
 
     def sibling(name: str) -> str:
         return urlunsplit((parts.scheme, parts.netloc, f"{head}/{name}", parts.query, ""))
 
-    return sibling("GroupManagementService.svc"), sibling("MembershipManagementService.svc")
+    return sibling(endpoint(GROUP)), sibling(endpoint(MEMBERSHIP))

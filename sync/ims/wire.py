@@ -112,14 +112,14 @@ class ServiceSpec:
     ) -> ServiceSpec:
         """The IMS ES service of `kind` as itslearning publishes it.
 
-        The binding `BasicHttpBinding_<Kind>ManagementServiceSync`; the operations every kind has
+        The binding `BasicHttpBinding_<service name>Sync`; the operations every kind has
         (create, update, delete, read, change identifier, mass create), then `more`; the envelope
         prefixes itslearning's documentation uses (ims, ims1 to ims3); SOAPActions under
         `http://www.imsglobal.org/soap/<service>/`.
         """
         return cls(
             wsdl=wsdl,
-            binding=f"BasicHttpBinding_{kind.ims_name}ManagementServiceSync",
+            binding=f"BasicHttpBinding_{kind.service_name}Sync",
             operations=(
                 *(kind.operation(verb) for verb in ("create", "update", "delete", "read")),
                 kind.change_identifier_operation,

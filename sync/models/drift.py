@@ -6,13 +6,13 @@ Pure data: imports nothing but the standard library.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 __all__ = ["DRIFT_KINDS", "Drift", "DriftKind", "FieldDrift", "RepairedDrift"]
 
 #: `missing`: in the snapshot, not in IMS ES; `changed`: fields differ; `extra`: in IMS ES only.
 DriftKind: TypeAlias = Literal["missing", "changed", "extra"]
-DRIFT_KINDS: Final[tuple[DriftKind, ...]] = ("missing", "changed", "extra")
+DRIFT_KINDS: Final[tuple[DriftKind, ...]] = get_args(DriftKind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 from sync.models.operations import (
     ChangeIdentifier,
@@ -49,13 +49,7 @@ __all__ = [
 KindName: TypeAlias = Literal["person", "group", "membership"]
 #: What an operation does, as plans, limits and metrics name it.
 OperationType: TypeAlias = Literal["create", "update", "changeIdentifier", "delete", "deactivate"]
-OPERATION_TYPES: Final[tuple[OperationType, ...]] = (
-    "create",
-    "update",
-    "changeIdentifier",
-    "delete",
-    "deactivate",
-)
+OPERATION_TYPES: Final[tuple[OperationType, ...]] = get_args(OperationType)
 _TYPED_OPERATIONS: Final[tuple[tuple[OperationType, type[Operation]], ...]] = tuple(
     zip(OPERATION_TYPES, (Create, Update, ChangeIdentifier, Delete, Deactivate), strict=True)
 )
@@ -132,6 +126,12 @@ class Kind:
     def ims_name(self) -> str:
         """IMS ES's name in its operations: createPerson, readGroup, deleteMembership, ..."""
         return self.name.capitalize()
+
+    @property
+    def service_name(self) -> str:
+        """IMS ES's service of this kind, as itslearning names it: PersonManagementService, ... (its
+        endpoint `<name>.svc`, its SOAP binding `BasicHttpBinding_<name>Sync`)."""
+        return f"{self.ims_name}ManagementService"
 
     @property
     def typed_operations(self) -> tuple[tuple[OperationType, type[Operation]], ...]:

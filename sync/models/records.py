@@ -14,31 +14,6 @@ from typing import Any, ClassVar, Final, Self, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
-#: The canonical person fields sent to IMS ES, in a fixed order (the sync key is separate).
-#: Every value is a string; "" means absent. birth_date is ISO yyyy-mm-dd; role is an
-#: IMS ES institutionRoleType (Student, Staff, Administrator, Carer, Guest, ...); gender is one of
-#: GENDERS; children holds the sync keys of the person's children (a parent's links, itslearning's
-#: parent portal) as one canonical string (`join_children`).
-PERSON_FIELDS: Final = (
-    "username",
-    "given_name",
-    "family_name",
-    "email",
-    "role",
-    "birth_date",
-    "phone",
-    "mobile",
-    # Added in schema version 5 (issue 17): `person_hash` leaves them out while they are all empty.
-    "nickname",
-    "prefix",
-    "street",
-    "street_extra",
-    "postal_code",
-    "city",
-    "gender",
-    "children",
-)
-
 #: How many of the PERSON_FIELDS (the last ones) came after the first snapshots: a content hash leaves
 #: them out while they and every field after them are empty, so a snapshot written before them keeps
 #: its hashes valid without rehashing a row.
@@ -70,17 +45,8 @@ INSTITUTION_ROLE_TYPES: Final = (
 )
 
 
-#: The canonical group fields (the sync key is separate). name is IMS's description/descShort,
-#: description its descLong; type is an itslearning organisation type (GROUP_TYPES); parent is the
-#: sync key of the parent group ("" for a group at the top of the hierarchy).
-GROUP_FIELDS: Final = ("name", "type", "parent", "description")
-
 #: itslearning's organisation types (groupType scheme ItslearningOrganisationTypes).
 GROUP_TYPES: Final = ("Unspecified", "Site", "School", "Course", "CourseGroup")
-
-#: The canonical membership fields (the membership's own sync key is separate): the group's and the
-#: person's sync keys, the member's roleType, and "true"/"false" for an active/deactivated membership.
-MEMBERSHIP_FIELDS: Final = ("group", "person", "role", "active")
 
 #: The IMS ES membership roleType values itslearning's MMS schema allows by name (it also allows
 #: their numeric codes 01-08). itslearning maps Learner to Student and Instructor to Teacher in a
@@ -159,6 +125,7 @@ class _Fields:
     """What every record does with its canonical fields (`FIELDS`, without the sync key)."""
 
     __slots__ = ()
+    #: The record's fields but the sync key, in their order (`_canonical` reads them off the dataclass).
     FIELDS: ClassVar[tuple[str, ...]]
     #: How many of the last FIELDS a content hash leaves out while they are empty (see PERSON_LATER_FIELDS).
     LATER_FIELDS: ClassVar[int] = 0
@@ -179,11 +146,20 @@ class _Fields:
         return instances(cls, len(sync_keys), {"sync_key": sync_keys, **{f: columns[f] for f in cls.FIELDS}})
 
 
+_R = TypeVar("_R", bound="type[_Fields]")
+
+
+def _canonical(cls: _R) -> _R:
+    """The record dataclass `cls`, its `FIELDS` read off its fields: the one list of them."""
+    cls.FIELDS = tuple(f.name for f in dataclasses.fields(cls) if f.name != "sync_key")  # type: ignore[arg-type]
+    return cls
+
+
+@_canonical
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Person(_Fields):
     """One person as IMS ES holds it. Never carries a password."""
 
-    FIELDS: ClassVar[tuple[str, ...]] = PERSON_FIELDS
     LATER_FIELDS: ClassVar[int] = PERSON_LATER_FIELDS
 
     sync_key: str
@@ -195,6 +171,7 @@ class Person(_Fields):
     birth_date: str = ""
     phone: str = ""
     mobile: str = ""
+    # Added in schema version 5 (issue 17): `person_hash` leaves them out while they are all empty.
     nickname: str = ""
     prefix: str = ""
     street: str = ""
@@ -205,11 +182,10 @@ class Person(_Fields):
     children: str = ""
 
 
+@_canonical
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Group(_Fields):
     """One group (school, course, ...) as IMS ES GMS holds it."""
-
-    FIELDS: ClassVar[tuple[str, ...]] = GROUP_FIELDS
 
     sync_key: str
     name: str = ""
@@ -218,17 +194,31 @@ class Group(_Fields):
     description: str = ""
 
 
+@_canonical
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Membership(_Fields):
     """One membership: a person in a group with a role, as IMS ES MMS holds it."""
-
-    FIELDS: ClassVar[tuple[str, ...]] = MEMBERSHIP_FIELDS
 
     sync_key: str
     group: str
     person: str
     role: str
     active: str = "true"
+
+
+#: The canonical person fields sent to IMS ES, in a fixed order (the sync key is separate).
+#: Every value is a string; "" means absent. birth_date is ISO yyyy-mm-dd; role is an
+#: IMS ES institutionRoleType (Student, Staff, Administrator, Carer, Guest, ...); gender is one of
+#: GENDERS; children holds the sync keys of the person's children (a parent's links, itslearning's
+#: parent portal) as one canonical string (`join_children`).
+PERSON_FIELDS: Final = Person.FIELDS
+#: The canonical group fields (the sync key is separate). name is IMS's description/descShort,
+#: description its descLong; type is an itslearning organisation type (GROUP_TYPES); parent is the
+#: sync key of the parent group ("" for a group at the top of the hierarchy).
+GROUP_FIELDS: Final = Group.FIELDS
+#: The canonical membership fields (the membership's own sync key is separate): the group's and the
+#: person's sync keys, the member's roleType, and "true"/"false" for an active/deactivated membership.
+MEMBERSHIP_FIELDS: Final = Membership.FIELDS
 
 
 def hashed_values(values: Sequence[str], later: int) -> Sequence[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 from sync.models import DeleteOperation, DeletesMode, Operation
 from sync.models.kinds import OPERATION_TYPES, OperationType, operation_type
@@ -31,7 +31,7 @@ __all__ = [
 
 #: Why an operation is held: `--only`, a pause window, a safety limit (the metrics' `cause` label).
 HeldCause: TypeAlias = Literal["only", "pause", "limit"]
-HELD_CAUSES: Final[tuple[HeldCause, ...]] = ("only", "pause", "limit")
+HELD_CAUSES: Final[tuple[HeldCause, ...]] = get_args(HeldCause)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ what it is given (`sync.models.drift`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 from sync.models import FieldChange
 from sync.models.drift import DRIFT_KINDS, Drift
@@ -23,7 +23,7 @@ from sync.report.sections import Page, Section
 __all__ = ["DRIFT_CSV_HEADER", "VERIFY_FORMATS", "VerifyFormat", "aligned", "render_drift"]
 
 VerifyFormat: TypeAlias = Literal["table", "json", "csv", "md", "html"]
-VERIFY_FORMATS: Final[tuple[VerifyFormat, ...]] = ("table", "json", "csv", "md", "html")
+VERIFY_FORMATS: Final[tuple[VerifyFormat, ...]] = get_args(VerifyFormat)
 DRIFT_CSV_HEADER: Final = ("kind", "sync_key", "drift", "fields", "next_run")
 _HEADER: Final = ("Kind", "Sync key", "Fields (snapshot → itslearning)", "Next run")
 _COLOURS: Final = {"missing": "#c53030", "changed": "#2b6cb0", "extra": "#b7791f"}

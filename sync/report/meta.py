@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -46,7 +46,7 @@ class DriftRow(NamedTuple):
 
 
 #: Every format the renderers accept, for CLI choices.
-FORMATS: Final[tuple[Format, ...]] = ("json", "csv", "md", "html")
+FORMATS: Final[tuple[Format, ...]] = get_args(Format)
 
 #: Rows shown per table in Markdown and HTML; the rest is counted in a visible note (CSV has them all).
 MAX_TABLE_ROWS: Final = 5000

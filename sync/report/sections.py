@@ -143,6 +143,11 @@ def _section(
 section: Final = _section
 
 
+def _if_rows(table: Section) -> list[Section]:
+    """An optional table (held, from drift, links sent): the table when it has rows, else none."""
+    return [table] if table.total else []
+
+
 # --- what a plan deals with ----------------------------------------------------------------------
 
 
@@ -352,9 +357,7 @@ def _held_hint(meta: ReportMeta) -> str:
 
 def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
     """The operations the run holds back (`--only`, a pause window, a safety limit), when it holds any."""
-    if not meta.held:
-        return []
-    return [
+    return _if_rows(
         _section(
             meta.held,
             lambda row: (row.operation, row.sync_key, row.reason),
@@ -364,14 +367,12 @@ def _held_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
             hint=_held_hint(meta),
             header=("Operation", "Sync key", "Reason"),
         )
-    ]
+    )
 
 
 def _drift_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
     """The plan's operations that come from drift `verify --repair` recorded, when there are any."""
-    if not meta.drift:
-        return []
-    return [
+    return _if_rows(
         _section(
             meta.drift,
             lambda row: (row.object, row.sync_key, row.drift),
@@ -382,7 +383,7 @@ def _drift_sections(meta: ReportMeta, max_rows: int) -> list[Section]:
             "itslearning.",
             header=("Kind", "Sync key", "Drift"),
         )
-    ]
+    )
 
 
 def plan_page(plan: Plan, meta: ReportMeta, max_rows: int) -> Page:
@@ -471,16 +472,10 @@ def _links_sections(result: RunResult, max_rows: int) -> list[Section]:
     sent = [
         r for r in result.results if type(r.operation.record) is PERSON.record and _sends_links(r.operation)
     ]
-    if not sent:
-        return []
-    return [
+    return _if_rows(
         _section(
             sent,
-            lambda r: (
-                r.outcome.value,
-                op_keys(r.operation)["syncKey"],
-                _cell(r.operation.record, PERSON.links),
-            ),
+            _link_row,
             max_rows,
             anchor="links",
             heading="Parent/child links sent",
@@ -489,7 +484,7 @@ def _links_sections(result: RunResult, max_rows: int) -> list[Section]:
             header=("Outcome", "Sync key", "Children"),
             outcome_column=0,
         )
-    ]
+    )
 
 
 def _run_sections(result: RunResult, meta: ReportMeta, max_rows: int) -> list[Section]:
