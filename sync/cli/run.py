@@ -62,6 +62,7 @@ from sync.cli.output import (
 from sync.cli.summaries import announce_selection, print_run_summary
 from sync.errors import StateError
 from sync.models import DeletesMode, Outcome, Plan, RunResult, parent_portal_notice
+from sync.models.service import MAX_BATCH_SIZE, MAX_IN_FLIGHT
 from sync.plan.fingerprint import Fingerprint
 from sync.plan.limits import Rule
 
@@ -129,12 +130,12 @@ class RunSettings:
 @number_opt(
     "--max-in-flight",
     click.IntRange(1, 1024),
-    10,
+    MAX_IN_FLIGHT,
     "Objects unanswered at once. itslearning asks for fewer than 10: raise only where allowed.",
 )
 @number_opt(
     "--batch-size",
-    click.IntRange(1, 50),
+    click.IntRange(1, MAX_BATCH_SIZE),
     1,
     "Objects per mass request (createPersons, createGroups, createMemberships, deleteMemberships; "
     "1: single calls). Counts against --max-in-flight.",
@@ -318,8 +319,8 @@ def _check_budget(settings: RunSettings) -> None:
             f"--batch-size {batch_size} exceeds the in-flight budget {max_in_flight}: one request "
             "would carry more objects than may be unanswered at once",
         )
-    if max_in_flight > 10:
-        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=10)
+    if max_in_flight > MAX_IN_FLIGHT:
+        _log.warning("in_flight_override", max_in_flight=max_in_flight, itslearning_limit=MAX_IN_FLIGHT)
 
 
 def _fingerprint(settings: RunSettings, roster_set: Any, state: bytes | None, the_plan: Plan) -> Fingerprint:

@@ -30,6 +30,7 @@ from sync.cli.options import (
 )
 from sync.cli.output import EXIT_FAILED, EXIT_USAGE, SHOWN_LINES, Exit, fail, notice, write
 from sync.models import KINDS
+from sync.models.service import MAX_BATCH_SIZE, MAX_IN_FLIGHT
 
 __all__ = ["verify"]
 
@@ -68,10 +69,12 @@ _DEFAULT_FORMAT = "table"
 @number_opt(
     "--max-in-flight",
     click.IntRange(1, 1024),
-    10,
+    MAX_IN_FLIGHT,
     "Objects read at once (itslearning asks for fewer than 10 unprocessed).",
 )
-@number_opt("--batch-size", click.IntRange(1, 50), 10, "Persons per readPersons request (and per page).")
+@number_opt(
+    "--batch-size", click.IntRange(1, MAX_BATCH_SIZE), 10, "Persons per readPersons request (and per page)."
+)
 def verify(**options: Any) -> None:
     """Compare what itslearning holds with the snapshot: missing, changed and extra objects.
 

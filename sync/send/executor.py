@@ -30,12 +30,13 @@ import structlog
 
 from sync.errors import StateError, SyncError
 from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome
+from sync.models.service import MAX_BATCH_SIZE
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
 from sync.send.circuit import Halt
 from sync.send.mass import MassSender
 from sync.send.operations import Operations
-from sync.send.policy import DEFAULT_SETTINGS, MAX_BATCH_SIZE, ExecutorSettings
+from sync.send.policy import DEFAULT_SETTINGS, ExecutorSettings
 from sync.send.resolve import Resolver
 from sync.send.schedule import Batch, Scheduler, Unit
 from sync.send.services import GroupService, MembershipService, PersonService

@@ -11,20 +11,17 @@ from typing import Final
 
 from sync.errors import AuthenticationError, CertificateError, RejectedError, RemoteError, TransientError
 from sync.models import Outcome
+from sync.models.service import MAX_IN_FLIGHT
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_SETTINGS",
     "FAILURES",
-    "MAX_BATCH_SIZE",
     "ExecutorSettings",
     "RetryPolicy",
     "Verdict",
     "judge_failure",
 ]
-
-#: itslearning strongly discourages mass requests of more than 50 objects.
-MAX_BATCH_SIZE: Final = 50
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +42,7 @@ DEFAULT_RETRY_POLICY: Final = RetryPolicy()
 class ExecutorSettings:
     """Limits of one run's execution."""
 
-    max_in_flight: int = 10  # objects unanswered at once (itslearning: fewer than 10)
+    max_in_flight: int = MAX_IN_FLIGHT  # objects unanswered at once (itslearning: fewer than 10)
     batch_size: int = 1  # objects per mass request (createPersons, createGroups, ...); 1 = single calls
     circuit_threshold: int = 20  # consecutive transient failures that open the circuit
     retry: RetryPolicy = DEFAULT_RETRY_POLICY

@@ -27,6 +27,7 @@ import structlog
 from sync.errors import RemoteError
 from sync.ims.clients import Page
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, Group, Membership, Outcome, Person, Status
+from sync.models.service import MAX_IN_FLIGHT
 from sync.state.changes import SnapshotChange, Upsert
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.store import StateStore
@@ -245,7 +246,7 @@ def adopt_memberships(
     persons: Iterable[str],
     also_groups: Iterable[str] = (),
     group_identity_field: str = "",
-    max_in_flight: int = 10,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> GroupAdoptResult:
     """Read the memberships of `persons` and the groups they name (with their parents) into the snapshot.
 
@@ -296,7 +297,9 @@ def adopt_memberships(
 
     adopted_memberships = 0
     wanted: set[str] = set(optional)
-    with ThreadPoolExecutor(max_workers=max(1, min(max_in_flight, 10)), thread_name_prefix="adopt") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(max_in_flight, MAX_IN_FLIGHT)), thread_name_prefix="adopt"
+    ) as pool:
         for found_memberships in pool.map(read_memberships, list(persons)):
             adopted_memberships += len(found_memberships)
             wanted.update(m.group for m in found_memberships)

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 from sync.errors import CircuitOpenError, TransientError
 from sync.ims.clients import GroupClient, MembershipClient, Page, PersonClient
 from sync.models import Outcome, Record, Status
+from sync.models.service import MAX_IN_FLIGHT
 from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.store import StateStore
 from sync.verify.compare import Values
@@ -37,7 +38,7 @@ _FIRST_WAIT_S: Final = 0.5
 class Budget:
     """Objects in flight at once, objects per batched request, tries per request."""
 
-    max_in_flight: int = 10
+    max_in_flight: int = MAX_IN_FLIGHT
     batch_size: int = 10
     attempts: int = 3
 
