@@ -82,6 +82,7 @@ class _Unconfirmed:
                     self._kept_parents.setdefault(kind.name, set()).add(parent)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scheduler:
     """Runs operations phase by phase on a pool of `HANDED_OUT_PER_BUDGET` x `max_in_flight` workers.
 
@@ -93,37 +94,28 @@ class Scheduler:
         report: called with each result as it arrives (in the worker that ran it, if one did).
     """
 
-    def __init__(
-        self,
-        *,
-        settings: ExecutorSettings,
-        halt: Halt,
-        mass_operation: Callable[[Operation], str],
-        execute: Callable[[Unit], list[OperationResult]],
-        report: Callable[[OperationResult], None],
-    ) -> None:
-        self._settings = settings
-        self._halt = halt
-        self._mass_operation = mass_operation
-        self._execute = execute
-        self._report = report
+    settings: ExecutorSettings
+    halt: Halt
+    mass_operation: Callable[[Operation], str]
+    execute: Callable[[Unit], list[OperationResult]]
+    report: Callable[[OperationResult], None]
 
     def run(self, todo: Sequence[Operation]) -> list[OperationResult]:
         """Every operation's result, in order; what the run did not reach is skipped."""
         results: dict[int, OperationResult] = {}
         unconfirmed = _Unconfirmed()
-        budget = Budget(self._settings.max_in_flight)
+        budget = Budget(self.settings.max_in_flight)
         with ThreadPoolExecutor(
-            max_workers=HANDED_OUT_PER_BUDGET * self._settings.max_in_flight, thread_name_prefix="ims-es"
+            max_workers=HANDED_OUT_PER_BUDGET * self.settings.max_in_flight, thread_name_prefix="ims-es"
         ) as pool:
             for phase in phases(todo):
-                if self._halt.halted():
+                if self.halt.halted():
                     break  # the rest is skipped below, as never reached (not as a dependency gap)
                 runnable = self._runnable(todo, phase, unconfirmed, results)
                 self._run_phase(pool, budget, todo, runnable, results)
                 for _ in runnable:  # halted in the phase: its dependency gaps are still told as such
                     pass
-                if self._halt.halted():
+                if self.halt.halted():
                     break  # no later phase runs: nothing to keep back
                 for position in phase:
                     result = results.get(position)
@@ -149,7 +141,7 @@ class Scheduler:
             if missing:
                 skipped = OperationResult(operation=todo[position], outcome=Outcome.SKIPPED, error=missing)
                 results[position] = skipped
-                self._report(skipped)
+                self.report(skipped)
             else:
                 yield position
 
@@ -167,7 +159,7 @@ class Scheduler:
         objects = 0  # of the units handed out and not done
         waiting = next(units, None)  # the next unit to hand out
         while waiting is not None or pending:
-            while waiting is not None and not self._halt.halted():
+            while waiting is not None and not self.halt.halted():
                 unit_positions, unit = waiting
                 if pending and objects + len(unit_positions) > handed_out:
                     break
@@ -192,11 +184,11 @@ class Scheduler:
         unit was never reached)."""
         share = budget.take(objects)
         try:
-            if self._halt.halted():
+            if self.halt.halted():
                 return None
-            unit_results = self._execute(unit)
+            unit_results = self.execute(unit)
             for result in unit_results:
-                self._report(result)
+                self.report(result)
             return unit_results
         finally:
             share.give_back()
@@ -204,7 +196,7 @@ class Scheduler:
     def _units(self, todo: Sequence[Operation], positions: Iterable[int]) -> Iterator[_Placed]:
         """Group batchable operations into mass requests (order kept); everything else goes alone.
         Formed as they are handed out: a phase of 10^6 operations is never held as units."""
-        size = min(self._settings.batch_size, self._settings.max_in_flight)
+        size = min(self.settings.batch_size, self.settings.max_in_flight)
         if size == 1:  # single calls: no operation travels in a mass request
             for position in positions:
                 yield (position,), todo[position]
@@ -213,7 +205,7 @@ class Scheduler:
         mass = ""
         for position in positions:
             op = todo[position]
-            op_mass = self._mass_operation(op)
+            op_mass = self.mass_operation(op)
             if op_mass:
                 if batch and mass != op_mass:
                     yield _flushed(todo, batch, mass)

@@ -50,7 +50,7 @@ from sync.state.tables import seed_rows, table_of
 __all__ = ["StateStore"]
 
 
-class StateStore(DriftRepairs):
+class StateStore(DriftRepairs, contextlib.AbstractContextManager["StateStore"]):
     """Snapshot + journal of one state directory. Thread-safe: one connection behind a lock.
 
     Open it with `StateStore.open(state_dir)`, use it as a context manager, or call `close()`."""
@@ -137,10 +137,6 @@ class StateStore(DriftRepairs):
             if self._file_lock is not None:
                 release_lock(self._path.parent, self._file_lock)
                 self._file_lock = None
-
-    def __enter__(self) -> StateStore:
-        """The store itself."""
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
