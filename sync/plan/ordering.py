@@ -10,8 +10,9 @@ membership is sent only after its person and group were answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import groupby
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import count, groupby
 from operator import attrgetter
 from typing import Final
 
@@ -101,7 +102,7 @@ def phases(operations: Sequence[Operation]) -> list[list[int]]:
             continue
         for position, level in zip(positions, levels, strict=True):
             keyed.setdefault(_phase_key(kind, removal, level), []).append(position)
-    return [sorted(keyed[key]) for key in sorted(keyed)]
+    return [keyed[key] for key in sorted(keyed)]  # a key's positions come from one part, in order
 
 
 def _phase_key(kind: Kind, removal: bool, level: int) -> tuple[int, int]:
@@ -116,10 +117,18 @@ def _placed(operations: Sequence[Operation]) -> dict[tuple[Kind, bool], list[int
     classes = zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True)
     start = 0
     for pair, run in groupby(classes):
-        end = start + sum(1 for _ in run)
+        end = start + _length(run)
         placed.setdefault(_PLACES[pair], []).extend(range(start, end))
         start = end
     return placed
+
+
+def _length(items: Iterator[object]) -> int:
+    """How many `items` there are, consumed at C speed without holding them (counted by a zip with
+    `itertools.count` that a deque of length 0 drains: the zip reuses its pair)."""
+    counter = count()
+    deque(zip(items, counter, strict=False), maxlen=0)  # (items first: the count stops with them)
+    return next(counter)
 
 
 def _levels(
@@ -135,7 +144,7 @@ def _levels(
     linked_here = not removal and bool(kind.links) and any(name == kind.name for name, _ in linked)
     if own is None and not linked_here:
         return None
-    ops = [operations[position] for position in positions]
+    ops = list(map(operations.__getitem__, positions))
     keys = [op.sync_key for op in ops]
     if own is None:
         depth: list[int] = [0] * len(ops)
@@ -160,12 +169,13 @@ def _linked_levels(
     for (kind, removal), positions in placed.items():
         if removal or not kind.links:
             continue
-        ops = [operations[position] for position in positions]
+        ops = list(map(operations.__getitem__, positions))
         changes.append((kind.name, ops))
-        values = map(attrgetter(f"record.{kind.links}"), ops)
-        parents[kind.name] = {
-            op.sync_key: split_children(value) for op, value in zip(ops, values, strict=True) if value
-        }
+        values = list(map(attrgetter(f"record.{kind.links}"), ops))
+        if any(values):  # (at C speed: on most nights no change links)
+            parents[kind.name] = {
+                op.sync_key: split_children(value) for op, value in zip(ops, values, strict=True) if value
+            }
     if not any(parents.values()):
         return {}
     changed = {(name, op.sync_key) for name, ops in changes for op in ops}
