@@ -1,5 +1,5 @@
-"""Reading a snapshot table fast: SQLite packs chunks of rows into one blob each, numpy splits them and
-Arrow views the values as strings, so no Python object is made per value; then the frame.
+"""Reading a snapshot table fast: SQLite packs each column of a chunk of rows into one blob, numpy
+splits them and Arrow views the values as strings, so no Python object is made per value; then the frame.
 
 Loading the snapshot is what a plan of a million people waits on. Imports sqlite3 (to read), numpy,
 pyarrow and pandas; knows nothing of the cache files or the journal.
@@ -53,57 +53,61 @@ def read_table(connection: sqlite3.Connection, table: Table) -> Any:
 
 
 def _load_packed(connection: sqlite3.Connection, table: Table) -> Any:
-    """A table as an Arrow table via packed rows split with numpy; None when a value holds the separator.
+    """A table as an Arrow table via packed columns split with numpy; None when a value holds the
+    separator.
 
-    SQLite packs each chunk of rows into one blob (values and rows joined by char(31)); numpy finds
-    the separators and Arrow views the rest as strings, so no Python object is made per value.
+    For each chunk of rows SQLite packs every column into one blob (the column's values joined by
+    char(31)); numpy finds the separators and Arrow views the rest as strings, so no Python object is
+    made per value and no value is gathered from between other columns' values.
     """
-    width = len(table.names)
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for count, blob in _packed_chunks(connection, table, SEP.join(["%s"] * width)):
+    chunks: list[list[Any]] = [[] for _ in table.names]
+    for count, *blobs in _packed_chunks(connection, table):
         if not count:
             continue
-        values = count * width
-        raw = np.frombuffer(blob, dtype=np.uint8)
-        is_sep = raw == ord(SEP)
-        positions = np.flatnonzero(is_sep)
-        # Exactly values - 1 separators, unless a value itself holds one: then the split is ambiguous.
-        if len(positions) != values - 1:
-            return None
-        data = raw[~is_sep]
-        offsets = np.empty(values + 1, dtype=np.int64)
-        offsets[0] = 0
-        offsets[1:-1] = positions - np.arange(values - 1)  # each value starts where its separator was
-        offsets[-1] = len(data)
-        strings = pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), values, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-        ).cast(pa.large_string())  # the cast validates UTF-8
-        rows = pa.FixedSizeListArray.from_arrays(strings, width)
-        for i in range(width):
-            columns[i].append(pc.list_element(rows, i))
-    arrays = [pa.chunked_array(chunks, type=pa.large_string()) for chunks in columns]
+        for column, blob in zip(chunks, blobs, strict=True):
+            strings = _split(blob or b"", count)
+            if strings is None:
+                return None
+            column.append(strings)
+    arrays = [pa.chunked_array(column, type=pa.large_string()) for column in chunks]
     return _sorted(pa.table(arrays, names=list(table.names)))
 
 
-def _packed_chunks(
-    connection: sqlite3.Connection, table: Table, packed_format: str
-) -> Iterator[tuple[int, Any]]:
-    """(row count, packed rows as bytes; None when empty) for each chunk: rowid or sync key ranges."""
+def _split(blob: bytes, count: int) -> Any:
+    """The `count` values packed in `blob` (joined by the separator) as a large string array; None
+    when the blob holds more separators than `count` values have between them."""
+    raw = np.frombuffer(blob, dtype=np.uint8)
+    is_sep = raw == ord(SEP)
+    positions = np.flatnonzero(is_sep)
+    # Exactly count - 1 separators, unless a value itself holds one: then the split is ambiguous.
+    if len(positions) != count - 1:
+        return None
+    data = raw[~is_sep] if count > 1 else raw
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = positions - np.arange(count - 1)  # each value starts where its separator was
+    offsets[-1] = len(data)
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    ).cast(pa.large_string())  # the cast validates UTF-8
+
+
+def _packed_chunks(connection: sqlite3.Connection, table: Table) -> Iterator[tuple[Any, ...]]:
+    """(row count, each column's packed values as bytes; None when empty) for each chunk: rowid or
+    sync key ranges."""
     if table.key_ranges is None:
         low, high = connection.execute(table.bounds_sql).fetchone()
         for start in range(low if low is not None else 1, (high or 0) + 1, LOAD_CHUNK):
-            yield connection.execute(
-                table.packed_sql, (packed_format, start, start + LOAD_CHUNK - 1)
-            ).fetchone()
+            yield connection.execute(table.packed_sql, (start, start + LOAD_CHUNK - 1)).fetchone()
         return
     next_bound_sql, tail_sql = table.key_ranges
     (low,) = connection.execute(table.bounds_sql).fetchone()
     while low is not None:
         bound = connection.execute(next_bound_sql, (low, LOAD_CHUNK)).fetchone()
         if bound is None:
-            yield connection.execute(tail_sql, (packed_format, low)).fetchone()
+            yield connection.execute(tail_sql, (low,)).fetchone()
             return
-        yield connection.execute(table.packed_sql, (packed_format, low, bound[0])).fetchone()
+        yield connection.execute(table.packed_sql, (low, bound[0])).fetchone()
         low = bound[0]
 
 

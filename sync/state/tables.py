@@ -63,7 +63,7 @@ class Table:
     named: str
     defaults: Mapping[str, str]  # by frame column
     bounds_sql: str  # rowid tables: (min rowid, max rowid); key ranges: (min sync key,)
-    packed_sql: str  # (count, packed blob) of a rowid range, or of a sync key range [low, high)
+    packed_sql: str  # (count, a packed blob per column) of a rowid range, or of a sync key range [low, high)
     select_sql: str
     upsert_sql: str  # columns, then content hash, confirmed_at, message_identifier
     count_sql: str
@@ -84,8 +84,11 @@ def _table(kind: Kind) -> Table:
     listed = ", ".join(columns)
     stored = (*columns, *_CONFIRMATION)
     updates = ", ".join(f"{column} = excluded.{column}" for column in stored[1:])
-    # One packed string per chunk: the row's values joined by char(31), rows joined by char(31) too.
-    packed = f"SELECT count(*), CAST(group_concat(printf(?, {listed}), char(31)) AS BLOB) FROM {name} "
+    # One packed string per column and chunk: the column's values joined by the separator, a literal
+    # (char(31) would be a function call per value). One string per row (printf of the row's values)
+    # would leave every column to be gathered from between the others' values: dearer in all.
+    blobs = ", ".join(f"CAST(group_concat({column}, '{SEP}') AS BLOB)" for column in columns)
+    packed = f"SELECT count(*), {blobs} FROM {name} "
     if storage.rowid:
         bounds_sql, packed_sql, key_ranges = (
             f"SELECT min(rowid), max(rowid) FROM {name}",
