@@ -21,8 +21,10 @@ from sync.state.tables import SEP, Table
 
 __all__ = ["LOAD_CHUNK", "as_frame", "one_read", "read_table"]
 
-# Rows per packed read: keeps each group_concat result far below SQLite's 1 GB string limit.
-LOAD_CHUNK: Final = 250_000
+# Rows per packed read: millions of people in one chunk (no chunks to join afterwards); from a chunk
+# whose packed column exceeds SQLite's string limit (1 GB: values of 500 bytes on average) on, the
+# rows are read in halves, quarters...
+LOAD_CHUNK: Final = 2_000_000
 
 
 @contextlib.contextmanager
@@ -94,21 +96,46 @@ def _split(blob: bytes, count: int) -> Any:
 
 def _packed_chunks(connection: sqlite3.Connection, table: Table) -> Iterator[tuple[Any, ...]]:
     """(row count, each column's packed values as bytes; None when empty) for each chunk: rowid or
-    sync key ranges."""
+    sync key ranges of `LOAD_CHUNK` rows, fewer from the first whose packed column is too long."""
+    size = LOAD_CHUNK
     if table.key_ranges is None:
         low, high = connection.execute(table.bounds_sql).fetchone()
-        for start in range(low if low is not None else 1, (high or 0) + 1, LOAD_CHUNK):
-            yield connection.execute(table.packed_sql, (start, start + LOAD_CHUNK - 1)).fetchone()
+        start = low if low is not None else 1
+        while start <= (high or 0):
+            packed = _packed(connection, table.packed_sql, (start, start + size - 1), size)
+            if packed is None:
+                size //= 2
+                continue
+            yield packed
+            start += size
         return
     next_bound_sql, tail_sql = table.key_ranges
     (low,) = connection.execute(table.bounds_sql).fetchone()
     while low is not None:
-        bound = connection.execute(next_bound_sql, (low, LOAD_CHUNK)).fetchone()
+        bound = connection.execute(next_bound_sql, (low, size)).fetchone()
         if bound is None:
-            yield connection.execute(tail_sql, (low,)).fetchone()
+            packed = _packed(connection, tail_sql, (low,), size)
+        else:
+            packed = _packed(connection, table.packed_sql, (low, bound[0]), size)
+        if packed is None:
+            size //= 2
+        elif bound is None:
+            yield packed
             return
-        yield connection.execute(table.packed_sql, (low, bound[0])).fetchone()
-        low = bound[0]
+        else:
+            yield packed
+            low = bound[0]
+
+
+def _packed(connection: sqlite3.Connection, sql: str, bounds: tuple[Any, ...], size: int) -> Any:
+    """The packed chunk `sql` reads within `bounds`; None when a packed column of these `size` rows is
+    longer than SQLite allows (a billion bytes by default): the caller reads fewer rows at a time."""
+    try:
+        return connection.execute(sql, bounds).fetchone()
+    except sqlite3.DataError:  # "string or blob too big"
+        if size <= 1:
+            raise
+        return None
 
 
 def _sorted(table: Any) -> Any:
