@@ -165,4 +165,4 @@ def load_table(connection: sqlite3.Connection, path: Path, cache: Cache) -> tupl
         table = read_cache(path, current, cache)
         if table is not None:
             return table, current, True
-        return read_table(connection, cache.table), current, False
+        return read_table(connection, cache.table, cache.generation_sql), current, False
