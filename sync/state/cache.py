@@ -5,8 +5,9 @@ Loading the snapshot is what a plan of a million people waits on, so the state d
 (their frame columns only). They are caches, never a source of truth: every change to a table bumps its
 own generation counter (and a random nonce) in the same transaction, by SQLite triggers, and a cache is
 used only when its stamp equals the database's; a missing, stale, foreign or unreadable cache is ignored
-and rebuilt from SQLite (on load, and when a run that changed the table closes the store). Groups (a few
-thousand rows) have no cache: they load straight from SQLite.
+and rebuilt from SQLite (on load, and when a run that changed the table closes the store; a store
+without the run lock, a plan's, writes it in a thread the process waits for at its exit, and plans on
+meanwhile). Groups (a few thousand rows) have no cache: they load straight from SQLite.
 
 Reads the generation rows through a connection it is given; writes nothing but the cache files.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +46,9 @@ __all__ = [
     "load_table",
     "read_cache",
     "read_cache_stamp",
+    "wait_for_writes",
     "write_cache",
+    "write_cache_later",
 ]
 
 #: The derived Arrow IPC copy of the persons table (see the module docstring).
@@ -154,6 +158,28 @@ def write_cache(path: Path, table: Any, stamp: str, cache: Cache) -> None:
     except (OSError, pa.ArrowException):
         with contextlib.suppress(OSError):
             temporary.unlink()
+
+
+_writing: list[threading.Thread] = []  # the writes `write_cache_later` started (finished ones too)
+
+
+def write_cache_later(path: Path, table: Any, stamp: str, cache: Cache) -> None:
+    """`write_cache` in a thread of its own, which the process waits for before it exits (not a daemon).
+
+    A reader's load need not wait for the copy: a plan goes on planning while the file is written
+    (the writer releases the GIL). Until the thread is done, the next load reads SQLite again.
+    """
+    writer = threading.Thread(
+        target=write_cache, args=(path, table, stamp, cache), name=f"write {cache.name}", daemon=False
+    )
+    writer.start()
+    _writing[:] = [thread for thread in _writing if thread.is_alive()] + [writer]
+
+
+def wait_for_writes() -> None:
+    """Wait until every write `write_cache_later` started is done."""
+    for thread in list(_writing):
+        thread.join()
 
 
 def load_table(connection: sqlite3.Connection, path: Path, cache: Cache) -> tuple[Any, str, bool]:

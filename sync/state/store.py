@@ -37,6 +37,7 @@ from sync.state.cache import (
     load_table,
     read_cache_stamp,
     write_cache,
+    write_cache_later,
 )
 from sync.state.changes import SnapshotChange
 from sync.state.commits import GroupCommit
@@ -189,7 +190,8 @@ class StateStore(DriftRepairs):
         membership's "group" and "person" are sync keys of groups and persons; its "active" is "true" or
         "false". Persons and memberships come from their Arrow cache when it matches the database (see
         sync.state.cache), else from SQLite in packed chunks (see sync.state.loading), after which the
-        cache is rewritten. Groups load straight from SQLite.
+        cache is rewritten (by a store without the run lock in a thread the process waits for before
+        it exits: `sync.state.cache.wait_for_writes`). Groups load straight from SQLite.
 
         Raises:
             StateError: the database cannot be read.
@@ -209,7 +211,11 @@ class StateStore(DriftRepairs):
         """(`cache`'s table sorted by sync key, True when the cache file missed and was rewritten)."""
         table, stamp, cached = self._load_table(cache)
         if not cached:
-            write_cache(self._path.parent / cache.name, table, stamp, cache)
+            path = self._path.parent / cache.name
+            if self._file_lock is None:  # a reader (plan): it goes on while the copy is written
+                write_cache_later(path, table, stamp, cache)
+            else:
+                write_cache(path, table, stamp, cache)
         return table, not cached
 
     def _load_table(self, cache: Cache) -> tuple[Any, str, bool]:
