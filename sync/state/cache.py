@@ -48,7 +48,6 @@ __all__ = [
     "read_cache_stamp",
     "wait_for_writes",
     "write_cache",
-    "write_cache_later",
 ]
 
 #: The derived Arrow IPC copy of the persons table (see the module docstring).
@@ -142,12 +141,29 @@ def read_cache(path: Path, stamp: str, cache: Cache) -> Any:
     return table
 
 
-def write_cache(path: Path, table: Any, stamp: str, cache: Cache) -> None:
+def write_cache(path: Path, table: Any, stamp: str, cache: Cache, *, wait: bool = True) -> None:
     """Write `cache` next to the database (owner-only, atomically by rename); failures are ignored.
 
     Only the cache's columns are written, whatever else `table` holds. The cache is an optimisation:
     a read-only state directory or a full disk costs the next load its speed, never its answer.
+    Without `wait`, the file is written in a thread of its own, which the process waits for before it
+    exits (no daemon): a plan goes on while the copy is written (the writer releases the GIL); until
+    it is done, the next load reads SQLite again.
     """
+    if not wait:
+        writer = threading.Thread(
+            target=_write, args=(path, table, stamp, cache), name=f"write {cache.name}", daemon=False
+        )
+        writer.start()
+        _writing[:] = [thread for thread in _writing if thread.is_alive()] + [writer]
+        return
+    _write(path, table, stamp, cache)
+
+
+_writing: list[threading.Thread] = []  # the writes started without `wait` (finished ones too)
+
+
+def _write(path: Path, table: Any, stamp: str, cache: Cache) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -160,24 +176,8 @@ def write_cache(path: Path, table: Any, stamp: str, cache: Cache) -> None:
             temporary.unlink()
 
 
-_writing: list[threading.Thread] = []  # the writes `write_cache_later` started (finished ones too)
-
-
-def write_cache_later(path: Path, table: Any, stamp: str, cache: Cache) -> None:
-    """`write_cache` in a thread of its own, which the process waits for before it exits (not a daemon).
-
-    A reader's load need not wait for the copy: a plan goes on planning while the file is written
-    (the writer releases the GIL). Until the thread is done, the next load reads SQLite again.
-    """
-    writer = threading.Thread(
-        target=write_cache, args=(path, table, stamp, cache), name=f"write {cache.name}", daemon=False
-    )
-    writer.start()
-    _writing[:] = [thread for thread in _writing if thread.is_alive()] + [writer]
-
-
 def wait_for_writes() -> None:
-    """Wait until every write `write_cache_later` started is done."""
+    """Wait until every write started without `wait` is done."""
     for thread in list(_writing):
         thread.join()
 

@@ -37,7 +37,6 @@ from sync.state.cache import (
     load_table,
     read_cache_stamp,
     write_cache,
-    write_cache_later,
 )
 from sync.state.changes import SnapshotChange
 from sync.state.commits import GroupCommit
@@ -189,9 +188,8 @@ class StateStore(DriftRepairs):
         Every value is a string ("" for absent, pandas "str" dtype); rows are sorted by sync key. A
         membership's "group" and "person" are sync keys of groups and persons; its "active" is "true" or
         "false". Persons and memberships come from their Arrow cache when it matches the database (see
-        sync.state.cache), else from SQLite in packed chunks (see sync.state.loading), after which the
-        cache is rewritten (by a store without the run lock in a thread the process waits for before
-        it exits: `sync.state.cache.wait_for_writes`). Groups load straight from SQLite.
+        sync.state.cache), else from SQLite (sync.state.loading), after which the cache is rewritten (in
+        a thread without the run lock). Groups load straight from SQLite.
 
         Raises:
             StateError: the database cannot be read.
@@ -210,12 +208,8 @@ class StateStore(DriftRepairs):
     def _load_cached(self, cache: Cache) -> tuple[Any, bool]:
         """(`cache`'s table sorted by sync key, True when the cache file missed and was rewritten)."""
         table, stamp, cached = self._load_table(cache)
-        if not cached:
-            path = self._path.parent / cache.name
-            if self._file_lock is None:  # a reader (plan): it goes on while the copy is written
-                write_cache_later(path, table, stamp, cache)
-            else:
-                write_cache(path, table, stamp, cache)
+        if not cached:  # a reader (plan) goes on while the copy is written
+            write_cache(self._path.parent / cache.name, table, stamp, cache, wait=self._file_lock is not None)
         return table, not cached
 
     def _load_table(self, cache: Cache) -> tuple[Any, str, bool]:
