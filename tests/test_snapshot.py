@@ -28,6 +28,7 @@ from sync.state.journal import Answer, ItemAnswer, RequestItem, SentRequest
 from sync.state.lock import LOCK_INFO_NAME
 from sync.state.schema import DB_NAME, SCHEMA_VERSION
 from sync.state.store import StateStore
+from sync.state.tables import table_of
 from tests.journal import T0, confirmed, db_rows, sent_request, success
 
 REPO = Path(__file__).resolve().parent.parent
@@ -654,6 +655,26 @@ class TestLoad:
         expected = [key for key in keys if key not in gone]
         assert list(frame.index) == expected
         assert list(frame["username"]) == [f"u{key}" for key in expected]
+
+    def test_columns_too_long_for_sqlite_are_read_in_smaller_chunks(
+        self, store: StateStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A chunk whose packed column exceeds SQLite's string limit is read again in halves: every
+        row once, in key order (here the limit is lowered to 1,000 bytes: 20 rows of 100)."""
+        monkeypatch.setattr(loading, "LOAD_CHUNK", 16)
+        keys = [f"k{i:02d}" for i in range(37)]
+        usernames = [f"{key}-" + "x" * 96 for key in keys]
+        store.seed(PERSON, pd.DataFrame({"username": usernames}, index=pd.Index(keys)))
+        connection = sqlite3.connect(store.path)
+        try:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+            with pytest.raises(sqlite3.DataError):  # the whole table cannot be packed at once
+                connection.execute("SELECT group_concat(username, '/') FROM persons").fetchone()
+            table = loading.read_table(connection, table_of(PERSON))
+        finally:
+            connection.close()
+        assert table.column("sync_key").to_pylist() == keys
+        assert table.column("username").to_pylist() == usernames
 
     def test_values_with_the_separator_still_round_trip(self, store: StateStore) -> None:
         """A value holding the packing separator makes the load take its plain path, with the same result."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from sync.state.cache import (
     MEMBERSHIPS_CACHE_NAME,
     read_cache,
     read_cache_stamp,
+    wait_for_writes,
     write_cache,
 )
 from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
@@ -435,6 +438,35 @@ class TestClose:
         with StateStore.open(state, exclusive=False) as store:
             _write(state, "UPDATE memberships SET role = 'x'")
         assert not (state / MEMBERSHIPS_CACHE_NAME).exists()
+
+    def test_a_readers_load_writes_the_cache_in_a_thread(self, state: Path) -> None:
+        """A store without the run lock (plan) answers from SQLite and writes the cache meanwhile: once
+        the write is done, the file has the database's stamp and gives the same frame."""
+        with StateStore.open(state) as store:
+            store.seed(MEMBERSHIP, _members("b", "a", "c"))
+            _, stamp = store._stamps()
+        (state / MEMBERSHIPS_CACHE_NAME).unlink()
+        with StateStore.open(state, exclusive=False) as store:
+            from_sqlite = store.load(MEMBERSHIP)
+            wait_for_writes()
+            assert _file_stamp(state) == stamp
+            pd.testing.assert_frame_equal(store.load(MEMBERSHIP), from_sqlite, check_exact=True)
+        assert list(from_sqlite.index) == ["a", "b", "c"]
+
+    def test_a_process_exits_only_when_the_cache_is_written(self, state: Path) -> None:
+        """The thread that writes a reader's cache is no daemon: the process waits for it."""
+        with StateStore.open(state) as store:
+            store.seed(MEMBERSHIP, _members(*(f"m{i:05d}" for i in range(20_000))))
+            _, stamp = store._stamps()
+        (state / MEMBERSHIPS_CACHE_NAME).unlink()
+        script = (
+            "import sys; from pathlib import Path; from sync.models.kinds import MEMBERSHIP; "
+            "from sync.state.store import StateStore; "
+            "store = StateStore.open(Path(sys.argv[1]), exclusive=False); store.load(MEMBERSHIP); "
+            "store.close()"
+        )
+        subprocess.run([sys.executable, "-c", script, str(state)], check=True, timeout=60)
+        assert _file_stamp(state) == stamp
 
     def test_refresh_cache_rewrites_each_stale_cache(self, store: StateStore, state: Path) -> None:
         store.seed(PERSON, pd.DataFrame({"username": ["u"]}, index=pd.Index(["p"])))

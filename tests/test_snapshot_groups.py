@@ -21,6 +21,7 @@ from sync.state.changes import Remove, Rename, SnapshotChange, Upsert
 from sync.state.journal import Answer
 from sync.state.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
 from sync.state.store import StateStore
+from sync.state.tables import table_of
 from tests.journal import T0, confirmed, db_rows, sent_request
 
 T1 = T0 + timedelta(minutes=5)
@@ -656,6 +657,24 @@ class TestLoad:
         expected = sorted([key for key in keys if key not in ("m03", "m04", "m05", "m13")] + ["m045"])
         assert list(frame.index) == expected
         assert list(frame["group"]) == [f"g-{key}" for key in expected]
+
+    def test_memberships_too_long_for_sqlite_are_read_in_smaller_key_chunks(
+        self, store: StateStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A sync key range whose packed column exceeds SQLite's string limit is read again in halves:
+        every row once, in key order (the limit lowered to 1,000 bytes: 20 rows of 100)."""
+        monkeypatch.setattr(loading, "LOAD_CHUNK", 16)
+        keys = [f"m{i:02d}" for i in range(37)]
+        groups = [f"g-{key}-" + "x" * 95 for key in keys]
+        store.seed(MEMBERSHIP, pd.DataFrame({"group": groups, "person": "p"}, index=pd.Index(keys)))
+        connection = sqlite3.connect(store.path)
+        try:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+            table = loading.read_table(connection, table_of(MEMBERSHIP))
+        finally:
+            connection.close()
+        assert table.column("sync_key").to_pylist() == keys
+        assert table.column("group").to_pylist() == groups
 
     def test_seed_fills_gaps_with_the_defaults_and_hashes_like_an_upsert(
         self, store: StateStore, record: Any, state: Path

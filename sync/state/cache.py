@@ -5,8 +5,9 @@ Loading the snapshot is what a plan of a million people waits on, so the state d
 (their frame columns only). They are caches, never a source of truth: every change to a table bumps its
 own generation counter (and a random nonce) in the same transaction, by SQLite triggers, and a cache is
 used only when its stamp equals the database's; a missing, stale, foreign or unreadable cache is ignored
-and rebuilt from SQLite (on load, and when a run that changed the table closes the store). Groups (a few
-thousand rows) have no cache: they load straight from SQLite.
+and rebuilt from SQLite (on load, and when a run that changed the table closes the store; a store
+without the run lock, a plan's, writes it in a thread the process waits for at its exit, and plans on
+meanwhile). Groups (a few thousand rows) have no cache: they load straight from SQLite.
 
 Reads the generation rows through a connection it is given; writes nothing but the cache files.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ __all__ = [
     "load_table",
     "read_cache",
     "read_cache_stamp",
+    "wait_for_writes",
     "write_cache",
 ]
 
@@ -138,12 +141,29 @@ def read_cache(path: Path, stamp: str, cache: Cache) -> Any:
     return table
 
 
-def write_cache(path: Path, table: Any, stamp: str, cache: Cache) -> None:
+def write_cache(path: Path, table: Any, stamp: str, cache: Cache, *, wait: bool = True) -> None:
     """Write `cache` next to the database (owner-only, atomically by rename); failures are ignored.
 
     Only the cache's columns are written, whatever else `table` holds. The cache is an optimisation:
     a read-only state directory or a full disk costs the next load its speed, never its answer.
+    Without `wait`, the file is written in a thread of its own, which the process waits for before it
+    exits (no daemon): a plan goes on while the copy is written (the writer releases the GIL); until
+    it is done, the next load reads SQLite again.
     """
+    if not wait:
+        writer = threading.Thread(
+            target=_write, args=(path, table, stamp, cache), name=f"write {cache.name}", daemon=False
+        )
+        writer.start()
+        _writing[:] = [thread for thread in _writing if thread.is_alive()] + [writer]
+        return
+    _write(path, table, stamp, cache)
+
+
+_writing: list[threading.Thread] = []  # the writes started without `wait` (finished ones too)
+
+
+def _write(path: Path, table: Any, stamp: str, cache: Cache) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -156,6 +176,12 @@ def write_cache(path: Path, table: Any, stamp: str, cache: Cache) -> None:
             temporary.unlink()
 
 
+def wait_for_writes() -> None:
+    """Wait until every write started without `wait` is done."""
+    for thread in list(_writing):
+        thread.join()
+
+
 def load_table(connection: sqlite3.Connection, path: Path, cache: Cache) -> tuple[Any, str, bool]:
     """(`cache`'s table as an Arrow table sorted by sync key, its generation stamp, True when it came
     from the cache file at `path`), read in one read transaction: the stamp belongs to exactly these rows.
@@ -165,4 +191,4 @@ def load_table(connection: sqlite3.Connection, path: Path, cache: Cache) -> tupl
         table = read_cache(path, current, cache)
         if table is not None:
             return table, current, True
-        return read_table(connection, cache.table), current, False
+        return read_table(connection, cache.table, cache.generation_sql), current, False

@@ -184,8 +184,8 @@ class StateStore(DriftRepairs, contextlib.AbstractContextManager["StateStore"]):
         Every value is a string ("" for absent, pandas "str" dtype); rows are sorted by sync key. A
         membership's "group" and "person" are sync keys of groups and persons; its "active" is "true" or
         "false". Persons and memberships come from their Arrow cache when it matches the database (see
-        sync.state.cache), else from SQLite in packed chunks (see sync.state.loading), after which the
-        cache is rewritten. Groups load straight from SQLite.
+        sync.state.cache), else from SQLite (sync.state.loading), after which the cache is rewritten (in
+        a thread without the run lock). Groups load straight from SQLite.
 
         Raises:
             StateError: the database cannot be read.
@@ -204,8 +204,8 @@ class StateStore(DriftRepairs, contextlib.AbstractContextManager["StateStore"]):
     def _load_cached(self, cache: Cache) -> tuple[Any, bool]:
         """(`cache`'s table sorted by sync key, True when the cache file missed and was rewritten)."""
         table, stamp, cached = self._load_table(cache)
-        if not cached:
-            write_cache(self._path.parent / cache.name, table, stamp, cache)
+        if not cached:  # a reader (plan) goes on while the copy is written
+            write_cache(self._path.parent / cache.name, table, stamp, cache, wait=self._file_lock is not None)
         return table, not cached
 
     def _load_table(self, cache: Cache) -> tuple[Any, str, bool]:

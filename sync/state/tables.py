@@ -63,15 +63,31 @@ class Table:
     named: str
     defaults: Mapping[str, str]  # by frame column
     bounds_sql: str  # rowid tables: (min rowid, max rowid); key ranges: (min sync key,)
-    packed_sql: str  # (count, packed blob) of a rowid range, or of a sync key range [low, high)
     select_sql: str
     upsert_sql: str  # columns, then content hash, confirmed_at, message_identifier
     count_sql: str
     exists_sql: str
     rename_sql: str  # (new sync key, confirmed_at, message_identifier, old sync key)
     later_fields: int = 0  # the last fields the content hash leaves out while empty (`Record.LATER_FIELDS`)
-    # A WITHOUT ROWID table is read in sync key ranges: (the next bound, the open-ended last chunk).
-    key_ranges: tuple[str, str] | None = None
+    # A WITHOUT ROWID table is read in sync key ranges: the next bound (low, rows) ("": rowid ranges).
+    next_bound_sql: str = ""
+
+    def packed_sql(self, columns: Sequence[str]) -> tuple[str, str]:
+        """The packed read of `columns` (some of `columns`, in any order): (count, a packed blob per
+        column) of a chunk, a rowid range [low, high] or a sync key range [low, high); and of the
+        open-ended last sync key range [low, ...) ("" for rowid tables).
+
+        One packed string per column and chunk: the column's values joined by the separator, a
+        literal (char(31) would be a function call per value). One string per row (printf of the
+        row's values) would leave every column to be gathered from between the others' values.
+        """
+        if not set(columns) <= set(self.columns):
+            raise ValueError(f"{self.name} has no column {sorted(set(columns) - set(self.columns))}")
+        blobs = ", ".join(f"CAST(group_concat({column}, '{SEP}') AS BLOB)" for column in columns)
+        packed = f"SELECT count(*), {blobs} FROM {self.name} "
+        if not self.next_bound_sql:
+            return packed + "WHERE rowid BETWEEN ? AND ?", ""
+        return packed + "WHERE sync_key >= ? AND sync_key < ?", packed + "WHERE sync_key >= ?"
 
 
 _CONFIRMATION: Final = ("content_hash", "confirmed_at", "message_identifier")
@@ -84,22 +100,12 @@ def _table(kind: Kind) -> Table:
     listed = ", ".join(columns)
     stored = (*columns, *_CONFIRMATION)
     updates = ", ".join(f"{column} = excluded.{column}" for column in stored[1:])
-    # One packed string per chunk: the row's values joined by char(31), rows joined by char(31) too.
-    packed = f"SELECT count(*), CAST(group_concat(printf(?, {listed}), char(31)) AS BLOB) FROM {name} "
     if storage.rowid:
-        bounds_sql, packed_sql, key_ranges = (
-            f"SELECT min(rowid), max(rowid) FROM {name}",
-            packed + "WHERE rowid BETWEEN ? AND ?",
-            None,
-        )
+        bounds_sql, next_bound_sql = f"SELECT min(rowid), max(rowid) FROM {name}", ""
     else:  # chunks are sync key ranges [low, high), the last one open-ended
-        bounds_sql, packed_sql, key_ranges = (
+        bounds_sql, next_bound_sql = (
             f"SELECT min(sync_key) FROM {name}",
-            packed + "WHERE sync_key >= ? AND sync_key < ?",
-            (
-                f"SELECT sync_key FROM {name} WHERE sync_key >= ? ORDER BY sync_key LIMIT 1 OFFSET ?",
-                packed + "WHERE sync_key >= ?",
-            ),
+            f"SELECT sync_key FROM {name} WHERE sync_key >= ? ORDER BY sync_key LIMIT 1 OFFSET ?",
         )
     return Table(
         name=name,
@@ -109,7 +115,6 @@ def _table(kind: Kind) -> Table:
         named=storage.named,
         defaults=storage.defaults,
         bounds_sql=bounds_sql,
-        packed_sql=packed_sql,
         select_sql=f"SELECT {listed} FROM {name}",
         upsert_sql=(
             f"INSERT INTO {name} ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))}) "
@@ -120,7 +125,7 @@ def _table(kind: Kind) -> Table:
         rename_sql=(
             f"UPDATE {name} SET sync_key = ?, confirmed_at = ?, message_identifier = ? WHERE sync_key = ?"
         ),
-        key_ranges=key_ranges,
+        next_bound_sql=next_bound_sql,
         later_fields=kind.record.LATER_FIELDS,
     )
 
