@@ -198,18 +198,42 @@ def _shared_list(values: Any) -> list[str]:
     return shared
 
 
-def _by_key(at: Any, values: Any, wanted: _Wanted) -> _BySchool:
-    """key -> its sorted distinct values (schools), for the rows whose key is wanted (`at`: each row's
-    position among the wanted keys, null for the others). Keys and values are coded as integers (the
-    values in their sorted order), the distinct pairs found by one numpy sort of those codes; equal
-    tuples are one object; the keys of one school are made at C speed, the others one key at a time."""
-    words: list[str] = sorted(pc.unique(values).to_pylist())
-    if not words:
-        return {}
-    value_at = pc.index_in(values, value_set=pa.array(words, type=pa.large_string()))
-    keys = np.asarray(pc.fill_null(at, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    codes = keys * len(words) + np.asarray(value_at.to_numpy(zero_copy_only=False), dtype=np.int64)
-    codes = np.sort(codes[keys >= 0])  # (np.unique hashes: slower than a sort of integers)
+class _Attributed:
+    """The rows of the wanted memberships (`_pairs`) each with one of its group's schools (a row per
+    school: a group moved to another school has two), as integer positions: a row's membership and
+    person among the wanted keys (-1: not wanted) and its school among `words` (the sorted schools)."""
+
+    def __init__(self, pairs: Any, group_schools: _BySchool, words: list[str]) -> None:
+        self.words = words
+        number = {word: at for at, word in enumerate(words)}
+        groups = list(group_schools)
+        counts = np.array([len(group_schools[group]) for group in groups], dtype=np.int64)
+        flat = np.array([number[s] for group in groups for s in group_schools[group]], dtype=np.int64)
+        first = np.cumsum(counts) - counts  # where each group's schools start in `flat`
+        at = _positions(pc.index_in(pairs["group"], value_set=pa.array(groups, type=pa.large_string())))
+        rows = np.flatnonzero(at >= 0)
+        group_at = at[rows]
+        n = counts[group_at]
+        self.rows = np.repeat(rows, n)
+        within = np.arange(len(self.rows), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        self.schools = flat[np.repeat(first[group_at], n) + within]
+
+    def of(self, column: Any) -> Any:
+        """A column of positions (`_pairs`' "key_at" or "person_at") on the attributed rows."""
+        return _positions(column)[self.rows]
+
+
+def _positions(at: Any) -> Any:
+    """Arrow positions (null: none) as numpy int64, -1 for none."""
+    return np.asarray(pc.fill_null(at, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _by_key(keys: Any, schools: Any, words: list[str], wanted: _Wanted) -> _BySchool:
+    """key -> its sorted distinct schools, for the rows whose key is wanted (`keys`: each row's position
+    among the wanted keys, -1 for the others; `schools`: its school's among `words`, sorted). The
+    distinct pairs are found by one numpy sort of their codes; equal tuples are one object; the keys
+    of one school are made at C speed, the others one key at a time."""
+    codes = np.sort((keys * len(words) + schools)[keys >= 0])  # (np.unique hashes: slower than a sort)
     if not len(codes):
         return {}
     codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
@@ -322,13 +346,10 @@ def plan_schools(
     planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
     arrays = {kind_name: keys.array for kind_name, keys in planned.items()}
     pairs = _pairs(memberships, planned)
-    school_of = pa.table({
-        "group": pa.array([g for g, found in group_schools.items() for _ in found], type=pa.large_string()),
-        "school": pa.array([s for found in group_schools.values() for s in found], type=pa.large_string()),
-    })  # fmt: skip
-    attributed = pairs.join(school_of, "group", join_type="inner")
-    objects[MEMBERSHIP.name] = _by_key(attributed["key_at"], attributed["school"], planned[MEMBERSHIP.name])
-    objects[PERSON.name] = _by_key(attributed["person_at"], attributed["school"], planned[PERSON.name])
+    attributed = _Attributed(pairs, group_schools, sorted(schools))
+    for kind, column in ((MEMBERSHIP, "key_at"), (PERSON, "person_at")):
+        keys = attributed.of(pairs[column])
+        objects[kind.name] = _by_key(keys, attributed.schools, attributed.words, planned[kind.name])
     by_row = {
         (r.file, r.row): objects[kind_name][r.sync_key]
         for kind_name, some in rejects.items()
