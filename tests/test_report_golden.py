@@ -151,6 +151,29 @@ def test_json_lines_of_runs_are_the_stdlib_encoding_of_each_operation(names: lis
     assert lines == [json_ops.operation_line(op) for op in operations]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(_CELL_TEXT, min_size=3, max_size=3), min_size=1, max_size=30), st.booleans())
+def test_plan_csv_lines_written_run_by_run_are_what_the_csv_module_writes(
+    rows: list[list[str]], held: bool
+) -> None:
+    """Runs of creates of one shape (their texts searched and neutralised at once) give the lines the
+    csv module writes of each row's cells neutralised: a run holding a text to quote, a formula, a
+    NUL, or none; with a held operation's reason and without."""
+    operations = tuple(
+        Create(record=make_person(f"p{i}", given_name=name, phone=phone), identity=identity)
+        for i, (name, phone, identity) in enumerate(rows)
+    )
+    plan = Plan(operations=operations, deletions=(), rejects=(), conflicts=())
+    reasons = (HeldRow("Create person", "create", "person", "p0", "held: limit, =1"),) if held else ()
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(PLAN_CSV_HEADER)
+    for op in plan.operations:
+        row = as_csv._operation_row(op, reasons[0].reason if reasons and op.sync_key == "p0" else "")
+        writer.writerow([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
+    assert plan_csv(plan, reasons) == expected.getvalue()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_CELL_TEXT, min_size=4, max_size=4), st.sampled_from(["", "why, =x", "held: limit"]))
 def test_plan_csv_lines_are_what_the_csv_module_writes_of_each_row(texts: list[str], reason: str) -> None:
