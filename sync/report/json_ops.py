@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, groupby, islice
+from itertools import chain, groupby
 from json.encoder import encode_basestring
 from operator import attrgetter
 from typing import Final, NamedTuple
@@ -113,7 +113,7 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
         operations instead of one per operation, and the template filled at C speed."""
         out: list[str] = []
         for start in range(0, len(ops), chunk):
-            texts = list(map(getter, islice(ops, start, start + chunk)))
+            texts = list(map(getter, ops[start : start + chunk]))
             if _ESCAPED.search("".join(chain.from_iterable(texts))) is None:  # TypeError: not text
                 out += map(plain.__mod__, texts)
             else:
