@@ -19,8 +19,9 @@ touches the result's rows only to build its lookups.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any, Final
 
@@ -130,6 +131,11 @@ class _Wanted:
         found: list[str] = self._objects[at].tolist()
         return found
 
+    @property
+    def objects(self) -> Any:
+        """The keys as a numpy array of the plan's own strings."""
+        return self._objects
+
     def at(self, values: Any) -> Any:
         """Per value: its position among the keys (int32), null when it is none of them."""
         if not len(self.array) or not len(values):
@@ -223,14 +229,49 @@ class _Attributed:
         return _positions(column)[self.rows]
 
 
+class _Later(Mapping[str, tuple[str, ...]]):
+    """A sync key -> schools mapping made when it is first asked (`make`): a plan written as JSON or CSV
+    never asks, and on a first night that is 5 x 10^5 entries (0.3 s) not made. Threads asking at once
+    may each make it (the same mapping): no lock is needed."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], _BySchool]) -> None:
+        self._make = make
+        self._made: _BySchool | None = None
+
+    def _mapping(self) -> _BySchool:
+        made = self._made
+        if made is None:
+            made = self._made = self._make()
+        return made
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return self._mapping()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mapping()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The schools of `key`, else `default`."""
+        return self._mapping().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+
 def _positions(at: Any) -> Any:
     """Arrow positions (null: none) as numpy int64, -1 for none."""
     return np.asarray(pc.fill_null(at, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _by_key(keys: Any, schools: Any, words: list[str], wanted: _Wanted) -> _BySchool:
+def _by_key(keys: Any, schools: Any, words: list[str], wanted: Any) -> _BySchool:
     """key -> its sorted distinct schools, for the rows whose key is wanted (`keys`: each row's position
-    among the wanted keys, -1 for the others; `schools`: its school's among `words`, sorted). The
+    among the `wanted` keys (a numpy array of the plan's own strings), -1 for the others; `schools`: its
+    school's among `words`, sorted). The
     distinct pairs are found by one numpy sort of their codes; equal tuples are one object; the keys
     of one school are made at C speed, the others one key at a time."""
     codes = np.sort((keys * len(words) + schools)[keys >= 0])  # (np.unique hashes: slower than a sort)
@@ -240,7 +281,7 @@ def _by_key(keys: Any, schools: Any, words: list[str], wanted: _Wanted) -> _BySc
     k, v = np.divmod(codes, len(words))
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     ends = np.r_[starts[1:], len(k)]
-    names = wanted.taken(k[starts])
+    names: list[str] = wanted[k[starts]].tolist()
     single = (ends - starts) == 1
     # One school: a tuple per school (a few hundred), looked up at C speed.
     ones = [(word,) for word in words]
@@ -340,7 +381,7 @@ def plan_schools(
         return Schools()
     rejects = {kind_name: tuple(some) for kind_name, some in rejects.items()}
     wanted = _wanted(operations, renamed or {}, rejects)
-    objects: dict[str, dict[str, tuple[str, ...]]] = {
+    objects: dict[str, Mapping[str, tuple[str, ...]]] = {
         GROUP.name: {key: group_schools[key] for key in wanted[GROUP.name] if key in group_schools}
     }
     planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
@@ -349,7 +390,10 @@ def plan_schools(
     attributed = _Attributed(pairs, group_schools, sorted(schools))
     for kind, column in ((MEMBERSHIP, "key_at"), (PERSON, "person_at")):
         keys = attributed.of(pairs[column])
-        objects[kind.name] = _by_key(keys, attributed.schools, attributed.words, planned[kind.name])
+        make = functools.partial(
+            _by_key, keys, attributed.schools, attributed.words, planned[kind.name].objects
+        )
+        objects[kind.name] = _Later(make)
     by_row = {
         (r.file, r.row): objects[kind_name][r.sync_key]
         for kind_name, some in rejects.items()
