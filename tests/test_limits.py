@@ -14,7 +14,7 @@ import pytest
 from sync.cli.app import main
 from sync.cli.output import EXIT_OK, EXIT_SAFETY, EXIT_USAGE
 from sync.emulator import Emulator
-from sync.models import DeletesMode, Person, Plan, Schools, Update
+from sync.models import Create, DeletesMode, Person, Plan, Schools, Update
 from sync.models.kinds import GROUP, MEMBERSHIP, operation_type
 from sync.plan.diff import snapshot_columns
 from sync.plan.limits import Bound, parse_bound, parse_rule
@@ -452,6 +452,22 @@ class TestRules:
         send, held = breaching(list(plan.operations), [breach], schools)
         assert sorted(op.sync_key for op, _ in held) == [f"p{n}" for n in range(6)]
         assert [operation_type(op) for op in send] == ["update", "update"]
+
+    def test_school_creates_breach_only_under_a_rule_that_bounds_them(self) -> None:
+        """By default creates are no school's concern (a first night creates every object); a rule
+        `school.create=N` bounds them per school like any other type."""
+        creates = tuple(Create(record=Person(sync_key=f"p{n}")) for n in range(8))
+        plan = Plan(operations=creates, deletions=(), rejects=(), conflicts=(), snapshot_sizes={"person": 24})
+        at = {f"p{n}": ("a" if n < 6 else "b") for n in range(8)}
+        schools = SchoolCounts(
+            of=lambda op: (at[op.sync_key],),
+            sizes={("a", "person"): 12, ("b", "person"): 12},
+            names={"a": "A", "b": "B"},
+        )
+        assert check_limits(plan, SafetyLimits(), deletes=DeletesMode.OFF, schools=schools) == []
+        bounded = SafetyLimits(rules=(parse_rule("school.create", 5),))
+        (breach,) = check_limits(plan, bounded, deletes=DeletesMode.OFF, schools=schools)
+        assert (breach.school, breach.count, breach.limit, breach.key) == ("a", 6, 5, "school.create")
 
 
 def test_school_sizes_count_each_school_s_memberships_and_distinct_persons() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.models import Create, FieldChange, Group, Membership, Person, Plan, Update
+from sync.models import ChangeOperation, Create, FieldChange, Group, Membership, Person, Plan, Update
 from sync.models.kinds import PERSON
 from sync.report import as_csv, json_ops
 from sync.report.as_csv import PLAN_CSV_HEADER, neutralise_cell, plan_csv, write_csv
@@ -122,6 +122,56 @@ def test_the_json_lines_leave_unescaped_exactly_what_the_stdlib_encoder_leaves()
     (ensure_ascii=False) writes as they are: a text holding any other is encoded by the stdlib."""
     escaped = [chr(c) for c in range(0x110000) if json_ops._ESCAPED.search(chr(c))]
     assert escaped == [chr(c) for c in range(0x110000) if encode_basestring(chr(c)) != f'"{chr(c)}"']
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_CELL_TEXT, min_size=1, max_size=40), st.integers(1, 5))
+def test_json_lines_of_runs_are_the_stdlib_encoding_of_each_operation(names: list[str], chunk: int) -> None:
+    """The JSON lines written run by run of one shape, a chunk of texts searched at once (a chunk holding
+    a text to escape, one that does not, runs of several shapes), are the stdlib's encoding of each
+    operation's dict, one by one."""
+    operations: list[ChangeOperation] = [
+        Create(record=make_person(f"p{i}", given_name=name), identity=name)
+        if i % 7 != 3
+        else Create(record=Group(sync_key=f"g{i}", name=name, type="Course", parent=""))
+        for i, name in enumerate(names)
+    ]
+    operations.append(
+        Update(
+            record=make_person("u", role=names[0]),
+            identity="u",
+            changes=(FieldChange(field="role", old="", new=names[0]),),
+        )
+    )
+    lines = json_ops.operation_lines(operations, chunk=chunk)
+    plan = Plan(operations=tuple(operations), deletions=(), rejects=(), conflicts=())
+    dicts = plan_to_dict(plan)["operations"]
+    assert isinstance(dicts, list)
+    assert lines == [json.dumps(d, ensure_ascii=False) for d in dicts]
+    assert lines == [json_ops.operation_line(op) for op in operations]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(_CELL_TEXT, min_size=3, max_size=3), min_size=1, max_size=30), st.booleans())
+def test_plan_csv_lines_written_run_by_run_are_what_the_csv_module_writes(
+    rows: list[list[str]], held: bool
+) -> None:
+    """Runs of creates of one shape (their texts searched and neutralised at once) give the lines the
+    csv module writes of each row's cells neutralised: a run holding a text to quote, a formula, a
+    NUL, or none; with a held operation's reason and without."""
+    operations = tuple(
+        Create(record=make_person(f"p{i}", given_name=name, phone=phone), identity=identity)
+        for i, (name, phone, identity) in enumerate(rows)
+    )
+    plan = Plan(operations=operations, deletions=(), rejects=(), conflicts=())
+    reasons = (HeldRow("Create person", "create", "person", "p0", "held: limit, =1"),) if held else ()
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(PLAN_CSV_HEADER)
+    for op in plan.operations:
+        row = as_csv._operation_row(op, reasons[0].reason if reasons and op.sync_key == "p0" else "")
+        writer.writerow([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
+    assert plan_csv(plan, reasons) == expected.getvalue()
 
 
 @settings(max_examples=200, deadline=None)

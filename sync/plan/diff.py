@@ -29,6 +29,7 @@ import pandas as pd
 from sync.models import ChangeIdentifier, Plan
 from sync.models.kinds import DELETION_ORDER, GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of
 from sync.models.plans import REPORTED_KINDS
+from sync.models.records import collector_paused
 from sync.plan.columns import text_frame
 from sync.plan.kind_plan import KindPlan, plan_kind, snapshot_columns
 from sync.plan.links import check_references
@@ -107,6 +108,17 @@ def plan_set(
         One Plan. Operations run groups (parents before children), then persons, then memberships;
         deletions run memberships, then groups (children before parents), then persons.
     """
+    with collector_paused():  # a plan's objects form no cycles (10^6 of them on a first night)
+        return _plan_set(persons, snapshots, groups, memberships, policy)
+
+
+def _plan_set(
+    persons: Roster,
+    snapshots: Snapshots,
+    groups: Roster | None,
+    memberships: Roster | None,
+    policy: DiffPolicy,
+) -> Plan:
     read_groups, read_memberships = groups, memberships  # their rejected rows tell schools too
     groups, memberships = check_references(
         persons, groups, memberships, snapshot_groups=snapshots.groups.index

@@ -28,6 +28,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from sync.models.plans import classes_of
+from sync.models.records import collector_paused
 
 __all__ = ["Fingerprint", "differences", "digest", "fingerprint", "operation_bytes"]
 
@@ -65,7 +66,8 @@ def fingerprint(
     parts["mapping"] = digest(mapping)
     parts["snapshot"] = "" if snapshot is None else digest(snapshot)
     parts |= {f"setting:{name}": str(value) for name, value in settings.items()}
-    parts["operations"] = _stream_digest(operations)
+    with collector_paused():  # 10^5-10^6 operations' bytes, none in a cycle
+        parts["operations"] = _stream_digest(operations)
     text = "".join(f"{name}\t{value}\n" for name, value in parts.items())
     return Fingerprint(value=digest(text.encode()), parts=parts)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.models import Conflict
 from sync.models.kinds import Kind
@@ -33,10 +35,22 @@ _JOIN: Final = "\x1f"
 
 def with_reference_identity(kind: Kind, frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with an "identity" column made of its references' values (a membership's group, person)."""
-    first, *rest = (frame[ref.field] for ref in kind.references)
-    for values in rest:
-        first = first + _JOIN + values
-    return frame.assign(identity=first)
+    if len(kind.references) < 2 or not len(frame):
+        first, *rest = (frame[ref.field] for ref in kind.references)
+        for values in rest:
+            first = first + _JOIN + values
+        return frame.assign(identity=first)
+    # one Arrow join of the columns (pandas' `+` makes a whole column per operand, 0.15 s per 3 x 10^5)
+    columns = (frame[ref.field] for ref in kind.references)
+    texts = [_text(values) for values in columns]
+    joined = pc.binary_join_element_wise(*texts, pa.scalar(_JOIN, type=texts[0].type))
+    return frame.assign(identity=pd.array(joined, dtype="str"))
+
+
+def _text(values: pd.Series) -> Any:
+    """A text column as Arrow large strings (no copy for pandas' own text columns)."""
+    array = pa.array(values.array) if values.dtype == "str" else pa.array(values.astype("str").array)
+    return array.cast(pa.large_string())
 
 
 def shown(conflict: Conflict) -> Conflict:

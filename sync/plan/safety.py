@@ -216,7 +216,8 @@ def _school_breaches(
     counts: Counter[tuple[str, str, OperationType]] = Counter()
     for classes, run in groupby(sent, key=classes_of):
         kind, op_type = kind_and_type(classes)
-        if kind in SCHOOL_KINDS and (kind, op_type) not in held:
+        # (a type no school limit bounds, as creates by default, is not counted: a first night's 10^5)
+        if kind in SCHOOL_KINDS and (kind, op_type) not in held and limits.bound(SCHOOL, op_type) != Bound():
             at = Counter(chain.from_iterable(schools.of_run(run, kind, op_type)))
             counts.update({(school, kind, op_type): n for school, n in at.items()})
     breaches: list[Breach] = []

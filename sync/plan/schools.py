@@ -19,8 +19,9 @@ touches the result's rows only to build its lookups.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any, Final
 
@@ -123,8 +124,23 @@ class _Wanted:
     def same(self, values: Any) -> list[str]:
         """`values` (each one of the keys) as the plan's own strings."""
         at = pc.index_in(values, value_set=self.array).to_numpy(zero_copy_only=False)
+        return self.taken(at)
+
+    def taken(self, at: Any) -> list[str]:
+        """The keys at these positions (numpy), as the plan's own strings."""
         found: list[str] = self._objects[at].tolist()
         return found
+
+    @property
+    def objects(self) -> Any:
+        """The keys as a numpy array of the plan's own strings."""
+        return self._objects
+
+    def at(self, values: Any) -> Any:
+        """Per value: its position among the keys (int32), null when it is none of them."""
+        if not len(self.array) or not len(values):
+            return pa.nulls(len(values), type=pa.int32())
+        return pc.index_in(values, value_set=self.array)
 
 
 def _in(values: Any, keys: Any) -> Any:
@@ -134,20 +150,27 @@ def _in(values: Any, keys: Any) -> Any:
     return pc.fill_null(pc.is_in(values, value_set=keys), False)
 
 
-def _pairs(frames: Iterable[pd.DataFrame | None], wanted: Mapping[str, Any]) -> Any:
-    """The memberships (key, group, person) of `frames` that name a wanted membership or person, and
-    whether it is a wanted membership ("planned": looked up once, 0.1 s per 4 x 10^5 keys)."""
+def _pairs(frames: Iterable[pd.DataFrame | None], wanted: Mapping[str, _Wanted]) -> Any:
+    """The memberships (key, group, person) of `frames` that name a wanted membership or person, whether
+    it is a wanted membership ("planned"), and the positions of its key and person among the wanted
+    ("key_at", "person_at": null when not wanted; one hash lookup each, 0.1 s per 4 x 10^5 keys)."""
     kept = []
     for frame in frames:
         if frame is None or not len(frame):
             continue
         table = pa.table({"key": _column(frame.index), "group": _column(frame["group"]),
                           "person": _column(frame["person"])})  # fmt: skip
-        planned = _in(table["key"], wanted[MEMBERSHIP.name])
-        want = pc.or_(planned, _in(table["person"], wanted[PERSON.name]))
-        kept.append(table.append_column("planned", planned).filter(want))
-    empty = pa.table({name: pa.array([], type=pa.large_string()) for name in ("key", "group", "person")})
-    return pa.concat_tables(kept) if kept else empty.append_column("planned", pa.array([], type=pa.bool_()))
+        key_at = wanted[MEMBERSHIP.name].at(table["key"])
+        person_at = wanted[PERSON.name].at(table["person"])
+        planned = pc.is_valid(key_at)
+        want = pc.or_(planned, pc.is_valid(person_at))
+        table = table.append_column("planned", planned).append_column("key_at", key_at)
+        kept.append(table.append_column("person_at", person_at).filter(want))
+    if kept:
+        return pa.concat_tables(kept)
+    texts = {name: pa.array([], type=pa.large_string()) for name in ("key", "group", "person")}
+    positions = {name: pa.array([], type=pa.int32()) for name in ("key_at", "person_at")}
+    return pa.table({**texts, "planned": pa.array([], type=pa.bool_()), **positions})
 
 
 def _distinct(keys: Any, values: Any, wanted: Any) -> tuple[Any, Any]:
@@ -181,33 +204,103 @@ def _shared_list(values: Any) -> list[str]:
     return shared
 
 
-def _by_key(keys: Any, values: Any, wanted: _Wanted, told: Any = None) -> _BySchool:
-    """key -> its sorted distinct values (schools), for the wanted keys among `keys` (`told`: which
-    rows those are, when known). Equal tuples are one object; the keys of one school are made at C
-    speed, the others one key at a time."""
-    k, v = _distinct(keys, values, wanted.array if told is None else told)
-    n = len(k)
-    if not n:
+class _Attributed:
+    """The rows of the wanted memberships (`_pairs`) each with one of its group's schools (a row per
+    school: a group moved to another school has two), as integer positions: a row's membership and
+    person among the wanted keys (-1: not wanted) and its school among `words` (the sorted schools)."""
+
+    def __init__(self, pairs: Any, group_schools: _BySchool, words: list[str]) -> None:
+        self.words = words
+        number = {word: at for at, word in enumerate(words)}
+        groups = list(group_schools)
+        counts = np.array([len(group_schools[group]) for group in groups], dtype=np.int64)
+        flat = np.array([number[s] for group in groups for s in group_schools[group]], dtype=np.int64)
+        first = np.cumsum(counts) - counts  # where each group's schools start in `flat`
+        at = _positions(pc.index_in(pairs["group"], value_set=pa.array(groups, type=pa.large_string())))
+        rows = np.flatnonzero(at >= 0)
+        group_at = at[rows]
+        n = counts[group_at]
+        self.rows = np.repeat(rows, n)
+        within = np.arange(len(self.rows), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+        self.schools = flat[np.repeat(first[group_at], n) + within]
+
+    def of(self, column: Any) -> Any:
+        """A column of positions (`_pairs`' "key_at" or "person_at") on the attributed rows."""
+        return _positions(column)[self.rows]
+
+
+class _Later(Mapping[str, tuple[str, ...]]):
+    """A sync key -> schools mapping made when it is first asked (`make`): a plan written as JSON or CSV
+    never asks, and on a first night that is 5 x 10^5 entries (0.3 s) not made. Threads asking at once
+    may each make it (the same mapping): no lock is needed."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], _BySchool]) -> None:
+        self._make = make
+        self._made: _BySchool | None = None
+
+    def _mapping(self) -> _BySchool:
+        made = self._made
+        if made is None:
+            made = self._made = self._make()
+        return made
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return self._mapping()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mapping()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The schools of `key`, else `default`."""
+        return self._mapping().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+
+def _positions(at: Any) -> Any:
+    """Arrow positions (null: none) as numpy int64, -1 for none."""
+    return np.asarray(pc.fill_null(at, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _by_key(keys: Any, schools: Any, words: list[str], wanted: Any) -> _BySchool:
+    """key -> its sorted distinct schools, for the rows whose key is wanted (`keys`: each row's position
+    among the `wanted` keys (a numpy array of the plan's own strings), -1 for the others; `schools`: its
+    school's among `words`, sorted). The
+    distinct pairs are found by one numpy sort of their codes; equal tuples are one object; the keys
+    of one school are made at C speed, the others one key at a time."""
+    codes = np.sort((keys * len(words) + schools)[keys >= 0])  # (np.unique hashes: slower than a sort)
+    if not len(codes):
         return {}
-    starts = np.flatnonzero(np.r_[True, ~_same_as_before(k)]) if n > 1 else np.zeros(1, dtype=np.intp)
-    ends = np.r_[starts[1:], n]
-    names = wanted.same(k.take(pa.array(starts)))
-    found = _shared_list(v)
-    combos: dict[tuple[str, ...], tuple[str, ...]] = {}
+    codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
+    k, v = np.divmod(codes, len(words))
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    ends = np.r_[starts[1:], len(k)]
+    names: list[str] = wanted[k[starts]].tolist()
     single = (ends - starts) == 1
-    firsts = [found[at] for at in starts[single].tolist()]
     # One school: a tuple per school (a few hundred), looked up at C speed.
-    ones: _BySchool = {value: (value,) for value in set(firsts)}
+    ones = [(word,) for word in words]
     out: _BySchool = dict(
-        zip(itertools.compress(names, single.tolist()), map(ones.__getitem__, firsts), strict=True)
+        zip(
+            itertools.compress(names, single.tolist()),
+            map(ones.__getitem__, v[starts[single]].tolist()),
+            strict=True,
+        )
     )
+    combos: dict[tuple[str, ...], tuple[str, ...]] = {}
+    found = v.tolist()
     for key, start, end in zip(
         itertools.compress(names, (~single).tolist()),
         starts[~single].tolist(),
         ends[~single].tolist(),
         strict=True,
     ):
-        value = tuple(found[start:end])
+        value = tuple(map(words.__getitem__, found[start:end]))
         out[key] = combos.setdefault(value, value)
     return out
 
@@ -288,21 +381,19 @@ def plan_schools(
         return Schools()
     rejects = {kind_name: tuple(some) for kind_name, some in rejects.items()}
     wanted = _wanted(operations, renamed or {}, rejects)
-    objects: dict[str, dict[str, tuple[str, ...]]] = {
+    objects: dict[str, Mapping[str, tuple[str, ...]]] = {
         GROUP.name: {key: group_schools[key] for key in wanted[GROUP.name] if key in group_schools}
     }
     planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
     arrays = {kind_name: keys.array for kind_name, keys in planned.items()}
-    pairs = _pairs(memberships, arrays)
-    school_of = pa.table({
-        "group": pa.array([g for g, found in group_schools.items() for _ in found], type=pa.large_string()),
-        "school": pa.array([s for found in group_schools.values() for s in found], type=pa.large_string()),
-    })  # fmt: skip
-    attributed = pairs.join(school_of, "group", join_type="inner")
-    objects[MEMBERSHIP.name] = _by_key(
-        attributed["key"], attributed["school"], planned[MEMBERSHIP.name], attributed["planned"]
-    )
-    objects[PERSON.name] = _by_key(attributed["person"], attributed["school"], planned[PERSON.name])
+    pairs = _pairs(memberships, planned)
+    attributed = _Attributed(pairs, group_schools, sorted(schools))
+    for kind, column in ((MEMBERSHIP, "key_at"), (PERSON, "person_at")):
+        keys = attributed.of(pairs[column])
+        make = functools.partial(
+            _by_key, keys, attributed.schools, attributed.words, planned[kind.name].objects
+        )
+        objects[kind.name] = _Later(make)
     by_row = {
         (r.file, r.row): objects[kind_name][r.sync_key]
         for kind_name, some in rejects.items()

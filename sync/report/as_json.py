@@ -25,7 +25,7 @@ from sync.models import (
 )
 from sync.models.kinds import kind_of
 from sync.report import ops
-from sync.report.json_ops import operation_line, result_line
+from sync.report.json_ops import operation_lines, result_line
 from sync.report.meta import ReportMeta
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _operation_lines(operations: Iterable[Operation]) -> Encoded:
     """The operations' lines (`json_ops`); each one's encoded dict if a value is not text."""
     operations = tuple(operations)
     try:
-        return Encoded(map(operation_line, operations))
+        return Encoded(operation_lines(operations))
     except TypeError:
         return Encoded(map(_JSON.encode, map(_operation_dict, operations)))
 

@@ -16,18 +16,28 @@ Pure: imports only the models and the report's `ops`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain, groupby
 from json.encoder import encode_basestring
+from operator import attrgetter
 from typing import Final, NamedTuple
 
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.kinds import kind_of, operation_type
 from sync.report.ops import texts_of
 
-__all__ = ["changes_json", "operation_line", "result_line"]
+__all__ = ["changes_json", "operation_line", "operation_lines", "result_line"]
 
 #: What a shape makes of an operation: its line.
 _Line = Callable[[Operation], str]
+
+
+class _Writer(NamedTuple):
+    """A shape's line writer, one operation at a time (`line`) and a run of them at once (`lines`)."""
+
+    line: _Line
+    lines: Callable[[Sequence[Operation], int], list[str]]
+
 
 _CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
 
@@ -50,7 +60,7 @@ def _key(name: str) -> str:
     return _const(name) + ": "
 
 
-def _shape(op: Operation) -> _Line:
+def _shape(op: Operation) -> _Writer:
     """The line writer of every operation of `op`'s type and kind (what `_operation_dict` puts where)."""
     name, kind = operation_type(op), kind_of(op)
     deletion = name == "delete"
@@ -85,7 +95,7 @@ def _shape(op: Operation) -> _Line:
     return _writer("{" + ", ".join(parts) + "}", attributes, with_changes)
 
 
-def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
+def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer:
     """A line writer filling `template`'s slots with the texts of the operation's `attributes`, then
     its changes when `with_changes`. Texts without a character the encoder escapes (the common case)
     are put between quotes as they are: one search instead of one encoding per text."""
@@ -98,7 +108,25 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Line:
     def line_with_changes(op: Operation) -> str:
         return _filled(plain, encoded, getter(op), changes_json(op.changes))  # type: ignore[union-attr]
 
-    return line_with_changes if with_changes else line
+    def lines(ops: Sequence[Operation], chunk: int) -> list[str]:
+        """The lines of `ops` (no changes): one search for the escaped characters per `chunk` of
+        operations instead of one per operation, and the template filled at C speed."""
+        out: list[str] = []
+        for start in range(0, len(ops), chunk):
+            texts = list(map(getter, ops[start : start + chunk]))
+            if _ESCAPED.search("".join(chain.from_iterable(texts))) is None:  # TypeError: not text
+                out += map(plain.__mod__, texts)
+            else:
+                out += (_filled(plain, encoded, each) for each in texts)
+        return out
+
+    if with_changes:
+        return _Writer(line_with_changes, lambda ops, _: list(map(line_with_changes, ops)))
+    return _Writer(line, lines)
+
+
+#: How many operations' texts `operation_lines` searches at once (a few MB of text).
+_CHUNK: Final = 8192
 
 
 def _filled(plain: str, encoded: str, texts: tuple[str, ...], *written: str) -> str:
@@ -115,7 +143,18 @@ _SLOT: Final = "\x00"
 _ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
 
 
-_SHAPES: Final[dict[tuple[type, type], _Line]] = {}
+_SHAPES: Final[dict[tuple[type, type], _Writer]] = {}
+
+#: An operation's shape: its class and its record's.
+_SHAPE_OF: Final = attrgetter("__class__", "record.__class__")
+
+
+def _writer_of(op: Operation) -> _Writer:
+    shape = (type(op), type(op.record))
+    writer = _SHAPES.get(shape)
+    if writer is None:
+        writer = _SHAPES[shape] = _shape(op)
+    return writer
 
 
 def operation_line(op: Operation) -> str:
@@ -124,11 +163,21 @@ def operation_line(op: Operation) -> str:
     Raises:
         TypeError: a value is not text (the caller encodes the operation's dict instead).
     """
-    shape = (type(op), type(op.record))
-    line = _SHAPES.get(shape)
-    if line is None:
-        line = _SHAPES[shape] = _shape(op)
-    return line(op)
+    return _writer_of(op).line(op)
+
+
+def operation_lines(operations: Iterable[Operation], *, chunk: int = _CHUNK) -> list[str]:
+    """Each operation's `operation_line`, written run by run of one shape (a first night's runs are
+    10^5 creates long), the texts of `chunk` operations searched at once for characters to escape.
+
+    Raises:
+        TypeError: a value is not text (the caller encodes the operations' dicts instead).
+    """
+    out: list[str] = []
+    for _, run in groupby(operations, key=_SHAPE_OF):
+        ops = list(run)
+        out += _writer_of(ops[0]).lines(ops, chunk)
+    return out
 
 
 # --- a run's results -----------------------------------------------------------------------------

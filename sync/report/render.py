@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeAlias, TypeVar
 
 from sync.models import Plan, RunResult
+from sync.models.records import collector_paused
 from sync.report.as_csv import (
     RECONCILE_CSV_HEADER,
     RUN_CSV_HEADER,
@@ -70,6 +71,10 @@ class _Renderers(Generic[_S]):
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
         """`subject` in `fmt`: only the one asked for is built."""
         check_format(fmt)
+        with collector_paused():  # a first night's report: 10^5-10^6 lines and rows, none in a cycle
+            return self._rendered(subject, fmt, meta, max_rows)
+
+    def _rendered(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
         if fmt == "json":
             return to_json(self.data(subject, meta=meta))
         if fmt == "csv":
