@@ -13,7 +13,6 @@ import click
 import structlog
 
 from sync.cli import approval, limits, stages
-from sync.cli.beside import read_beside
 from sync.cli.by_school import by_school_opt, check_target, target_opt, write_folder
 from sync.cli.options import (
     LISTED_KINDS,
@@ -104,23 +103,22 @@ def plan(
     `run --plan` and `run --approve` send only the plan that has it.
     """
     from sync.plan.diff import Snapshots  # noqa: PLC0415
+    from sync.state.store import StateStore  # noqa: PLC0415
 
     fmt = report_format(output, fmt)
     check_target(
         output, fmt, by_school=by_school, option="output", flag="--by-school", format_flag="--format"
     )
+    result = stages.read(roster, mapping)
     snapshot_state = None
     repairs: list[Any] = []
     if stages.has_state(state):
-        result, read = read_beside(state, lambda: stages.read(roster, mapping))
-        if (error := read.opening_error()) is not None:
-            raise error
-        stages.refuse_shrunk(result, read.runs, accepted=accept_shrunk_roster)
-        if (error := read.loading_error()) is not None:
-            raise error
-        snapshots, snapshot_state, repairs = read.snapshots, read.snapshot_state, read.repairs
+        with StateStore.open(state, exclusive=False) as store:
+            stages.refuse_shrunk(result, store.runs(), accepted=accept_shrunk_roster)
+            snapshots = stages.snapshots(store)
+            snapshot_state = approval.snapshot_state(store, snapshots)
+            repairs = store.repairs()
     else:
-        result = stages.read(roster, mapping)
         stages.refuse_shrunk(result, [], accepted=accept_shrunk_roster)
         snapshots = Snapshots()
     the_plan = stages.plan(result, snapshots)
