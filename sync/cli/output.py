@@ -152,10 +152,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: Characters written at once: a first night's report (10^8 characters) is encoded piece by piece, not
+#: copied whole into bytes beside itself.
+_WRITE_CHUNK: Final = 1 << 22
+
+
 def write_file(path: Path, text: str) -> None:
     """Write `text` to `path`; a file that cannot be written ends the command (exit 2)."""
     try:
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as file:
+            for start in range(0, len(text), _WRITE_CHUNK):
+                file.write(text[start : start + _WRITE_CHUNK])
     except OSError as exc:
         fail(EXIT_USAGE, f"cannot write {path}: {exc.strerror}")
 
