@@ -18,6 +18,7 @@ from typing import Final
 
 from sync.models import Deactivate, Delete, DeleteOperation, DeletesMode, Operation, split_children
 from sync.models.kinds import DELETION_ORDER, KINDS, Kind, Reference, kind_of
+from sync.models.plans import classes_of
 
 __all__ = ["deletion_operations", "depths", "link_levels", "own_reference", "phases"]
 
@@ -29,7 +30,6 @@ def own_reference(kind: Kind) -> Reference | None:
 
 _DELETION_PHASE: Final = {kind.name: len(KINDS) + rank for rank, kind in enumerate(DELETION_ORDER)}
 _OWN: Final = {kind.name: own_reference(kind) for kind in KINDS}
-_RECORD: Final = attrgetter("record")
 
 
 def depths(parent_of: dict[str, str]) -> dict[str, int]:
@@ -114,9 +114,8 @@ def _phase_key(kind: Kind, removal: bool, level: int) -> tuple[int, int]:
 def _placed(operations: Sequence[Operation]) -> dict[tuple[Kind, bool], list[int]]:
     """The positions of `operations` by kind and removal, each in order."""
     placed: dict[tuple[Kind, bool], list[int]] = {}
-    classes = zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True)
     start = 0
-    for pair, run in groupby(classes):
+    for pair, run in groupby(operations, key=classes_of):
         end = start + _length(run)
         placed.setdefault(_PLACES[pair], []).extend(range(start, end))
         start = end
@@ -141,7 +140,7 @@ def _levels(
     """The level of each operation at `positions` (all of `kind`, removing or not), or None when all are
     at level 0: the depth along a self-reference, for changes overridden by the link level."""
     own = _OWN[kind.name]
-    linked_here = not removal and bool(kind.links) and any(name == kind.name for name, _ in linked)
+    linked_here = not removal and bool(kind.links) and bool(linked)  # (a key not in `linked` keeps its depth)
     if own is None and not linked_here:
         return None
     ops = list(map(operations.__getitem__, positions))

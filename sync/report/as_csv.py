@@ -11,11 +11,11 @@ import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, groupby, repeat
-from operator import attrgetter
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.kinds import KINDS, PERSON, kind_of
+from sync.models.plans import classes_of
 from sync.report import ops
 from sync.report.as_json import iso
 from sync.report.meta import DriftRow, HeldRow
@@ -300,8 +300,6 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> list[str]:
 _CHUNK: Final = 8192
 #: What stands for the joined texts of a chunk that must go line by line.
 _QUOTES_FOUND: Final = ","
-#: An operation's shape: its class and its record's.
-_SHAPE_OF: Final = attrgetter("__class__", "record.__class__")
 
 
 def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterable[str]:
@@ -310,7 +308,7 @@ def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRo
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
     lines: list[str] = []
-    for _, ran in groupby(plan.operations, key=_SHAPE_OF):
+    for _, ran in groupby(plan.operations, key=classes_of):
         run = list(ran)
         if not (reasons or drifted):
             lines += _run_lines(run, list(repeat("", len(run))))

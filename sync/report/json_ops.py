@@ -19,11 +19,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, groupby
 from json.encoder import encode_basestring
-from operator import attrgetter
 from typing import Final, NamedTuple
 
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.kinds import kind_of, operation_type
+from sync.models.plans import classes_of
 from sync.report.ops import texts_of
 
 __all__ = ["changes_json", "operation_line", "operation_lines", "result_line"]
@@ -145,9 +145,6 @@ _ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
 
 _SHAPES: Final[dict[tuple[type, type], _Writer]] = {}
 
-#: An operation's shape: its class and its record's.
-_SHAPE_OF: Final = attrgetter("__class__", "record.__class__")
-
 
 def _writer_of(op: Operation) -> _Writer:
     shape = (type(op), type(op.record))
@@ -174,7 +171,7 @@ def operation_lines(operations: Iterable[Operation], *, chunk: int = _CHUNK) -> 
         TypeError: a value is not text (the caller encodes the operations' dicts instead).
     """
     out: list[str] = []
-    for _, run in groupby(operations, key=_SHAPE_OF):
+    for _, run in groupby(operations, key=classes_of):
         ops = list(run)
         out += _writer_of(ops[0]).lines(ops, chunk)
     return out
