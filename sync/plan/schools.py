@@ -124,10 +124,6 @@ class _Wanted:
     def same(self, values: Any) -> list[str]:
         """`values` (each one of the keys) as the plan's own strings."""
         at = pc.index_in(values, value_set=self.array).to_numpy(zero_copy_only=False)
-        return self.taken(at)
-
-    def taken(self, at: Any) -> list[str]:
-        """The keys at these positions (numpy), as the plan's own strings."""
         found: list[str] = self._objects[at].tolist()
         return found
 
