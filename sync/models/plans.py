@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
 
+from sync.models.blocks import Block, Ops
 from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, OperationType
 from sync.models.operations import ChangeOperation, DeleteOperation, Operation
 from sync.models.schools import Schools
@@ -54,7 +55,12 @@ def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, Op
     (asking each one's kind and type took 4 s per 10^6). zip's pairs, not new tuples: zip reuses its
     pair when the counter keeps none, so no objects pile up for the garbage collector to walk.
     """
-    by_classes = Counter(zip(map(type, operations), map(type, map(_RECORD, operations)), strict=True))
+    by_classes: Counter[tuple[type, type]] = Counter()
+    for part in operations.parts if isinstance(operations, Ops) else (operations,):
+        if isinstance(part, Block):
+            by_classes[part.classes] += len(part)
+        else:
+            by_classes.update(zip(map(type, part), map(type, map(_RECORD, part)), strict=True))
     counts: Counter[tuple[str, OperationType]] = Counter()
     for classes, n in by_classes.items():
         counts[kind_and_type(classes)] += n
@@ -154,8 +160,8 @@ class Plan:
     in comparisons, the repr or reports other than the per-school ones.
     """
 
-    operations: tuple[ChangeOperation, ...]
-    deletions: tuple[DeleteOperation, ...]
+    operations: Sequence[ChangeOperation]  # a tuple, or `Ops` (creates kept as columns)
+    deletions: Sequence[DeleteOperation]
     rejects: tuple[Reject, ...]
     conflicts: tuple[Conflict, ...]
     unchanged_by: Mapping[str, int] = field(default_factory=dict)  # by kind name; a kind not there: 0
@@ -182,7 +188,7 @@ class Plan:
         return summary
 
     def _count(self) -> PlanSummary:
-        counted = count_operations((*self.operations, *self.deletions))
+        counted = count_operations(Ops(self.operations, self.deletions))
         counts = {"rejected": len(self.rejects), "conflicts": len(self.conflicts)}
         for kind in KINDS:
             # (no deactivations: a plan holds none, a run makes them of deletion candidates)

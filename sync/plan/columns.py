@@ -24,7 +24,7 @@ from sync.models import Conflict
 from sync.plan.identity import NewRows, Record, Renamed, held
 from sync.read.roster import Roster
 
-__all__ = ["Found", "Rows", "Side", "arrow", "diff_columns", "mask", "moved_keys", "text_frame"]
+__all__ = ["Found", "Rows", "Side", "Taken", "arrow", "diff_columns", "mask", "moved_keys", "text_frame"]
 
 REASON_NOT_IN_ROSTER: Final = "not in roster"
 REASON_MARKED: Final = "marked tobedeleted"
@@ -111,6 +111,21 @@ class Rows:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """Some rows of one side as Arrow text columns: their sync keys and each column's values."""
+
+    keys: Any
+    columns: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def rows(self) -> Rows:
+        """The same rows as Python values."""
+        return Rows(self.keys.to_pylist(), {name: _pylist(values) for name, values in self.columns.items()})
+
+
 class Side:
     """One frame's keys and text columns as arrow arrays; rows turn into Python values only on request."""
 
@@ -126,6 +141,11 @@ class Side:
         take = pa.array(positions, type=pa.int64())
         columns_taken = {name: _pylist(self.columns[name].take(take)) for name in columns}
         return Rows(self.keys.take(take).to_pylist(), columns_taken)
+
+    def taken(self, positions: IntArray, columns: Sequence[str]) -> Taken:
+        """The rows at `positions`, in that order, as Arrow columns (never Python values)."""
+        take = pa.array(positions, type=pa.int64())
+        return Taken(self.keys.take(take), {name: self.columns[name].take(take) for name in columns})
 
     def records(self, positions: IntArray, columns: Sequence[str]) -> list[Record]:
         """(sync key, values) for the rows at `positions` (a few, in practice)."""
@@ -152,7 +172,7 @@ class Found:
     """What the column diff of one kind of record found, before it becomes operations."""
 
     updates: list[tuple[str, dict[str, str], dict[str, str]]]  # key, new values, old values
-    creates: Rows  # in sync key order, with the compared and the extra columns
+    creates: Taken  # in sync key order, with the compared and the extra columns
     renames: list[Renamed]
     deletions: Rows  # the snapshot's rows
     deletion_reasons: list[str]  # per deletion
@@ -290,7 +310,7 @@ def diff_columns(
     deletions, reasons = _deletions(joined, columns, consumed)
     return Found(
         updates=updates,
-        creates=rows.rows(rows.by_key(create_at), (*columns, *extra)),
+        creates=rows.taken(rows.by_key(create_at), (*columns, *extra)),
         renames=renamed,
         deletions=deletions,
         deletion_reasons=reasons,

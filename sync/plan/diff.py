@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from sync.models import ChangeIdentifier, Plan
+from sync.models.blocks import Ops
 from sync.models.kinds import DELETION_ORDER, GROUP, KINDS, MEMBERSHIP, PERSON, Kind, kind_of
 from sync.models.plans import REPORTED_KINDS
 from sync.models.records import collector_paused
@@ -142,7 +143,7 @@ def _plan_set(
         renames[kind.name] = parts[kind.name].renames
     joined = _joined(parts, {kind.name: len(snapshots.of(kind)) for kind in KINDS})
     schools = plan_schools(
-        {name: (*part.operations, *part.deletions) for name, part in parts.items()},
+        {name: Ops(part.operations, part.deletions) for name, part in parts.items()},
         {name: part.rejects for name, part in parts.items()},
         renamed={name: part.renames.keys() for name, part in parts.items()},
         persons=(persons.frame, snapshots.persons),
@@ -160,14 +161,14 @@ def _joined(parts: dict[str, KindPlan], snapshot_sizes: dict[str, int]) -> Plan:
     """One Plan of the kinds' parts: changes in phase order, deletions in DELETION_ORDER, what was set
     aside persons first; the kinds without a part count nothing."""
 
-    def each(order: tuple[Kind, ...], what: str) -> tuple[Any, ...]:
-        return tuple(item for kind in order if kind.name in parts for item in getattr(parts[kind.name], what))
+    def each(order: tuple[Kind, ...], what: str) -> Ops[Any]:
+        return Ops(*(getattr(parts[kind.name], what) for kind in order if kind.name in parts))
 
     return Plan(
         operations=each(KINDS, "operations"),
         deletions=each(DELETION_ORDER, "deletions"),
-        rejects=each(REPORTED_KINDS, "rejects"),
-        conflicts=each(REPORTED_KINDS, "conflicts"),
+        rejects=tuple(each(REPORTED_KINDS, "rejects")),
+        conflicts=tuple(each(REPORTED_KINDS, "conflicts")),
         unchanged_by={name: part.unchanged for name, part in parts.items()},
         snapshot_sizes={name: snapshot_sizes[name] for name in parts},
     )

@@ -39,6 +39,7 @@ from sync.models import (
     join_children,
     split_children,
 )
+from sync.models.blocks import Block, Ops, runs
 from sync.models.kinds import Kind
 from sync.models.records import instances
 from sync.plan.columns import Found, Rows, diff_columns, moved_keys
@@ -62,7 +63,7 @@ class KindPlan:
     """One kind's part of a plan; `renames` maps old sync keys to new ones (for the kinds referring to it)."""
 
     kind: Kind
-    operations: tuple[ChangeOperation, ...]
+    operations: Sequence[ChangeOperation]
     deletions: tuple[DeleteOperation, ...]
     rejects: tuple[Reject, ...]
     conflicts: tuple[Conflict, ...]
@@ -110,7 +111,7 @@ def plan_kind(
     operations, uncleared = _operations(kind, found, depth)
     # only a record the snapshot holds is relinked (nothing is on a first night)
     relinks = _relinks(kind, roster.frame, snapshot, operations) if kind.links and len(snapshot) else ()
-    operations = (*operations, *relinks)
+    operations = Ops(operations, relinks) if relinks else operations
     deletions = sorted(
         _bulk(kind, Delete, found.deletions, reason=found.deletion_reasons),
         key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
@@ -169,7 +170,7 @@ def _bulk(kind: Kind, operation: type[Op], rows: Rows, **columns: Sequence[str])
 
 def _operations(
     kind: Kind, found: Found, depth: dict[str, int]
-) -> tuple[tuple[ChangeOperation, ...], list[Conflict]]:
+) -> tuple[Sequence[ChangeOperation], list[Conflict]]:
     """Renames, updates and creates: parents first, then in that order, then by sync key; plus the
     conflicts of updates IMS ES cannot carry out."""
     columns = snapshot_columns(kind)
@@ -186,14 +187,22 @@ def _operations(
             continue
         update = Update(changes=_changes(old, new, columns), **_carried(kind, key, new))
         ops.append(((depth.get(key, 0), 1, key), update))
-    extra = {name: found.creates.columns[name] for name in kind.created_with}
-    creates: list[Create[Any]] = _bulk(kind, Create, found.creates, **extra)
-    if depth:  # parents first: the creates take their places among the others
-        keys = found.creates.keys
-        ops.extend(((depth.get(key, 0), 2, key), op) for key, op in zip(keys, creates, strict=True))
-        creates = []
-    # else one level: renames and updates by sync key, then the creates (already in sync key order)
-    return (*(op for _, op in sorted(ops, key=lambda pair: pair[0])), *creates), uncleared
+    if depth:  # parents first: the creates take their places among the others (a few hundred groups)
+        rows = found.creates.rows()
+        extra = {name: rows.columns[name] for name in kind.created_with}
+        creates: list[Create[Any]] = _bulk(kind, Create, rows, **extra)
+        ops.extend(((depth.get(key, 0), 2, key), op) for key, op in zip(rows.keys, creates, strict=True))
+        return tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), uncleared
+    # else one level: renames and updates by sync key, then the creates (already in sync key order), kept
+    # as columns (a first night creates every row of the roster)
+    own = (*(("identity",) if kind.identity else ()), *kind.created_with)
+    block = Block(
+        operation=Create,
+        record=kind.record,
+        keys=found.creates.keys,
+        columns={name: found.creates.columns[name] for name in (*kind.fields, *own)},
+    )
+    return Ops(tuple(op for _, op in sorted(ops, key=lambda pair: pair[0])), block), uncleared
 
 
 def _relinks(
@@ -202,10 +211,15 @@ def _relinks(
     """Updates of unchanged records whose links (a parent's children) name a record this run creates:
     IMS ES skipped those links when they were sent (the child did not exist), so they are sent again,
     after the create (`ordering.phases`). The change shows the links without those children as old."""
-    created = {op.sync_key for op in operations if isinstance(op, Create)}
+    created: set[str] = set()
+    sent: set[str] = set()
+    for (op_class, _), run in runs(operations):
+        keys = run.sync_keys() if isinstance(run, Block) else [op.sync_key for op in run]
+        sent.update(keys)
+        if op_class is Create:
+            created.update(keys)
     if not created:
         return ()
-    sent = {op.sync_key for op in operations}
     linked = frame[kind.links]
     relinks = []
     # rows marked for deletion are deletion candidates, not parents to link

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type in
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sync.models import Operation, Reject
+from sync.models.blocks import Block, runs
 from sync.models.kinds import GROUP, MEMBERSHIP, PERSON
 from sync.models.schools import Schools, SortedPairs
 from sync.plan.columns import mask
@@ -307,14 +308,15 @@ def _sorted_pairs(keys: Any, values: Any, wanted: _Wanted) -> SortedPairs:
 
 
 def _wanted(
-    operations: Mapping[str, Iterable[Operation]],
+    operations: Mapping[str, Sequence[Operation]],
     renamed: Mapping[str, Iterable[str]],
     rejects: Mapping[str, Iterable[Reject]],
 ) -> _KeySets:
     """The sync keys the plan names, by kind name (an identifier change: the new key and the old)."""
     wanted: _KeySets = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
     for kind_name, ops in operations.items():
-        wanted[kind_name].update(map(_SYNC_KEY, ops))  # a ChangeIdentifier's record has the new key
+        for _, run in runs(ops):  # a ChangeIdentifier's record has the new key
+            wanted[kind_name].update(run.sync_keys() if isinstance(run, Block) else map(_SYNC_KEY, run))
     for kind_name, old in renamed.items():
         wanted[kind_name].update(old)
     for kind_name, some in rejects.items():
@@ -352,7 +354,7 @@ def _person_names(frames: Iterable[pd.DataFrame | None], named: Any) -> SortedPa
 
 
 def plan_schools(
-    operations: Mapping[str, Iterable[Operation]],
+    operations: Mapping[str, Sequence[Operation]],
     rejects: Mapping[str, Iterable[Reject]],
     *,
     renamed: Mapping[str, Iterable[str]] | None = None,

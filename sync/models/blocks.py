@@ -1,0 +1,162 @@
+"""Operations kept as columns until they are used: a plan's creates (every roster row on a first night).
+
+A `Block` holds the operations of one class over one record class as whole Arrow text columns and
+makes them objects only where they are read, `CHUNK` at a time: the reports, the fingerprint and the
+counts read its columns (or only its length), and the executor takes its operations window by window,
+so a first night never holds 10^6 operation objects at once. `Ops` is a plan's operations in order,
+runs of objects and blocks one after the other; it compares equal to a tuple of the same operations.
+
+Imports no pyarrow: a block's columns are used through their own methods (`slice`, `to_pylist`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Final, TypeVar, overload
+
+from sync.models.records import collector_paused, instances
+
+__all__ = ["CHUNK", "Block", "Ops", "runs"]
+
+T = TypeVar("T")
+
+#: How many operations a block makes objects of at once.
+CHUNK: Final = 10_000
+
+#: An operation's class and its record's (as `sync.models.plans.classes_of` tells them).
+_classes_of: Final = attrgetter("__class__", "record.__class__")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Block(Sequence[Any]):
+    """Operations of class `operation` (Create, Delete) carrying records of class `record`, as columns.
+
+    `keys` are the records' sync keys; `columns` every field of the record (`record.FIELDS`) and
+    those of the operation besides its record (identity, password, reason), each an Arrow text array
+    as long as `keys`. The i-th operation equals `operation(record=record(sync_key=keys[i], ...), ...)`
+    with each field its column's i-th value.
+    """
+
+    operation: type
+    record: type
+    keys: Any
+    columns: Mapping[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def classes(self) -> tuple[type, type]:
+        """The operations' class and their records' (`classes_of` of each)."""
+        return (self.operation, self.record)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return self.made(0, len(self))[index]
+            return self.made(start, max(start, stop))
+        at = index + len(self) if index < 0 else index
+        if not 0 <= at < len(self):
+            raise IndexError("block index out of range")
+        return self.made(at, at + 1)[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        for start in range(0, len(self), CHUNK):
+            yield from self.made(start, min(start + CHUNK, len(self)))
+
+    def made(self, start: int, stop: int) -> list[Any]:
+        """The operations from `start` to `stop` as objects."""
+        count = stop - start
+        values = {name: column.slice(start, count).to_pylist() for name, column in self.columns.items()}
+        fields = self.record.FIELDS  # type: ignore[attr-defined]
+        with collector_paused():
+            keys = self.keys.slice(start, count).to_pylist()
+            records: list[Any] = instances(self.record, count, {"sync_key": keys, **{f: values[f] for f in fields}})
+            own = {name: column for name, column in values.items() if name not in fields}
+            return instances(self.operation, count, {"record": records, **own})
+
+    def sync_keys(self) -> list[str]:
+        """Every operation's sync key, in order."""
+        keys: list[str] = self.keys.to_pylist()
+        return keys
+
+    def column(self, name: str) -> Any:
+        """The Arrow column of the field `name` of the records ("sync_key" too) or of the operations."""
+        return self.keys if name == "sync_key" else self.columns[name]
+
+
+class Ops(Sequence[T]):
+    """Operations in order, as runs of objects (any sequence) and `Block`s one after the other."""
+
+    __slots__ = ("_parts", "_starts")
+
+    def __init__(self, *parts: Sequence[T]) -> None:
+        flat = itertools.chain.from_iterable(part.parts if isinstance(part, Ops) else (part,) for part in parts)
+        self._parts: tuple[Sequence[T], ...] = tuple(part for part in flat if len(part))
+        self._starts = list(itertools.accumulate((len(part) for part in self._parts), initial=0))
+
+    @property
+    def parts(self) -> tuple[Sequence[T], ...]:
+        """The runs of objects and the blocks, in order (none empty)."""
+        return self._parts
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            taken: list[T] = []
+            for chunk, lo, hi in zip(self._parts, self._starts, self._starts[1:], strict=False):
+                if max(start, lo) < min(stop, hi):
+                    taken.extend(chunk[max(start, lo) - lo : min(stop, hi) - lo])
+            return taken
+        at = index + len(self) if index < 0 else index
+        if not 0 <= at < len(self):
+            raise IndexError("operation index out of range")
+        number = bisect.bisect_right(self._starts, at) - 1
+        return self._parts[number][at - self._starts[number]]
+
+    def __iter__(self) -> Iterator[T]:
+        return itertools.chain.from_iterable(self._parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def runs(operations: Sequence[T]) -> Iterator[tuple[tuple[type, type], Sequence[T]]]:
+    """`operations` as runs of one shape (`classes_of`), each with its shape: a `Block` whole, a run of
+    objects as a list. Two runs in a row may have the same shape (a block after objects like its own)."""
+    parts = operations.parts if isinstance(operations, Ops) else (operations,)
+    for part in parts:
+        if isinstance(part, Block):
+            yield part.classes, part
+        else:
+            for classes, run in itertools.groupby(part, key=_classes_of):
+                yield classes, list(run)
