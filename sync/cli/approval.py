@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sync.cli.output import EXIT_SAFETY, EXIT_USAGE, fail, notice
+from sync.models.blocks import Ops
 from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_bytes
 
 __all__ = ["approve_opt", "check_approved", "check_reviewed", "of_plan", "plan_file_opt", "snapshot_state"]
@@ -84,7 +84,7 @@ def of_plan(
         snapshot=snapshot,
         settings=settings,
         # Each operation's type and every field (a password left out).
-        operations=operation_bytes(chain(the_plan.operations, the_plan.deletions)),
+        operations=operation_bytes(Ops(the_plan.operations, the_plan.deletions)),
     )
 
 

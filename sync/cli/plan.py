@@ -205,5 +205,5 @@ def _held_at_limits(
     held = [h for h in limited.held if h.cause == "limit"]
     if not held:
         return selection
-    kept = {id(h.operation) for h in held}
-    return selection.holding([op for op in selection.send if id(op) not in kept], held)
+    kept = {h.operation for h in held}  # (equal, not the same: a block makes its operations anew)
+    return selection.holding([op for op in selection.send if op not in kept], held)

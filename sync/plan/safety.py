@@ -11,13 +11,14 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, groupby, repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Final
 
 from sync.models import DeletesMode, Operation, Plan
+from sync.models.blocks import Ops, runs
 from sync.models.kinds import OperationType, kind_of, operation_type
-from sync.models.plans import REPORTED_KINDS, classes_of, count_operations, kind_and_type
+from sync.models.plans import REPORTED_KINDS, count_operations, kind_and_type
 from sync.plan.limits import LIMITED_TYPES, SCHOOL, SCHOOL_FLOOR, SCHOOL_KINDS, SCHOOL_SHARE, Bound, Rule
 from sync.plan.ordering import deletion_operations
 
@@ -188,7 +189,7 @@ def check_limits(
         deletes if isinstance(deletes, DeletesMode) else (DeletesMode.DELETE if deletes else DeletesMode.OFF)
     )
     if sent is None:
-        sent = [*plan.operations, *deletion_operations(plan.deletions, mode)]
+        sent = Ops(plan.operations, deletion_operations(plan.deletions, mode))
     counts = count_operations(sent)
     breaches: list[Breach] = []
     for kind in REPORTED_KINDS:
@@ -204,17 +205,13 @@ def check_limits(
     return breaches
 
 
-def _key(op: Operation) -> tuple[str, OperationType]:
-    return kind_of(op).name, operation_type(op)
-
-
 def _school_breaches(
     sent: Sequence[Operation], held: set[tuple[str, str]], limits: SafetyLimits, schools: SchoolCounts
 ) -> list[Breach]:
     """The per-school breaches among `sent` (persons' and memberships' operations, but those of the
     (kind, type) pairs `held` already), counted run by run of one operation and record class."""
     counts: Counter[tuple[str, str, OperationType]] = Counter()
-    for classes, run in groupby(sent, key=classes_of):
+    for classes, run in runs(sent):
         kind, op_type = kind_and_type(classes)
         # (a type no school limit bounds, as creates by default, is not counted: a first night's 10^5)
         if kind in SCHOOL_KINDS and (kind, op_type) not in held and limits.bound(SCHOOL, op_type) != Bound():
@@ -251,18 +248,25 @@ def _breach(kind: str, noun: str, op_type: OperationType, count: int, limit: int
 
 def breaching(
     sent: Sequence[Operation], breaches: Sequence[Breach], schools: SchoolCounts | None = None
-) -> tuple[list[Operation], list[tuple[Operation, Breach]]]:
+) -> tuple[Sequence[Operation], list[tuple[Operation, Breach]]]:
     """Split `sent` into what is still sent and what `breaches` hold (each with the breach holding it)."""
     by_type: dict[tuple[str, str], list[Breach]] = {}
     for breach in breaches:
         by_type.setdefault((breach.object, breach.op_type), []).append(breach)
     of = schools.of if schools is not None else None
-    send: list[Operation] = []
+    send: list[Sequence[Operation]] = []
     held: list[tuple[Operation, Breach]] = []
-    for op in sent:
-        holding = next((b for b in by_type.get(_key(op), ()) if b.covers(op, of)), None)
-        if holding is None:
-            send.append(op)
-        else:
-            held.append((op, holding))
-    return send, held
+    for classes, run in runs(sent):
+        covering = by_type.get(kind_and_type(classes))
+        if not covering:  # (a run no breach covers stays whole: a block of creates is not walked)
+            send.append(run)
+            continue
+        kept: list[Operation] = []
+        for op in run:
+            holding = next((b for b in covering if b.covers(op, of)), None)
+            if holding is None:
+                kept.append(op)
+            else:
+                held.append((op, holding))
+        send.append(kept)
+    return Ops(*send), held

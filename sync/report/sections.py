@@ -31,6 +31,7 @@ from sync.models import (
     parent_portal_notice,
     split_children,
 )
+from sync.models.blocks import Ops, runs
 from sync.models.kinds import DELETION_ORDER, KINDS, PERSON, Kind
 from sync.plan.safety import LIMIT_REASON
 from sync.report.looks import look_of
@@ -213,20 +214,16 @@ def _labels(fields: Sequence[str]) -> tuple[str, ...]:
 
 
 #: The operations of one kind and type (`_by_type`).
-_OfType: TypeAlias = Callable[[Kind, type], list[_Op]]
+_OfType: TypeAlias = Callable[[Kind, type], Sequence[_Op]]
 
 
 def _by_type(ops: Sequence[_Op]) -> _OfType[_Op]:
-    """The operations of each kind and type, in their order: one walk over them all (a first night
-    has 10^5-10^6), however many tables show them."""
-    buckets: dict[tuple[type, type], list[_Op]] = {}
-    for op in ops:
-        shape = (type(op), type(op.record))
-        bucket = buckets.get(shape)
-        if bucket is None:
-            bucket = buckets[shape] = []
-        bucket.append(op)
-    return lambda kind, op_type: buckets.get((op_type, kind.record), [])
+    """The operations of each kind and type, in their order: one walk over them all (a first night's
+    block of 10^5-10^6 creates is taken whole, not walked), however many tables show them."""
+    buckets: dict[tuple[type, type], list[Sequence[_Op]]] = {}
+    for shape, run in runs(ops):
+        buckets.setdefault(shape, []).append(run)
+    return lambda kind, op_type: Ops(*buckets.get((op_type, kind.record), ()))
 
 
 def _create_row(kind: Kind, columns: tuple[str, ...], op: ChangeOperation) -> tuple[str, ...]:
