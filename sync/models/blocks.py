@@ -80,7 +80,9 @@ class Block(Sequence[Any]):
         fields = self.record.FIELDS  # type: ignore[attr-defined]
         with collector_paused():
             keys = self.keys.slice(start, count).to_pylist()
-            records: list[Any] = instances(self.record, count, {"sync_key": keys, **{f: values[f] for f in fields}})
+            records: list[Any] = instances(
+                self.record, count, {"sync_key": keys, **{f: values[f] for f in fields}}
+            )
             own = {name: column for name, column in values.items() if name not in fields}
             return instances(self.operation, count, {"record": records, **own})
 
@@ -100,7 +102,9 @@ class Ops(Sequence[T]):
     __slots__ = ("_parts", "_starts")
 
     def __init__(self, *parts: Sequence[T]) -> None:
-        flat = itertools.chain.from_iterable(part.parts if isinstance(part, Ops) else (part,) for part in parts)
+        flat = itertools.chain.from_iterable(
+            part.parts if isinstance(part, Ops) else (part,) for part in parts
+        )
         self._parts: tuple[Sequence[T], ...] = tuple(part for part in flat if len(part))
         self._starts = list(itertools.accumulate((len(part) for part in self._parts), initial=0))
 

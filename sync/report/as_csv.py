@@ -10,12 +10,12 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, groupby, repeat
-from typing import TYPE_CHECKING, Final, NamedTuple
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
+from sync.models.blocks import Block, runs
 from sync.models.kinds import KINDS, PERSON, kind_of
-from sync.models.plans import classes_of
 from sync.report import ops
 from sync.report.as_json import iso
 from sync.report.meta import DriftRow, HeldRow
@@ -218,6 +218,7 @@ class _Line(NamedTuple):
     head: Callable[[Operation], tuple[str, ...]]  # the texts before its changes and reason
     changes: bool
     tail: Callable[[Operation], tuple[str, ...]]  # the texts after them
+    names: tuple[tuple[str, ...], tuple[str, ...]]  # the attributes `head` and `tail` read
 
 
 _SLOT: Final = "\x00"
@@ -247,7 +248,10 @@ def _line(op: Operation) -> _Line | None:
         cells += [*s.before, *[_SLOT] * len(kind.fields), *s.after, *_LATER_BLANK]
     template = ",".join(cells).replace(_SLOT, "%s") + "\r\n"
     safe = s.shown and not any(_QUOTES.search(c) or _FORMULA.search(_SLOT + c) or "%" in c for c in cells)
-    line = _LINES[key] = _Line(template, ops.texts_of(head), s.changes, ops.texts_of(tail)) if safe else None
+    names = (tuple(head), tuple(tail))
+    line = _LINES[key] = (
+        _Line(template, ops.texts_of(head), s.changes, ops.texts_of(tail), names) if safe else None
+    )
     return line
 
 
@@ -280,8 +284,12 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> list[str]:
     out: list[str] = []
     head, tail, fill = line.head, line.tail, line.template.__mod__
     for start in range(0, len(run), _CHUNK):
-        some, why = run[start : start + _CHUNK], reasons[start : start + _CHUNK]
-        texts = [(*h, "", r, *t) for h, r, t in zip(map(head, some), why, map(tail, some), strict=True)]
+        why = reasons[start : start + _CHUNK]
+        some = _Later(run, start, start + len(why))
+        if isinstance(run, Block):  # (its texts read off its columns: no object made)
+            texts = _block_texts(run, line, start, why)
+        else:
+            texts = [(*h, "", r, *t) for h, r, t in zip(map(head, some), why, map(tail, some), strict=True)]
         try:
             joined = _SLOT + _SLOT.join(chain.from_iterable(texts))
         except TypeError:  # a text that is not text
@@ -296,6 +304,37 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> list[str]:
     return out
 
 
+def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> list[tuple[str, ...]]:
+    """The texts `line` fills of a block's operations from `start` (one per reason in `why`): what its
+    `head` and `tail` give of each, read off the block's columns (changes "": a block holds creates)."""
+    count = len(why)
+
+    def cells(names: tuple[str, ...]) -> list[list[str]]:
+        return [block.column(name.removeprefix("record.")).slice(start, count).to_pylist() for name in names]
+
+    head, tail = line.names
+    return list(zip(*cells(head), repeat("", count), why, *cells(tail), strict=True))
+
+
+class _Later(Sequence[Operation]):
+    """Operations `start` to `stop` of a run, made objects only if asked for (a block's, line by line)."""
+
+    def __init__(self, run: Sequence[Operation], start: int, stop: int) -> None:
+        self._run, self._start, self._stop = run, start, stop
+        self._made: Sequence[Operation] | None = None
+
+    def _ops(self) -> Sequence[Operation]:
+        if self._made is None:
+            self._made = self._run[self._start : self._stop]
+        return self._made
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._ops()[index]
+
+
 #: How many operations `_run_lines` writes at once (a few MB of text).
 _CHUNK: Final = 8192
 #: What stands for the joined texts of a chunk that must go line by line.
@@ -308,16 +347,13 @@ def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRo
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
     lines: list[str] = []
-    for _, ran in groupby(plan.operations, key=classes_of):
-        run = list(ran)
+    for _, run in runs(plan.operations):
         if not (reasons or drifted):
             lines += _run_lines(run, list(repeat("", len(run))))
             continue
         s = _shape(run[0])
-        why = [
-            reasons.get((s.name, s.kind, op.sync_key), "") or drifted.get((s.kind, op.sync_key), "")
-            for op in run
-        ]
+        keys = run.sync_keys() if isinstance(run, Block) else [op.sync_key for op in run]
+        why = [reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), "") for key in keys]
         lines += _run_lines(run, why)
     return lines
 

@@ -41,9 +41,8 @@ class Encoded(list[str]):
     """A list whose items are already encoded JSON, written by `to_json` one per line as they are."""
 
 
-def _operation_lines(operations: Iterable[Operation]) -> Encoded:
+def _operation_lines(operations: Sequence[Operation]) -> Encoded:
     """The operations' lines (`json_ops`); each one's encoded dict if a value is not text."""
-    operations = tuple(operations)
     try:
         return Encoded(operation_lines(operations))
     except TypeError:
@@ -108,7 +107,7 @@ def plan_to_dict(plan: Plan, *, meta: ReportMeta | None = None, lines: bool = Fa
         lines: operations and deletion candidates as `Encoded` lines, for `to_json` (the dicts
             cost seconds at 10^5 operations).
     """
-    ops: Callable[[Iterable[Operation]], list[object] | Encoded] = (
+    ops: Callable[[Sequence[Operation]], list[object] | Encoded] = (
         _operation_lines if lines else lambda items: [_operation_dict(op) for op in items]
     )
     out: dict[str, object] = {

@@ -16,14 +16,14 @@ Pure: imports only the models and the report's `ops`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, groupby
+from collections.abc import Callable, Sequence
+from itertools import chain
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple
 
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
+from sync.models.blocks import Block, runs
 from sync.models.kinds import kind_of, operation_type
-from sync.models.plans import classes_of
 from sync.report.ops import texts_of
 
 __all__ = ["changes_json", "operation_line", "operation_lines", "result_line"]
@@ -37,6 +37,7 @@ class _Writer(NamedTuple):
 
     line: _Line
     lines: Callable[[Sequence[Operation], int], list[str]]
+    columns: Callable[[Block, int], list[str]]
 
 
 _CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
@@ -120,9 +121,23 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
                 out += (_filled(plain, encoded, each) for each in texts)
         return out
 
+    def columns(block: Block, chunk: int) -> list[str]:
+        """The lines of a block's operations (no changes), their texts read off its columns."""
+        names = [name.removeprefix("record.") for name in attributes]
+        out: list[str] = []
+        for start in range(0, len(block), chunk):
+            count = min(chunk, len(block) - start)
+            cells = [block.column(name).slice(start, count).to_pylist() for name in names]
+            texts = list(zip(*cells, strict=True))
+            if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
+                out += map(plain.__mod__, texts)
+            else:
+                out += (_filled(plain, encoded, each) for each in texts)
+        return out
+
     if with_changes:
-        return _Writer(line_with_changes, lambda ops, _: list(map(line_with_changes, ops)))
-    return _Writer(line, lines)
+        return _Writer(line_with_changes, lambda ops, _: list(map(line_with_changes, ops)), columns)
+    return _Writer(line, lines, columns)
 
 
 #: How many operations' texts `operation_lines` searches at once (a few MB of text).
@@ -163,7 +178,7 @@ def operation_line(op: Operation) -> str:
     return _writer_of(op).line(op)
 
 
-def operation_lines(operations: Iterable[Operation], *, chunk: int = _CHUNK) -> list[str]:
+def operation_lines(operations: Sequence[Operation], *, chunk: int = _CHUNK) -> list[str]:
     """Each operation's `operation_line`, written run by run of one shape (a first night's runs are
     10^5 creates long), the texts of `chunk` operations searched at once for characters to escape.
 
@@ -171,9 +186,9 @@ def operation_lines(operations: Iterable[Operation], *, chunk: int = _CHUNK) -> 
         TypeError: a value is not text (the caller encodes the operations' dicts instead).
     """
     out: list[str] = []
-    for _, run in groupby(operations, key=classes_of):
-        ops = list(run)
-        out += _writer_of(ops[0]).lines(ops, chunk)
+    for _, run in runs(operations):
+        writer = _writer_of(run[0])
+        out += writer.columns(run, chunk) if isinstance(run, Block) else writer.lines(run, chunk)
     return out
 
 
