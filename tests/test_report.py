@@ -468,7 +468,7 @@ class TestTruncation:
         """A plan of 10^5 operations renders in every format within seconds, HTML capped at 5,000 rows."""
         # One operation repeated: building 10^5 distinct persons would cost more than rendering them.
         plan = Plan(
-            operations=_creates(1).operations * 100_000,
+            operations=tuple(_creates(1).operations) * 100_000,
             deletions=(),
             rejects=(),
             conflicts=(),

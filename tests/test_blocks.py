@@ -1,0 +1,152 @@
+"""The columnar plan equals the object plan: a plan whose creates are kept as columns (`Block`s in an
+`Ops` sequence, as the diff makes them) reads, counts, selects, fingerprints and renders exactly as the
+same plan with every operation an object."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.models import Create, DeletesMode, Operation, Person, Plan
+from sync.models.blocks import CHUNK, Block, Ops, runs
+from sync.models.plans import classes_of
+from sync.plan.fingerprint import operation_bytes
+from sync.plan.limits import parse_rule
+from sync.plan.safety import SafetyLimits, breaching, check_limits
+from sync.plan.selection import select_operations
+from sync.report.meta import FORMATS, Format
+from sync.report.render import render_plan
+from tests.report_golden import generated_meta, generated_plan
+from tests.strategies import operations
+
+
+def column(values: Iterable[str]) -> Any:
+    """Texts as an Arrow text column, as the diff keeps them."""
+    return pa.array(list(values), type=pa.large_string())
+
+
+def block_of(ops: Sequence[Any]) -> Block:
+    """The creates `ops` (one record class) as a block of columns."""
+    first = ops[0]
+    record = type(first.record)
+    own = [f.name for f in dataclasses.fields(first) if f.name != "record"]
+    return Block(
+        operation=type(first),
+        record=record,
+        keys=column(op.sync_key for op in ops),
+        columns={
+            **{name: column(getattr(op.record, name) for op in ops) for name in record.FIELDS},
+            **{name: column(getattr(op, name) for op in ops) for name in own},
+        },
+    )
+
+
+def columnar(ops: Sequence[Any]) -> Ops[Any]:
+    """`ops` with each run of creates of one record class as a block (what the diff keeps as columns)."""
+    parts: list[Sequence[Any]] = []
+    for (op_class, _), run in itertools.groupby(ops, key=classes_of):
+        some = list(run)
+        parts.append(block_of(some) if op_class is Create else some)
+    return Ops(*parts)
+
+
+def columnar_plan(plan: Plan) -> Plan:
+    return dataclasses.replace(plan, operations=columnar(plan.operations), deletions=columnar(plan.deletions))
+
+
+def _digest(ops: Sequence[Any]) -> bytes:
+    return b"".join(operation_bytes(ops))
+
+
+def test_a_block_is_its_operations() -> None:
+    """Length, items (negative too), slices, iteration across chunks and equality with the objects."""
+    ops = [
+        Create(
+            record=Person(sync_key=f"p{n:05}", given_name=f"G{n}", role="Student"),
+            identity=f"i{n}",
+            password="x",
+        )
+        for n in range(CHUNK + 5)
+    ]
+    block = block_of(ops)
+    assert len(block) == len(ops)
+    assert block[0] == ops[0]
+    assert block[-1] == ops[-1]
+    assert block[CHUNK] == ops[CHUNK]
+    assert block[CHUNK - 2 : CHUNK + 2] == ops[CHUNK - 2 : CHUNK + 2]
+    assert block[::5000] == ops[::5000]
+    assert list(block) == ops
+    assert block.sync_keys() == [op.sync_key for op in ops]
+    with pytest.raises(IndexError):
+        block[len(ops)]
+    together = Ops(ops[:3], block, ops[3:4])
+    assert together == (*ops[:3], *ops, ops[3])
+    assert together[2:6] == [*ops[2:3], *ops[:3]]
+    assert together[-1] == ops[3]
+    assert len(together) == 3 + len(ops) + 1
+    assert [len(run) for _, run in runs(together)] == [3, len(ops), 1]
+
+
+@given(operations())
+def test_a_columnar_run_fingerprints_as_its_objects(ops: list[Operation]) -> None:
+    """The fingerprint's bytes are those of the operations, whatever holds them."""
+    assert _digest(columnar(ops)) == _digest(ops)
+    assert Ops(*columnar(ops).parts) == ops
+
+
+def test_batches_run_across_blocks_and_objects() -> None:
+    """A run of creates split between objects and a block past a batch's length hashes as one run."""
+    ops = [
+        Create(record=Person(sync_key=f"p{n}", username=f"u'{n}\\"), identity="") for n in range(CHUNK + 7)
+    ]
+    assert _digest(Ops(ops[:9], block_of(ops[9:]))) == _digest(ops)
+    assert _digest(block_of(ops)) != _digest(block_of(ops[:-1]))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_columnar_plan_renders_as_the_object_plan(fmt: Format) -> None:
+    """Every kind and type of operation, odd texts (formulas, quotes, scripts) among them."""
+    plan = generated_plan()
+    meta = generated_meta(plan)
+    made = columnar_plan(plan)
+    assert any(isinstance(part, Block) for part in made.operations.parts)  # type: ignore[attr-defined]
+    assert render_plan(made, fmt=fmt, meta=meta) == render_plan(plan, fmt=fmt, meta=meta)
+    capped = render_plan(made, fmt=fmt, meta=meta, max_rows=2)
+    assert capped == render_plan(plan, fmt=fmt, meta=meta, max_rows=2)
+
+
+def test_the_columnar_plan_counts_selects_and_limits_as_the_object_plan() -> None:
+    plan = generated_plan()
+    made = columnar_plan(plan)
+    assert made == plan
+    assert made.summary == plan.summary
+    assert _digest(Ops(made.operations, made.deletions)) == _digest((*plan.operations, *plan.deletions))
+    for only in (None, frozenset({"create"}), frozenset({"update", "delete"})):
+        ours = select_operations(made.operations, made.deletions, deletes=DeletesMode.DELETE, only=only)  # type: ignore[arg-type]
+        theirs = select_operations(plan.operations, plan.deletions, deletes=DeletesMode.DELETE, only=only)  # type: ignore[arg-type]
+        assert list(ours.send) == list(theirs.send)
+        assert ours.held == theirs.held
+    limits = SafetyLimits(max_share=0.01, max_count=1, floor=0, rules=(parse_rule("*.create", "1"),))
+    breaches = check_limits(made, limits, deletes=True)
+    assert breaches
+    assert breaches == check_limits(plan, limits, deletes=True)
+    sent = Ops(made.operations, made.deletions)
+    send, held = breaching(sent, breaches)
+    assert (list(send), held) == tuple(map(list, breaching((*plan.operations, *plan.deletions), breaches)))
+
+
+@given(st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=40))
+def test_ops_slices_as_a_tuple(start: int, stop: int) -> None:
+    ops = [Create(record=Person(sync_key=f"p{n}")) for n in range(30)]
+    joined = Ops(ops[:4], block_of(ops[4:20]), ops[20:])
+    assert joined[start:stop] == ops[start:stop]
+    assert list(joined) == ops
+    assert joined == tuple(ops)
+    assert len(joined) == len(ops)
