@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from sync.models import Create, DeletesMode, Operation, Person, Plan
 from sync.models.blocks import CHUNK, Block, Ops, runs
+from sync.models.kinds import KINDS
 from sync.models.plans import classes_of
 from sync.plan.fingerprint import operation_bytes
 from sync.plan.limits import parse_rule
+from sync.plan.ordering import phases
 from sync.plan.safety import SafetyLimits, breaching, check_limits
 from sync.plan.selection import select_operations
 from sync.report.meta import FORMATS, Format
@@ -150,3 +152,11 @@ def test_ops_slices_as_a_tuple(start: int, stop: int) -> None:
     assert list(joined) == ops
     assert joined == tuple(ops)
     assert len(joined) == len(ops)
+
+
+@given(operations())
+def test_a_columnar_run_is_placed_in_the_same_phases(ops: list[Operation]) -> None:
+    """The executor's phases of a plan with blocks are those of its objects, position for position."""
+    valid = {(op_class, kind.record) for kind in KINDS for _, op_class in kind.typed_operations}
+    ops = [op for op in ops if classes_of(op) in valid]  # (no deactivated group: no plan holds one)
+    assert phases(columnar(ops)) == phases(ops)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Final, TypeVar, overload
 
@@ -45,6 +45,11 @@ class Block(Sequence[Any]):
     record: type
     keys: Any
     columns: Mapping[str, Any]
+    #: The chunk of objects made last for an item read by its position: (its start, its objects).
+    _chunk: list[tuple[int, list[Any]]] = field(default_factory=list, init=False, repr=False)
+    #: Per column of few distinct values (a role, a first name): its distinct texts (one string object
+    #: each, shared by every operation made) and each row's index into them; None: many values.
+    _shared: dict[str, tuple[Any, Any] | None] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -67,7 +72,12 @@ class Block(Sequence[Any]):
         at = index + len(self) if index < 0 else index
         if not 0 <= at < len(self):
             raise IndexError("block index out of range")
-        return self.made(at, at + 1)[0]
+        start, made = self._chunk[0] if self._chunk else (-CHUNK, [])
+        if not start <= at < start + len(made):  # (read one by one, as a run does: a chunk at a time)
+            start = at - at % CHUNK
+            made = self.made(start, min(start + CHUNK, len(self)))
+            self._chunk[:] = [(start, made)]
+        return made[at - start]
 
     def __iter__(self) -> Iterator[Any]:
         for start in range(0, len(self), CHUNK):
@@ -76,7 +86,7 @@ class Block(Sequence[Any]):
     def made(self, start: int, stop: int) -> list[Any]:
         """The operations from `start` to `stop` as objects."""
         count = stop - start
-        values = {name: column.slice(start, count).to_pylist() for name, column in self.columns.items()}
+        values = {name: self.texts(name, start, stop) for name in self.columns}
         fields = self.record.FIELDS  # type: ignore[attr-defined]
         with collector_paused():
             keys = self.keys.slice(start, count).to_pylist()
@@ -86,6 +96,27 @@ class Block(Sequence[Any]):
             own = {name: column for name, column in values.items() if name not in fields}
             return instances(self.operation, count, {"record": records, **own})
 
+    def texts(self, name: str, start: int, stop: int) -> list[str]:
+        """The values of the field `name` (as `column` names it) from `start` to `stop`, as Python texts:
+        a column of few distinct values (a role, a first name) as shared strings, taken through its
+        dictionary (10^6 made operations then hold a handful of role strings, not 10^6 copies)."""
+        column = self.column(name)
+        if name not in self._shared:
+            self._shared[name] = _dictionary(column)
+        shared = self._shared[name]
+        if shared is None:
+            texts: list[str] = column.slice(start, stop - start).to_pylist()
+            return texts
+        distinct, indices = shared
+        taken: list[str] = distinct[indices[start:stop]].tolist()
+        return taken
+
+    def blank(self, name: str) -> bool:
+        """Whether the field `name` is "" in every operation (a column of no text at all)."""
+        import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415 - pyarrow only where asked
+
+        return not pc.sum(pc.binary_length(self.column(name))).as_py()
+
     def sync_keys(self) -> list[str]:
         """Every operation's sync key, in order."""
         keys: list[str] = self.keys.to_pylist()
@@ -94,6 +125,24 @@ class Block(Sequence[Any]):
     def column(self, name: str) -> Any:
         """The Arrow column of the field `name` of the records ("sync_key" too) or of the operations."""
         return self.keys if name == "sync_key" else self.columns[name]
+
+
+#: How many values of a column `_dictionary` looks at to guess whether few distinct values fill it.
+_SAMPLE: Final = 1000
+
+
+def _dictionary(column: Any) -> tuple[Any, Any] | None:
+    """A text column's distinct values (a numpy array of objects) and each row's index into them, when a
+    sample shows few distinct values; else None."""
+    import numpy as np  # noqa: PLC0415 - with pyarrow, only where a block is read
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    if len(column) <= _SAMPLE or column.null_count:
+        return None
+    if pc.count_distinct(column.slice(0, _SAMPLE)).as_py() > _SAMPLE // 10:
+        return None
+    encoded = pc.dictionary_encode(column)
+    return np.asarray(encoded.dictionary.to_pylist(), dtype=object), encoded.indices.to_numpy()
 
 
 class Ops(Sequence[T]):

@@ -17,6 +17,7 @@ from operator import attrgetter
 from typing import Final
 
 from sync.models import Deactivate, Delete, DeleteOperation, DeletesMode, Operation, split_children
+from sync.models.blocks import Block, Ops, runs
 from sync.models.kinds import DELETION_ORDER, KINDS, Kind, Reference, kind_of
 from sync.models.plans import classes_of
 
@@ -115,19 +116,26 @@ def _placed(operations: Sequence[Operation]) -> dict[tuple[Kind, bool], list[int
     """The positions of `operations` by kind and removal, each in order."""
     placed: dict[tuple[Kind, bool], list[int]] = {}
     start = 0
-    for pair, run in groupby(operations, key=classes_of):
-        end = start + _length(run)
+    for pair, run in _runs(operations):
+        end = start + run
         placed.setdefault(_PLACES[pair], []).extend(range(start, end))
         start = end
     return placed
 
 
-def _length(items: Iterator[object]) -> int:
-    """How many `items` there are, consumed at C speed without holding them (counted by a zip with
-    `itertools.count` that a deque of length 0 drains: the zip reuses its pair)."""
-    counter = count()
-    deque(zip(items, counter, strict=False), maxlen=0)  # (items first: the count stops with them)
-    return next(counter)
+def _runs(operations: Sequence[Operation]) -> Iterator[tuple[tuple[type, type], int]]:
+    """The runs of one shape (`classes_of`) of `operations` and their lengths: a block's at once, the
+    others' counted at C speed without holding them (a zip with `itertools.count` that a deque of
+    length 0 drains: the zip reuses its pair)."""
+    parts = operations.parts if isinstance(operations, Ops) else (operations,)
+    for part in parts:
+        if isinstance(part, Block):
+            yield part.classes, len(part)
+            continue
+        for pair, run in groupby(part, key=classes_of):
+            counter = count()
+            deque(zip(run, counter, strict=False), maxlen=0)  # (items first: the count stops with them)
+            yield pair, next(counter)
 
 
 def _levels(
@@ -164,20 +172,26 @@ def _linked_levels(
     its children's creates and identifier changes of this run, as IMS ES skips a link to a person that
     does not exist (yet)."""
     parents: dict[str, dict[str, tuple[str, ...]]] = {}
-    changes: list[tuple[str, list[Operation]]] = []  # each linking kind's changes
-    for (kind, removal), positions in placed.items():
-        if removal or not kind.links:
+    linking = {kind.name: kind.links for kind, removal in placed if kind.links and not removal}
+    changed: set[tuple[str, str]] = set()  # each linking kind's changes
+    for (op_class, record_class), run in runs(operations):
+        kind, removal = _PLACES[op_class, record_class]
+        if removal or kind.name not in linking:
             continue
-        ops = list(map(operations.__getitem__, positions))
-        changes.append((kind.name, ops))
-        values = list(map(attrgetter(f"record.{kind.links}"), ops))
+        if isinstance(run, Block):  # (a block's column of links, read whole: on most nights it is blank)
+            keys = run.sync_keys()
+            values = [""] * len(keys) if run.blank(kind.links) else run.column(kind.links).to_pylist()
+        else:
+            keys = [op.sync_key for op in run]
+            values = list(map(attrgetter(f"record.{kind.links}"), run))
+        changed.update((kind.name, key) for key in keys)
         if any(values):  # (at C speed: on most nights no change links)
-            parents[kind.name] = {
-                op.sync_key: split_children(value) for op, value in zip(ops, values, strict=True) if value
-            }
+            linked = parents.setdefault(kind.name, {})
+            linked.update(
+                (key, split_children(value)) for key, value in zip(keys, values, strict=True) if value
+            )
     if not any(parents.values()):
         return {}
-    changed = {(name, op.sync_key) for name, ops in changes for op in ops}
     levels: dict[tuple[str, str], int] = {}
     for name, linked in parents.items():
         # the parents, and as leaves those of their children that change in this run too

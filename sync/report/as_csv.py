@@ -310,7 +310,7 @@ def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> l
     count = len(why)
 
     def cells(names: tuple[str, ...]) -> list[list[str]]:
-        return [block.column(name.removeprefix("record.")).slice(start, count).to_pylist() for name in names]
+        return [block.texts(name.removeprefix("record."), start, start + count) for name in names]
 
     head, tail = line.names
     return list(zip(*cells(head), repeat("", count), why, *cells(tail), strict=True))

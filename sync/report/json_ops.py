@@ -127,7 +127,7 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
         out: list[str] = []
         for start in range(0, len(block), chunk):
             count = min(chunk, len(block) - start)
-            cells = [block.column(name).slice(start, count).to_pylist() for name in names]
+            cells = [block.texts(name, start, start + count) for name in names]
             texts = list(zip(*cells, strict=True))
             if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
                 out += map(plain.__mod__, texts)

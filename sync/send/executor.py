@@ -30,6 +30,7 @@ import structlog
 
 from sync.errors import StateError, SyncError
 from sync.models import KINDS, Deactivate, Delete, Operation, OperationResult, Outcome
+from sync.models.blocks import Ops, runs
 from sync.models.service import MAX_BATCH_SIZE
 from sync.send.attempts import Aborted, Sender, Step
 from sync.send.calls import Calls
@@ -109,8 +110,12 @@ class Executor:
         `max_in_flight`.
         """
         deletes = self._settings.deletes
-        todo = list(operations) if deletes else [op for op in operations if not _is_deletion(op)]
-        present = set(map(type, map(_RECORD, todo)))  # the record classes, at C speed
+        # (a block of creates stays whole: its objects are made as they are sent)
+        kept = [
+            (classes, run) for classes, run in runs(operations) if deletes or classes[0] not in _DELETIONS
+        ]
+        todo = Ops(*(run for _, run in kept))
+        present = {record_class for (_, record_class), _ in kept}
         for kind in KINDS:  # fail before sending anything when a client is missing
             if kind.record in present:
                 self._calls.of(kind)
@@ -162,9 +167,8 @@ class Executor:
         return [_result(unit, step)]
 
 
-def _is_deletion(op: Operation) -> bool:
-    """A deletion or deactivation: sent only when settings.deletes."""
-    return isinstance(op, (Delete, Deactivate))
+#: What is sent only when settings.deletes: deletions and deactivations.
+_DELETIONS: Final = (Delete, Deactivate)
 
 
 def _result(op: Operation, step: Step) -> OperationResult:
