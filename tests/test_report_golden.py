@@ -24,6 +24,7 @@ from sync.report.meta import HeldRow
 from sync.report.render import plan_to_dict, render_plan, render_run, run_to_dict
 from tests.report_golden import GOLDEN, generated_meta, generated_plan, generated_run, renderings, stored
 from tests.reports import make_person
+from tests.test_blocks import columnar
 
 RENDERINGS = dict(renderings())
 
@@ -143,7 +144,17 @@ def test_json_lines_of_runs_are_the_stdlib_encoding_of_each_operation(names: lis
             changes=(FieldChange(field="role", old="", new=names[0]),),
         )
     )
-    lines = json_ops.operation_lines(operations, chunk=chunk)
+
+    def refused(_: object) -> list[str]:
+        raise AssertionError("every value is text: no operation's dict is encoded")
+
+    lines = [
+        line
+        for piece in json_ops.operation_lines(operations, fallback=refused, chunk=chunk)
+        for line in piece
+    ]
+    in_columns = json_ops.operation_lines(columnar(operations), fallback=refused, chunk=chunk)
+    assert [line for piece in in_columns for line in piece] == lines
     plan = Plan(operations=tuple(operations), deletions=(), rejects=(), conflicts=())
     dicts = plan_to_dict(plan)["operations"]
     assert isinstance(dicts, list)

@@ -8,6 +8,7 @@ Imports click, structlog and the log set-up only; rich is imported when a termin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
@@ -157,20 +158,29 @@ def now_iso() -> str:
 _WRITE_CHUNK: Final = 1 << 22
 
 
-def write_file(path: Path, text: str) -> None:
-    """Write `text` to `path`; a file that cannot be written ends the command (exit 2)."""
+def write_file(path: Path, text: str | Iterable[str]) -> None:
+    """Write `text` (or its pieces, as they are made) to `path`; a file that cannot be written ends
+    the command (exit 2)."""
     try:
         with path.open("w", encoding="utf-8") as file:
-            for start in range(0, len(text), _WRITE_CHUNK):
-                file.write(text[start : start + _WRITE_CHUNK])
+            for piece in (text,) if isinstance(text, str) else text:
+                for start in range(0, len(piece), _WRITE_CHUNK):
+                    file.write(piece[start : start + _WRITE_CHUNK])
     except OSError as exc:
         fail(EXIT_USAGE, f"cannot write {path}: {exc.strerror}")
 
 
-def write(text: str, output: Path | None) -> None:
-    """A report, export or listing: to standard output, or to the `--output` file (and say so)."""
+def write(text: str | Iterable[str], output: Path | None) -> None:
+    """A report, export or listing (or its pieces, as they are made): to standard output, or to the
+    `--output` file (and say so)."""
     if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
+        last = ""
+        for piece in (text,) if isinstance(text, str) else text:
+            if piece:
+                click.echo(piece, nl=False)
+                last = piece
+        if not last.endswith("\n"):
+            click.echo("")
         return
     write_file(output, text)
     notice("report_written", f"report written to {output}", path=str(output))

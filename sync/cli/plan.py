@@ -157,7 +157,7 @@ def plan(
 
 def _report(the_plan: Plan, meta: ReportMeta, *, fmt: str, output: Path | None, by_school: bool) -> None:
     """Write the plan's report (a file, standard output or a folder of school pages) and say what it holds."""
-    from sync.report.render import render_plan  # noqa: PLC0415
+    from sync.report.render import plan_pieces  # noqa: PLC0415
 
     fingerprint = meta.fingerprint
     if by_school and output is not None:
@@ -165,7 +165,7 @@ def _report(the_plan: Plan, meta: ReportMeta, *, fmt: str, output: Path | None, 
 
         write_folder(plan_school_files(the_plan, meta=meta), output)
     else:
-        write(render_plan(the_plan, fmt=fmt, meta=meta), output)  # type: ignore[arg-type]
+        write(plan_pieces(the_plan, fmt=fmt, meta=meta), output)  # type: ignore[arg-type]
     _log.info("plan", roster=meta.roster, fingerprint=fingerprint, **the_plan.summary.as_dict())
     if not Output.json:  # (under JSON logs, the plan event carries it)
         click.echo(

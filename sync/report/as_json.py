@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -31,22 +31,33 @@ from sync.report.meta import ReportMeta
 if TYPE_CHECKING:
     from sync.state.reconcile import ReconcileRow
 
-__all__ = ["Encoded", "iso", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
+__all__ = ["Encoded", "iso", "json_pieces", "plan_to_dict", "reconcile_to_dict", "run_to_dict", "to_json"]
 
 #: One encoder for every JSON item (json.dumps builds a new one per call).
 _JSON: Final = json.JSONEncoder(ensure_ascii=False)
 
 
-class Encoded(list[str]):
-    """A list whose items are already encoded JSON, written by `to_json` one per line as they are."""
+class Encoded:
+    """Items already encoded as JSON, made piece by piece (a list of lines each) as `to_json` writes
+    them one per line: a first night's 10^6 lines are never all held at once."""
+
+    __slots__ = ("_pieces",)
+
+    def __init__(self, pieces: Callable[[], Iterable[list[str]]]) -> None:
+        self._pieces = pieces
+
+    def pieces(self) -> Iterable[list[str]]:
+        """The lines, a list at a time (made anew on each call)."""
+        return self._pieces()
 
 
 def _operation_lines(operations: Sequence[Operation]) -> Encoded:
-    """The operations' lines (`json_ops`); each one's encoded dict if a value is not text."""
-    try:
-        return Encoded(operation_lines(operations))
-    except TypeError:
-        return Encoded(map(_JSON.encode, map(_operation_dict, operations)))
+    """The operations' lines (`json_ops`); a piece's encoded dicts if one of its values is not text."""
+
+    def dicts(some: Sequence[Operation]) -> list[str]:
+        return list(map(_JSON.encode, map(_operation_dict, some)))
+
+    return Encoded(lambda: operation_lines(operations, fallback=dicts))
 
 
 def _operation_dict(op: Operation) -> dict[str, object]:
@@ -182,10 +193,13 @@ def _result_lines(results: Sequence[OperationResult]) -> Encoded:
             status = statuses[result.status] = _JSON.encode(_status_dict(result.status))
         return result_line(result, status)
 
-    try:
-        return Encoded(map(line, results))
-    except TypeError:
-        return Encoded(map(_JSON.encode, map(_result_dict, results)))
+    def lines() -> list[list[str]]:
+        try:
+            return [list(map(line, results))]
+        except TypeError:
+            return [list(map(_JSON.encode, map(_result_dict, results)))]
+
+    return Encoded(lines)
 
 
 def run_to_dict(
@@ -269,24 +283,34 @@ def reconcile_to_dict(row: ReconcileRow) -> dict[str, object]:
 
 
 def to_json(data: Mapping[str, object]) -> str:
-    """Indented at the top two levels, one entry per line below.
+    """Indented at the top two levels, one entry per line below (`json_pieces`, joined)."""
+    return "".join(json_pieces(data))
+
+
+def json_pieces(data: Mapping[str, object]) -> Iterator[str]:
+    """`to_json`'s text in pieces, as they are made: a list of `Encoded` items a piece of lines at a time.
 
     json.dumps with `indent` falls back to the pure-Python encoder (seconds for 10^5 operations);
     compact items go through the C encoder and still diff line by line.
     """
     if not data:
-        return "{\n\n}\n"
-    pieces = ["{"]  # joined once: a first night's document is 10^8 characters, each copy costs
+        yield "{\n\n}\n"
+        return
+    opening = "{"
     for key, value in data.items():
-        pieces.append(f"\n  {_JSON.encode(key)}: ")
-        if isinstance(value, list) and value:
-            pieces.append("[\n    ")
-            items = value if isinstance(value, Encoded) else map(_JSON.encode, value)
-            for item in items:
-                pieces += (item, ",\n    ")
-            pieces[-1] = "\n  ]"
+        yield f"{opening}\n  {_JSON.encode(key)}: "
+        opening = ","
+        if isinstance(value, Encoded):
+            pieces = value.pieces()
+        elif isinstance(value, list) and value:
+            pieces = [list(map(_JSON.encode, value))]
         else:
-            pieces.append(_JSON.encode(value))
-        pieces.append(",")
-    pieces[-1] = "\n}\n"
-    return "".join(pieces)
+            yield _JSON.encode(value)
+            continue
+        start = "[\n    "
+        for piece in pieces:
+            if piece:
+                yield start + ",\n    ".join(piece)
+                start = ",\n    "
+        yield "[]" if start == "[\n    " else "\n  ]"
+    yield "\n}\n"

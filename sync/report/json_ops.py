@@ -16,7 +16,7 @@ Pure: imports only the models and the report's `ops`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple
@@ -36,8 +36,8 @@ class _Writer(NamedTuple):
     """A shape's line writer, one operation at a time (`line`) and a run of them at once (`lines`)."""
 
     line: _Line
-    lines: Callable[[Sequence[Operation], int], list[str]]
-    columns: Callable[[Block, int], list[str]]
+    lines: Callable[[Sequence[Operation]], list[str]]
+    columns: Callable[[Block, int, int], list[str]]
 
 
 _CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
@@ -109,34 +109,24 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
     def line_with_changes(op: Operation) -> str:
         return _filled(plain, encoded, getter(op), changes_json(op.changes))  # type: ignore[union-attr]
 
-    def lines(ops: Sequence[Operation], chunk: int) -> list[str]:
-        """The lines of `ops` (no changes): one search for the escaped characters per `chunk` of
-        operations instead of one per operation, and the template filled at C speed."""
-        out: list[str] = []
-        for start in range(0, len(ops), chunk):
-            texts = list(map(getter, ops[start : start + chunk]))
-            if _ESCAPED.search("".join(chain.from_iterable(texts))) is None:  # TypeError: not text
-                out += map(plain.__mod__, texts)
-            else:
-                out += (_filled(plain, encoded, each) for each in texts)
-        return out
+    def lines(ops: Sequence[Operation]) -> list[str]:
+        """The lines of `ops` (no changes): one search for the escaped characters for all of them
+        instead of one per operation, and the template filled at C speed."""
+        texts = list(map(getter, ops))
+        if _ESCAPED.search("".join(chain.from_iterable(texts))) is None:  # TypeError: not text
+            return list(map(plain.__mod__, texts))
+        return [_filled(plain, encoded, each) for each in texts]
 
-    def columns(block: Block, chunk: int) -> list[str]:
-        """The lines of a block's operations (no changes), their texts read off its columns."""
-        names = [name.removeprefix("record.") for name in attributes]
-        out: list[str] = []
-        for start in range(0, len(block), chunk):
-            count = min(chunk, len(block) - start)
-            cells = [block.texts(name, start, start + count) for name in names]
-            texts = list(zip(*cells, strict=True))
-            if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
-                out += map(plain.__mod__, texts)
-            else:
-                out += (_filled(plain, encoded, each) for each in texts)
-        return out
+    def columns(block: Block, start: int, stop: int) -> list[str]:
+        """The lines of a block's operations from `start` to `stop`, their texts read off its columns."""
+        cells = [block.texts(name.removeprefix("record."), start, stop) for name in attributes]
+        texts = list(zip(*cells, strict=True))
+        if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
+            return list(map(plain.__mod__, texts))
+        return [_filled(plain, encoded, each) for each in texts]
 
     if with_changes:
-        return _Writer(line_with_changes, lambda ops, _: list(map(line_with_changes, ops)), columns)
+        return _Writer(line_with_changes, lambda ops: list(map(line_with_changes, ops)), columns)
     return _Writer(line, lines, columns)
 
 
@@ -178,18 +168,28 @@ def operation_line(op: Operation) -> str:
     return _writer_of(op).line(op)
 
 
-def operation_lines(operations: Sequence[Operation], *, chunk: int = _CHUNK) -> list[str]:
-    """Each operation's `operation_line`, written run by run of one shape (a first night's runs are
-    10^5 creates long), the texts of `chunk` operations searched at once for characters to escape.
-
-    Raises:
-        TypeError: a value is not text (the caller encodes the operations' dicts instead).
+def operation_lines(
+    operations: Sequence[Operation],
+    *,
+    fallback: Callable[[Sequence[Operation]], list[str]],
+    chunk: int = _CHUNK,
+) -> Iterator[list[str]]:
+    """Each operation's `operation_line`, a list of up to `chunk` of them at a time (the report is
+    written as they come), run by run of one shape (a first night's runs are 10^5 creates long), the
+    texts of a chunk searched at once for characters to escape. A chunk with a value that is not text
+    gets `fallback`'s lines of its operations (their dicts, encoded) instead.
     """
-    out: list[str] = []
     for _, run in runs(operations):
         writer = _writer_of(run[0])
-        out += writer.columns(run, chunk) if isinstance(run, Block) else writer.lines(run, chunk)
-    return out
+        for start in range(0, len(run), chunk):
+            stop = min(len(run), start + chunk)
+            try:
+                if isinstance(run, Block):
+                    yield writer.columns(run, start, stop)
+                else:
+                    yield writer.lines(run[start:stop])
+            except TypeError:  # (a value that is not text: never in a plan)
+                yield fallback(run[start:stop])
 
 
 # --- a run's results -----------------------------------------------------------------------------

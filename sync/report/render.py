@@ -13,7 +13,7 @@ were left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeAlias, TypeVar
@@ -31,7 +31,7 @@ from sync.report.as_csv import (
     write_csv,
 )
 from sync.report.as_html import render_html
-from sync.report.as_json import iso, plan_to_dict, reconcile_to_dict, run_to_dict, to_json
+from sync.report.as_json import iso, json_pieces, plan_to_dict, reconcile_to_dict, run_to_dict, to_json
 from sync.report.as_markdown import render_md
 from sync.report.drift import aligned
 from sync.report.meta import FORMATS, MAX_TABLE_ROWS, Format, ReportMeta, check_format
@@ -49,6 +49,7 @@ __all__ = [
     "ReportMeta",
     "frame_to_csv",
     "neutralise_cell",
+    "plan_pieces",
     "plan_to_dict",
     "render_plan",
     "render_reconcile",
@@ -70,17 +71,20 @@ class _Renderers(Generic[_S]):
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
         """`subject` in `fmt`: only the one asked for is built."""
+        return "".join(self.pieces(subject, fmt, meta, max_rows))
+
+    def pieces(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> Iterator[str]:
+        """`render`'s text in pieces, made as they are taken (JSON's operations a piece of lines at a
+        time: a first night's report is never all in memory)."""
         check_format(fmt)
         with collector_paused():  # a first night's report: 10^5-10^6 lines and rows, none in a cycle
-            return self._rendered(subject, fmt, meta, max_rows)
-
-    def _rendered(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
-        if fmt == "json":
-            return to_json(self.data(subject, meta=meta))
-        if fmt == "csv":
-            return self.csv(subject, meta)
-        page = self.page(subject, meta, max_rows)
-        return render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
+            if fmt == "json":
+                yield from json_pieces(self.data(subject, meta=meta))
+            elif fmt == "csv":
+                yield self.csv(subject, meta)
+            else:
+                page = self.page(subject, meta, max_rows)
+                yield render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
 
 
 _PLAN: Final[_Renderers[Plan]] = _Renderers(
@@ -108,6 +112,13 @@ def render_plan(plan: Plan, *, fmt: Format, meta: ReportMeta, max_rows: int = MA
         ValueError: `fmt` is not a known format.
     """
     return _PLAN.render(plan, fmt, meta, max_rows)
+
+
+def plan_pieces(
+    plan: Plan, *, fmt: Format, meta: ReportMeta, max_rows: int = MAX_TABLE_ROWS
+) -> Iterator[str]:
+    """`render_plan`'s text in pieces, made as they are written (the CLI writes a report this way)."""
+    return _PLAN.pieces(plan, fmt, meta, max_rows)
 
 
 def render_run(result: RunResult, *, fmt: Format, meta: ReportMeta, max_rows: int = MAX_TABLE_ROWS) -> str:
