@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -32,6 +32,7 @@ __all__ = [
     "frame_to_csv",
     "neutralise_cell",
     "plan_csv",
+    "plan_csv_pieces",
     "reconcile_csv_row",
     "run_csv_rows",
     "write_csv",
@@ -274,14 +275,15 @@ def _operation_line(op: Operation, reason: str) -> str:
     return _row_text(_operation_row(op, reason))
 
 
-def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> list[str]:
-    """`_operation_line` of each operation of `run` (all of one shape) with its reason: the texts of
-    `_CHUNK` operations searched at once for what needs quoting and neutralised at once, the template
-    filled at C speed; a chunk with a text to quote (or holding a NUL, or not text) line by line."""
+def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str]:
+    """`_operation_line` of each operation of `run` (all of one shape) with its reason, `_CHUNK` lines
+    joined at a time: the texts of a chunk searched at once for what needs quoting and neutralised at
+    once, the template filled at C speed; a chunk with a text to quote (or holding a NUL, or not text)
+    line by line."""
     line = _line(run[0])
     if line is None or line.changes:
-        return list(map(_operation_line, run, reasons))
-    out: list[str] = []
+        yield "".join(map(_operation_line, run, reasons))
+        return
     head, tail, fill = line.head, line.tail, line.template.__mod__
     for start in range(0, len(run), _CHUNK):
         why = reasons[start : start + _CHUNK]
@@ -298,10 +300,9 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> list[str]:
         if _QUOTES.search(joined) is None and joined.count(_SLOT) == width * len(texts):
             if _FORMULA.search(joined) is not None:
                 joined = _FORMULA.sub(_SLOT + "'", joined)
-            out += map(fill, zip(*[iter(joined[1:].split(_SLOT))] * width, strict=True))
+            yield "".join(map(fill, zip(*[iter(joined[1:].split(_SLOT))] * width, strict=True)))
         else:
-            out += map(_operation_line, some, why)
-    return out
+            yield "".join(map(_operation_line, some, why))
 
 
 def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> list[tuple[str, ...]]:
@@ -341,28 +342,34 @@ _CHUNK: Final = 8192
 _QUOTES_FOUND: Final = ","
 
 
-def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterable[str]:
+def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterator[str]:
     """The plan CSV's lines of operations (a held one's `reason` says why the run holds it, one from
-    drift which drift), written run by run of one shape."""
+    drift which drift), written run by run of one shape, a chunk of lines joined at a time."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
     drifted = {(row.object, row.sync_key): f"drift: {row.drift} (verify --repair)" for row in drift}
-    lines: list[str] = []
     for _, run in runs(plan.operations):
         if not (reasons or drifted):
-            lines += _run_lines(run, list(repeat("", len(run))))
+            yield from _run_lines(run, list(repeat("", len(run))))
             continue
         s = _shape(run[0])
         keys = run.sync_keys() if isinstance(run, Block) else [op.sync_key for op in run]
         why = [reasons.get((s.name, s.kind, key), "") or drifted.get((s.kind, key), "") for key in keys]
-        lines += _run_lines(run, why)
-    return lines
+        yield from _run_lines(run, why)
 
 
 def plan_csv(plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()) -> str:
     """The plan CSV: operations (a held one's `reason` says why the run holds it, one from drift which
     drift), deletion candidates, rejected rows, conflicts; every cell neutralised."""
-    rest = map(_row_text, _plan_csv_rest(plan, held))
-    return "".join([_row_text(PLAN_CSV_HEADER), *_plan_csv_lines(plan, held, drift), *rest])
+    return "".join(plan_csv_pieces(plan, held, drift))
+
+
+def plan_csv_pieces(
+    plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
+) -> Iterator[str]:
+    """`plan_csv`'s text in pieces, made as they are written (a first night's lines a chunk at a time)."""
+    yield _row_text(PLAN_CSV_HEADER)
+    yield from _plan_csv_lines(plan, held, drift)
+    yield "".join(map(_row_text, _plan_csv_rest(plan, held)))
 
 
 def _plan_csv_rest(plan: Plan, held: Sequence[HeldRow]) -> Iterable[tuple[object, ...]]:

@@ -13,7 +13,7 @@ were left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeAlias, TypeVar
@@ -25,7 +25,7 @@ from sync.report.as_csv import (
     RUN_CSV_HEADER,
     frame_to_csv,
     neutralise_cell,
-    plan_csv,
+    plan_csv_pieces,
     reconcile_csv_row,
     run_csv_rows,
     write_csv,
@@ -66,7 +66,7 @@ class _Renderers(Generic[_S]):
     """How a plan or a run becomes each format."""
 
     data: Callable[..., dict[str, object]]  # (subject, meta=...) -> the JSON shape
-    csv: Callable[[_S, ReportMeta], str]
+    csv: Callable[[_S, ReportMeta], Iterable[str]]  # its text in pieces
     page: Callable[[_S, ReportMeta, int], Page]
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
@@ -81,7 +81,7 @@ class _Renderers(Generic[_S]):
             if fmt == "json":
                 yield from json_pieces(self.data(subject, meta=meta))
             elif fmt == "csv":
-                yield self.csv(subject, meta)
+                yield from self.csv(subject, meta)
             else:
                 page = self.page(subject, meta, max_rows)
                 yield render_md(page, max_rows) if fmt == "md" else render_html(page, max_rows)
@@ -89,12 +89,12 @@ class _Renderers(Generic[_S]):
 
 _PLAN: Final[_Renderers[Plan]] = _Renderers(
     partial(plan_to_dict, lines=True),
-    lambda plan, meta: plan_csv(plan, meta.held, meta.drift),
+    lambda plan, meta: plan_csv_pieces(plan, meta.held, meta.drift),
     plan_page,
 )
 _RUN: Final[_Renderers[RunResult]] = _Renderers(
     partial(run_to_dict, lines=True),
-    lambda result, meta: write_csv(RUN_CSV_HEADER, run_csv_rows(result, meta.held)),
+    lambda result, meta: (write_csv(RUN_CSV_HEADER, run_csv_rows(result, meta.held)),),
     run_page,
 )
 
