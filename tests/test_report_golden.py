@@ -8,7 +8,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring
 
 import pytest
@@ -19,7 +19,7 @@ from sync.models import ChangeOperation, Create, FieldChange, Group, Membership,
 from sync.models.kinds import PERSON
 from sync.report import as_csv, json_ops
 from sync.report.as_csv import PLAN_CSV_HEADER, neutralise_cell, plan_csv, write_csv
-from sync.report.as_json import to_json
+from sync.report.as_json import LINE_SEP, to_json
 from sync.report.meta import HeldRow
 from sync.report.render import plan_to_dict, render_plan, render_run, run_to_dict
 from tests.report_golden import GOLDEN, generated_meta, generated_plan, generated_run, renderings, stored
@@ -148,13 +148,19 @@ def test_json_lines_of_runs_are_the_stdlib_encoding_of_each_operation(names: lis
     def refused(_: object) -> list[str]:
         raise AssertionError("every value is text: no operation's dict is encoded")
 
-    lines = [
-        line
-        for piece in json_ops.operation_lines(operations, fallback=refused, chunk=chunk)
-        for line in piece
-    ]
-    in_columns = json_ops.operation_lines(columnar(operations), fallback=refused, chunk=chunk)
-    assert [line for piece in in_columns for line in piece] == lines
+    def lines_of(pieces: Iterable[list[str] | bytes]) -> list[str]:
+        """The lines of `operation_lines`' pieces (a block's chunk comes as bytes, its lines joined)."""
+        return [
+            line
+            for piece in pieces
+            for line in (piece.decode("utf-8").split(LINE_SEP) if isinstance(piece, bytes) else piece)
+        ]
+
+    lines = lines_of(json_ops.operation_lines(operations, fallback=refused, joined_by=LINE_SEP, chunk=chunk))
+    in_columns = json_ops.operation_lines(
+        columnar(operations), fallback=refused, joined_by=LINE_SEP, chunk=chunk
+    )
+    assert lines_of(in_columns) == lines
     plan = Plan(operations=tuple(operations), deletions=(), rejects=(), conflicts=())
     dicts = plan_to_dict(plan)["operations"]
     assert isinstance(dicts, list)
@@ -183,6 +189,9 @@ def test_plan_csv_lines_written_run_by_run_are_what_the_csv_module_writes(
         row = as_csv._operation_row(op, reasons[0].reason if reasons and op.sync_key == "p0" else "")
         writer.writerow([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
     assert plan_csv(plan, reasons) == expected.getvalue()
+    # the same creates kept as columns (as the diff keeps them): filled by Arrow where they can be
+    in_columns = dataclasses.replace(plan, operations=columnar(operations))
+    assert plan_csv(in_columns, reasons) == expected.getvalue()
 
 
 @settings(max_examples=200, deadline=None)
@@ -214,3 +223,6 @@ def test_plan_csv_lines_are_what_the_csv_module_writes_of_each_row(texts: list[s
         row = as_csv._operation_row(op, reason if op.sync_key == "p2" else "")
         writer.writerow([neutralise_cell(str(cell)) if cell != "" else "" for cell in row])
     assert plan_csv(plan, held) == expected.getvalue()
+    assert (
+        plan_csv(dataclasses.replace(plan, operations=columnar(plan.operations)), held) == expected.getvalue()
+    )

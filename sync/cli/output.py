@@ -158,28 +158,31 @@ def now_iso() -> str:
 _WRITE_CHUNK: Final = 1 << 22
 
 
-def write_file(path: Path, text: str | Iterable[str]) -> None:
-    """Write `text` (or its pieces, as they are made) to `path`; a file that cannot be written ends
-    the command (exit 2)."""
+def write_file(path: Path, text: str | Iterable[str | bytes]) -> None:
+    """Write `text` (or its pieces as they are made, texts or UTF-8 bytes) to `path` in UTF-8; a file
+    that cannot be written ends the command (exit 2)."""
     try:
-        with path.open("w", encoding="utf-8") as file:
+        with path.open("wb") as file:
             for piece in (text,) if isinstance(text, str) else text:
+                if isinstance(piece, bytes):
+                    file.write(piece)
+                    continue
                 for start in range(0, len(piece), _WRITE_CHUNK):
-                    file.write(piece[start : start + _WRITE_CHUNK])
+                    file.write(piece[start : start + _WRITE_CHUNK].encode("utf-8"))
     except OSError as exc:
         fail(EXIT_USAGE, f"cannot write {path}: {exc.strerror}")
 
 
-def write(text: str | Iterable[str], output: Path | None) -> None:
-    """A report, export or listing (or its pieces, as they are made): to standard output, or to the
-    `--output` file (and say so)."""
+def write(text: str | Iterable[str | bytes], output: Path | None) -> None:
+    """A report, export or listing (or its pieces as they are made, texts or UTF-8 bytes): to standard
+    output, or to the `--output` file (and say so)."""
     if output is None:
-        last = ""
+        last: str | bytes = ""
         for piece in (text,) if isinstance(text, str) else text:
             if piece:
                 click.echo(piece, nl=False)
                 last = piece
-        if not last.endswith("\n"):
+        if not (last.endswith(b"\n") if isinstance(last, bytes) else last.endswith("\n")):
             click.echo("")
         return
     write_file(output, text)

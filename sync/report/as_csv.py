@@ -17,6 +17,7 @@ from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Ope
 from sync.models.blocks import Block, runs
 from sync.models.kinds import KINDS, PERSON, kind_of
 from sync.report import ops
+from sync.report.arrow_lines import any_byte, byte_table, filled, prefixed
 from sync.report.as_json import iso
 from sync.report.meta import DriftRow, HeldRow
 
@@ -275,11 +276,12 @@ def _operation_line(op: Operation, reason: str) -> str:
     return _row_text(_operation_row(op, reason))
 
 
-def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str]:
+def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str | bytes]:
     """`_operation_line` of each operation of `run` (all of one shape) with its reason, `_CHUNK` lines
     joined at a time: the texts of a chunk searched at once for what needs quoting and neutralised at
     once, the template filled at C speed; a chunk with a text to quote (or holding a NUL, or not text)
-    line by line."""
+    line by line. A block's chunk without a reason or a text to quote comes filled by Arrow, as UTF-8
+    bytes (`_block_lines`)."""
     line = _line(run[0])
     if line is None or line.changes:
         yield "".join(map(_operation_line, run, reasons))
@@ -287,6 +289,10 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str
     head, tail, fill = line.head, line.tail, line.template.__mod__
     for start in range(0, len(run), _CHUNK):
         why = reasons[start : start + _CHUNK]
+        arrowed = _block_lines(run, line, start, why) if isinstance(run, Block) else None
+        if arrowed is not None:
+            yield arrowed
+            continue
         some = _Later(run, start, start + len(why))
         if isinstance(run, Block):  # (its texts read off its columns: no object made)
             texts = _block_texts(run, line, start, why)
@@ -317,6 +323,33 @@ def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> l
     return list(zip(*cells(head), repeat("", count), why, *cells(tail), strict=True))
 
 
+def _block_lines(block: Block, line: _Line, start: int, why: Sequence[str]) -> bytes | None:
+    """The lines of a block's operations from `start` (one per reason in `why`; no changes) filled by
+    Arrow (`arrow_lines`), each text neutralised as `_row_text` does; None when one has a reason, or a
+    text needs quoting (or holds a NUL): line by line then."""
+    if any(why):
+        return None
+    stop = start + len(why)
+    head, tail = line.names
+    arrays = [
+        block.column(name.removeprefix("record.")).slice(start, stop - start) for name in (*head, *tail)
+    ]
+    if any_byte(arrays, _QUOTED_BYTES):
+        return None
+    arrays = [prefixed(array, _FORMULA_BYTES, "'") for array in arrays]
+    slots = line.template.split("%s")  # (a template with a "%" of its own has no _Line)
+    # the changes' and the reason's slots (after the head's) are "": their constants join
+    at = len(head)
+    parts = [*slots[:at], slots[at] + slots[at + 1] + slots[at + 2], *slots[at + 3 :]]
+    return filled(parts, arrays)
+
+
+#: What a text must not hold to be written by Arrow: what makes it quoted, and a NUL.
+_QUOTED_BYTES: Final = byte_table(',"\r\n\x00')
+#: What makes a text a formula, first in it (`_FORMULA_FIRST`).
+_FORMULA_BYTES: Final = byte_table("".join(sorted(_FORMULA_FIRST)))
+
+
 class _Later(Sequence[Operation]):
     """Operations `start` to `stop` of a run, made objects only if asked for (a block's, line by line)."""
 
@@ -342,7 +375,7 @@ _CHUNK: Final = 8192
 _QUOTES_FOUND: Final = ","
 
 
-def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterator[str]:
+def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRow]) -> Iterator[str | bytes]:
     """The plan CSV's lines of operations (a held one's `reason` says why the run holds it, one from
     drift which drift), written run by run of one shape, a chunk of lines joined at a time."""
     reasons = {(row.op, row.object, row.sync_key): row.reason for row in held}
@@ -360,12 +393,13 @@ def _plan_csv_lines(plan: Plan, held: Sequence[HeldRow], drift: Sequence[DriftRo
 def plan_csv(plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()) -> str:
     """The plan CSV: operations (a held one's `reason` says why the run holds it, one from drift which
     drift), deletion candidates, rejected rows, conflicts; every cell neutralised."""
-    return "".join(plan_csv_pieces(plan, held, drift))
+    pieces = plan_csv_pieces(plan, held, drift)
+    return "".join(piece if isinstance(piece, str) else piece.decode("utf-8") for piece in pieces)
 
 
 def plan_csv_pieces(
     plan: Plan, held: Sequence[HeldRow] = (), drift: Sequence[DriftRow] = ()
-) -> Iterator[str]:
+) -> Iterator[str | bytes]:
     """`plan_csv`'s text in pieces, made as they are written (a first night's lines a chunk at a time)."""
     yield _row_text(PLAN_CSV_HEADER)
     yield from _plan_csv_lines(plan, held, drift)

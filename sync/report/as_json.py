@@ -43,12 +43,17 @@ class Encoded:
 
     __slots__ = ("_pieces",)
 
-    def __init__(self, pieces: Callable[[], Iterable[list[str]]]) -> None:
+    def __init__(self, pieces: Callable[[], Iterable[list[str] | bytes]]) -> None:
         self._pieces = pieces
 
-    def pieces(self) -> Iterable[list[str]]:
-        """The lines, a list at a time (made anew on each call)."""
+    def pieces(self) -> Iterable[list[str] | bytes]:
+        """The lines, a list at a time, or as UTF-8 bytes already joined by `LINE_SEP` (made anew on each
+        call)."""
         return self._pieces()
+
+
+#: What `to_json` writes between the items of a list (each on a line of its own).
+LINE_SEP: Final = ",\n    "
 
 
 def _operation_lines(operations: Sequence[Operation]) -> Encoded:
@@ -57,7 +62,7 @@ def _operation_lines(operations: Sequence[Operation]) -> Encoded:
     def dicts(some: Sequence[Operation]) -> list[str]:
         return list(map(_JSON.encode, map(_operation_dict, some)))
 
-    return Encoded(lambda: operation_lines(operations, fallback=dicts))
+    return Encoded(lambda: operation_lines(operations, fallback=dicts, joined_by=LINE_SEP))
 
 
 def _operation_dict(op: Operation) -> dict[str, object]:
@@ -193,7 +198,7 @@ def _result_lines(results: Sequence[OperationResult]) -> Encoded:
             status = statuses[result.status] = _JSON.encode(_status_dict(result.status))
         return result_line(result, status)
 
-    def lines() -> list[list[str]]:
+    def lines() -> list[list[str] | bytes]:
         try:
             return [list(map(line, results))]
         except TypeError:
@@ -284,11 +289,12 @@ def reconcile_to_dict(row: ReconcileRow) -> dict[str, object]:
 
 def to_json(data: Mapping[str, object]) -> str:
     """Indented at the top two levels, one entry per line below (`json_pieces`, joined)."""
-    return "".join(json_pieces(data))
+    return "".join(piece if isinstance(piece, str) else piece.decode("utf-8") for piece in json_pieces(data))
 
 
-def json_pieces(data: Mapping[str, object]) -> Iterator[str]:
-    """`to_json`'s text in pieces, as they are made: a list of `Encoded` items a piece of lines at a time.
+def json_pieces(data: Mapping[str, object]) -> Iterator[str | bytes]:
+    """`to_json`'s text in pieces (some as UTF-8 bytes), as they are made: a list of `Encoded` items a
+    piece of lines at a time.
 
     json.dumps with `indent` falls back to the pure-Python encoder (seconds for 10^5 operations);
     compact items go through the C encoder and still diff line by line.
@@ -309,8 +315,13 @@ def json_pieces(data: Mapping[str, object]) -> Iterator[str]:
             continue
         start = "[\n    "
         for piece in pieces:
-            if piece:
-                yield start + ",\n    ".join(piece)
-                start = ",\n    "
+            if isinstance(piece, bytes):
+                if piece:
+                    yield start
+                    yield piece
+                    start = LINE_SEP
+            elif piece:
+                yield start + LINE_SEP.join(piece)
+                start = LINE_SEP
         yield "[]" if start == "[\n    " else "\n  ]"
     yield "\n}\n"

@@ -24,6 +24,7 @@ from typing import Final, NamedTuple
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.blocks import Block, runs
 from sync.models.kinds import kind_of, operation_type
+from sync.report.arrow_lines import any_byte, byte_table, filled
 from sync.report.ops import texts_of
 
 __all__ = ["changes_json", "operation_line", "operation_lines", "result_line"]
@@ -37,7 +38,7 @@ class _Writer(NamedTuple):
 
     line: _Line
     lines: Callable[[Sequence[Operation]], list[str]]
-    columns: Callable[[Block, int, int], list[str]]
+    columns: Callable[[Block, int, int, str], list[str] | bytes]
 
 
 _CHANGE: Final = '{"field": %s, "old": %s, "new": %s}'
@@ -117,9 +118,18 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
             return list(map(plain.__mod__, texts))
         return [_filled(plain, encoded, each) for each in texts]
 
-    def columns(block: Block, start: int, stop: int) -> list[str]:
-        """The lines of a block's operations from `start` to `stop`, their texts read off its columns."""
-        cells = [block.texts(name.removeprefix("record."), start, stop) for name in attributes]
+    pieces = template.split(_SLOT)
+    parts = [pieces[0] + '"', *(f'"{piece}"' for piece in pieces[1:-1]), '"' + pieces[-1]]
+    parts = [part.replace("%%", "%") for part in parts]  # (the constants as %-format holds them)
+
+    def columns(block: Block, start: int, stop: int, joined_by: str) -> list[str] | bytes:
+        """The lines of a block's operations from `start` to `stop`, their texts read off its columns:
+        joined by `joined_by` as UTF-8 bytes, filled by Arrow, when no text holds a character to escape."""
+        names = [name.removeprefix("record.") for name in attributes]
+        arrays = [block.column(name).slice(start, stop - start) for name in names]
+        if not with_changes and not any_byte(arrays, _ESCAPED_BYTES):
+            return filled(parts, arrays, end=joined_by, drop_last_end=True)
+        cells = [block.texts(name, start, stop) for name in names]
         texts = list(zip(*cells, strict=True))
         if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
             return list(map(plain.__mod__, texts))
@@ -146,6 +156,8 @@ def _filled(plain: str, encoded: str, texts: tuple[str, ...], *written: str) -> 
 _SLOT: Final = "\x00"
 #: The characters `encode_basestring` escapes (ensure_ascii=False): quote, backslash, controls.
 _ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
+#: The same characters, to look up byte by byte in a block's columns (`arrow_lines.any_byte`).
+_ESCAPED_BYTES: Final = byte_table('"\\' + "".join(map(chr, range(0x20))))
 
 
 _SHAPES: Final[dict[tuple[type, type], _Writer]] = {}
@@ -172,12 +184,15 @@ def operation_lines(
     operations: Sequence[Operation],
     *,
     fallback: Callable[[Sequence[Operation]], list[str]],
+    joined_by: str,
     chunk: int = _CHUNK,
-) -> Iterator[list[str]]:
+) -> Iterator[list[str] | bytes]:
     """Each operation's `operation_line`, a list of up to `chunk` of them at a time (the report is
     written as they come), run by run of one shape (a first night's runs are 10^5 creates long), the
-    texts of a chunk searched at once for characters to escape. A chunk with a value that is not text
-    gets `fallback`'s lines of its operations (their dicts, encoded) instead.
+    texts of a chunk searched at once for characters to escape. A block's chunk without such a
+    character comes as one piece of UTF-8 bytes, its lines joined by `joined_by` (`arrow_lines`). A
+    chunk with a value that is not text gets `fallback`'s lines of its operations (their dicts,
+    encoded) instead.
     """
     for _, run in runs(operations):
         writer = _writer_of(run[0])
@@ -185,7 +200,7 @@ def operation_lines(
             stop = min(len(run), start + chunk)
             try:
                 if isinstance(run, Block):
-                    yield writer.columns(run, start, stop)
+                    yield writer.columns(run, start, stop, joined_by)
                 else:
                     yield writer.lines(run[start:stop])
             except TypeError:  # (a value that is not text: never in a plan)

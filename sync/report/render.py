@@ -66,14 +66,15 @@ class _Renderers(Generic[_S]):
     """How a plan or a run becomes each format."""
 
     data: Callable[..., dict[str, object]]  # (subject, meta=...) -> the JSON shape
-    csv: Callable[[_S, ReportMeta], Iterable[str]]  # its text in pieces
+    csv: Callable[[_S, ReportMeta], Iterable[str | bytes]]  # its text in pieces (bytes: UTF-8)
     page: Callable[[_S, ReportMeta, int], Page]
 
     def render(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> str:
         """`subject` in `fmt`: only the one asked for is built."""
-        return "".join(self.pieces(subject, fmt, meta, max_rows))
+        pieces = self.pieces(subject, fmt, meta, max_rows)
+        return "".join(piece if isinstance(piece, str) else piece.decode("utf-8") for piece in pieces)
 
-    def pieces(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> Iterator[str]:
+    def pieces(self, subject: _S, fmt: Format, meta: ReportMeta, max_rows: int) -> Iterator[str | bytes]:
         """`render`'s text in pieces, made as they are taken (JSON's operations a piece of lines at a
         time: a first night's report is never all in memory)."""
         check_format(fmt)
@@ -116,7 +117,7 @@ def render_plan(plan: Plan, *, fmt: Format, meta: ReportMeta, max_rows: int = MA
 
 def plan_pieces(
     plan: Plan, *, fmt: Format, meta: ReportMeta, max_rows: int = MAX_TABLE_ROWS
-) -> Iterator[str]:
+) -> Iterator[str | bytes]:
     """`render_plan`'s text in pieces, made as they are written (the CLI writes a report this way)."""
     return _PLAN.pieces(plan, fmt, meta, max_rows)
 

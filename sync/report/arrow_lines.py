@@ -1,0 +1,91 @@
+"""Report lines of a block's operations filled by Arrow: a line template's constant texts and the
+block's text columns joined row by row in C (`binary_join_element_wise`), a chunk's lines coming out as
+one UTF-8 buffer that is written as it is (issue 16: a first night's report has 10^6 lines; filling
+a %-template per line and encoding the text cost seconds).
+
+Only texts that need no escaping, quoting or neutralising go this way (`any_match` tells the writers
+which chunks); the writers fill the others line by line as before, so the bytes are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+__all__ = ["any_byte", "byte_table", "filled", "prefixed"]
+
+_TEXT: Final = pa.large_string()
+_NOTHING: Final = pa.scalar("", type=_TEXT)
+
+
+def filled(
+    parts: Sequence[str], columns: Sequence[Any], *, end: str = "", drop_last_end: bool = False
+) -> bytes:
+    """Each row's line `parts[0] + columns[0][row] + parts[1] + ... + columns[-1][row] + parts[-1]`,
+    followed by `end` (but the last one when `drop_last_end`), every row's one after the other, as
+    UTF-8 bytes. `parts` has one text more than `columns` (as a template split at its slots)."""
+    if len(parts) != len(columns) + 1:
+        raise ValueError(f"{len(parts)} constant parts for {len(columns)} columns")
+    args: list[Any] = []
+    for part, column in zip(parts, columns, strict=False):
+        if part:
+            args.append(pa.scalar(part, type=_TEXT))
+        args.append(column.cast(_TEXT))
+    args.append(pa.scalar(parts[-1] + end, type=_TEXT))
+    lines = pc.binary_join_element_wise(*args, _NOTHING)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    if drop_last_end and len(lines):
+        stop -= len(end.encode("utf-8"))
+    data = lines.buffers()[2]
+    return b"" if data is None or stop <= start else data.slice(start, stop - start).to_pybytes()
+
+
+def byte_table(characters: str) -> Any:
+    """A lookup table of the ASCII `characters` (for `any_byte`, `prefixed`): True at their codes."""
+    table = np.zeros(256, dtype=bool)
+    table[[ord(c) for c in characters]] = True
+    if any(ord(c) > 0x7F for c in characters):
+        raise ValueError("only ASCII characters can be looked up byte by byte")
+    return table
+
+
+def _spans(column: Any) -> tuple[Any, Any]:
+    """A text column's offsets (one more than its values) and its data, as numpy arrays."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
+        column.offset : column.offset + len(column) + 1
+    ]
+    data = column.buffers()[2]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+
+
+def any_byte(columns: Sequence[Any], table: Any) -> bool:
+    """Whether a value of any of `columns` holds a character of `table` (`byte_table`). Byte by byte:
+    no byte of a multi-byte UTF-8 character is an ASCII one, so this is exact."""
+    for values in columns:
+        text = values.cast(_TEXT)
+        if text.null_count:
+            return True  # (no line of a null: the writers go line by line)
+        offsets, data = _spans(text)
+        if table[data[offsets[0] : offsets[-1]]].any():
+            return True
+    return False
+
+
+def prefixed(column: Any, table: Any, prefix: str) -> Any:
+    """`column` with `prefix` put before each value whose first character is one of `table`'s."""
+    column = column.cast(_TEXT)
+    offsets, data = _spans(column)
+    starts = offsets[:-1]
+    filled_at = starts[offsets[1:] > starts]
+    if not len(filled_at) or not table[data[filled_at]].any():
+        return column
+    found = np.zeros(len(column), dtype=bool)
+    nonempty = offsets[1:] > starts
+    found[nonempty] = table[data[starts[nonempty]]]
+    with_prefix = pc.binary_join_element_wise(pa.scalar(prefix, type=_TEXT), column, _NOTHING)
+    return pc.if_else(pa.array(found), with_prefix, column)
