@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.models import Create, DeletesMode, Operation, Person, Plan
+from sync.models import Create, DeletesMode, Operation, OperationResult, Outcome, Person, Plan, RunResult
 from sync.models.blocks import CHUNK, Block, Ops, runs
 from sync.models.kinds import KINDS
 from sync.models.plans import classes_of
+from sync.models.results import Unreached
 from sync.plan.fingerprint import operation_bytes
 from sync.plan.limits import parse_rule
 from sync.plan.ordering import phases
@@ -196,3 +197,28 @@ def test_every_odd_text_is_written_from_columns_as_from_objects(odd: str, fmt: F
     held = generated_meta(plan)  # (a held row and a drift row among them: their reasons shown)
     for meta in (held, dataclasses.replace(held, held=(), drift=())):
         assert render_plan(made, fmt=fmt, meta=meta) == render_plan(plan, fmt=fmt, meta=meta)
+
+
+def test_a_stopped_runs_unreached_creates_are_made_as_read() -> None:
+    """A block's unreached tail is its operations as skipped results; a run's counts and its parent
+    portal notice read it without making them."""
+    ops = [
+        Create(record=Person(sync_key=f"p{n}", children="c1" if n == 1 else ""), identity="")
+        for n in range(CHUNK + 3)
+    ]
+    block = block_of(ops)
+    unreached = Unreached(block, 2, len(ops))
+    expected = [OperationResult(operation=op, outcome=Outcome.SKIPPED) for op in ops[2:]]
+    assert len(unreached) == len(expected)
+    assert list(unreached) == expected
+    assert unreached[0] == expected[0]
+    assert unreached[-1] == expected[-1]
+    assert unreached[3:6] == expected[3:6]
+    sent = [OperationResult(operation=op, outcome=Outcome.CONFIRMED, attempts=1) for op in ops[:2]]
+    run = RunResult(
+        run_id="r", plan=generated_plan(), results=Ops(sent, unreached), started_at="", finished_at=""
+    )
+    assert run.count(Outcome.SKIPPED) == len(expected)
+    assert run.count(Outcome.CONFIRMED) == 2
+    assert run.results == (*sent, *expected)
+    assert run.parent_portal_disabled() == ()

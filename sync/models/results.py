@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import attrgetter
-from typing import Final
+from typing import Final, overload
 
+from sync.models.blocks import CHUNK, Block, Ops
 from sync.models.operations import Operation
 from sync.models.plans import Plan
+from sync.models.records import instances
 
 #: What itslearning's warning says (lower case) when a write carries relationships and the site's
 #: parent portal is off: the person was written, its relationships were not.
@@ -94,6 +97,37 @@ class OperationResult:
     attempts: int = 0
 
 
+class Unreached(Sequence[OperationResult]):
+    """The results of a block's operations `start` to `stop` that a run did not reach (skipped), made
+    as they are read, a chunk at a time (a run stopped early on a first night leaves up to 10^6)."""
+
+    def __init__(self, block: Block, start: int, stop: int) -> None:
+        self._block, self._start, self._stop = block, start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> OperationResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[OperationResult]: ...
+    def __getitem__(self, index: int | slice) -> OperationResult | list[OperationResult]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            return [self[at] for at in range(start, stop, step)]
+        at = index + len(self) if index < 0 else index
+        if not 0 <= at < len(self):
+            raise IndexError("result index out of range")
+        return OperationResult(operation=self._block[self._start + at], outcome=Outcome.SKIPPED)
+
+    def __iter__(self) -> Iterator[OperationResult]:
+        for start in range(self._start, self._stop, CHUNK):
+            ops = self._block.made(start, min(start + CHUNK, self._stop))
+            yield from instances(
+                OperationResult, len(ops), {"operation": ops, "outcome": [Outcome.SKIPPED] * len(ops)}
+            )
+
+
 _OUTCOME: Final = attrgetter("outcome")
 
 
@@ -103,7 +137,7 @@ class RunResult:
 
     run_id: str
     plan: Plan
-    results: tuple[OperationResult, ...]
+    results: Sequence[OperationResult]  # a tuple, or `Ops` (a stopped run's unreached creates made as read)
     started_at: str  # ISO 8601, UTC
     finished_at: str  # ISO 8601, UTC
     stopped: str = ""  # "" when the run went to the end; else the reason (circuit open, signal)
@@ -113,16 +147,27 @@ class RunResult:
         """How many operations ended with `outcome`."""
         counts = self._counts
         if counts is None:  # counted once, in one pass: reports and summaries ask for every outcome
-            counts = Counter(map(_OUTCOME, self.results))
+            counts = Counter()
+            for part in self._parts():
+                if isinstance(part, Unreached):
+                    counts[Outcome.SKIPPED] += len(part)
+                else:
+                    counts.update(map(_OUTCOME, part))
             object.__setattr__(self, "_counts", counts)
         return counts[outcome]
+
+    def _parts(self) -> tuple[Sequence[OperationResult], ...]:
+        """The results as `Ops` holds them (the unreached creates of a block as one part), else whole."""
+        return self.results.parts if isinstance(self.results, Ops) else (self.results,)
 
     def parent_portal_disabled(self) -> tuple[str, ...]:
         """The sync keys of the persons itslearning wrote without their parent/child links because the
         site's parent portal is off (a confirmed answer with that warning), in result order."""
         return tuple(
             r.operation.sync_key
-            for r in self.results
+            for part in self._parts()
+            if not isinstance(part, Unreached)  # (no status: never sent)
+            for r in part
             if r.status is not None
             and r.status.severity == Severity.WARNING
             and PARENT_PORTAL_DISABLED in r.status.description.lower()

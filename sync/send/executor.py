@@ -53,7 +53,7 @@ _NOT_RECORDED = "not recorded: the state directory failed (the run stopped)"
 class ExecutionReport:
     """Every operation's outcome, and why the run stopped early if it did."""
 
-    results: tuple[OperationResult, ...]
+    results: Sequence[OperationResult]  # a tuple, or `Ops` (a block's unreached tail skipped as read)
     stopped: str = ""
     fatal: SyncError | None = field(default=None, repr=False)
 
@@ -127,7 +127,7 @@ class Executor:
             report=self._report,
         )
         results = scheduler.run(todo)
-        return ExecutionReport(results=tuple(results), stopped=self._halt.reason(), fatal=self._halt.fatal)
+        return ExecutionReport(results=results, stopped=self._halt.reason(), fatal=self._halt.fatal)
 
     def _report(self, result: OperationResult) -> None:
         if self._on_result is not None:

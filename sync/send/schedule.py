@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
+from sync.models.blocks import Block, Ops
 from sync.models.records import instances
+from sync.models.results import Unreached
 from sync.plan.ordering import phases
 from sync.send.budget import Budget
 from sync.send.circuit import Halt
@@ -100,7 +102,7 @@ class Scheduler:
     execute: Callable[[Unit], list[OperationResult]]
     report: Callable[[OperationResult], None]
 
-    def run(self, todo: Sequence[Operation]) -> list[OperationResult]:
+    def run(self, todo: Sequence[Operation]) -> Sequence[OperationResult]:
         """Every operation's result, in order; what the run did not reach is skipped."""
         results: dict[int, OperationResult] = {}
         unconfirmed = _Unconfirmed()
@@ -224,12 +226,33 @@ class Scheduler:
             yield _flushed(todo, batch, mass)
 
 
-def _in_order(todo: Sequence[Operation], results: dict[int, OperationResult]) -> list[OperationResult]:
-    """Every operation's result in order; an operation the run did not reach is skipped (built in bulk:
-    a run stopped early on a first night leaves up to 10^6 of them)."""
+def _in_order(todo: Sequence[Operation], results: dict[int, OperationResult]) -> Sequence[OperationResult]:
+    """Every operation's result in order; an operation the run did not reach is skipped. A block's
+    unreached tail (a run stopped early on a first night leaves up to 10^6 creates) stays a block: its
+    results are made as they are read (`Unreached`); the other unreached ones are built in bulk."""
     if len(results) == len(todo):
-        return [results[position] for position in range(len(todo))]
-    unreached = [op for position, op in enumerate(todo) if position not in results]
+        return tuple(results[position] for position in range(len(todo)))
+    parts = todo.parts if isinstance(todo, Ops) else (todo,)
+    ordered: list[Sequence[OperationResult]] = []
+    start = 0
+    for part in parts:
+        end = start + len(part)
+        if not isinstance(part, Block):
+            ordered.append(_reached(part, start, end - start, results))
+            start = end
+            continue
+        tail = 1 + max((at for at in results if start <= at < end), default=start - 1)
+        ordered += [_reached(part, start, tail - start, results), Unreached(part, tail - start, end - start)]
+        start = end
+    return Ops(*ordered)
+
+
+def _reached(
+    part: Sequence[Operation], start: int, count: int, results: dict[int, OperationResult]
+) -> list[OperationResult]:
+    """The results of `part`'s first `count` operations (at `start` in the run); those not reached,
+    skipped (built in bulk)."""
+    unreached = [op for at, op in enumerate(part[:count], start) if at not in results]
     skipped = iter(
         instances(
             OperationResult,
@@ -237,7 +260,7 @@ def _in_order(todo: Sequence[Operation], results: dict[int, OperationResult]) ->
             {"operation": unreached, "outcome": [Outcome.SKIPPED] * len(unreached)},
         )
     )
-    return [results[position] if position in results else next(skipped) for position in range(len(todo))]
+    return [results[at] if at in results else next(skipped) for at in range(start, start + count)]
 
 
 def _flushed(todo: Sequence[Operation], batch: list[int], mass: str) -> _Placed:
