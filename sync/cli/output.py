@@ -8,7 +8,9 @@ Imports click, structlog and the log set-up only; rich is imported when a termin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
@@ -160,17 +162,37 @@ _WRITE_CHUNK: Final = 1 << 22
 
 def write_file(path: Path, text: str | Iterable[str | bytes]) -> None:
     """Write `text` (or its pieces as they are made, texts or UTF-8 bytes) to `path` in UTF-8; a file
-    that cannot be written ends the command (exit 2)."""
+    that cannot be written ends the command (exit 2).
+
+    The bytes are written by a thread of their own while the next pieces are made (Arrow and the file
+    system both let go of the interpreter meanwhile: a first night's JSON report is 450 MB), at most
+    `_AHEAD` pieces ahead, in order.
+    """
     try:
-        with path.open("wb") as file:
-            for piece in (text,) if isinstance(text, str) else text:
-                if isinstance(piece, bytes):
-                    file.write(piece)
-                    continue
-                for start in range(0, len(piece), _WRITE_CHUNK):
-                    file.write(piece[start : start + _WRITE_CHUNK].encode("utf-8"))
+        with path.open("wb") as file, ThreadPoolExecutor(1, thread_name_prefix="report-writer") as writer:
+            ahead: deque[Future[int]] = deque()
+            for data in _encoded((text,) if isinstance(text, str) else text):
+                ahead.append(writer.submit(file.write, data))
+                while len(ahead) > _AHEAD or (ahead and ahead[0].done()):
+                    ahead.popleft().result()
+            while ahead:
+                ahead.popleft().result()
     except OSError as exc:
         fail(EXIT_USAGE, f"cannot write {path}: {exc.strerror}")
+
+
+#: How many pieces the report writer may lag behind (each at most a few MB).
+_AHEAD: Final = 4
+
+
+def _encoded(pieces: Iterable[str | bytes]) -> Iterator[bytes]:
+    """`pieces` as UTF-8 bytes, a text `_WRITE_CHUNK` characters at a time."""
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            yield piece
+            continue
+        for start in range(0, len(piece), _WRITE_CHUNK):
+            yield piece[start : start + _WRITE_CHUNK].encode("utf-8")
 
 
 def write(text: str | Iterable[str | bytes], output: Path | None) -> None:

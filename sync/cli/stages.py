@@ -85,16 +85,19 @@ def plan(roster: Any, snapshots: Any) -> Plan:
 
 def school_counts(the_plan: Plan, snapshots: Any) -> Any:
     """What the per-school limits measure against (None for a plan without schools)."""
-    from sync.models import ChangeIdentifier, kind_of  # noqa: PLC0415
+    from sync.models import ChangeIdentifier  # noqa: PLC0415
+    from sync.models.blocks import runs  # noqa: PLC0415
     from sync.models.kinds import GROUP  # noqa: PLC0415
     from sync.plan.school_sizes import school_counts as counts  # noqa: PLC0415
 
     if not the_plan.schools:
         return None
-    renames = {
+    renames = {  # (run by run: a block of creates is not walked)
         op.old_id: op.sync_key
-        for op in the_plan.operations
-        if isinstance(op, ChangeIdentifier) and kind_of(op) is GROUP
+        for shape, run in runs(the_plan.operations)
+        if shape == (ChangeIdentifier, GROUP.record)
+        for op in run
+        if isinstance(op, ChangeIdentifier)  # (as its shape says: for the type checker)
     }
     return counts(the_plan.schools, snapshots.groups, snapshots.memberships, renames)
 
