@@ -4,6 +4,7 @@ leaves the second one's columns to the first (the frame stays what the first con
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,3 +112,34 @@ def test_a_change_committed_between_the_reads_leaves_the_columns_to_the_first_co
     assert helper_calls == ["_Unhelped", "helped"]
     for name in changed:
         assert set(after[name]) == {f"{name}-k{i:02d}1" for i in range(1, 8)}
+
+
+@pytest.mark.parametrize(
+    ("figures", "cpus", "idle"),
+    [
+        ("1.90 1.50 1.20 1/120 4242\n", 2, True),  # busy last minute, only this process runnable now
+        ("0.10 0.10 0.10 2/120 4242\n", 2, False),  # quiet last minute, another process running now
+        ("0.10 0.10 0.10 3/120 4242\n", 4, True),
+        ("0.10 0.10 0.10 4/120 4242\n", 4, False),
+    ],
+)
+def test_a_second_connection_is_used_when_a_cpu_is_idle_now(
+    figures: str, cpus: int, idle: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runnable entities at this moment decide (this process among them), not the minute's average."""
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(figures, encoding="ascii")
+    monkeypatch.setattr(loading, "_LOADAVG", loadavg)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert loading._idle_cpu() is idle
+
+
+def test_without_the_runnable_count_the_minutes_average_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loading, "_LOADAVG", tmp_path / "absent")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert loading._idle_cpu() is True
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
+    assert loading._idle_cpu() is False

@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Final
 from urllib.request import pathname2url
 
@@ -99,14 +100,25 @@ def _load_packed(connection: sqlite3.Connection, table: Table, generation_sql: s
     return _sorted(pa.table([arrays[column] for column in table.columns], names=list(table.names)))
 
 
+#: Linux's load figures: the 4th field is "runnable/total" scheduling entities at this moment.
+_LOADAVG: Final = Path("/proc/loadavg")
+
+
 def _idle_cpu() -> bool:
-    """Whether a CPU is idle (the last minute's load average): only then does a second connection
-    shorten a load. On a busy machine it would only add its own scan of the table."""
+    """Whether a CPU is idle now: only then does a second connection shorten a load; on a busy machine
+    it would only add its own scan of the table. Told by the entities runnable at this moment
+    (/proc/loadavg, this process among them), not the last minute's average, which counts what ran
+    before (a plan run just before this one) as load; where the system has no such file, by the
+    average."""
+    cpus = os.cpu_count() or 1
     try:
-        load = os.getloadavg()[0]
-    except OSError:  # (not on every system)
-        return False
-    return load <= (os.cpu_count() or 1) - 1
+        runnable = int(_LOADAVG.read_text(encoding="ascii").split()[3].partition("/")[0])
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0] <= cpus - 1
+        except OSError:  # (not on every system)
+            return False
+    return runnable <= cpus - 1
 
 
 def _database(connection: sqlite3.Connection) -> str:
