@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pytest
 from hypothesis import given
@@ -24,6 +25,7 @@ from sync.plan.limits import parse_rule
 from sync.plan.ordering import phases
 from sync.plan.safety import SafetyLimits, breaching, check_limits
 from sync.plan.selection import select_operations
+from sync.report.arrow_lines import ByteSet
 from sync.report.meta import FORMATS, Format
 from sync.report.render import render_plan
 from tests.report_golden import generated_meta, generated_plan
@@ -222,3 +224,23 @@ def test_a_stopped_runs_unreached_creates_are_made_as_read() -> None:
     assert run.count(Outcome.CONFIRMED) == 2
     assert run.results == (*sent, *expected)
     assert run.parent_portal_disabled() == ()
+
+
+@given(st.binary(max_size=200), st.text(alphabet=st.characters(max_codepoint=0x7F), min_size=1, max_size=8))
+def test_a_byte_set_finds_exactly_its_characters(data: bytes, characters: str) -> None:
+    """Runs of consecutive codes compared at once find what a byte-by-byte look finds, no more."""
+    found = ByteSet(characters).found_in(np.frombuffer(data, dtype=np.uint8))
+    assert found == any(chr(byte) in characters for byte in data)
+
+
+@pytest.mark.parametrize(
+    "characters", ['"\\' + "".join(map(chr, range(0x20))), ',"\r\n\x00', "=+-@\t\r", "abcxyz", "\x7f"]
+)
+def test_a_byte_set_tells_every_byte(characters: str) -> None:
+    """Each of the 256 byte values alone, and beside a byte that is not in the set."""
+    found = ByteSet(characters)
+    other = next(code for code in range(0x80) if chr(code) not in characters)
+    for byte in range(256):
+        expected = byte < 0x80 and chr(byte) in characters
+        assert found.found_in(np.array([byte], dtype=np.uint8)) is expected
+        assert found.found_in(np.array([other, byte, other], dtype=np.uint8)) is expected

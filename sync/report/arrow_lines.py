@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-__all__ = ["any_byte", "byte_table", "filled", "prefixed"]
+__all__ = ["ByteSet", "any_byte", "filled", "prefixed"]
 
 _TEXT: Final = pa.large_string()
 _NOTHING: Final = pa.scalar("", type=_TEXT)
@@ -45,13 +45,33 @@ def filled(
     return b"" if data is None or stop <= start else data.slice(start, stop - start).to_pybytes()
 
 
-def byte_table(characters: str) -> Any:
-    """A lookup table of the ASCII `characters` (for `any_byte`, `prefixed`): True at their codes."""
-    table = np.zeros(256, dtype=bool)
-    table[[ord(c) for c in characters]] = True
-    if any(ord(c) > 0x7F for c in characters):
-        raise ValueError("only ASCII characters can be looked up byte by byte")
-    return table
+class ByteSet:
+    """Some ASCII characters, looked up byte by byte in UTF-8 text (no byte of a multi-byte character is
+    an ASCII one, so this is exact): whole buffers by a compare per run of consecutive codes (a few
+    passes at memory speed), single bytes through a table."""
+
+    def __init__(self, characters: str) -> None:
+        codes = sorted({ord(c) for c in characters})
+        if any(code > 0x7F for code in codes):
+            raise ValueError("only ASCII characters can be looked up byte by byte")
+        self.table = np.zeros(256, dtype=bool)
+        self.table[codes] = True
+        self._ranges: list[tuple[int, int]] = []
+        for code in codes:
+            if self._ranges and self._ranges[-1][1] == code - 1:
+                self._ranges[-1] = (self._ranges[-1][0], code)
+            else:
+                self._ranges.append((code, code))
+
+    def found_in(self, data: Any) -> bool:
+        """Whether the bytes `data` (a numpy array of uint8) hold one of the characters."""
+        for low, high in self._ranges:
+            hit = (
+                data == low if low == high else (data <= high if not low else (data >= low) & (data <= high))
+            )
+            if hit.any():
+                return True
+        return False
 
 
 def _spans(column: Any) -> tuple[Any, Any]:
@@ -63,21 +83,21 @@ def _spans(column: Any) -> tuple[Any, Any]:
     return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
 
 
-def any_byte(columns: Sequence[Any], table: Any) -> bool:
-    """Whether a value of any of `columns` holds a character of `table` (`byte_table`). Byte by byte:
-    no byte of a multi-byte UTF-8 character is an ASCII one, so this is exact."""
+def any_byte(columns: Sequence[Any], characters: ByteSet) -> bool:
+    """Whether a value of any of `columns` holds one of `characters`."""
     for values in columns:
         text = values.cast(_TEXT)
         if text.null_count:
             return True  # (no line of a null: the writers go line by line)
         offsets, data = _spans(text)
-        if table[data[offsets[0] : offsets[-1]]].any():
+        if characters.found_in(data[offsets[0] : offsets[-1]]):
             return True
     return False
 
 
-def prefixed(column: Any, table: Any, prefix: str) -> Any:
-    """`column` with `prefix` put before each value whose first character is one of `table`'s."""
+def prefixed(column: Any, characters: ByteSet, prefix: str) -> Any:
+    """`column` with `prefix` put before each value whose first character is one of `characters`."""
+    table = characters.table
     column = column.cast(_TEXT)
     offsets, data = _spans(column)
     starts = offsets[:-1]

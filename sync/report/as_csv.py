@@ -17,7 +17,7 @@ from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Ope
 from sync.models.blocks import Block, runs
 from sync.models.kinds import KINDS, PERSON, kind_of
 from sync.report import ops
-from sync.report.arrow_lines import any_byte, byte_table, filled, prefixed
+from sync.report.arrow_lines import ByteSet, any_byte, filled, prefixed
 from sync.report.as_json import iso
 from sync.report.meta import DriftRow, HeldRow
 
@@ -345,9 +345,9 @@ def _block_lines(block: Block, line: _Line, start: int, why: Sequence[str]) -> b
 
 
 #: What a text must not hold to be written by Arrow: what makes it quoted, and a NUL.
-_QUOTED_BYTES: Final = byte_table(',"\r\n\x00')
+_QUOTED_BYTES: Final = ByteSet(',"\r\n\x00')
 #: What makes a text a formula, first in it (`_FORMULA_FIRST`).
-_FORMULA_BYTES: Final = byte_table("".join(sorted(_FORMULA_FIRST)))
+_FORMULA_BYTES: Final = ByteSet("".join(sorted(_FORMULA_FIRST)))
 
 
 class _Later(Sequence[Operation]):

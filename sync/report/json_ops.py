@@ -24,7 +24,7 @@ from typing import Final, NamedTuple
 from sync.models import Delete, FieldChange, Operation, OperationResult, split_children
 from sync.models.blocks import Block, runs
 from sync.models.kinds import kind_of, operation_type
-from sync.report.arrow_lines import any_byte, byte_table, filled
+from sync.report.arrow_lines import ByteSet, any_byte, filled
 from sync.report.ops import texts_of
 
 __all__ = ["changes_json", "operation_line", "operation_lines", "result_line"]
@@ -157,7 +157,7 @@ _SLOT: Final = "\x00"
 #: The characters `encode_basestring` escapes (ensure_ascii=False): quote, backslash, controls.
 _ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
 #: The same characters, to look up byte by byte in a block's columns (`arrow_lines.any_byte`).
-_ESCAPED_BYTES: Final = byte_table('"\\' + "".join(map(chr, range(0x20))))
+_ESCAPED_BYTES: Final = ByteSet('"\\' + "".join(map(chr, range(0x20))))
 
 
 _SHAPES: Final[dict[tuple[type, type], _Writer]] = {}
