@@ -133,8 +133,11 @@ def run_measured(
     """Run `argv` (its first item an absolute path) to completion and measure it alone.
 
     Wall time is from fork to exit; CPU is user + system; peak RSS is the command's own (see
-    `_LAUNCHER`).
+    `_LAUNCHER`). What earlier commands wrote is flushed to disk first (`os.sync`): a report of
+    hundreds of MB left dirty in the page cache would otherwise be written back during the next
+    command, and the kernel throttles that command's own writes for it.
     """
+    os.sync()
     return launch(argv, env=env, cwd=cwd).wait()
 
 
