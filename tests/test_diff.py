@@ -20,6 +20,7 @@ from sync.models import (
     Update,
 )
 from sync.models.kinds import PERSON
+from sync.plan import columns
 from sync.plan.diff import DiffPolicy, apply_plan, empty_snapshot, plan
 from sync.read.roster import Roster
 from tests.strategies import (
@@ -320,6 +321,17 @@ class TestProperties:
         roster, persons = case
         reordered = dict(reversed(list(persons.items())))
         assert plan(roster, snapshot_frame(persons)) == plan(shuffled(roster, 7), snapshot_frame(reordered))
+
+    @given(roster_and_snapshot())
+    @settings(max_examples=25, deadline=None)
+    def test_rows_compared_a_few_at_a_time_give_the_same_plan(self, case):
+        """The roster is compared with the snapshot a slice of rows at a time (10^6 rows would align
+        every column at once): slices of 2 rows give the plan that one slice gives."""
+        roster, persons = case
+        whole = plan(roster, snapshot_frame(persons))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(columns, "_COMPARED", 2)
+            assert plan(roster, snapshot_frame(persons)) == whole
 
     @given(roster_and_snapshot())
     @settings(max_examples=25, deadline=None)
