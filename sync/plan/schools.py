@@ -114,13 +114,18 @@ def _keys(keys: Iterable[str]) -> Any:
 
 
 class _Wanted:
-    """The sync keys the plan names of one kind: an Arrow value set, and the same Python strings (the
-    operations' own), so that the lookups built keep those and make no new ones."""
+    """The sync keys the plan names of one kind: an Arrow value set (distinct keys), and the same keys
+    as Python strings, made when first asked (only the per-school lookups and the classes ask)."""
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        listed = list(keys)
-        self.array = _keys(listed)
-        self._objects = np.array(listed, dtype=object)
+    def __init__(self, keys: Any) -> None:
+        self.array = keys
+        self._listed: Any = None
+
+    @property
+    def _objects(self) -> Any:
+        if self._listed is None:
+            self._listed = np.array(self.array.to_pylist(), dtype=object)
+        return self._listed
 
     def same(self, values: Any) -> list[str]:
         """`values` (each one of the keys) as the plan's own strings."""
@@ -311,17 +316,23 @@ def _wanted(
     operations: Mapping[str, Sequence[Operation]],
     renamed: Mapping[str, Iterable[str]],
     rejects: Mapping[str, Iterable[Reject]],
-) -> _KeySets:
-    """The sync keys the plan names, by kind name (an identifier change: the new key and the old)."""
-    wanted: _KeySets = {kind.name: set() for kind in (PERSON, GROUP, MEMBERSHIP)}
+) -> dict[str, Any]:
+    """The distinct sync keys the plan names, by kind name, as Arrow arrays (an identifier change: the
+    new key and the old); a block's keys are taken as its column is (no string made per key)."""
+    pieces: dict[str, list[Any]] = {kind.name: [] for kind in (PERSON, GROUP, MEMBERSHIP)}
     for kind_name, ops in operations.items():
         for _, run in runs(ops):  # a ChangeIdentifier's record has the new key
-            wanted[kind_name].update(run.sync_keys() if isinstance(run, Block) else map(_SYNC_KEY, run))
+            pieces[kind_name].append(run.keys if isinstance(run, Block) else _keys(map(_SYNC_KEY, run)))
     for kind_name, old in renamed.items():
-        wanted[kind_name].update(old)
+        pieces[kind_name].append(_keys(old))
     for kind_name, some in rejects.items():
-        wanted[kind_name].update(r.sync_key for r in some if r.sync_key)
-    return wanted
+        pieces[kind_name].append(_keys(r.sync_key for r in some if r.sync_key))
+    return {
+        kind_name: pc.unique(pa.concat_arrays([p.cast(pa.large_string()) for p in some]))
+        if some
+        else _keys(())
+        for kind_name, some in pieces.items()
+    }
 
 
 def _person_names(frames: Iterable[pd.DataFrame | None], named: Any) -> SortedPairs:
@@ -380,7 +391,9 @@ def plan_schools(
     rejects = {kind_name: tuple(some) for kind_name, some in rejects.items()}
     wanted = _wanted(operations, renamed or {}, rejects)
     objects: dict[str, Mapping[str, tuple[str, ...]]] = {
-        GROUP.name: {key: group_schools[key] for key in wanted[GROUP.name] if key in group_schools}
+        GROUP.name: {
+            key: group_schools[key] for key in wanted[GROUP.name].to_pylist() if key in group_schools
+        }
     }
     planned = {kind_name: _Wanted(keys) for kind_name, keys in wanted.items()}
     arrays = {kind_name: keys.array for kind_name, keys in planned.items()}
