@@ -6,7 +6,8 @@ counts read its columns (or only its length), and the executor takes its operati
 so a first night never holds 10^6 operation objects at once. `Ops` is a plan's operations in order,
 runs of objects and blocks one after the other; it compares equal to a tuple of the same operations.
 
-Imports no pyarrow: a block's columns are used through their own methods (`slice`, `to_pylist`).
+Imports pyarrow and numpy only inside the methods that need them (the models stay light to import);
+a block's columns are otherwise used through their own methods (`slice`, `to_pylist`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ T = TypeVar("T")
 #: How many operations a block makes objects of at once.
 CHUNK: Final = 10_000
 
-#: An operation's class and its record's (as `sync.models.plans.classes_of` tells them).
+#: An operation's class and its record's (`sync.models.plans.classes_of`, which imports this module).
 _classes_of: Final = attrgetter("__class__", "record.__class__")
 
 
