@@ -9,6 +9,7 @@ Pure: imports only the models and the report's helpers; `sync.report.as_school_h
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -131,7 +132,7 @@ def _file(buckets: dict[str, _Bucket], schools: Schools, op: Operation) -> list[
 def _bucket_plan(plan: Plan) -> dict[str, _Bucket]:
     schools = plan.schools
     buckets: dict[str, _Bucket] = {key: _Bucket() for key in schools.names}
-    for op in (*plan.operations, *plan.deletions):
+    for op in itertools.chain(plan.operations, plan.deletions):  # (made as they are filed: no tuple of all)
         kind = kind_of(op)
         for bucket in _file(buckets, schools, op):
             if kind is PERSON:
