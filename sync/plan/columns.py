@@ -2,8 +2,9 @@
 
 Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); values in, values out.
 Keys are matched with one hash lookup, fields compared as whole columns; the rows that become creates
-or deletions leave as whole columns (`Rows`: a first night creates every row), and only those that
-become updates, identifier changes or conflicts turn into Python dicts. The rules are in
+leave as Arrow columns (`Taken`: a first night creates every row, kept as columns in the plan), the
+deletions as Python columns (`Rows`), and only those that become updates, identifier changes or
+conflicts turn into Python dicts. The rules are in
 `sync.plan.diff`; matching new keys by identity is `sync.plan.identity`'s; turning what is found here
 into operations is `sync.plan.kind_plan`'s.
 """

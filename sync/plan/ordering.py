@@ -172,7 +172,7 @@ def _linked_levels(
     its children's creates and identifier changes of this run, as IMS ES skips a link to a person that
     does not exist (yet)."""
     parents: dict[str, dict[str, tuple[str, ...]]] = {}
-    linking = {kind.name: kind.links for kind, removal in placed if kind.links and not removal}
+    linking = {kind.name for kind, removal in placed if kind.links and not removal}
     changed: set[tuple[str, str]] = set()  # each linking kind's changes
     for (op_class, record_class), run in runs(operations):
         kind, removal = _PLACES[op_class, record_class]

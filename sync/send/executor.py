@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Final
 
 import structlog
@@ -45,7 +44,6 @@ from sync.state.store import StateStore
 
 __all__ = ["ExecutionReport", "Executor"]
 
-_RECORD: Final = attrgetter("record")
 _NOT_RECORDED = "not recorded: the state directory failed (the run stopped)"
 
 
