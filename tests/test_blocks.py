@@ -15,7 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.models import Create, DeletesMode, Operation, OperationResult, Outcome, Person, Plan, RunResult
+from sync.models import (
+    Create,
+    Delete,
+    DeletesMode,
+    Operation,
+    OperationResult,
+    Outcome,
+    Person,
+    Plan,
+    RunResult,
+)
 from sync.models.blocks import CHUNK, Block, Ops, runs
 from sync.models.kinds import KINDS
 from sync.models.plans import classes_of
@@ -54,11 +64,12 @@ def block_of(ops: Sequence[Any]) -> Block:
 
 
 def columnar(ops: Sequence[Any]) -> Ops[Any]:
-    """`ops` with each run of creates of one record class as a block (what the diff keeps as columns)."""
+    """`ops` with each run of creates or deletions of one record class as a block (what the diff keeps
+    as columns)."""
     parts: list[Sequence[Any]] = []
     for (op_class, _), run in itertools.groupby(ops, key=classes_of):
         some = list(run)
-        parts.append(block_of(some) if op_class is Create else some)
+        parts.append(block_of(some) if op_class in (Create, Delete) else some)
     return Ops(*parts)
 
 

@@ -2,11 +2,10 @@
 
 Pure: imports no I/O (no sqlite3, zeep, requests, files, clocks, logging); values in, values out.
 Keys are matched with one hash lookup, fields compared as whole columns; the rows that become creates
-leave as Arrow columns (`Taken`: a first night creates every row, kept as columns in the plan), the
-deletions as Python columns (`Rows`), and only those that become updates, identifier changes or
-conflicts turn into Python dicts. The rules are in
-`sync.plan.diff`; matching new keys by identity is `sync.plan.identity`'s; turning what is found here
-into operations is `sync.plan.kind_plan`'s.
+or deletions leave as Arrow columns (`Taken`: a first night creates every row, kept as columns in
+the plan), and only those that become updates, identifier changes or conflicts turn into Python
+dicts. The rules are in `sync.plan.diff`; matching new keys by identity is `sync.plan.identity`'s;
+turning what is found here into operations is `sync.plan.kind_plan`'s.
 """
 
 from __future__ import annotations
@@ -25,7 +24,18 @@ from sync.models import Conflict
 from sync.plan.identity import NewRows, Record, Renamed, held
 from sync.read.roster import Roster
 
-__all__ = ["Found", "Rows", "Side", "Taken", "arrow", "diff_columns", "mask", "moved_keys", "text_frame"]
+__all__ = [
+    "Found",
+    "Rows",
+    "Side",
+    "Taken",
+    "arrow",
+    "by_key",
+    "diff_columns",
+    "mask",
+    "moved_keys",
+    "text_frame",
+]
 
 REASON_NOT_IN_ROSTER: Final = "not in roster"
 REASON_MARKED: Final = "marked tobedeleted"
@@ -52,6 +62,11 @@ def arrow(values: pd.Series | pd.Index | Collection[str]) -> Any:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     return array.cast(pa.large_string())
+
+
+def by_key(keys: Any) -> Any:
+    """The order of `keys` (an Arrow text array) by code point, as Python sorts them (UTF-8 bytes)."""
+    return pc.sort_indices(keys)
 
 
 def mask(values: Any) -> BoolArray:
@@ -179,7 +194,7 @@ class Found:
     updates: list[tuple[str, dict[str, str], dict[str, str]]]  # key, new values, old values
     creates: Taken  # in sync key order, with the compared and the extra columns
     renames: list[Renamed]
-    deletions: Rows  # the snapshot's rows
+    deletions: Taken  # the snapshot's rows
     deletion_reasons: list[str]  # per deletion
     conflicts: list[Conflict]
     unchanged: int
@@ -265,14 +280,14 @@ def _present(
     return updates, unchanged
 
 
-def _deletions(joined: _Joined, columns: Sequence[str], consumed: set[str]) -> tuple[Rows, list[str]]:
+def _deletions(joined: _Joined, columns: Sequence[str], consumed: set[str]) -> tuple[Taken, list[str]]:
     """Snapshot keys gone from the roster (and not renamed), then those the roster marks: rows, reasons."""
     snap, position = joined.snap, joined.position
     gone_at = np.flatnonzero(~joined.in_roster & ~joined.snap_protected & ~snap.is_in(frozenset(consumed)))
     marked_at = position[joined.marked & (position >= 0)]
     marked_at = marked_at[~joined.snap_protected[marked_at]]
     reasons = [REASON_NOT_IN_ROSTER] * len(gone_at) + [REASON_MARKED] * len(marked_at)
-    return snap.rows(np.concatenate([gone_at, marked_at]), columns), reasons
+    return snap.taken(np.concatenate([gone_at, marked_at]), columns), reasons
 
 
 def diff_columns(

@@ -42,7 +42,7 @@ from sync.models import (
 from sync.models.blocks import Block, Ops, runs
 from sync.models.kinds import Kind
 from sync.models.records import instances
-from sync.plan.columns import Found, Rows, diff_columns, moved_keys
+from sync.plan.columns import Found, Rows, arrow, by_key, diff_columns, moved_keys
 from sync.plan.identity import shown, unique_conflicts, with_reference_identity
 from sync.plan.ordering import depths, own_reference
 from sync.read.roster import Roster
@@ -64,7 +64,7 @@ class KindPlan:
 
     kind: Kind
     operations: Sequence[ChangeOperation]
-    deletions: tuple[DeleteOperation, ...]
+    deletions: Sequence[DeleteOperation]
     rejects: tuple[Reject, ...]
     conflicts: tuple[Conflict, ...]
     unchanged: int
@@ -112,15 +112,12 @@ def plan_kind(
     # only a record the snapshot holds is relinked (nothing is on a first night)
     relinks = _relinks(kind, roster.frame, snapshot, operations) if kind.links and len(snapshot) else ()
     operations = Ops(operations, relinks) if relinks else operations
-    deletions = sorted(
-        _bulk(kind, Delete, found.deletions, reason=found.deletion_reasons),
-        key=lambda d: (-deleted_depth.get(d.sync_key, 0), d.sync_key),
-    )
+    deletions = _deletions(kind, found, deleted_depth if own is not None else None)
     conflicts = unique_conflicts([*found.conflicts, *uncleared])
     return KindPlan(
         kind=kind,
         operations=operations,
-        deletions=tuple(deletions),
+        deletions=deletions,
         rejects=tuple(sorted(roster.rejects, key=lambda r: (r.file, r.row, r.field, r.reason))),
         # a kind without an identity key shows the identity made of its references readably
         conflicts=tuple(conflicts if kind.identity else map(shown, conflicts)),
@@ -166,6 +163,28 @@ def _bulk(kind: Kind, operation: type[Op], rows: Rows, **columns: Sequence[str])
     if kind.identity:
         carried["identity"] = rows.columns["identity"]
     return instances(operation, len(rows), {**carried, **columns})
+
+
+def _deletions(kind: Kind, found: Found, depth: dict[str, int] | None) -> Sequence[DeleteOperation]:
+    """The deletion candidates, each carrying the snapshot's record, in the order they are sent: a
+    kind that refers to itself (groups) children first, as objects; the others by sync key, kept as
+    columns (a roster that lost a school lists 10^4-10^5 of them every night until they are sent)."""
+    taken = found.deletions
+    reasons = found.deletion_reasons
+    if depth is not None:
+        deleted: list[Delete[Any]] = _bulk(kind, Delete, taken.rows(), reason=reasons)
+        return tuple(sorted(deleted, key=lambda d: (-depth.get(d.sync_key, 0), d.sync_key)))
+    order = by_key(taken.keys)
+    own = ("identity",) if kind.identity else ()
+    columns = {name: taken.columns[name].take(order) for name in (*kind.fields, *own)}
+    return Ops(
+        Block(
+            operation=Delete,
+            record=kind.record,
+            keys=taken.keys.take(order),
+            columns={**columns, "reason": arrow(reasons).take(order)},
+        )
+    )
 
 
 def _operations(
