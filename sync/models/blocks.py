@@ -1,4 +1,5 @@
-"""Operations kept as columns until they are used: a plan's creates (every roster row on a first night).
+"""Operations kept as columns until they are used: a plan's creates (every roster row on a first night)
+and deletion candidates.
 
 A `Block` holds the operations of one class over one record class as whole Arrow text columns and
 makes them objects only where they are read, `CHUNK` at a time: the reports, the fingerprint and the
