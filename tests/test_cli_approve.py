@@ -3,6 +3,7 @@ and `run --approve` only that plan's breaches, against the emulator over real HT
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sync.cli.app import main
+from sync.cli.approval import Digests
 from sync.cli.output import EXIT_OK, EXIT_SAFETY, EXIT_USAGE
 from sync.emulator import Emulator
 from tests.checks import person_row, write_roster
@@ -211,3 +213,19 @@ class TestApprove:
         assert code == EXIT_SAFETY
         assert "is not this plan's fingerprint" in err
         assert len(emulator.history()) == seen
+
+
+def test_roster_files_hashed_ahead_are_their_sha256(tmp_path: Path) -> None:
+    """A folder's CSV files are hashed while the roster is read; any other file when asked; a file that
+    cannot be read fails where its hash is asked for."""
+    folder = tmp_path / "roster"
+    folder.mkdir()
+    (folder / "users.csv").write_bytes(b"sourcedId,username\nu1,kari\n" * 1000)
+    (folder / "orgs.csv").write_bytes(b"sourcedId,name\no1,North\n")
+    other = tmp_path / "extra.csv"
+    other.write_bytes(b"x\n")
+    digests = Digests(folder)
+    for file in (folder / "users.csv", folder / "orgs.csv", other):
+        assert digests.of(file) == hashlib.sha256(file.read_bytes()).hexdigest()
+    with pytest.raises(OSError, match="gone"):
+        Digests(tmp_path / "missing").of(tmp_path / "gone.csv")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,15 @@ from sync.cli.output import EXIT_SAFETY, EXIT_USAGE, fail, notice
 from sync.models.blocks import Ops
 from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_bytes
 
-__all__ = ["approve_opt", "check_approved", "check_reviewed", "of_plan", "plan_file_opt", "snapshot_state"]
+__all__ = [
+    "Digests",
+    "approve_opt",
+    "check_approved",
+    "check_reviewed",
+    "of_plan",
+    "plan_file_opt",
+    "snapshot_state",
+]
 
 #: Neither is a config file key: each names one reviewed plan, on one command line.
 plan_file_opt = click.option(
@@ -51,6 +61,29 @@ def snapshot_state(store: Any, snapshots: Any) -> bytes:
     return stamps + b"\n" + groups
 
 
+class Digests:
+    """The SHA-256 of a roster's files (the file, or a folder's CSV files), hashed by a thread of its own
+    while the roster is read (hashlib lets go of the interpreter: the hash of a 10^6-row roster, about
+    0.2 s, costs no wall time on a second CPU). A file not hashed ahead is hashed when asked."""
+
+    def __init__(self, roster: Path) -> None:
+        files = sorted(roster.glob("*.csv")) if roster.is_dir() else [roster]
+        self._ahead: dict[Path, Future[str]] = {file.resolve(): Future() for file in files if file.is_file()}
+        threading.Thread(target=self._hash, name="roster-digests", daemon=True).start()
+
+    def _hash(self) -> None:
+        for file, future in self._ahead.items():
+            try:
+                future.set_result(_file_digest(file))
+            except Exception as exc:  # noqa: BLE001 - raised where the hash is asked for (`of`)
+                future.set_exception(exc)
+
+    def of(self, file: Path) -> str:
+        """The SHA-256 of `file`, in hex."""
+        ahead = self._ahead.get(file.resolve())
+        return ahead.result() if ahead is not None else _file_digest(file)
+
+
 def of_plan(
     roster: Any,
     mapping: str,
@@ -62,11 +95,14 @@ def of_plan(
     max_count: int,
     only: frozenset[str] | None,
     limits: str = "default",
+    digests: Digests | None = None,
 ) -> Fingerprint:
     """The fingerprint of `the_plan`, made from `roster` (a RosterSet) through `mapping` against a
-    snapshot in state `snapshot` (None: no state yet), with these settings."""
+    snapshot in state `snapshot` (None: no state yet), with these settings; the roster files' hashes
+    from `digests` when given (hashed while the roster was read)."""
+    digest_of = digests.of if digests is not None else _file_digest
     files = {
-        Path(file).name: _file_digest(Path(file))
+        Path(file).name: digest_of(Path(file))
         for part in (roster.persons, roster.groups, roster.memberships)
         if part is not None
         for file in part.rows

@@ -109,6 +109,7 @@ def plan(
     check_target(
         output, fmt, by_school=by_school, option="output", flag="--by-school", format_flag="--format"
     )
+    digests = approval.Digests(roster)  # (hashed beside the reading, for the fingerprint)
     result = stages.read(roster, mapping)
     snapshot_state = None
     repairs: list[Any] = []
@@ -132,6 +133,7 @@ def plan(
         max_count=max_change_count,
         only=only,
         limits=limits.limits_setting(limit_rules),
+        digests=digests,
     )
     selection = stages.select(the_plan, deletes="off", only=only)
     announce_selection(selection, deletes=None, only=only)
