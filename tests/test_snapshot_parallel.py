@@ -143,3 +143,20 @@ def test_without_the_runnable_count_the_minutes_average_decides(
     assert loading._idle_cpu() is True
     monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
     assert loading._idle_cpu() is False
+
+
+def test_giving_freed_memory_back_keeps_what_is_in_use() -> None:
+    """After the read and the parallel load the freed memory is given back; what is still held (Arrow
+    arrays, Python objects) is untouched."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    from sync.read.memory import give_back_freed
+
+    kept = pa.array([f"value-{i}" for i in range(50_000)], type=pa.large_string())
+    dropped = pa.array([f"gone-{i}" for i in range(200_000)], type=pa.large_string())
+    before = pa.default_memory_pool().bytes_allocated()
+    del dropped
+    give_back_freed()
+    assert pa.default_memory_pool().bytes_allocated() < before
+    assert kept[49_999].as_py() == "value-49999"
+    assert kept.to_pylist()[:2] == ["value-0", "value-1"]

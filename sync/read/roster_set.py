@@ -17,6 +17,7 @@ from sync.errors import ConfigError, RosterError
 from sync.models import Reject
 from sync.read.mapping import ColumnMapping, SetEntry, SetMapping, load_any_mapping
 from sync.read.mapping_types import listed
+from sync.read.memory import give_back_freed
 from sync.read.persons import read_persons
 from sync.read.roster import Roster, read_groups, read_memberships
 
@@ -67,9 +68,9 @@ def read_roster_set(path: Path, mapping_name_or_path: str | Path) -> RosterSet:
             missing), or a file cannot be read at all (see `read_roster`).
     """
     mapping = load_any_mapping(mapping_name_or_path)
-    if isinstance(mapping, ColumnMapping):
-        return _read_single(path, mapping)
-    return _read_set(path, mapping)
+    read = _read_single(path, mapping) if isinstance(mapping, ColumnMapping) else _read_set(path, mapping)
+    give_back_freed()  # (the file's and the parsing's buffers: the snapshot's load would count beside them)
+    return read
 
 
 def _read_single(path: Path, mapping: ColumnMapping) -> RosterSet:

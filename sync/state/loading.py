@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
+from sync.read.memory import give_back_freed
 from sync.state.tables import SEP, Table
 
 __all__ = ["LOAD_CHUNK", "PARALLEL_ROWS", "as_frame", "one_read", "read_table"]
@@ -94,6 +95,8 @@ def _load_packed(connection: sqlite3.Connection, table: Table, generation_sql: s
             other = helper.result() if helper is not None else {}
         except _Unhelped:
             other = _read_columns(connection, table, helped) if own is not None else None
+    if helped:  # (the second connection's thread freed its packed columns in an arena of its own)
+        give_back_freed()
     if own is None or other is None:
         return None
     arrays = {**own, **other}
