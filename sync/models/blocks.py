@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar, overload
 
 from sync.models.records import collector_paused, instances
 
-__all__ = ["CHUNK", "Block", "Ops", "runs"]
+__all__ = ["CHUNK", "Block", "Ops", "parts_of", "runs"]
 
 T = TypeVar("T")
 
@@ -102,6 +102,7 @@ class Block(Sequence[Any]):
         """The values of the field `name` (as `column` names it) from `start` to `stop`, as Python texts:
         a column of few distinct values (a role, a first name) as shared strings, taken through its
         dictionary (10^6 made operations then hold a handful of role strings, not 10^6 copies)."""
+        name = name.removeprefix("record.")
         column = self.column(name)
         if name not in self._shared:
             self._shared[name] = _dictionary(column)
@@ -125,8 +126,16 @@ class Block(Sequence[Any]):
         return keys
 
     def column(self, name: str) -> Any:
-        """The Arrow column of the field `name` of the records ("sync_key" too) or of the operations."""
+        """The Arrow column of the field `name` of the records ("sync_key" too) or of the operations; the
+        record's also by attribute ("record.sync_key", "record.given_name", as the writers read them)."""
+        name = name.removeprefix("record.")
         return self.keys if name == "sync_key" else self.columns[name]
+
+    def holds(self, name: str) -> bool:
+        """Whether `column` has the field `name`: not one the operations leave to its default (a
+        membership's create has no identity)."""
+        name = name.removeprefix("record.")
+        return name == "sync_key" or name in self.columns
 
 
 #: How many values of a column `_dictionary` looks at to guess whether few distinct values fill it.
@@ -153,9 +162,7 @@ class Ops(Sequence[T]):
     __slots__ = ("_parts", "_starts")
 
     def __init__(self, *parts: Sequence[T]) -> None:
-        flat = itertools.chain.from_iterable(
-            part.parts if isinstance(part, Ops) else (part,) for part in parts
-        )
+        flat = itertools.chain.from_iterable(map(parts_of, parts))
         self._parts: tuple[Sequence[T], ...] = tuple(part for part in flat if len(part))
         self._starts = list(itertools.accumulate((len(part) for part in self._parts), initial=0))
 
@@ -205,11 +212,15 @@ class Ops(Sequence[T]):
         return repr(tuple(self))
 
 
+def parts_of(sequence: Sequence[T]) -> tuple[Sequence[T], ...]:
+    """The parts of an `Ops` (runs of objects, blocks); any other sequence is its only part."""
+    return sequence.parts if isinstance(sequence, Ops) else (sequence,)
+
+
 def runs(operations: Sequence[T]) -> Iterator[tuple[tuple[type, type], Sequence[T]]]:
     """`operations` as runs of one shape (`classes_of`), each with its shape: a `Block` whole, a run of
     objects as a list. Two runs in a row may have the same shape (a block after objects like its own)."""
-    parts = operations.parts if isinstance(operations, Ops) else (operations,)
-    for part in parts:
+    for part in parts_of(operations):
         if isinstance(part, Block):
             yield part.classes, part
         else:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
 
-from sync.models.blocks import Block, Ops
+from sync.models.blocks import Ops, runs
 from sync.models.kinds import GROUP, KINDS, MEMBERSHIP, PERSON, Kind, OperationType
 from sync.models.operations import ChangeOperation, DeleteOperation, Operation
 from sync.models.schools import Schools
@@ -31,7 +31,6 @@ __all__ = [
 REPORTED_KINDS: Final = (PERSON, GROUP, MEMBERSHIP)
 
 
-_RECORD: Final = attrgetter("record")
 #: Each record class's kind name and each operation class's type (as `kind_of`, `operation_type` tell).
 _KIND_NAMES: Final[dict[type, str]] = {kind.record: kind.name for kind in KINDS}
 _TYPE_NAMES: Final[dict[type, OperationType]] = {
@@ -48,22 +47,15 @@ def kind_and_type(classes: tuple[type, type]) -> tuple[str, OperationType]:
     return _KIND_NAMES[classes[1]], _TYPE_NAMES[classes[0]]
 
 
-def count_operations(operations: Collection[Operation]) -> Counter[tuple[str, OperationType]]:
+def count_operations(operations: Sequence[Operation]) -> Counter[tuple[str, OperationType]]:
     """How many of `operations` there are of each kind (by name) and operation type.
 
-    Counted by (operation class, record class) at C speed: a first night holds 10^5-10^6 operations
-    (asking each one's kind and type took 4 s per 10^6). zip's pairs, not new tuples: zip reuses its
-    pair when the counter keeps none, so no objects pile up for the garbage collector to walk.
+    Counted run by run of one (operation class, record class) pair (`runs`): a block by its length, a
+    run of objects grouped at C speed (asking each one's kind and type took 4 s per 10^6).
     """
-    by_classes: Counter[tuple[type, type]] = Counter()
-    for part in operations.parts if isinstance(operations, Ops) else (operations,):
-        if isinstance(part, Block):
-            by_classes[part.classes] += len(part)
-        else:
-            by_classes.update(zip(map(type, part), map(type, map(_RECORD, part)), strict=True))
     counts: Counter[tuple[str, OperationType]] = Counter()
-    for classes, n in by_classes.items():
-        counts[kind_and_type(classes)] += n
+    for classes, run in runs(operations):
+        counts[kind_and_type(classes)] += len(run)
     return counts
 
 

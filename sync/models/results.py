@@ -9,7 +9,7 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Final, overload
 
-from sync.models.blocks import CHUNK, Block, Ops
+from sync.models.blocks import CHUNK, Block, parts_of
 from sync.models.operations import Operation
 from sync.models.plans import Plan
 from sync.models.records import instances
@@ -148,7 +148,7 @@ class RunResult:
         counts = self._counts
         if counts is None:  # counted once, in one pass: reports and summaries ask for every outcome
             counts = Counter()
-            for part in self._parts():
+            for part in parts_of(self.results):
                 if isinstance(part, Unreached):
                     counts[Outcome.SKIPPED] += len(part)
                 else:
@@ -156,16 +156,12 @@ class RunResult:
             object.__setattr__(self, "_counts", counts)
         return counts[outcome]
 
-    def _parts(self) -> tuple[Sequence[OperationResult], ...]:
-        """The results as `Ops` holds them (the unreached creates of a block as one part), else whole."""
-        return self.results.parts if isinstance(self.results, Ops) else (self.results,)
-
     def parent_portal_disabled(self) -> tuple[str, ...]:
         """The sync keys of the persons itslearning wrote without their parent/child links because the
         site's parent portal is off (a confirmed answer with that warning), in result order."""
         return tuple(
             r.operation.sync_key
-            for part in self._parts()
+            for part in parts_of(self.results)
             if not isinstance(part, Unreached)  # (no status: never sent)
             for r in part
             if r.status is not None

@@ -158,14 +158,11 @@ def _column(batch: list[tuple[Sequence[Any], int, int]], name: str, form: _Form)
     pieces: list[Any] = []
     for part, start, stop in batch:
         if isinstance(part, Block):
-            column = (
-                part.columns.get(name.removeprefix("record.")) if name != "record.sync_key" else part.keys
-            )
-            if column is None:  # (a field the block leaves to its default)
+            if part.holds(name):
+                pieces.append(part.column(name).slice(start, stop - start).cast(pa.large_string()))
+            else:  # (a field the block leaves to its default)
                 default = _default(part.operation, name)
                 pieces.append(pa.array([default] * (stop - start), type=pa.large_string()))
-            else:
-                pieces.append(column.slice(start, stop - start).cast(pa.large_string()))
         else:
             get = repr if form.shown else attrgetter(name)
             values = [get(op) for op in part[start:stop]]

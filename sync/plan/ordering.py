@@ -10,16 +10,13 @@ membership is sent only after its person and group were answered.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import count, groupby
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Final
 
 from sync.models import Deactivate, Delete, DeleteOperation, DeletesMode, Operation, split_children
-from sync.models.blocks import Block, Ops, runs
+from sync.models.blocks import Block, runs
 from sync.models.kinds import DELETION_ORDER, KINDS, Kind, Reference, kind_of
-from sync.models.plans import classes_of
 
 __all__ = ["deletion_operations", "depths", "link_levels", "own_reference", "phases"]
 
@@ -116,26 +113,11 @@ def _placed(operations: Sequence[Operation]) -> dict[tuple[Kind, bool], list[int
     """The positions of `operations` by kind and removal, each in order."""
     placed: dict[tuple[Kind, bool], list[int]] = {}
     start = 0
-    for pair, run in _runs(operations):
-        end = start + run
+    for pair, run in runs(operations):
+        end = start + len(run)
         placed.setdefault(_PLACES[pair], []).extend(range(start, end))
         start = end
     return placed
-
-
-def _runs(operations: Sequence[Operation]) -> Iterator[tuple[tuple[type, type], int]]:
-    """The runs of one shape (`classes_of`) of `operations` and their lengths: a block's at once, the
-    others' counted at C speed without holding them (a zip with `itertools.count` that a deque of
-    length 0 drains: the zip reuses its pair)."""
-    parts = operations.parts if isinstance(operations, Ops) else (operations,)
-    for part in parts:
-        if isinstance(part, Block):
-            yield part.classes, len(part)
-            continue
-        for pair, run in groupby(part, key=classes_of):
-            counter = count()
-            deque(zip(run, counter, strict=False), maxlen=0)  # (items first: the count stops with them)
-            yield pair, next(counter)
 
 
 def _levels(

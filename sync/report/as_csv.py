@@ -317,7 +317,7 @@ def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> l
     count = len(why)
 
     def cells(names: tuple[str, ...]) -> list[list[str]]:
-        return [block.texts(name.removeprefix("record."), start, start + count) for name in names]
+        return [block.texts(name, start, start + count) for name in names]
 
     head, tail = line.names
     return list(zip(*cells(head), repeat("", count), why, *cells(tail), strict=True))
@@ -331,9 +331,7 @@ def _block_lines(block: Block, line: _Line, start: int, why: Sequence[str]) -> b
         return None
     stop = start + len(why)
     head, tail = line.names
-    arrays = [
-        block.column(name.removeprefix("record.")).slice(start, stop - start) for name in (*head, *tail)
-    ]
+    arrays = [block.column(name).slice(start, stop - start) for name in (*head, *tail)]
     if any_byte(arrays, _QUOTED_BYTES):
         return None
     arrays = [prefixed(array, _FORMULA_BYTES, "'") for array in arrays]

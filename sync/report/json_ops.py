@@ -125,11 +125,10 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
     def columns(block: Block, start: int, stop: int, joined_by: str) -> list[str] | bytes:
         """The lines of a block's operations from `start` to `stop`, their texts read off its columns:
         joined by `joined_by` as UTF-8 bytes, filled by Arrow, when no text holds a character to escape."""
-        names = [name.removeprefix("record.") for name in attributes]
-        arrays = [block.column(name).slice(start, stop - start) for name in names]
+        arrays = [block.column(name).slice(start, stop - start) for name in attributes]
         if not with_changes and not any_byte(arrays, _ESCAPED_BYTES):
             return filled(parts, arrays, end=joined_by, drop_last_end=True)
-        cells = [block.texts(name, start, stop) for name in names]
+        cells = [block.texts(name, start, stop) for name in attributes]
         texts = list(zip(*cells, strict=True))
         if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
             return list(map(plain.__mod__, texts))

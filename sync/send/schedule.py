@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
-from sync.models.blocks import Block, Ops
+from sync.models.blocks import Block, Ops, parts_of
 from sync.models.records import instances
 from sync.models.results import Unreached
 from sync.plan.ordering import phases
@@ -232,10 +232,9 @@ def _in_order(todo: Sequence[Operation], results: dict[int, OperationResult]) ->
     results are made as they are read (`Unreached`); the other unreached ones are built in bulk."""
     if len(results) == len(todo):
         return tuple(results[position] for position in range(len(todo)))
-    parts = todo.parts if isinstance(todo, Ops) else (todo,)
     ordered: list[Sequence[OperationResult]] = []
     start = 0
-    for part in parts:
+    for part in parts_of(todo):
         end = start + len(part)
         if not isinstance(part, Block):
             ordered.append(_reached(part, start, end - start, results))
