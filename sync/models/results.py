@@ -97,6 +97,16 @@ class OperationResult:
     attempts: int = 0
 
 
+def skipped(operations: Sequence[Operation]) -> list[OperationResult]:
+    """Each of `operations` as skipped (a run that stopped did not reach it), built in bulk (`instances`:
+    a run stopped early on a first night leaves up to 10^6)."""
+    outcomes = [Outcome.SKIPPED] * len(operations)
+    made: list[OperationResult] = instances(
+        OperationResult, len(operations), {"operation": operations, "outcome": outcomes}
+    )
+    return made
+
+
 class Unreached(Sequence[OperationResult]):
     """The results of a block's operations `start` to `stop` that a run did not reach (skipped), made
     as they are read, a chunk at a time (a run stopped early on a first night leaves up to 10^6)."""
@@ -122,10 +132,7 @@ class Unreached(Sequence[OperationResult]):
 
     def __iter__(self) -> Iterator[OperationResult]:
         for start in range(self._start, self._stop, CHUNK):
-            ops = self._block.made(start, min(start + CHUNK, self._stop))
-            yield from instances(
-                OperationResult, len(ops), {"operation": ops, "outcome": [Outcome.SKIPPED] * len(ops)}
-            )
+            yield from skipped(self._block.made(start, min(start + CHUNK, self._stop)))
 
 
 _OUTCOME: Final = attrgetter("outcome")

@@ -17,8 +17,7 @@ from typing import Final, TypeAlias
 
 from sync.models import ChangeIdentifier, Create, Delete, Operation, OperationResult, Outcome, Update, kind_of
 from sync.models.blocks import Block, Ops, parts_of
-from sync.models.records import instances
-from sync.models.results import Unreached
+from sync.models.results import Unreached, skipped
 from sync.plan.ordering import phases
 from sync.send.budget import Budget
 from sync.send.circuit import Halt
@@ -251,15 +250,8 @@ def _reached(
 ) -> list[OperationResult]:
     """The results of `part`'s first `count` operations (at `start` in the run); those not reached,
     skipped (built in bulk)."""
-    unreached = [op for at, op in enumerate(part[:count], start) if at not in results]
-    skipped = iter(
-        instances(
-            OperationResult,
-            len(unreached),
-            {"operation": unreached, "outcome": [Outcome.SKIPPED] * len(unreached)},
-        )
-    )
-    return [results[at] if at in results else next(skipped) for at in range(start, start + count)]
+    unreached = iter(skipped([op for at, op in enumerate(part[:count], start) if at not in results]))
+    return [results[at] if at in results else next(unreached) for at in range(start, start + count)]
 
 
 def _flushed(todo: Sequence[Operation], batch: list[int], mass: str) -> _Placed:
