@@ -30,8 +30,8 @@ from sync.models.blocks import CHUNK, Block, Ops, runs
 from sync.models.kinds import KINDS
 from sync.models.plans import classes_of
 from sync.models.results import Unreached
-from sync.plan.fingerprint import operation_bytes
 from sync.plan.limits import parse_rule
+from sync.plan.operation_bytes import operation_bytes
 from sync.plan.ordering import phases
 from sync.plan.safety import SafetyLimits, breaching, check_limits
 from sync.plan.selection import select_operations

@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import given
 
 from sync.models import Create, FieldChange, Operation, Person, Update
-from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_bytes
+from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint
+from sync.plan.operation_bytes import operation_bytes
 from tests.strategies import operations
 
 

@@ -20,7 +20,7 @@ import click
 
 from sync.cli.output import EXIT_SAFETY, EXIT_USAGE, fail, notice
 from sync.models.blocks import Ops
-from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint, operation_bytes
+from sync.plan.fingerprint import Fingerprint, differences, digest, fingerprint
 
 __all__ = [
     "Digests",
@@ -100,6 +100,8 @@ def of_plan(
     """The fingerprint of `the_plan`, made from `roster` (a RosterSet) through `mapping` against a
     snapshot in state `snapshot` (None: no state yet), with these settings; the roster files' hashes
     from `digests` when given (hashed while the roster was read)."""
+    from sync.plan.operation_bytes import operation_bytes  # noqa: PLC0415 - numpy and pyarrow
+
     digest_of = digests.of if digests is not None else _file_digest
     files = {
         Path(file).name: digest_of(Path(file))

@@ -35,6 +35,7 @@ __all__ = [
     "mask",
     "moved_keys",
     "text_frame",
+    "text_spans",
 ]
 
 REASON_NOT_IN_ROSTER: Final = "not in roster"
@@ -62,6 +63,15 @@ def arrow(values: pd.Series | pd.Index | Collection[str]) -> Any:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     return array.cast(pa.large_string())
+
+
+def text_spans(column: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """A large_string array's offsets (one more than its values, numpy views of its own buffer) and its
+    whole data buffer as bytes: the value i is data[offsets[i]:offsets[i + 1]] in UTF-8."""
+    start = column.offset
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[start : start + len(column) + 1]
+    data = column.buffers()[2]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
 
 
 def by_key(keys: Any) -> Any:

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
+from sync.plan.columns import text_spans
+
 __all__ = ["ByteSet", "any_byte", "filled", "prefixed"]
 
 _TEXT: Final = pa.large_string()
@@ -37,12 +39,11 @@ def filled(
         args.append(column.cast(_TEXT))
     args.append(pa.scalar(parts[-1] + end, type=_TEXT))
     lines = pc.binary_join_element_wise(*args, _NOTHING)
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    offsets, data = text_spans(lines)
     start, stop = int(offsets[0]), int(offsets[-1])
     if drop_last_end and len(lines):
         stop -= len(end.encode("utf-8"))
-    data = lines.buffers()[2]
-    return b"" if data is None or stop <= start else data.slice(start, stop - start).to_pybytes()
+    return data[start:stop].tobytes() if stop > start else b""
 
 
 class ByteSet:
@@ -74,22 +75,13 @@ class ByteSet:
         return False
 
 
-def _spans(column: Any) -> tuple[Any, Any]:
-    """A text column's offsets (one more than its values) and its data, as numpy arrays."""
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[
-        column.offset : column.offset + len(column) + 1
-    ]
-    data = column.buffers()[2]
-    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-
-
 def any_byte(columns: Sequence[Any], characters: ByteSet) -> bool:
     """Whether a value of any of `columns` holds one of `characters`."""
     for values in columns:
         text = values.cast(_TEXT)
         if text.null_count:
             return True  # (no line of a null: the writers go line by line)
-        offsets, data = _spans(text)
+        offsets, data = text_spans(text)
         if characters.found_in(data[offsets[0] : offsets[-1]]):
             return True
     return False
@@ -99,7 +91,7 @@ def prefixed(column: Any, characters: ByteSet, prefix: str) -> Any:
     """`column` with `prefix` put before each value whose first character is one of `characters`."""
     table = characters.table
     column = column.cast(_TEXT)
-    offsets, data = _spans(column)
+    offsets, data = text_spans(column)
     starts = offsets[:-1]
     filled_at = starts[offsets[1:] > starts]
     if not len(filled_at) or not table[data[filled_at]].any():
