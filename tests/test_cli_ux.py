@@ -619,3 +619,30 @@ class TestDocs:
         assert positions == sorted(positions)
         architecture = (DOCS / "architecture.md").read_text(encoding="utf-8")
         assert "Confirmed ⇒ journalled ⇒ snapshot" in architecture
+
+
+_HEAVY_IMPORTS = """
+import sys
+from sync.cli.app import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(sorted({name.split(".")[0] for name in sys.modules} & {"numpy", "pandas", "pyarrow"}))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plan", "--help"], ["mapping", "list"]])
+def test_help_and_listings_import_no_data_libraries(argv: list[str]) -> None:
+    """`--help`, a command's help and `mapping list` start without numpy, pandas or pyarrow: the
+    pipeline's stages import them when a command runs them (the plan's fingerprint once did at
+    start-up, 0.1 s on every command)."""
+    root = Path(__file__).resolve().parents[1]
+    shown = subprocess.run(
+        [sys.executable, "-c", _HEAVY_IMPORTS, *argv],
+        env=os.environ | {"PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip().splitlines()[-1] == "[]"
