@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, repeat
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sync.models import PERSON_FIELDS, PERSON_LATER_FIELDS, DeleteOperation, Operation, Plan, RunResult
 from sync.models.blocks import Block, runs
@@ -293,10 +293,10 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str
         if arrowed is not None:
             yield arrowed
             continue
-        some = _Later(run, start, start + len(why))
         if isinstance(run, Block):  # (its texts read off its columns: no object made)
             texts = _block_texts(run, line, start, why)
         else:
+            some = run[start : start + len(why)]
             texts = [(*h, "", r, *t) for h, r, t in zip(map(head, some), why, map(tail, some), strict=True)]
         try:
             joined = _SLOT + _SLOT.join(chain.from_iterable(texts))
@@ -308,7 +308,7 @@ def _run_lines(run: Sequence[Operation], reasons: Sequence[str]) -> Iterator[str
                 joined = _FORMULA.sub(_SLOT + "'", joined)
             yield "".join(map(fill, zip(*[iter(joined[1:].split(_SLOT))] * width, strict=True)))
         else:
-            yield "".join(map(_operation_line, some, why))
+            yield "".join(map(_operation_line, run[start : start + len(why)], why))
 
 
 def _block_texts(block: Block, line: _Line, start: int, why: Sequence[str]) -> list[tuple[str, ...]]:
@@ -346,25 +346,6 @@ def _block_lines(block: Block, line: _Line, start: int, why: Sequence[str]) -> b
 _QUOTED_BYTES: Final = ByteSet(',"\r\n\x00')
 #: What makes a text a formula, first in it (`_FORMULA_FIRST`).
 _FORMULA_BYTES: Final = ByteSet("".join(sorted(_FORMULA_FIRST)))
-
-
-class _Later(Sequence[Operation]):
-    """Operations `start` to `stop` of a run, made objects only if asked for (a block's, line by line)."""
-
-    def __init__(self, run: Sequence[Operation], start: int, stop: int) -> None:
-        self._run, self._start, self._stop = run, start, stop
-        self._made: Sequence[Operation] | None = None
-
-    def _ops(self) -> Sequence[Operation]:
-        if self._made is None:
-            self._made = self._run[self._start : self._stop]
-        return self._made
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._ops()[index]
 
 
 #: How many operations `_run_lines` writes at once (a few MB of text).

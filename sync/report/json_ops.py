@@ -110,13 +110,15 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
     def line_with_changes(op: Operation) -> str:
         return _filled(plain, encoded, getter(op), changes_json(op.changes))  # type: ignore[union-attr]
 
-    def lines(ops: Sequence[Operation]) -> list[str]:
-        """The lines of `ops` (no changes): one search for the escaped characters for all of them
+    def fill(texts: list[tuple[str, ...]]) -> list[str]:
+        """The lines of `texts` (no changes): one search for the escaped characters for all of them
         instead of one per operation, and the template filled at C speed."""
-        texts = list(map(getter, ops))
         if _ESCAPED.search("".join(chain.from_iterable(texts))) is None:  # TypeError: not text
             return list(map(plain.__mod__, texts))
         return [_filled(plain, encoded, each) for each in texts]
+
+    def lines(ops: Sequence[Operation]) -> list[str]:
+        return fill(list(map(getter, ops)))
 
     pieces = template.split(_SLOT)
     parts = [pieces[0] + '"', *(f'"{piece}"' for piece in pieces[1:-1]), '"' + pieces[-1]]
@@ -128,11 +130,7 @@ def _writer(template: str, attributes: list[str], with_changes: bool) -> _Writer
         arrays = [block.column(name).slice(start, stop - start) for name in attributes]
         if not with_changes and not any_byte(arrays, _ESCAPED_BYTES):
             return filled(parts, arrays, end=joined_by, drop_last_end=True)
-        cells = [block.texts(name, start, stop) for name in attributes]
-        texts = list(zip(*cells, strict=True))
-        if _ESCAPED.search("".join(chain.from_iterable(cells))) is None:
-            return list(map(plain.__mod__, texts))
-        return [_filled(plain, encoded, each) for each in texts]
+        return fill(list(zip(*(block.texts(name, start, stop) for name in attributes), strict=True)))
 
     if with_changes:
         return _Writer(line_with_changes, lambda ops: list(map(line_with_changes, ops)), columns)
