@@ -181,7 +181,7 @@ class Side:
         """`positions` in the order of their rows' sync keys (by code point, as Python compares them)."""
         if len(positions) < 2:
             return positions
-        order = pc.sort_indices(self.keys.take(pa.array(positions, type=pa.int64())))
+        order = by_key(self.keys.take(pa.array(positions, type=pa.int64())))
         return np.asarray(positions[order.to_numpy()], dtype=np.intp)
 
     def is_in(self, keys: frozenset[str] | Any, column: str = "") -> BoolArray:
